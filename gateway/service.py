@@ -62,7 +62,7 @@ class SubmitResult:
 def _db_retry() -> tenacity.AsyncRetrying:
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(_TRANSIENT),
-        wait=tenacity.wait_exponential_jitter(initial=0.05, max=0.5),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.5),
         stop=tenacity.stop_after_delay(3),
         reraise=True,
     )
