@@ -40,6 +40,12 @@ async def _serve(args) -> int:
     from gateway.logging import configure
 
     settings = _settings(args)
+    if args.workers is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, workers=args.workers)
+    if settings.workers > 1:
+        return await _supervise(settings)
     if args.no_dispatch:
         from dataclasses import replace
 
@@ -48,8 +54,17 @@ async def _serve(args) -> int:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True,
+                       reuse_port=settings.reuse_port or None)
     await site.start()
+    if settings.reuse_port:  # a worker under _supervise: the supervisor prints the banner
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+        return 0
     base = settings.base_url
     print(f"Saraban gateway listening on {base}", flush=True)
     print(f"  readiness: {base}/readyz   API: {base}/v1/openapi.json", flush=True)
@@ -63,6 +78,59 @@ async def _serve(args) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    return 0
+
+
+async def _supervise(settings) -> int:
+    """Run ``settings.workers`` worker processes on one port; restart any that dies.
+
+    The embedded database (if used) is started here once, so workers share it
+    and it outlives any one worker. Each worker is a full gateway (API and
+    dispatchers); SKIP LOCKED claims make that safe without coordination.
+    """
+    import os
+    import subprocess
+    import time
+
+    from gateway import db
+
+    dsn = settings.database_url or await asyncio.to_thread(db.start_embedded, settings.data_dir)
+    env = dict(os.environ, GATEWAY_DATABASE_URL=dsn, GATEWAY_REUSE_PORT="1", GATEWAY_WORKERS="1",
+               GATEWAY_HOST=settings.host, GATEWAY_PORT=str(settings.port),
+               GATEWAY_DIRECTORY_PATH=str(settings.directory_path), GATEWAY_DATA_DIR=str(settings.data_dir))
+
+    def spawn(i: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"],
+                                env=dict(env, GATEWAY_NODE_NAME=f"{os.uname().nodename}:w{i}"))
+
+    procs = {i: spawn(i) for i in range(settings.workers)}
+    print(f"Saraban gateway listening on {settings.base_url} ({settings.workers} worker processes)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    restarts: dict[int, float] = {}
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass
+        for i, p in list(procs.items()):
+            if p.poll() is not None and not stop.is_set():
+                # A worker died (OOM, crash): its leases expire and others take its work; start a new one,
+                # at most once a second so a crash loop does not spin.
+                if time.monotonic() - restarts.get(i, 0) > 1:
+                    print(f"worker {i} exited with {p.returncode}; restarting", file=sys.stderr, flush=True)
+                    restarts[i] = time.monotonic()
+                    procs[i] = spawn(i)
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
     return 0
 
 
@@ -196,6 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--no-dispatch", action="store_true", help="accept only; run no dispatcher workers")
+    s.add_argument("--workers", type=int, help="worker processes sharing the port (GATEWAY_WORKERS)")
     s.set_defaults(func=_serve)
 
     d = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)

@@ -143,9 +143,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook. The gateway keeps no session state (no LISTEN, no session
+    advisory locks, no SET), so the default ``RESET ALL; UNLISTEN *; ...`` round trip
+    on every release is pure cost; asyncpg still rolls back a stray transaction."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=60, server_settings={"application_name": "saraban-gateway"})
+                                     reset=_keep_session, command_timeout=60,
+                                     server_settings={"application_name": "saraban-gateway"})
 
 
 # --------------------------------------------------------------------------- embedded server

@@ -30,6 +30,7 @@ import structlog
 import tenacity
 
 from adapters.base import Adapter
+from gateway.batching import GroupCommitter
 from gateway.clock import Clock
 from gateway.directory import Directory
 from gateway.envelope import MessageType
@@ -81,6 +82,9 @@ class Exchange:
         self.clock = clock
         self.metrics = metrics
         self._wake = wake or (lambda: None)
+        self.committer: GroupCommitter[NewMessage, int | None] = GroupCommitter(
+            lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
+            max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
 
     # ------------------------------------------------------------------ submit
 
@@ -135,7 +139,7 @@ class Exchange:
         try:
             async for attempt in _db_retry():
                 with attempt:
-                    pk = await messages.insert(self.pool, new)
+                    pk = await self.committer.submit(new)
                     if pk is None:
                         return await self._duplicate(h.sender, h.message_id, checked.sha256)
         except _TRANSIENT as exc:

@@ -81,6 +81,10 @@ class Settings:
     """Base URL printed and advertised (e.g. in e-CMS look-ups); default from host and port."""
     max_body_bytes: int = 64 * 1024 * 1024
     """Largest request body accepted; larger requests are refused before they are read."""
+    workers: int = 1
+    """Gateway worker processes sharing the port (SO_REUSEPORT); each runs the API and dispatchers."""
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT (set for workers by ``--workers``)."""
     node_name: str = ""
     """Name of this gateway process in leases and logs; default host:pid."""
     log_format: str = "auto"

@@ -182,3 +182,45 @@ RETURNING message_pk, recipient;
 
 -- name: ping
 SELECT 1;
+
+-- name: insert_messages
+-- Group commit: many messages (with their deliveries and audit events) in one
+-- statement and one transaction. Parallel arrays, one element per message
+-- ($1..$18) and one per delivery ($19..$25, each naming its message by index).
+-- Rows whose (sender, message_id) exists already are skipped and come back
+-- without a pk; the caller answers those with the original receipt.
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::bytea[],
+                         $14::bytea[], $15::bytea[], $16::bytea[], $17::timestamptz[], $18::jsonb[])
+        WITH ORDINALITY AS i (sender, message_id, message_type, conversation_id, ref_to_message_id,
+                              letter_number, letter_date, subject, speed, secrecy, channel, received_sha256,
+                              received, forwarded, evidence, receipt, accepted_at, audit, ord)
+), m AS (
+    INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
+                          letter_number, letter_date, subject, speed, secrecy, channel,
+                          received_sha256, received, forwarded, evidence, receipt, accepted_at)
+    SELECT sender, message_id, message_type::message_type, conversation_id, ref_to_message_id, letter_number,
+           letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded, evidence, receipt,
+           accepted_at
+    FROM input ORDER BY ord
+    ON CONFLICT (sender, message_id) DO NOTHING
+    RETURNING pk, sender, message_id
+), mi AS (
+    SELECT m.pk, i.ord, i.accepted_at, i.audit, i.sender FROM m
+    JOIN input i ON i.sender = m.sender AND i.message_id = m.message_id
+), d AS (
+    INSERT INTO deliveries (id, message_pk, recipient, route, status, next_attempt_at, created_at, expires_at)
+    SELECT r.id, mi.pk, r.recipient, r.route, r.status::delivery_status,
+           greatest(mi.accepted_at, coalesce(dest.backoff_until, mi.accepted_at)), mi.accepted_at, r.expires_at
+    FROM unnest($19::bigint[], $20::uuid[], $21::text[], $22::text[], $23::text[], $24::timestamptz[])
+        AS r (ord, id, recipient, route, status, expires_at)
+    JOIN mi ON mi.ord = r.ord
+    LEFT JOIN destinations dest ON dest.agency = r.recipient
+    RETURNING 1
+), a AS (
+    INSERT INTO audit_events (at, actor, kind, message_pk, details)
+    SELECT mi.accepted_at, mi.sender, 'message.accepted', mi.pk, mi.audit FROM mi ORDER BY mi.ord
+    RETURNING 1
+)
+SELECT mi.ord, mi.pk, (SELECT count(*) FROM d) AS deliveries, (SELECT count(*) FROM a) AS events FROM mi;

@@ -93,3 +93,26 @@ async def get_by_pk(db: Executor, pk: int) -> MessageRecord | None:
 async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
     row = await db.fetchrow(queries["get_message_by_pk"], pk)
     return None if row is None else row["forwarded"]
+
+
+async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | None]:
+    """Insert several messages in one statement (group commit); ``None`` where (sender, id) exists."""
+    cols = ("sender", "message_id", "message_type", "conversation_id", "ref_to_message_id", "letter_number",
+            "letter_date", "subject", "speed", "secrecy", "channel", "received_sha256", "received", "forwarded",
+            "evidence", "receipt", "accepted_at")
+    args: list[list] = [[getattr(m, c) for m in batch] for c in cols]
+    args.append([json.dumps(m.audit, ensure_ascii=False) for m in batch])
+    d_ord, d_id, d_rec, d_route, d_status, d_exp = [], [], [], [], [], []
+    for i, m in enumerate(batch, start=1):
+        for d in m.deliveries:
+            d_ord.append(i)
+            d_id.append(d.id)
+            d_rec.append(d.recipient)
+            d_route.append(d.route)
+            d_status.append(d.status)
+            d_exp.append(m.expires_at)
+    rows = await db.fetch(queries["insert_messages"], *args, d_ord, d_id, d_rec, d_route, d_status, d_exp)
+    pks: list[int | None] = [None] * len(batch)
+    for r in rows:
+        pks[r["ord"] - 1] = r["pk"]
+    return pks

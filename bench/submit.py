@@ -1,0 +1,119 @@
+"""Submit throughput: N concurrent clients posting 5 KB letters to real gateway processes.
+
+Measured in the same run, on the same database server: the raw asyncpg
+single-row durable insert rate (each row a committed transaction carrying the
+same bytes, with the same concurrency), so the ratio shows how close the
+gateway is to what the database itself can do.
+
+Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P]
+Prints its figures last, on one line of key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import database, figures, percentile  # noqa: E402
+from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
+from tests.support import write_directory  # noqa: E402
+
+
+def make_letters(n: int, size: int = 5000) -> list[bytes]:
+    pdf = b"%PDF-1.4\n" + os.urandom(size * 3 // 4 - 600)
+    base = letter_bytes(recipients=(CMI, KKN), message_id="X" * 36, pdf=pdf)
+    return [base.replace(b"X" * 36, str(uuid.uuid4()).encode()) for _ in range(n)]
+
+
+async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes) -> float:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, k text UNIQUE, body bytea)")
+    await conn.close()
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    counter = iter(range(rows))
+
+    async def worker():
+        for i in counter:
+            await pool.execute("INSERT INTO bench_raw (k, body) VALUES ($1, $2)", f"k{i}", payload)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    await pool.close()
+    return rows / elapsed
+
+
+async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[float, list[float], dict[int, int]]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    it = iter(enumerate(letters))
+    headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+    connector = aiohttp.TCPConnector(limit=clients * 2)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        async def client():
+            for i, body in it:
+                t = time.perf_counter()
+                async with s.post(f"{urls[i % len(urls)]}/v1/messages", data=body, headers=headers) as r:
+                    await r.read()
+                    codes[r.status] = codes.get(r.status, 0) + 1
+                latencies.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return len(letters) / elapsed, latencies, codes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="a small, fast run")
+    ap.add_argument("--letters", type=int)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--processes", type=int, default=2,
+                    help="gateway worker processes (gateway serve --workers)")
+    args = ap.parse_args()
+    n = args.letters or (600 if args.quick else 6000)
+    workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
+    directory = write_directory(workdir / "directory.json")
+    letters = make_letters(n + 200)
+    with database("submit") as (_admin, dsn):
+        raw = asyncio.run(raw_insert_rate(dsn, n, args.clients, letters[0]))
+        procs = []
+        try:
+            port = free_port()
+            env = gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
+                              GATEWAY_DISPATCH_ENABLED="false", GATEWAY_LOG_LEVEL="warning",
+                              GATEWAY_WORKERS=str(args.processes),
+                              GATEWAY_POOL_MAX=str(max(10, args.clients // args.processes + 2)))
+            procs.append(GatewayProcess(env=env, port=port, log_path=workdir / f"gw-{port}.log").start())
+
+            async def run():
+                for p in procs:
+                    await p.wait_ready()
+                urls = [p.url for p in procs]
+                await load(urls, letters[:200], args.clients)  # warm-up
+                return await load(urls, letters[200:], args.clients)
+
+            rate, lat, codes = asyncio.run(run())
+        finally:
+            for p in procs:
+                p.stop()
+    print(f"status codes: {codes}")
+    print(figures(letters=n, clients=args.clients, processes=args.processes, letters_per_s=rate,
+                  p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
+                  raw_insert_per_s=raw, ratio_to_raw=rate / raw))
+
+
+if __name__ == "__main__":
+    main()
