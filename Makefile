@@ -1,0 +1,47 @@
+# The two commands: `make run` and `make test`. Both set up everything they need
+# on a fresh machine (virtualenv, Python packages, Debian packages for tests).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Debian packages the tests need: SoftHSM2 (PKCS#11 signer), Thai fonts (stamps),
+# poppler (render stamped PDFs), Chromium (browser tests of the console).
+DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium
+
+.PHONY: run test test-fast venv system-deps bench conformance clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install (as root): apt-get install$$missing" >&2; exit 1; fi; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/gateway serve
+
+test: $(STAMP) system-deps
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not browser"
+
+bench: $(STAMP)
+	$(BIN)/python bench/submit.py --quick
+
+conformance: $(STAMP)
+	$(BIN)/pytest -q conformance
+
+clean:
+	rm -rf $(VENV) build *.egg-info test-artifacts

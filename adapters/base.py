@@ -1,0 +1,64 @@
+"""The adapter interface and the outcomes it reports.
+
+An adapter answers one delivery attempt with exactly one outcome:
+
+* :class:`Delivered` — the office has it (with its acknowledgement, kept as evidence);
+* :class:`Retry` — not now (timeout, connection error, 429, 5xx); the dispatcher
+  backs off, per destination and per delivery;
+* :class:`Permanent` — the office refused it for good (a 4xx); resending the same
+  bytes will not help, so the delivery is dead at once and an operator is told.
+
+Adapters get their HTTP session and settings passed in; they never create a
+session per request and never retry on their own (retrying is the
+dispatcher's, so it is visible, bounded and survives restarts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, Union
+
+from gateway.directory import Route
+
+
+@dataclass(frozen=True)
+class OutboundDelivery:
+    delivery_id: uuid.UUID
+    """Stable id of this delivery; the office deduplicates on it."""
+    message_id: str
+    sender: str
+    recipient: str
+    envelope: bytes
+    """The sealed envelope exactly as stored (only verified bytes travel)."""
+    route: Route
+    attempt: int
+    """1 for the first attempt."""
+
+
+class Delivered(NamedTuple):
+    ack: bytes | None = None
+    """The office's acknowledgement document, kept as evidence."""
+
+
+class Retry(NamedTuple):
+    reason: str
+    retry_after: float | None = None
+    """Seconds the office asked us to wait (Retry-After), if any."""
+
+
+class Permanent(NamedTuple):
+    reason: str
+
+
+Outcome = Union[Delivered, Retry, Permanent]
+
+
+class Adapter(Protocol):
+    kind: str
+    """Route kind this adapter serves (push, pull, ecms, folder)."""
+    pushes: bool
+    """False for routes where the office fetches (pull): deliveries wait in its inbox."""
+
+    async def deliver(self, d: OutboundDelivery) -> Outcome:
+        """Make one attempt; never raise for the office's faults, report an outcome."""

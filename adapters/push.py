@@ -1,0 +1,81 @@
+"""HTTPS push: POST the sealed envelope to the office's endpoint.
+
+Success is a 2xx whose body is a ``DeliveryAck`` naming this delivery's id; a
+2xx without it is treated as a failure to retry (the office did not say it
+has the letter). Headers carry the delivery id, message id and sender so an
+office can deduplicate before parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from gateway import xml
+from gateway.errors import GatewayError
+from gateway.retry import classify_http_status
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str | None:
+    """``None`` if ``body`` is a DeliveryAck for ``delivery_id``, else what is wrong."""
+    try:
+        root = xml.parse(body, max_bytes=max_bytes, what="ack")
+        xml.validate("envelope-v1.xsd", root, what="ack")
+    except GatewayError as exc:
+        return f"{exc.code}: {exc.message}"
+    if root.tag != f"{{{xml.ENVELOPE_NS}}}DeliveryAck":
+        return "ack.not_delivery_ack"
+    got = root.findtext(f"{{{xml.ENVELOPE_NS}}}DeliveryId")
+    if got != delivery_id:
+        return f"ack.wrong_delivery_id: {got!r}"
+    return None
+
+
+class PushAdapter:
+    kind = "push"
+    pushes = True
+
+    def __init__(self, session: aiohttp.ClientSession, *, timeout_s: float = 30.0) -> None:
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def deliver(self, d: OutboundDelivery) -> Outcome:
+        url = d.route.settings["url"]
+        timeout = aiohttp.ClientTimeout(total=float(d.route.settings.get("timeout_s", self.timeout.total)))
+        headers = {
+            "Content-Type": "application/xml; charset=utf-8",
+            "X-Saraban-Delivery-Id": str(d.delivery_id),
+            "X-Saraban-Message-Id": d.message_id,
+            "X-Saraban-Sender": d.sender,
+            "X-Saraban-Attempt": str(d.attempt),
+        }
+        try:
+            async with self.session.post(url, data=d.envelope, headers=headers, timeout=timeout,
+                                         allow_redirects=False) as resp:
+                body = await resp.content.read(1 << 20)
+                verdict = classify_http_status(resp.status)
+                if verdict == "retry":
+                    return Retry(f"http {resp.status}", _retry_after(resp.headers.get("Retry-After")))
+                if verdict == "permanent":
+                    return Permanent(f"http {resp.status}: {body[:200].decode('utf-8', 'replace')}")
+                problem = check_ack(body, str(d.delivery_id))
+                if problem is not None:
+                    return Retry(f"http {resp.status} without a valid acknowledgement ({problem})")
+                return Delivered(ack=body)
+        except asyncio.TimeoutError:
+            return Retry("timeout")
+        except aiohttp.ClientError as exc:
+            return Retry(f"connection: {type(exc).__name__}: {exc}"[:300])
+        except OSError as exc:
+            return Retry(f"connection: {exc}"[:300])

@@ -1,0 +1,223 @@
+"""The HTTP API (``/v1``), health, readiness and metrics.
+
+Handlers are thin: authenticate, read the request within its limits, call the
+:class:`gateway.service.Exchange`, shape the answer. Every error leaves as a
+JSON body ``{"code", "field"?, "message"}`` with a 4xx for the client's faults;
+a 500 means a bug and is logged with the request id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+from gateway import auth, db, keys
+from gateway.errors import EnvelopeError, GatewayError, NotFound
+
+log = structlog.get_logger(__name__)
+
+XML_TYPES = ("application/xml", "text/xml")
+routes = web.RouteTableDef()
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def error_response(exc: GatewayError, request_id: str) -> web.Response:
+    body = exc.to_dict()
+    body["request_id"] = request_id
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="saraban-gateway"'
+    if exc.status in (429, 503):
+        headers["Retry-After"] = "2"
+    return web.json_response(body, status=exc.status, headers=headers,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _coded(exc: Exception) -> GatewayError | None:
+    """Errors from other packages that carry a stable code (pki.errors.PkiError)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and hasattr(exc, "status"):
+        return GatewayError(getattr(exc, "message", str(exc)), code=code, field=getattr(exc, "field", None),
+                            status=int(getattr(exc, "status")))
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    with structlog.contextvars.bound_contextvars(request_id=request_id, path=request.path,
+                                                 method=request.method):
+        try:
+            response = await handler(request)
+        except GatewayError as exc:
+            log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
+            return error_response(exc, request_id)
+        except web.HTTPRequestEntityTooLarge as exc:
+            return error_response(EnvelopeError(f"the body is larger than {exc.max_size} bytes",
+                                                code="request.too_large", status=413), request_id)
+        except web.HTTPException as exc:
+            if exc.status >= 400 and exc.content_type != "application/json":
+                code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
+                return error_response(GatewayError(exc.reason, code=code, status=exc.status), request_id)
+            raise
+        except Exception as exc:
+            coded = _coded(exc)
+            if coded is not None:
+                log.info("request refused", code=coded.code, field=coded.field, status=coded.status)
+                return error_response(coded, request_id)
+            log.exception("unhandled error")
+            return error_response(GatewayError("internal error; it has been logged", code="internal",
+                                               status=500), request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+
+async def read_body(request: web.Request, *, what: str = "request") -> bytes:
+    limit = request.app[keys.SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
+                            code=f"{what}.too_large", status=413)
+    return await request.read()
+
+
+def _require_xml(request: web.Request) -> None:
+    ctype = request.content_type
+    if ctype not in XML_TYPES and not ctype.endswith("+xml"):
+        raise EnvelopeError(f"Content-Type must be application/xml, not {ctype or 'missing'}",
+                            code="request.unsupported_media_type", field="Content-Type", status=415)
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+@routes.post("/v1/messages")
+async def submit_message(request: web.Request) -> web.Response:
+    """Role: agency. Submit an envelope; 202 with a signed receipt, 200 for a repeat."""
+    principal = await auth.require(request, auth.AGENCY)
+    _require_xml(request)
+    body = await read_body(request, what="envelope")
+    t0 = time.perf_counter()
+    exchange = request.app[keys.EXCHANGE]
+    with structlog.contextvars.bound_contextvars(agency=principal.agency):
+        result = await exchange.submit(body, agency=principal.agency)
+    request.app[keys.METRICS].submit_seconds.observe(time.perf_counter() - t0)
+    return web.Response(
+        body=result.receipt, status=200 if result.duplicate else 202, content_type="application/xml",
+        charset="utf-8",
+        headers={"Location": f"/v1/messages/{result.message_id}", "X-Saraban-Sha256": result.sha256,
+                 "X-Saraban-Duplicate": "true" if result.duplicate else "false"})
+
+
+@routes.get("/v1/messages/{message_id}")
+async def message_status(request: web.Request) -> web.Response:
+    """Role: agency (the sender). Status per recipient."""
+    principal = await auth.require(request, auth.AGENCY)
+    status = await request.app[keys.EXCHANGE].message_status(principal.agency, request.match_info["message_id"])
+    return _json(status)
+
+
+# ---------------------------------------------------------------------------- pull inbox
+
+
+def _delivery_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["delivery_id"])
+    except ValueError:
+        raise NotFound("no such delivery", code="inbox.not_found", field="delivery_id") from None
+
+
+@routes.get("/v1/inbox")
+async def inbox(request: web.Request) -> web.Response:
+    """Role: agency. Unacknowledged items for the calling agency, oldest first."""
+    principal = await auth.require(request, auth.AGENCY)
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
+    items = await request.app[keys.EXCHANGE].inbox(principal.agency, limit=limit)
+    return _json({"items": [
+        {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
+         "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
+        for i in items]})
+
+
+@routes.get("/v1/inbox/{delivery_id}")
+async def inbox_item(request: web.Request) -> web.Response:
+    """Role: agency. The sealed envelope of one inbox item."""
+    principal = await auth.require(request, auth.AGENCY)
+    item = await request.app[keys.EXCHANGE].inbox_item(principal.agency, _delivery_id(request))
+    return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8",
+                        headers={"X-Saraban-Delivery-Id": str(item.delivery_id),
+                                 "X-Saraban-Message-Id": item.message_id, "X-Saraban-Sender": item.sender})
+
+
+@routes.post("/v1/inbox/{delivery_id}/ack")
+async def inbox_ack(request: web.Request) -> web.Response:
+    """Role: agency. Acknowledge an inbox item (optionally with a DeliveryAck document)."""
+    principal = await auth.require(request, auth.AGENCY)
+    delivery_id = _delivery_id(request)
+    body = await read_body(request, what="ack")
+    ack = None
+    if body:
+        from adapters.push import check_ack
+
+        problem = check_ack(body, str(delivery_id))
+        if problem is not None:
+            raise EnvelopeError(f"not a DeliveryAck for this delivery: {problem}", code="ack.invalid",
+                                field="body", status=422)
+        ack = body
+    state = await request.app[keys.EXCHANGE].ack(principal.agency, delivery_id, ack=ack)
+    return _json({"delivery_id": str(delivery_id), "status": state})
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Public. The process is alive."""
+    return _json({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Public. The database answers and its schema is current."""
+    pool = request.app[keys.POOL]
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            await conn.fetchval(db.queries["ping"])
+            pending = await db.pending_migrations(conn)
+    except Exception as exc:
+        return _json({"status": "unavailable", "database": f"{type(exc).__name__}"}, status=503)
+    if pending:
+        return _json({"status": "unavailable", "migrations_pending": pending}, status=503)
+    return _json({"status": "ready", "seal": request.app[keys.SEALER].description})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Public on the operations network (Prometheus text)."""
+    from gateway.storage import deliveries
+
+    m = request.app[keys.METRICS]
+    try:
+        m.set_queue_depth(await deliveries.queue_depth(request.app[keys.POOL]))
+    except Exception as exc:  # still expose process metrics while the database is away
+        log.warning("queue depth unavailable", error=str(exc))
+    return web.Response(body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """Public. The OpenAPI 3.1 document of this API."""
+    import importlib.resources
+
+    text = importlib.resources.files("gateway").joinpath("openapi.json").read_bytes()
+    return web.Response(body=text, content_type="application/json", charset="utf-8")

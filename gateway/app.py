@@ -1,0 +1,111 @@
+"""``create_app(settings)``: wiring only.
+
+Each long-lived resource is acquired and released in ``cleanup_ctx``, in
+order: the database (embedded server started if no URL is configured, pool,
+migrations), the one shared HTTP client session, the exchange service, the
+dispatcher workers. Dependencies that tests control (clock, directory, sealer,
+HTTP session) can be passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from adapters.folder import FolderAdapter
+from adapters.pull import PullAdapter
+from adapters.push import PushAdapter
+from gateway import api, db, keys
+from gateway.clock import Clock, SystemClock
+from gateway.directory import Directory
+from gateway.intake import Intake
+from gateway.metrics import Metrics
+from gateway.retry import RetryPolicy
+from gateway.sealing import DigestOnlySealer, Sealer
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _database(app: web.Application):
+    settings = app[keys.SETTINGS]
+    dsn = settings.database_url
+    if not dsn:
+        dsn = await asyncio.to_thread(db.start_embedded, settings.data_dir)
+        log.info("embedded PostgreSQL running", data_dir=str(settings.data_dir / "pg"))
+    app[keys.DATABASE_URL] = dsn
+    pool = await db.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+    async with pool.acquire() as conn:
+        await db.migrate(conn)
+    app[keys.POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _http(app: web.Application):
+    if keys.HTTP in app:
+        yield
+        return
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=32, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "saraban-gateway/0.1"})
+    app[keys.HTTP] = session
+    yield
+    await session.close()
+
+
+def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
+                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None):
+    """The service with its adapters; shared by the app and the CLI."""
+    from gateway.service import Exchange
+
+    adapters = {"pull": PullAdapter(), "folder": FolderAdapter()}
+    if http is not None:
+        adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
+    return Exchange(
+        pool=pool, directory=directory, intake=Intake(directory, max_bytes=settings.max_body_bytes),
+        sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
+        metrics=metrics, wake=wake)
+
+
+async def _exchange(app: web.Application):
+    from gateway.dispatcher import Dispatcher
+
+    settings = app[keys.SETTINGS]
+    wake_box: list = []
+    exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
+                              sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
+                              http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0]())
+    app[keys.EXCHANGE] = exchange
+    worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+    dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)
+    wake_box.append(dispatcher.wake)
+    app[keys.DISPATCHER] = dispatcher
+    task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
+    yield
+    if task is not None:
+        await dispatcher.stop()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
+               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.DIRECTORY] = directory or Directory.load(settings.directory_path)
+    app[keys.METRICS] = Metrics()
+    app[keys.SEALER] = sealer or DigestOnlySealer()
+    if http is not None:
+        app[keys.HTTP] = http
+    app.cleanup_ctx.extend([_database, _http, _exchange])
+    app.add_routes(api.routes)
+    return app

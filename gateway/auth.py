@@ -1,0 +1,67 @@
+"""Who is calling: an agency (its own letters only), operator, auditor or admin.
+
+Agencies authenticate with a client certificate (mutual TLS, bound to the
+agency in the directory) or, in the development profile only, a bearer token
+whose SHA-256 is in the directory. Every route states the role it needs;
+:func:`require` refuses every other role with 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.errors import AuthError
+
+AGENCY = "agency"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    """agency, operator, auditor or admin."""
+    agency: str | None
+    """The agency code, for the agency role."""
+    subject: str
+    """Who, for logs and the audit log (never a secret)."""
+    method: str
+    """How they authenticated: token, certificate, session."""
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def authenticate(request: web.Request) -> Principal:
+    cached = request.get("principal")
+    if cached is not None:
+        return cached
+    directory = request.app[keys.DIRECTORY]
+    settings = request.app[keys.SETTINGS]
+    principal = None
+    token = _bearer(request)
+    if token is not None:
+        if settings.profile == "production":
+            raise AuthError("bearer tokens are off in the production profile; use a client certificate",
+                            code="auth.token_disabled")
+        agency = directory.agency_for_token(token)
+        if agency is None:
+            raise AuthError("unknown token", code="auth.invalid_token")
+        principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
+    if principal is None:
+        raise AuthError("authentication required (client certificate or bearer token)", code="auth.required")
+    request["principal"] = principal
+    return principal
+
+
+async def require(request: web.Request, *roles: str) -> Principal:
+    principal = await authenticate(request)
+    if principal.role not in roles:
+        raise AuthError(f"this needs the role {' or '.join(roles)}", code="auth.forbidden", status=403)
+    return principal

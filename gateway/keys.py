@@ -1,0 +1,24 @@
+"""Typed application keys, in one place."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from gateway.clock import Clock
+from gateway.directory import Directory
+from gateway.metrics import Metrics
+from gateway.sealing import Sealer
+from gateway.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+DIRECTORY = web.AppKey("directory", Directory)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("pool", asyncpg.Pool)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+SEALER = web.AppKey("sealer", Sealer)
+EXCHANGE = web.AppKey("exchange", object)  # gateway.service.Exchange (import cycle otherwise)
+DISPATCHER = web.AppKey("dispatcher", object)  # gateway.dispatcher.Dispatcher
+DATABASE_URL = web.AppKey("database_url", str)

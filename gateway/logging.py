@@ -1,0 +1,43 @@
+"""structlog set-up: JSON lines in production, readable lines on a terminal.
+
+Request and delivery handlers bind message id, agency codes and delivery id
+with ``structlog.contextvars`` so every line they log carries them. Secrets
+(tokens, passwords, keys) are never passed to a logger; the ``_redact``
+processor is a second line of defence for keys with telling names.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_SECRET_KEYS = ("token", "password", "authorization", "secret", "pin", "private_key")
+
+
+def _redact(_logger, _name, event_dict):
+    for key in list(event_dict):
+        if any(s in key.lower() for s in _SECRET_KEYS):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure(fmt: str = "auto", level: str = "info") -> None:
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json"
+                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

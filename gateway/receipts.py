@@ -1,0 +1,51 @@
+"""Receipts the gateway issues (non-repudiation of submission and of delivery).
+
+* The **submission receipt** answers ``POST /v1/messages``: a standalone
+  ``env:Receipt`` (kind ``submission``) carrying the message id, the sender,
+  the time of acceptance and the SHA-256 of exactly the bytes received, signed
+  by the gateway. A repeated submission gets these same bytes again.
+* The **delivery receipt** travels back to the sender as a message of its own
+  (an ``env:Envelope`` whose body is a ``Receipt`` of kind ``delivery``), with
+  the same guarantees as a letter: stored, queued, retried, sealed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from lxml import etree
+
+from gateway.envelope import E, Envelope, Header, MessageType, Receipt, build_body, build_envelope
+
+
+def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.datetime) -> bytes:
+    body = build_body(Receipt(kind="submission", message_id=message_id, sender=sender, sha256=sha256_hex, at=at))
+    return etree.tostring(body, xml_declaration=True, encoding="UTF-8")
+
+
+def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conversation_id: str | None,
+                              sender: str, recipient: str, sha256_hex: str, at: dt.datetime) -> tuple[str, bytes]:
+    """(receipt message id, envelope bytes) for the receipt sent back to ``sender``."""
+    receipt_id = f"receipt-{delivery_id}"
+    env = Envelope(
+        header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at, sender=recipient,
+                      recipients=(sender,), conversation_id=conversation_id or message_id,
+                      ref_to_message_id=message_id),
+        body=Receipt(kind="delivery", message_id=message_id, sender=sender, sha256=sha256_hex, at=at,
+                     recipient=recipient, delivery_id=str(delivery_id)),
+    )
+    return receipt_id, build_envelope(env)
+
+
+def delivery_ack(*, delivery_id: uuid.UUID, message_id: str | None = None, sha256_hex: str | None = None,
+                 received_at: dt.datetime | None = None) -> bytes:
+    """A receiving office's acknowledgement (used by test offices and the CLI)."""
+    parts = [E.DeliveryId(str(delivery_id))]
+    if message_id:
+        parts.append(E.MessageId(message_id))
+    if sha256_hex:
+        parts.append(E.Sha256(sha256_hex))
+    if received_at:
+        parts.append(E.ReceivedAt(received_at.isoformat()))
+    return etree.tostring(E.DeliveryAck(*parts), xml_declaration=True, encoding="UTF-8")

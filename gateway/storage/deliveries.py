@@ -1,0 +1,147 @@
+"""Deliveries: one per (message, recipient), claimed by dispatchers with leases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from dataclasses import dataclass
+
+from gateway.db import queries
+from gateway.storage import Executor
+
+
+class DeliveryStatus(str, enum.Enum):
+    """Mirrors the database enum ``delivery_status``."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRY_WAIT = "retry_wait"
+    INBOX = "inbox"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to this worker, with the sealed bytes to forward."""
+
+    id: uuid.UUID
+    message_pk: int
+    recipient: str
+    route: str
+    attempts: int
+    """Attempts including the one about to be made."""
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    message_id: str
+    sender: str
+    message_type: str
+    forwarded: bytes
+    destination_failures: int
+    """Consecutive failures of the destination when claimed (>0: the next attempt is a probe)."""
+
+    @classmethod
+    def from_row(cls, row) -> "ClaimedDelivery":
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery as status pages show it."""
+
+    id: uuid.UUID
+    recipient: str
+    route: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    expires_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row) -> "DeliveryView":
+        values = {f: row[f] for f in cls.__dataclass_fields__}
+        values["status"] = DeliveryStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A letter, notifier or receipt waiting in a pull agency's inbox."""
+
+    delivery_id: uuid.UUID
+    message_id: str
+    sender: str
+    message_type: str
+    envelope: bytes
+    """The sealed envelope, exactly as forwarded."""
+    queued_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row) -> "InboxItem":
+        return cls(delivery_id=row["id"], message_id=row["message_id"], sender=row["sender"],
+                   message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"])
+
+
+async def claim_due(db: Executor, *, now: dt.datetime, limit: int, lease: dt.timedelta,
+                    worker: str) -> list[ClaimedDelivery]:
+    rows = await db.fetch(queries["claim_due"], now, limit, lease, worker)
+    return [ClaimedDelivery.from_row(r) for r in rows]
+
+
+async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime) -> None:
+    await db.execute(queries["release_claim"], delivery_id, worker, due_at)
+
+
+async def record_attempt(db: Executor, delivery_id: uuid.UUID, attempt: int, started: dt.datetime,
+                         finished: dt.datetime, outcome: str, error: str | None) -> None:
+    await db.execute(queries["record_attempt"], delivery_id, attempt, started, finished, outcome, error)
+
+
+async def mark_delivered(db: Executor, delivery_id: uuid.UUID, worker: str | None, at: dt.datetime):
+    """Returns (message_pk, recipient) or None when the delivery was not in a deliverable state."""
+    return await db.fetchrow(queries["mark_delivered"], delivery_id, worker, at)
+
+
+async def mark_retry(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime, error: str) -> bool:
+    return (await db.execute(queries["mark_retry"], delivery_id, worker, due_at, error)).endswith(" 1")
+
+
+async def mark_dead(db: Executor, delivery_id: uuid.UUID, worker: str, error: str) -> bool:
+    return (await db.execute(queries["mark_dead"], delivery_id, worker, error)).endswith(" 1")
+
+
+async def for_message(db: Executor, message_pk: int) -> list[DeliveryView]:
+    return [DeliveryView.from_row(r) for r in await db.fetch(queries["message_deliveries"], message_pk)]
+
+
+async def attempts(db: Executor, delivery_id: uuid.UUID) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["delivery_attempts"], delivery_id)]
+
+
+async def inbox(db: Executor, agency: str, limit: int) -> list[InboxItem]:
+    return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], agency, limit)]
+
+
+async def inbox_item(db: Executor, agency: str, delivery_id: uuid.UUID):
+    return await db.fetchrow(queries["inbox_item"], agency, delivery_id)
+
+
+async def lock_for_ack(db: Executor, delivery_id: uuid.UUID):
+    return await db.fetchrow(queries["delivery_for_ack"], delivery_id)
+
+
+async def listing(db: Executor, *, status: str | None, recipient: str | None, limit: int) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["list_deliveries"], status, recipient, limit)]
+
+
+async def requeue(db: Executor, delivery_id: uuid.UUID, now: dt.datetime, expires_at: dt.datetime):
+    return await db.fetchrow(queries["requeue"], delivery_id, now, expires_at)
+
+
+async def queue_depth(db: Executor) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["queue_depth"])]

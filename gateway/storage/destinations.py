@@ -1,0 +1,58 @@
+"""Per-destination state: failures, backoff (the circuit), kept in the database.
+
+A long outage recovers from here, not from a process's memory; every gateway
+process sees the same backoff, and the claim query skips destinations that are
+backing off before any network work is done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from gateway.db import queries
+from gateway.storage import Executor
+
+
+@dataclass(frozen=True)
+class DestinationState:
+    agency: str
+    consecutive_failures: int
+    failing_since: dt.datetime | None
+    backoff_until: dt.datetime | None
+    last_error: str | None
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row) -> "DestinationState":
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+    def circuit(self, now: dt.datetime) -> str:
+        """closed, open (backing off) or half-open (backoff over, next attempt is a probe)."""
+        if self.backoff_until is not None and self.backoff_until > now:
+            return "open"
+        if self.consecutive_failures > 0:
+            return "half-open"
+        return "closed"
+
+
+async def failed(db: Executor, agency: str, now: dt.datetime, error: str) -> int:
+    """Count a failure; returns the consecutive failures now recorded."""
+    return await db.fetchval(queries["destination_failed"], agency, now, error)
+
+
+async def back_off(db: Executor, agency: str, until: dt.datetime) -> dt.datetime:
+    """Open the circuit until ``until`` (never shortening one already open); returns the end."""
+    return await db.fetchval(queries["destination_backoff"], agency, until)
+
+
+async def succeeded(db: Executor, agency: str, now: dt.datetime) -> None:
+    await db.execute(queries["destination_ok"], agency, now)
+
+
+async def defer_pending(db: Executor, agency: str, until: dt.datetime) -> None:
+    await db.execute(queries["defer_destination"], agency, until)
+
+
+async def all_states(db: Executor) -> list[DestinationState]:
+    return [DestinationState.from_row(r) for r in await db.fetch(queries["destinations"])]

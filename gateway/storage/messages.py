@@ -1,0 +1,95 @@
+"""Messages: the exact bytes received, what is forwarded, and the submission receipt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from gateway.db import queries
+from gateway.storage import Executor
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: uuid.UUID
+    recipient: str
+    route: str
+    status: str
+    """``queued`` for push/ecms/folder routes, ``inbox`` for pull."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    sender: str
+    message_id: str
+    message_type: str
+    conversation_id: str | None
+    ref_to_message_id: str | None
+    letter_number: str | None
+    letter_date: dt.date | None
+    subject: str | None
+    speed: str | None
+    secrecy: str | None
+    channel: str
+    received_sha256: bytes
+    received: bytes
+    forwarded: bytes
+    evidence: bytes | None
+    receipt: bytes
+    accepted_at: dt.datetime
+    expires_at: dt.datetime
+    deliveries: Sequence[NewDelivery]
+    audit: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    pk: int
+    sender: str
+    message_id: str
+    message_type: str
+    conversation_id: str | None
+    ref_to_message_id: str | None
+    letter_number: str | None
+    letter_date: dt.date | None
+    subject: str | None
+    received_sha256: bytes
+    receipt: bytes
+    accepted_at: dt.datetime
+    channel: str
+
+    @classmethod
+    def from_row(cls, row) -> "MessageRecord":
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+async def insert(db: Executor, m: NewMessage) -> int | None:
+    """Insert the message, its deliveries and its audit event; ``None`` if (sender, id) exists."""
+    row = await db.fetchrow(
+        queries["insert_message"],
+        m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id,
+        m.letter_number, m.letter_date, m.subject, m.speed, m.secrecy, m.channel,
+        m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
+        [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
+        [d.route for d in m.deliveries], [d.status for d in m.deliveries],
+        json.dumps(m.audit, ensure_ascii=False),
+    )
+    return None if row is None else row["pk"]
+
+
+async def get(db: Executor, sender: str, message_id: str) -> MessageRecord | None:
+    row = await db.fetchrow(queries["get_message"], sender, message_id)
+    return None if row is None else MessageRecord.from_row(row)
+
+
+async def get_by_pk(db: Executor, pk: int) -> MessageRecord | None:
+    row = await db.fetchrow(queries["get_message_by_pk"], pk)
+    return None if row is None else MessageRecord.from_row(row)
+
+
+async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
+    row = await db.fetchrow(queries["get_message_by_pk"], pk)
+    return None if row is None else row["forwarded"]
