@@ -50,7 +50,7 @@ from gateway.directory import Directory
 from gateway.ecms import mapping, soap
 from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound
 
 log = logging.getLogger("gateway.ecms")
 
@@ -71,6 +71,8 @@ class EcmsSettings:
     require_trusted_signature: bool = False
     """Refuse a present signature whose certificate is not pinned to the sending agency
     (otherwise it is recorded as untrusted and the letter is treated like an unsigned one)."""
+    allow_tokens: bool = True
+    """Accept development bearer tokens (off in the production profile: certificates only)."""
     allow_url_token: bool = True
     """Accept the development token as ``?token=`` so that clients change only the URL."""
     lowercase_process_id_alias: bool = False
@@ -220,8 +222,15 @@ class EcmsFacade:
             message_id = mapping.letter_message_id(caller, letter, generation=generation)
             env = mapping.letter_to_envelope(letter, sender=caller, message_id=message_id, created_at=now,
                                              directory=self.directory)
-            result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
-                                                evidence=data)
+            try:
+                result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
+                                                    evidence=data)
+            except Conflict as exc:
+                # The envelope of a retry differs from the stored one only in CreatedAt:
+                # the same letter, so answer with the original ProcessID.
+                if exc.code != "message.id_reused":
+                    raise
+                result = _Retried(message_id)
             if not result.duplicate:
                 break
             status = await self.exchange.message_status(caller, result.message_id)
@@ -297,8 +306,13 @@ class EcmsFacade:
         message_id = mapping.notifier_message_id(caller, target, n)
         env = mapping.notifier_to_envelope(n, sender=caller, recipient=target, message_id=message_id,
                                            created_at=now, ref_to_message_id=ref.message_id)
-        result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
-                                            evidence=data)
+        try:
+            result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
+                                                evidence=data)
+        except Conflict as exc:
+            if exc.code != "message.id_reused":
+                raise
+            result = _Retried(message_id)
         echo = mapping.EcmsNotifier(element=n.element, letter_id=n.letter_id, date=n.date, subject=n.subject,
                                     accept_id=n.accept_id, accept_date=soap.format_time(now),
                                     accept_department=answering)
@@ -430,6 +444,14 @@ class EcmsFacade:
         return soap.response(req.response_name, *rows, process_id=None, at=now)
 
 
+@dataclass(frozen=True)
+class _Retried:
+    """A resubmission whose bytes differ only in CreatedAt: the same item, already stored."""
+
+    message_id: str
+    duplicate: bool = True
+
+
 def _without_binaries(letter: mapping.EcmsLetter) -> mapping.EcmsLetter:
     """The outbound answer echoes the letter's metadata; the files are not sent back."""
     from dataclasses import replace
@@ -452,6 +474,8 @@ def identify_caller(request: web.Request, directory: Directory, settings: EcmsSe
             agency = directory.agency_for_fingerprint(hashlib.sha256(der).hexdigest())
             if agency is not None:
                 return agency
+    if not settings.allow_tokens:
+        return None
     auth = request.headers.get("Authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
     if token is None and settings.allow_url_token:
@@ -462,6 +486,25 @@ def identify_caller(request: web.Request, directory: Directory, settings: EcmsSe
 
 
 FACADE_KEY = web.AppKey("ecms_facade", EcmsFacade)
+
+
+def _facade_from_app(settings: EcmsSettings | None):
+    async def ctx(app: web.Application):
+        from dataclasses import replace
+
+        from gateway import keys
+
+        s = settings or EcmsSettings()
+        gw = app.get(keys.SETTINGS)
+        if gw is not None:
+            s = replace(s, allow_tokens=gw.profile != "production",
+                        max_bytes=min(s.max_bytes, gw.max_body_bytes))
+        clock = app.get(keys.CLOCK)
+        app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE], settings=s,
+                                     **({"clock": clock.now} if clock is not None else {}))
+        yield
+
+    return ctx
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -490,6 +533,9 @@ def setup_routes(app: web.Application, facade: EcmsFacade | None = None, *,
     to build one; with neither, the app must already hold :data:`FACADE_KEY`."""
     if facade is None and exchange is not None:
         facade = EcmsFacade(exchange, settings=settings)
+    if facade is None and FACADE_KEY not in app:
+        # Wired by create_app: the exchange exists only once cleanup_ctx has run.
+        app.cleanup_ctx.append(_facade_from_app(settings))
     if facade is not None:
         app[FACADE_KEY] = facade
     app.router.add_post(ECMS_PATH, handle)
