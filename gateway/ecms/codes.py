@@ -73,6 +73,7 @@ _FROM_GATEWAY: Final[dict[str, str]] = {
     "not_found": "ECMS-307",
     "unavailable": "ECMS-503",
     "envelope.too_large": "ECMS-102",
+    "envelope.unknown_recipient": "ECMS-300",
     "recipient.": "ECMS-300",
     "directory.": "ECMS-300",
     "policy.": "ECMS-303",

@@ -161,7 +161,7 @@ class EcmsFacade:
     async def handle(self, data: bytes, *, caller: str | None) -> Answer:
         now = _now(self.clock, self.settings.zone)
         try:
-            req = soap.parse_request(data, max_bytes=self.settings.max_bytes)
+            req = soap.parse_request(data, max_bytes=self.settings.max_bytes, validate=False)
         except EcmsError as exc:
             status = 413 if exc.ecms_code == "ECMS-102" else 500
             return Answer(status, soap.serialize(soap.envelope(soap.fault(exc.ecms_code, describe(exc)))),
@@ -170,6 +170,7 @@ class EcmsFacade:
             if caller is None:
                 raise EcmsError("authenticate with a bearer token or an agency client certificate",
                                 ecms_code="ECMS-200", code="auth.required", status=401)
+            soap.validate_operation(req)
             handler = getattr(self, "_op_" + req.operation)
             answer_el = await handler(req, caller, now, data)
         except GatewayError as exc:

@@ -130,15 +130,21 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, valid
         shown = qname.localname if qname.namespace is None else f"{{{qname.namespace}}}{qname.localname}"
         raise EcmsError(f"unknown operation {shown!r}", ecms_code="ECMS-104", code="ecms.unknown_operation",
                         field=f"Body/{qname.localname}")
+    req = SoapRequest(operation=qname.localname, body=op, envelope=root,
+                      message_id=_header_value(header, "MessageID", "messageID", "MessageId"),
+                      to=_header_value(header, "To", "to"))
     if validate:
-        try:
-            gxml.validate(SCHEMA, op, what="ecms")
-        except EnvelopeError as exc:
-            field = exc.field if exc.field and exc.field != "/" else qname.localname
-            raise EcmsError(exc.message, ecms_code="ECMS-105", code="ecms.schema_invalid", field=field) from None
-    return SoapRequest(operation=qname.localname, body=op, envelope=root,
-                       message_id=_header_value(header, "MessageID", "messageID", "MessageId"),
-                       to=_header_value(header, "To", "to"))
+        validate_operation(req)
+    return req
+
+
+def validate_operation(req: SoapRequest) -> None:
+    """Check the operation element against ``ecms-messages.xsd`` (ECMS-105 naming the field)."""
+    try:
+        gxml.validate(SCHEMA, req.body, what="ecms")
+    except EnvelopeError as exc:
+        field = exc.field if exc.field and exc.field != "/" else req.operation
+        raise EcmsError(exc.message, ecms_code="ECMS-105", code="ecms.schema_invalid", field=field) from None
 
 
 # --------------------------------------------------------------------------- building
