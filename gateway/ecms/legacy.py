@@ -56,6 +56,10 @@ class LegacySignatureReport:
         return self.present and self.intact and self.trusted and self.algorithm_allowed
 
 
+def _c14n(el: etree._Element) -> bytes:
+    return etree.tostring(el, method="c14n", exclusive=True, with_comments=False)
+
+
 def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
                             agency_fingerprints: tuple[str, ...]) -> LegacySignatureReport:
     """Verify the legacy signature of an rsm:GovernmentDocument; never raises on bad signatures."""
@@ -100,7 +104,7 @@ def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
         return LegacySignatureReport(**base, certificate_sha256=fingerprint, reason=f"does not verify: {exc}")
     covered = result.signed_xml
     letter = doc.find(f"{{{RAM_NS}}}CorrespondenceLetter")
-    if covered is None or letter is None or etree.tostring(covered, method="c14n") != etree.tostring(letter, method="c14n"):
+    if covered is None or letter is None or _c14n(covered) != _c14n(letter):
         return LegacySignatureReport(**base, certificate_sha256=fingerprint,
                                      reason="the signed content is not the letter")
     trusted = fingerprint is not None and fingerprint in agency_fingerprints
