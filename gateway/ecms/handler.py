@@ -499,7 +499,8 @@ def _facade_from_app(settings: EcmsSettings | None):
         gw = app.get(keys.SETTINGS)
         if gw is not None:
             s = replace(s, allow_tokens=gw.profile != "production",
-                        max_bytes=min(s.max_bytes, gw.max_body_bytes))
+                        max_bytes=min(s.max_bytes, gw.max_body_bytes),
+                        public_url=s.public_url or (gw.public_url.rstrip("/") + ECMS_PATH if gw.public_url else ""))
         clock = app.get(keys.CLOCK)
         app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE], settings=s,
                                      **({"clock": clock.now} if clock is not None else {}))
