@@ -5,6 +5,15 @@ mapping builds must pass the native XSD), a fixed clock, and the facade.
 The in-memory exchange implements the service interface the facade codes
 against, including the three additions requested from the lead (find_letter,
 withdraw, outbound); the e2e tests in test_e2e.py use the real service.
+
+Client shapes replayed by the vectors in conformance/ecms/vectors (each JSON names its source):
+* ScoreSolutions/BOI-DMS, LinqWS/THeGIF/RequestTHeGIFLinqWS.vb and
+  frmTestTHEGif.aspx.vb (VB.NET, string-built SOAP: ``http://w3.org/2005/08/addressing``,
+  ``wsa:to``, empty MessageID, GovernmentSignature beside the letter, reads answers by
+  qualified name and ``processID``);
+* NatchaphonBounprakong/mil-doc, TEST.XML.WEB.SERVICE/Utility/XMLCreation.cs and
+  Controllers/APIController.cs (C# XLinq: ``ID="Body"``, Thai free-text MessageID, reversed
+  references, empty strings, reads ErrorDetail children by position).
 """
 
 from __future__ import annotations
