@@ -38,8 +38,11 @@ def _bearer(request: web.Request) -> str | None:
     return None
 
 
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
 async def authenticate(request: web.Request) -> Principal:
-    cached = request.get("principal")
+    cached = request.get(PRINCIPAL)
     if cached is not None:
         return cached
     directory = request.app[keys.DIRECTORY]
@@ -56,7 +59,7 @@ async def authenticate(request: web.Request) -> Principal:
         principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
     if principal is None:
         raise AuthError("authentication required (client certificate or bearer token)", code="auth.required")
-    request["principal"] = principal
+    request[PRINCIPAL] = principal
     return principal
 
 

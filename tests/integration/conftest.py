@@ -1,0 +1,44 @@
+"""In-process gateway apps on a real database, with a fake clock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.clock import FakeClock
+from gateway.directory import Directory
+from gateway.settings import DispatchSettings, RetrySettings, Settings
+from tests.support import directory_dict
+
+
+@pytest_asyncio.fixture
+async def clock():
+    return FakeClock()
+
+
+def make_settings(database_url: str, tmp, **kw) -> Settings:
+    dispatch = kw.pop("dispatch", DispatchSettings(enabled=False))
+    retry = kw.pop("retry", RetrySettings(initial_delay_s=1.0, max_attempts=4, jitter=0.0))
+    return Settings(database_url=database_url, data_dir=tmp, dispatch=dispatch, retry=retry, **kw)
+
+
+@pytest_asyncio.fixture
+async def make_client(database_url, workdir, clock):
+    """Start an in-process gateway app (no dispatcher task unless asked) and a client for it."""
+    made = []
+
+    async def factory(routes=None, **settings_kw):
+        settings = make_settings(database_url, workdir, **settings_kw)
+        directory = Directory.from_dict(json.loads(json.dumps(directory_dict(routes))))
+        app = create_app(settings, clock=clock, directory=directory)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        made.append(client)
+        return client
+
+    yield factory
+    for c in made:
+        await c.close()

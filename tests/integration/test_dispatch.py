@@ -1,0 +1,166 @@
+"""The dispatcher on a real database, real office servers on loopback and a fake clock."""
+
+import asyncio
+import datetime as dt
+
+import asyncpg
+import pytest
+
+from gateway import keys
+from gateway.settings import DispatchSettings
+from gateway.storage import deliveries
+from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes
+
+
+def auth(agency=OPM):
+    return {"Authorization": f"Bearer {TOKENS[agency]}", "Content-Type": "application/xml"}
+
+
+@pytest.fixture
+async def offices():
+    made = []
+
+    async def make(**kw):
+        o = await Office(**kw).start()
+        made.append(o)
+        return o
+
+    yield make
+    for o in made:
+        await o.stop()
+
+
+async def cycle(client):
+    """One dispatcher pass, waiting for every delivery it started."""
+    d = client.app[keys.DISPATCHER]
+    n = await d.dispatch_once()
+    await d.drain()
+    return n
+
+
+async def statuses(pool):
+    return {r["recipient"]: (r["status"], r["attempts"]) for r in
+            await pool.fetch("SELECT recipient, status::text, attempts FROM deliveries d JOIN messages m "
+                             "ON m.pk = d.message_pk WHERE m.message_type = 'letter'")}
+
+
+async def test_push_delivery_carries_headers_and_issues_a_receipt(make_client, offices, pool):
+    cmi = await offices(name="cmi")
+    client = await make_client(routes={CMI: {"kind": "push", "url": cmi.url}})
+    data = letter_bytes(recipients=(CMI,), message_id="m-push")
+    assert (await client.post("/v1/messages", data=data, headers=auth())).status == 202
+    assert await cycle(client) == 1
+    assert list(cmi.received.values()) == [data]
+    assert await statuses(pool) == {CMI: ("delivered", 1)}
+    # the delivery receipt waits in the sender's pull inbox, with the office's ack kept as evidence
+    items = (await (await client.get("/v1/inbox", headers=auth(OPM))).json())["items"]
+    assert [i["type"] for i in items] == ["receipt"]
+    ack = await pool.fetchval("SELECT ack FROM receipts WHERE kind = 'delivery'")
+    assert next(iter(cmi.received)).encode() in ack
+
+
+async def test_failing_office_backs_off_while_a_healthy_one_is_served(make_client, offices, pool, clock):
+    healthy = await offices(name="cmi")
+    down = await offices(name="kkn", fail_first=4)
+    client = await make_client(routes={CMI: {"kind": "push", "url": healthy.url},
+                                       KKN: {"kind": "push", "url": down.url}},
+                               dispatch=DispatchSettings(enabled=False, breaker_threshold=2))
+    for i in range(3):
+        await client.post("/v1/messages", data=letter_bytes(recipients=(CMI, KKN), message_id=f"m-{i}"),
+                          headers=auth())
+    await cycle(client)
+    assert len(healthy.received) == 3, "the healthy office got everything in the first pass"
+    # KKN: 3 failures in the first pass (probe logic only applies once failures are recorded)
+    state = await pool.fetchrow("SELECT consecutive_failures, backoff_until FROM destinations WHERE agency = $1", KKN)
+    assert state["consecutive_failures"] >= 2 and state["backoff_until"] > clock.now()
+    # while backing off nothing is attempted, however often the dispatcher runs
+    before = down.attempts
+    assert await cycle(client) == 0
+    assert down.attempts == before
+    # after the backoff: half-open probe first; the office fails once more, the rest are handed back untried
+    clock.advance(3600)
+    await cycle(client)
+    assert down.attempts == before + 1
+    clock.advance(3600)
+    await cycle(client)
+    clock.advance(3600)
+    await cycle(client)
+    assert len(down.received) == 3
+    assert {s for s, _ in (await statuses(pool)).values()} == {"delivered"}
+    assert await pool.fetchval("SELECT count(*) FROM destinations WHERE consecutive_failures > 0") == 0
+
+
+async def test_a_4xx_is_permanent_and_an_operator_can_requeue(make_client, offices, pool):
+    office = await offices(name="cmi", fail_first=1, fail_status=400)
+    client = await make_client(routes={CMI: {"kind": "push", "url": office.url}})
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id="m-4xx"), headers=auth())
+    await cycle(client)
+    assert await statuses(pool) == {CMI: ("dead", 1)}
+    status = await (await client.get("/v1/messages/m-4xx", headers=auth())).json()
+    assert status["recipients"][0]["status"] == "dead" and "400" in status["recipients"][0]["last_error"]
+    delivery_id = status["recipients"][0]["delivery_id"]
+    import uuid
+
+    await client.app[keys.EXCHANGE].requeue(uuid.UUID(delivery_id), actor="operator:test")
+    await cycle(client)
+    assert await statuses(pool) == {CMI: ("delivered", 1)}
+    kinds = [r["kind"] for r in await pool.fetch("SELECT kind FROM audit_events ORDER BY seq")]
+    assert kinds[:4] == ["message.accepted", "delivery.dead", "delivery.requeued", "delivery.delivered"]
+
+
+async def test_gives_up_after_the_last_attempt(make_client, offices, pool, clock):
+    office = await offices(name="cmi", fail_first=100)
+    client = await make_client(routes={CMI: {"kind": "push", "url": office.url}},
+                               dispatch=DispatchSettings(enabled=False, breaker_threshold=100))
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id="m-dead"), headers=auth())
+    for _ in range(6):
+        await cycle(client)
+        clock.advance(60)
+    assert await statuses(pool) == {CMI: ("dead", 4)}  # max_attempts=4 in these tests
+    attempts = await pool.fetch("SELECT attempt, outcome FROM delivery_attempts ORDER BY attempt")
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "failed"), (2, "failed"), (3, "failed"),
+                                                                 (4, "failed")]
+
+
+async def test_an_expired_lease_comes_due_again(make_client, offices, pool, clock):
+    office = await offices(name="cmi")
+    client = await make_client(routes={CMI: {"kind": "push", "url": office.url}})
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id="m-lease"), headers=auth())
+    # a worker that claims and then dies
+    claimed = await deliveries.claim_due(pool, now=clock.now(), limit=10, lease=dt.timedelta(seconds=60),
+                                         worker="dead-worker")
+    assert len(claimed) == 1
+    assert await cycle(client) == 0, "still leased"
+    clock.advance(61)
+    assert await cycle(client) == 1
+    assert await statuses(pool) == {CMI: ("delivered", 2)}
+    assert list(office.seen) == [str(claimed[0].id)]
+
+
+async def test_concurrent_claims_never_overlap(make_client, database_url, clock):
+    client = await make_client(routes={CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}})
+    for i in range(40):
+        await client.post("/v1/messages", data=letter_bytes(recipients=(CMI, KKN), message_id=f"m-{i}"),
+                          headers=auth())
+    conns = [await asyncpg.connect(database_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(
+            deliveries.claim_due(c, now=clock.now(), limit=15, lease=dt.timedelta(seconds=60), worker=f"w{i}")
+            for i, c in enumerate(conns)))
+    finally:
+        for c in conns:
+            await c.close()
+    ids = [d.id for batch in results for d in batch]
+    assert len(ids) == len(set(ids)) == 40  # 40 push deliveries to CMI; KKN is a pull office
+
+
+async def test_folder_drop_writes_one_file_per_delivery(make_client, pool, workdir):
+    target = workdir / "drop"
+    client = await make_client(routes={CMI: {"kind": "folder", "path": str(target)}})
+    data = letter_bytes(recipients=(CMI,), message_id="m-folder")
+    await client.post("/v1/messages", data=data, headers=auth())
+    await cycle(client)
+    files = list(target.glob("*.xml"))
+    assert len(files) == 1 and files[0].read_bytes() == data
+    assert not list(target.glob(".*.part"))
+    assert await statuses(pool) == {CMI: ("delivered", 1)}

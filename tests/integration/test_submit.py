@@ -1,0 +1,169 @@
+"""Submission through the real HTTP API on a real database."""
+
+import hashlib
+
+import pytest
+from lxml import etree
+
+from gateway.envelope import Secrecy
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes
+
+
+def auth(agency=OPM):
+    return {"Authorization": f"Bearer {TOKENS[agency]}", "Content-Type": "application/xml"}
+
+
+async def counts(pool):
+    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}")
+            for t in ("messages", "deliveries", "audit_events", "receipts")}
+
+
+async def test_accepts_a_letter_in_one_transaction(make_client, pool):
+    client = await make_client()
+    data = letter_bytes(recipients=(CMI, KKN), message_id="m-1")
+    r = await client.post("/v1/messages", data=data, headers=auth())
+    assert r.status == 202
+    receipt = etree.fromstring(await r.read())
+    ns = {"e": "urn:th:gov:saraban:envelope:1"}
+    assert receipt.findtext("e:MessageId", namespaces=ns) == "m-1"
+    assert receipt.findtext("e:Sha256", namespaces=ns) == hashlib.sha256(data).hexdigest()
+    assert await counts(pool) == {"messages": 1, "deliveries": 2, "audit_events": 1, "receipts": 0}
+    stored = await pool.fetchrow("SELECT received, received_sha256, letter_number, subject FROM messages")
+    assert stored["received"] == data and stored["received_sha256"] == hashlib.sha256(data).digest()
+    assert stored["subject"] == "ขอเชิญประชุมคณะกรรมการ"
+
+    status = await (await client.get("/v1/messages/m-1", headers=auth())).json()
+    assert {d["recipient"]: d["status"] for d in status["recipients"]} == {CMI: "inbox", KKN: "inbox"}
+
+
+async def test_duplicate_returns_the_original_receipt_and_stores_nothing(make_client, pool):
+    client = await make_client()
+    data = letter_bytes(message_id="m-dup")
+    first = await client.post("/v1/messages", data=data, headers=auth())
+    second = await client.post("/v1/messages", data=data, headers=auth())
+    assert (first.status, second.status) == (202, 200)
+    assert await first.read() == await second.read()
+    assert (await counts(pool))["messages"] == 1
+
+
+async def test_reused_message_id_with_other_content_is_a_conflict(make_client, pool):
+    client = await make_client()
+    await client.post("/v1/messages", data=letter_bytes(message_id="m-x", subject="หนึ่ง"), headers=auth())
+    r = await client.post("/v1/messages", data=letter_bytes(message_id="m-x", subject="สอง"), headers=auth())
+    assert r.status == 409 and (await r.json())["code"] == "message.id_reused"
+    assert (await counts(pool))["messages"] == 1
+
+
+def _unknown_recipient():
+    return letter_bytes(recipients=(CMI, "9999999999"))
+
+
+BAD = [
+    ("not xml", lambda: b"this is not xml", 400, "envelope.not_xml", None),
+    ("dtd", lambda: b'<!DOCTYPE x [<!ENTITY e "x">]><x>&e;</x>', 400, "envelope.dtd_forbidden", None),
+    ("xsd", lambda: letter_bytes().replace(b"<Speed>urgent</Speed>", b"<Speed>soon</Speed>"), 400,
+     "envelope.schema_invalid", "Speed"),
+    ("unknown recipient", _unknown_recipient, 422, "envelope.unknown_recipient",
+     "Header/Recipients/Recipient[2]"),
+    ("top secret", lambda: letter_bytes(secrecy=Secrecy.TOP_SECRET), 422, "policy.top_secret", "Letter/Secrecy"),
+    ("digest", lambda: letter_bytes(pdf=b"%PDF-1.4 aaaa").replace(
+        b"JVBERi0xLjQgYWFhYQ==", b"JVBERi0xLjQgYmJiYg=="), 422, "attachment.digest_mismatch",
+     "Attachments/Attachment[1]/Sha256"),
+    ("receipt submitted", lambda: letter_bytes().replace(b"<MessageType>letter</MessageType>",
+                                                        b"<MessageType>notifier</MessageType>"), 422,
+     "envelope.type_mismatch", "Header/MessageType"),
+]
+
+
+@pytest.mark.parametrize("name,make,status,code,field", BAD, ids=[b[0] for b in BAD])
+async def test_bad_input_has_its_own_code_and_stores_nothing(make_client, pool, name, make, status, code, field):
+    client = await make_client()
+    r = await client.post("/v1/messages", data=make(), headers=auth())
+    body = await r.json()
+    assert (r.status, body["code"]) == (status, code), body
+    if field is not None:
+        assert field in body["field"]
+    assert body["message"]
+    assert await counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0, "receipts": 0}
+
+
+async def test_wrong_sender_for_the_token_is_forbidden(make_client, pool):
+    client = await make_client()
+    r = await client.post("/v1/messages", data=letter_bytes(sender=OPM), headers=auth(CMI))
+    assert r.status == 403 and (await r.json())["code"] == "auth.wrong_sender"
+    assert (await counts(pool))["messages"] == 0
+
+
+async def test_oversized_body_is_refused_before_reading(make_client, pool):
+    client = await make_client(max_body_bytes=10_000)
+    r = await client.post("/v1/messages", data=letter_bytes(pdf=b"x" * 20_000), headers=auth())
+    assert r.status == 413 and (await r.json())["code"] in ("envelope.too_large", "request.too_large")
+    assert (await counts(pool))["messages"] == 0
+
+
+async def test_missing_or_bad_credentials(make_client):
+    client = await make_client()
+    r = await client.post("/v1/messages", data=letter_bytes(), headers={"Content-Type": "application/xml"})
+    assert r.status == 401 and (await r.json())["code"] == "auth.required"
+    r = await client.post("/v1/messages", data=letter_bytes(),
+                          headers={"Authorization": "Bearer wrong", "Content-Type": "application/xml"})
+    assert r.status == 401 and (await r.json())["code"] == "auth.invalid_token"
+
+
+async def test_wrong_content_type(make_client):
+    client = await make_client()
+    r = await client.post("/v1/messages", data=letter_bytes(),
+                          headers={"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "text/plain"})
+    assert r.status == 415 and (await r.json())["code"] == "request.unsupported_media_type"
+
+
+async def test_pull_inbox_ack_issues_a_delivery_receipt_to_the_sender(make_client, pool):
+    client = await make_client()
+    data = letter_bytes(recipients=(CMI,), message_id="m-pull")
+    await client.post("/v1/messages", data=data, headers=auth())
+    items = (await (await client.get("/v1/inbox", headers=auth(CMI))).json())["items"]
+    assert [i["message_id"] for i in items] == ["m-pull"]
+    delivery_id = items[0]["delivery_id"]
+    # another agency can neither read nor acknowledge it
+    assert (await client.get(f"/v1/inbox/{delivery_id}", headers=auth(KKN))).status == 404
+    assert (await client.post(f"/v1/inbox/{delivery_id}/ack", headers=auth(KKN))).status == 404
+    got = await client.get(f"/v1/inbox/{delivery_id}", headers=auth(CMI))
+    assert await got.read() == data  # unsealed in this app: exactly the bytes received
+    r = await client.post(f"/v1/inbox/{delivery_id}/ack", headers=auth(CMI))
+    assert (await r.json())["status"] == "delivered"
+    # idempotent
+    assert (await client.post(f"/v1/inbox/{delivery_id}/ack", headers=auth(CMI))).status == 200
+    assert (await (await client.get("/v1/inbox", headers=auth(CMI))).json())["items"] == []
+    sender_inbox = (await (await client.get("/v1/inbox", headers=auth(OPM))).json())["items"]
+    assert [(i["type"], i["sender"]) for i in sender_inbox] == [("receipt", CMI)]
+    receipt_env = await (await client.get(f"/v1/inbox/{sender_inbox[0]['delivery_id']}", headers=auth(OPM))).read()
+    assert delivery_id.encode() in receipt_env and hashlib.sha256(data).hexdigest().encode() in receipt_env
+    status = await (await client.get("/v1/messages/m-pull", headers=auth())).json()
+    assert status["recipients"][0]["status"] == "delivered"
+    assert await pool.fetchval("SELECT count(*) FROM receipts WHERE kind = 'delivery'") == 1
+
+
+async def test_notifier_is_carried_like_a_letter(make_client):
+    client = await make_client()
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id="m-n"), headers=auth())
+    r = await client.post("/v1/messages", data=notifier_bytes(sender=CMI, recipient=OPM, ref="m-n"),
+                          headers=auth(CMI))
+    assert r.status == 202
+    items = (await (await client.get("/v1/inbox", headers=auth(OPM))).json())["items"]
+    assert [i["type"] for i in items] == ["notifier"]
+
+
+async def test_health_readiness_and_metrics(make_client):
+    client = await make_client()
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+    await client.post("/v1/messages", data=b"junk", headers=auth())
+    text = await (await client.get("/metrics")).text()
+    assert 'gateway_messages_rejected_total{code="envelope.not_xml"} 1.0' in text
+
+
+async def test_unknown_route_is_json(make_client):
+    client = await make_client()
+    r = await client.get("/v1/nothing-here")
+    assert r.status == 404 and (await r.json())["code"] == "not_found"

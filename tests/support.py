@@ -1,0 +1,221 @@
+"""Test support: build envelopes, find free ports, run gateway processes, play offices.
+
+Everything here is real: envelopes go through the real builder, gateways are
+real ``gateway serve`` processes (stopped by pid), offices are real aiohttp
+servers on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+from aiohttp import web
+
+from gateway.clock import BANGKOK
+from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
+                              Secrecy, Speed, build_envelope)
+from gateway.receipts import delivery_ack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Agencies used throughout the tests (tokens are development tokens).
+OPM = "0100000000"      # สำนักนายกรัฐมนตรี, sender
+CMI = "1550100000"      # เชียงใหม่
+KKN = "1550200000"      # ขอนแก่น
+MOI = "1500000000"      # มหาดไทย
+TOKENS = {OPM: "tok-opm", CMI: "tok-cmi", KKN: "tok-kkn", MOI: "tok-moi"}
+
+
+def directory_dict(routes: dict[str, dict] | None = None) -> dict:
+    """A test directory; ``routes`` overrides an agency's route (default pull)."""
+    routes = routes or {}
+    names = {OPM: ("สำนักนายกรัฐมนตรี", "Office of the Prime Minister", None, None),
+             MOI: ("กระทรวงมหาดไทย", "Ministry of Interior", None, None),
+             CMI: ("ศาลากลางจังหวัดเชียงใหม่", "Chiang Mai Provincial Hall", MOI, "เชียงใหม่"),
+             KKN: ("ศาลากลางจังหวัดขอนแก่น", "Khon Kaen Provincial Hall", MOI, "ขอนแก่น")}
+    return {"agencies": [
+        {"code": code, "name_th": th, "name_en": en, "parent": parent, "province": prov,
+         "route": routes.get(code, {"kind": "pull"}), "tokens": [TOKENS[code]]}
+        for code, (th, en, parent, prov) in names.items()]}
+
+
+def write_directory(path: Path, routes: dict[str, dict] | None = None) -> Path:
+    path.write_text(json.dumps(directory_dict(routes), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def letter(*, sender: str = OPM, recipients=(CMI,), message_id: str | None = None,
+           subject: str = "ขอเชิญประชุมคณะกรรมการ", secrecy: Secrecy = Secrecy.NORMAL,
+           pdf: bytes = b"%PDF-1.4\n% test letter\n", created_at: dt.datetime | None = None) -> Envelope:
+    created = created_at or dt.datetime(2026, 11, 22, 9, 30, tzinfo=BANGKOK)
+    return Envelope(
+        header=Header(message_id=message_id or str(uuid.uuid4()), message_type=MessageType.LETTER,
+                      created_at=created, sender=sender, recipients=tuple(recipients)),
+        body=Letter(number="นร 0105/ว 123", date=created.date(), subject=subject,
+                    addressee="ผู้ว่าราชการจังหวัดทุกจังหวัด", speed=Speed.URGENT, secrecy=secrecy,
+                    signer_name="นายสมชาย ใจดี", signer_position="ปลัดสำนักนายกรัฐมนตรี",
+                    enclosures=("สำเนาคำสั่ง",)),
+        attachments=(Attachment(id="att-1", file_name="หนังสือ.pdf", mime_type="application/pdf", content=pdf,
+                                role="main"),),
+    )
+
+
+def letter_bytes(**kw) -> bytes:
+    return build_envelope(letter(**kw))
+
+
+def notifier_bytes(*, sender: str, recipient: str, ref: str, kind=NotifierKind.ACCEPTED,
+                   registry_number: str | None = "รับที่ 4567") -> bytes:
+    created = dt.datetime(2026, 11, 22, 10, 0, tzinfo=BANGKOK)
+    return build_envelope(Envelope(
+        header=Header(message_id=str(uuid.uuid4()), message_type=MessageType.NOTIFIER, created_at=created,
+                      sender=sender, recipients=(recipient,), ref_to_message_id=ref),
+        body=Notifier(kind=kind, letter_number="นร 0105/ว 123", letter_date=created.date(),
+                      registry_number=registry_number if kind is NotifierKind.ACCEPTED else None)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------- gateway processes
+
+
+@dataclass
+class GatewayProcess:
+    """A real ``gateway serve`` process; stopped by pid."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "GatewayProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        log.close()
+        return self
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as s:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+                try:
+                    async with s.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        if r.status == 200:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"gateway not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def gateway_env(*, database_url: str, directory: Path, port: int, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({
+        "GATEWAY_DATABASE_URL": database_url, "GATEWAY_DIRECTORY_PATH": str(directory),
+        "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_LOG_FORMAT": "json",
+        "GATEWAY_DISPATCH_POLL_INTERVAL_S": "0.05", "PYTHONUNBUFFERED": "1",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+# ---------------------------------------------------------------------------- offices
+
+
+@dataclass
+class Office:
+    """A receiving office on loopback that records what it got, deduplicating on delivery id."""
+
+    name: str
+    fail_first: int = 0
+    fail_status: int = 503
+    delay_s: float = 0.0
+    received: dict[str, bytes] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+    attempts: int = 0
+    runner: web.AppRunner | None = None
+    port: int = 0
+    on_receive: Callable[[str], None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/saraban/inbox"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        body = await request.read()
+        delivery_id = request.headers["X-Saraban-Delivery-Id"]
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)  # plays a slow office, not synchronisation
+        if self.attempts <= self.fail_first:
+            return web.Response(status=self.fail_status, text="office unavailable")
+        self.seen.append(delivery_id)
+        self.received.setdefault(delivery_id, body)
+        if self.on_receive:
+            self.on_receive(delivery_id)
+        return web.Response(body=delivery_ack(delivery_id=uuid.UUID(delivery_id)), content_type="application/xml")
+
+    async def start(self, port: int | None = None) -> "Office":
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/saraban/inbox", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        self.port = port or free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll an (async or plain) predicate until it is truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)

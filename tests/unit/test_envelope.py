@@ -1,0 +1,41 @@
+import base64
+
+import pytest
+
+from gateway import xml
+from gateway.envelope import read_envelope
+from gateway.errors import EnvelopeError
+from tests.support import letter, letter_bytes
+
+
+def test_round_trip_keeps_every_field_and_thai_text():
+    env = letter(subject="ขอเชิญประชุมคณะกรรมการ ครั้งที่ ๑/๒๕๖๙")
+    from gateway.envelope import build_envelope
+
+    data = build_envelope(env)
+    assert "ขอเชิญประชุม".encode() in data  # UTF-8 on the wire, not character references
+    root = xml.parse(data)
+    xml.validate("envelope-v1.xsd", root)
+    assert read_envelope(root) == env
+
+
+def _tamper(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert old in data
+    return data.replace(old, new)
+
+
+def test_attachment_digest_mismatch():
+    data = letter_bytes(pdf=b"%PDF-1.4 original")
+    forged = base64.b64encode(b"%PDF-1.4 forged!!").decode()  # same length, other bytes
+    data = _tamper(data, base64.b64encode(b"%PDF-1.4 original"), forged.encode())
+    with pytest.raises(EnvelopeError) as e:
+        read_envelope(xml.parse(data))
+    assert e.value.code == "attachment.digest_mismatch"
+    assert e.value.field == "Attachments/Attachment[1]/Sha256"
+
+
+def test_attachment_size_mismatch():
+    data = _tamper(letter_bytes(pdf=b"12345"), b"<Size>5</Size>", b"<Size>6</Size>")
+    with pytest.raises(EnvelopeError) as e:
+        read_envelope(xml.parse(data))
+    assert e.value.code == "attachment.size_mismatch"
