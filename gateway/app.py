@@ -108,4 +108,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
         app[keys.HTTP] = http
     app.cleanup_ctx.extend([_database, _http, _exchange])
     app.add_routes(api.routes)
+    __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
     return app

@@ -1,0 +1,202 @@
+"""SOAP 1.1 + WS-Addressing for the e-CMS facade: parse requests, build answers.
+
+Parsing goes through :func:`gateway.xml.parse` (no DTD, no entities, no
+network, bounded size) and then checks the SOAP shape. Real e-CMS clients are
+sloppy, so the header is read leniently:
+
+* WS-Addressing in ``http://www.w3.org/2005/08/addressing`` or the misspelt
+  ``http://w3.org/2005/08/addressing``;
+* ``wsa:To`` or ``wsa:to``; ``MessageID`` missing, empty, or free text
+  (one client sends Thai sentences) — it is informative only and never used as
+  an identifier;
+* ``ID="Body"`` (or any attribute) on ``SOAP-ENV:Body``; any envelope prefix.
+
+Answers are built with lxml's ElementMaker, never from string templates. The
+response prefixes are the ones clients match on by *qualified name*
+(``GetElementsByTagName("ram:CorrespondenceLetter")``): ``SOAP-ENV`` for the
+envelope, ``rsm``/``ram`` for the letter, unqualified operation elements.
+``ErrorDetail`` children are ``ErrorCode`` then ``ErrorDescription`` with no
+white space between them (one client reads them by position).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final, Iterable
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from gateway import xml as gxml
+from gateway.ecms.codes import EcmsError
+from gateway.errors import EnvelopeError
+
+SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"
+WSA_NS: Final = "http://www.w3.org/2005/08/addressing"
+WSA_NS_SLOPPY: Final = "http://w3.org/2005/08/addressing"
+WSA_NAMESPACES: Final = (WSA_NS, WSA_NS_SLOPPY)
+RSM_NS: Final = "urn:th:gov:egif:data:standard:GovernmentDocument:1.0"
+RAM_NS: Final = "urn:th:gov:egif:data:standard:ReusableAggregateBusinessInformationEntity:1"
+DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
+
+SCHEMA: Final = "ecms-messages.xsd"
+CONTENT_TYPE: Final = "text/xml; charset=utf-8"
+
+#: Operation element -> answer element.
+OPERATIONS: Final[dict[str, str]] = {
+    "CorrespondenceLetterOutboundRequest": "CorrespondenceLetterOutboundResponse",
+    "CorrespondenceLetterInboundRequest": "CorrespondenceLetterInboundResponse",
+    "CorrespondenceLetterDeleteRequest": "CorrespondenceLetterDeleteResponse",
+    "CorrespondenceLetterInboundSpecialRequest": "CorrespondenceLetterInboundSpecialResponse",
+    "CorrespondenceDeleteGovernmentDocumentRequest": "CorrespondenceDeleteGovernmentDocumentResponse",
+    "GetMinistryOrganizationList": "GetMinistryOrganizationListResponse",
+    "GetOrganizationList": "GetOrganizationListResponse",
+    "GetSecretCodes": "GetSecretCodesResponse",
+    "GetSpeedCodes": "GetSpeedCodesResponse",
+    "GetMimeCodes": "GetMimeCodesResponse",
+    "TimeCheckRequest": "TimeCheckResponse",
+    "OutboundStatusRequest": "OutboundStatusResponse",
+}
+
+SOAP = ElementMaker(namespace=SOAP11_NS, nsmap={"SOAP-ENV": SOAP11_NS})
+#: Unqualified elements (operation answers, notifiers, ErrorDetail).
+U = ElementMaker()
+RSM = ElementMaker(namespace=RSM_NS, nsmap={"rsm": RSM_NS, "ram": RAM_NS})
+RAM = ElementMaker(namespace=RAM_NS, nsmap={"ram": RAM_NS})
+
+
+@dataclass(frozen=True)
+class SoapRequest:
+    """One parsed e-CMS request."""
+
+    operation: str
+    """Local name of the operation element (a key of :data:`OPERATIONS`)."""
+    body: etree._Element
+    """The operation element (schema-valid when :func:`parse_request` returned)."""
+    envelope: etree._Element
+    """The whole parsed SOAP envelope (the tree that was checked)."""
+    message_id: str | None = None
+    """wsa:MessageID as sent (informative; may be empty or free text)."""
+    to: str | None = None
+    """wsa:To / wsa:to as sent."""
+
+    @property
+    def response_name(self) -> str:
+        return OPERATIONS[self.operation]
+
+
+def _header_value(header: etree._Element | None, *names: str) -> str | None:
+    if header is None:
+        return None
+    for ns in WSA_NAMESPACES:
+        for name in names:
+            el = header.find(f"{{{ns}}}{name}")
+            if el is not None:
+                return (el.text or "").strip()
+    return None
+
+
+def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, validate: bool = True) -> SoapRequest:
+    """Parse and check one SOAP request; raise :class:`EcmsError` with a stable code.
+
+    Codes: ECMS-100 not XML, ECMS-101 DTD/entities, ECMS-102 too large, ECMS-103 not a
+    SOAP 1.1 envelope, ECMS-104 no (single, known) operation, ECMS-105 schema.
+    """
+    try:
+        root = gxml.parse(data, max_bytes=max_bytes, what="ecms")
+    except EnvelopeError as exc:
+        ecms_code = {"ecms.too_large": "ECMS-102", "ecms.dtd_forbidden": "ECMS-101"}.get(exc.code, "ECMS-100")
+        raise EcmsError(exc.message, ecms_code=ecms_code, code=exc.code, status=exc.status) from None
+    if root.tag == f"{{{SOAP12_NS}}}Envelope":
+        raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", ecms_code="ECMS-103",
+                        code="ecms.not_soap", field="Envelope")
+    if root.tag != f"{{{SOAP11_NS}}}Envelope":
+        raise EcmsError(f"expected a SOAP 1.1 Envelope, got {etree.QName(root).localname!r}"
+                        f" in namespace {etree.QName(root).namespace!r}",
+                        ecms_code="ECMS-103", code="ecms.not_soap", field="Envelope")
+    header = root.find(f"{{{SOAP11_NS}}}Header")
+    body = root.find(f"{{{SOAP11_NS}}}Body")
+    if body is None:
+        raise EcmsError("the Envelope has no Body", ecms_code="ECMS-103", code="ecms.not_soap", field="Body")
+    ops = [child for child in body if isinstance(child.tag, str)]
+    if len(ops) != 1:
+        raise EcmsError(f"the Body must hold exactly one operation, it holds {len(ops)}",
+                        ecms_code="ECMS-104", code="ecms.unknown_operation", field="Body")
+    op = ops[0]
+    qname = etree.QName(op)
+    if qname.namespace is not None or qname.localname not in OPERATIONS:
+        shown = qname.localname if qname.namespace is None else f"{{{qname.namespace}}}{qname.localname}"
+        raise EcmsError(f"unknown operation {shown!r}", ecms_code="ECMS-104", code="ecms.unknown_operation",
+                        field=f"Body/{qname.localname}")
+    req = SoapRequest(operation=qname.localname, body=op, envelope=root,
+                      message_id=_header_value(header, "MessageID", "messageID", "MessageId"),
+                      to=_header_value(header, "To", "to"))
+    if validate:
+        validate_operation(req)
+    return req
+
+
+def validate_operation(req: SoapRequest) -> None:
+    """Check the operation element against ``ecms-messages.xsd`` (ECMS-105 naming the field)."""
+    try:
+        gxml.validate(SCHEMA, req.body, what="ecms")
+    except EnvelopeError as exc:
+        field = exc.field if exc.field and exc.field != "/" else req.operation
+        raise EcmsError(exc.message, ecms_code="ECMS-105", code="ecms.schema_invalid", field=field) from None
+
+
+# --------------------------------------------------------------------------- building
+
+
+def format_time(at: dt.datetime) -> str:
+    """ProcessTime / ECMSTime: ISO 8601 to the second with the zone, e.g. 2024-05-01T09:30:00+07:00."""
+    if at.tzinfo is None:
+        raise ValueError("times in answers must be zone-aware")
+    return at.replace(microsecond=0).isoformat()
+
+
+def envelope(body_child: etree._Element, *, relates_to: str | None = None) -> etree._Element:
+    """Wrap one answer element in a SOAP 1.1 envelope (RelatesTo echoes a usable MessageID)."""
+    children = []
+    if relates_to:
+        wsa = ElementMaker(namespace=WSA_NS, nsmap={"wsa": WSA_NS})
+        children.append(SOAP.Header(wsa.RelatesTo(relates_to)))
+    children.append(SOAP.Body(body_child))
+    return SOAP.Envelope(*children)
+
+
+def serialize(env: etree._Element) -> bytes:
+    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+
+
+def error_detail(code: str, description: str) -> etree._Element:
+    return U.ErrorDetail(U.ErrorCode(code), U.ErrorDescription(description))
+
+
+def response(name: str, *children: etree._Element, process_id: str | None, at: dt.datetime,
+             errors: Iterable[tuple[str, str]] = (), lowercase_alias: bool = False) -> etree._Element:
+    """``<name><ProcessID/><ProcessTime/>children...<ErrorDetail/>...</name>``.
+
+    ``lowercase_alias`` adds a ``processID`` twin right after ``ProcessID``: one public
+    client reads the notifier answers with ``SelectSingleNode("processID")``.
+    """
+    parts: list[etree._Element] = []
+    if process_id is not None:
+        parts.append(U.ProcessID(process_id))
+        if lowercase_alias:
+            parts.append(U.processID(process_id))
+    parts.append(U.ProcessTime(format_time(at)))
+    parts.extend(children)
+    parts.extend(error_detail(c, d) for c, d in errors)
+    return getattr(U, name)(*parts)
+
+
+def fault(code: str, description: str, *, client: bool = True) -> etree._Element:
+    """A SOAP 1.1 Fault whose detail holds an ErrorDetail (for requests that are not e-CMS at all)."""
+    return SOAP.Fault(
+        U.faultcode("SOAP-ENV:Client" if client else "SOAP-ENV:Server"),
+        U.faultstring(description),
+        U.detail(error_detail(code, description)),
+    )
