@@ -123,6 +123,29 @@ async def message_status(request: web.Request) -> web.Response:
     return _json(status)
 
 
+@routes.post("/v1/messages/{message_id}/withdraw")
+async def withdraw_message(request: web.Request) -> web.Response:
+    """Role: agency (the sender). Withdraw a letter from all or some recipients (JSON body
+    ``{"recipients": [...]}`` optional), e.g. after a rejection, before sending it again."""
+    principal = await auth.require(request, auth.AGENCY)
+    recipients = None
+    if request.can_read_body:
+        try:
+            body = json.loads(await read_body(request) or b"{}")
+            recipients = body.get("recipients")
+        except (ValueError, AttributeError):
+            raise EnvelopeError("body must be JSON like {\"recipients\": [\"1550100000\"]}",
+                                code="request.invalid", field="body") from None
+        if recipients is not None and not (isinstance(recipients, list)
+                                           and all(isinstance(r, str) for r in recipients)):
+            raise EnvelopeError("recipients must be a list of agency codes", code="request.invalid",
+                                field="recipients")
+    exchange = request.app[keys.EXCHANGE]
+    count = await exchange.withdraw_message(principal.agency, request.match_info["message_id"], recipients)
+    return _json({"withdrawn": count,
+                  "status": await exchange.message_status(principal.agency, request.match_info["message_id"])})
+
+
 # ---------------------------------------------------------------------------- pull inbox
 
 

@@ -17,6 +17,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from adapters.ecms_node import EcmsNodeAdapter
 from adapters.folder import FolderAdapter
 from adapters.pull import PullAdapter
 from adapters.push import PushAdapter
@@ -66,6 +67,7 @@ def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Se
     adapters = {"pull": PullAdapter(), "folder": FolderAdapter()}
     if http is not None:
         adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
+        adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
     return Exchange(
         pool=pool, directory=directory, intake=Intake(directory, max_bytes=settings.max_body_bytes),
         sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,

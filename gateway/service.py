@@ -32,6 +32,7 @@ import tenacity
 from adapters.base import Adapter
 from gateway.batching import GroupCommitter
 from gateway.clock import Clock
+from gateway.db import queries
 from gateway.directory import Directory
 from gateway.envelope import MessageType
 from gateway.errors import Conflict, GatewayError, NotFound, Unavailable
@@ -131,6 +132,8 @@ class Exchange:
             channel=channel, received_sha256=checked.sha256, received=checked.raw, forwarded=forwarded,
             evidence=evidence, receipt=receipt, accepted_at=now,
             expires_at=now + dt.timedelta(seconds=self.retry.ttl_s), deliveries=new_deliveries,
+            notifier_kind=notifier.kind.value if notifier else None,
+            registry_number=notifier.registry_number if notifier else None,
             audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
                    "recipients": list(h.recipients), "sha256": checked.sha256_hex,
                    **({"notifier": notifier.kind.value} if notifier else {}),
@@ -168,10 +171,18 @@ class Exchange:
     # ------------------------------------------------------------------ status
 
     async def message_status(self, sender: str, message_id: str) -> dict[str, Any]:
+        """Transport state per recipient, and the business answer of each recipient's registry."""
         rec = await messages.get(self.pool, sender, message_id)
         if rec is None:
             raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")
         dels = await deliveries.for_message(self.pool, rec.pk)
+        answers: dict[str, dict] = {}
+        if rec.message_type == MessageType.LETTER.value and dels:
+            rows = await self.pool.fetch(queries["business_answers"], rec.message_id, rec.sender,
+                                         rec.letter_number, rec.letter_date, [d.recipient for d in dels])
+            answers = {r["sender"]: {"answer": r["notifier_kind"], "registry_number": r["registry_number"],
+                                     "answered_at": r["accepted_at"].isoformat(),
+                                     "notifier_message_id": r["message_id"]} for r in rows}
         return {
             "message_id": rec.message_id, "sender": rec.sender, "type": rec.message_type,
             "letter_number": rec.letter_number, "subject": rec.subject,
@@ -182,9 +193,55 @@ class Exchange:
                  "next_attempt_at": d.next_attempt_at.isoformat()
                  if d.status in (DeliveryStatus.RETRY_WAIT, DeliveryStatus.QUEUED) else None,
                  "last_error": d.last_error,
-                 "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
+                 "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                 **answers.get(d.recipient, {"answer": None})}
                 for d in dels],
         }
+
+    # ------------------------------------------------------------------ business cycle
+
+    async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
+                          recipient: str | None = None):
+        """The latest letter by number and date that is still live for ``recipient`` (e-CMS correlation)."""
+        from gateway.ecms.handler import LetterRef
+
+        row = await self.pool.fetchrow(queries["find_letter"], letter_number, letter_date, sender, recipient)
+        if row is None:
+            return None
+        return LetterRef(message_id=row["message_id"], sender=row["sender"], recipients=tuple(row["recipients"]))
+
+    async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date, recipient: str) -> int:
+        """Withdraw a letter (by number and date, the e-CMS way) from one recipient; returns how many."""
+        return await self._withdraw(sender, queries["withdraw"], sender, letter_number, letter_date, recipient)
+
+    async def withdraw_message(self, sender: str, message_id: str, recipients: list[str] | None = None) -> int:
+        """Withdraw a letter by message id from some or all recipients; returns how many deliveries."""
+        if await messages.get(self.pool, sender, message_id) is None:
+            raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")
+        return await self._withdraw(sender, queries["withdraw_by_id"], sender, message_id, recipients)
+
+    async def _withdraw(self, actor: str, sql: str, *params) -> int:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(sql, *params)
+            for r in rows:
+                await audit.append(conn, at=now, actor=actor, kind="delivery.withdrawn",
+                                   message_pk=r["message_pk"], delivery_id=r["id"],
+                                   details={"message_id": r["message_id"]})
+        return len(rows)
+
+    async def outbound(self, sender: str, *, limit: int = 100):
+        """What ``sender`` sent lately, with one overall state per item (e-CMS OutboundStatus)."""
+        from gateway.ecms.handler import OutboundItem
+
+        rows = await self.pool.fetch(queries["outbound"], sender, max(1, min(limit, 1000)))
+        out = []
+        for r in rows:
+            states = set(r["statuses"])
+            overall = ("delivered" if states == {"delivered"} else "withdrawn" if states == {"withdrawn"}
+                       else "dead" if "dead" in states else "pending")
+            out.append(OutboundItem(message_id=r["message_id"], letter_number=r["letter_number"], status=overall))
+        return out
 
     # ------------------------------------------------------------------ pull inbox
 

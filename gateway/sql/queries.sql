@@ -10,8 +10,9 @@
 WITH m AS (
     INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
                           letter_number, letter_date, subject, speed, secrecy, channel,
-                          received_sha256, received, forwarded, evidence, receipt, accepted_at)
-    VALUES ($1, $2, $3::message_type, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                          received_sha256, received, forwarded, evidence, receipt, accepted_at,
+                          notifier_kind, registry_number)
+    VALUES ($1, $2, $3::message_type, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $24, $25)
     ON CONFLICT (sender, message_id) DO NOTHING
     RETURNING pk
 ), d AS (
@@ -192,17 +193,20 @@ SELECT 1;
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::bytea[],
-                         $14::bytea[], $15::bytea[], $16::bytea[], $17::timestamptz[], $18::jsonb[])
+                         $14::bytea[], $15::bytea[], $16::bytea[], $17::timestamptz[], $18::jsonb[],
+                         $25::text[], $26::text[])
         WITH ORDINALITY AS i (sender, message_id, message_type, conversation_id, ref_to_message_id,
                               letter_number, letter_date, subject, speed, secrecy, channel, received_sha256,
-                              received, forwarded, evidence, receipt, accepted_at, audit, ord)
+                              received, forwarded, evidence, receipt, accepted_at, audit, notifier_kind,
+                              registry_number, ord)
 ), m AS (
     INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
                           letter_number, letter_date, subject, speed, secrecy, channel,
-                          received_sha256, received, forwarded, evidence, receipt, accepted_at)
+                          received_sha256, received, forwarded, evidence, receipt, accepted_at, notifier_kind,
+                          registry_number)
     SELECT sender, message_id, message_type::message_type, conversation_id, ref_to_message_id, letter_number,
            letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded, evidence, receipt,
-           accepted_at
+           accepted_at, notifier_kind, registry_number
     FROM input ORDER BY ord
     ON CONFLICT (sender, message_id) DO NOTHING
     RETURNING pk, sender, message_id
@@ -224,3 +228,56 @@ WITH input AS (
     RETURNING 1
 )
 SELECT mi.ord, mi.pk, (SELECT count(*) FROM d) AS deliveries, (SELECT count(*) FROM a) AS events FROM mi;
+
+-- name: find_letter
+-- The latest letter with this number and date (optionally from this sender,
+-- and with a delivery to this recipient that was not withdrawn): what a
+-- notifier answers when it names the letter the e-CMS way.
+SELECT m.message_id, m.sender,
+       array_agg(d.recipient ORDER BY d.recipient) FILTER (WHERE d.status <> 'withdrawn') AS recipients
+FROM messages m JOIN deliveries d ON d.message_pk = m.pk
+WHERE m.message_type = 'letter' AND m.letter_number = $1 AND m.letter_date = $2
+  AND ($3::text IS NULL OR m.sender = $3)
+GROUP BY m.pk
+HAVING ($4::text IS NULL OR bool_or(d.recipient = $4 AND d.status <> 'withdrawn'))
+   AND bool_or(d.status <> 'withdrawn')
+ORDER BY m.accepted_at DESC, m.pk DESC
+LIMIT 1;
+
+-- name: withdraw
+-- The sender withdraws its letter from one recipient (after a rejection or
+-- an invalid notice, or before delivery); the delivery leaves the queue or
+-- inbox. A delivery in flight finishes its attempt but cannot be recorded as
+-- delivered any more (mark_delivered requires a deliverable state).
+UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
+FROM messages m
+WHERE m.pk = d.message_pk AND m.sender = $1 AND m.message_type = 'letter'
+  AND m.letter_number = $2 AND m.letter_date = $3 AND d.recipient = $4 AND d.status <> 'withdrawn'
+RETURNING d.id, d.message_pk, m.message_id;
+
+-- name: withdraw_by_id
+UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
+FROM messages m
+WHERE m.pk = d.message_pk AND m.sender = $1 AND m.message_id = $2
+  AND ($3::text[] IS NULL OR d.recipient = ANY ($3::text[])) AND d.status <> 'withdrawn'
+RETURNING d.id, d.message_pk, m.message_id, d.recipient;
+
+-- name: outbound
+SELECT m.message_id, coalesce(m.letter_number, '') AS letter_number, m.message_type::text AS message_type,
+       array_agg(d.status::text) AS statuses
+FROM messages m JOIN deliveries d ON d.message_pk = m.pk
+WHERE m.sender = $1 AND m.message_type <> 'receipt'
+GROUP BY m.pk
+ORDER BY m.accepted_at DESC, m.pk DESC
+LIMIT $2;
+
+-- name: business_answers
+-- Notifiers that answer this letter, newest first per answering agency:
+-- linked by message id, or the e-CMS way by letter number + date + parties.
+SELECT DISTINCT ON (n.sender) n.sender, n.notifier_kind, n.registry_number, n.accepted_at, n.message_id
+FROM messages n
+JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = $2
+WHERE n.message_type = 'notifier'
+  AND (n.ref_to_message_id = $1 OR (n.letter_number = $3 AND n.letter_date = $4))
+  AND n.sender = ANY ($5::text[])
+ORDER BY n.sender, n.accepted_at DESC, n.pk DESC;

@@ -100,3 +100,9 @@ CREATE TABLE audit_events (
     details     jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX audit_events_message ON audit_events (message_pk) WHERE message_pk IS NOT NULL;
+
+-- 0003: business answers (notifiers) correlated to letters, and withdrawal.
+ALTER TABLE messages ADD COLUMN notifier_kind text;
+ALTER TABLE messages ADD COLUMN registry_number text;
+CREATE INDEX messages_notifier_ref ON messages (ref_to_message_id) WHERE message_type = 'notifier';
+CREATE INDEX messages_sender_accepted ON messages (sender, accepted_at DESC);

@@ -43,6 +43,10 @@ class NewMessage:
     expires_at: dt.datetime
     deliveries: Sequence[NewDelivery]
     audit: dict[str, Any]
+    notifier_kind: str | None = None
+    """For a notifier: received, accepted, rejected, invalid, invalid-registry-number."""
+    registry_number: str | None = None
+    """For an accepted notifier: the receiving registry number (เลขทะเบียนรับ)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ async def insert(db: Executor, m: NewMessage) -> int | None:
         m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
         [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
         [d.route for d in m.deliveries], [d.status for d in m.deliveries],
-        json.dumps(m.audit, ensure_ascii=False),
+        json.dumps(m.audit, ensure_ascii=False), m.notifier_kind, m.registry_number,
     )
     return None if row is None else row["pk"]
 
@@ -111,7 +115,8 @@ async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | N
             d_route.append(d.route)
             d_status.append(d.status)
             d_exp.append(m.expires_at)
-    rows = await db.fetch(queries["insert_messages"], *args, d_ord, d_id, d_rec, d_route, d_status, d_exp)
+    rows = await db.fetch(queries["insert_messages"], *args, d_ord, d_id, d_rec, d_route, d_status, d_exp,
+                          [m.notifier_kind for m in batch], [m.registry_number for m in batch])
     pks: list[int | None] = [None] * len(batch)
     for r in rows:
         pks[r["ord"] - 1] = r["pk"]

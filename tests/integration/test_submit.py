@@ -167,3 +167,33 @@ async def test_unknown_route_is_json(make_client):
     client = await make_client()
     r = await client.get("/v1/nothing-here")
     assert r.status == 404 and (await r.json())["code"] == "not_found"
+
+
+async def test_business_cycle_accept_reject_withdraw_resend(make_client):
+    from gateway.envelope import NotifierKind
+
+    client = await make_client()
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI, KKN), message_id="m-biz"), headers=auth())
+    # Chiang Mai registers it with its registry number; Khon Kaen rejects it
+    r = await client.post("/v1/messages", data=notifier_bytes(sender=CMI, recipient=OPM, ref="m-biz",
+                                                              registry_number="รับที่ 4567"), headers=auth(CMI))
+    assert r.status == 202
+    r = await client.post("/v1/messages", data=notifier_bytes(sender=KKN, recipient=OPM, ref="m-biz",
+                                                              kind=NotifierKind.REJECTED), headers=auth(KKN))
+    assert r.status == 202
+    status = await (await client.get("/v1/messages/m-biz", headers=auth())).json()
+    by = {x["recipient"]: x for x in status["recipients"]}
+    assert (by[CMI]["answer"], by[CMI]["registry_number"]) == ("accepted", "รับที่ 4567")
+    assert by[KKN]["answer"] == "rejected"
+    # the sender withdraws it from Khon Kaen only, then sends a corrected letter
+    r = await client.post("/v1/messages/m-biz/withdraw", json={"recipients": [KKN]}, headers=auth())
+    body = await r.json()
+    assert r.status == 200 and body["withdrawn"] == 1
+    assert {x["recipient"]: x["status"] for x in body["status"]["recipients"]} == {CMI: "inbox", KKN: "withdrawn"}
+    inbox = (await (await client.get("/v1/inbox", headers=auth(KKN))).json())["items"]
+    assert inbox == []
+    assert (await client.post("/v1/messages", data=letter_bytes(recipients=(KKN,), message_id="m-biz-2"),
+                              headers=auth())).status == 202
+    # another agency cannot withdraw it
+    r = await client.post("/v1/messages/m-biz/withdraw", headers=auth(CMI))
+    assert r.status == 404
