@@ -24,6 +24,7 @@ The clock is passed in (``clock``); tests move it instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import functools
 import datetime as dt
 import re
 from collections import OrderedDict
@@ -57,11 +58,13 @@ _USAGES: dict[str, tuple[set[str], set[str], bool]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of a certificate, lower-case hex (the form pinned in the directory)."""
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
+@functools.lru_cache(maxsize=4096)
 def agency_of(cert: x509.Certificate) -> str | None:
     """The agency code a certificate is issued to (``organizationIdentifier = GOVTH-<code>``), or None."""
     try:

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field, replace
@@ -67,9 +68,10 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
+from signxml import SignatureConfiguration, VerifyResult, XMLSigner, XMLVerifier
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
@@ -246,15 +248,31 @@ class VerifiedReceipt:
 # ============================================================================ signxml glue
 
 
-class _PositionalVerifierMixin:
-    """Pick the signature to verify by its position in ``/Envelope/Signatures``.
+class _InPlaceVerifierMixin:
+    """signxml's verifier, told which signature to check and how to find referenced elements.
 
-    signxml finds "the first ds:Signature at ``location``"; an envelope holds
-    two (author, seal), so the verifier is told which one. signxml calls
-    ``_get_signature`` both on the document and on its private copies.
+    Two hooks, both for speed, neither weakening the check:
+
+    * ``_get_signature``: signxml finds "the first ds:Signature at
+      ``location``"; an envelope holds two (author, seal), so the verifier is
+      told which one by position in ``/Envelope/Signatures``.
+    * ``get_root`` / ``_verify_reference`` (detached signatures only): stock
+      signxml re-serialises and re-parses the *whole document* once per
+      reference and resolves each ``#id`` with a document-wide XPath, ~0.3 ms
+      per reference on a 6 KB envelope. Our references were already resolved
+      against a complete id index (each id unique, each element in its place)
+      and their transforms pinned to exclusive c14n, which does not depend on
+      the ancestors' namespaces; so the in-place element is canonicalised and
+      digested directly. The digest comparison, the algorithm allow-list and
+      the reference count remain signxml's; ``signed_xml`` is then the very
+      element in our tree whose bytes were digested.
+
+    Receipts (enveloped, ``URI=""``) take signxml's stock path.
     """
 
     signature_index: int = 0
+    #: id -> element, pre-validated (unique, in place); None = stock signxml behaviour.
+    resolved: dict[str, etree._Element] | None = None
 
     def _get_signature(self, root):  # noqa: D401 - signxml hook
         if root.tag == _DS + "Signature":
@@ -264,13 +282,68 @@ class _PositionalVerifierMixin:
             raise InvalidInput("the selected signature is missing")
         return signatures[self.signature_index]
 
+    def get_root(self, data):
+        if self.resolved is not None and isinstance(data, etree._Element):
+            return data  # detached verification never mutates the document
+        return super().get_root(data)
 
-class _Verifier(_PositionalVerifierMixin, XMLVerifier):
+    def _check_cert_validity(self, cert, cert_source):
+        # Validity periods are the trust store's verdict (stable codes, injectable clock).
+        return None
+
+    def _verify_reference(self, reference, index, root, uri_resolver, c14n_algorithm, signature,
+                          signature_key_used):
+        if self.resolved is None:
+            return super()._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
+                                             signature_key_used)
+        uri = reference.get("URI") or ""
+        payload = self.resolved.get(uri[1:])
+        if payload is None:
+            raise InvalidInput(f"Unable to resolve reference URI: {uri}")
+        digest_alg = DigestAlgorithm(self._find(reference, "DigestMethod").get("Algorithm"))
+        self.check_digest_alg_expected(digest_alg)
+        digest_value = self._find(reference, "DigestValue")
+        payload_c14n = _c14n(payload)
+        if base64.b64decode(digest_value.text or "") != self._get_digest(payload_c14n, digest_alg):
+            raise InvalidDigest(f"Digest mismatch for reference {index} ({uri})")
+        if getattr(self, "_pem_of", None) is not signature_key_used:
+            self._pem_of = signature_key_used
+            self._pem = signature_key_used.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        return VerifyResult(payload_c14n, payload, signature, signature_key=self._pem)
+
+
+class _Verifier(_InPlaceVerifierMixin, XMLVerifier):
     pass
 
 
-class _XAdESVerifier(_PositionalVerifierMixin, XAdESVerifier):
+class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
     pass
+
+
+class _InPlaceSignerMixin:
+    """signxml's signer without the per-reference document copies (detached signatures only).
+
+    Stock ``XMLSigner.sign`` copies the document once, then copies every
+    referenced element, each found by a document-wide XPath. For a detached
+    signature the document is never modified by signxml (the signature is
+    built apart and we insert it afterwards), and exclusive c14n of an element
+    is the same in place as in a copy, so the in-place elements from our
+    verified-unique id index are used. Everything else (SignedInfo, digests,
+    SignatureValue, KeyInfo, XAdES properties) is signxml's.
+    """
+
+    resolved: dict[str, etree._Element] | None = None
+
+    def get_root(self, data):
+        if self.resolved is not None and isinstance(data, etree._Element):
+            return data
+        return super().get_root(data)
+
+    def _resolve_reference(self, doc_root, reference, uri_resolver=None):
+        uri = reference.get("URI") or ""
+        if self.resolved is not None and uri.startswith("#") and uri[1:] in self.resolved:
+            return self.resolved[uri[1:]]
+        return super()._resolve_reference(doc_root, reference, uri_resolver=uri_resolver)
 
 
 class _WeakOk:
@@ -280,11 +353,19 @@ class _WeakOk:
         return None
 
 
-class _WeakXMLSigner(_WeakOk, XMLSigner):
+class _Signer(_InPlaceSignerMixin, XMLSigner):
     pass
 
 
-class _WeakXAdESSigner(_WeakOk, XAdESSigner):
+class _XAdESSigner(_InPlaceSignerMixin, XAdESSigner):
+    pass
+
+
+class _WeakXMLSigner(_WeakOk, _Signer):
+    pass
+
+
+class _WeakXAdESSigner(_WeakOk, _XAdESSigner):
     pass
 
 
@@ -300,9 +381,9 @@ def _make_signer(signer: Signer, *, xades: bool, method: SignatureConstructionMe
     sm = signature_method or signer.signature_method
     weak = sm in _SHA1_METHODS or digest_algorithm == DigestAlgorithm.SHA1
     if xades:
-        cls = _WeakXAdESSigner if weak else XAdESSigner
+        cls = _WeakXAdESSigner if weak else _XAdESSigner
     else:
-        cls = _WeakXMLSigner if weak else XMLSigner
+        cls = _WeakXMLSigner if weak else _Signer
     xs = cls(method=method, signature_algorithm=sm, digest_algorithm=digest_algorithm, c14n_algorithm=_EXC_C14N)
     # Our Id first: the XAdES annotator derives QualifyingProperties/@Target from it.
     xs.signature_annotators.insert(0, _set_id(signature_id))
@@ -409,14 +490,18 @@ def _sign_detached(parts: _Parts, signer: Signer, references: Sequence[str], *, 
                    signature_method: SignatureMethod | None = None,
                    digest_algorithm: DigestAlgorithm = DigestAlgorithm.SHA256) -> etree._Element:
     index = _id_index(parts.root)
+    resolved: dict[str, etree._Element] = {}
     for uri in references:
-        holders = index.get(uri.lstrip("#"), [])
+        holders = index.get(uri[1:], []) if uri.startswith("#") else []
         if len(holders) != 1:
             # signxml would silently sign the whole document for an unresolvable detached reference
             raise StructureError(f"reference {uri} must name exactly one element, found {len(holders)}", field=uri)
-    _ensure_unique_id(index, signature_id, None)  # type: ignore[arg-type]
+        resolved[uri[1:]] = holders[0]
+    if signature_id in index:
+        raise StructureError(f"Id {signature_id!r} is already used in the envelope", field=f"@Id={signature_id}")
     xs = _make_signer(signer, xades=xades, method=SignatureConstructionMethod.detached, signature_id=signature_id,
                       signature_method=signature_method, digest_algorithm=digest_algorithm)
+    xs.resolved = resolved
     kwargs: dict[str, Any] = {}
     if xades:
         kwargs["always_add_key_value"] = False
@@ -424,6 +509,45 @@ def _sign_detached(parts: _Parts, signer: Signer, references: Sequence[str], *, 
                         reference_uri=list(references), **kwargs)
     _signatures_container(parts).append(signature)
     return signature
+
+
+def _lean_signature(signer: Signer, references: Sequence[tuple[str, etree._Element]], *, signature_id: str,
+                    enveloped: bool = False) -> etree._Element:
+    """Build and sign a ds:Signature for the gateway's own seal and receipts, without signxml's overhead.
+
+    Why not signxml here: on the gateway's hot path signxml's ``sign()`` costs
+    ~0.6 ms of pure-Python bookkeeping for a 4-reference seal (QName
+    construction, dataclass copies, PEM round trips), against ~0.05 ms for
+    the ECDSA operation. This builder emits exactly the shape signxml emits
+    (same algorithms, ``ds`` prefix, one exclusive-c14n Transform per
+    reference, X509Data with the certificate then the chain); the tests verify
+    its output with *stock* ``signxml.XMLVerifier``, so interoperability is
+    checked, not assumed. Author signatures (and XAdES) are still made by
+    signxml, and every incoming signature is verified by signxml.
+    """
+    sig = etree.Element(_DS + "Signature", nsmap={"ds": DSIG_NS}, Id=signature_id)
+    signed_info = etree.SubElement(sig, _DS + "SignedInfo")
+    etree.SubElement(signed_info, _DS + "CanonicalizationMethod", Algorithm=_EXC_C14N.value)
+    etree.SubElement(signed_info, _DS + "SignatureMethod", Algorithm=signer.signature_method.value)
+    for uri, element in references:
+        ref = etree.SubElement(signed_info, _DS + "Reference", URI=uri)
+        transforms = etree.SubElement(ref, _DS + "Transforms")
+        if enveloped:
+            etree.SubElement(transforms, _DS + "Transform", Algorithm=_ENVELOPED)
+        etree.SubElement(transforms, _DS + "Transform", Algorithm=_EXC_C14N.value)
+        etree.SubElement(ref, _DS + "DigestMethod", Algorithm=DigestAlgorithm.SHA256.value)
+        etree.SubElement(ref, _DS + "DigestValue").text = base64.b64encode(
+            hashlib.sha256(_c14n(element)).digest()).decode()
+    etree.SubElement(sig, _DS + "SignatureValue").text = base64.b64encode(signer.sign(_c14n(signed_info))).decode()
+    x509_data = etree.SubElement(etree.SubElement(sig, _DS + "KeyInfo"), _DS + "X509Data")
+    for cert in (signer.certificate, *signer.chain):
+        etree.SubElement(x509_data, _DS + "X509Certificate").text = _cert_b64(cert)
+    return sig
+
+
+@functools.lru_cache(maxsize=64)
+def _cert_b64(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
 
 
 def _sign_envelope(envelope_bytes: bytes, signer: Signer, *, xades: bool = True, sign_header: bool = False,
@@ -484,7 +608,19 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
             _ensure_unique_id(index, AUTHOR_SIGNATURE_ID, signature)
             signature.set("Id", AUTHOR_SIGNATURE_ID)
         references.append(f"#{signature.get('Id')}")
-    _sign_detached(parts, seal_signer, references, signature_id=SEAL_ID, xades=xades)
+    if xades:
+        _sign_detached(parts, seal_signer, references, signature_id=SEAL_ID, xades=True)
+        return _serialize(root)
+    index = _id_index(root)
+    targets = []
+    for uri in references:
+        holders = index.get(uri[1:], [])
+        if len(holders) != 1:
+            raise StructureError(f"Id {uri[1:]!r} must occur exactly once, found {len(holders)}", field=uri)
+        targets.append((uri, holders[0]))
+    if SEAL_ID in index:
+        raise StructureError(f"Id {SEAL_ID!r} is already used in the envelope", field=f"@Id={SEAL_ID}")
+    _signatures_container(parts).append(_lean_signature(seal_signer, targets, signature_id=SEAL_ID))
     return _serialize(root)
 
 
@@ -514,10 +650,20 @@ def _keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
     if len(nodes) > _MAX_KEYINFO_CERTS:
         raise SignatureError("too many certificates in KeyInfo", field="Signatures/KeyInfo")
     try:
-        return [x509.load_der_x509_certificate(base64.b64decode("".join((n.text or "").split()), validate=True))
-                for n in nodes]
+        return [_load_cert_b64("".join((n.text or "").split())) for n in nodes]
     except (ValueError, binascii.Error) as exc:
         raise SignatureError(f"unreadable certificate in KeyInfo: {exc}", field="Signatures/KeyInfo") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _load_cert_b64(text: str) -> x509.Certificate:
+    """Certificates arrive with every letter; the same few thousand are parsed once."""
+    return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
 
 
 def _check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow_sha1: bool,
@@ -623,7 +769,7 @@ def _check_references(parts: _Parts, signature: etree._Element, index: dict[str,
 
 
 def _run_signxml(root: etree._Element, signature_index: int, cert: x509.Certificate, n_refs: int, *,
-                 xades: bool, allow_sha1: bool) -> list[Any]:
+                 xades: bool, allow_sha1: bool, resolved: dict[str, etree._Element] | None = None) -> list[Any]:
     methods = _STRONG_METHODS | (_SHA1_METHODS if allow_sha1 else frozenset())
     digests = _STRONG_DIGESTS | ({DigestAlgorithm.SHA1} if allow_sha1 else frozenset())
     config_cls = XAdESSignatureConfiguration if xades else SignatureConfiguration
@@ -638,6 +784,7 @@ def _run_signxml(root: etree._Element, signature_index: int, cert: x509.Certific
     )
     verifier = _XAdESVerifier() if xades else _Verifier()
     verifier.signature_index = signature_index
+    verifier.resolved = resolved
     try:
         results = verifier.verify(root, x509_cert=cert, expect_config=config)
     except InvalidDigest as exc:
@@ -667,7 +814,7 @@ def _check_signature(parts: _Parts, signature: etree._Element, index: dict[str, 
         certs = _keyinfo_certs(signature)
         check.cert, check.extra_certs = certs[0], certs[1:]
         check.report = replace(check.report, agency_code=_agency(check.cert),
-                               signer_subject=check.cert.subject.rfc4514_string())
+                               signer_subject=_subject(check.cert))
         if pinned_cert is not None and fingerprint(check.cert) != fingerprint(pinned_cert):
             raise CertificateError("the signature is not by the expected certificate", code="certificate.untrusted",
                                    field="Signatures/KeyInfo")
@@ -686,10 +833,10 @@ def _check_signature(parts: _Parts, signature: etree._Element, index: dict[str, 
     xades = signature.find(f"{_DS}Object/{{{_XADES_NS}}}QualifyingProperties") is not None
     try:
         results = _run_signxml(parts.root, _signature_index(parts, signature), check.cert, len(uris), xades=xades,
-                               allow_sha1=allow_sha1)
-        # Prove that the elements in our tree are the ones whose bytes were digested.
+                               allow_sha1=allow_sha1, resolved={u[1:]: e for u, e in resolved.items()})
+        # The elements handed downstream must be the very ones whose bytes were digested.
         for uri, result in zip(uris, results):
-            if _c14n(resolved[uri]) != result.signed_data:
+            if result.signed_xml is not resolved[uri]:
                 raise SignatureError(f"the element in place of {uri} is not the one that was verified",
                                      code="signature.wrapping", field=uri)
             props = getattr(result, "signed_properties", None)
@@ -911,11 +1058,11 @@ def sign_receipt(receipt_xml: bytes, signer: Signer) -> bytes:
         raise StructureError("a receipt envelope has a Receipt body", field="Receipt")
     if parts.signatures is not None and len(parts.signatures):
         raise SignatureError("the receipt is already signed", field="Signatures")
-    etree.SubElement(_signatures_container(parts), _DS + "Signature", Id="placeholder")
-    xs = _make_signer(signer, xades=False, method=SignatureConstructionMethod.enveloped,
-                      signature_id=RECEIPT_SIGNATURE_ID)
-    signed = xs.sign(root, key=signer.xmldsig_key, cert=[signer.certificate, *signer.chain])
-    return _serialize(signed)
+    container = _signatures_container(parts)
+    container.text = None  # the enveloped transform leaves an empty container; sign exactly that
+    # URI="" covers the whole envelope; the enveloped-signature transform removes the signature itself.
+    container.append(_lean_signature(signer, [("", root)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True))
+    return _serialize(root)
 
 
 async def verify_receipt(receipt_bytes: bytes, gateway: x509.Certificate | TrustStore) -> VerifiedReceipt:
