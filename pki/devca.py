@@ -256,7 +256,11 @@ class CertFactory:
                 critical=False)
         if profile == "ocsp":
             builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
-        cert = builder.sign(self.ca.key, hash_algorithm or hashes.SHA256())
+        if isinstance(hash_algorithm, hashes.SHA1):
+            # cryptography refuses to sign certificates with SHA-1; tests need one to prove it is refused.
+            cert = _resign_sha1(builder.sign(self.ca.key, hashes.SHA256()), self.ca.key)
+        else:
+            cert = builder.sign(self.ca.key, hash_algorithm or hashes.SHA256())
         return Issued(cert, key)
 
     def agency_signing(self, code: str, name: str, **kwargs: Any) -> Issued:
@@ -282,6 +286,26 @@ class CertFactory:
                 x509.RevokedCertificateBuilder().serial_number(serial)
                 .revocation_date(last_update - dt.timedelta(minutes=1)).build())
         return builder.sign(self.ca.key, hashes.SHA256())
+
+
+def _resign_sha1(cert: x509.Certificate, ca_key: Any) -> x509.Certificate:
+    """Re-sign ``cert``'s TBS with SHA-1 (ecdsa-with-SHA1 / sha1WithRSAEncryption), via asn1crypto."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    is_ec = isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    algorithm = {"algorithm": "sha1_ecdsa" if is_ec else "sha1_rsa"}
+    tbs = parsed["tbs_certificate"]
+    tbs["signature"] = algorithm
+    tbs_der = tbs.dump(force=True)
+    if is_ec:
+        signature = ca_key.sign(tbs_der, ec.ECDSA(hashes.SHA1()))
+    else:
+        signature = ca_key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA1())
+    resigned = asn1_x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": algorithm,
+                                      "signature_value": signature})
+    return x509.load_der_x509_certificate(resigned.dump(force=True))
 
 
 def _ca_key_usage() -> x509.KeyUsage:
