@@ -152,6 +152,8 @@ class CertFactory:
         self.now = now or _utcnow()
         self.ocsp_url = ocsp_url
         self.crl_url = crl_url
+        #: The factory of the root above this CA, when this factory made the chain (None for a root).
+        self.root: CertFactory | None = None
 
     # --- CAs ---------------------------------------------------------------------------------
 
@@ -184,7 +186,9 @@ class CertFactory:
         """Issue a subordinate CA and return a factory for it."""
         issued = self.issue(_simple_name(common_name, self._org()), profile="ca", key_type=key_type,
                             days=365 * years, path_length=path_length)
-        return CertFactory(issued, now=self.now, ocsp_url=ocsp_url, crl_url=crl_url)
+        sub = CertFactory(issued, now=self.now, ocsp_url=ocsp_url, crl_url=crl_url)
+        sub.root = self.root if self.root is not None else self
+        return sub
 
     def _org(self) -> str:
         orgs = self.ca.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
