@@ -21,6 +21,7 @@ The hash is fixed by the key: SHA-256 for P-256 and RSA, SHA-384 for P-384.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
@@ -242,10 +243,11 @@ class Pkcs11Signer(_SignerBase):
         except Exception as exc:  # python-pkcs11 raises many unrelated types; wrap at the boundary
             raise KeyUnavailable(f"PKCS#11 key {key_label!r} on token {token_label!r}: "
                                  f"{type(exc).__name__} {exc}") from None
+        self._prehash = key_type == KeyType.EC
         if key_type == KeyType.EC:
-            # CKM_ECDSA_SHA384 is not in every token; hash here and use plain CKM_ECDSA when needed.
-            self._mechanism = {"sha256": Mechanism.ECDSA_SHA256, "sha384": Mechanism.ECDSA_SHA384,
-                               "sha512": Mechanism.ECDSA_SHA512}[self.hash_name]
+            # CKM_ECDSA_SHA256 is missing from many tokens (SoftHSM2 2.6 among them): hash here and
+            # let the token do plain CKM_ECDSA over the digest, which every EC-capable token has.
+            self._mechanism = Mechanism.ECDSA
         else:
             self._mechanism = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS,
                                "sha512": Mechanism.SHA512_RSA_PKCS}[self.hash_name]
@@ -259,6 +261,8 @@ class Pkcs11Signer(_SignerBase):
     def sign(self, data: bytes) -> bytes:
         with self._lock:
             try:
+                if self._prehash:
+                    data = hashlib.new(self.hash_name, data).digest()
                 # PKCS#11 returns ECDSA signatures as r || s already (the XML-DSig form).
                 return bytes(self._key.sign(data, mechanism=self._mechanism))
             except Exception as exc:
