@@ -599,6 +599,7 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
     if not parts.header.get("Id"):
         _ensure_unique_id(index, "Header", parts.header)
         parts.header.set("Id", "Header")
+        index["Header"] = [parts.header]
     references = [f"#{parts.header.get('Id')}", f"#{parts.body.get('Id')}"]
     references += [f"#{a.get('Id')}" for a in parts.attachments]
     author = _author_signature(parts)
@@ -607,11 +608,11 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
         if not signature.get("Id"):
             _ensure_unique_id(index, AUTHOR_SIGNATURE_ID, signature)
             signature.set("Id", AUTHOR_SIGNATURE_ID)
+            index[AUTHOR_SIGNATURE_ID] = [signature]
         references.append(f"#{signature.get('Id')}")
     if xades:
         _sign_detached(parts, seal_signer, references, signature_id=SEAL_ID, xades=True)
         return _serialize(root)
-    index = _id_index(root)
     targets = []
     for uri in references:
         holders = index.get(uri[1:], [])
