@@ -1,0 +1,101 @@
+"""CPU cost of the gateway's cryptography per 5 KB letter: verify + seal + receipt.
+
+For each letter: verify the author's signature (XAdES by default; trust
+decisions cached, as on the hot path), seal it with the gateway key, build and
+sign the submission receipt. CPU time is ``time.process_time`` over N letters
+after a warm-up; letters are pre-signed by a few agencies outside the timing.
+
+    python bench/crypto.py            # 2000 letters
+    python bench/crypto.py --quick    # 200 letters
+    python bench/crypto.py --no-xades # plain XML-DSig author signatures
+
+The figures are printed last, on one line of key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "pki"))
+
+from samples import envelope  # noqa: E402
+
+from pki import xmldsig  # noqa: E402
+from pki.devca import init_dev_pki  # noqa: E402
+
+AGENCIES = {"00001": "สำนักนายกรัฐมนตรี", "00002": "กระทรวงมหาดไทย", "00003": "กระทรวงการคลัง"}
+
+
+async def run(letters: int, xades: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = init_dev_pki(Path(tmp), AGENCIES)
+        trust = pki.trust_store(ocsp=False)
+        seal = pki.seal_signer()
+        signers = {code: pki.agency_signer(code) for code in AGENCIES}
+    codes = list(AGENCIES)
+    warmup = max(20, letters // 10)
+    batch = []
+    for i in range(letters + warmup):
+        code = codes[i % len(codes)]
+        raw = envelope(sender=code, message_id=f"msg-{i:06d}", attachment_size=1600)  # ~5 KB unsigned
+        batch.append((code, f"msg-{i:06d}", xmldsig.sign_envelope(raw, signers[code], xades=xades)))
+    size = sum(len(b[2]) for b in batch) / len(batch)  # signed size: letter + author signature
+    now = dt.datetime.now(dt.timezone.utc)
+
+    async def verify(item):
+        return await xmldsig.verify_envelope(item[2], trust, sender=item[0])
+
+    def receipt(item):
+        unsigned = xmldsig.build_receipt(receipt_message_id=f"rcpt-{item[1]}", header_sender=item[0],
+                                         recipients=[item[0]], kind="submission", message_id=item[1],
+                                         sender=item[0], sha256=hashlib.sha256(item[2]).hexdigest(), at=now)
+        return xmldsig.sign_receipt(unsigned, seal)
+
+    for item in batch[:warmup]:
+        verified = await verify(item)
+        xmldsig.seal_envelope(verified.raw, seal)
+        receipt(item)
+    timed = batch[warmup:]
+    t0 = time.process_time()
+    verified_raw = [(await verify(item)).raw for item in timed]
+    t1 = time.process_time()
+    for raw in verified_raw:
+        xmldsig.seal_envelope(raw, seal)
+    t2 = time.process_time()
+    for item in timed:
+        receipt(item)
+    t3 = time.process_time()
+    n = len(timed)
+    return {"verify_ms": (t1 - t0) / n * 1e3, "seal_ms": (t2 - t1) / n * 1e3, "receipt_ms": (t3 - t2) / n * 1e3,
+            "total_cpu_ms": (t3 - t0) / n * 1e3, "letters": n, "letter_bytes": size,
+            "trust_validations": trust.stats["validations"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 letters instead of 2000")
+    parser.add_argument("--letters", type=int, default=None)
+    parser.add_argument("--no-xades", dest="xades", action="store_false", help="plain XML-DSig author signatures")
+    args = parser.parse_args()
+    letters = args.letters or (200 if args.quick else 2000)
+    figures = asyncio.run(run(letters, args.xades))
+    print(f"ECDSA P-256 everywhere; author signatures {'XAdES-BES' if args.xades else 'XML-DSig'}; "
+          f"trust cached ({figures['trust_validations']} full validations); {os.cpu_count()} cores")
+    print(" ".join([f"verify_ms={figures['verify_ms']:.2f}", f"seal_ms={figures['seal_ms']:.2f}",
+                    f"receipt_ms={figures['receipt_ms']:.2f}", f"total_cpu_ms={figures['total_cpu_ms']:.2f}",
+                    f"letters={figures['letters']}", f"letter_bytes={figures['letter_bytes']:.0f}",
+                    f"xades={int(args.xades)}", f"cores={os.cpu_count()}"]))
+
+
+if __name__ == "__main__":
+    main()

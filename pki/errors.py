@@ -1,0 +1,117 @@
+"""One root exception for the PKI library, each subclass a family of stable codes.
+
+:class:`PkiError` is deliberately *not* a :class:`gateway.errors.GatewayError`:
+this package is a library that the gateway wires in, and the gateway maps a
+``PkiError`` to its API answer (``code``, ``field``, ``message``, ``status``).
+
+Stable codes (documented; the API returns them verbatim):
+
+============================== ====== ==================================================
+code                           status meaning
+============================== ====== ==================================================
+signature.missing              422    no author signature where one is required
+signature.invalid              422    SignatureValue or a reference digest does not verify
+signature.references           422    the signature does not cover exactly the expected parts
+signature.algorithm            422    algorithm, digest or key size outside the allow-list
+signature.wrapping             422    a signed Id is duplicated, misplaced or not the verified node
+signature.sealed               422    the envelope already carries a gateway seal
+certificate.untrusted          422    no path to a trust anchor (unknown issuer)
+certificate.expired            422    the signer (or a CA in its path) has expired
+certificate.not_yet_valid      422    the signer (or a CA in its path) is not valid yet
+certificate.revoked            422    revoked according to a CRL or an OCSP response
+certificate.revocation_unknown 422    revocation status could not be established (hard-fail)
+certificate.key_usage          422    keyUsage / extendedKeyUsage do not allow this use
+certificate.algorithm          422    the certificate path uses a weak algorithm (SHA-1, RSA<2048)
+certificate.invalid            422    any other path validation failure
+certificate.wrong_agency       403    valid certificate, but not one that may sign for the sender
+attachment.digest_mismatch     422    an attachment's Size or Sha256 does not match its Content
+attachment.content_invalid     422    an attachment's Content is not valid base64
+envelope.structure             422    the envelope lacks a part the signature needs (body Id ...)
+pdf.unreadable                 422    the PDF cannot be parsed
+pdf.font_missing               500    the Thai TrueType font for the receiving stamp is missing
+key.unavailable                500    a signing key (file or HSM token) cannot be used
+============================== ====== ==================================================
+"""
+
+from __future__ import annotations
+
+
+class PkiError(Exception):
+    """Root of every error raised by :mod:`pki`."""
+
+    #: Default stable code of this family.
+    code: str = "pki.error"
+    #: HTTP status the gateway should answer with.
+    status: int = 422
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.field = field
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, field={self.field!r}, message={self.message!r})"
+
+    def __eq__(self, other: object) -> bool:  # reports compare by content, not identity
+        if not isinstance(other, PkiError):
+            return NotImplemented
+        return (type(self), self.code, self.field, self.message) == (type(other), other.code, other.field,
+                                                                     other.message)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.code, self.field, self.message))
+
+
+class SignatureError(PkiError):
+    """The XML signature is missing, broken, or does not cover what it must."""
+
+    code = "signature.invalid"
+
+
+class CertificateError(PkiError):
+    """The signer's certificate is not trusted for this use."""
+
+    code = "certificate.untrusted"
+
+
+class AgencyError(CertificateError):
+    """A valid certificate that may not sign for the claimed sending agency."""
+
+    code = "certificate.wrong_agency"
+    status = 403
+
+
+class AttachmentError(PkiError):
+    """An attachment's declared size or digest does not match its content."""
+
+    code = "attachment.digest_mismatch"
+
+
+class StructureError(PkiError):
+    """The envelope lacks a part that signing or verification needs."""
+
+    code = "envelope.structure"
+
+
+class PdfError(PkiError):
+    """A PDF could not be read, validated or stamped."""
+
+    code = "pdf.unreadable"
+
+
+class KeyUnavailable(PkiError):
+    """A signing key cannot be loaded or used (configuration, HSM token)."""
+
+    code = "key.unavailable"
+    status = 500

@@ -1,0 +1,299 @@
+"""PDF letters: PAdES validation, signing (tests and demo letters) and the receiving stamp (ตรารับ).
+
+Everything here uses pyHanko's *async* API: the synchronous wrappers call
+``asyncio.run`` and break inside aiohttp's running loop. Parsing the file (a
+CPU-bound pass over the whole PDF) runs in a worker thread; validation stays
+on the loop because certificate validation may fetch OCSP/CRLs with the
+shared aiohttp session.
+
+The receiving stamp is added as an **incremental update** holding one
+``/Stamp`` annotation whose appearance is a form XObject drawn by pyHanko's
+text stamp with a Thai TrueType font (shaped by HarfBuzz, so tone marks and
+vowels sit where they belong). The signed revision is untouched, so the
+author's signature still verifies; pyHanko's difference analysis reports the
+added revision (``modification_level``), which :class:`PdfSignatureReport`
+passes on without calling it a failure of the author's signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from asn1crypto import algos, keys as asn1_keys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pki.errors import PdfError, PkiError
+from pki.keys import Signer, raw_to_der_ecdsa
+from pki.thaidate import thai_date, thai_time
+from pki.trust import TrustStore, _to_asn1, agency_of
+
+__all__ = ["PdfSignatureReport", "PdfReport", "validate_pdf", "sign_pdf", "async_sign_pdf", "stamp_received",
+           "make_demo_pdf", "find_thai_font", "THAI_FONT_CANDIDATES"]
+
+#: Where Debian's fonts-thai-tlwg (and a few other distributions) put a Thai TrueType font.
+THAI_FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/tlwg/Garuda.ttf",
+    "/usr/share/fonts/truetype/tlwg/Loma.ttf",
+    "/usr/share/fonts/truetype/tlwg/Norasi.ttf",
+    "/usr/share/fonts/truetype/thai-tlwg/Garuda.ttf",
+    "/usr/share/fonts/tlwg/Garuda.ttf",
+    "/usr/share/fonts/TTF/Garuda.ttf",
+)
+
+
+@dataclass(frozen=True)
+class PdfSignatureReport:
+    """Facts about one embedded PDF signature."""
+
+    #: Name of the signature field.
+    field_name: str
+    #: The signed byte ranges hash to the signed digest.
+    intact: bool
+    #: The CMS signature value verifies with the signer's key.
+    valid: bool
+    #: The signer's certificate chains to the trust store's anchors and passes its checks.
+    trusted: bool
+    #: Signer subject (RFC 4514).
+    signer_subject: str
+    #: Agency code of the signer's certificate, if it carries one.
+    agency_code: str | None
+    #: Signing time claimed by the signer (not a timestamp), if any.
+    signing_time: dt.datetime | None
+    #: ``ENTIRE_FILE`` or ``ENTIRE_REVISION`` (later incremental updates exist).
+    coverage: str
+    #: What later revisions changed: ``NONE``, ``LTA_UPDATES``, ``FORM_FILLING``, ``ANNOTATIONS``, ``OTHER``;
+    #: None when unknown.
+    modification_level: str | None
+    #: pyHanko's bottom line (includes its judgement of later modifications).
+    pyhanko_bottom_line: bool
+    #: Human-readable summary from pyHanko.
+    summary: str
+
+    @property
+    def ok(self) -> bool:
+        """The signature itself holds: intact, valid and trusted (later stamps are reported, not failed)."""
+        return self.intact and self.valid and self.trusted
+
+
+@dataclass(frozen=True)
+class PdfReport:
+    """Validation of every signature in a PDF, with a bottom line."""
+
+    signatures: tuple[PdfSignatureReport, ...]
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signatures)
+
+    @property
+    def ok(self) -> bool:
+        """At least one signature and all of them hold. An unsigned PDF is not ok, but it is not an error."""
+        return self.signed and all(s.ok for s in self.signatures)
+
+    @property
+    def status(self) -> str:
+        """``unsigned``, ``valid`` or ``invalid``."""
+        if not self.signed:
+            return "unsigned"
+        return "valid" if self.ok else "invalid"
+
+
+def _reader(pdf_bytes: bytes):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
+        sigs = list(reader.embedded_signatures)
+    except Exception as exc:  # pyHanko raises PdfReadError and others for broken files
+        raise PdfError(f"cannot read the PDF: {type(exc).__name__}: {exc}") from None
+    return reader, sigs
+
+
+async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
+    """Validate every signature in ``pdf_bytes`` against ``trust``; raise only for an unreadable PDF."""
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko.sign.validation.settings import KeyUsageConstraints
+
+    _, sigs = await asyncio.to_thread(_reader, bytes(pdf_bytes))
+    reports = []
+    usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
+    for sig in sigs:
+        context = trust.validation_context()
+        try:
+            status = await async_validate_pdf_signature(sig, signer_validation_context=context,
+                                                        key_usage_settings=usage)
+        except Exception as exc:  # a broken signature dictionary is a fact about the file, not a crash
+            reports.append(PdfSignatureReport(
+                field_name=str(sig.field_name), intact=False, valid=False, trusted=False, signer_subject="",
+                agency_code=None, signing_time=None, coverage="UNKNOWN", modification_level=None,
+                pyhanko_bottom_line=False, summary=f"unreadable signature: {type(exc).__name__}: {exc}"))
+            continue
+        finally:
+            backend = getattr(context, "_owned_fetcher_backend", None)
+            if backend is not None:
+                await backend.close()
+        cert = status.signing_cert
+        crypto_cert = None
+        if cert is not None:
+            from cryptography import x509
+
+            crypto_cert = x509.load_der_x509_certificate(cert.dump())
+        reports.append(PdfSignatureReport(
+            field_name=str(sig.field_name),
+            intact=bool(status.intact),
+            valid=bool(status.valid),
+            trusted=bool(status.trusted),
+            signer_subject=crypto_cert.subject.rfc4514_string() if crypto_cert else "",
+            agency_code=agency_of(crypto_cert) if crypto_cert else None,
+            signing_time=status.signer_reported_dt,
+            coverage=status.coverage.name if status.coverage else "UNKNOWN",
+            modification_level=status.modification_level.name if status.modification_level else None,
+            pyhanko_bottom_line=bool(status.bottom_line),
+            summary=status.summary(),
+        ))
+    return PdfReport(tuple(reports))
+
+
+class _ProtocolPdfSigner:
+    """A pyHanko ``Signer`` over our :class:`pki.keys.Signer` (file key or HSM alike)."""
+
+    @staticmethod
+    def build(signer: Signer) -> Any:
+        from pyhanko.sign import signers
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        is_ec = signer.key_algorithm.startswith("ecdsa")
+        mechanism = algos.SignedDigestAlgorithm(
+            {"algorithm": f"{signer.hash_name}_{'ecdsa' if is_ec else 'rsa'}"})
+
+        class _Adapter(signers.Signer):
+            async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+                if digest_algorithm.lower() != signer.hash_name:
+                    raise PdfError(f"this key signs with {signer.hash_name}, pyHanko asked for {digest_algorithm}")
+                raw = await asyncio.to_thread(signer.sign, data)
+                return raw_to_der_ecdsa(raw) if is_ec else raw
+
+        return _Adapter(signing_cert=_to_asn1(signer.certificate),
+                        cert_registry=SimpleCertificateStore.from_certs([_to_asn1(c) for c in signer.chain]),
+                        signature_mechanism=mechanism)
+
+
+async def async_sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = "AuthorSignature",
+                         reason: str | None = None) -> bytes:
+    """Sign a PDF (PAdES baseline B, approval signature) and return the new bytes."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(bytes(pdf_bytes)), strict=False)
+    meta = signers.PdfSignatureMetadata(field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES,
+                                        md_algorithm=signer.hash_name, reason=reason)
+    out = await signers.async_sign_pdf(writer, meta, signer=_ProtocolPdfSigner.build(signer))
+    return out.getvalue()
+
+
+def sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = "AuthorSignature",
+             reason: str | None = None) -> bytes:
+    """Synchronous :func:`async_sign_pdf` for scripts and tests; inside a running loop, await the async one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(async_sign_pdf(pdf_bytes, signer, field_name=field_name, reason=reason))
+    raise RuntimeError("sign_pdf() called inside a running event loop; await async_sign_pdf() instead")
+
+
+def find_thai_font(explicit: str | os.PathLike | None = None) -> Path:
+    """A Thai TrueType font: ``explicit``, ``$SARABAN_THAI_FONT``, or a known fonts-thai-tlwg path."""
+    candidates: Sequence[str | os.PathLike] = [c for c in (explicit, os.environ.get("SARABAN_THAI_FONT")) if c]
+    candidates = [*candidates, *THAI_FONT_CANDIDATES]
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_file():
+            return path
+    raise PkiError("no Thai TrueType font found for the receiving stamp; install the Debian package "
+                   "fonts-thai-tlwg (Garuda.ttf) or set SARABAN_THAI_FONT", code="pdf.font_missing", status=500)
+
+
+def stamp_received(pdf_bytes: bytes, *, agency_name: str, registry_number: str, received_at: dt.datetime,
+                   font_path: str | os.PathLike | None = None, margin: float = 24.0) -> bytes:
+    """Add the receiving stamp (ตรารับ) to the top right of page 1 as an incremental update.
+
+    Four lines, in Thai: the receiving agency, ``เลขรับ`` registry number,
+    ``วันที่`` Buddhist-era date and ``เวลา`` time (UTC+7). CPU-bound (font
+    subsetting); call it through ``asyncio.to_thread`` from the event loop.
+    """
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+    from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.text import TextBoxStyle
+    from pyhanko.stamp import TextStamp, TextStampStyle
+
+    font = find_thai_font(font_path)
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(bytes(pdf_bytes)), strict=False)
+        page_ref, _ = writer.find_page_for_modification(0)
+    except Exception as exc:
+        raise PdfError(f"cannot open the PDF for stamping: {type(exc).__name__}: {exc}") from None
+    lines = [agency_name, f"เลขรับ {registry_number}", f"วันที่ {thai_date(received_at)}",
+             f"เวลา {thai_time(received_at)} น."]
+    style = TextStampStyle(
+        stamp_text="\n".join(line.replace("%", "%%") for line in lines),
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(font), font_size=11), font_size=11,
+                                    leading=15),
+        border_width=1,
+        border_color=(0.1, 0.2, 0.6),
+    )
+    stamp = TextStamp(writer, style, text_params={})
+    appearance = stamp.register()
+    width, height = stamp.box.width, stamp.box.height
+    page = page_ref.get_object()
+    box = [float(v) for v in page.get("/CropBox", page.get("/MediaBox", [0, 0, 595, 842]))]
+    x1, y1 = box[2] - margin, box[3] - margin
+    rect = [x1 - width, y1 - height, x1, y1]
+    annotation = generic.DictionaryObject({
+        pdf_name("/Type"): pdf_name("/Annot"),
+        pdf_name("/Subtype"): pdf_name("/Stamp"),
+        pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in rect),
+        pdf_name("/F"): generic.NumberObject(4),  # print
+        pdf_name("/P"): page_ref,
+        pdf_name("/NM"): pdf_string(f"saraban-received-{registry_number}"),
+        pdf_name("/Contents"): pdf_string(" / ".join(lines)),
+        pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): appearance}),
+    })
+    writer.register_annotation(page_ref, writer.add_object(annotation))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def make_demo_pdf(lines: Sequence[str] = ("Official letter", "No. 0105/123"), *,
+                  media_box: tuple[float, float, float, float] = (0, 0, 595, 842)) -> bytes:
+    """A one-page A4 PDF with a few Latin lines (Helvetica), for tests and demo letters."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.generic import pdf_name
+    from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+    writer = PdfFileWriter()
+    font = writer.add_object(generic.DictionaryObject({
+        pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),
+        pdf_name("/BaseFont"): pdf_name("/Helvetica"), pdf_name("/Encoding"): pdf_name("/WinAnsiEncoding")}))
+    ops = [b"BT /F1 16 Tf 72 700 Td 22 TL"]
+    for line in lines:
+        escaped = line.encode("cp1252", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        ops.append(b"(" + escaped + b") Tj T*")
+    ops.append(b"ET")
+    content = writer.add_object(generic.StreamObject(stream_data=b"\n".join(ops)))
+    resources = generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})})
+    writer.insert_page(PageObject(contents=content, media_box=list(media_box), resources=resources))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
