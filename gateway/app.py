@@ -48,6 +48,17 @@ async def _database(app: web.Application):
     await pool.close()
 
 
+async def _pki(app: web.Application):
+    from gateway.signing import PkiSealer, build_trust
+
+    settings = app[keys.SETTINGS]
+    trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY])
+    app[keys.TRUST] = trust
+    if keys.SEALER not in app:
+        app[keys.SEALER] = PkiSealer(trust.seal_signer) if trust.seal_signer is not None else DigestOnlySealer()
+    yield
+
+
 async def _http(app: web.Application):
     if keys.HTTP in app:
         yield
@@ -60,7 +71,7 @@ async def _http(app: web.Application):
 
 
 def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
-                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None):
+                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None):
     """The service with its adapters; shared by the app and the CLI."""
     from gateway.service import Exchange
 
@@ -69,9 +80,10 @@ def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Se
         adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
         adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
     return Exchange(
-        pool=pool, directory=directory, intake=Intake(directory, max_bytes=settings.max_body_bytes),
+        pool=pool, directory=directory,
+        intake=Intake(directory, max_bytes=settings.max_body_bytes, verifier=verifier),
         sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
-        metrics=metrics, wake=wake)
+        metrics=metrics, wake=wake, gateway_code=settings.gateway_code)
 
 
 async def _exchange(app: web.Application):
@@ -81,7 +93,8 @@ async def _exchange(app: web.Application):
     wake_box: list = []
     exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
                               sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
-                              http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0]())
+                              http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0](),
+                              verifier=app[keys.TRUST].verifier(settings))
     app[keys.EXCHANGE] = exchange
     worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
     dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)
@@ -105,10 +118,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.DIRECTORY] = directory or Directory.load(settings.directory_path)
     app[keys.METRICS] = Metrics()
-    app[keys.SEALER] = sealer or DigestOnlySealer()
+    if sealer is not None:
+        app[keys.SEALER] = sealer
     if http is not None:
         app[keys.HTTP] = http
-    app.cleanup_ctx.extend([_database, _http, _exchange])
+    app.cleanup_ctx.extend([_database, _pki, _http, _exchange])
     app.add_routes(api.routes)
     __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
     return app

@@ -41,13 +41,44 @@ def _bearer(request: web.Request) -> str | None:
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
+async def _from_certificate(request: web.Request) -> Principal | None:
+    """The agency named by a verified TLS client certificate (chain checked by the TLS layer
+    against the trust anchors, then validity, revocation and the agency binding by the
+    trust store, cached per certificate)."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    from cryptography import x509
+
+    from pki.errors import PkiError
+    from pki.trust import agency_of
+
+    cert = x509.load_der_x509_certificate(der)
+    agency = agency_of(cert)
+    directory = request.app[keys.DIRECTORY]
+    if agency is None or agency not in directory:
+        raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
+    try:
+        await request.app[keys.TRUST].store.validate_signer(cert, usage="tls-client")
+    except PkiError as exc:
+        raise AuthError(f"client certificate refused: {exc.message}", code=f"auth.{exc.code}") from None
+    return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")
+
+
 async def authenticate(request: web.Request) -> Principal:
     cached = request.get(PRINCIPAL)
     if cached is not None:
         return cached
     directory = request.app[keys.DIRECTORY]
     settings = request.app[keys.SETTINGS]
-    principal = None
+    principal = await _from_certificate(request)
+    if principal is not None:
+        request[PRINCIPAL] = principal
+        return principal
     token = _bearer(request)
     if token is not None:
         if settings.profile == "production":

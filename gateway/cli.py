@@ -54,8 +54,12 @@ async def _serve(args) -> int:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    from gateway import keys
+    from gateway.signing import server_ssl_context
+
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True,
-                       reuse_port=settings.reuse_port or None)
+                       reuse_port=settings.reuse_port or None,
+                       ssl_context=server_ssl_context(settings, app[keys.TRUST]))
     await site.start()
     if settings.reuse_port:  # a worker under _supervise: the supervisor prints the banner
         stop = asyncio.Event()

@@ -30,7 +30,7 @@ SCHEMA = "envelope-v1.xsd"
 
 _BODY_TYPES = {MessageType.LETTER: Letter, MessageType.NOTIFIER: Notifier, MessageType.RECEIPT: Receipt}
 
-#: ``async verify(raw, root, sender) -> (verified_root, facts)``; raises a GatewayError/PkiError.
+#: ``async verify(raw, root, sender, *, channel) -> (verified_root, facts)``; raises a GatewayError/PkiError.
 Verifier = Callable[[bytes, etree._Element, str], Awaitable[tuple[etree._Element, dict[str, Any]]]]
 
 
@@ -56,7 +56,8 @@ class Intake:
         self.max_bytes = max_bytes
         self.verifier = verifier
 
-    async def check(self, data: bytes, *, agency: str, allow_receipts: bool = False) -> CheckedEnvelope:
+    async def check(self, data: bytes, *, agency: str, channel: str = "native",
+                    allow_receipts: bool = False) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
         xml.validate(SCHEMA, root)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
@@ -67,7 +68,7 @@ class Intake:
             raise AuthError(f"agency {agency} cannot send as {sender}", code="auth.wrong_sender",
                             field="Header/Sender", status=403)
         if self.verifier is not None:
-            root, signature_facts = await self.verifier(data, root, sender)
+            root, signature_facts = await self.verifier(data, root, sender, channel=channel)
             facts.update(signature_facts)
         env = read_envelope(root)
         h = env.header

@@ -22,3 +22,4 @@ SEALER = web.AppKey("sealer", Sealer)
 EXCHANGE = web.AppKey("exchange", object)  # gateway.service.Exchange (import cycle otherwise)
 DISPATCHER = web.AppKey("dispatcher", object)  # gateway.dispatcher.Dispatcher
 DATABASE_URL = web.AppKey("database_url", str)
+TRUST = web.AppKey("trust", object)  # gateway.signing.Trust

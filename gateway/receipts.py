@@ -1,9 +1,11 @@
 """Receipts the gateway issues (non-repudiation of submission and of delivery).
 
-* The **submission receipt** answers ``POST /v1/messages``: a standalone
-  ``env:Receipt`` (kind ``submission``) carrying the message id, the sender,
-  the time of acceptance and the SHA-256 of exactly the bytes received, signed
-  by the gateway. A repeated submission gets these same bytes again.
+* The **submission receipt** answers ``POST /v1/messages``: an envelope from
+  the gateway (``gateway_code``) to the sender whose body is a ``Receipt`` of
+  kind ``submission``, carrying the message id, the sender, the time of
+  acceptance and the SHA-256 of exactly the bytes received, signed by the
+  gateway (enveloped signature over the whole receipt; ``gateway receipt
+  verify`` checks it offline). A repeated submission gets these same bytes again.
 * The **delivery receipt** travels back to the sender as a message of its own
   (an ``env:Envelope`` whose body is a ``Receipt`` of kind ``delivery``), with
   the same guarantees as a letter: stored, queued, retried, sealed.
@@ -16,12 +18,20 @@ import uuid
 
 from lxml import etree
 
-from gateway.envelope import E, Envelope, Header, MessageType, Receipt, build_body, build_envelope
+from gateway.envelope import E, Envelope, Header, MessageType, Receipt, build_envelope
 
 
-def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.datetime) -> bytes:
-    body = build_body(Receipt(kind="submission", message_id=message_id, sender=sender, sha256=sha256_hex, at=at))
-    return etree.tostring(body, xml_declaration=True, encoding="UTF-8")
+_RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
+
+
+def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.datetime,
+                       gateway_code: str = "0000000000") -> bytes:
+    receipt_id = f"receipt:{uuid.uuid5(_RECEIPT_IDS, f'{sender}/{message_id}')}"
+    env = Envelope(
+        header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at, sender=gateway_code,
+                      recipients=(sender,), ref_to_message_id=message_id),
+        body=Receipt(kind="submission", message_id=message_id, sender=sender, sha256=sha256_hex, at=at))
+    return build_envelope(env)
 
 
 def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conversation_id: str | None,

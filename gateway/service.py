@@ -73,7 +73,7 @@ def _db_retry() -> tenacity.AsyncRetrying:
 class Exchange:
     def __init__(self, *, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
                  adapters: Mapping[str, Adapter], retry: RetryPolicy, clock: Clock, metrics: Metrics,
-                 wake: Callable[[], None] | None = None) -> None:
+                 wake: Callable[[], None] | None = None, gateway_code: str = "0000000000") -> None:
         self.pool = pool
         self.directory = directory
         self.intake = intake
@@ -83,6 +83,7 @@ class Exchange:
         self.clock = clock
         self.metrics = metrics
         self._wake = wake or (lambda: None)
+        self.gateway_code = gateway_code
         self.committer: GroupCommitter[NewMessage, int | None] = GroupCommitter(
             lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
             max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
@@ -93,7 +94,7 @@ class Exchange:
                      evidence: bytes | None = None) -> SubmitResult:
         """Check, store and queue one envelope from ``agency``; return its receipt."""
         try:
-            checked = await self.intake.check(data, agency=agency)
+            checked = await self.intake.check(data, agency=agency, channel=channel)
         except GatewayError as exc:
             self.metrics.rejected.labels(code=exc.code).inc()
             raise
@@ -115,7 +116,8 @@ class Exchange:
         h = env.header
         now = self.clock.now()
         receipt = self.sealer.sign_receipt(submission_receipt(
-            message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now))
+            message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now,
+            gateway_code=self.gateway_code))
         forwarded = self.sealer.seal_envelope(checked.raw)
         new_deliveries = []
         for recipient in h.recipients:
@@ -285,7 +287,7 @@ class Exchange:
             receipt_id, receipt_env = delivery_receipt_envelope(
                 delivery_id=delivery_id, message_id=row["message_id"], conversation_id=row["conversation_id"],
                 sender=row["sender"], recipient=row["recipient"], sha256_hex=sha, at=now)
-            receipt_xml = self.sealer.seal_envelope(receipt_env)
+            receipt_xml = self.sealer.sign_receipt(receipt_env)
             route, status = self._initial_status(row["sender"])
             await messages.insert(conn, NewMessage(
                 sender=row["recipient"], message_id=receipt_id, message_type=MessageType.RECEIPT.value,

@@ -97,6 +97,35 @@ class Settings:
     """Maximum database connections."""
     profile: str = "development"
     """development (bearer tokens allowed) or production (mutual TLS only)."""
+    pki_dir: Path | None = None
+    """Development PKI directory (default ``data_dir/pki``), created on first start in the
+    development profile: root and intermediate CA, agency signers, the gateway seal, TLS."""
+    seal_key: Path | None = None
+    """PEM private key of the gateway seal (production); default: the development PKI's."""
+    seal_cert: Path | None = None
+    """PEM certificate of the gateway seal (production)."""
+    trust_anchors: str = ""
+    """Comma-separated PEM files of trusted root CAs (production); default: the development root."""
+    trust_intermediates: str = ""
+    """Comma-separated PEM files of intermediate CAs."""
+    revocation: str = "soft-fail"
+    """Revocation checking of signer certificates: hard-fail, soft-fail or off."""
+    require_signature: bool = True
+    """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
+    allow_sha1: bool = False
+    """Legacy profile: accept RSA-SHA1 signatures (older e-CMS systems). Off by default."""
+    seal: bool = True
+    """Seal forwarded envelopes and sign receipts with the gateway key (off only for benchmarks)."""
+    tls: bool = True
+    """Serve HTTPS (with the development TLS certificate unless ``tls_cert`` is set)."""
+    tls_cert: Path | None = None
+    """PEM server certificate (chain) for HTTPS."""
+    tls_key: Path | None = None
+    """PEM private key for HTTPS."""
+    client_certs: str = "optional"
+    """Mutual TLS: required, optional (certificate or, in development, a bearer token) or off."""
+    gateway_code: str = "0000000000"
+    """The agency code the gateway itself uses as Sender of the receipts it issues (reserved)."""
     retry: RetrySettings = field(default_factory=RetrySettings)
     """Delivery retry schedule."""
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
@@ -104,7 +133,11 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def pki_path(self) -> Path:
+        return self.pki_dir or self.data_dir / "pki"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -129,6 +162,10 @@ class Settings:
         settings = cls(**values)
         if settings.profile not in ("development", "production"):
             raise ConfigError("GATEWAY_PROFILE must be development or production", field="GATEWAY_PROFILE")
+        if settings.revocation not in ("hard-fail", "soft-fail", "off"):
+            raise ConfigError("GATEWAY_REVOCATION must be hard-fail, soft-fail or off", field="GATEWAY_REVOCATION")
+        if settings.client_certs not in ("required", "optional", "off"):
+            raise ConfigError("GATEWAY_CLIENT_CERTS must be required, optional or off", field="GATEWAY_CLIENT_CERTS")
         if settings.log_format not in ("json", "console", "auto"):
             raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
         return settings

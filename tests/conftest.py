@@ -114,6 +114,18 @@ async def pool(database_url):
     await p.close()
 
 
+@pytest.fixture(scope="session")
+def dev_pki():
+    """The development PKI for the test directory's agencies, generated once per session."""
+    from pki.devca import init_dev_pki
+    from tests.support import directory_dict
+
+    d = Path(tempfile.mkdtemp(prefix="sgw-pki-", dir="/tmp"))
+    agencies = {a["code"]: a["name_th"] for a in directory_dict()["agencies"]}
+    yield init_dev_pki(d, agencies)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def workdir(tmp_path_factory):
     """A scratch directory traversable by other users (gateway data dirs, folder drops)."""

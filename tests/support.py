@@ -151,6 +151,8 @@ def gateway_env(*, database_url: str, directory: Path, port: int, data_dir: Path
         "GATEWAY_DATABASE_URL": database_url, "GATEWAY_DIRECTORY_PATH": str(directory),
         "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_LOG_FORMAT": "json",
         "GATEWAY_DISPATCH_POLL_INTERVAL_S": "0.05", "PYTHONUNBUFFERED": "1",
+        # spine tests: unsigned letters over plain HTTP; PKI tests turn these on
+        "GATEWAY_REQUIRE_SIGNATURE": "false", "GATEWAY_SEAL": "false", "GATEWAY_TLS": "false",
     })
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -3,8 +3,8 @@ service): an e-CMS client sends to a native pull receiver, and a native sender r
 e-CMS client that pulls over SOAP.
 
 Uses the example directory: 20001 is an e-CMS-style 5-digit agency (dev-token-ops-moe),
-1550100000 a native pull agency (dev-token-cmi). When the lead's shared fixtures land in
-tests/conftest.py these should move onto them.
+1550100000 a native pull agency (dev-token-cmi). Runs on the shared test database; the native
+letter is signed with the development PKI's key for 1550100000.
 """
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-async def gateway(tmp_path):
+async def gateway(database_url, workdir):
     from gateway.app import create_app
     from gateway.settings import Settings
 
-    try:
-        app = create_app(Settings(data_dir=tmp_path, public_url="https://gw.example"))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-    except Exception as exc:  # no embedded PostgreSQL on this machine
-        pytest.skip(f"gateway could not start: {exc}")
+    app = create_app(Settings(database_url=database_url, data_dir=workdir, public_url="https://gw.example",
+                              tls=False))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
     yield server
     await server.close()
 
@@ -70,7 +68,10 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
             body=Letter(number="ชม 0017/123", date=dt.date(2024, 5, 2), subject="ตอบรับการประชุม",
                         addressee="ปลัดกระทรวงศึกษาธิการ", speed=Speed.URGENT, secrecy=Secrecy.NORMAL,
                         signer_name="สมศรี ใจดี", signer_position="ผู้ว่าราชการจังหวัดเชียงใหม่"))
-        await exchange.submit(build_envelope(native), agency="1550100000")
+        from pki.xmldsig import sign_envelope
+
+        signer = gateway.app[keys.TRUST].dev_pki.agency_signer("1550100000")
+        await exchange.submit(sign_envelope(build_envelope(native), signer), agency="1550100000")
         headers = {"Authorization": "Bearer dev-token-ops-moe"}
         async with http.post(url, data=request(soap.U.CorrespondenceLetterInboundRequest()), headers=headers) as resp:
             pulled = body_child(await resp.read())

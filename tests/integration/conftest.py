@@ -20,17 +20,22 @@ async def clock():
 
 
 def make_settings(database_url: str, tmp, **kw) -> Settings:
+    """Spine tests send unsigned letters over plain HTTP unless they ask otherwise."""
     dispatch = kw.pop("dispatch", DispatchSettings(enabled=False))
     retry = kw.pop("retry", RetrySettings(initial_delay_s=1.0, max_attempts=4, jitter=0.0))
+    kw.setdefault("require_signature", False)
+    kw.setdefault("seal", False)
+    kw.setdefault("tls", False)
     return Settings(database_url=database_url, data_dir=tmp, dispatch=dispatch, retry=retry, **kw)
 
 
 @pytest_asyncio.fixture
-async def make_client(database_url, workdir, clock):
+async def make_client(database_url, workdir, clock, dev_pki):
     """Start an in-process gateway app (no dispatcher task unless asked) and a client for it."""
     made = []
 
     async def factory(routes=None, **settings_kw):
+        settings_kw.setdefault("pki_dir", dev_pki.directory)
         settings = make_settings(database_url, workdir, **settings_kw)
         directory = Directory.from_dict(json.loads(json.dumps(directory_dict(routes))))
         app = create_app(settings, clock=clock, directory=directory)
