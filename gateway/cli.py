@@ -23,7 +23,7 @@ def _settings(args) -> "Settings":
     from gateway.settings import Settings
 
     overrides = {}
-    for name in ("host", "port", "data_dir", "directory_path", "database_url"):
+    for name in ("host", "port", "data_dir", "directory_path", "database_url", "pki_dir"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -72,10 +72,10 @@ async def _serve(args) -> int:
     base = settings.base_url
     print(f"Saraban gateway listening on {base}", flush=True)
     print(f"  readiness: {base}/readyz   API: {base}/v1/openapi.json", flush=True)
-    print("  send a first letter (another terminal):\n"
-          f"    .venv/bin/gateway letter send --url {base} --token dev-token-opm --from 0100000000 "
+    print("  send a first letter (another terminal; signed with the development PKI, mutual TLS):\n"
+          f"    .venv/bin/gateway letter send --url {base} --from 0100000000 "
           "--to 1550100000 --subject 'ทดสอบการส่งหนังสือ'\n"
-          f"    .venv/bin/gateway inbox list --url {base} --token dev-token-cmi", flush=True)
+          f"    .venv/bin/gateway inbox list --url {base} --agency 1550100000", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -196,6 +196,51 @@ async def _deliveries_requeue(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- pki and receipts
+
+
+async def _pki_init_dev(args) -> int:
+    from gateway.directory import Directory
+    from pki.devca import init_dev_pki
+
+    settings = _settings(args)
+    directory = Directory.load(settings.directory_path)
+    dev = await asyncio.to_thread(init_dev_pki, settings.pki_path, {a.code: a.name_th for a in directory.all()})
+    print(f"development PKI in {dev.directory}")
+    print(f"  trust anchor:     {dev.anchors}")
+    print(f"  gateway seal:     {dev.seal_cert}")
+    print(f"  TLS server:       {dev.tls_server_cert}")
+    print(f"  agencies:         {len(dev.agencies)} (signing and TLS client certificates each)")
+    return 0
+
+
+async def _receipt_verify(args) -> int:
+    from cryptography import x509
+
+    from pki.errors import PkiError
+    from pki.xmldsig import verify_receipt
+
+    data = sys.stdin.buffer.read() if args.receipt == "-" else Path(args.receipt).read_bytes()
+    cert = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())[0]
+    try:
+        r = await verify_receipt(data, cert)
+    except PkiError as exc:
+        print(f"receipt INVALID: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"receipt valid: {r.kind} receipt for message {r.message_id} from {r.sender}"
+          + (f" delivered to {r.recipient} (delivery {r.delivery_id})" if r.recipient else "")
+          + f", sha256 {r.sha256}, at {r.at.isoformat()}, signed by {r.signer.subject.rfc4514_string()}")
+    if args.envelope:
+        import hashlib
+
+        digest = hashlib.sha256(Path(args.envelope).read_bytes()).hexdigest()
+        if digest != r.sha256:
+            print(f"but {args.envelope} has sha256 {digest}: NOT the acknowledged bytes", file=sys.stderr)
+            return 1
+        print(f"{args.envelope} is exactly the acknowledged bytes")
+    return 0
+
+
 # ---------------------------------------------------------------------------- letters
 
 
@@ -221,13 +266,55 @@ def _build_letter(args) -> bytes:
     return build_envelope(env)
 
 
+def _client_ssl(args, agency: str | None):
+    """TLS for talking to a gateway using the development PKI: trust its root, present the
+    agency's client certificate when there is one."""
+    import ssl
+
+    if not args.url.startswith("https"):
+        return None
+    settings = _settings(args)
+    manifest = settings.pki_path / "manifest.json"
+    ctx = ssl.create_default_context()
+    if manifest.exists():
+        from pki.devca import init_dev_pki
+
+        dev = init_dev_pki(settings.pki_path, {})
+        ctx.load_verify_locations(cafile=str(dev.anchors))
+        if agency and agency in dev.agencies:
+            creds = dev.agencies[agency]
+            ctx.load_cert_chain(str(creds.tls_client_cert), str(creds.tls_client_key))
+    return ctx
+
+
+def _auth_headers(args) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.token}"} if getattr(args, "token", None) else {}
+
+
 async def _letter_send(args) -> int:
     import aiohttp
 
     data = _build_letter(args)
-    headers = {"Content-Type": "application/xml", "Authorization": f"Bearer {args.token}"}
+    settings = _settings(args)
+    if not args.unsigned:
+        from pki.devca import init_dev_pki
+        from pki.keys import FileSigner
+        from pki.xmldsig import sign_envelope
+
+        if args.sign_key and args.sign_cert:
+            signer = FileSigner.from_pem(args.sign_key, args.sign_cert)
+        else:
+            dev = init_dev_pki(settings.pki_path, {})
+            if args.sender not in dev.agencies:
+                print(f"gateway: no signing key for {args.sender} in {settings.pki_path}; "
+                      "give --sign-key/--sign-cert or --unsigned", file=sys.stderr)
+                return 2
+            signer = dev.agency_signer(args.sender)
+        data = sign_envelope(data, signer)
+    headers = {"Content-Type": "application/xml", **_auth_headers(args)}
     async with aiohttp.ClientSession() as s:
-        async with s.post(f"{args.url.rstrip('/')}/v1/messages", data=data, headers=headers) as r:
+        async with s.post(f"{args.url.rstrip('/')}/v1/messages", data=data, headers=headers,
+                          ssl=_client_ssl(args, args.sender)) as r:
             body = await r.read()
             if r.status >= 400:
                 print(body.decode("utf-8", "replace"), file=sys.stderr)
@@ -240,9 +327,9 @@ async def _letter_send(args) -> int:
 async def _inbox_list(args) -> int:
     import aiohttp
 
-    headers = {"Authorization": f"Bearer {args.token}"}
     async with aiohttp.ClientSession() as s:
-        async with s.get(f"{args.url.rstrip('/')}/v1/inbox", headers=headers) as r:
+        async with s.get(f"{args.url.rstrip('/')}/v1/inbox", headers=_auth_headers(args),
+                         ssl=_client_ssl(args, args.agency)) as r:
             body = await r.json()
             if r.status >= 400:
                 print(json.dumps(body, ensure_ascii=False), file=sys.stderr)
@@ -292,9 +379,13 @@ def _parser() -> argparse.ArgumentParser:
     rq.set_defaults(func=_deliveries_requeue)
 
     lt = sub.add_parser("letter", help="letters").add_subparsers(dest="letter_command", required=True)
-    sd = lt.add_parser("send", help="build an envelope from fields and PDFs, submit it, print the receipt")
-    sd.add_argument("--url", default="http://127.0.0.1:8443")
-    sd.add_argument("--token", required=True, help="development bearer token of the sending agency")
+    sd = lt.add_parser("send", help="build an envelope from fields and PDFs, sign it, submit it, print the receipt")
+    common(sd)
+    sd.add_argument("--url", default="https://127.0.0.1:8443")
+    sd.add_argument("--token", help="development bearer token (default: the agency's TLS client certificate)")
+    sd.add_argument("--sign-key", help="PEM signing key (default: the agency's key in the development PKI)")
+    sd.add_argument("--sign-cert", help="PEM signing certificate")
+    sd.add_argument("--unsigned", action="store_true", help="do not sign (refused unless the gateway allows it)")
     sd.add_argument("--from", dest="sender", required=True, help="sending agency code")
     sd.add_argument("--to", action="append", required=True, help="recipient agency code (repeatable)")
     sd.add_argument("--subject", required=True)
@@ -308,10 +399,25 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--message-id")
     sd.set_defaults(func=_letter_send)
 
+    pk = sub.add_parser("pki", help="keys and certificates").add_subparsers(dest="pki_command", required=True)
+    pi = pk.add_parser("init-dev", help="create (or complete) the development PKI for the directory's agencies")
+    common(pi)
+    pi.add_argument("--pki-dir", type=Path, help="where (GATEWAY_PKI_DIR; default DATA_DIR/pki)")
+    pi.set_defaults(func=_pki_init_dev)
+
+    rc = sub.add_parser("receipt", help="receipts").add_subparsers(dest="receipt_command", required=True)
+    rv = rc.add_parser("verify", help="verify a gateway receipt offline")
+    rv.add_argument("receipt", help="receipt XML file, or - for standard input")
+    rv.add_argument("--cert", required=True, help="the gateway's seal certificate (PEM)")
+    rv.add_argument("--envelope", help="also check that this file is exactly the acknowledged envelope")
+    rv.set_defaults(func=_receipt_verify)
+
     ib = sub.add_parser("inbox", help="pull inbox").add_subparsers(dest="inbox_command", required=True)
     il = ib.add_parser("list", help="list the calling agency's inbox")
-    il.add_argument("--url", default="http://127.0.0.1:8443")
-    il.add_argument("--token", required=True)
+    common(il)
+    il.add_argument("--url", default="https://127.0.0.1:8443")
+    il.add_argument("--agency", help="agency code whose development TLS client certificate to present")
+    il.add_argument("--token", help="development bearer token")
     il.set_defaults(func=_inbox_list)
     return p
 
