@@ -146,6 +146,16 @@ async def withdraw_message(request: web.Request) -> web.Response:
                   "status": await exchange.message_status(principal.agency, request.match_info["message_id"])})
 
 
+@routes.get("/v1/messages/{message_id}/stamped/{recipient}")
+async def stamped_letter(request: web.Request) -> web.Response:
+    """Role: agency (the letter's sender, or that recipient). The main PDF with the recipient's
+    receiving stamp (ตรารับ: registry number, Buddhist-era date, time)."""
+    principal = await auth.require(request, auth.AGENCY)
+    pdf = await request.app[keys.EXCHANGE].stamped_letter(principal.agency, request.match_info["message_id"],
+                                                          request.match_info["recipient"])
+    return web.Response(body=pdf, content_type="application/pdf")
+
+
 # ---------------------------------------------------------------------------- pull inbox
 
 

@@ -71,7 +71,8 @@ async def _http(app: web.Application):
 
 
 def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
-                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None):
+                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None,
+                   pdf_checker=None):
     """The service with its adapters; shared by the app and the CLI."""
     from gateway.service import Exchange
 
@@ -81,7 +82,7 @@ def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Se
         adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
     return Exchange(
         pool=pool, directory=directory,
-        intake=Intake(directory, max_bytes=settings.max_body_bytes, verifier=verifier),
+        intake=Intake(directory, max_bytes=settings.max_body_bytes, verifier=verifier, pdf_checker=pdf_checker),
         sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
         metrics=metrics, wake=wake, gateway_code=settings.gateway_code)
 
@@ -94,7 +95,9 @@ async def _exchange(app: web.Application):
     exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
                               sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
                               http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0](),
-                              verifier=app[keys.TRUST].verifier(settings))
+                              verifier=app[keys.TRUST].verifier(settings),
+                              pdf_checker=app[keys.TRUST].pdf_checker(settings) if settings.validate_pdf else None)
+    exchange.stamp_received = settings.stamp_received
     app[keys.EXCHANGE] = exchange
     worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
     dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)

@@ -139,8 +139,13 @@ async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
     return [m.version for m in migrations() if m.version not in done]
 
 
+def _json_encode(value) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb parameters are Python objects (dicts), encoded here once; never pre-encoded strings.
+    await conn.set_type_codec("jsonb", encoder=_json_encode, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

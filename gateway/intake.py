@@ -51,10 +51,12 @@ class CheckedEnvelope:
 
 
 class Intake:
-    def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None) -> None:
+    def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
+                 pdf_checker=None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.verifier = verifier
+        self.pdf_checker = pdf_checker
 
     async def check(self, data: bytes, *, agency: str, channel: str = "native",
                     allow_receipts: bool = False) -> CheckedEnvelope:
@@ -92,4 +94,8 @@ class Intake:
             raise EnvelopeError("an accepted notifier needs the registry number",
                                 code="envelope.registry_number_missing", field="Notifier/RegistryNumber",
                                 status=422)
+        if self.pdf_checker is not None:
+            main = next((a for a in env.attachments if a.role == "main" and a.mime_type == "application/pdf"), None)
+            if main is not None:
+                facts.update(await self.pdf_checker(main.content, h.sender))
         return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts)

@@ -84,6 +84,7 @@ class Exchange:
         self.metrics = metrics
         self._wake = wake or (lambda: None)
         self.gateway_code = gateway_code
+        self.stamp_received = False
         self.committer: GroupCommitter[NewMessage, int | None] = GroupCommitter(
             lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
             max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
@@ -152,6 +153,9 @@ class Exchange:
             raise Unavailable("the gateway cannot store letters right now; retry later",
                               code="unavailable.database") from None
         self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
+        if notifier is not None and notifier.registry_number and notifier.kind.value == "accepted" \
+                and self.stamp_received:
+            await self._stamp(pk, h, notifier)
         log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(h.recipients),
                  message_pk=pk)
         if any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
@@ -169,6 +173,48 @@ class Exchange:
         self.metrics.duplicates.inc()
         return SubmitResult(message_id=message_id, message_pk=rec.pk, receipt=rec.receipt, duplicate=True,
                             sha256=rec.received_sha256.hex())
+
+    async def _stamp(self, notifier_pk: int, h, notifier) -> None:
+        """Keep a copy of the letter's main PDF with the receiving stamp (ตรารับ) of the accepting
+        registry. Derived data after the notifier is committed: a failure is logged, never raised."""
+        from gateway import xml as gxml
+        from gateway.envelope import read_attachments
+
+        try:
+            for letter_sender in h.recipients:
+                row = await self.pool.fetchrow(queries["letter_for_notifier"], letter_sender, h.ref_to_message_id,
+                                               notifier.letter_number, notifier.letter_date, h.sender)
+                if row is None:
+                    continue
+                main = next((a for a in read_attachments(gxml.parse(row["received"]))
+                             if a.role == "main" and a.mime_type == "application/pdf"), None)
+                if main is None:
+                    continue
+                from pki.pdf import stamp_received
+
+                agency = self.directory.get(h.sender)
+                at = notifier.registered_at or self.clock.now()
+                pdf = await asyncio.to_thread(stamp_received, main.content,
+                                              agency_name=agency.name_th if agency else h.sender,
+                                              registry_number=notifier.registry_number, received_at=at)
+                await self.pool.execute(queries["upsert_stamp"], row["pk"], h.sender, notifier.registry_number,
+                                        notifier_pk, pdf, self.clock.now())
+                log.info("receiving stamp made", letter=row["message_id"], recipient=h.sender)
+        except Exception as exc:
+            log.warning("could not make the receiving stamp", error=f"{type(exc).__name__}: {exc}")
+
+    async def stamped_letter(self, agency: str, message_id: str, recipient: str) -> bytes:
+        """The stamped main PDF, for the letter's sender or the stamping recipient."""
+        row = None
+        if agency == recipient:
+            row = await self.pool.fetchrow(
+                "SELECT s.pdf FROM stamped_letters s JOIN messages m ON m.pk = s.letter_pk "
+                "WHERE m.message_id = $1 AND s.recipient = $2", message_id, recipient)
+        if row is None:
+            row = await self.pool.fetchrow(queries["stamped_letter"], agency, message_id, recipient)
+        if row is None:
+            raise NotFound("no stamped copy of that letter for that recipient", code="stamp.not_found")
+        return row["pdf"]
 
     # ------------------------------------------------------------------ status
 

@@ -114,6 +114,12 @@ class Settings:
     """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
     allow_sha1: bool = False
     """Legacy profile: accept RSA-SHA1 signatures (older e-CMS systems). Off by default."""
+    validate_pdf: bool = True
+    """Validate the main PDF's own signatures (PAdES) on intake and record the result."""
+    require_pdf_signature: bool = False
+    """Refuse letters whose main PDF is not signed by a trusted signer of the sending agency."""
+    stamp_received: bool = True
+    """Produce the stamped copy (ตรารับ) of the main PDF when a registry accepts a letter."""
     seal: bool = True
     """Seal forwarded envelopes and sign receipts with the gateway key (off only for benchmarks)."""
     tls: bool = True

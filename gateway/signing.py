@@ -86,6 +86,31 @@ class Trust:
         return verify
 
 
+    def pdf_checker(self, settings: Settings):
+        """``async check(pdf_bytes, sender) -> facts`` for the main PDF, per the policy."""
+        from gateway.errors import EnvelopeError
+        from pki import pdf as pdfsig
+
+        store = self.store
+
+        async def check(content: bytes, sender: str) -> dict[str, Any]:
+            if b"/ByteRange" not in content:  # no PDF signature dictionary at all: cheap and certain
+                if settings.require_pdf_signature:
+                    raise EnvelopeError("the main PDF must carry the author's signature",
+                                        code="pdf.signature_required", field="Attachments/Attachment[@role='main']",
+                                        status=422)
+                return {"pdf_signed": False}
+            report = await pdfsig.validate_pdf(content, store)
+            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok}
+            if settings.require_pdf_signature and not report.ok:
+                raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
+                                    code="pdf.signature_invalid", field="Attachments/Attachment[@role='main']",
+                                    status=422)
+            return facts
+
+        return check
+
+
 def _pems(paths: str) -> list[x509.Certificate]:
     out: list[x509.Certificate] = []
     for p in [p.strip() for p in paths.split(",") if p.strip()]:

@@ -281,3 +281,23 @@ WHERE n.message_type = 'notifier'
   AND (n.ref_to_message_id = $1 OR (n.letter_number = $3 AND n.letter_date = $4))
   AND n.sender = ANY ($5::text[])
 ORDER BY n.sender, n.accepted_at DESC, n.pk DESC;
+
+-- name: letter_for_notifier
+-- The letter a notifier answers: by message id when the native notifier names
+-- it, else the e-CMS way (number + date + the parties).
+SELECT m.pk, m.message_id, m.received FROM messages m
+WHERE m.message_type = 'letter' AND m.sender = $1
+  AND (m.message_id = $2 OR ($2 IS NULL AND m.letter_number = $3 AND m.letter_date = $4))
+  AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $5)
+ORDER BY m.accepted_at DESC LIMIT 1;
+
+-- name: upsert_stamp
+INSERT INTO stamped_letters (letter_pk, recipient, registry_number, notifier_pk, pdf, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (letter_pk, recipient) DO UPDATE
+SET registry_number = EXCLUDED.registry_number, notifier_pk = EXCLUDED.notifier_pk, pdf = EXCLUDED.pdf,
+    created_at = EXCLUDED.created_at;
+
+-- name: stamped_letter
+SELECT s.pdf, s.registry_number, m.sender FROM stamped_letters s JOIN messages m ON m.pk = s.letter_pk
+WHERE m.sender = $1 AND m.message_id = $2 AND s.recipient = $3;

@@ -106,3 +106,14 @@ ALTER TABLE messages ADD COLUMN notifier_kind text;
 ALTER TABLE messages ADD COLUMN registry_number text;
 CREATE INDEX messages_notifier_ref ON messages (ref_to_message_id) WHERE message_type = 'notifier';
 CREATE INDEX messages_sender_accepted ON messages (sender, accepted_at DESC);
+
+-- 0004: the receiving stamp (ตรารับ).
+CREATE TABLE stamped_letters (
+    letter_pk       bigint NOT NULL REFERENCES messages (pk),
+    recipient       text NOT NULL,
+    registry_number text NOT NULL,
+    notifier_pk     bigint REFERENCES messages (pk),
+    pdf             bytea NOT NULL,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (letter_pk, recipient)
+);

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
@@ -13,5 +12,4 @@ from gateway.storage import Executor
 
 async def append(db: Executor, *, at: dt.datetime, actor: str, kind: str, message_pk: int | None = None,
                  delivery_id: uuid.UUID | None = None, details: dict[str, Any] | None = None) -> None:
-    await db.execute(queries["insert_audit"], at, actor, kind, message_pk, delivery_id,
-                     json.dumps(details or {}, ensure_ascii=False, default=str))
+    await db.execute(queries["insert_audit"], at, actor, kind, message_pk, delivery_id, details or {})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -79,7 +78,7 @@ async def insert(db: Executor, m: NewMessage) -> int | None:
         m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
         [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
         [d.route for d in m.deliveries], [d.status for d in m.deliveries],
-        json.dumps(m.audit, ensure_ascii=False), m.notifier_kind, m.registry_number,
+        m.audit, m.notifier_kind, m.registry_number,
     )
     return None if row is None else row["pk"]
 
@@ -105,7 +104,7 @@ async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | N
             "letter_date", "subject", "speed", "secrecy", "channel", "received_sha256", "received", "forwarded",
             "evidence", "receipt", "accepted_at")
     args: list[list] = [[getattr(m, c) for m in batch] for c in cols]
-    args.append([json.dumps(m.audit, ensure_ascii=False) for m in batch])
+    args.append([m.audit for m in batch])
     d_ord, d_id, d_rec, d_route, d_status, d_exp = [], [], [], [], [], []
     for i, m in enumerate(batch, start=1):
         for d in m.deliveries:
