@@ -35,7 +35,7 @@ def error_response(exc: GatewayError, request_id: str) -> web.Response:
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="saraban-gateway"'
     if exc.status in (429, 503):
-        headers["Retry-After"] = "2"
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 2))
     return web.json_response(body, status=exc.status, headers=headers,
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 

@@ -25,6 +25,7 @@ from gateway import api, db, keys
 from gateway.clock import Clock, SystemClock
 from gateway.directory import Directory
 from gateway.intake import Intake
+from gateway.limits import Admission
 from gateway.metrics import Metrics
 from gateway.retry import RetryPolicy
 from gateway.sealing import DigestOnlySealer, Sealer
@@ -98,6 +99,9 @@ async def _exchange(app: web.Application):
                               verifier=app[keys.TRUST].verifier(settings),
                               pdf_checker=app[keys.TRUST].pdf_checker(settings) if settings.validate_pdf else None)
     exchange.stamp_received = settings.stamp_received
+    exchange.admission = Admission(
+        rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst, max_queue_depth=settings.max_queue_depth,
+        depth=lambda: app[keys.POOL].fetchval(db.queries["outbound_depth"]), workers=settings.workers)
     app[keys.EXCHANGE] = exchange
     worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
     dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)

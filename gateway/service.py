@@ -85,6 +85,8 @@ class Exchange:
         self._wake = wake or (lambda: None)
         self.gateway_code = gateway_code
         self.stamp_received = False
+        #: Back-pressure (gateway.limits.Admission), set by the app.
+        self.admission = None
         self.committer: GroupCommitter[NewMessage, int | None] = GroupCommitter(
             lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
             max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
@@ -94,6 +96,12 @@ class Exchange:
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
                      evidence: bytes | None = None) -> SubmitResult:
         """Check, store and queue one envelope from ``agency``; return its receipt."""
+        if self.admission is not None:
+            try:
+                await self.admission.admit(agency)
+            except GatewayError as exc:
+                self.metrics.rejected.labels(code=exc.code).inc()
+                raise
         try:
             checked = await self.intake.check(data, agency=agency, channel=channel)
         except GatewayError as exc:

@@ -97,6 +97,12 @@ class Settings:
     """Maximum database connections."""
     profile: str = "development"
     """development (bearer tokens allowed) or production (mutual TLS only)."""
+    rate_per_agency: float = 200.0
+    """Letters a second one agency may submit (token bucket; 0 = no limit); 429 + Retry-After above it."""
+    rate_burst: float = 400.0
+    """Burst size of the per-agency bucket."""
+    max_queue_depth: int = 1_000_000
+    """Outbound deliveries waiting (queued, sending, retry-wait) above which submissions get 429 (0 = off)."""
     pki_dir: Path | None = None
     """Development PKI directory (default ``data_dir/pki``), created on first start in the
     development profile: root and intermediate CA, agency signers, the gateway seal, TLS."""

@@ -301,3 +301,6 @@ SET registry_number = EXCLUDED.registry_number, notifier_pk = EXCLUDED.notifier_
 -- name: stamped_letter
 SELECT s.pdf, s.registry_number, m.sender FROM stamped_letters s JOIN messages m ON m.pk = s.letter_pk
 WHERE m.sender = $1 AND m.message_id = $2 AND s.recipient = $3;
+
+-- name: outbound_depth
+SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending', 'retry_wait');

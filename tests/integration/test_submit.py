@@ -204,3 +204,31 @@ async def test_business_cycle_accept_reject_withdraw_resend(make_client):
     # another agency cannot withdraw it
     r = await client.post("/v1/messages/m-biz/withdraw", headers=auth(CMI))
     assert r.status == 404
+
+
+async def test_a_runaway_agency_gets_429_with_retry_after_and_others_are_served(make_client, pool):
+    client = await make_client(rate_per_agency=1, rate_burst=2)
+    statuses = [(await client.post("/v1/messages", data=letter_bytes(), headers=auth())).status for _ in range(3)]
+    assert statuses == [202, 202, 429]
+    r = await client.post("/v1/messages", data=letter_bytes(), headers=auth())
+    assert r.status == 429 and (await r.json())["code"] == "throttled.agency" and int(r.headers["Retry-After"]) >= 1
+    r = await client.post("/v1/messages", data=notifier_bytes(sender=CMI, recipient=OPM, ref="x",
+                                                              registry_number="1"), headers=auth(CMI))
+    assert r.status == 202
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 3
+
+
+async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_client, pool):
+    client = await make_client(routes={CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}}, max_queue_depth=2)
+    codes = [(await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())).status
+             for _ in range(3)]
+    assert codes == [202, 202, 202]  # the depth is read at most once a second
+    from gateway import keys
+
+    admission = client.app[keys.EXCHANGE].admission
+    admission._depth_at = float("-inf")  # as if a second has passed: the next request refreshes the depth
+    await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())
+    await admission._refresh  # the background read of the depth has finished
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())
+    assert r.status == 429 and (await r.json())["code"] == "throttled.queue_full"
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'queued'") >= 3

@@ -1,0 +1,52 @@
+import asyncio
+
+import pytest
+
+from gateway.limits import Admission, Throttled, TokenBucket
+
+
+class Time:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_token_bucket_allows_a_burst_then_the_rate():
+    t = Time()
+    b = TokenBucket(rate=10, burst=3, now=t)
+    assert [b.take() for _ in range(3)] == [0, 0, 0]
+    assert b.take() == pytest.approx(0.1)
+    t.t += 0.1
+    assert b.take() == 0
+
+
+async def test_per_agency_limit_is_per_agency_and_says_when_to_retry():
+    t = Time()
+    a = Admission(rate_per_agency=1, burst=2, max_queue_depth=0, depth=None, now=t)
+    await a.admit("A")
+    await a.admit("A")
+    with pytest.raises(Throttled) as e:
+        await a.admit("A")
+    assert e.value.status == 429 and e.value.code == "throttled.agency" and e.value.retry_after == 1
+    await a.admit("B")  # another agency is unaffected
+
+
+async def test_queue_depth_limit_reads_the_database_at_most_once_a_second():
+    t = Time()
+    reads = []
+
+    async def depth():
+        reads.append(t.t)
+        return 11
+
+    a = Admission(rate_per_agency=0, burst=1, max_queue_depth=10, depth=depth, now=t)
+    with pytest.raises(Throttled) as e:
+        await a.admit("A")
+    assert e.value.code == "throttled.queue_full"
+    for _ in range(5):
+        with pytest.raises(Throttled):
+            await a.admit("A")
+    await asyncio.sleep(0)
+    assert len(reads) == 1
