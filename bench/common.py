@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import shutil
 import statistics
 import tempfile
@@ -87,3 +88,30 @@ def figures(**kv) -> str:
 
 def median(values):
     return statistics.median(values) if values else float("nan")
+
+
+async def post_all(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int,
+                   ok: tuple[int, ...] = (200, 202)) -> tuple[float, list[float], dict[int, int]]:
+    """Closed-loop load: ``clients`` concurrent posters send ``bodies`` to ``url``.
+
+    Returns (requests per second, latencies in seconds, status code counts).
+    """
+    import aiohttp
+
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    it = iter(bodies)
+    connector = aiohttp.TCPConnector(limit=clients * 2)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        async def client():
+            for body in it:
+                t = time.perf_counter()
+                async with s.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    codes[r.status] = codes.get(r.status, 0) + 1
+                latencies.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return len(bodies) / elapsed, latencies, codes

@@ -20,12 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, figures, percentile  # noqa: E402
+from bench.common import database, figures, percentile, post_all  # noqa: E402
 from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
 from tests.support import write_directory  # noqa: E402
 
@@ -55,24 +54,8 @@ async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes)
 
 
 async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[float, list[float], dict[int, int]]:
-    latencies: list[float] = []
-    codes: dict[int, int] = {}
-    it = iter(enumerate(letters))
     headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
-    connector = aiohttp.TCPConnector(limit=clients * 2)
-    async with aiohttp.ClientSession(connector=connector) as s:
-        async def client():
-            for i, body in it:
-                t = time.perf_counter()
-                async with s.post(f"{urls[i % len(urls)]}/v1/messages", data=body, headers=headers) as r:
-                    await r.read()
-                    codes[r.status] = codes.get(r.status, 0) + 1
-                latencies.append(time.perf_counter() - t)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - t0
-    return len(letters) / elapsed, latencies, codes
+    return await post_all(f"{urls[0]}/v1/messages", letters, headers=headers, clients=clients)
 
 
 def main() -> None:
