@@ -20,7 +20,8 @@ from aiohttp import web
 from adapters.folder import FolderAdapter
 from adapters.pull import PullAdapter
 from adapters.push import PushAdapter
-from gateway import api, db, keys
+from gateway import api, auditor_api, console, db, keys
+from gateway.audit.wiring import audit_ctx
 from gateway.clock import Clock, SystemClock
 from gateway.directory import Directory
 from gateway.intake import Intake
@@ -97,7 +98,8 @@ async def _exchange(app: web.Application):
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
-               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None) -> web.Application:
+               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None,
+               audit_signer=None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
@@ -106,6 +108,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.SEALER] = sealer or DigestOnlySealer()
     if http is not None:
         app[keys.HTTP] = http
-    app.cleanup_ctx.extend([_database, _http, _exchange])
+    if audit_signer is not None:
+        app[keys.AUDIT_SIGNER] = audit_signer
+    app.cleanup_ctx.extend([_database, _http, _exchange, audit_ctx])
     app.add_routes(api.routes)
+    app.add_routes(auditor_api.routes)
+    console.setup(app)
     return app

@@ -240,6 +240,10 @@ def _parser() -> argparse.ArgumentParser:
     il.add_argument("--url", default="http://127.0.0.1:8443")
     il.add_argument("--token", required=True)
     il.set_defaults(func=_inbox_list)
+
+    from gateway.cli_audit import add_commands
+
+    add_commands(sub, common)
     return p
 
 

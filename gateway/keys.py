@@ -22,3 +22,6 @@ SEALER = web.AppKey("sealer", Sealer)
 EXCHANGE = web.AppKey("exchange", object)  # gateway.service.Exchange (import cycle otherwise)
 DISPATCHER = web.AppKey("dispatcher", object)  # gateway.dispatcher.Dispatcher
 DATABASE_URL = web.AppKey("database_url", str)
+AUDIT_SIGNER = web.AppKey("audit_signer", object)  # gateway.audit.signing.CheckpointSigner
+AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer
+SESSION_KEY = web.AppKey("session_key", bytes)

@@ -54,3 +54,18 @@ def verify_signature(cert: x509.Certificate, data: bytes, signature: bytes) -> b
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+class PemSigner:
+    """A checkpoint signer from PEM files (until the PKI's ``FileSigner`` is wired in)."""
+
+    def __init__(self, key_path, cert_path) -> None:
+        from pathlib import Path
+
+        self._key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+        self.certificate = load_certificate(Path(cert_path).read_bytes())
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(_hash_for(self._key.public_key())))
+        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())

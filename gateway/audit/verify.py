@@ -276,6 +276,17 @@ def verify_files(files: Iterable[tuple[str, bytes]], cert: x509.Certificate) -> 
     return rep
 
 
+def verify_path(path: Path, cert: x509.Certificate) -> Report:
+    """A file, a directory of archive files, or an evidence bundle (ZIP)."""
+    if path.is_file():
+        data = path.read_bytes()
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            from gateway.audit.evidence import check_bundle
+
+            return check_bundle(data, cert)
+    return verify_files(load_files(path), cert)
+
+
 def load_files(path: Path) -> list[tuple[str, bytes]]:
     """Export files from a file, a directory of them, or an evidence bundle (ZIP)."""
     if path.is_dir():

@@ -206,3 +206,7 @@ CREATE INDEX messages_sender_accepted ON messages (sender, accepted_at DESC, pk 
 CREATE INDEX messages_subject_trgm ON messages USING gin (subject gin_trgm_ops);
 CREATE INDEX messages_letter_number_trgm ON messages USING gin (letter_number gin_trgm_ops);
 CREATE INDEX deliveries_recipient_created ON deliveries (recipient, created_at DESC);
+CREATE INDEX messages_ref_to ON messages (ref_to_message_id) WHERE ref_to_message_id IS NOT NULL;
+CREATE INDEX deliveries_open ON deliveries (recipient, status)
+    WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead');
+CREATE INDEX deliveries_dead_created ON deliveries (created_at DESC, id DESC) WHERE status = 'dead';
