@@ -140,6 +140,8 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
     computed, n = (start_computed or start_hash), start_count
     trail: dict[int, tuple[bytes, int]] = {start_seq: (computed, n)}
     members: list[int] = []
+    successor: dict[int, int] = {}
+    trail_prev: dict[int, int] = {}
     expected_prev = start_seq
     last_good_cp = None
     for e in ordered:
@@ -153,9 +155,15 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
                 rep.problems.append(Problem(e.prev_seq, "deleted",
                                             f"event seq {e.prev_seq} is missing: seq {e.seq} links to it"))
                 computed, n = None, None  # later checkpoints cannot be recomputed
+            elif e.prev_seq in successor:
+                rep.problems.append(Problem(e.seq, "inserted",
+                                            f"event seq {e.seq} is not in the chain: it claims to follow seq "
+                                            f"{e.prev_seq}, which seq {successor[e.prev_seq]} follows"))
+                continue
             else:
                 while members and members[-1] > e.prev_seq:
                     bad = members.pop()
+                    successor.pop(trail_prev.get(bad), None)
                     rep.problems.append(Problem(bad, "inserted",
                                                 f"event seq {bad} is not in the chain: seq {e.seq} links to "
                                                 f"seq {e.prev_seq}"))
@@ -176,6 +184,8 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
             computed, n = chain_hash(computed, leaf), n + 1
         trail[e.seq] = (computed, n)
         members.append(e.seq)
+        successor[e.prev_seq] = e.seq
+        trail_prev[e.seq] = e.prev_seq
         expected_prev = e.seq
         cp = cps.get(e.seq)
         if cp is not None:
