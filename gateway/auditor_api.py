@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import json
 import uuid
-import zipfile
 
 from aiohttp import web
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
 from gateway.db import queries
-from gateway.storage import deliveries, receipts, search
+from gateway.storage import receipts, search
 
 
 async def _proofs(conn, events: list[dict]) -> list[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -75,7 +74,7 @@ async def insert(db: Executor, m: NewMessage) -> int | None:
         m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
         [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
         [d.route for d in m.deliveries], [d.status for d in m.deliveries],
-        json.dumps(m.audit, ensure_ascii=False),
+        m.audit,  # the pool's jsonb codec encodes it (json.dumps here stored a JSON *string*)
     )
     return None if row is None else row["pk"]
 

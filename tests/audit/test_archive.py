@@ -113,7 +113,7 @@ async def test_missing_middle_file_breaks_the_link(pool, sealer, signer, workdir
     await add(pool, 3)
     await sealer.seal_until(18)
     await sealer.seal_once(force_checkpoint=True)
-    third = await export_next(pool, workdir / "a", now=NOW)
+    await export_next(pool, workdir / "a", now=NOW)
     second.path.unlink()
     rep = verify_path(workdir / "a", signer.certificate)
     assert any(p.code == "link" for p in rep.problems), rep.summary()
