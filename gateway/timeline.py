@@ -39,6 +39,8 @@ class Step:
     detail: str
     seq: int | None
     """The audit event, when the step is one."""
+    order: float = 0.0
+    """Tie-break among steps at the same instant (the seal follows its acceptance)."""
 
 
 async def build(pool, message: dict) -> tuple[list[Step], list]:
@@ -49,19 +51,19 @@ async def build(pool, message: dict) -> tuple[list[Step], list]:
         d = e["details"] or {}
         agency = d.get("recipient") or (message["sender"] if e["kind"] == "message.accepted" else None)
         detail = d.get("reason") or d.get("sha256") or ""
-        steps.append(Step(e["at"], e["kind"], th, en, agency, str(detail), e["seq"]))
+        steps.append(Step(e["at"], e["kind"], th, en, agency, str(detail), e["seq"], e["seq"]))
         if e["kind"] == "message.accepted" and message["forwarded"] is not None:
             th, en = LABELS["message.sealed"]
             steps.append(Step(e["at"], "message.sealed", th, en, None,
-                              hashlib.sha256(message["forwarded"]).hexdigest(), None))
+                              hashlib.sha256(message["forwarded"]).hexdigest(), None, e["seq"] + 0.5))
     for r in await search.related(pool, message["message_id"]):
         kind = "receipt.delivery"
         registry = ""
         if r["message_type"] == "notifier":
             kind, registry = _notifier_kind(r["received"])
         th, en = LABELS.get(kind, (kind, kind))
-        steps.append(Step(r["accepted_at"], kind, th, en, r["sender"], registry, None))
-    steps.sort(key=lambda s: (s.at, s.seq or 0))
+        steps.append(Step(r["accepted_at"], kind, th, en, r["sender"], registry, None, float("inf")))
+    steps.sort(key=lambda s: (s.at, s.order))
     dels = await deliveries.for_message(pool, pk)
     return steps, dels
 
