@@ -39,6 +39,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/submit.py --quick
+	$(BIN)/python bench/console.py --quick
 
 conformance: $(STAMP)
 	$(BIN)/pytest -q conformance

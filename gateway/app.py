@@ -21,7 +21,8 @@ from adapters.ecms_node import EcmsNodeAdapter
 from adapters.folder import FolderAdapter
 from adapters.pull import PullAdapter
 from adapters.push import PushAdapter
-from gateway import api, db, keys
+from gateway import api, auditor_api, console, db, keys
+from gateway.audit.wiring import audit_ctx
 from gateway.clock import Clock, SystemClock
 from gateway.directory import Directory
 from gateway.intake import Intake
@@ -57,6 +58,10 @@ async def _pki(app: web.Application):
     app[keys.TRUST] = trust
     if keys.SEALER not in app:
         app[keys.SEALER] = PkiSealer(trust.seal_signer) if trust.seal_signer is not None else DigestOnlySealer()
+    if keys.AUDIT_SIGNER not in app and not settings.audit_key_path and trust.seal_signer is not None:
+        # Checkpoints of the audit chain are signed with the gateway's seal key: auditors verify
+        # them offline with the same certificate as receipts and seals.
+        app[keys.AUDIT_SIGNER] = trust.seal_signer
     yield
 
 
@@ -119,7 +124,8 @@ async def _exchange(app: web.Application):
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
-               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None) -> web.Application:
+               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None,
+               audit_signer=None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
@@ -129,7 +135,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
         app[keys.SEALER] = sealer
     if http is not None:
         app[keys.HTTP] = http
-    app.cleanup_ctx.extend([_database, _pki, _http, _exchange])
+    if audit_signer is not None:
+        app[keys.AUDIT_SIGNER] = audit_signer
+    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
     app.add_routes(api.routes)
+    app.add_routes(auditor_api.routes)
     __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
+    console.setup(app)
     return app

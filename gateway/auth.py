@@ -16,6 +16,10 @@ from gateway import keys
 from gateway.errors import AuthError
 
 AGENCY = "agency"
+OPERATOR = "operator"
+AUDITOR = "auditor"
+ADMIN = "admin"
+ROLES = (AGENCY, OPERATOR, AUDITOR, ADMIN)
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,22 @@ async def authenticate(request: web.Request) -> Principal:
         return principal
     token = _bearer(request)
     if token is not None:
-        if settings.profile == "production":
-            raise AuthError("bearer tokens are off in the production profile; use a client certificate",
-                            code="auth.token_disabled")
+        # Agency bearer tokens are a development convenience; staff API tokens (users table,
+        # stored as SHA-256) are valid in every profile.
         agency = directory.agency_for_token(token)
-        if agency is None:
-            raise AuthError("unknown token", code="auth.invalid_token")
-        principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
+        if agency is not None:
+            if settings.profile == "production":
+                raise AuthError("bearer tokens are off in the production profile; use a client certificate",
+                                code="auth.token_disabled")
+            principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
+        else:
+            from gateway import users
+
+            user = await users.user_for_token(request.app[keys.POOL], token)
+            if user is None:
+                raise AuthError("unknown token", code="auth.invalid_token")
+            principal = Principal(role=user.role.value, agency=user.agency, subject=f"user:{user.username}",
+                                  method="token")
     if principal is None:
         raise AuthError("authentication required (client certificate or bearer token)", code="auth.required")
     request[PRINCIPAL] = principal

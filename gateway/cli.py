@@ -419,6 +419,10 @@ def _parser() -> argparse.ArgumentParser:
     il.add_argument("--agency", help="agency code whose development TLS client certificate to present")
     il.add_argument("--token", help="development bearer token")
     il.set_defaults(func=_inbox_list)
+
+    from gateway.cli_audit import add_commands
+
+    add_commands(sub, common)
     return p
 
 

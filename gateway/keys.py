@@ -23,3 +23,6 @@ EXCHANGE = web.AppKey("exchange", object)  # gateway.service.Exchange (import cy
 DISPATCHER = web.AppKey("dispatcher", object)  # gateway.dispatcher.Dispatcher
 DATABASE_URL = web.AppKey("database_url", str)
 TRUST = web.AppKey("trust", object)  # gateway.signing.Trust
+AUDIT_SIGNER = web.AppKey("audit_signer", object)  # gateway.audit.signing.CheckpointSigner
+AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer
+SESSION_KEY = web.AppKey("session_key", bytes)

@@ -138,6 +138,22 @@ class Settings:
     """Mutual TLS: required, optional (certificate or, in development, a bearer token) or off."""
     gateway_code: str = "0000000000"
     """The agency code the gateway itself uses as Sender of the receipts it issues (reserved)."""
+    audit_seal_interval_s: float = 0.25
+    """How often the audit chain sealer wakes (see :mod:`gateway.audit`)."""
+    audit_checkpoint_events: int = 1000
+    """A signed audit checkpoint after this many events ..."""
+    audit_checkpoint_seconds: float = 60.0
+    """... or after this many seconds, whichever comes first."""
+    audit_key_path: Path | None = None
+    """PEM private key that signs audit checkpoints (unset: the chain is kept, no checkpoints)."""
+    audit_cert_path: Path | None = None
+    """PEM certificate of that key (what auditors verify with)."""
+    audit_tsa_url: str | None = None
+    """RFC 3161 time-stamping authority for checkpoints (optional)."""
+    audit_retention_days: float = 3650.0
+    """Exported audit events younger than this are never dropped from the database."""
+    session_secret_path: Path | None = None
+    """32-byte key file for console session cookies (default: data_dir/session.key, created once)."""
     retry: RetrySettings = field(default_factory=RetrySettings)
     """Delivery retry schedule."""
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)

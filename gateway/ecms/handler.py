@@ -510,6 +510,8 @@ def _facade_from_app(settings: EcmsSettings | None):
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    """Role: agency (client certificate or token mapped to its department code). The e-CMS SOAP
+    1.1 endpoint; refusals are ErrorDetail answers as e-CMS clients expect."""
     facade = request.app[FACADE_KEY]
     limit = facade.settings.max_bytes
     if request.content_length is not None and request.content_length > limit:

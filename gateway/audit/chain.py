@@ -1,0 +1,77 @@
+"""Canonical bytes of an audit event and of a checkpoint, and the chain hash.
+
+Canonical event bytes (version 1): UTF-8 JSON of exactly these keys, sorted,
+no whitespace (``separators=(",", ":")``), non-ASCII written as is
+(``ensure_ascii=False``)::
+
+    actor        text
+    at           UTC, "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always 6 fraction digits)
+    delivery_id  lower-case UUID text or null
+    details      the JSON object as stored (jsonb), keys sorted at every level
+    kind         text
+    message_pk   integer or null
+    seq          integer
+
+Numbers in ``details`` are written as Python's ``json`` writes them; the
+gateway only puts strings, integers and booleans there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any, Mapping
+
+GENESIS = b"\x00" * 32
+"""The hash before the first event."""
+
+
+def format_at(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_at(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+
+
+def dumps(obj: Any) -> bytes:
+    """The one JSON writer for everything hashed, signed or exported."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The hashed fields of an event, from a database row or an export line."""
+    at = row["at"]
+    delivery = row.get("delivery_id") if hasattr(row, "get") else row["delivery_id"]
+    details = row["details"]
+    if isinstance(details, str):
+        details = json.loads(details)
+    return {
+        "seq": int(row["seq"]),
+        "at": at if isinstance(at, str) else format_at(at),
+        "actor": row["actor"],
+        "kind": row["kind"],
+        "message_pk": None if row["message_pk"] is None else int(row["message_pk"]),
+        "delivery_id": None if delivery is None else str(uuid.UUID(str(delivery))),
+        "details": details if details is not None else {},
+    }
+
+
+def canonical(row: Mapping[str, Any]) -> bytes:
+    return dumps(event_fields(row))
+
+
+def leaf_hash(row: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(canonical(row)).digest()
+
+
+def chain_hash(prev: bytes, leaf: bytes) -> bytes:
+    return hashlib.sha256(prev + leaf).digest()
+
+
+def checkpoint_payload(*, seq: int, hash_: bytes, count: int, at: dt.datetime, cert_sha256: str) -> bytes:
+    """The exact bytes a checkpoint signature covers."""
+    return dumps({"type": "saraban-audit-checkpoint/1", "seq": seq, "hash": hash_.hex(), "count": count,
+                  "at": format_at(at), "cert_sha256": cert_sha256})

@@ -1,0 +1,145 @@
+"""Evidence bundle of one letter: what was received, what was forwarded, what came back, and proof.
+
+A ZIP holding:
+
+``received.xml``            the exact bytes the sender submitted
+``forwarded.xml``           the sealed envelope the gateway forwarded
+``submission-receipt.xml``  the signed receipt the sender got
+``receipts/*.xml``          delivery receipts, with the office's acknowledgement (``*-ack.xml``)
+``related/*.xml``           notifiers and receipts that answer the letter, as received
+``letter.json``             metadata, deliveries and the timeline
+``chain-NNN.jsonl``         chain proofs in the archive format (``gateway.audit.export``): for each
+                            stretch from a letter event up to the signed checkpoint that covers it,
+                            the letter's events in full and other events as leaf digests only
+``gateway.pem``             the gateway certificate, for convenience: verify with the one you trust
+
+``gateway audit verify bundle.zip --cert gateway.pem`` checks each proof
+file, every checkpoint signature, and that ``received.xml`` has the SHA-256
+recorded in the signed chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gateway.audit.chain import GENESIS, dumps
+from gateway.audit.export import checkpoint_line, digest_line, event_line
+from gateway.db import queries
+from gateway.storage import receipts, search
+
+
+async def _proofs(conn, events: list[dict]) -> list[bytes]:
+    """One proof file per stretch (event .. covering checkpoint); stretches that overlap are merged."""
+    own = {e["seq"]: e for e in events if e["hash"] is not None}
+    stretches: list[tuple[int, int, dict | None]] = []  # (after, through, checkpoint)
+    for seq in sorted(own):
+        if stretches and seq <= stretches[-1][1]:
+            continue
+        cp = await conn.fetchrow(queries["audit_checkpoint_covering"], seq)
+        through = cp["seq"] if cp else max(own)
+        stretches.append((own[seq]["prev_seq"], through, cp))
+    files = []
+    for after, through, cp in stretches:
+        start = await conn.fetchrow(queries["audit_chain_row"], after) if after else None
+        prev_hash = bytes(start["hash"]) if start else GENESIS
+        lines, last_hash, n = [], prev_hash, 0
+        for r in await conn.fetch(queries["audit_leaves_between"], after, through):
+            e = own.get(r["seq"])
+            lines.append(event_line(e) if e is not None else digest_line(r))
+            last_hash, n = bytes(r["hash"]), n + 1
+        count_before = (cp["count"] - n) if cp else 0
+        out = [dumps({"type": "header", "format": "saraban-audit-export/1", "first_seq": after + 1,
+                      "last_seq": through, "prev_seq": after, "prev_hash": prev_hash.hex(),
+                      "prev_count": count_before}), *lines]
+        if cp is not None:
+            out.append(checkpoint_line(cp))
+        out.append(dumps({"type": "footer", "events": n, "last_seq": through, "last_hash": last_hash.hex()}))
+        files.append(b"".join(line + b"\n" for line in out))
+    return files
+
+
+async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certificate | None) -> bytes | None:
+    from gateway import timeline
+
+    async with pool.acquire() as conn:
+        m = await search.message(conn, pk)
+        if m is None:
+            return None
+        events = await search.message_events(conn, pk)
+        proofs = await _proofs(conn, events)
+        recs = await receipts.for_message(conn, pk)
+        related = await search.related(conn, m["message_id"])
+    steps, dels = await timeline.build(pool, m)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        def put(name: str, data: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: same letter, same bytes
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+
+        put("received.xml", m["received"])
+        put("forwarded.xml", m["forwarded"])
+        put("submission-receipt.xml", m["receipt"])
+        for i, r in enumerate(recs, start=1):
+            put(f"receipts/{i:03d}-{r['kind']}.xml", r["receipt"] or b"")
+            if r["ack"]:
+                put(f"receipts/{i:03d}-{r['kind']}-ack.xml", r["ack"])
+        for r in related:
+            put(f"related/{r['message_type']}-{r['pk']}.xml", r["received"])
+        for i, p in enumerate(proofs, start=1):
+            put(f"chain-{i:03d}.jsonl", p)
+        if certificate is not None:
+            put("gateway.pem", certificate.public_bytes(serialization.Encoding.PEM))
+        put("letter.json", json.dumps({
+            "pk": m["pk"], "sender": m["sender"], "message_id": m["message_id"], "type": m["message_type"],
+            "letter_number": m["letter_number"], "letter_date": str(m["letter_date"]) if m["letter_date"] else None,
+            "subject": m["subject"], "accepted_at": m["accepted_at"].isoformat(),
+            "received_sha256": hashlib.sha256(m["received"]).hexdigest(),
+            "forwarded_sha256": hashlib.sha256(m["forwarded"]).hexdigest(),
+            "deliveries": [{"recipient": d.recipient, "status": d.status.value, "attempts": d.attempts,
+                            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None} for d in dels],
+            "timeline": [{"at": s.at.isoformat(), "kind": s.kind, "th": s.label_th, "en": s.label_en,
+                          "agency": s.agency, "audit_seq": s.seq} for s in steps],
+            "audit_events": [e["seq"] for e in events],
+        }, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
+    return buf.getvalue()
+
+
+def check_bundle(data: bytes, cert: x509.Certificate):
+    """Verify an evidence bundle: every proof file on its own, and the received bytes against the chain."""
+    from gateway.audit.verify import Problem, Report, verify_files
+
+    rep = Report()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = z.namelist()
+        proofs = [n for n in names if n.startswith("chain-") and n.endswith(".jsonl")]
+        accepted = []
+        for n in sorted(proofs):
+            one = verify_files([(n, z.read(n))], cert)
+            rep.events += one.events
+            rep.checkpoints += one.checkpoints
+            rep.problems += one.problems
+            rep.last_checkpoint_seq = one.last_checkpoint_seq or rep.last_checkpoint_seq
+            rep.first_seq = one.first_seq if rep.first_seq is None else rep.first_seq
+            rep.last_seq = one.last_seq
+            for line in z.read(n).splitlines():
+                obj = json.loads(line)
+                if obj.get("type") == "event" and obj.get("kind") == "message.accepted":
+                    accepted.append(obj)
+        if not proofs:
+            rep.problems.append(Problem(None, "format", "the bundle holds no chain proof"))
+        if "received.xml" in names:
+            digest = hashlib.sha256(z.read("received.xml")).hexdigest()
+            if not any(a["details"].get("sha256") == digest for a in accepted):
+                rep.problems.append(Problem(accepted[0]["seq"] if accepted else None, "edited",
+                                            "received.xml does not have the SHA-256 recorded in the signed chain"))
+            else:
+                rep.notes.append("received.xml matches the SHA-256 in the signed message.accepted event")
+    return rep

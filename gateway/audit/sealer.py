@@ -1,0 +1,168 @@
+"""The chain sealer: a background task in every gateway process (design in ``gateway.audit``)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import asyncpg
+import structlog
+
+from gateway.audit.chain import chain_hash, checkpoint_payload, leaf_hash
+from gateway.audit.signing import CheckpointSigner, cert_sha256
+from gateway.clock import Clock
+from gateway.db import queries
+
+log = structlog.get_logger(__name__)
+
+TimeStamper = Callable[[bytes], Awaitable[bytes]]
+"""Returns an RFC 3161 TimeStampToken (DER) over the given bytes (``gateway.audit.tsa``)."""
+
+
+@dataclass(frozen=True)
+class SealerSettings:
+    interval_s: float = 0.25
+    """How often the sealer wakes (sealing lag is about twice this)."""
+    batch: int = 5000
+    """Events chained per transaction at most."""
+    checkpoint_events: int = 1000
+    """A signed checkpoint after this many new events ..."""
+    checkpoint_seconds: float = 60.0
+    """... or this long after the previous checkpoint, whichever comes first."""
+
+
+@dataclass(frozen=True)
+class SealRound:
+    """What one round did."""
+
+    locked: bool
+    """False when another process held the sealer lock."""
+    chained: int = 0
+    """Events chained in this round."""
+    head_seq: int = 0
+    """The chain head after the round."""
+    checkpoint_id: int | None = None
+    """The checkpoint written in this round, if any."""
+    more: bool = False
+    """The batch was full; run again at once."""
+
+
+class ChainSealer:
+    def __init__(self, pool: asyncpg.Pool, *, clock: Clock, signer: CheckpointSigner | None = None,
+                 settings: SealerSettings = SealerSettings(), timestamper: TimeStamper | None = None) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.signer = signer
+        self.settings = settings
+        self.timestamper = timestamper
+        self._stop = asyncio.Event()
+        self._cert_sha256 = cert_sha256(signer.certificate) if signer is not None else None
+
+    async def seal_once(self, *, force_checkpoint: bool = False) -> SealRound:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                # Reads first: the sealer must hold no xid of its own while it takes the fence snapshot.
+                if not await conn.fetchval(queries["audit_sealer_lock"]):
+                    return SealRound(locked=False)
+                head = await conn.fetchrow(queries["audit_head"])
+                head_seq, head_hash, count = head["seq"], bytes(head["hash"]), head["count"]
+                fence = (head["fence_seq"], list(head["fence_xids"])) if head["fence_seq"] is not None else None
+                bound = head_seq
+                if fence is not None and await conn.fetchval(queries["audit_fence_ready"], fence[1]):
+                    bound, fence = fence[0], None
+                last = await conn.fetchval(queries["audit_seq_last"])
+                running = await conn.fetchval(queries["audit_running_xids"])  # read after `last`, never before
+                if not running:  # no write transaction at all: every number <= last is final
+                    bound, fence = max(bound, last), None
+                elif fence is None and last > bound:
+                    fence = (last, list(running))
+                rows = []
+                if bound > head_seq:
+                    rows = await conn.fetch(queries["audit_unchained"], head_seq, bound, self.settings.batch)
+                more = len(rows) == self.settings.batch
+                if more and rows[-1]["seq"] < bound:
+                    # finish this ready range next round; its fence has already passed
+                    fence = (bound, [])
+                seqs, prevs, leaves, hashes = [], [], [], []
+                prev_seq, prev_hash = head_seq, head_hash
+                for r in rows:
+                    leaf = leaf_hash(r)
+                    h = chain_hash(prev_hash, leaf)
+                    seqs.append(r["seq"]), prevs.append(prev_seq), leaves.append(leaf), hashes.append(h)
+                    prev_seq, prev_hash = r["seq"], h
+                if rows:
+                    await conn.execute(queries["audit_chain_insert"], seqs, prevs, leaves, hashes, now)
+                count += len(rows)
+                old_fence = (head["fence_seq"], list(head["fence_xids"])) if head["fence_seq"] is not None else None
+                if rows or fence != old_fence:
+                    await conn.execute(queries["audit_head_update"], prev_seq, prev_hash, count,
+                                       fence[0] if fence else None, fence[1] if fence else None, now)
+                checkpoint = await self._maybe_checkpoint(conn, now, prev_seq, prev_hash, count, force_checkpoint)
+        if checkpoint is not None and self.timestamper is not None:
+            await self._timestamp(checkpoint)
+        if rows:
+            log.debug("audit events sealed", count=len(rows), head=prev_seq)
+        return SealRound(locked=True, chained=len(rows), head_seq=prev_seq,
+                         checkpoint_id=checkpoint[0] if checkpoint else None, more=more)
+
+    async def _maybe_checkpoint(self, conn, now: dt.datetime, seq: int, hash_: bytes, count: int,
+                                force: bool) -> tuple[int, bytes] | None:
+        if self.signer is None or seq == 0:
+            return None
+        last = await conn.fetchrow(queries["audit_last_checkpoint"])
+        if last is not None and last["seq"] >= seq:
+            return None
+        due = (force or last is None or count - last["count"] >= self.settings.checkpoint_events
+               or (now - last["at"]).total_seconds() >= self.settings.checkpoint_seconds)
+        if not due:
+            return None
+        payload = checkpoint_payload(seq=seq, hash_=hash_, count=count, at=now, cert_sha256=self._cert_sha256)
+        signature = self.signer.sign(payload)
+        cid = await conn.fetchval(queries["audit_checkpoint_insert"], seq, hash_, count, now, payload, signature,
+                                  self._cert_sha256)
+        log.info("audit checkpoint signed", seq=seq, count=count)
+        return (cid, signature) if cid is not None else None
+
+    async def _timestamp(self, checkpoint: tuple[int, bytes]) -> None:
+        cid, signature = checkpoint
+        try:
+            token = await self.timestamper(signature)
+        except Exception as exc:  # the checkpoint stands without a time-stamp; the next one tries again
+            log.warning("time-stamping the checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        await self.pool.execute(queries["audit_checkpoint_tsa"], cid, token)
+
+    async def seal_until(self, seq: int, *, timeout: float = 10.0) -> int:
+        """Seal until the head reaches ``seq`` (used by export and tests); returns the head."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            r = await self.seal_once()
+            if r.locked and r.head_seq >= seq:
+                return r.head_seq
+            if loop.time() > deadline:
+                raise TimeoutError(f"the audit chain did not reach seq {seq}")
+            if not r.more:
+                await asyncio.sleep(0.02)
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            more = False
+            try:
+                more = (await self.seal_once()).more
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("audit sealer round failed; retrying", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("audit sealer round failed")
+            if more:
+                continue
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()

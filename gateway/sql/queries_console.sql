@@ -1,0 +1,84 @@
+-- Letter search, timelines, queues and dead letters for the auditor API and the console.
+-- Optional filters are NULL; callers run these with plan_cache_mode = force_custom_plan so
+-- the planner sees the actual pattern (pg_trgm GIN for substrings) and drops unused filters.
+
+-- name: search_messages
+-- Keyset pagination, newest first: ($7, $8) is the (accepted_at, pk) of the last row shown.
+SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
+       m.subject, m.accepted_at, m.speed, m.secrecy,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('recipient', d.recipient, 'status', d.status::text)
+                                  ORDER BY d.recipient), '[]'::jsonb)
+        FROM deliveries d WHERE d.message_pk = m.pk) AS deliveries
+FROM messages m
+WHERE ($1::text IS NULL OR m.sender = $1
+       OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
+  AND ($2::timestamptz IS NULL OR m.accepted_at >= $2)
+  AND ($3::timestamptz IS NULL OR m.accepted_at < $3)
+  AND ($4::text IS NULL OR m.letter_number LIKE '%' || $4 || '%')
+  AND ($5::text IS NULL OR m.subject LIKE '%' || $5 || '%')
+  AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk
+                                   AND d.status = $6::delivery_status))
+  AND ($7::timestamptz IS NULL OR (m.accepted_at, m.pk) < ($7, $8))
+  AND ($9::text IS NULL OR m.message_type = $9::message_type)
+ORDER BY m.accepted_at DESC, m.pk DESC
+LIMIT $10;
+
+-- name: search_events
+-- Keyset by seq, newest first.
+SELECT e.seq, e.at, e.actor, e.kind, e.message_pk, e.delivery_id, e.details
+FROM audit_events e
+WHERE ($1::text IS NULL OR e.kind = $1)
+  AND ($2::timestamptz IS NULL OR e.at >= $2)
+  AND ($3::timestamptz IS NULL OR e.at < $3)
+  AND ($4::bigint IS NULL OR e.message_pk = $4)
+  AND ($5::bigint IS NULL OR e.seq < $5)
+ORDER BY e.seq DESC
+LIMIT $6;
+
+-- name: message_full
+SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
+       letter_number, letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded,
+       evidence, receipt, accepted_at
+FROM messages WHERE pk = $1;
+
+-- name: message_related
+-- Notifiers and delivery receipts that answer a message (by its message id, from its recipients).
+SELECT pk, sender, message_id, message_type::text AS message_type, accepted_at, received, forwarded
+FROM messages WHERE ref_to_message_id = $1 AND message_type IN ('notifier', 'receipt')
+ORDER BY accepted_at, pk
+LIMIT 500;
+
+-- name: message_visible_to
+-- May this agency see this message (sender or recipient)?
+SELECT EXISTS (SELECT 1 FROM messages m WHERE m.pk = $1 AND m.sender = $2)
+    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = $1 AND d.recipient = $2);
+
+-- name: queue_by_destination
+SELECT q.recipient, q.queued, q.sending, q.retry_wait, q.inbox, q.dead,
+       x.consecutive_failures, x.failing_since, x.backoff_until, x.last_error
+FROM (SELECT recipient,
+             count(*) FILTER (WHERE status = 'queued') AS queued,
+             count(*) FILTER (WHERE status = 'sending') AS sending,
+             count(*) FILTER (WHERE status = 'retry_wait') AS retry_wait,
+             count(*) FILTER (WHERE status = 'inbox') AS inbox,
+             count(*) FILTER (WHERE status = 'dead') AS dead
+      FROM deliveries WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead')
+      GROUP BY recipient) q
+LEFT JOIN destinations x ON x.agency = q.recipient
+UNION ALL
+SELECT x.agency, 0, 0, 0, 0, 0, x.consecutive_failures, x.failing_since, x.backoff_until, x.last_error
+FROM destinations x
+WHERE x.consecutive_failures > 0
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.recipient = x.agency
+                  AND d.status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead'))
+ORDER BY 1;
+
+-- name: dead_letters
+-- Keyset by (created_at, id), newest first.
+SELECT d.id, d.recipient, d.route, d.attempts, d.last_error, d.created_at, d.message_pk,
+       m.sender, m.message_id, m.letter_number, m.subject
+FROM deliveries d JOIN messages m ON m.pk = d.message_pk
+WHERE d.status = 'dead'
+  AND ($1::timestamptz IS NULL OR (d.created_at, d.id) < ($1, $2))
+ORDER BY d.created_at DESC, d.id DESC
+LIMIT $3;

@@ -1,0 +1,90 @@
+"""Read-only queries for auditors and the console: letter search, events, timelines, queues.
+
+Every listing is keyset-paginated (never OFFSET): the caller passes the key of
+the last row it showed and gets the next page in the same order. The search
+queries run with ``plan_cache_mode = force_custom_plan`` so that PostgreSQL
+plans each call for its actual filters (a substring pattern reaches the
+pg_trgm GIN index; absent filters disappear) instead of one generic plan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from gateway.db import queries
+
+
+@dataclass(frozen=True)
+class LetterFilter:
+    agency: str | None = None
+    """Sender or recipient agency code."""
+    since: dt.datetime | None = None
+    """Accepted at or after."""
+    until: dt.datetime | None = None
+    """Accepted before."""
+    number: str | None = None
+    """Substring of the letter number (ที่)."""
+    subject: str | None = None
+    """Substring of the subject (เรื่อง), Thai or English."""
+    status: str | None = None
+    """Some delivery of the letter has this status."""
+    message_type: str | None = None
+    """letter, notifier or receipt."""
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _custom(conn: asyncpg.Connection) -> None:
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.datetime, int] | None,
+                  limit: int) -> list[dict]:
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await _custom(conn)
+        rows = await conn.fetch(
+            queries["search_messages"], f.agency, f.since, f.until,
+            like_escape(f.number) if f.number else None, like_escape(f.subject) if f.subject else None,
+            f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit)
+    return [dict(r) for r in rows]
+
+
+async def events(pool: asyncpg.Pool, *, kind: str | None = None, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, message_pk: int | None = None, before_seq: int | None = None,
+                 limit: int = 100) -> list[dict]:
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await _custom(conn)
+        rows = await conn.fetch(queries["search_events"], kind, since, until, message_pk, before_seq, limit)
+    return [dict(r) for r in rows]
+
+
+async def message(db, pk: int) -> dict | None:
+    row = await db.fetchrow(queries["message_full"], pk)
+    return None if row is None else dict(row)
+
+
+async def related(db, message_id: str) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["message_related"], message_id)]
+
+
+async def visible_to(db, pk: int, agency: str) -> bool:
+    return bool(await db.fetchval(queries["message_visible_to"], pk, agency))
+
+
+async def message_events(db, pk: int) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["audit_events_for_message"], pk)]
+
+
+async def queue_by_destination(db) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["queue_by_destination"])]
+
+
+async def dead_letters(db, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> list[dict]:
+    return [dict(r) for r in await db.fetch(queries["dead_letters"], after[0] if after else None,
+                                            after[1] if after else None, limit)]
