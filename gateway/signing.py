@@ -81,7 +81,7 @@ class Trust:
                 # checks every attachment's size and digest.
                 return root, {"signed": False}
             verified = await xmldsig.verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
-                                                     require_signature=require)
+                                                     require_signature=require, root=root)
             r = verified.report
             facts = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
                      "signer_authorised": r.signer_authorised, "digests_ok": r.digests_ok}

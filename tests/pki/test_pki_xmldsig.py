@@ -384,3 +384,27 @@ async def test_receipt_tampering_and_wrong_signer(seal_signer, signer1, dev_pki)
     with pytest.raises(PkiError) as info:
         await xmldsig.verify_receipt(xmldsig.sign_receipt(_receipt(), signer1), dev_pki.gateway_cert)
     assert info.value.code == "certificate.untrusted"
+
+
+async def test_a_tree_passed_in_is_verified_like_a_fresh_parse(tmp_path):
+    """verify_envelope(root=...) strips comments in place and catches the same tampering."""
+    from lxml import etree as _etree
+
+    from gateway import xml as gxml
+    from pki.devca import init_dev_pki
+    from tests.pki.samples import envelope
+
+    pki = init_dev_pki(tmp_path, {"00001": "a"})
+    trust = pki.trust_store(revocation="off")
+    signed = xmldsig.sign_envelope(envelope(sender="00001", message_id="m-root"), pki.agency_signer("00001"))
+    ok = await xmldsig.verify_envelope(signed, trust, sender="00001", root=gxml.parse(signed))
+    assert ok.agency_code == "00001"
+    commented = signed.replace(b"<env:Subject>", b"<env:Subject><!-- x -->", 1)
+    assert commented != signed
+    tree = gxml.parse(commented)
+    v = await xmldsig.verify_envelope(commented, trust, sender="00001", root=tree)
+    assert v.root is tree and not any(n.tag is _etree.Comment for n in tree.iter())
+    tampered = signed.replace(b"<env:Subject>", b"<env:Subject>X", 1)
+    assert tampered != signed
+    with pytest.raises(PkiError):
+        await xmldsig.verify_envelope(tampered, trust, sender="00001", root=gxml.parse(tampered))
