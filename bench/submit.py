@@ -29,10 +29,16 @@ from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gate
 from tests.support import write_directory  # noqa: E402
 
 
-def make_letters(n: int, size: int = 5000) -> list[bytes]:
+def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:
+    """``n`` distinct ~5 KB letters; signed by ``signer`` (XAdES) when given (outside the timing)."""
     pdf = b"%PDF-1.4\n" + os.urandom(size * 3 // 4 - 600)
     base = letter_bytes(recipients=(CMI, KKN), message_id="X" * 36, pdf=pdf)
-    return [base.replace(b"X" * 36, str(uuid.uuid4()).encode()) for _ in range(n)]
+    out = [base.replace(b"X" * 36, str(uuid.uuid4()).encode()) for _ in range(n)]
+    if signer is not None:
+        from pki.xmldsig import sign_envelope
+
+        out = [sign_envelope(b, signer) for b in out]
+    return out
 
 
 async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes) -> float:
@@ -63,13 +69,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a small, fast run")
     ap.add_argument("--letters", type=int)
     ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--signed", action="store_true",
+                    help="letters signed by the sender (XAdES), signatures required, gateway seal and signed receipts")
     ap.add_argument("--processes", type=int, default=2,
                     help="gateway worker processes (gateway serve --workers)")
     args = ap.parse_args()
     n = args.letters or (600 if args.quick else 6000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
     directory = write_directory(workdir / "directory.json")
-    letters = make_letters(n + 200)
+    signer, pki_env = None, {}
+    if args.signed:
+        from pki.devca import init_dev_pki
+
+        dev = init_dev_pki(workdir / "pki", {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
+        signer = dev.agency_signer(OPM)
+        pki_env = {"GATEWAY_PKI_DIR": str(workdir / "pki"), "GATEWAY_REQUIRE_SIGNATURE": "true",
+                   "GATEWAY_SEAL": "true", "GATEWAY_REVOCATION": "off"}
+    letters = make_letters(n + 200, signer=signer)
     with database("submit") as (_admin, dsn):
         raw = asyncio.run(raw_insert_rate(dsn, n, args.clients, letters[0]))
         procs = []
@@ -77,7 +93,8 @@ def main() -> None:
             port = free_port()
             env = gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
                               GATEWAY_DISPATCH_ENABLED="false", GATEWAY_LOG_LEVEL="warning",
-                              GATEWAY_WORKERS=str(args.processes),
+                              GATEWAY_WORKERS=str(args.processes), GATEWAY_RATE_PER_AGENCY="0",
+                              GATEWAY_VALIDATE_PDF="false", **pki_env,
                               GATEWAY_POOL_MAX=str(max(10, args.clients // args.processes + 2)))
             procs.append(GatewayProcess(env=env, port=port, log_path=workdir / f"gw-{port}.log").start())
 
@@ -93,7 +110,8 @@ def main() -> None:
             for p in procs:
                 p.stop()
     print(f"status codes: {codes}")
-    print(figures(letters=n, clients=args.clients, processes=args.processes, letters_per_s=rate,
+    print(figures(letters=n, clients=args.clients, processes=args.processes, signed=int(args.signed),
+                  letters_per_s=rate,
                   p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
                   raw_insert_per_s=raw, ratio_to_raw=rate / raw))
 

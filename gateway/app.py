@@ -108,6 +108,7 @@ async def _exchange(app: web.Application):
         rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst, max_queue_depth=settings.max_queue_depth,
         depth=lambda: app[keys.POOL].fetchval(db.queries["outbound_depth"]), workers=settings.workers)
     app[keys.EXCHANGE] = exchange
+    await exchange.record_directory()
     worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
     dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)
     wake_box.append(dispatcher.wake)

@@ -96,6 +96,12 @@ class Directory:
     def ministries(self) -> list[Agency]:
         return [a for a in self.all() if a.parent is None]
 
+    def digest(self) -> str:
+        """SHA-256 of the directory's content (order-independent), for the audit log."""
+        rows = [[a.code, a.name_th, a.name_en, a.parent, a.province, a.route.kind, sorted(a.route.settings.items()),
+                 sorted(a.token_sha256), sorted(a.cert_fingerprints), a.active] for a in self.all()]
+        return hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+
     def agency_for_token(self, token: str) -> str | None:
         """The agency a bearer token authenticates, compared in constant time."""
         digest = token_digest(token)

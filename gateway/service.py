@@ -147,6 +147,8 @@ class Exchange:
             registry_number=notifier.registry_number if notifier else None,
             audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
                    "recipients": list(h.recipients), "sha256": checked.sha256_hex,
+                   **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
+                      if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
                    **({"notifier": notifier.kind.value} if notifier else {}),
                    **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
         )
@@ -358,6 +360,21 @@ class Exchange:
         return True
 
     # ------------------------------------------------------------------ operators
+
+    async def record_directory(self, *, actor: str = "gateway") -> bool:
+        """Audit a change of the agency directory (who exists, routes, credentials): an event
+        when this process starts with a directory unlike the last one recorded. True if recorded."""
+        digest = self.directory.digest()
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", 0x5A4A_BA4E_0D1C)
+            last = await conn.fetchval(queries["last_directory_digest"])
+            if last == digest:
+                return False
+            await audit.append(conn, at=now, actor=actor, kind="directory.changed",
+                               details={"sha256": digest, "previous_sha256": last, "agencies": len(self.directory)})
+        log.info("directory change recorded in the audit log", sha256=digest)
+        return True
 
     async def requeue(self, delivery_id: uuid.UUID, *, actor: str) -> None:
         now = self.clock.now()

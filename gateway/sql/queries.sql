@@ -304,3 +304,6 @@ WHERE m.sender = $1 AND m.message_id = $2 AND s.recipient = $3;
 
 -- name: outbound_depth
 SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending', 'retry_wait');
+
+-- name: last_directory_digest
+SELECT details->>'sha256' FROM audit_events WHERE kind = 'directory.changed' ORDER BY seq DESC LIMIT 1;

@@ -13,8 +13,11 @@ def auth(agency=OPM):
 
 
 async def counts(pool):
-    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}")
-            for t in ("messages", "deliveries", "audit_events", "receipts")}
+    """Rows a submission can leave behind (start-up's directory event is not one of them)."""
+    out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries", "receipts")}
+    out["audit_events"] = await pool.fetchval(
+        "SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")
+    return out
 
 
 async def test_accepts_a_letter_in_one_transaction(make_client, pool):
@@ -232,3 +235,19 @@ async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_cl
     r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())
     assert r.status == 429 and (await r.json())["code"] == "throttled.queue_full"
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'queued'") >= 3
+
+
+async def test_directory_changes_and_seals_are_audited(make_client, pool):
+    import json as _json
+
+    await make_client(seal=True)
+    await make_client(seal=True)  # same directory again: not a change
+    events = await pool.fetch("SELECT details FROM audit_events WHERE kind = 'directory.changed'")
+    assert len(events) == 1 and len(events[0]["details"]["sha256"]) == 64
+    client = await make_client(routes={CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}}, seal=True)
+    assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind = 'directory.changed'") == 2
+    await client.post("/v1/messages", data=letter_bytes(message_id="m-sealed"), headers=auth())
+    details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted'")
+    forwarded = await pool.fetchval("SELECT forwarded FROM messages WHERE message_id = 'm-sealed'")
+    assert details["sealed"] is True and details["forwarded_sha256"] == hashlib.sha256(forwarded).hexdigest()
+    assert b"GatewaySeal" in forwarded
