@@ -69,6 +69,15 @@ async def _verify(args) -> int:
             print("gateway: give an archive file, a directory, a bundle, or --database", file=sys.stderr)
             return 2
         rep = verify_path(Path(args.path), cert)
+        from gateway.audit.tsa import check_checkpoints
+        from gateway.audit.verify import load_files, parse_export
+
+        try:
+            stamped = [c for name, data in load_files(Path(args.path)) if name.endswith(".jsonl")
+                       for c in parse_export(name, data).checkpoints if c.get("tsa_token")]
+        except Exception:  # verify_path has already reported unreadable files
+            stamped = []
+        await check_checkpoints(rep, stamped)
     print(rep.summary())
     return 0 if rep.ok else 1
 

@@ -92,4 +92,10 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
             after = max(after, last)
         if rep.first_seq is None:
             rep.notes.append("no events yet")
+        stamped = [_checkpoint(c) for c in await conn.fetch(queries["audit_checkpoints_between"], 0, 2 ** 62)
+                   if c["tsa_token"]]
+    if stamped:
+        from gateway.audit.tsa import check_checkpoints
+
+        await check_checkpoints(rep, stamped)
     return rep

@@ -27,12 +27,9 @@ async def audit_ctx(app: web.Application):
         log.warning("no audit checkpoint key configured (GATEWAY_AUDIT_KEY_PATH): the chain is kept but not signed")
     timestamper = None
     if settings.audit_tsa_url:
-        from gateway.errors import ConfigError
+        from gateway.audit.tsa import http_timestamper
 
-        # The sealer has the hook (and audit_checkpoints.tsa_token the column); the RFC 3161
-        # client is not built yet. Refuse clearly rather than run without the promised stamps.
-        raise ConfigError("GATEWAY_AUDIT_TSA_URL: RFC 3161 time-stamping of checkpoints is not available "
-                          "in this version; unset it", field="GATEWAY_AUDIT_TSA_URL")
+        timestamper = http_timestamper(app[keys.HTTP], settings.audit_tsa_url)
     if signer is not None:
         app[keys.AUDIT_SIGNER] = signer
     sealer = ChainSealer(app[keys.POOL], clock=app[keys.CLOCK], signer=signer, timestamper=timestamper,

@@ -1,0 +1,94 @@
+"""RFC 3161 time-stamps on audit checkpoints, through pyHanko's client and validator.
+
+A checkpoint's signature proves *who* sealed the chain up to a point; a
+time-stamp from an independent time-stamping authority (TSA) proves *when*:
+the gateway could not have produced that chain later and back-dated it. The
+token is over the SHA-256 of the checkpoint's signature bytes and is kept with
+the checkpoint (``audit_checkpoints.tsa_token``, and in archive files).
+
+Verification (offline, in ``gateway audit verify``) checks that the token is
+intact and valid and that its message imprint is exactly that digest; without
+``tsa_roots`` the TSA certificate embedded in the token is taken as given and
+the report says so (anchoring the TSA is the auditor's call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+from cryptography import x509
+
+
+def http_timestamper(session, url: str, *, timeout: float = 10.0):
+    """A ``TimeStamper`` for :class:`gateway.audit.sealer.ChainSealer` posting to ``url`` over ``session``."""
+    from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
+
+    stamper = HTTPTimeStamper(url, session=session, timeout=timeout)
+
+    async def stamp(data: bytes) -> bytes:
+        token = await stamper.async_timestamp(hashlib.sha256(data).digest(), "sha256")
+        return token.dump()
+
+    return stamp
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    ok: bool
+    """Intact, valid, and over exactly the given bytes."""
+    gen_time: object = None
+    """The TSA's time (datetime)."""
+    tsa: str | None = None
+    """The TSA's certificate subject."""
+    anchored: bool = False
+    """The TSA certificate chains to a given root (False when only the embedded certificate was used)."""
+    problem: str | None = None
+
+
+async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Certificate] = ()) -> TokenCheck:
+    from asn1crypto import cms
+    from asn1crypto import x509 as ax509
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        signed_data = cms.ContentInfo.load(token)["content"]
+        embedded = [c.chosen for c in signed_data["certificates"] or []]
+    except Exception as exc:  # unreadable token
+        return TokenCheck(ok=False, problem=f"unreadable time-stamp token: {exc}")
+    roots = [ax509.Certificate.load(c.public_bytes(_DER)) for c in tsa_roots]
+    anchored = bool(roots)
+    vc = ValidationContext(trust_roots=roots or embedded, allow_fetching=False)
+    try:
+        status = await validate_tst_signed_data(signed_data, vc, lambda algo: hashlib.new(algo, data).digest())
+    except Exception as exc:
+        return TokenCheck(ok=False, problem=f"time-stamp token does not validate: {exc}")
+    ok = bool(status.get("intact")) and bool(status.get("valid"))
+    signer = status.get("signing_cert")
+    return TokenCheck(ok=ok, gen_time=status.get("timestamp"), anchored=anchored and bool(status.get("trusted")),
+                      tsa=signer.subject.human_friendly if signer is not None else None,
+                      problem=None if ok else "time-stamp token is not intact or not over this checkpoint")
+
+
+async def check_checkpoints(report, checkpoints: Iterable[dict], *, tsa_roots=()) -> None:
+    """Add a ``timestamp`` problem to ``report`` for every checkpoint whose token fails."""
+    from gateway.audit.verify import Problem
+
+    stamped = 0
+    for cp in checkpoints:
+        if not cp.get("tsa_token"):
+            continue
+        result = await check_token(bytes(cp["tsa_token"]), bytes(cp["signature"]), tsa_roots=tsa_roots)
+        if result.ok:
+            stamped += 1
+        else:
+            report.problems.append(Problem(cp["seq"], "timestamp", result.problem or "bad time-stamp"))
+    if stamped:
+        report.notes.append(f"{stamped} checkpoint time-stamps verified (RFC 3161)")
+
+
+from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
+
+_DER = _Encoding.DER
