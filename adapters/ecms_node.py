@@ -36,6 +36,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from adapters.http import TRANSPORT_ERRORS, retry_after, transport_retry
 from gateway import envelope as native
 from gateway import xml as gxml
 from gateway.ecms import mapping, soap
@@ -43,11 +44,6 @@ from gateway.errors import GatewayError
 from gateway.retry import classify_http_status
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def build_request(env: native.Envelope, *, delivery_id: str, to: str, recipient: str) -> bytes:
@@ -108,13 +104,9 @@ class EcmsNodeAdapter:
                                          allow_redirects=False) as resp:
                 body = await resp.content.read(max_answer + 1)
                 status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-        except asyncio.TimeoutError:
-            return Retry("timeout")
-        except aiohttp.ClientError as exc:
-            return Retry(f"connection: {type(exc).__name__}: {exc}"[:300])
-        except OSError as exc:
-            return Retry(f"connection: {exc}"[:300])
+                wait_s = retry_after(resp.headers.get("Retry-After"))
+        except TRANSPORT_ERRORS as exc:
+            return transport_retry(exc)
         try:
             pid, errors, fault = read_answer(body, max_bytes=max_answer)
         except GatewayError:
@@ -123,7 +115,7 @@ class EcmsNodeAdapter:
             return Permanent(f"http {status}: node fault {fault}: {errors[:1]}"[:300])
         verdict = classify_http_status(status)
         if verdict == "retry":
-            return Retry(f"http {status}", retry_after)
+            return Retry(f"http {status}", wait_s)
         if verdict == "permanent":
             return Permanent(f"http {status}: {body[:200].decode('utf-8', 'replace')}")
         if errors:

@@ -8,23 +8,15 @@ office can deduplicate before parsing.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from adapters.http import TRANSPORT_ERRORS, retry_after, transport_retry
 from gateway import xml
 from gateway.errors import GatewayError
 from gateway.retry import classify_http_status
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str | None:
@@ -66,16 +58,12 @@ class PushAdapter:
                 body = await resp.content.read(1 << 20)
                 verdict = classify_http_status(resp.status)
                 if verdict == "retry":
-                    return Retry(f"http {resp.status}", _retry_after(resp.headers.get("Retry-After")))
+                    return Retry(f"http {resp.status}", retry_after(resp.headers.get("Retry-After")))
                 if verdict == "permanent":
                     return Permanent(f"http {resp.status}: {body[:200].decode('utf-8', 'replace')}")
                 problem = check_ack(body, str(d.delivery_id))
                 if problem is not None:
                     return Retry(f"http {resp.status} without a valid acknowledgement ({problem})")
                 return Delivered(ack=body)
-        except asyncio.TimeoutError:
-            return Retry("timeout")
-        except aiohttp.ClientError as exc:
-            return Retry(f"connection: {type(exc).__name__}: {exc}"[:300])
-        except OSError as exc:
-            return Retry(f"connection: {exc}"[:300])
+        except TRANSPORT_ERRORS as exc:
+            return transport_retry(exc)

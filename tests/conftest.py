@@ -73,38 +73,30 @@ async def template_db(pg_admin_dsn):
     return TEMPLATE
 
 
+async def _admin(pg_admin_dsn, sql: str) -> None:
+    conn = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @pytest_asyncio.fixture
 async def database_url(pg_admin_dsn, template_db):
     """A fresh database cloned from the migrated template; dropped after the test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    finally:
-        await conn.close()
+    await _admin(pg_admin_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     yield _dsn_for(pg_admin_dsn, name)
-    conn = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(pg_admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest_asyncio.fixture
 async def empty_database_url(pg_admin_dsn):
     """A fresh empty database (no schema)."""
     name = f"e_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
-    finally:
-        await conn.close()
+    await _admin(pg_admin_dsn, f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
     yield _dsn_for(pg_admin_dsn, name)
-    conn = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(pg_admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest_asyncio.fixture
