@@ -75,7 +75,9 @@ async def _serve(args) -> int:
     print("  send a first letter (another terminal; signed with the development PKI, mutual TLS):\n"
           f"    .venv/bin/gateway letter send --url {base} --from 0100000000 "
           "--to 1550100000 --subject 'ทดสอบการส่งหนังสือ'\n"
-          f"    .venv/bin/gateway inbox list --url {base} --agency 1550100000", flush=True)
+          f"    .venv/bin/gateway inbox list --url {base} --agency 1550100000\n"
+          f"  console (หน้าจอเจ้าหน้าที่): {base}/console  (first user: .venv/bin/gateway users add admin --role admin)",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
