@@ -99,6 +99,10 @@ async def authenticate(request: web.Request) -> Principal:
             user = await users.user_for_token(request.app[keys.POOL], token)
             if user is None:
                 raise AuthError("unknown token", code="auth.invalid_token")
+            if user.role is users.Role.AGENCY and settings.profile == "production":
+                # An agency acts through its client certificate in production, whoever holds a token.
+                raise AuthError("agency tokens are off in the production profile; use a client certificate",
+                                code="auth.token_disabled")
             principal = Principal(role=user.role.value, agency=user.agency, subject=f"user:{user.username}",
                                   method="token")
     if principal is None:

@@ -167,3 +167,12 @@ async def test_agency_user_sees_only_its_own_letters(app_client):
     assert "ของสำนักนายก" in page and "ของขอนแก่น" not in page
     other = await pool.fetchval("SELECT pk FROM messages WHERE sender = $1", KKN)
     assert (await client.get(f"/console/letters/{other}")).status == 404
+
+
+async def test_agency_users_cannot_use_api_tokens_in_production(app_client, dev_pki):
+    client = await app_client(profile="production", trust_anchors=str(dev_pki.anchors))
+    r = await client.get("/v1/inbox", headers={"Authorization": f"Bearer {client.staff_tokens['clerk']}"})
+    assert r.status == 401 and (await r.json())["code"] == "auth.token_disabled"
+    # staff roles keep their API tokens
+    r = await client.get("/v1/queues", headers={"Authorization": f"Bearer {client.staff_tokens['operator']}"})
+    assert r.status == 200
