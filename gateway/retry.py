@@ -16,6 +16,7 @@ The random source is passed in so tests are deterministic. A receiver's
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from dataclasses import dataclass, field
@@ -36,26 +37,15 @@ def classify_http_status(status: int) -> str:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 12
-    """Attempts before the delivery is dead."""
-    initial_delay_s: float = 2.0
-    """Delay after the first failed attempt."""
-    multiplier: float = 2.0
-    """Growth per attempt."""
-    max_delay_s: float = 3600.0
-    """Cap on one delay."""
-    jitter: float = 0.2
-    """Relative spread of each delay."""
-    ttl_s: float = 7 * 24 * 3600.0
-    """A delivery still undone this long after acceptance is dead."""
+class RetryPolicy(RetrySettings):
+    """The configured schedule (:class:`gateway.settings.RetrySettings`) with its random source."""
+
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
     """Random source for jitter (seeded in tests)."""
 
     @classmethod
     def from_settings(cls, s: RetrySettings, rng: random.Random | None = None) -> "RetryPolicy":
-        return cls(max_attempts=s.max_attempts, initial_delay_s=s.initial_delay_s, multiplier=s.multiplier,
-                   max_delay_s=s.max_delay_s, jitter=s.jitter, ttl_s=s.ttl_s, rng=rng or random.Random())
+        return cls(**dataclasses.asdict(s), rng=rng or random.Random())
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after ``attempts`` failed attempts (1-based)."""
