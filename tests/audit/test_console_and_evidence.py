@@ -70,12 +70,19 @@ async def test_keyset_pages_cover_every_letter_once(app_client):
 async def test_evidence_bundle_verifies_offline_and_detects_a_swapped_envelope(app_client, signer):
     client = await app_client()
     pool = client.app[keys.POOL]
+    sealer = client.app[keys.AUDIT_SEALER]
+    # A first checkpoint now: with none yet, the background sealer would sign one as soon as this
+    # letter's event is chained, racing the other letters' events that the proof must show as digests.
+    async def first_checkpoint():  # none is signed while the chain is empty: wait for start-up's events
+        await sealer.seal_once(force_checkpoint=True)
+        return await pool.fetchval("SELECT count(*) FROM audit_checkpoints") > 0
+
+    await wait_for(first_checkpoint, timeout=10, what="a first checkpoint")
     data = letter_bytes(recipients=(CMI,), subject="หลักฐาน")
     assert (await client.post("/v1/messages", data=data, headers=auth())).status == 202
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'หลักฐาน'")
     for i in range(4):  # other letters' events between this one's and the checkpoint
         await client.post("/v1/messages", data=letter_bytes(subject=f"อื่น {i}"), headers=auth())
-    sealer = client.app[keys.AUDIT_SEALER]
     last = await pool.fetchval("SELECT max(seq) FROM audit_events")
     await wait_for(lambda: _head_at(pool, last), timeout=10, what="sealing")
     await sealer.seal_once(force_checkpoint=True)
