@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Union
+from typing import AsyncIterator, Callable, NamedTuple, Protocol, Union
 
 from gateway.directory import Route
+from gateway.parts import PartInfo
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class OutboundDelivery:
     route: Route
     attempt: int
     """1 for the first attempt."""
+    parts: tuple[PartInfo, ...] = ()
+    """Files that travel beside the envelope (its Attachments with ``ContentRef``)."""
+    open_part: Callable[[str], AsyncIterator[bytes]] | None = None
+    """Reads one of ``parts`` by Content-ID, chunk by chunk (a fresh stream per call)."""
 
 
 class Delivered(NamedTuple):

@@ -41,6 +41,7 @@ from gateway import envelope as native
 from gateway import xml as gxml
 from gateway.ecms import mapping, soap
 from gateway.errors import GatewayError
+from gateway.parts import inline_external
 from gateway.retry import classify_http_status
 
 
@@ -95,6 +96,8 @@ class EcmsNodeAdapter:
             return Permanent(f"stored envelope unreadable: {exc.code}")
         if env.letter is None and env.notifier is None:
             return Delivered(ack=None)
+        if d.parts:  # e-CMS carries files inline as base64: read those stored beside the envelope
+            env = await inline_external(env, d.open_part)
         data = build_request(env, delivery_id=str(d.delivery_id), to=url, recipient=d.recipient)
         timeout = aiohttp.ClientTimeout(total=float(settings.get("timeout_s", self.timeout_s)))
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""',

@@ -3,7 +3,9 @@
 The file appears atomically (written to a temporary name, fsynced, renamed),
 named by the delivery id so a re-delivery after a crash overwrites the same
 file instead of creating a second letter. The office's side deletes or moves
-files it has taken; the acknowledgement is the file's presence.
+files it has taken; the acknowledgement is the file's presence. A file that
+travels beside the envelope (``ContentRef`` ``cid:<Id>``) is written first as
+``<delivery id>.<Id>``, then the envelope.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> None:
         os.close(dir_fd)
 
 
+async def _write_part(directory: Path, name: str, chunks) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{name}.part"
+    with open(tmp, "wb") as fh:
+        async for chunk in chunks:
+            fh.write(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / name)
+
+
 class FolderAdapter:
     kind = "folder"
     pushes = True
@@ -39,6 +52,10 @@ class FolderAdapter:
         directory = Path(d.route.settings["path"])
         name = f"{d.delivery_id}.xml"
         try:
+            # Files beside the envelope first (<delivery id>.<Content-ID>), the envelope last: a reader
+            # that sees the .xml finds every file it refers to.
+            for p in d.parts:
+                await _write_part(directory, f"{d.delivery_id}.{p.content_id}", d.open_part(p.content_id))
             await asyncio.to_thread(_write_atomically, directory, name, d.envelope)
         except OSError as exc:
             return Retry(f"folder: {exc}"[:300])

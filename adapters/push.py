@@ -1,5 +1,9 @@
 """HTTPS push: POST the sealed envelope to the office's endpoint.
 
+A letter whose files travel beside the envelope (see :mod:`gateway.parts`) is
+POSTed as ``multipart/related``: the sealed envelope first (Content-ID
+``<envelope>``), then each file, streamed from the store, as ``<Id>``.
+
 Success is a 2xx whose body is a ``DeliveryAck`` naming this delivery's id; a
 2xx without it is treated as a failure to retry (the office did not say it
 has the letter). Headers carry the delivery id, message id and sender so an
@@ -14,6 +18,7 @@ from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from adapters.http import TRANSPORT_ERRORS, retry_after, transport_retry
 from gateway import xml
 from gateway.errors import GatewayError
+from gateway.parts import related_payload
 from gateway.retry import classify_http_status
 
 
@@ -52,8 +57,12 @@ class PushAdapter:
             "X-Saraban-Sender": d.sender,
             "X-Saraban-Attempt": str(d.attempt),
         }
+        data = d.envelope
+        if d.parts:  # files beside the envelope: one multipart/related body, streamed from the store
+            data = related_payload(d.envelope, d.parts, d.open_part)
+            headers["Content-Type"] = data.headers["Content-Type"]
         try:
-            async with self.session.post(url, data=d.envelope, headers=headers, timeout=timeout,
+            async with self.session.post(url, data=data, headers=headers, timeout=timeout,
                                          allow_redirects=False) as resp:
                 body = await resp.content.read(1 << 20)
                 verdict = classify_http_status(resp.status)

@@ -15,7 +15,7 @@ import uuid
 import structlog
 from aiohttp import web
 
-from gateway import auth, db, keys
+from gateway import auth, db, keys, parts
 from gateway.errors import EnvelopeError, GatewayError, NotFound
 
 log = structlog.get_logger(__name__)
@@ -101,12 +101,25 @@ def _require_xml(request: web.Request) -> None:
 async def submit_message(request: web.Request) -> web.Response:
     """Role: agency. Submit an envelope; 202 with a signed receipt, 200 for a repeat."""
     principal = await auth.require(request, auth.AGENCY)
-    _require_xml(request)
-    body = await read_body(request, what="envelope")
-    t0 = time.perf_counter()
     exchange = request.app[keys.EXCHANGE]
-    with structlog.contextvars.bound_contextvars(agency=principal.agency):
-        result = await exchange.submit(body, agency=principal.agency)
+    if parts.is_related(request):  # files beside the envelope, streamed to the spool (gateway.parts)
+        settings = request.app[keys.SETTINGS]
+        if exchange.admission is not None:  # refuse before reading a large body, not after
+            await exchange.admission.check_queue()
+        body, spool = await parts.read_related(request, parts.Limits(
+            max_envelope_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
+            max_total_bytes=settings.max_letter_bytes), spool_dir=settings.spool_path)
+    else:
+        _require_xml(request)
+        body, spool = await read_body(request, what="envelope"), None
+    t0 = time.perf_counter()
+    try:
+        with structlog.contextvars.bound_contextvars(agency=principal.agency):
+            result = await exchange.submit(body, agency=principal.agency,
+                                           parts=spool.parts if spool is not None else None)
+    finally:
+        if spool is not None:
+            spool.close()
     request.app[keys.METRICS].submit_seconds.observe(time.perf_counter() - t0)
     return web.Response(
         body=result.receipt, status=200 if result.duplicate else 202, content_type="application/xml",
@@ -174,21 +187,57 @@ async def inbox(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", "50"))
     except ValueError:
         raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
-    items = await request.app[keys.EXCHANGE].inbox(principal.agency, limit=limit)
-    return _json({"items": [
-        {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
-         "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
-        for i in items]})
+    exchange = request.app[keys.EXCHANGE]
+    items = await exchange.inbox(principal.agency, limit=limit)
+    out = []
+    for i in items:
+        entry = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
+                 "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
+        if i.parts:
+            entry["parts"] = _part_links(i, await exchange.parts_of(i.message_pk))
+        out.append(entry)
+    return _json({"items": out})
+
+
+def _part_links(item, infos) -> list[dict]:
+    return [{"content_id": p.content_id, "content_type": p.content_type, "size": p.size, "sha256": p.sha256,
+             "href": f"/v1/inbox/{item.delivery_id}/parts/{p.content_id}"} for p in infos]
 
 
 @routes.get("/v1/inbox/{delivery_id}")
 async def inbox_item(request: web.Request) -> web.Response:
     """Role: agency. The sealed envelope of one inbox item."""
     principal = await auth.require(request, auth.AGENCY)
-    item = await request.app[keys.EXCHANGE].inbox_item(principal.agency, _delivery_id(request))
-    return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8",
-                        headers={"X-Saraban-Delivery-Id": str(item.delivery_id),
-                                 "X-Saraban-Message-Id": item.message_id, "X-Saraban-Sender": item.sender})
+    exchange = request.app[keys.EXCHANGE]
+    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
+               "X-Saraban-Sender": item.sender}
+    if item.parts:  # one Link per file that travels beside the envelope
+        headers["Link"] = ", ".join(f'<{p["href"]}>; rel="item"; anchor="cid:{p["content_id"]}"'
+                                    for p in _part_links(item, await exchange.parts_of(item.message_pk)))
+    return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8", headers=headers)
+
+
+@routes.get("/v1/inbox/{delivery_id}/parts/{content_id}")
+async def inbox_part(request: web.Request) -> web.StreamResponse:
+    """Role: agency. One file of an inbox item that travels beside its envelope (``ContentRef``
+    ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it."""
+    principal = await auth.require(request, auth.AGENCY)
+    exchange = request.app[keys.EXCHANGE]
+    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    cid = request.match_info["content_id"]
+    info = next((p for p in await exchange.parts_of(item.message_pk) if p.content_id == cid), None)
+    if info is None:
+        raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",
+                       field="content_id")
+    response = web.StreamResponse(headers={"Content-Type": info.content_type, "X-Saraban-Sha256": info.sha256,
+                                           "X-Saraban-Delivery-Id": str(item.delivery_id)})
+    response.content_length = info.size
+    await response.prepare(request)
+    async for chunk in exchange.part_chunks(item.message_pk, cid):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 @routes.post("/v1/inbox/{delivery_id}/ack")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from collections import defaultdict
 from typing import Iterable
@@ -46,6 +47,7 @@ from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from gateway.service import Exchange
 from gateway.settings import DispatchSettings
 from gateway.storage import audit, deliveries, destinations
+from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import ClaimedDelivery
 
 log = structlog.get_logger(__name__)
@@ -155,10 +157,12 @@ class Dispatcher:
                 else:
                     async with self._per_destination[c.recipient]:
                         try:
+                            parts = await parts_store.list_parts(self.x.pool, c.message_pk) if c.parts else ()
                             outcome = await adapter.deliver(OutboundDelivery(
                                 delivery_id=c.id, message_id=c.message_id, sender=c.sender,
                                 recipient=c.recipient, envelope=c.forwarded, route=agency.route,
-                                attempt=c.attempts))
+                                attempt=c.attempts, parts=parts,
+                                open_part=functools.partial(parts_store.iter_chunks, self.x.pool, c.message_pk)))
                         except Exception as exc:  # an adapter bug must not lose the letter
                             log.exception("adapter raised")
                             outcome = Retry(f"internal: {type(exc).__name__}")

@@ -148,15 +148,32 @@ class Attachment:
     file_name: str
     mime_type: str
     content: bytes
+    """The decoded file; empty for an external attachment."""
     role: str = "enclosure"
+    external: bool = False
+    """True: the file travels as a MIME part (``ContentRef`` ``cid:<id>``), not inside the XML;
+    ``size`` and ``sha256`` are then the declared values, which the author's signature covers."""
+    declared_size: int | None = None
+    declared_sha256: str | None = None
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return self.declared_size if self.external else len(self.content)
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
+        return self.declared_sha256 if self.external else hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def content_ref(self) -> str:
+        return f"cid:{self.id}"
+
+    @classmethod
+    def external_part(cls, *, id: str, file_name: str, mime_type: str, size: int, sha256: str,
+                      role: str = "enclosure") -> "Attachment":
+        """An attachment whose content is sent as the MIME part ``<id>`` of a multipart/related request."""
+        return cls(id=id, file_name=file_name, mime_type=mime_type, content=b"", role=role, external=True,
+                   declared_size=size, declared_sha256=sha256)
 
 
 Body = Union[Letter, Notifier, Receipt]
@@ -337,6 +354,16 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
     for i, a in enumerate([] if container is None else _Kids(container).all("Attachment"), start=1):
         where = f"Attachments/Attachment[{i}]"
         k = _Kids(a)
+        ref = _text(k, "ContentRef")
+        if ref is not None:
+            if ref != f"cid:{a.get('Id', '')}":
+                raise EnvelopeError(f"ContentRef must be cid: followed by the Attachment's Id, not {ref!r}",
+                                    code="attachment.content_ref_invalid", field=f"{where}/ContentRef",
+                                    status=422)
+            out.append(Attachment.external_part(
+                id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
+                size=int(_req(k, "Size")), sha256=_req(k, "Sha256"), role=a.get("role", "enclosure")))
+            continue
         try:
             content = base64.b64decode(_req(k, "Content"), validate=False)
         except (binascii.Error, ValueError):
@@ -423,9 +450,10 @@ def build_body(body: Body) -> etree._Element:
 
 
 def build_attachment(a: Attachment) -> etree._Element:
+    content = E.ContentRef(a.content_ref) if a.external else E.Content(base64.b64encode(a.content).decode("ascii"))
     return E.Attachment(
-        E.FileName(a.file_name), E.MimeType(a.mime_type), E.Size(str(a.size)), E.Sha256(a.sha256),
-        E.Content(base64.b64encode(a.content).decode("ascii")), Id=a.id, role=a.role)
+        E.FileName(a.file_name), E.MimeType(a.mime_type), E.Size(str(a.size)), E.Sha256(a.sha256), content,
+        Id=a.id, role=a.role)
 
 
 def build_envelope_tree(env: Envelope) -> etree._Element:

@@ -5,7 +5,9 @@ the sender is the authenticated agency, the message type matches the body,
 5. recipients exist in the directory, 6. policy (top-secret is never carried),
 7. attachments decode and match their declared size and SHA-256, 8. the
 author's signature and the signer's authority for the sender (when a verifier
-is configured).
+is configured), 9. files sent beside the envelope (multipart/related, see
+:mod:`gateway.parts`) match the size and SHA-256 that the verified tree
+declares for them, and no part is left unreferenced.
 
 Each failure is a :class:`GatewayError` with a stable code and the field.
 The result, :class:`CheckedEnvelope`, is what the rest of the gateway works
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from lxml import etree
 
@@ -25,6 +27,7 @@ from gateway import xml
 from gateway.directory import Directory
 from gateway.envelope import Envelope, Letter, MessageType, Notifier, Receipt, Secrecy, read_envelope
 from gateway.errors import AuthError, EnvelopeError
+from gateway.parts import SpooledPart
 
 SCHEMA = "envelope-v1.xsd"
 
@@ -44,6 +47,8 @@ class CheckedEnvelope:
     """Records read from the checked (and, with a verifier, verified) tree."""
     facts: dict[str, Any]
     """What was established: schema_valid, signature facts from the verifier."""
+    parts: tuple[SpooledPart, ...] = ()
+    """Files received beside the envelope, each checked against its verified Attachment."""
 
     @property
     def sha256_hex(self) -> str:
@@ -59,7 +64,8 @@ class Intake:
         self.pdf_checker = pdf_checker
 
     async def check(self, data: bytes, *, agency: str, channel: str = "native",
-                    allow_receipts: bool = False) -> CheckedEnvelope:
+                    allow_receipts: bool = False,
+                    parts: Mapping[str, SpooledPart] | None = None) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
         xml.validate(SCHEMA, root)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
@@ -94,8 +100,42 @@ class Intake:
             raise EnvelopeError("an accepted notifier needs the registry number",
                                 code="envelope.registry_number_missing", field="Notifier/RegistryNumber",
                                 status=422)
+        checked_parts = _match_parts(env.attachments, parts or {})
         if self.pdf_checker is not None:
             main = next((a for a in env.attachments if a.role == "main" and a.mime_type == "application/pdf"), None)
             if main is not None:
-                facts.update(await self.pdf_checker(main.content, h.sender))
-        return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts)
+                content = main.content
+                if main.external:  # PAdES validation needs the file in memory; only this once
+                    content = next(p for p in checked_parts if p.content_id == main.id).read_bytes()
+                facts.update(await self.pdf_checker(content, h.sender))
+        return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
+                               parts=checked_parts)
+
+
+def _match_parts(attachments, parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
+    """Every external attachment has its part, of the declared (signed) size and SHA-256; no part is extra.
+
+    Codes: ``attachment.part_missing``, ``attachment.size_mismatch``, ``attachment.digest_mismatch``,
+    ``attachment.part_unreferenced``.
+    """
+    matched = []
+    for i, a in enumerate(attachments, start=1):
+        if not a.external:
+            continue
+        where = f"Attachments/Attachment[{i}]"
+        p = parts.get(a.id)
+        if p is None:
+            raise EnvelopeError(f"attachment {a.id} refers to part <{a.id}>, which the request does not carry",
+                                code="attachment.part_missing", field=f"{where}/ContentRef", status=422)
+        if p.size != a.size:
+            raise EnvelopeError(f"declared size {a.size} but part <{a.id}> has {p.size} bytes",
+                                code="attachment.size_mismatch", field=f"{where}/Size", status=422)
+        if p.sha256 != a.sha256:
+            raise EnvelopeError(f"SHA-256 of part <{a.id}> does not match the declared digest",
+                                code="attachment.digest_mismatch", field=f"{where}/Sha256", status=422)
+        matched.append(p)
+    extra = sorted(set(parts) - {p.content_id for p in matched})
+    if extra:
+        raise EnvelopeError(f"part <{extra[0]}> is not referenced by any Attachment's ContentRef",
+                            code="attachment.part_unreferenced", field=f"part <{extra[0]}>", status=422)
+    return tuple(matched)

@@ -71,6 +71,12 @@ class Admission:
         self._depth_at = float("-inf")
         self._refresh: asyncio.Task | None = None
 
+    async def check_queue(self) -> None:
+        """Only the queue-depth limit (before a large body is read; :meth:`admit` follows once it is)."""
+        if self.max_queue_depth > 0 and self._depth > self.max_queue_depth:
+            raise Throttled(f"the outbound queue holds {self._depth} deliveries; try again shortly",
+                            code="throttled.queue_full", retry_after=5)
+
     async def admit(self, agency: str) -> None:
         if self.rate > 0:
             bucket = self._buckets.get(agency)

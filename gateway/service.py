@@ -41,7 +41,9 @@ from gateway.metrics import Metrics
 from gateway.receipts import delivery_receipt_envelope, submission_receipt
 from gateway.retry import RetryPolicy
 from gateway.sealing import Sealer
+from gateway.parts import SpooledPart
 from gateway.storage import audit, deliveries, messages, receipts
+from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import DeliveryStatus, InboxItem
 from gateway.storage.messages import NewDelivery, NewMessage
 
@@ -94,7 +96,8 @@ class Exchange:
     # ------------------------------------------------------------------ submit
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
-                     evidence: bytes | None = None) -> SubmitResult:
+                     evidence: bytes | None = None, parts: Mapping[str, SpooledPart] | None = None
+                     ) -> SubmitResult:
         """Check, store and queue one envelope from ``agency``; return its receipt."""
         if self.admission is not None:
             try:
@@ -103,7 +106,7 @@ class Exchange:
                 self.metrics.rejected.labels(code=exc.code).inc()
                 raise
         try:
-            checked = await self.intake.check(data, agency=agency, channel=channel)
+            checked = await self.intake.check(data, agency=agency, channel=channel, parts=parts)
         except GatewayError as exc:
             self.metrics.rejected.labels(code=exc.code).inc()
             raise
@@ -144,18 +147,20 @@ class Exchange:
             evidence=evidence, receipt=receipt, accepted_at=now,
             expires_at=now + dt.timedelta(seconds=self.retry.ttl_s), deliveries=new_deliveries,
             notifier_kind=notifier.kind.value if notifier else None,
-            registry_number=notifier.registry_number if notifier else None,
+            registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
             audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
                    "recipients": list(h.recipients), "sha256": checked.sha256_hex,
                    **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
                       if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
                    **({"notifier": notifier.kind.value} if notifier else {}),
+                   **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
                    **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
         )
         try:
             async for attempt in _db_retry():
                 with attempt:
-                    pk = await self.committer.submit(new)
+                    pk = await (self._insert_with_parts(new, checked.parts) if checked.parts
+                                else self.committer.submit(new))
                     if pk is None:
                         return await self._duplicate(h.sender, h.message_id, checked.sha256)
         except _TRANSIENT as exc:
@@ -172,6 +177,15 @@ class Exchange:
             self._wake()
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
                             sha256=checked.sha256_hex)
+
+    async def _insert_with_parts(self, new: NewMessage, spooled) -> int | None:
+        """A letter with files beside it: its own transaction (too big to share a group commit),
+        the files copied from the spool chunk by chunk; all of it commits or none."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            pk = await messages.insert(conn, new)
+            if pk is not None:
+                await parts_store.insert(conn, pk, spooled)
+            return pk
 
     async def _duplicate(self, sender: str, message_id: str, sha256: bytes) -> SubmitResult:
         rec = await messages.get(self.pool, sender, message_id)
@@ -200,11 +214,14 @@ class Exchange:
                              if a.role == "main" and a.mime_type == "application/pdf"), None)
                 if main is None:
                     continue
+                content = main.content
+                if main.external:  # the main PDF travelled beside the envelope
+                    content = await parts_store.read(self.pool, row["pk"], main.id)
                 from pki.pdf import stamp_received
 
                 agency = self.directory.get(h.sender)
                 at = notifier.registered_at or self.clock.now()
-                pdf = await asyncio.to_thread(stamp_received, main.content,
+                pdf = await asyncio.to_thread(stamp_received, content,
                                               agency_name=agency.name_th if agency else h.sender,
                                               registry_number=notifier.registry_number, received_at=at)
                 await self.pool.execute(queries["upsert_stamp"], row["pk"], h.sender, notifier.registry_number,
@@ -311,6 +328,14 @@ class Exchange:
         if row is None or row["status"] != DeliveryStatus.INBOX.value:
             raise NotFound(f"no delivery {delivery_id} in the inbox of {agency}", code="inbox.not_found")
         return InboxItem.from_row(row)
+
+    async def parts_of(self, message_pk: int):
+        """The files stored beside a message's envelope (gateway.parts.PartInfo)."""
+        return await parts_store.list_parts(self.pool, message_pk)
+
+    def part_chunks(self, message_pk: int, content_id: str):
+        """One stored file, chunk by chunk."""
+        return parts_store.iter_chunks(self.pool, message_pk, content_id)
 
     async def ack(self, agency: str, delivery_id: uuid.UUID, *, ack: bytes | None = None) -> str:
         """Complete a pull delivery; idempotent. Returns the delivery's state afterwards."""

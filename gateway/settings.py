@@ -80,7 +80,14 @@ class Settings:
     public_url: str | None = None
     """Base URL printed and advertised (e.g. in e-CMS look-ups); default from host and port."""
     max_body_bytes: int = 64 * 1024 * 1024
-    """Largest request body accepted; larger requests are refused before they are read."""
+    """Largest request body accepted; larger requests are refused before they are read. For a
+    multipart/related submission this bounds the envelope part (the XML)."""
+    max_letter_bytes: int = 512 * 1024 * 1024
+    """Largest multipart/related submission (envelope and every file beside it), streamed to disk."""
+    max_part_bytes: int = 256 * 1024 * 1024
+    """Largest single file sent beside the envelope."""
+    spool_dir: Path | None = None
+    """Where files of a multipart submission wait while they are checked (default ``data_dir/spool``)."""
     workers: int = 1
     """Gateway worker processes sharing the port (SO_REUSEPORT); each runs the API and dispatchers."""
     reuse_port: bool = False
@@ -162,6 +169,10 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url or f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
 
     @property
     def pki_path(self) -> Path:

@@ -35,6 +35,7 @@ says), and 413 when the body is over the limit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import uuid
@@ -45,6 +46,7 @@ from aiohttp import web
 from lxml import etree
 
 from gateway import envelope as native
+from gateway.parts import inline_external
 from gateway import xml as gxml
 from gateway.directory import Directory
 from gateway.ecms import mapping, soap
@@ -334,9 +336,11 @@ class EcmsFacade:
 
     # ------------------------------------------------------------------ pull
 
-    def _item_element(self, item, caller: str) -> tuple[etree._Element, native.Envelope] | None:
+    async def _item_element(self, item, caller: str) -> tuple[etree._Element, native.Envelope] | None:
         root = gxml.parse(item.envelope, what="envelope")  # stored, verified bytes
         env = native.read_envelope(root)
+        if getattr(item, "parts", 0):  # e-CMS carries files inline: read those stored beside the envelope
+            env = await inline_external(env, functools.partial(self.exchange.part_chunks, item.message_pk))
         if env.letter is not None:
             letter = mapping.envelope_to_letter(env, recipient=caller, directory=self.directory)
             return mapping.build_government_document(letter), env
@@ -346,7 +350,7 @@ class EcmsFacade:
 
     async def _op_CorrespondenceLetterInboundRequest(self, req, caller, now, data):
         for item in await self.exchange.inbox(caller, limit=50):
-            found = self._item_element(item, caller)
+            found = await self._item_element(item, caller)
             if found is not None:
                 return soap.response(req.response_name, found[0], process_id=str(item.delivery_id), at=now)
         return soap.U(req.response_name)  # empty: clients test InnerXml == ""
@@ -372,7 +376,7 @@ class EcmsFacade:
         date = mapping.parse_date(sel.findtext("CorrespondenceDate"), f"{kind}/CorrespondenceDate")
         sender = (sel.findtext("SenderDepartment/Code") or "").strip()
         for item in await self.exchange.inbox(caller, limit=self.settings.inbox_scan):
-            found = self._item_element(item, caller)
+            found = await self._item_element(item, caller)
             if found is None:
                 continue
             el, env = found

@@ -11,8 +11,9 @@ WITH m AS (
     INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
                           letter_number, letter_date, subject, speed, secrecy, channel,
                           received_sha256, received, forwarded, evidence, receipt, accepted_at,
-                          notifier_kind, registry_number)
-    VALUES ($1, $2, $3::message_type, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $24, $25)
+                          notifier_kind, registry_number, parts)
+    VALUES ($1, $2, $3::message_type, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $24, $25,
+            $26)
     ON CONFLICT (sender, message_id) DO NOTHING
     RETURNING pk
 ), d AS (
@@ -63,7 +64,7 @@ SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, att
 FROM due, messages m
 WHERE d.id = due.id AND m.pk = d.message_pk
 RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
-          m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
+          m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded, m.parts,
           coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
               AS destination_failures;
 
@@ -132,7 +133,8 @@ WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead')
 GROUP BY recipient, status ORDER BY recipient, status;
 
 -- name: inbox
-SELECT d.id, d.created_at, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded
+SELECT d.id, d.created_at, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
+       m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.recipient = $1 AND d.status = 'inbox'
 ORDER BY d.created_at, d.id
@@ -140,7 +142,7 @@ LIMIT $2;
 
 -- name: inbox_item
 SELECT d.id, d.created_at, d.status::text AS status, m.message_id, m.sender,
-       m.message_type::text AS message_type, m.forwarded
+       m.message_type::text AS message_type, m.forwarded, m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.recipient = $1 AND d.id = $2;
 
@@ -307,3 +309,17 @@ SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending', 'retry_wai
 
 -- name: last_directory_digest
 SELECT details->>'sha256' FROM audit_events WHERE kind = 'directory.changed' ORDER BY seq DESC LIMIT 1;
+
+-- name: insert_part
+INSERT INTO message_parts (message_pk, content_id, content_type, size, sha256, chunks)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: insert_part_chunk
+INSERT INTO message_part_chunks (message_pk, content_id, seq, data) VALUES ($1, $2, $3, $4);
+
+-- name: message_parts
+SELECT content_id, content_type, size, sha256, chunks FROM message_parts
+WHERE message_pk = $1 ORDER BY content_id;
+
+-- name: part_chunk
+SELECT data FROM message_part_chunks WHERE message_pk = $1 AND content_id = $2 AND seq = $3;

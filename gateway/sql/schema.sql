@@ -225,3 +225,26 @@ CREATE TABLE stamped_letters (
     created_at      timestamptz NOT NULL,
     PRIMARY KEY (letter_pk, recipient)
 );
+
+-- 0005: files beside the envelope (multipart/related), stored in 1 MiB chunks.
+ALTER TABLE messages ADD COLUMN parts integer NOT NULL DEFAULT 0;
+
+CREATE TABLE message_parts (
+    message_pk   bigint NOT NULL REFERENCES messages (pk),
+    content_id   text NOT NULL,
+    content_type text NOT NULL,
+    size         bigint NOT NULL,
+    sha256       bytea NOT NULL,
+    chunks       integer NOT NULL,
+    PRIMARY KEY (message_pk, content_id)
+);
+
+CREATE TABLE message_part_chunks (
+    message_pk bigint NOT NULL,
+    content_id text NOT NULL,
+    seq        integer NOT NULL,
+    data       bytea NOT NULL,
+    PRIMARY KEY (message_pk, content_id, seq),
+    FOREIGN KEY (message_pk, content_id) REFERENCES message_parts (message_pk, content_id)
+);
+ALTER TABLE message_part_chunks ALTER COLUMN data SET STORAGE EXTERNAL;

@@ -39,6 +39,8 @@ class ClaimedDelivery:
     sender: str
     message_type: str
     forwarded: bytes
+    parts: int
+    """Files stored beside the envelope (0: everything is in ``forwarded``)."""
     destination_failures: int
     """Consecutive failures of the destination when claimed (>0: the next attempt is a probe)."""
 
@@ -80,11 +82,15 @@ class InboxItem:
     envelope: bytes
     """The sealed envelope, exactly as forwarded."""
     queued_at: dt.datetime
+    message_pk: int = 0
+    parts: int = 0
+    """Files stored beside the envelope, fetched from ``/v1/inbox/{delivery_id}/parts/{content_id}``."""
 
     @classmethod
     def from_row(cls, row) -> "InboxItem":
         return cls(delivery_id=row["id"], message_id=row["message_id"], sender=row["sender"],
-                   message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"])
+                   message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"],
+                   message_pk=row["message_pk"], parts=row["parts"])
 
 
 async def claim_due(db: Executor, *, now: dt.datetime, limit: int, lease: dt.timedelta,

@@ -46,6 +46,8 @@ class NewMessage:
     """For a notifier: received, accepted, rejected, invalid, invalid-registry-number."""
     registry_number: str | None = None
     """For an accepted notifier: the receiving registry number (เลขทะเบียนรับ)."""
+    parts: int = 0
+    """Files that travel beside the envelope (multipart/related), stored by :mod:`gateway.storage.parts`."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ async def insert(db: Executor, m: NewMessage) -> int | None:
         m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
         [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
         [d.route for d in m.deliveries], [d.status for d in m.deliveries],
-        m.audit, m.notifier_kind, m.registry_number,
+        m.audit, m.notifier_kind, m.registry_number, m.parts,
     )
     return None if row is None else row["pk"]
 
