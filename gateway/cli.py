@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import signal
 import sys
@@ -246,17 +247,35 @@ async def _receipt_verify(args) -> int:
 # ---------------------------------------------------------------------------- letters
 
 
-def _build_letter(args) -> bytes:
+#: Files larger than this travel beside the envelope (multipart/related) instead of inside it.
+INLINE_LIMIT = 4 * 1024 * 1024
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _build_letter(args) -> tuple[bytes, dict[str, Path]]:
+    """The envelope, and the files (by Content-ID) that travel beside it."""
     from gateway.clock import BANGKOK
     from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed,
                                   build_envelope)
 
     now = dt.datetime.now(BANGKOK)
-    attachments = []
+    attachments, beside = [], {}
     for i, path in enumerate(args.pdf or [], start=1):
         p = Path(path)
-        attachments.append(Attachment(id=f"att-{i}", file_name=p.name, mime_type="application/pdf",
-                                      content=p.read_bytes(), role="main" if i == 1 else "enclosure"))
+        common = dict(id=f"att-{i}", file_name=p.name, mime_type="application/pdf",
+                      role="main" if i == 1 else "enclosure")
+        if getattr(args, "multipart", False) or p.stat().st_size > INLINE_LIMIT:
+            attachments.append(Attachment.external_part(size=p.stat().st_size, sha256=_file_sha256(p), **common))
+            beside[f"att-{i}"] = p
+        else:
+            attachments.append(Attachment(content=p.read_bytes(), **common))
     env = Envelope(
         header=Header(message_id=args.message_id or str(uuid.uuid4()), message_type=MessageType.LETTER,
                       created_at=now, sender=args.sender, recipients=tuple(args.to)),
@@ -265,7 +284,7 @@ def _build_letter(args) -> bytes:
                     signer_name=args.signer_name, signer_position=args.signer_position),
         attachments=tuple(attachments),
     )
-    return build_envelope(env)
+    return build_envelope(env), beside
 
 
 def _client_ssl(args, agency: str | None):
@@ -296,7 +315,7 @@ def _auth_headers(args) -> dict[str, str]:
 async def _letter_send(args) -> int:
     import aiohttp
 
-    data = _build_letter(args)
+    data, beside = _build_letter(args)
     settings = _settings(args)
     if not args.unsigned:
         from pki.devca import init_dev_pki
@@ -314,13 +333,26 @@ async def _letter_send(args) -> int:
             signer = dev.agency_signer(args.sender)
         data = sign_envelope(data, signer)
     headers = {"Content-Type": "application/xml", **_auth_headers(args)}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{args.url.rstrip('/')}/v1/messages", data=data, headers=headers,
-                          ssl=_client_ssl(args, args.sender)) as r:
-            body = await r.read()
-            if r.status >= 400:
-                print(body.decode("utf-8", "replace"), file=sys.stderr)
-                return 1
+    payload, files = data, []
+    if beside:  # large files stream from disk beside the envelope (gateway.parts)
+        files = [open(path, "rb") for path in beside.values()]
+        payload = aiohttp.MultipartWriter("related")
+        headers["Content-Type"] = (f'multipart/related; boundary="{payload.boundary}"; type="application/xml"; '
+                                   'start="<envelope>"')
+        payload.append(data, {"Content-Type": "application/xml; charset=utf-8", "Content-ID": "<envelope>"})
+        for cid, fh in zip(beside, files):
+            payload.append(fh, {"Content-Type": "application/pdf", "Content-ID": f"<{cid}>"})
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{args.url.rstrip('/')}/v1/messages", data=payload, headers=headers,
+                              ssl=_client_ssl(args, args.sender)) as r:
+                body = await r.read()
+    finally:
+        for fh in files:
+            fh.close()
+    if r.status >= 400:
+        print(body.decode("utf-8", "replace"), file=sys.stderr)
+        return 1
     print(f"HTTP {r.status}: receipt follows", file=sys.stderr)
     sys.stdout.buffer.write(body + b"\n")
     return 0
@@ -397,7 +429,9 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--secrecy", default="normal", choices=["normal", "confidential", "secret"])
     sd.add_argument("--signer-name", default="นายทดสอบ ระบบ")
     sd.add_argument("--signer-position", default="ปลัดสำนักนายกรัฐมนตรี")
-    sd.add_argument("--pdf", action="append", help="PDF file; the first is the main letter (repeatable)")
+    sd.add_argument("--pdf", action="append", help="PDF file; the first is the main letter (repeatable); files over "
+                    "4 MiB travel beside the envelope (multipart/related)")
+    sd.add_argument("--multipart", action="store_true", help="send every file beside the envelope")
     sd.add_argument("--message-id")
     sd.set_defaults(func=_letter_send)
 

@@ -4,6 +4,7 @@ A ZIP holding:
 
 ``received.xml``            the exact bytes the sender submitted
 ``forwarded.xml``           the sealed envelope the gateway forwarded
+``parts/<Id>``              files that travelled beside the envelope (multipart), as received
 ``submission-receipt.xml``  the signed receipt the sender got
 ``receipts/*.xml``          delivery receipts, with the office's acknowledgement (``*-ack.xml``)
 ``related/*.xml``           notifiers and receipts that answer the letter, as received
@@ -14,8 +15,8 @@ A ZIP holding:
 ``gateway.pem``             the gateway certificate, for convenience: verify with the one you trust
 
 ``gateway audit verify bundle.zip --cert gateway.pem`` checks each proof
-file, every checkpoint signature, and that ``received.xml`` has the SHA-256
-recorded in the signed chain.
+file, every checkpoint signature, and that ``received.xml`` and every
+``parts/<Id>`` have the SHA-256 recorded in the signed chain.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
+from gateway.storage import parts as parts_store
 from gateway.db import queries
 from gateway.storage import receipts, search
 
@@ -86,6 +88,12 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
 
         put("received.xml", m["received"])
         put("forwarded.xml", m["forwarded"])
+        for part in await parts_store.list_parts(pool, pk):  # files that travelled beside the envelope
+            info = zipfile.ZipInfo(f"parts/{part.content_id}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with z.open(info, "w") as fh:
+                async for chunk in parts_store.iter_chunks(pool, pk, part.content_id):
+                    fh.write(chunk)
         put("submission-receipt.xml", m["receipt"])
         for i, r in enumerate(recs, start=1):
             put(f"receipts/{i:03d}-{r['kind']}.xml", r["receipt"] or b"")
@@ -142,4 +150,14 @@ def check_bundle(data: bytes, cert: x509.Certificate):
                                             "received.xml does not have the SHA-256 recorded in the signed chain"))
             else:
                 rep.notes.append("received.xml matches the SHA-256 in the signed message.accepted event")
+        recorded = next((a["details"].get("parts") or {} for a in accepted if a["details"].get("parts")), {})
+        present = {n[len("parts/"):]: n for n in names if n.startswith("parts/")}
+        for cid in sorted(set(recorded) | set(present)):
+            if cid not in present:
+                rep.problems.append(Problem(None, "deleted", f"part {cid} is recorded in the chain but missing"))
+            elif cid not in recorded or hashlib.sha256(z.read(present[cid])).hexdigest() != recorded[cid]:
+                rep.problems.append(Problem(None, "edited",
+                                            f"parts/{cid} does not have the SHA-256 recorded in the signed chain"))
+            else:
+                rep.notes.append(f"parts/{cid} matches the SHA-256 in the signed message.accepted event")
     return rep

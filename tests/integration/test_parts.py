@@ -214,3 +214,93 @@ async def test_push_delivers_the_envelope_and_its_parts_as_multipart(make_client
         assert await pool.fetchval("SELECT status::text FROM deliveries WHERE recipient = $1", CMI) == "delivered"
     finally:
         await office.runner.cleanup()
+
+
+async def _submit_big(client, message_id):
+    env = external_letter(message_id=message_id)
+    body, ctype = build_related(env, {"att-2": ("image/tiff", BIG)})
+    r = await client.post("/v1/messages", data=body, headers=auth(ctype=ctype))
+    assert r.status == 202, await r.text()
+    return env
+
+
+async def _dispatch(client):
+    d = client.app[keys.DISPATCHER]
+    assert await d.dispatch_once() == 1
+    await d.drain()
+
+
+async def test_folder_route_writes_the_parts_before_the_envelope(make_client, pool, workdir):
+    drop = workdir / "drop-cmi"
+    client = await make_client(routes={CMI: {"kind": "folder", "path": str(drop)}})
+    env = await _submit_big(client, "big-folder")
+    await _dispatch(client)
+    delivery_id = await pool.fetchval("SELECT id::text FROM deliveries WHERE recipient = $1", CMI)
+    assert sorted(p.name for p in drop.iterdir()) == [f"{delivery_id}.att-2", f"{delivery_id}.xml"]
+    assert (drop / f"{delivery_id}.xml").read_bytes() == env
+    assert (drop / f"{delivery_id}.att-2").read_bytes() == BIG
+
+
+def _inline_contents(soap_bytes: bytes) -> list[bytes]:
+    """Every base64 binary object of an e-CMS letter, decoded."""
+    import base64
+
+    from lxml import etree
+
+    root = etree.fromstring(soap_bytes)
+    return [base64.b64decode(el.text) for el in root.iter()
+            if isinstance(el.tag, str) and el.tag.endswith(("MainLetterBinaryObject", "AttachmentBinaryObject"))]
+
+
+async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, pool):
+    from gateway.ecms import soap
+    from gateway.ecms.handler import ECMS_PATH
+    from tests.ecms.helpers import request
+    from tests.ecms.test_http import LegacyNode
+
+    node = LegacyNode()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post(ECMS_PATH, node.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    from tests.support import free_port
+
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        client = await make_client(routes={KKN: {"kind": "ecms", "url": f"http://127.0.0.1:{port}{ECMS_PATH}"}})
+        await _submit_big(client, "big-ecms")  # to CMI, a pull office
+        # KKN runs its own e-CMS node: the file is read back from the store and sent inline
+        env_kkn = external_letter(message_id="big-to-node", recipients=(KKN,))
+        body, ctype = build_related(env_kkn, {"att-2": ("image/tiff", BIG)})
+        assert (await client.post("/v1/messages", data=body, headers=auth(ctype=ctype))).status == 202
+        await _dispatch(client)
+        (sent,) = node.seen.values()
+        assert BIG in _inline_contents(sent) and SMALL_PDF in _inline_contents(sent)
+        # CMI pulls through the e-CMS endpoint: the same file, inline
+        r = await client.post(ECMS_PATH, data=request(soap.U.CorrespondenceLetterInboundRequest()),
+                              headers={"Authorization": f"Bearer {TOKENS[CMI]}", "Content-Type": "text/xml"})
+        assert r.status == 200
+        assert BIG in _inline_contents(await r.read())
+    finally:
+        await runner.cleanup()
+
+
+async def test_cli_sends_a_large_pdf_beside_the_envelope(make_client, pool, tmp_path):
+    import argparse
+
+    from gateway import cli
+
+    client = await make_client()
+    pdf = tmp_path / "แผนที่.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n" + os.urandom(cli.INLINE_LIMIT))  # just over the inline limit
+    args = argparse.Namespace(url=str(client.make_url("")), token=TOKENS[OPM], sender=OPM, to=[CMI],
+                              subject="ส่งแผนที่", number=None, addressee="ผู้ว่าราชการจังหวัด", speed="normal",
+                              secrecy="normal", signer_name="นายทดสอบ ระบบ", signer_position="ปลัด",
+                              pdf=[str(pdf)], message_id="cli-big", unsigned=True, multipart=False,
+                              sign_key=None, sign_cert=None, data_dir=None, pki_dir=None, database_url=None)
+    assert await cli._letter_send(args) == 0
+    row = await pool.fetchrow("SELECT m.parts, p.size, p.sha256 FROM messages m JOIN message_parts p "
+                              "ON p.message_pk = m.pk WHERE m.message_id = 'cli-big'")
+    assert (row["parts"], row["size"]) == (1, pdf.stat().st_size)
+    assert row["sha256"] == hashlib.sha256(pdf.read_bytes()).digest()
