@@ -14,6 +14,7 @@ gateway processes on one machine share it.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import json
 import re
@@ -25,6 +26,11 @@ import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
+
+#: Errors that mean "the database is away for now" (a restart, a failover, a dropped connection),
+#: never "this statement is wrong": worth retrying the same transaction.
+TRANSIENT_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
+                    asyncpg.InterfaceError, asyncio.TimeoutError)
 
 _NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

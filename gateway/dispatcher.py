@@ -42,11 +42,13 @@ from collections import defaultdict
 from typing import Iterable
 
 import structlog
+import tenacity
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from gateway.service import Exchange
 from gateway.settings import DispatchSettings
 from gateway.storage import audit, deliveries, destinations
+from gateway.db import TRANSIENT_ERRORS
 from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import ClaimedDelivery
 
@@ -168,10 +170,24 @@ class Dispatcher:
                             outcome = Retry(f"internal: {type(exc).__name__}")
             self.x.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
             try:
-                return await self._record(c, route_kind, outcome, started)
+                return await self._record_durably(c, route_kind, outcome, started)
             except Exception as exc:  # lease expiry brings it back; the office deduplicates
                 log.error("could not record delivery outcome", error=f"{type(exc).__name__}: {exc}")
                 return isinstance(outcome, Delivered)
+
+    async def _record_durably(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
+        """Record the outcome; while the database is away (restart, failover) keep trying for half
+        the lease, so a short outage delays the next step by seconds rather than a whole lease. If
+        the commit landed but its answer was lost, the retry fails on the attempt's key and stops:
+        the state is already right."""
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
+            wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
+            stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                return await self._record(c, route, outcome, started)
+        raise AssertionError("unreachable")
 
     async def _record(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
         x = self.x

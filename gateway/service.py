@@ -32,6 +32,7 @@ import tenacity
 from adapters.base import Adapter
 from gateway.batching import GroupCommitter
 from gateway.clock import Clock
+from gateway import db
 from gateway.db import queries
 from gateway.directory import Directory
 from gateway.envelope import MessageType
@@ -49,8 +50,7 @@ from gateway.storage.messages import NewDelivery, NewMessage
 
 log = structlog.get_logger(__name__)
 
-_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
-              asyncpg.InterfaceError, asyncio.TimeoutError)
+_TRANSIENT = db.TRANSIENT_ERRORS
 
 
 @dataclass(frozen=True)

