@@ -67,6 +67,7 @@ class Intake:
                     allow_receipts: bool = False,
                     parts: Mapping[str, SpooledPart] | None = None) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
+        _refuse_hidden_markup(root)
         xml.validate(SCHEMA, root)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
@@ -110,6 +111,26 @@ class Intake:
                 facts.update(await self.pdf_checker(content, h.sender))
         return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
                                parts=checked_parts)
+
+
+def _refuse_hidden_markup(root: etree._Element) -> None:
+    """Refuse comments and processing instructions anywhere in the envelope.
+
+    Canonical XML without comments (what signatures cover) ignores them, but
+    they split text for anyone who reads the stored bytes: a signed Subject
+    ``ขอเชิญ<!---->ประชุม`` verifies, yet a receiver's parser reads ``ขอเชิญ``.
+    An official letter has no use for either, so the bytes that travel must
+    say exactly what was signed.
+    """
+    hidden = next(root.iter(etree.Comment, etree.ProcessingInstruction), None)
+    if hidden is None:
+        hidden = root.getprevious() if root.getprevious() is not None else root.getnext()
+    if hidden is not None:
+        parent = hidden.getparent()
+        where = xml.path_of(parent) if parent is not None else "/"
+        kind = "comment" if isinstance(hidden, etree._Comment) else "processing instruction"
+        raise EnvelopeError(f"a {kind} is not accepted in an envelope (it would hide text from what is signed)",
+                            code="envelope.markup_forbidden", field=where)
 
 
 def _match_parts(attachments, parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:

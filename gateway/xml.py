@@ -115,6 +115,14 @@ def explain_invalid(schema_name: str, root: etree._Element) -> tuple[str, str]:
     return "/", "document does not match the schema"
 
 
+def path_of(element: etree._Element) -> str:
+    """A readable path of an element without namespaces, e.g. ``Envelope/Letter/Subject``."""
+    tree = element.getroottree()
+    if element is tree.getroot():
+        return _strip_ns(element.tag)
+    return _strip_ns(f"{tree.getroot().tag}/{tree.getelementpath(element)}")
+
+
 def _strip_ns(path: str) -> str:
     import re
 

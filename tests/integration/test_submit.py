@@ -77,6 +77,10 @@ BAD = [
     ("digest", lambda: letter_bytes(pdf=b"%PDF-1.4 aaaa").replace(
         b"JVBERi0xLjQgYWFhYQ==", b"JVBERi0xLjQgYmJiYg=="), 422, "attachment.digest_mismatch",
      ("Attachments/Attachment[1]/Sha256", "Attachments/Attachment[@Id='att-1']/Sha256")),
+    ("comment in the subject", lambda: letter_bytes().replace("ขอเชิญ".encode(), "ขอเชิญ<!---->".encode()), 400,
+     "envelope.markup_forbidden", "Envelope/Letter/Subject"),
+    ("processing instruction", lambda: letter_bytes().replace(b"<Sender>", b"<?saraban x?><Sender>"), 400,
+     "envelope.markup_forbidden", "Envelope/Header"),
     ("receipt submitted", lambda: letter_bytes().replace(b"<MessageType>letter</MessageType>",
                                                         b"<MessageType>notifier</MessageType>"), 422,
      "envelope.type_mismatch", "Header/MessageType"),
@@ -95,6 +99,21 @@ async def test_bad_input_has_its_own_code_and_stores_nothing(make_client, pool, 
         assert field in body["field"]
     assert body["message"]
     assert await counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0, "receipts": 0}
+
+
+async def test_signed_letter_with_a_comment_in_its_signed_text_is_refused(make_client, pool, dev_pki):
+    """Canonical XML ignores comments, so the signature would verify while the stored bytes read
+    differently: ขอเชิญ<!---->ประชุม reads as ขอเชิญ to a receiver's parser."""
+    from pki.xmldsig import sign_envelope
+
+    client = await make_client(require_signature=True, seal=True, revocation="off")
+    signed = sign_envelope(letter_bytes(message_id="m-comment"), dev_pki.agency_signer(OPM))
+    hidden = signed.replace("ขอเชิญประชุม".encode(), "ขอเชิญ<!---->ประชุม".encode())
+    assert hidden != signed
+    r = await client.post("/v1/messages", data=hidden, headers=auth())
+    assert (r.status, (await r.json())["code"]) == (400, "envelope.markup_forbidden")
+    assert await counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0, "receipts": 0}
+    assert (await client.post("/v1/messages", data=signed, headers=auth())).status == 202
 
 
 async def test_wrong_sender_for_the_token_is_forbidden(make_client, pool):
