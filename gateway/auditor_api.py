@@ -17,7 +17,7 @@ import uuid
 
 from aiohttp import web
 
-from gateway import auth, keys
+from gateway import auth, keys, params
 from gateway.errors import EnvelopeError, NotFound
 from gateway.storage import search
 
@@ -31,17 +31,6 @@ def _json(data, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
 
 
-def _time(q, name: str) -> dt.datetime | None:
-    v = q.get(name)
-    if not v:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(v)
-    except ValueError:
-        raise EnvelopeError(f"{name} must be an ISO 8601 time", code="request.invalid", field=name) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
 def _limit(q, default=100, top=1000) -> int:
     try:
         return max(1, min(int(q.get("limit", default)), top))
@@ -50,19 +39,8 @@ def _limit(q, default=100, top=1000) -> int:
 
 
 def _filter(q) -> search.LetterFilter:
-    return search.LetterFilter(agency=q.get("agency") or None, since=_time(q, "since"), until=_time(q, "until"),
-                               number=q.get("number") or None, subject=q.get("subject") or None,
-                               status=q.get("status") or None, message_type=q.get("type") or None)
-
-
-def _cursor(token: str | None) -> tuple[dt.datetime, int] | None:
-    if not token:
-        return None
-    try:
-        at, pk = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return dt.datetime.fromisoformat(at), int(pk)
-    except (ValueError, UnicodeDecodeError):
-        raise EnvelopeError("bad cursor", code="request.invalid", field="after") from None
+    return params.letter_filter(q, agency=q.get("agency") or None, since=params.timestamp(q.get("since"), "since"),
+                                until=params.timestamp(q.get("until"), "until"))
 
 
 def _next(row) -> str:
@@ -86,7 +64,8 @@ async def audit_letters(request: web.Request) -> web.Response:
     await auth.require(request, *READERS)
     q = request.query
     limit = _limit(q)
-    rows = await search.letters(request.app[keys.POOL], _filter(q), after=_cursor(q.get("after")), limit=limit + 1)
+    rows = await search.letters(request.app[keys.POOL], _filter(q), after=params.letter_cursor(q.get("after")),
+                               limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return _json({"items": [_letter(r) for r in rows], "next": _next(rows[-1]) if more else None})
@@ -97,8 +76,11 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     """Role: auditor, admin. Every matching letter, streamed as CSV (``format=csv``) or JSON Lines."""
     await auth.require(request, *READERS)
     q = request.query
-    f = _filter(q)
+    f = _filter(q)  # every parameter is checked before the answer starts: a 400 cannot follow a 200
+    after = params.letter_cursor(q.get("after"))
     fmt = q.get("format", "csv")
+    if fmt not in ("csv", "jsonl", "json"):
+        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
     resp = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
         "Content-Disposition": f'attachment; filename="letters.{"csv" if fmt == "csv" else "jsonl"}"'})
@@ -109,7 +91,6 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
         w = csv.writer(buf)
         w.writerow(LETTER_FIELDS)
         await resp.write(buf.getvalue().encode())
-    after = _cursor(q.get("after"))
     pool = request.app[keys.POOL]
     while True:
         rows = await search.letters(pool, f, after=after, limit=EXPORT_PAGE)
@@ -139,13 +120,11 @@ async def audit_events(request: web.Request) -> web.Response:
     await auth.require(request, *READERS)
     q = request.query
     limit = _limit(q)
-    try:
-        message_pk = int(q["letter"]) if q.get("letter") else None
-        before = int(q["before"]) if q.get("before") else None
-    except ValueError:
-        raise EnvelopeError("letter and before are numbers", code="request.invalid") from None
-    rows = await search.events(request.app[keys.POOL], kind=q.get("kind") or None, since=_time(q, "since"),
-                               until=_time(q, "until"), message_pk=message_pk, before_seq=before, limit=limit + 1)
+    message_pk, before = params.bigint(q.get("letter"), "letter"), params.bigint(q.get("before"), "before")
+    rows = await search.events(request.app[keys.POOL], kind=q.get("kind") or None,
+                               since=params.timestamp(q.get("since"), "since"),
+                               until=params.timestamp(q.get("until"), "until"), message_pk=message_pk,
+                               before_seq=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [{**r, "at": r["at"].isoformat(), "delivery_id": str(r["delivery_id"]) if r["delivery_id"] else None}
@@ -172,7 +151,8 @@ async def evidence(request: web.Request) -> web.Response:
 
     await auth.require(request, *READERS)
     signer = request.app.get(keys.AUDIT_SIGNER)
-    data = await build_bundle(request.app[keys.POOL], int(request.match_info["pk"]),
+    pk = params.bigint(request.match_info["pk"], "pk")
+    data = await build_bundle(request.app[keys.POOL], pk,
                               certificate=signer.certificate if signer else None)
     if data is None:
         raise NotFound("no such letter", code="letter.not_found")
@@ -185,9 +165,7 @@ async def dead(request: web.Request) -> web.Response:
     """Role: operator, auditor, admin. Dead letters, newest first (keyset: ``after_at`` + ``after_id``)."""
     await auth.require(request, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)
     q = request.query
-    after = None
-    if q.get("after_at") and q.get("after_id"):
-        after = (dt.datetime.fromisoformat(q["after_at"]), uuid.UUID(q["after_id"]))
+    after = params.dead_keyset(q.get("after_at"), q.get("after_id"))
     rows = await search.dead_letters(request.app[keys.POOL], after=after, limit=_limit(q))
     return _json({"items": [{**r, "id": str(r["id"]), "created_at": r["created_at"].isoformat()} for r in rows]})
 

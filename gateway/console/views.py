@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from gateway import keys, timeline, users
+from gateway import keys, params, timeline, users
 from gateway.clock import BANGKOK
 from gateway.errors import GatewayError
 from gateway.storage import search
@@ -108,12 +108,9 @@ async def letters_page(request: web.Request):
     user = await need(request, *EVERYONE)
     q = request.query
     agency = user.agency if user.role is Role.AGENCY else (q.get("agency") or None)
-    f = search.LetterFilter(agency=agency, since=_parse_day(q.get("since")), until=_parse_day(q.get("until"), end=True),
-                            number=q.get("number") or None, subject=q.get("subject") or None,
-                            status=q.get("status") or None, message_type=q.get("type") or None)
-    after = None
-    if q.get("after_at") and q.get("after_pk"):
-        after = (dt.datetime.fromisoformat(q["after_at"]), int(q["after_pk"]))
+    f = params.letter_filter(q, agency=agency, since=_parse_day(q.get("since")),
+                             until=_parse_day(q.get("until"), end=True))
+    after = params.letter_keyset(q.get("after_at"), q.get("after_pk"))
     rows = await search.letters(request.app[keys.POOL], f, after=after, limit=PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -132,7 +129,7 @@ async def letter_page(request: web.Request):
     """Agency (sender or recipient only), operator, auditor, admin. The timeline of one letter."""
     user = await need(request, *EVERYONE)
     pool = request.app[keys.POOL]
-    pk = int(request.match_info["pk"])
+    pk = params.bigint(request.match_info["pk"], "pk")
     msg = await search.message(pool, pk)
     if msg is None or (user.role is Role.AGENCY and not await search.visible_to(pool, pk, user.agency)):
         raise web.HTTPNotFound(text="no such letter")
@@ -156,9 +153,7 @@ async def dead_page(request: web.Request):
     """Operator, auditor (read only), admin. Dead letters; operators and admins can requeue."""
     user = await need(request, *STAFF)
     q = request.query
-    after = None
-    if q.get("after_at") and q.get("after_id"):
-        after = (dt.datetime.fromisoformat(q["after_at"]), uuid.UUID(q["after_id"]))
+    after = params.dead_keyset(q.get("after_at"), q.get("after_id"))
     rows = await search.dead_letters(request.app[keys.POOL], after=after, limit=PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
