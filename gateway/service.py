@@ -109,13 +109,33 @@ class Exchange:
             checked = await self.intake.check(data, agency=agency, channel=channel, parts=parts)
         except GatewayError as exc:
             self.metrics.rejected.labels(code=exc.code).inc()
+            await self._record_rejection(agency, channel, data, exc)
             raise
         except Exception as exc:  # a PkiError or another library's error with a code
             code = getattr(exc, "code", None)
             if code is not None:
                 self.metrics.rejected.labels(code=code).inc()
+                await self._record_rejection(agency, channel, data, exc)
             raise
-        return await self.store(checked, channel=channel, evidence=evidence)
+        try:
+            return await self.store(checked, channel=channel, evidence=evidence)
+        except Conflict as exc:  # the message id was used for other bytes
+            await self._record_rejection(agency, channel, data, exc)
+            raise
+
+    async def _record_rejection(self, agency: str, channel: str, data: bytes, exc: Exception) -> None:
+        """An audit event for a refused submission of an authenticated agency: who, when, why, and the
+        SHA-256 of what was refused (never the bytes: nothing refused is stored). Best effort: a
+        refusal is answered even when the database cannot record it."""
+        details = {"code": getattr(exc, "code", None), "field": getattr(exc, "field", None),
+                   "status": getattr(exc, "status", None), "channel": channel, "bytes": len(data),
+                   "sha256": hashlib.sha256(data).hexdigest()}
+        try:
+            await audit.append(self.pool, at=self.clock.now(), actor=agency, kind="message.rejected",
+                               details={k: v for k, v in details.items() if v is not None})
+        except Exception as err:  # noqa: BLE001 - the refusal itself must still reach the sender
+            log.warning("could not record a refusal in the audit log", code=details["code"],
+                        error=f"{type(err).__name__}: {err}")
 
     def _initial_status(self, recipient: str) -> tuple[str, str]:
         route = self.directory[recipient].route

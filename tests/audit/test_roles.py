@@ -17,6 +17,7 @@ API = {
     ("GET", "/v1/messages/{message_id}"): ({"agency"}, "/v1/messages/x"),
     ("GET", "/v1/inbox"): ({"agency"}, "/v1/inbox"),
     ("GET", "/v1/inbox/{delivery_id}"): ({"agency"}, f"/v1/inbox/{U}"),
+    ("GET", "/v1/inbox/{delivery_id}/parts/{content_id}"): ({"agency"}, f"/v1/inbox/{U}/parts/att-1"),
     ("POST", "/v1/inbox/{delivery_id}/ack"): ({"agency"}, f"/v1/inbox/{U}/ack"),
     ("POST", "/v1/messages/{message_id}/withdraw"): ({"agency"}, "/v1/messages/x/withdraw"),
     ("GET", "/v1/messages/{message_id}/stamped/{recipient}"): ({"agency"}, "/v1/messages/x/stamped/1550100000"),

@@ -50,7 +50,8 @@ def external_letter(*, message_id=None, content=BIG, declared=None, ref_id="att-
 async def counts(pool):
     out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}")
            for t in ("messages", "deliveries", "message_parts", "message_part_chunks")}
-    out["events"] = await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")
+    out["events"] = await pool.fetchval(
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
     return out
 
 

@@ -16,7 +16,7 @@ async def counts(pool):
     """Rows a submission can leave behind (start-up's directory event is not one of them)."""
     out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries", "receipts")}
     out["audit_events"] = await pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
     return out
 
 
@@ -90,9 +90,14 @@ BAD = [
 @pytest.mark.parametrize("name,make,status,code,field", BAD, ids=[b[0] for b in BAD])
 async def test_bad_input_has_its_own_code_and_stores_nothing(make_client, pool, name, make, status, code, field):
     client = await make_client()
-    r = await client.post("/v1/messages", data=make(), headers=auth())
+    data = make()
+    r = await client.post("/v1/messages", data=data, headers=auth())
     body = await r.json()
     assert (r.status, body["code"]) == (status, code), body
+    # the refusal is in the audit log: who, why and the digest of what was refused, not the bytes
+    (event,) = await pool.fetch("SELECT actor, message_pk, details FROM audit_events WHERE kind = 'message.rejected'")
+    assert (event["actor"], event["message_pk"], event["details"]["code"]) == (OPM, None, code)
+    assert event["details"]["sha256"] == hashlib.sha256(data).hexdigest()
     if isinstance(field, tuple):
         assert body["field"] in field
     elif field is not None:
