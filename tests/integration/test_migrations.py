@@ -14,6 +14,18 @@ CATALOG = {
     "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
                       WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
     "migrations": "SELECT version, name FROM gateway_migrations ORDER BY version",
+    # the audit chain depends on functions (audit_next_seq) and on column storage choices
+    "functions": """SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p
+                    WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
+                      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+                    ORDER BY 1, 2""",
+    "triggers": """SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+                   WHERE NOT tgisinternal ORDER BY 1, 2""",
+    "storage": """SELECT c.relname, a.attname, a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                  WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+                  ORDER BY 1, 2""",
+    "sequences": """SELECT sequencename, data_type::text FROM pg_sequences WHERE schemaname = 'public'
+                    ORDER BY 1""",
 }
 
 
