@@ -138,6 +138,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
         app[keys.HTTP] = http
     if audit_signer is not None:
         app[keys.AUDIT_SIGNER] = audit_signer
+    from gateway.audit.live import VerifyJob
+
+    app[keys.AUDIT_VERIFY] = job = VerifyJob()
+    app.on_shutdown.append(lambda _app: job.cancel())
     app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
     app.add_routes(api.routes)
     app.add_routes(auditor_api.routes)

@@ -26,3 +26,4 @@ TRUST = web.AppKey("trust", object)  # gateway.signing.Trust
 AUDIT_SIGNER = web.AppKey("audit_signer", object)  # gateway.audit.signing.CheckpointSigner
 AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer
 SESSION_KEY = web.AppKey("session_key", bytes)
+AUDIT_VERIFY = web.AppKey("audit_verify", object)  # gateway.audit.live.VerifyJob

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
@@ -83,8 +84,9 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
                     content=dict(r) if r["seq"] is not None else None, missing=r["seq"] is None))
             last = rows[-1]["seq"] if rows[-1]["seq"] is not None else rows[-1]["chain_seq"]
             cps = [_checkpoint(c) for c in await conn.fetch(queries["audit_checkpoints_between"], after, last)]
-            verify_entries(entries, cps, cert, start_seq=after, start_hash=stored, start_count=start_count,
-                           start_computed=computed, report=rep)
+            # Hashing a page is CPU work: off the event loop, so the API keeps answering meanwhile.
+            await asyncio.to_thread(verify_entries, entries, cps, cert, start_seq=after, start_hash=stored,
+                                    start_count=start_count, start_computed=computed, report=rep)
             if rep.end is not None and rep.end[1] is not None:
                 after, stored, computed, start_count = rep.end[0], rep.end[1], rep.end[2] or rep.end[1], rep.end[3] or 0
             if len(rows) < page:
@@ -99,3 +101,49 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
 
         await check_checkpoints(rep, stamped)
     return rep
+
+
+@dataclass
+class VerifyJob:
+    """The console's verification of the live chain: one at a time per process, in the background.
+
+    At millions of events a full verification takes minutes; a request must not hold the event
+    loop (or a person's browser) for that. The console starts a job, then shows its progress and,
+    when it is done, its report, who asked for it and when.
+    """
+
+    started_at: dt.datetime | None = None
+    started_by: str | None = None
+    finished_at: dt.datetime | None = None
+    report: Report | None = None
+    error: str | None = None
+    task: asyncio.Task | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def start(self, pool: asyncpg.Pool, cert: x509.Certificate, *, by: str, now) -> bool:
+        """Start a verification unless one is running; False if one was."""
+        if self.running:
+            return False
+        self.started_at, self.started_by, self.finished_at, self.report, self.error = now(), by, None, None, None
+
+        async def run() -> None:
+            try:
+                self.report = await verify_database(pool, cert)
+            except Exception as exc:  # shown on the page; the chain itself is unaffected
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.finished_at = now()
+
+        self.task = asyncio.create_task(run())
+        return True
+
+    async def cancel(self) -> None:
+        if self.running:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass

@@ -194,23 +194,23 @@ async def audit_page(request: web.Request):
 
     user = await need(request, *STAFF)
     st = await live.status(request.app[keys.POOL])
-    return {"st": st, "user": user, "report": None,
-            "can_verify": user.role in (Role.AUDITOR, Role.ADMIN)}
+    job = request.app[keys.AUDIT_VERIFY]
+    can_verify = user.role in (Role.AUDITOR, Role.ADMIN)
+    return {"st": st, "user": user, "job": job, "report": job.report if can_verify else None,
+            "can_verify": can_verify, "no_cert": can_verify and _audit_certificate(request.app) is None}
 
 
 @routes.post("/console/audit/verify")
 async def audit_verify(request: web.Request):
-    """Auditor, admin. Verify the live chain against the gateway certificate now."""
-    from gateway.audit import live
+    """Auditor, admin. Start verifying the live chain against the gateway certificate (in the background)."""
 
     user = await need(request, Role.AUDITOR.value, Role.ADMIN.value)
     await _form(request)
     cert = _audit_certificate(request.app)
-    pool = request.app[keys.POOL]
-    st = await live.status(pool)
-    report = await live.verify_database(pool, cert) if cert is not None else None
-    return aiohttp_jinja2.render_template("audit.html", request, {
-        "st": st, "user": user, "report": report, "can_verify": True, "no_cert": cert is None})
+    if cert is not None:  # in the background: the page shows progress, then the report
+        request.app[keys.AUDIT_VERIFY].start(request.app[keys.POOL], cert, by=user.username,
+                                             now=request.app[keys.CLOCK].now)
+    raise web.HTTPSeeOther("/console/audit")
 
 
 def _audit_certificate(app):
