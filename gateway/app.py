@@ -140,7 +140,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
         app[keys.AUDIT_SIGNER] = audit_signer
     from gateway.audit.live import VerifyJob
 
+    from gateway.limits import LoginThrottle
+
     app[keys.AUDIT_VERIFY] = job = VerifyJob()
+    app[keys.LOGIN_THROTTLE] = LoginThrottle()
     app.on_shutdown.append(lambda _app: job.cancel())
     app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
     app.add_routes(api.routes)

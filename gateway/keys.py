@@ -27,3 +27,4 @@ AUDIT_SIGNER = web.AppKey("audit_signer", object)  # gateway.audit.signing.Check
 AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer
 SESSION_KEY = web.AppKey("session_key", bytes)
 AUDIT_VERIFY = web.AppKey("audit_verify", object)  # gateway.audit.live.VerifyJob
+LOGIN_THROTTLE = web.AppKey("login_throttle", object)  # gateway.limits.LoginThrottle

@@ -102,3 +102,45 @@ class Admission:
             self._depth = await self._depth_source()
         except Exception:  # the database answers elsewhere with 503; keep the last known depth
             pass
+
+
+class LoginThrottle:
+    """Failed console logins per username and per client address, in a sliding window.
+
+    After ``per_user`` failures for one username (or ``per_address`` from one address) within
+    ``window_s``, further attempts are refused with 429 until the oldest failure leaves the window,
+    whatever the password: guessing stops even when a guess would have been right. A success
+    clears that username's failures. Per process, like the token buckets.
+    """
+
+    def __init__(self, *, per_user: int = 5, per_address: int = 20, window_s: float = 900.0,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.per_user, self.per_address, self.window_s, self._now = per_user, per_address, window_s, now
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str]) -> list[float]:
+        cutoff = self._now() - self.window_s
+        times = [t for t in self._failures.get(key, ()) if t > cutoff]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def check(self, username: str, address: str) -> None:
+        for key, limit in ((("user", username), self.per_user), (("address", address), self.per_address)):
+            times = self._recent(key)
+            if len(times) >= limit:
+                raise Throttled("too many failed logins; wait before trying again", code="auth.too_many_attempts",
+                                retry_after=times[0] + self.window_s - self._now())
+
+    def failed(self, username: str, address: str) -> None:
+        now = self._now()
+        for key in (("user", username), ("address", address)):
+            self._failures.setdefault(key, []).append(now)
+        if len(self._failures) > 100_000:  # bounded memory under a spray of usernames
+            for key in list(self._failures)[:50_000]:
+                self._recent(key)
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(("user", username), None)

@@ -11,6 +11,7 @@ users are audit events (``user.added``, ``user.password_changed``,
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import hashlib
@@ -96,14 +97,14 @@ async def get(db, username: str) -> User | None:
 async def authenticate_password(pool: asyncpg.Pool, username: str, password: str) -> User | None:
     """The user if the password is right and the account enabled; ``None`` otherwise (same timing)."""
     row = await pool.fetchrow(queries["user_get"], username)
-    try:
-        _HASHER.verify(row["password_hash"] if row else _DUMMY, password)
+    try:  # argon2 takes tens of milliseconds of CPU on purpose: not on the event loop
+        await asyncio.to_thread(_HASHER.verify, row["password_hash"] if row else _DUMMY, password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None or row["disabled"]:
         return None
     if _HASHER.check_needs_rehash(row["password_hash"]):
-        await pool.execute(queries["user_set_password"], username, _HASHER.hash(password),
+        await pool.execute(queries["user_set_password"], username, await asyncio.to_thread(_HASHER.hash, password),
                            dt.datetime.now(dt.timezone.utc))
     return User.from_row(row)
 

@@ -57,11 +57,21 @@ async def login_page(request: web.Request):
 async def login(request: web.Request):
     """Public. Check the password; start a fresh session (no fixation)."""
     form = await _form(request)
-    user = await users.authenticate_password(request.app[keys.POOL], str(form.get("username", "")),
-                                             str(form.get("password", "")))
+    username, address = str(form.get("username", "")), request.remote or "-"
+    throttle = request.app[keys.LOGIN_THROTTLE]
+    try:
+        throttle.check(username, address)
+    except GatewayError as exc:
+        response = aiohttp_jinja2.render_template("login.html", request, {
+            "next": _safe_next(form.get("next")), "error": True, "throttled": True}, status=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    user = await users.authenticate_password(request.app[keys.POOL], username, str(form.get("password", "")))
     if user is None:
+        throttle.failed(username, address)
         return aiohttp_jinja2.render_template("login.html", request, {
             "next": _safe_next(form.get("next")), "error": True}, status=401)
+    throttle.succeeded(username)
     session = await new_session(request)
     session["user"] = {"username": user.username, "role": user.role.value, "agency": user.agency}
     import secrets

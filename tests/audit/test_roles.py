@@ -138,6 +138,16 @@ async def test_console_roles(app_client, role):
             assert r.status == 403, (method, path, role, r.status)
 
 
+async def test_console_login_is_throttled_after_repeated_failures(app_client):
+    client = await app_client()
+    for _ in range(5):
+        assert (await login(client, "auditor", password="wrong")).status == 401
+    r = await login(client, "auditor")  # the right password, too late: guessing has stopped
+    assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+    assert "หลายครั้งเกินไป" in await r.text()
+    assert (await login(client, "operator")).status == 302  # only that username
+
+
 async def test_console_forms_need_the_csrf_token(app_client):
     client = await app_client()
     assert (await login(client, "operator")).status == 302

@@ -50,3 +50,26 @@ async def test_queue_depth_limit_reads_the_database_at_most_once_a_second():
             await a.admit("A")
     await asyncio.sleep(0)
     assert len(reads) == 1
+
+
+def test_login_throttle_stops_guessing_per_user_and_per_address():
+    from gateway.limits import LoginThrottle
+
+    t = [1000.0]
+    throttle = LoginThrottle(per_user=3, per_address=5, window_s=60, now=lambda: t[0])
+    for _ in range(3):
+        throttle.check("somchai", "10.0.0.1")
+        throttle.failed("somchai", "10.0.0.1")
+    with pytest.raises(Throttled) as e:
+        throttle.check("somchai", "10.0.0.2")  # from anywhere: the username is what is guessed
+    assert e.value.code == "auth.too_many_attempts" and 1 <= e.value.retry_after <= 60
+    throttle.check("malee", "10.0.0.3")  # other users are unaffected
+    for name in ("a", "b"):
+        throttle.failed(name, "10.0.0.1")
+    with pytest.raises(Throttled):
+        throttle.check("c", "10.0.0.1")  # one address spraying usernames
+    t[0] += 61  # the window passes
+    throttle.check("somchai", "10.0.0.1")
+    throttle.failed("malee", "10.0.0.9")
+    throttle.succeeded("malee")
+    throttle.check("malee", "10.0.0.9")
