@@ -114,22 +114,70 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+def _event_filter(q) -> dict:
+    return {"kind": q.get("kind") or None, "since": params.timestamp(q.get("since"), "since"),
+            "until": params.timestamp(q.get("until"), "until"), "message_pk": params.bigint(q.get("letter"), "letter"),
+            "agency": q.get("agency") or None, "number": q.get("number") or None,
+            "subject": q.get("subject") or None}
+
+
+def _event(r) -> dict:
+    return {**r, "at": r["at"].isoformat(), "delivery_id": str(r["delivery_id"]) if r["delivery_id"] else None}
+
+
+EVENT_FIELDS = ("seq", "at", "actor", "kind", "message_pk", "delivery_id", "details")
+
+
 @routes.get("/v1/audit/events")
 async def audit_events(request: web.Request) -> web.Response:
-    """Role: auditor, admin. Audit events by kind, time, letter; keyset pages newest first (``before`` = seq)."""
+    """Role: auditor, admin. Audit events by kind, time, letter, agency, letter number, subject;
+    keyset pages newest first (``before`` = seq)."""
     await auth.require(request, *READERS)
     q = request.query
     limit = _limit(q)
-    message_pk, before = params.bigint(q.get("letter"), "letter"), params.bigint(q.get("before"), "before")
-    rows = await search.events(request.app[keys.POOL], kind=q.get("kind") or None,
-                               since=params.timestamp(q.get("since"), "since"),
-                               until=params.timestamp(q.get("until"), "until"), message_pk=message_pk,
-                               before_seq=before, limit=limit + 1)
+    rows = await search.events(request.app[keys.POOL], **_event_filter(q),
+                               before_seq=params.bigint(q.get("before"), "before"), limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [{**r, "at": r["at"].isoformat(), "delivery_id": str(r["delivery_id"]) if r["delivery_id"] else None}
-             for r in rows]
-    return _json({"items": items, "next": rows[-1]["seq"] if more else None})
+    return _json({"items": [_event(r) for r in rows], "next": rows[-1]["seq"] if more else None})
+
+
+@routes.get("/v1/audit/events/export")
+async def audit_events_export(request: web.Request) -> web.StreamResponse:
+    """Role: auditor, admin. Every matching event, newest first, streamed as CSV (``format=csv``) or JSON Lines."""
+    await auth.require(request, *READERS)
+    q = request.query
+    f = _event_filter(q)  # checked before the answer starts
+    before = params.bigint(q.get("before"), "before")
+    fmt = q.get("format", "csv")
+    if fmt not in ("csv", "jsonl", "json"):
+        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="events.{"csv" if fmt == "csv" else "jsonl"}"'})
+    await resp.prepare(request)
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf).writerow(EVENT_FIELDS)
+        await resp.write(("\ufeff" + buf.getvalue()).encode("utf-8"))
+    pool = request.app[keys.POOL]
+    while True:
+        rows = await search.events(pool, **f, before_seq=before, limit=EXPORT_PAGE)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        for r in rows:
+            e = _event(r)
+            if fmt == "csv":
+                w.writerow([json.dumps(e[k], ensure_ascii=False, sort_keys=True) if k == "details" else e[k]
+                            for k in EVENT_FIELDS])
+            else:
+                buf.write(json.dumps(e, ensure_ascii=False, default=str) + "\n")
+        await resp.write(buf.getvalue().encode("utf-8"))
+        if len(rows) < EXPORT_PAGE:
+            break
+        before = rows[-1]["seq"]
+    await resp.write_eof()
+    return resp
 
 
 @routes.get("/v1/audit/status")

@@ -24,7 +24,8 @@ ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT $10;
 
 -- name: search_events
--- Keyset by seq, newest first.
+-- Keyset by seq, newest first. $7: the agency acted, or sent or received the event's letter;
+-- $8, $9: substrings of the event's letter number and subject (escaped for LIKE by the caller).
 SELECT e.seq, e.at, e.actor, e.kind, e.message_pk, e.delivery_id, e.details
 FROM audit_events e
 WHERE ($1::text IS NULL OR e.kind = $1)
@@ -32,6 +33,14 @@ WHERE ($1::text IS NULL OR e.kind = $1)
   AND ($3::timestamptz IS NULL OR e.at < $3)
   AND ($4::bigint IS NULL OR e.message_pk = $4)
   AND ($5::bigint IS NULL OR e.seq < $5)
+  AND ($7::text IS NULL OR e.actor = $7
+       OR EXISTS (SELECT 1 FROM messages m WHERE m.pk = e.message_pk
+                  AND (m.sender = $7 OR EXISTS (SELECT 1 FROM deliveries d
+                                                WHERE d.message_pk = m.pk AND d.recipient = $7))))
+  AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.pk = e.message_pk
+                                   AND m.letter_number LIKE '%' || $8 || '%'))
+  AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.pk = e.message_pk
+                                   AND m.subject LIKE '%' || $9 || '%'))
 ORDER BY e.seq DESC
 LIMIT $6;
 

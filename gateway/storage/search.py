@@ -57,10 +57,14 @@ async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.dateti
 
 async def events(pool: asyncpg.Pool, *, kind: str | None = None, since: dt.datetime | None = None,
                  until: dt.datetime | None = None, message_pk: int | None = None, before_seq: int | None = None,
+                 agency: str | None = None, number: str | None = None, subject: str | None = None,
                  limit: int = 100) -> list[dict]:
+    """Events newest first; ``agency`` acted or sent/received the event's letter, ``number`` and
+    ``subject`` are substrings of that letter's number and subject (Thai or English)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         await _custom(conn)
-        rows = await conn.fetch(queries["search_events"], kind, since, until, message_pk, before_seq, limit)
+        rows = await conn.fetch(queries["search_events"], kind, since, until, message_pk, before_seq, limit, agency,
+                                like_escape(number) if number else None, like_escape(subject) if subject else None)
     return [dict(r) for r in rows]
 
 

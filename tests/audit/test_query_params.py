@@ -48,3 +48,37 @@ async def test_console_refuses_bad_parameters_without_a_500(app_client):
     for path in CONSOLE:
         r = await client.get(path)
         assert 400 <= r.status < 500, (path, r.status, (await r.text())[:300])
+
+
+async def test_events_by_agency_number_and_thai_subject_with_streamed_export(app_client):
+    import csv
+    import io
+    import json
+
+    from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
+
+    client = await app_client()
+    h = {"Authorization": f"Bearer {client.staff_tokens['auditor']}"}
+    send = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+    for i, (to, subject) in enumerate([(CMI, "ขอเชิญประชุมน้ำท่วม"), (KKN, "รายงานภัยแล้ง"), (CMI, "แจ้งวันหยุด")]):
+        assert (await client.post("/v1/messages", data=letter_bytes(recipients=(to,), subject=subject,
+                                                                     message_id=f"ev-{i}"), headers=send)).status == 202
+
+    async def events(**query):
+        r = await client.get("/v1/audit/events", params=query, headers=h)
+        assert r.status == 200, await r.text()
+        return [(e["kind"], e["details"].get("message_id")) for e in (await r.json())["items"]]
+
+    assert await events(subject="น้ำท่วม") == [("message.accepted", "ev-0")]
+    assert await events(agency=KKN, kind="message.accepted") == [("message.accepted", "ev-1")]
+    assert [m for _, m in await events(agency=CMI, kind="message.accepted")] == ["ev-2", "ev-0"]
+    assert await events(number="ไม่มีเลขนี้") == []
+
+    r = await client.get("/v1/audit/events/export", params={"format": "csv", "agency": CMI,
+                                                            "kind": "message.accepted"}, headers=h)
+    rows = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    assert rows[0][:4] == ["seq", "at", "actor", "kind"] and len(rows) == 3
+    assert [json.loads(row[6])["message_id"] for row in rows[1:]] == ["ev-2", "ev-0"]
+    r = await client.get("/v1/audit/events/export", params={"format": "jsonl", "subject": "ภัยแล้ง"}, headers=h)
+    lines = [json.loads(x) for x in (await r.read()).decode().splitlines()]
+    assert [x["details"]["message_id"] for x in lines] == ["ev-1"]

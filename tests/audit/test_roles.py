@@ -24,6 +24,7 @@ API = {
     ("GET", "/v1/audit/letters"): ({"auditor", "admin"}, "/v1/audit/letters"),
     ("GET", "/v1/audit/letters/export"): ({"auditor", "admin"}, "/v1/audit/letters/export"),
     ("GET", "/v1/audit/events"): ({"auditor", "admin"}, "/v1/audit/events"),
+    ("GET", "/v1/audit/events/export"): ({"auditor", "admin"}, "/v1/audit/events/export"),
     ("GET", "/v1/audit/status"): ({"auditor", "admin", "operator"}, "/v1/audit/status"),
     ("GET", "/v1/audit/letters/{pk}/evidence.zip"): ({"auditor", "admin"}, "/v1/audit/letters/1/evidence.zip"),
     ("GET", "/v1/deliveries/dead"): ({"operator", "auditor", "admin"}, "/v1/deliveries/dead"),
