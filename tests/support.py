@@ -175,6 +175,8 @@ class Office:
     runner: web.AppRunner | None = None
     port: int = 0
     on_receive: Callable[[str], None] | None = None
+    answer: Callable[[str, bytes], bytes] | None = None
+    """Builds the ack body from (delivery id, received body); default: an unsigned DeliveryAck."""
 
     @property
     def url(self) -> str:
@@ -192,7 +194,8 @@ class Office:
         self.received.setdefault(delivery_id, body)
         if self.on_receive:
             self.on_receive(delivery_id)
-        return web.Response(body=delivery_ack(delivery_id=uuid.UUID(delivery_id)), content_type="application/xml")
+        ack = self.answer(delivery_id, body) if self.answer else delivery_ack(delivery_id=uuid.UUID(delivery_id))
+        return web.Response(body=ack, content_type="application/xml")
 
     async def start(self, port: int | None = None) -> "Office":
         app = web.Application(client_max_size=256 * 1024 * 1024)
