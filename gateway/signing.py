@@ -32,6 +32,7 @@ from gateway.directory import Directory
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 from pki import xmldsig
+from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
 from pki.trust import AgencyBinding, TrustStore
 
@@ -108,11 +109,37 @@ class Trust:
                                         status=422)
                 return {"pdf_signed": False}
             report = await pdfsig.validate_pdf(content, store)
-            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok}
-            if settings.require_pdf_signature and not report.ok:
-                raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
-                                    code="pdf.signature_invalid", field="Attachments/Attachment[@role='main']",
-                                    status=422)
+            sigs = report.signatures
+            # Each signature's agency: the same binding as the XML signatures (code in the subject, pins).
+            agency_ok = []
+            for sig in sigs:
+                try:
+                    agency_ok.append(sig.signer is not None and bool(store.check_agency(sig.signer, sender)))
+                except PkiError:
+                    agency_ok.append(False)
+            holds = report.signed and all(sig.signature_holds for sig in sigs)
+            unmodified = report.signed and all(sig.modifications_allowed for sig in sigs)
+            authorised = report.signed and all(agency_ok)
+            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok and authorised,
+                     "pdf_signature_holds": holds, "pdf_modifications_allowed": unmodified,
+                     "pdf_signer_authorised": authorised,
+                     # strings: the accept event keeps scalar facts only
+                     "pdf_modification_levels": ",".join(str(sig.modification_level) for sig in sigs),
+                     "pdf_signer_agencies": ",".join(str(sig.agency_code) for sig in sigs)}
+            if settings.require_pdf_signature:
+                where = "Attachments/Attachment[@role='main']"
+                if not holds:
+                    raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
+                                        code="pdf.signature_invalid", field=where, status=422)
+                if not unmodified:
+                    levels = ", ".join(f"{sig.coverage}/{sig.modification_level}" for sig in sigs)
+                    raise EnvelopeError("the main PDF was changed after it was signed beyond form filling and "
+                                        f"annotations ({levels})", code="pdf.signature_modified", field=where,
+                                        status=422)
+                if not authorised:
+                    others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok) if not ok}))
+                    raise EnvelopeError(f"the main PDF is signed by a certificate that may not sign for {sender} "
+                                        f"(agency {others})", code="pdf.wrong_agency", field=where, status=403)
             return facts
 
         return check

@@ -224,3 +224,21 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def rewrite_page_after_signing(pdf: bytes, text: bytes = b"No. 9999/123") -> bytes:
+    """An incremental update that replaces page 1's content (the signed revision stays byte-identical)."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    page_ref, _ = writer.find_page_for_modification(0)
+    page = page_ref.get_object()
+    page[generic.pdf_name("/Contents")] = writer.add_object(
+        generic.StreamObject(stream_data=b"BT /F1 16 Tf 72 700 Td (" + text + b") Tj ET"))
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
