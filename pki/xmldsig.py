@@ -981,6 +981,14 @@ async def _validate_author(raw: bytes, root: etree._Element, trust: TrustStore, 
     check = _check_signature(parts, signature, index, required=[parts.body, *parts.attachments], optional=optional,
                              allow_sha1=allow_sha1, report=report)
     if check.report.signature_intact is not True:
+        if check.report.failure is not None and check.report.failure.code == "signature.invalid":
+            # An attachment whose bytes no longer match its declared Size/Sha256 also breaks its
+            # reference; name that fact (attachment.digest_mismatch, the code an unsigned envelope or a
+            # multipart part gets) rather than the signature it took down with it.
+            try:
+                _check_attachments(parts.attachments)
+            except AttachmentError as exc:
+                check.report = replace(check.report, failure=exc, digests_ok=False)
         return check.report, None
     validated = await _trust_and_bind(check, trust, sender)
     contents: dict[str, bytes] = {}

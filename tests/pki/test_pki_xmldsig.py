@@ -134,7 +134,11 @@ async def test_tampered_attachment_bytes(letter, signer1, trust):
     data = bytearray(base64.b64decode(content.text))
     data[10] ^= 0xFF
     content.text = base64.b64encode(bytes(data)).decode()
-    await expect_code("signature.invalid", dump(root), trust)
+    # the damaged bytes break the signature too; the report names the more precise fact
+    error = await expect_code("attachment.digest_mismatch", dump(root), trust)
+    assert error.field.endswith("/Sha256")
+    report = await xmldsig.validate_envelope(dump(root), trust, sender="00001")
+    assert report.signature_intact is False and report.digests_ok is False
 
 
 async def test_attachment_digest_checked_inside_signed_attachment(signer1, trust):
@@ -155,6 +159,10 @@ async def test_attachment_digest_checked_inside_signed_attachment(signer1, trust
 async def test_tampered_digest_element(letter, signer1, trust):
     root = tree(xmldsig.sign_envelope(letter, signer1))
     root.find(f"{E}Attachments/{E}Attachment/{E}Sha256").text = "f" * 64
+    await expect_code("attachment.digest_mismatch", dump(root), trust)
+    # a signed attachment field that does not touch the bytes' digest: the signature's fact
+    root = tree(xmldsig.sign_envelope(letter, signer1))
+    root.find(f"{E}Attachments/{E}Attachment/{E}FileName").text = "อื่น.pdf"
     await expect_code("signature.invalid", dump(root), trust)
 
 
