@@ -95,10 +95,12 @@ class AckVerifier:
     #: The gateway's trust store (anchors, revocation policy, the directory's agency binding).
     trust: Any = None
 
-    async def verify(self, body: bytes, *, agency: str, delivered: bytes) -> dict[str, Any]:
-        """Facts about ``body`` (a schema-valid DeliveryAck from ``agency``), or raise :class:`AckRefused`.
+    async def verify(self, body: bytes, *, agency: str, delivery_id: str, delivered: bytes) -> dict[str, Any]:
+        """Facts about ``body`` (a DeliveryAck from ``agency`` that :func:`check_ack` passed), or raise
+        :class:`AckRefused`.
 
-        ``delivered``: the envelope bytes the gateway delivered to the office.
+        ``delivered``: the envelope bytes the gateway delivered to the office. For a signed ack the
+        delivery id and digest are read again from the tree the signature covers.
         """
         root = xml.parse(body, what="ack")
         expected = hashlib.sha256(delivered).hexdigest()
@@ -116,6 +118,8 @@ class AckVerifier:
         except PkiError as exc:
             raise AckRefused(f"the ack's signature does not verify ({exc.code}: {exc.message})",
                              field=exc.field or "Signature") from None
+        if verified.delivery_id != delivery_id:
+            raise AckRefused(f"the signed ack names delivery {verified.delivery_id!r}", field="DeliveryId")
         self._check_digest(verified.sha256, expected)
         return {"ack_signed": True, "ack_verified": True, "ack_signer": verified.signer.subject.rfc4514_string(),
                 "ack_signer_sha256": fingerprint(verified.signer), "ack_signer_agency": verified.agency_code,
@@ -162,14 +166,16 @@ class PushAdapter:
                     return Retry(f"http {resp.status}", retry_after(resp.headers.get("Retry-After")))
                 if verdict == "permanent":
                     return Permanent(f"http {resp.status}: {body[:200].decode('utf-8', 'replace')}")
-                problem = check_ack(body, str(d.delivery_id))
-                if problem is not None:
-                    return Retry(f"http {resp.status} without a valid acknowledgement ({problem})")
-                try:
-                    facts = await self.acks.verify(body, agency=d.recipient, delivered=d.envelope)
-                except AckRefused as exc:
-                    return Retry(f"http {resp.status} with an acknowledgement that is not valid "
-                                 f"({exc.code}: {exc.message})")
-                return Delivered(ack=body, facts=facts)
+                status = resp.status
         except TRANSPORT_ERRORS as exc:
             return transport_retry(exc)
+        # The connection is back in the pool: checking a signed ack may fetch OCSP/CRLs.
+        problem = check_ack(body, str(d.delivery_id))
+        if problem is not None:
+            return Retry(f"http {status} without a valid acknowledgement ({problem})")
+        try:
+            facts = await self.acks.verify(body, agency=d.recipient, delivery_id=str(d.delivery_id),
+                                           delivered=d.envelope)
+        except AckRefused as exc:
+            return Retry(f"http {status} with an acknowledgement that is not valid ({exc.code}: {exc.message})")
+        return Delivered(ack=body, facts=facts)

@@ -353,7 +353,8 @@ class Exchange:
             # (Outside a transaction the query's FOR UPDATE lasts only for the statement.)
             row = await deliveries.lock_for_ack(self.pool, delivery_id)
             if row is not None and row["recipient"] == agency and row["status"] == DeliveryStatus.INBOX.value:
-                facts = await self.acks.verify(ack, agency=agency, delivered=row["forwarded"])
+                facts = await self.acks.verify(ack, agency=agency, delivery_id=str(delivery_id),
+                                               delivered=row["forwarded"])
         async with self.pool.acquire() as conn, conn.transaction():
             row = await deliveries.lock_for_ack(conn, delivery_id)
             if row is None or row["recipient"] != agency:
