@@ -60,8 +60,6 @@ from pki.xmldsig import verify_signed_ack
 _SIGNATURE = f"{{{xml.DSIG_NS}}}Signature"
 
 
-
-
 def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str | None:
     """``None`` if ``body`` is a DeliveryAck for ``delivery_id``, else what is wrong."""
     try:
