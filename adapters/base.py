@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, NamedTuple, Protocol, Union
+from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Protocol, Union
 
 from gateway.directory import Route
 from gateway.parts import PartInfo
@@ -44,6 +44,8 @@ class OutboundDelivery:
 class Delivered(NamedTuple):
     ack: bytes | None = None
     """The office's acknowledgement document, kept as evidence."""
+    facts: Mapping[str, Any] | None = None
+    """What was checked about ``ack`` (signed, verified, by which certificate), for the audit event."""
 
 
 class Retry(NamedTuple):

@@ -8,9 +8,42 @@ Success is a 2xx whose body is a ``DeliveryAck`` naming this delivery's id; a
 2xx without it is treated as a failure to retry (the office did not say it
 has the letter). Headers carry the delivery id, message id and sender so an
 office can deduplicate before parsing.
+
+Acknowledgements (:class:`AckVerifier`, shared with ``POST /v1/inbox/{id}/ack``)
+---------------------------------------------------------------------------
+An office may sign its ``DeliveryAck`` (an enveloped ``ds:Signature``). A signed
+ack is kept as evidence only if the signature verifies against the gateway's
+trust store and the certificate belongs to the acknowledging office's agency
+(:func:`pki.xmldsig.verify_signed_ack`). A ``Sha256`` in the ack, signed or
+not, must be the SHA-256 of the envelope bytes the gateway delivered: an office
+that names another digest says it got other bytes. An unsigned ack without a
+contradicting digest is accepted (offices need not sign). The facts (signed,
+verified, by which certificate) go into the ``delivery.delivered`` audit event.
+
+Outcome table of one push attempt:
+
+==================================================== =========== =================================
+office's answer                                      outcome     why
+==================================================== =========== =================================
+2xx + DeliveryAck for this delivery (valid, or       Delivered   the office has it
+unsigned without a contradicting Sha256)
+2xx without a DeliveryAck for this delivery          Retry       the office did not say it has it
+2xx + signed ack that does not verify, is by another Retry       not an acknowledgement; resending is
+agency's certificate, or names another Sha256                    harmless (the office deduplicates) and
+(``ack.signature_invalid``, ``ack.wrong_agency``,                some causes pass (revocation status
+``ack.digest_mismatch``)                                         unknown, bytes damaged on the way);
+                                                                 a lasting fault ends as a dead letter
+                                                                 whose last error names the code
+429, 5xx, timeout, connection error                  Retry       not now (Retry-After honoured)
+other 4xx                                            Permanent   refused for good
+==================================================== =========== =================================
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -20,8 +53,11 @@ from gateway import xml
 from gateway.errors import GatewayError
 from gateway.parts import related_payload
 from gateway.retry import classify_http_status
+from pki.errors import AgencyError, PkiError
+from pki.trust import fingerprint
+from pki.xmldsig import verify_signed_ack
 
-
+_SIGNATURE = f"{{{xml.DSIG_NS}}}Signature"
 
 
 def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str | None:
@@ -39,13 +75,71 @@ def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str
     return None
 
 
+class AckRefused(GatewayError):
+    """A DeliveryAck that is not a valid acknowledgement (signature, agency or digest)."""
+
+    code = "ack.signature_invalid"
+    status = 422
+
+
+@dataclass(frozen=True)
+class AckVerifier:
+    """Checks what a DeliveryAck claims beyond its schema: signature, signer's agency, digest.
+
+    ``trust`` is the gateway's :class:`pki.trust.TrustStore`; ``None`` (no PKI
+    wired, e.g. CLI tools) refuses every signed ack rather than keep it unverified.
+    """
+
+    #: The gateway's trust store (anchors, revocation policy, the directory's agency binding).
+    trust: Any = None
+
+    async def verify(self, body: bytes, *, agency: str, delivery_id: str, delivered: bytes) -> dict[str, Any]:
+        """Facts about ``body`` (a DeliveryAck from ``agency`` that :func:`check_ack` passed), or raise
+        :class:`AckRefused`.
+
+        ``delivered``: the envelope bytes the gateway delivered to the office. For a signed ack the
+        delivery id and digest are read again from the tree the signature covers.
+        """
+        root = xml.parse(body, what="ack")
+        expected = hashlib.sha256(delivered).hexdigest()
+        if root.find(_SIGNATURE) is None:
+            claimed = (root.findtext(f"{{{xml.ENVELOPE_NS}}}Sha256") or "").strip() or None
+            self._check_digest(claimed, expected)
+            return {"ack_signed": False, "ack_sha256_checked": claimed is not None}
+        if self.trust is None:
+            raise AckRefused("a signed DeliveryAck cannot be verified here (no trust store)", field="Signature")
+        try:
+            verified = await verify_signed_ack(body, self.trust, agency=agency)
+        except AgencyError as exc:
+            raise AckRefused(f"the ack is signed by a certificate that may not sign for {agency}: {exc.message}",
+                             code="ack.wrong_agency", field="Signature") from None
+        except PkiError as exc:
+            raise AckRefused(f"the ack's signature does not verify ({exc.code}: {exc.message})",
+                             field=exc.field or "Signature") from None
+        if verified.delivery_id != delivery_id:
+            raise AckRefused(f"the signed ack names delivery {verified.delivery_id!r}", field="DeliveryId")
+        self._check_digest(verified.sha256, expected)
+        return {"ack_signed": True, "ack_verified": True, "ack_signer": verified.signer.subject.rfc4514_string(),
+                "ack_signer_sha256": fingerprint(verified.signer), "ack_signer_agency": verified.agency_code,
+                "ack_signature_algorithm": verified.signature_algorithm,
+                "ack_sha256_checked": verified.sha256 is not None}
+
+    @staticmethod
+    def _check_digest(claimed: str | None, expected: str) -> None:
+        if claimed is not None and claimed.lower() != expected:
+            raise AckRefused(f"the ack names Sha256 {claimed}, but the delivered envelope's is {expected}",
+                             code="ack.digest_mismatch", field="Sha256")
+
+
 class PushAdapter:
     kind = "push"
     pushes = True
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, timeout_s: float = 30.0,
+                 acks: AckVerifier | None = None) -> None:
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.acks = acks or AckVerifier()
 
     async def deliver(self, d: OutboundDelivery) -> Outcome:
         url = d.route.settings["url"]
@@ -70,9 +164,16 @@ class PushAdapter:
                     return Retry(f"http {resp.status}", retry_after(resp.headers.get("Retry-After")))
                 if verdict == "permanent":
                     return Permanent(f"http {resp.status}: {body[:200].decode('utf-8', 'replace')}")
-                problem = check_ack(body, str(d.delivery_id))
-                if problem is not None:
-                    return Retry(f"http {resp.status} without a valid acknowledgement ({problem})")
-                return Delivered(ack=body)
+                status = resp.status
         except TRANSPORT_ERRORS as exc:
             return transport_retry(exc)
+        # The connection is back in the pool: checking a signed ack may fetch OCSP/CRLs.
+        problem = check_ack(body, str(d.delivery_id))
+        if problem is not None:
+            return Retry(f"http {status} without a valid acknowledgement ({problem})")
+        try:
+            facts = await self.acks.verify(body, agency=d.recipient, delivery_id=str(d.delivery_id),
+                                           delivered=d.envelope)
+        except AckRefused as exc:
+            return Retry(f"http {status} with an acknowledgement that is not valid ({exc.code}: {exc.message})")
+        return Delivered(ack=body, facts=facts)

@@ -20,7 +20,7 @@ from aiohttp import web
 from adapters.ecms_node import EcmsNodeAdapter
 from adapters.folder import FolderAdapter
 from adapters.pull import PullAdapter
-from adapters.push import PushAdapter
+from adapters.push import AckVerifier, PushAdapter
 from gateway import api, auditor_api, console, db, keys
 from gateway.audit.wiring import audit_ctx
 from gateway.clock import Clock, SystemClock
@@ -78,19 +78,24 @@ async def _http(app: web.Application):
 
 def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
                    metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None,
-                   pdf_checker=None):
-    """The service with its adapters; shared by the app and the CLI."""
+                   pdf_checker=None, trust_store=None):
+    """The service with its adapters; shared by the app and the CLI.
+
+    ``trust_store`` (pki.trust.TrustStore) verifies offices' signed acknowledgements;
+    without it a signed ack is refused, never kept unverified.
+    """
     from gateway.service import Exchange
 
+    acks = AckVerifier(trust_store)
     adapters = {"pull": PullAdapter(), "folder": FolderAdapter()}
     if http is not None:
-        adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
+        adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s, acks=acks)
         adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
     return Exchange(
         pool=pool, directory=directory,
         intake=Intake(directory, max_bytes=settings.max_body_bytes, verifier=verifier, pdf_checker=pdf_checker),
         sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
-        metrics=metrics, wake=wake, gateway_code=settings.gateway_code)
+        metrics=metrics, wake=wake, gateway_code=settings.gateway_code, acks=acks)
 
 
 async def _exchange(app: web.Application):
@@ -101,7 +106,7 @@ async def _exchange(app: web.Application):
     exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
                               sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
                               http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0](),
-                              verifier=app[keys.TRUST].verifier(settings),
+                              verifier=app[keys.TRUST].verifier(settings), trust_store=app[keys.TRUST].store,
                               pdf_checker=app[keys.TRUST].pdf_checker(settings) if settings.validate_pdf else None)
     exchange.stamp_received = settings.stamp_received
     exchange.admission = Admission(

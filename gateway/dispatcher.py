@@ -197,7 +197,7 @@ class Dispatcher:
             if isinstance(outcome, Delivered):
                 await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "delivered", None)
                 done = await x.complete_delivery(conn, delivery_id=c.id, worker=self.worker, ack=outcome.ack,
-                                                 actor="gateway")
+                                                 actor="gateway", ack_facts=outcome.facts)
                 await destinations.succeeded(conn, c.recipient, now)
                 if not done:
                     log.warning("delivered after the lease was lost; the office deduplicates")

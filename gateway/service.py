@@ -30,6 +30,7 @@ import structlog
 import tenacity
 
 from adapters.base import Adapter
+from adapters.push import AckVerifier
 from gateway.batching import GroupCommitter
 from gateway.clock import Clock
 from gateway import db
@@ -75,7 +76,8 @@ def _db_retry() -> tenacity.AsyncRetrying:
 class Exchange:
     def __init__(self, *, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
                  adapters: Mapping[str, Adapter], retry: RetryPolicy, clock: Clock, metrics: Metrics,
-                 wake: Callable[[], None] | None = None, gateway_code: str = "0000000000") -> None:
+                 wake: Callable[[], None] | None = None, gateway_code: str = "0000000000",
+                 acks: AckVerifier | None = None) -> None:
         self.pool = pool
         self.directory = directory
         self.intake = intake
@@ -86,6 +88,8 @@ class Exchange:
         self.metrics = metrics
         self._wake = wake or (lambda: None)
         self.gateway_code = gateway_code
+        #: Checks a pulled delivery's DeliveryAck (signature, signer's agency, digest).
+        self.acks = acks or AckVerifier()
         self.stamp_received = False
         #: Back-pressure (gateway.limits.Admission), set by the app.
         self.admission = None
@@ -358,7 +362,19 @@ class Exchange:
         return parts_store.iter_chunks(self.pool, message_pk, content_id)
 
     async def ack(self, agency: str, delivery_id: uuid.UUID, *, ack: bytes | None = None) -> str:
-        """Complete a pull delivery; idempotent. Returns the delivery's state afterwards."""
+        """Complete a pull delivery; idempotent. Returns the delivery's state afterwards.
+
+        A DeliveryAck that is signed must verify and name the delivered bytes
+        (:class:`adapters.push.AckVerifier`; ``ack.*`` 422 otherwise).
+        """
+        facts = None
+        if ack is not None:
+            # Checked before the transaction and its row lock: the trust store may fetch OCSP/CRLs.
+            # (Outside a transaction the query's FOR UPDATE lasts only for the statement.)
+            row = await deliveries.lock_for_ack(self.pool, delivery_id)
+            if row is not None and row["recipient"] == agency and row["status"] == DeliveryStatus.INBOX.value:
+                facts = await self.acks.verify(ack, agency=agency, delivery_id=str(delivery_id),
+                                               delivered=row["forwarded"])
         async with self.pool.acquire() as conn, conn.transaction():
             row = await deliveries.lock_for_ack(conn, delivery_id)
             if row is None or row["recipient"] != agency:
@@ -367,14 +383,18 @@ class Exchange:
                 return "delivered"
             if row["status"] != DeliveryStatus.INBOX.value:
                 raise Conflict(f"delivery {delivery_id} is {row['status']}", code="inbox.not_pending")
-            await self.complete_delivery(conn, delivery_id=delivery_id, worker=None, ack=ack, actor=agency)
+            await self.complete_delivery(conn, delivery_id=delivery_id, worker=None, ack=ack, actor=agency,
+                                         ack_facts=facts)
         self.metrics.delivered.labels(route="pull").inc()
         self._wake()
         return "delivered"
 
     async def complete_delivery(self, conn: asyncpg.Connection, *, delivery_id: uuid.UUID, worker: str | None,
-                                ack: bytes | None, actor: str) -> bool:
-        """Inside the caller's transaction: delivered + receipt + receipt message + audit."""
+                                ack: bytes | None, actor: str, ack_facts: Mapping[str, Any] | None = None) -> bool:
+        """Inside the caller's transaction: delivered + receipt + receipt message + audit.
+
+        ``ack_facts``: what was checked about ``ack`` (adapters.push.AckVerifier), kept in the audit event.
+        """
         now = self.clock.now()
         done = await deliveries.mark_delivered(conn, delivery_id, worker, now)
         if done is None:
@@ -382,7 +402,8 @@ class Exchange:
         row = await deliveries.lock_for_ack(conn, delivery_id)
         sha = hashlib.sha256(row["forwarded"]).hexdigest()
         await audit.append(conn, at=now, actor=actor, kind="delivery.delivered", message_pk=row["message_pk"],
-                           delivery_id=delivery_id, details={"recipient": row["recipient"], "sha256": sha})
+                           delivery_id=delivery_id,
+                           details={"recipient": row["recipient"], "sha256": sha, **(ack_facts or {})})
         receipt_xml = b""
         if row["message_type"] != MessageType.RECEIPT.value and row["sender"] in self.directory:
             receipt_id, receipt_env = delivery_receipt_envelope(

@@ -123,6 +123,10 @@ class Settings:
     """Comma-separated PEM files of intermediate CAs."""
     revocation: str = "soft-fail"
     """Revocation checking of signer certificates: hard-fail, soft-fail or off."""
+    crl_files: str = ""
+    """Comma-separated CRL files (PEM or DER) the trust store knows from start-up, for CAs whose
+    certificates name no CRL or OCSP URL the gateway can reach; read once at start-up (restart to
+    load newer CRLs). A file that cannot be read or parsed stops start-up."""
     require_signature: bool = True
     """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
     allow_sha1: bool = False

@@ -32,6 +32,7 @@ from gateway.directory import Directory
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 from pki import xmldsig
+from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
 from pki.trust import AgencyBinding, TrustStore
 
@@ -62,9 +63,9 @@ class Trust:
     gateway_cert: x509.Certificate | None
     tls_cert: Path | None
     tls_key: Path | None
-    anchors_pem: Path | None
-    """A PEM bundle of the anchors (for the TLS client-certificate check)."""
-    intermediates_pem: Path | None = None
+    anchors_pem: tuple[Path, ...]
+    """The PEM files of the anchors, every one (for the TLS client-certificate check)."""
+    intermediates_pem: tuple[Path, ...] = ()
     dev_pki: Any = None
 
     def verifier(self, settings: Settings):
@@ -108,11 +109,37 @@ class Trust:
                                         status=422)
                 return {"pdf_signed": False}
             report = await pdfsig.validate_pdf(content, store)
-            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok}
-            if settings.require_pdf_signature and not report.ok:
-                raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
-                                    code="pdf.signature_invalid", field="Attachments/Attachment[@role='main']",
-                                    status=422)
+            sigs = report.signatures
+            # Each signature's agency: the same binding as the XML signatures (code in the subject, pins).
+            agency_ok = []
+            for sig in sigs:
+                try:
+                    agency_ok.append(sig.signer is not None and bool(store.check_agency(sig.signer, sender)))
+                except PkiError:
+                    agency_ok.append(False)
+            holds = report.signed and all(sig.signature_holds for sig in sigs)
+            unmodified = report.signed and all(sig.modifications_allowed for sig in sigs)
+            authorised = report.signed and all(agency_ok)
+            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok and authorised,
+                     "pdf_signature_holds": holds, "pdf_modifications_allowed": unmodified,
+                     "pdf_signer_authorised": authorised,
+                     # strings: the accept event keeps scalar facts only
+                     "pdf_modification_levels": ",".join(str(sig.modification_level) for sig in sigs),
+                     "pdf_signer_agencies": ",".join(str(sig.agency_code) for sig in sigs)}
+            if settings.require_pdf_signature:
+                where = "Attachments/Attachment[@role='main']"
+                if not holds:
+                    raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
+                                        code="pdf.signature_invalid", field=where, status=422)
+                if not unmodified:
+                    levels = ", ".join(f"{sig.coverage}/{sig.modification_level}" for sig in sigs)
+                    raise EnvelopeError("the main PDF was changed after it was signed beyond form filling and "
+                                        f"annotations ({levels})", code="pdf.signature_modified", field=where,
+                                        status=422)
+                if not authorised:
+                    others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok) if not ok}))
+                    raise EnvelopeError(f"the main PDF is signed by a certificate that may not sign for {sender} "
+                                        f"(agency {others})", code="pdf.wrong_agency", field=where, status=403)
             return facts
 
         return check
@@ -128,6 +155,22 @@ def _pems(paths: str) -> list[x509.Certificate]:
     return out
 
 
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
+
+
+def _crls(paths: str) -> list[x509.CertificateRevocationList]:
+    out = []
+    for path in _paths(paths):
+        try:
+            data = path.read_bytes()
+            out.append(x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
+                       else x509.load_der_x509_crl(data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read a CRL from {path}: {exc}", field="GATEWAY_CRL_FILES") from None
+    return out
+
+
 def build_trust(settings: Settings, directory: Directory) -> Trust:
     """Blocking (key generation on a first development start): run in a thread at start-up."""
     binding = AgencyBinding.from_directory({a.code: a.cert_fingerprints for a in directory.all()
@@ -136,20 +179,19 @@ def build_trust(settings: Settings, directory: Directory) -> Trust:
     if settings.trust_anchors:
         anchors = _pems(settings.trust_anchors)
         intermediates = _pems(settings.trust_intermediates)
-        anchors_pem = Path(settings.trust_anchors.split(",")[0].strip())
-        intermediates_pem = (Path(settings.trust_intermediates.split(",")[0].strip())
-                             if settings.trust_intermediates else None)
+        anchors_pem, intermediates_pem = _paths(settings.trust_anchors), _paths(settings.trust_intermediates)
     elif settings.profile == "development":
         from pki.devca import init_dev_pki
 
         dev = init_dev_pki(settings.pki_path, {a.code: a.name_th for a in directory.all()})
-        anchors, intermediates, anchors_pem = [dev.root_cert], [dev.intermediate_cert], dev.anchors
-        intermediates_pem = dev.intermediates
+        anchors, intermediates, anchors_pem = [dev.root_cert], [dev.intermediate_cert], (dev.anchors,)
+        intermediates_pem = (dev.intermediates,)
         log.info("development PKI ready", directory=str(settings.pki_path))
     else:
         raise ConfigError("production needs GATEWAY_TRUST_ANCHORS (PEM files of trusted CAs)",
                           field="GATEWAY_TRUST_ANCHORS")
-    store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding)
+    store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
+                       crls=_crls(settings.crl_files))
     signer = None
     if settings.seal:
         if settings.seal_key and settings.seal_cert:
@@ -173,9 +215,8 @@ def server_ssl_context(settings: Settings, trust: Trust) -> ssl.SSLContext | Non
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(trust.tls_cert), str(trust.tls_key))
-    if settings.client_certs != "off" and trust.anchors_pem is not None:
-        ctx.load_verify_locations(cafile=str(trust.anchors_pem))
-        if trust.intermediates_pem is not None:
-            ctx.load_verify_locations(cafile=str(trust.intermediates_pem))
+    if settings.client_certs != "off" and trust.anchors_pem:
+        for path in (*trust.anchors_pem, *trust.intermediates_pem):  # every configured file, not the first
+            ctx.load_verify_locations(cafile=str(path))
         ctx.verify_mode = ssl.CERT_REQUIRED if settings.client_certs == "required" else ssl.CERT_OPTIONAL
     return ctx

@@ -24,7 +24,8 @@ certificate.key_usage          422    keyUsage / extendedKeyUsage do not allow t
 certificate.algorithm          422    the certificate path uses a weak algorithm (SHA-1, RSA<2048)
 certificate.invalid            422    any other path validation failure
 certificate.wrong_agency       403    valid certificate, but not one that may sign for the sender
-attachment.digest_mismatch     422    an attachment's Size or Sha256 does not match its Content
+attachment.digest_mismatch     422    an attachment's Size or Sha256 does not match its Content (reported
+                                      instead of signature.invalid when that is why the signature fails)
 attachment.content_invalid     422    an attachment's Content is not valid base64
 envelope.structure             422    the envelope lacks a part the signature needs (body Id ...)
 pdf.unreadable                 422    the PDF cannot be parsed

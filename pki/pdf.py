@@ -10,9 +10,31 @@ The receiving stamp is added as an **incremental update** holding one
 ``/Stamp`` annotation whose appearance is a form XObject drawn by pyHanko's
 text stamp with a Thai TrueType font (shaped by HarfBuzz, so tone marks and
 vowels sit where they belong). The signed revision is untouched, so the
-author's signature still verifies; pyHanko's difference analysis reports the
-added revision (``modification_level``), which :class:`PdfSignatureReport`
-passes on without calling it a failure of the author's signature.
+author's signature still verifies.
+
+Later modifications
+-------------------
+A signature over one revision says nothing about what later incremental
+updates draw on the page, so each signature's report carries pyHanko's
+difference analysis (``coverage``, ``modification_level``, ``docmdp_ok``) and
+the bottom line :attr:`PdfSignatureReport.ok` requires
+:attr:`PdfSignatureReport.modifications_allowed`. The rule:
+
+* the signature covers the whole file (``ENTIRE_FILE``), or a whole revision
+  (``ENTIRE_REVISION``) after which the later revisions change at most form
+  fields and annotations (``NONE``, ``LTA_UPDATES``, ``FORM_FILLING``,
+  ``ANNOTATIONS``; the PDF DocMDP levels 1-3), never page content or
+  structure (``OTHER``);
+* and, if the author certified the document with DocMDP permissions, pyHanko
+  finds the changes compatible with them.
+
+pyHanko's standard difference policy clears only form-field widgets added to a
+page. This module adds one rule (:class:`_AddedAnnotationsRule`) that clears,
+at level ``ANNOTATIONS``, new non-widget annotations appended to a page's
+``/Annots`` (the page otherwise unchanged) together with the fresh objects
+they draw with: this is what the receiving stamp is, so a stamped letter keeps
+validating, while an update that rewrites a content stream or any other
+existing object stays ``OTHER`` and fails the rule.
 """
 
 from __future__ import annotations
@@ -75,11 +97,22 @@ class PdfSignatureReport:
     pyhanko_bottom_line: bool
     #: Human-readable summary from pyHanko.
     summary: str
+    #: Later revisions change at most form fields and annotations (see the module docstring's rule).
+    modifications_allowed: bool = False
+    #: pyHanko's verdict on the changes against the author's DocMDP permissions (None: not certified).
+    docmdp_ok: bool | None = None
+    #: The signer's certificate (for the agency binding), when the signature names one.
+    signer: Any = None
+
+    @property
+    def signature_holds(self) -> bool:
+        """The signature itself: intact, valid and trusted (whatever came after it)."""
+        return self.intact and self.valid and self.trusted
 
     @property
     def ok(self) -> bool:
-        """The signature itself holds: intact, valid and trusted (later stamps are reported, not failed)."""
-        return self.intact and self.valid and self.trusted
+        """The signature holds and what was changed after it is allowed (a stamp yes, new page content no)."""
+        return self.signature_holds and self.modifications_allowed
 
 
 @dataclass(frozen=True)
@@ -128,7 +161,7 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
         context = trust.validation_context()
         try:
             status = await async_validate_pdf_signature(sig, signer_validation_context=context,
-                                                        key_usage_settings=usage)
+                                                        key_usage_settings=usage, diff_policy=_diff_policy())
         except Exception as exc:  # a broken signature dictionary is a fact about the file, not a crash
             reports.append(PdfSignatureReport(
                 field_name=str(sig.field_name), intact=False, valid=False, trusted=False, signer_subject="",
@@ -157,8 +190,110 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
             modification_level=status.modification_level.name if status.modification_level else None,
             pyhanko_bottom_line=bool(status.bottom_line),
             summary=status.summary(),
+            modifications_allowed=_modifications_allowed(status),
+            docmdp_ok=status.docmdp_ok,
+            signer=crypto_cert,
         ))
     return PdfReport(tuple(reports))
+
+
+_ALLOWED_LEVELS = frozenset({"NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS"})
+
+
+def _modifications_allowed(status: Any) -> bool:
+    """The rule of the module docstring, over one pyHanko signature status."""
+    coverage = status.coverage.name if status.coverage else None
+    if coverage == "ENTIRE_FILE":
+        return status.docmdp_ok is not False
+    if coverage != "ENTIRE_REVISION" or status.modification_level is None:
+        return False
+    return status.modification_level.name in _ALLOWED_LEVELS and status.docmdp_ok is not False
+
+
+def _diff_policy() -> Any:
+    global _POLICY
+    if _POLICY is None:
+        from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, StandardDiffPolicy
+
+        _POLICY = StandardDiffPolicy(global_rules=[*DEFAULT_DIFF_POLICY.global_rules, _AddedAnnotationsRule()],
+                                     form_rule=DEFAULT_DIFF_POLICY.form_rule)
+    return _POLICY
+
+
+_POLICY: Any = None
+
+
+class _AddedAnnotationsRule:
+    """Clear, at level ANNOTATIONS, annotations appended to a page (see the module docstring).
+
+    A pyHanko ``QualifiedWhitelistRule``. For every page that the new
+    revision rewrites: the page dictionary must equal the old one except for
+    ``/Annots``; every old annotation must still be there; every added one
+    must be a fresh object (an id the old revision could not have used) that
+    is not a form widget. Then the page, its ``/Annots`` array and the added
+    annotations with the *fresh* objects they reach (appearance streams,
+    fonts) are cleared; an existing object rewritten on the way is not, so
+    pyHanko reports it (``OTHER``).
+    """
+
+    def apply_qualified(self, old: Any, new: Any):
+        from pyhanko.pdf_utils import generic
+        from pyhanko.sign.diff_analysis import ModificationLevel, ReferenceUpdate
+        from pyhanko.sign.diff_analysis.commons import compare_dicts
+
+        level = ModificationLevel.ANNOTATIONS
+        changed = new.explicit_refs_in_revision()
+
+        def refs(array: Any) -> set | None:
+            array = array.get_object() if array is not None else generic.ArrayObject()
+            if not isinstance(array, generic.ArrayObject) or \
+                    not all(isinstance(a, generic.IndirectObject) for a in array):
+                return None
+            return {a.reference for a in array}
+
+        def pages(old_node: Any, new_node: Any, depth: int = 0):
+            if depth > 32:
+                return
+            old_kids, new_kids = refs(old_node.get("/Kids")), refs(new_node.get("/Kids"))
+            if old_kids is None or old_kids != new_kids:
+                return
+            for kid in new_node["/Kids"]:
+                old_kid, new_kid = old(kid.reference), kid.get_object()
+                if old_kid.get("/Type") == "/Pages":
+                    yield from pages(old_kid, new_kid, depth + 1)
+                else:
+                    yield kid.reference, old_kid, new_kid
+
+        try:
+            walk = list(pages(old.root["/Pages"], new.root["/Pages"]))
+        except Exception:  # noqa: BLE001 - an unreadable page tree clears nothing
+            return
+        for page_ref, old_page, new_page in walk:
+            if page_ref not in changed:
+                continue
+            try:
+                if not compare_dicts(old_page, new_page, frozenset({"/Annots"}), raise_exc=False):
+                    continue
+            except Exception:  # noqa: BLE001
+                continue
+            old_annots, new_annots = refs(old_page.raw_get("/Annots") if "/Annots" in old_page else None), \
+                refs(new_page.raw_get("/Annots") if "/Annots" in new_page else None)
+            if old_annots is None or new_annots is None or not old_annots <= new_annots:
+                continue
+            added = new_annots - old_annots
+            if not added or not all(old.is_ref_unassignable(a) for a in added):
+                continue
+            if any(new(a).get("/Subtype") == "/Widget" for a in added):
+                continue  # form fields are the form rule's
+            yield level, ReferenceUpdate(page_ref)
+            annots_value = new_page.raw_get("/Annots")
+            if isinstance(annots_value, generic.IndirectObject):
+                yield level, ReferenceUpdate(annots_value.reference)
+            for a in added:
+                yield level, ReferenceUpdate(a)
+                for dep in new.collect_dependencies(new(a), since_revision=new.revision):
+                    if old.is_ref_unassignable(dep):
+                        yield level, ReferenceUpdate(dep)
 
 
 class _ProtocolPdfSigner:

@@ -85,7 +85,7 @@ __all__ = [
     "AUTHOR_SIGNATURE_ID", "SEAL_ID", "RECEIPT_SIGNATURE_ID",
     "ValidationReport", "VerifiedEnvelope", "SealedEnvelope", "VerifiedReceipt",
     "sign_envelope", "validate_envelope", "verify_envelope", "seal_envelope", "verify_sealed",
-    "sign_receipt", "verify_receipt", "build_receipt",
+    "sign_receipt", "verify_receipt", "build_receipt", "VerifiedAck", "verify_signed_ack",
 ]
 
 AUTHOR_SIGNATURE_ID = "AuthorSignature"
@@ -277,6 +277,11 @@ class _InPlaceVerifierMixin:
     def _get_signature(self, root):  # noqa: D401 - signxml hook
         if root.tag == _DS + "Signature":
             return root
+        if root.tag == _E + "DeliveryAck":  # an office's ack: one enveloped signature, a child of the root
+            found = root.findall(_DS + "Signature")
+            if len(found) != 1:
+                raise InvalidInput("a DeliveryAck carries exactly one signature")
+            return found[0]
         signatures = root.findall(f"{_E}Signatures/{_DS}Signature")
         if len(signatures) <= self.signature_index:
             raise InvalidInput("the selected signature is missing")
@@ -976,6 +981,14 @@ async def _validate_author(raw: bytes, root: etree._Element, trust: TrustStore, 
     check = _check_signature(parts, signature, index, required=[parts.body, *parts.attachments], optional=optional,
                              allow_sha1=allow_sha1, report=report)
     if check.report.signature_intact is not True:
+        if check.report.failure is not None and check.report.failure.code == "signature.invalid":
+            # An attachment whose bytes no longer match its declared Size/Sha256 also breaks its
+            # reference; name that fact (attachment.digest_mismatch, the code an unsigned envelope or a
+            # multipart part gets) rather than the signature it took down with it.
+            try:
+                _check_attachments(parts.attachments)
+            except AttachmentError as exc:
+                check.report = replace(check.report, failure=exc, digests_ok=False)
         return check.report, None
     validated = await _trust_and_bind(check, trust, sender)
     contents: dict[str, bytes] = {}
@@ -1168,3 +1181,73 @@ async def verify_receipt(receipt_bytes: bytes, gateway: x509.Certificate | Trust
     return VerifiedReceipt(root=signed, receipt=receipt, kind=text("Kind") or "", message_id=text("MessageId") or "",
                            sender=text("Sender") or "", recipient=text("Recipient"),
                            delivery_id=text("DeliveryId"), sha256=text("Sha256") or "", at=at, signer=cert, raw=raw)
+
+
+# ============================================================================ delivery acknowledgements
+
+
+@dataclass(frozen=True)
+class VerifiedAck:
+    """A receiving office's signed ``DeliveryAck`` whose signature verified; fields read from the signed tree."""
+
+    #: The DeliveryAck as signed (signxml's ``signed_xml``: the signature itself excluded).
+    root: etree._Element
+    delivery_id: str | None
+    #: SHA-256 (hex) of the envelope bytes the office says it received, if it says.
+    sha256: str | None
+    #: The office's certificate that signed the ack.
+    signer: x509.Certificate
+    #: The trust store's verdict on :attr:`signer` (path, validity window).
+    validated: ValidatedCert
+    #: Agency code of the signer's certificate (checked against the acknowledging office).
+    agency_code: str
+    #: ``"ecdsa-sha256"`` ...
+    signature_algorithm: str
+
+
+async def verify_signed_ack(ack_bytes: bytes, trust: TrustStore, *, agency: str) -> VerifiedAck:
+    """Verify an office's enveloped signature over its ``DeliveryAck``; raise the failing check's PkiError.
+
+    The same rules as receipts: exactly one ``ds:Signature``, a direct child of
+    ``env:DeliveryAck``; exactly one reference covering the whole ack (``URI=""``,
+    or ``#Id`` of the DeliveryAck itself, which is what signxml writes when the
+    root has an Id) with the enveloped-signature transform; the algorithm
+    allow-list (no SHA-1); the certificate from KeyInfo validated by ``trust``
+    for document signing and bound to ``agency`` (the acknowledging office) by
+    the same :class:`pki.trust.AgencyBinding` as letters. The fields returned
+    come from the tree signxml verified, never from the document as received.
+    """
+    root = _parse_for_verify(bytes(ack_bytes))
+    if root.tag != _E + "DeliveryAck":
+        raise StructureError("not a DeliveryAck", field="/")
+    signatures = root.findall(_DS + "Signature")
+    if len(signatures) != 1 or len(root.findall(f".//{_DS}Signature")) != 1:
+        raise SignatureError("a signed DeliveryAck carries exactly one signature, a child of DeliveryAck",
+                             code="signature.references", field="DeliveryAck/Signature")
+    signature = signatures[0]
+    certs = _keyinfo_certs(signature)
+    cert = certs[0]
+    refs = signature.findall(f"{_DS}SignedInfo/{_DS}Reference")
+    root_id = root.get("Id")
+    whole = {""} | ({f"#{root_id}"} if root_id else set())
+    if len(refs) != 1 or refs[0].get("URI") not in whole:
+        raise SignatureError("a DeliveryAck signature covers the whole ack (one reference, URI=\"\" or #Id)",
+                             code="signature.references", field="DeliveryAck/Signature/SignedInfo")
+    if root_id and len(_id_index(root).get(root_id, [])) != 1:
+        raise SignatureError(f"Id {root_id!r} occurs more than once", code="signature.wrapping",
+                             field="DeliveryAck/@Id")
+    method = _check_algorithms(signature, cert, allow_sha1=False, enveloped=True)
+    result = _run_signxml(root, 0, cert, 1, xades=False, allow_sha1=False)[0]
+    signed = result.signed_xml
+    if signed is None or signed.tag != _E + "DeliveryAck":
+        raise SignatureError("the signed data is not the DeliveryAck", code="signature.references",
+                             field="DeliveryAck/Signature")
+    validated = await trust.validate_signer(cert, usage="document-signing", intermediates=certs[1:])
+    code = trust.check_agency(cert, agency)
+
+    def text(name: str) -> str | None:
+        el = signed.find(_E + name)
+        return el.text.strip() if el is not None and el.text else None
+
+    return VerifiedAck(root=signed, delivery_id=text("DeliveryId"), sha256=text("Sha256"), signer=cert,
+                       validated=validated, agency_code=code, signature_algorithm=_alg_name(method))

@@ -175,6 +175,8 @@ class Office:
     runner: web.AppRunner | None = None
     port: int = 0
     on_receive: Callable[[str], None] | None = None
+    answer: Callable[[str, bytes], bytes] | None = None
+    """Builds the ack body from (delivery id, received body); default: an unsigned DeliveryAck."""
 
     @property
     def url(self) -> str:
@@ -192,7 +194,8 @@ class Office:
         self.received.setdefault(delivery_id, body)
         if self.on_receive:
             self.on_receive(delivery_id)
-        return web.Response(body=delivery_ack(delivery_id=uuid.UUID(delivery_id)), content_type="application/xml")
+        ack = self.answer(delivery_id, body) if self.answer else delivery_ack(delivery_id=uuid.UUID(delivery_id))
+        return web.Response(body=ack, content_type="application/xml")
 
     async def start(self, port: int | None = None) -> "Office":
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -221,3 +224,21 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def rewrite_page_after_signing(pdf: bytes, text: bytes = b"No. 9999/123") -> bytes:
+    """An incremental update that replaces page 1's content (the signed revision stays byte-identical)."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    page_ref, _ = writer.find_page_for_modification(0)
+    page = page_ref.get_object()
+    page[generic.pdf_name("/Contents")] = writer.add_object(
+        generic.StreamObject(stream_data=b"BT /F1 16 Tf 72 700 Td (" + text + b") Tj ET"))
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

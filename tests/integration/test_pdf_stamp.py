@@ -52,3 +52,49 @@ async def test_required_pdf_signature_policy(make_client, pool):
     r = await client.post("/v1/messages", data=letter_bytes(pdf=make_demo_pdf()), headers=auth())
     assert r.status == 422 and (await r.json())["code"] == "pdf.signature_required"
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def _counts(pool):
+    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries")} | {
+        "audit_events": await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")}
+
+
+@pytest.mark.parametrize("case, code, status", [
+    ("rewritten_after_signing", "pdf.signature_modified", 422),
+    ("bytes_changed", "pdf.signature_invalid", 422),
+    ("other_agency", "pdf.wrong_agency", 403),
+])
+async def test_required_pdf_signature_refuses_later_changes_and_other_agencies(case, code, status, make_client,
+                                                                              pool, dev_pki):
+    from tests.support import KKN, rewrite_page_after_signing
+
+    # other_agency: a valid signature, by the Khon Kaen office, on a letter the OPM sends
+    signed = await async_sign_pdf(make_demo_pdf(), dev_pki.agency_signer(KKN if case == "other_agency" else OPM))
+    pdf = {"rewritten_after_signing": lambda: rewrite_page_after_signing(signed),
+           "bytes_changed": lambda: signed.replace(b"No. 0105/123", b"No. 9999/123"),
+           "other_agency": lambda: signed}[case]()
+    client = await make_client(require_pdf_signature=True)
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), pdf=pdf), headers=auth())
+    assert r.status == status
+    assert (await r.json())["code"] == code
+    assert await _counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0}
+
+
+async def test_the_gateways_stamp_passes_the_required_pdf_policy(make_client, pool, dev_pki):
+    """A stamped copy (an added annotation) still satisfies require_pdf_signature, and the facts say why."""
+    import asyncio
+    import datetime as dt
+
+    from pki.pdf import stamp_received
+
+    signed = await async_sign_pdf(make_demo_pdf(), dev_pki.agency_signer(OPM))
+    stamped = await asyncio.to_thread(stamp_received, signed, agency_name="จังหวัดเชียงใหม่",
+                                      registry_number="ชม 1/2569",
+                                      received_at=dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone.utc))
+    client = await make_client(require_pdf_signature=True)
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), pdf=stamped), headers=auth())
+    assert r.status == 202, await r.text()
+    details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted'")
+    assert details["pdf_valid"] is True and details["pdf_modifications_allowed"] is True
+    assert details["pdf_signer_authorised"] is True
+    assert details["pdf_modification_levels"] == "ANNOTATIONS" and details["pdf_signer_agencies"] == OPM

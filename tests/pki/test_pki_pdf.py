@@ -81,6 +81,7 @@ async def test_sign_and_validate(signed_pdf, trust):
     (sig,) = report.signatures
     assert sig.intact and sig.valid and sig.trusted and sig.agency_code == "00001"
     assert sig.coverage == "ENTIRE_FILE" and sig.modification_level == "NONE" and sig.pyhanko_bottom_line
+    assert sig.modifications_allowed and sig.signer is not None
     assert sig.signing_time is not None
 
 
@@ -106,6 +107,27 @@ async def test_untrusted_and_tampered_pdf_signatures(signed_pdf, dev_pki):
     assert not report.ok and not report.signatures[0].intact
 
 
+async def test_content_rewritten_after_signing_is_not_ok(signed_pdf, trust):
+    from tests.support import rewrite_page_after_signing
+
+    changed = rewrite_page_after_signing(signed_pdf)
+    assert changed.startswith(signed_pdf)
+    (sig,) = (await pdf.validate_pdf(changed, trust)).signatures
+    # the signed revision still verifies, but what the page shows now is not what was signed
+    assert sig.signature_holds and sig.coverage == "ENTIRE_REVISION"
+    assert sig.modification_level == "OTHER" and not sig.modifications_allowed and not sig.ok
+
+
+async def test_stamp_with_a_rewritten_page_is_not_ok(signed_pdf, trust):
+    from tests.support import rewrite_page_after_signing
+
+    stamped = await asyncio.to_thread(pdf.stamp_received, signed_pdf, agency_name="กระทรวงมหาดไทย",
+                                      registry_number="1/2569",
+                                      received_at=dt.datetime(2026, 11, 22, 14, 5, tzinfo=BANGKOK))
+    (sig,) = (await pdf.validate_pdf(rewrite_page_after_signing(stamped), trust)).signatures
+    assert sig.modification_level == "OTHER" and not sig.ok, "a stamp does not excuse a later content change"
+
+
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 async def test_receiving_stamp_keeps_the_signature_and_is_visible(signed_pdf, trust):
     received_at = dt.datetime(2026, 11, 22, 14, 5, tzinfo=BANGKOK)
@@ -116,6 +138,8 @@ async def test_receiving_stamp_keeps_the_signature_and_is_visible(signed_pdf, tr
     (sig,) = report.signatures
     assert report.ok and sig.intact and sig.valid and sig.trusted
     assert sig.coverage == "ENTIRE_REVISION"  # the stamp is a later revision, and reported as such
+    # an added annotation, nothing else: allowed, and pyHanko agrees with the gateway's extra rule
+    assert sig.modification_level == "ANNOTATIONS" and sig.modifications_allowed and sig.pyhanko_bottom_line
     before = render_gray(signed_pdf, "pdf-signed")
     after = render_gray(stamped, "pdf-stamped")
     top_right = (0.55, 0.0, 1.0, 0.2)

@@ -134,7 +134,11 @@ async def test_tampered_attachment_bytes(letter, signer1, trust):
     data = bytearray(base64.b64decode(content.text))
     data[10] ^= 0xFF
     content.text = base64.b64encode(bytes(data)).decode()
-    await expect_code("signature.invalid", dump(root), trust)
+    # the damaged bytes break the signature too; the report names the more precise fact
+    error = await expect_code("attachment.digest_mismatch", dump(root), trust)
+    assert error.field.endswith("/Sha256")
+    report = await xmldsig.validate_envelope(dump(root), trust, sender="00001")
+    assert report.signature_intact is False and report.digests_ok is False
 
 
 async def test_attachment_digest_checked_inside_signed_attachment(signer1, trust):
@@ -155,6 +159,10 @@ async def test_attachment_digest_checked_inside_signed_attachment(signer1, trust
 async def test_tampered_digest_element(letter, signer1, trust):
     root = tree(xmldsig.sign_envelope(letter, signer1))
     root.find(f"{E}Attachments/{E}Attachment/{E}Sha256").text = "f" * 64
+    await expect_code("attachment.digest_mismatch", dump(root), trust)
+    # a signed attachment field that does not touch the bytes' digest: the signature's fact
+    root = tree(xmldsig.sign_envelope(letter, signer1))
+    root.find(f"{E}Attachments/{E}Attachment/{E}FileName").text = "อื่น.pdf"
     await expect_code("signature.invalid", dump(root), trust)
 
 
@@ -408,3 +416,64 @@ async def test_a_tree_passed_in_is_verified_like_a_fresh_parse(tmp_path):
     assert tampered != signed
     with pytest.raises(PkiError):
         await xmldsig.verify_envelope(tampered, trust, sender="00001", root=gxml.parse(tampered))
+
+
+# --------------------------------------------------------------------------- offices' signed acks
+
+
+def _signed_ack(signer, *, delivery_id="7f8c9d7e-0000-4000-8000-000000000001", sha256=None, weak=False,
+                **signer_kw) -> bytes:
+    import uuid
+
+    from signxml import XMLSigner
+    from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
+
+    from gateway.receipts import delivery_ack
+
+    root = etree.fromstring(delivery_ack(delivery_id=uuid.UUID(delivery_id), sha256_hex=sha256))
+    kw = {"signature_algorithm": signer.signature_method, "digest_algorithm": DigestAlgorithm.SHA256, **signer_kw}
+    class WeakSigner(XMLSigner):  # an office's legacy software that still signs with SHA-1
+        def check_deprecated_methods(self):
+            return None
+
+    return dump((WeakSigner if weak else XMLSigner)(method=SignatureConstructionMethod.enveloped,
+                          c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0, **kw)
+                .sign(root, key=signer.xmldsig_key, cert=[signer.certificate, *signer.chain]))
+
+
+async def test_signed_ack_verifies_and_reads_the_signed_tree(signer2, trust):
+    ack = _signed_ack(signer2, sha256="ab" * 32)
+    validate("envelope-v1.xsd", tree(ack))
+    verified = await xmldsig.verify_signed_ack(ack, trust, agency="00002")
+    assert verified.agency_code == "00002" and verified.sha256 == "ab" * 32
+    assert verified.delivery_id == "7f8c9d7e-0000-4000-8000-000000000001"
+    assert fingerprint(verified.signer) == fingerprint(signer2.certificate)
+    # a comment splitting the signed id: .text of the received tree reads a part, the signed tree all of it
+    root = tree(ack)
+    did = root.find(E + "DeliveryId")
+    comment = etree.Comment("x")
+    comment.tail, did.text = did.text[8:], did.text[:8]
+    did.append(comment)
+    assert (await xmldsig.verify_signed_ack(dump(root), trust, agency="00002")).delivery_id == verified.delivery_id
+
+
+async def test_signed_ack_refusals(signer2, trust):
+    ack = _signed_ack(signer2)
+    with pytest.raises(PkiError) as info:
+        await xmldsig.verify_signed_ack(ack, trust, agency="00001")
+    assert info.value.code == "certificate.wrong_agency"
+    root = tree(ack)
+    root.find(E + "DeliveryId").text = "7f8c9d7e-0000-4000-8000-000000000002"
+    with pytest.raises(PkiError) as info:
+        await xmldsig.verify_signed_ack(dump(root), trust, agency="00002")
+    assert info.value.code == "signature.invalid"
+    root = tree(ack)
+    root.append(copy.deepcopy(root.find(DS + "Signature")))
+    with pytest.raises(PkiError) as info:
+        await xmldsig.verify_signed_ack(dump(root), trust, agency="00002")
+    assert info.value.code == "signature.references"
+    weak = _signed_ack(signer2, weak=True, signature_algorithm=SignatureMethod.ECDSA_SHA1,
+                       digest_algorithm=DigestAlgorithm.SHA1)
+    with pytest.raises(PkiError) as info:
+        await xmldsig.verify_signed_ack(weak, trust, agency="00002")
+    assert info.value.code == "signature.algorithm"
