@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
+import structlog
 from lxml import etree
 
 from gateway import xml
@@ -67,6 +68,10 @@ class Intake:
                     allow_receipts: bool = False,
                     parts: Mapping[str, SpooledPart] | None = None) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
+        # From here on every log line of this request names the letter (refusals included), so an
+        # operator can find it with the id the agency's own system logged.
+        structlog.contextvars.bind_contextvars(
+            message_id=root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
         _refuse_hidden_markup(root)
         xml.validate(SCHEMA, root)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":

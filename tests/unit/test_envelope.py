@@ -39,3 +39,29 @@ def test_attachment_size_mismatch():
     with pytest.raises(EnvelopeError) as e:
         read_envelope(xml.parse(data))
     assert e.value.code == "attachment.size_mismatch"
+
+
+async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
+    import contextvars
+
+    import structlog
+
+    from gateway.directory import Directory
+    from gateway.errors import EnvelopeError
+    from gateway.intake import Intake
+    from tests.support import directory_dict, letter_bytes
+
+    intake = Intake(Directory.from_dict(directory_dict()), max_bytes=1 << 20)
+    bad = letter_bytes(message_id="log-me", recipients=("9999999999",))
+
+    async def check():
+        structlog.contextvars.clear_contextvars()
+        try:
+            await intake.check(bad, agency="0100000000")
+        except EnvelopeError as exc:
+            return exc.code, structlog.contextvars.get_contextvars().get("message_id")
+
+    ctx = contextvars.copy_context()
+    import asyncio
+
+    assert await asyncio.create_task(check(), context=ctx) == ("envelope.unknown_recipient", "log-me")
