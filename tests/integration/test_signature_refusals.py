@@ -36,7 +36,8 @@ def auth(agency=OPM):
 async def counts(pool):
     """Rows a submission can leave behind (start-up's directory event is not one of them)."""
     out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries", "receipts")}
-    out["audit_events"] = await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")
+    out["audit_events"] = await pool.fetchval(
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
     return out
 
 
@@ -172,6 +173,9 @@ async def test_refused_through_the_api_with_its_code_and_nothing_stored(case, ma
     body = await r.json()
     assert (r.status, body["code"]) == (status, code), body
     assert await counts(pool) == {"messages": 0, "deliveries": 0, "receipts": 0, "audit_events": 0}
+    # the attempt itself is evidence: who tried, with which code, and the digest of what was refused
+    assert [r["details"]["code"] for r in await pool.fetch(
+        "SELECT details FROM audit_events WHERE kind = 'message.rejected'")] == [code]
     crl_server, responder = revocation_servers
     if case == "revoked_by_crl":
         assert crl_server.requests >= 1, "the gateway fetched the CRL named in the certificate"
