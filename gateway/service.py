@@ -320,8 +320,10 @@ class Exchange:
 
     # ------------------------------------------------------------------ pull inbox
 
-    async def inbox(self, agency: str, *, limit: int = 50) -> list[InboxItem]:
-        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)))
+    async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[InboxItem]:
+        """The oldest waiting items; ``receipts=False`` (the e-CMS facade) leaves delivery receipts
+        out, which stay in the native inbox (``GET /v1/inbox``) until acknowledged there."""
+        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)), receipts=receipts)
 
     async def inbox_item(self, agency: str, delivery_id: uuid.UUID) -> InboxItem:
         row = await deliveries.inbox_item(self.pool, agency, delivery_id)

@@ -113,7 +113,7 @@ class EcmsExchange(Protocol):
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
                      evidence: bytes | None = None) -> Any: ...
-    async def inbox(self, agency: str, *, limit: int = 50) -> list[Any]: ...
+    async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[Any]: ...
     async def ack(self, agency: str, delivery_id: uuid.UUID, *, receipt: bytes | None = None) -> None: ...
     async def message_status(self, sender: str, message_id: str) -> dict: ...
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
@@ -346,10 +346,12 @@ class EcmsFacade:
             return mapping.build_government_document(letter), env
         if env.notifier is not None:
             return mapping.build_notifier(mapping.envelope_to_notifier(env)), env
-        return None  # receipts have no e-CMS form
+        return None  # neither letter nor notifier (receipts are left out by the inbox query)
 
     async def _op_CorrespondenceLetterInboundRequest(self, req, caller, now, data):
-        for item in await self.exchange.inbox(caller, limit=50):
+        # Delivery receipts have no e-CMS form: they are filtered out in SQL (before the LIMIT, so
+        # any number of them never hides a letter) and stay in the agency's native inbox.
+        for item in await self.exchange.inbox(caller, limit=50, receipts=False):
             found = await self._item_element(item, caller)
             if found is not None:
                 return soap.response(req.response_name, found[0], process_id=str(item.delivery_id), at=now)
@@ -375,7 +377,7 @@ class EcmsFacade:
         number = (sel.findtext("LetterID") or "").strip()
         date = mapping.parse_date(sel.findtext("CorrespondenceDate"), f"{kind}/CorrespondenceDate")
         sender = (sel.findtext("SenderDepartment/Code") or "").strip()
-        for item in await self.exchange.inbox(caller, limit=self.settings.inbox_scan):
+        for item in await self.exchange.inbox(caller, limit=self.settings.inbox_scan, receipts=False):
             found = await self._item_element(item, caller)
             if found is None:
                 continue
