@@ -3,10 +3,14 @@ over HTTP to /ecms-ws01/service2 and the native API side by side (agencies of te
 
 from __future__ import annotations
 
-from gateway.ecms import soap
+import datetime as dt
+
+from lxml import etree
+
+from gateway.ecms import mapping, soap
 from gateway.ecms.handler import ECMS_PATH
 from tests.ecms.helpers import body_child, errors, request
-from tests.support import CMI, OPM, TOKENS, letter_bytes
+from tests.support import CMI, OPM, ROOT, TOKENS, letter_bytes
 
 U = soap.U
 R = f"{{{soap.RAM_NS}}}"
@@ -51,3 +55,113 @@ async def test_receipts_never_hide_a_letter_from_an_ecms_client(make_client, clo
     assert errors(answer) == []
     # nothing left in e-CMS form: an empty answer although 60 receipts still wait
     assert len(body_child(await soap_call(client, OPM, request(U.CorrespondenceLetterInboundRequest())))) == 0
+
+
+# ------------------------------------------------------------------ signature policy
+
+VECTORS = ROOT / "conformance" / "ecms" / "vectors"
+
+
+def ecms_letter(subject: str = "ขอเชิญประชุมคณะทำงาน") -> bytes:
+    """The VB.NET client's letter (unsigned), sent by OPM to CMI."""
+    return ((VECTORS / "letter-vb-linqws.xml").read_bytes()
+            .replace(b"<ram:ID>11008</ram:ID>", f"<ram:ID>{OPM}</ram:ID>".encode())
+            .replace(b"<ram:ID>11002</ram:ID>", f"<ram:ID>{CMI}</ram:ID>".encode())
+            .replace("ขอเชิญประชุมคณะทำงาน".encode(), subject.encode()))
+
+
+def signed_ecms_letter(*, key, cert, method: str, digest: str, subject: str = "ลงนามแล้ว") -> bytes:
+    """The same letter with a legacy XML-DSig over #Letter in its GovernmentSignature."""
+    from signxml import XMLSigner, methods
+    from signxml.algorithms import DigestAlgorithm, SignatureMethod
+
+    class LegacySigner(XMLSigner):
+        def check_deprecated_methods(self):  # test-only: produce what legacy clients produce
+            pass
+
+    root = etree.fromstring(ecms_letter(subject))
+    gov = next(root.iter(f"{{{soap.RSM_NS}}}GovernmentDocument"))
+    for old in gov.findall(f"{R}GovernmentSignature"):
+        gov.remove(old)
+    signature = LegacySigner(method=methods.detached, signature_algorithm=SignatureMethod(method),
+                             digest_algorithm=DigestAlgorithm(digest),
+                             c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#").sign(
+        gov, key=key, cert=[cert], reference_uri="#Letter", id_attribute="ID")
+    gov.append(mapping.RAM.GovernmentSignature(mapping.RAM.TypeCode("DSIG"), signature))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def self_signed_rsa():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{OPM} legacy signer")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return key, cert
+
+
+RSA_SHA1 = ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1")
+
+
+async def messages_from(pool, sender):
+    return await pool.fetchval("SELECT count(*) FROM messages WHERE sender = $1", sender)
+
+
+async def test_unsigned_ecms_letter_refused_unless_accepted(make_client, pool):
+    strict = await make_client(ecms_accept_unsigned=False)
+    answer = await soap_call(strict, OPM, ecms_letter())
+    assert errors(answer) == ["ECMS-402"]
+    assert "signature.required" in next(etree.fromstring(answer).iter("ErrorDescription")).text
+    assert await messages_from(pool, OPM) == 0
+    lenient = await make_client()  # development default
+    answer = await soap_call(lenient, OPM, ecms_letter())
+    assert errors(answer) == []
+    assert await messages_from(pool, OPM) == 1
+
+
+async def test_rsa_sha1_legacy_signature_only_with_the_legacy_setting(make_client, pool):
+    key, cert = self_signed_rsa()
+    default = await make_client()
+    answer = await soap_call(default, OPM, signed_ecms_letter(key=key, cert=cert, method=RSA_SHA1[0],
+                                                              digest=RSA_SHA1[1]))
+    assert errors(answer) == ["ECMS-401"]
+    assert await messages_from(pool, OPM) == 0
+    legacy = await make_client(ecms_allow_legacy_sha1=True)
+    answer = await soap_call(legacy, OPM, signed_ecms_letter(key=key, cert=cert, method=RSA_SHA1[0],
+                                                             digest=RSA_SHA1[1]))
+    assert errors(answer) == []
+    # GATEWAY_ALLOW_SHA1 alone is the legacy profile too
+    follows = await make_client(allow_sha1=True)
+    answer = await soap_call(follows, OPM, signed_ecms_letter(key=key, cert=cert, method=RSA_SHA1[0],
+                                                              digest=RSA_SHA1[1], subject="อีกฉบับ"))
+    assert errors(answer) == ["ECMS-306"]  # got past the signature check: same number and date, not withdrawn
+    assert await messages_from(pool, OPM) == 1
+
+
+async def test_required_trust_validates_the_legacy_signer_against_the_trust_store(make_client, pool, dev_pki):
+    client = await make_client(ecms_require_trusted_signature=True)
+    key, cert = self_signed_rsa()  # intact, but no path to an anchor
+    answer = await soap_call(client, OPM, signed_ecms_letter(
+        key=key, cert=cert, method="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        digest="http://www.w3.org/2001/04/xmlenc#sha256"))
+    assert errors(answer) == ["ECMS-403"]
+    assert "certificate." in next(etree.fromstring(answer).iter("ErrorDescription")).text
+    assert await messages_from(pool, OPM) == 0
+    signer = dev_pki.agency_signer(OPM)  # issued by the development CA to OPM
+    answer = await soap_call(client, OPM, signed_ecms_letter(
+        key=signer._key, cert=signer.certificate, method="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+        digest="http://www.w3.org/2001/04/xmlenc#sha256"))
+    assert errors(answer) == [], answer[:800]
+    assert await messages_from(pool, OPM) == 1
+    # a certificate of another agency is not trusted for OPM
+    other = dev_pki.agency_signer(CMI)
+    answer = await soap_call(client, OPM, signed_ecms_letter(
+        key=other._key, cert=other.certificate, method="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+        digest="http://www.w3.org/2001/04/xmlenc#sha256", subject="ปลอม"))
+    assert errors(answer) == ["ECMS-403"]
