@@ -10,7 +10,7 @@ from lxml import etree
 from gateway.ecms import mapping, soap
 from gateway.ecms.handler import ECMS_PATH
 from tests.ecms.helpers import body_child, errors, request
-from tests.support import CMI, OPM, ROOT, TOKENS, letter_bytes
+from tests.support import CMI, KKN, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes
 
 U = soap.U
 R = f"{{{soap.RAM_NS}}}"
@@ -165,3 +165,89 @@ async def test_required_trust_validates_the_legacy_signer_against_the_trust_stor
         key=other._key, cert=other.certificate, method="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
         digest="http://www.w3.org/2001/04/xmlenc#sha256", subject="ปลอม"))
     assert errors(answer) == ["ECMS-403"]
+
+
+# ------------------------------------------------------------------ withdraw
+
+
+def ecms_withdraw(number="อก 0905/0007", date="2012-09-07", sender=OPM, accept=CMI) -> bytes:
+    return request(U.CorrespondenceDeleteGovernmentDocumentRequest(
+        U.LetterID(number), U.CorrespondenceDate(date), U.SenderDepartment(U.Code(sender)),
+        U.AcceptDepartment(U.Code(accept))))
+
+
+async def take_native_inbox(client, agency):
+    """The agency's native system takes (and acknowledges) everything waiting for it."""
+    items = (await (await client.get("/v1/inbox?limit=100", headers=auth(agency))).json())["items"]
+    for item in items:
+        assert (await client.post(f"/v1/inbox/{item['delivery_id']}/ack", headers=auth(agency))).status == 200
+    return items
+
+
+async def test_withdraw_refused_once_delivered_and_registered(make_client, pool):
+    client = await make_client()
+    assert (await client.post("/v1/messages", data=letter_bytes(message_id="m-w"), headers=auth(OPM))).status == 202
+    await take_native_inbox(client, CMI)
+    # delivered, no answer yet: the letter is on the recipient's side, it stays
+    r = await client.post("/v1/messages/m-w/withdraw", headers=auth(OPM))
+    assert r.status == 409 and (await r.json())["code"] == "message.not_withdrawable"
+    r = await client.post("/v1/messages", headers=auth(CMI),
+                          data=notifier_bytes(sender=CMI, recipient=OPM, ref="m-w", registry_number="รับ 88/2569"))
+    assert r.status == 202, await r.text()
+    r = await client.post("/v1/messages/m-w/withdraw", headers=auth(OPM))
+    body = await r.json()
+    assert r.status == 409 and body["code"] == "message.not_withdrawable" and "accepted" in body["message"]
+    answer = await soap_call(client, OPM, ecms_withdraw(number="นร 0105/ว 123", date="2026-11-22"))
+    assert errors(answer) == ["ECMS-310"]
+    status = await (await client.get("/v1/messages/m-w", headers=auth(OPM))).json()
+    (cmi,) = status["recipients"]
+    assert (cmi["status"], cmi["answer"], cmi["registry_number"]) == ("delivered", "accepted", "รับ 88/2569")
+    assert [e["event"] for e in cmi["history"]] == ["delivered"] and cmi["withdrawn_at"] is None
+    assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind = 'delivery.withdrawn'") == 0
+
+
+async def test_withdraw_before_delivery_is_allowed_and_all_or_nothing(make_client):
+    client = await make_client()
+    r = await client.post("/v1/messages", data=letter_bytes(message_id="m-2", recipients=(CMI, KKN)),
+                          headers=auth(OPM))
+    assert r.status == 202
+    kkn = (await (await client.get("/v1/inbox", headers=auth(KKN))).json())["items"]
+    assert (await client.post(f"/v1/inbox/{kkn[0]['delivery_id']}/ack", headers=auth(KKN))).status == 200
+    # KKN has it (delivered, no rejection): withdrawing from everyone changes nothing
+    r = await client.post("/v1/messages/m-2/withdraw", headers=auth(OPM))
+    assert r.status == 409 and KKN in (await r.json())["message"]
+    status = await (await client.get("/v1/messages/m-2", headers=auth(OPM))).json()
+    assert {x["recipient"]: x["status"] for x in status["recipients"]} == {CMI: "inbox", KKN: "delivered"}
+    # CMI has not taken it yet: that delivery can be withdrawn
+    r = await client.post("/v1/messages/m-2/withdraw", json={"recipients": [CMI]}, headers=auth(OPM))
+    assert r.status == 200 and (await r.json())["withdrawn"] == 1
+    assert (await (await client.get("/v1/inbox", headers=auth(CMI))).json())["items"] == []
+
+
+async def test_reject_withdraw_resend_and_the_status_shows_the_history(make_client, clock):
+    client = await make_client()
+    sent = body_child(await soap_call(client, OPM, ecms_letter()))
+    first = sent.findtext("ProcessID")
+    await take_native_inbox(client, CMI)
+    clock.advance(60)
+    reject = request(U.CorrespondenceLetterOutboundRequest(U.RejectLetterNotifier(
+        U.LetterID("อก 0905/0007"), U.CorrespondenceDate("2012-09-07"), U.Subject("ขอเชิญประชุมคณะทำงาน"))))
+    assert errors(await soap_call(client, CMI, reject)) == []
+    clock.advance(60)
+    answer = await soap_call(client, OPM, ecms_withdraw())
+    assert errors(answer) == [] and body_child(answer).findtext("LetterID") == "อก 0905/0007"
+    clock.advance(60)
+    resent = body_child(await soap_call(client, OPM, ecms_letter())).findtext("ProcessID")
+    assert resent != first and resent.endswith(".r1")
+
+    status = await (await client.get(f"/v1/messages/{first}", headers=auth(OPM))).json()
+    (cmi,) = status["recipients"]
+    assert (cmi["status"], cmi["answer"]) == ("withdrawn", "rejected")
+    assert [e["event"] for e in cmi["history"]] == ["delivered", "withdrawn"]
+    assert cmi["withdrawn_at"] == cmi["history"][-1]["at"] and cmi["history"][-1]["by"] == OPM
+    assert [x["message_id"] for x in status["resent_as"]] == [resent]
+    new = await (await client.get(f"/v1/messages/{resent}", headers=auth(OPM))).json()
+    assert new["resent_as"] == [] and new["recipients"][0]["status"] == "inbox"
+    # the new letter is live and undelivered: it can be withdrawn; the old one is gone already
+    assert errors(await soap_call(client, OPM, ecms_withdraw())) == []
+    assert errors(await soap_call(client, OPM, ecms_withdraw())) == ["ECMS-305"]
