@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import aiohttp
+import pytest
 from lxml import etree
 
 from gateway.ecms import mapping, soap
@@ -251,3 +253,38 @@ async def test_reject_withdraw_resend_and_the_status_shows_the_history(make_clie
     # the new letter is live and undelivered: it can be withdrawn; the old one is gone already
     assert errors(await soap_call(client, OPM, ecms_withdraw())) == []
     assert errors(await soap_call(client, OPM, ecms_withdraw())) == ["ECMS-305"]
+
+
+# ------------------------------------------------------------------ conformance kit
+
+
+async def test_readme_conformance_command_passes_against_the_example_directory(database_url, workdir, clock,
+                                                                                capsys):
+    """What README's line runs: the runner over HTTPS (development root via --cafile), a bare
+    gateway URL, the token of 11008 from config/directory.example.json."""
+    import ssl
+
+    from aiohttp.test_utils import TestServer
+
+    from conformance.ecms.runner import run
+    from gateway.app import create_app
+    from gateway.directory import Directory
+    from pki.devca import init_dev_pki
+    from tests.integration.conftest import make_settings
+
+    example = ROOT / "config" / "directory.example.json"
+    dev = init_dev_pki(workdir / "pki", {a.code: a.name_th for a in Directory.load(example).all()})
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(str(dev.tls_server_cert), str(dev.tls_server_key))
+    app = create_app(make_settings(database_url, workdir, pki_dir=workdir / "pki", directory_path=example),
+                     clock=clock)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(ssl=tls)
+    try:
+        base = f"https://127.0.0.1:{server.port}"
+        assert await run(base, "dev-token-ega", cafile=str(dev.anchors)) == 0
+        assert "0 failed" in capsys.readouterr().out
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):  # without --cafile: the private root
+            await run(base, "dev-token-ega")
+    finally:
+        await server.close()
