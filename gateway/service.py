@@ -263,7 +263,8 @@ class Exchange:
                                                      rec.letter_date, rec.accepted_at, rec.pk)]
         if rec.message_type == MessageType.LETTER.value and dels:
             rows = await self.pool.fetch(queries["business_answers"], rec.message_id, rec.sender,
-                                         rec.letter_number, rec.letter_date, [d.recipient for d in dels])
+                                         rec.letter_number, rec.letter_date, [d.recipient for d in dels],
+                                         rec.accepted_at)
             answers = {r["sender"]: {"answer": r["notifier_kind"], "registry_number": r["registry_number"],
                                      "answered_at": r["accepted_at"].isoformat(),
                                      "notifier_message_id": r["message_id"]} for r in rows}

@@ -62,7 +62,10 @@ BANGKOK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")
 
 @dataclass(frozen=True)
 class EcmsSettings:
-    """Settings of the e-CMS facade (``[ecms]`` in the gateway configuration)."""
+    """Settings of the e-CMS facade. Under ``create_app`` the signature policy comes from the
+    gateway's settings (``GATEWAY_ECMS_ACCEPT_UNSIGNED``, ``GATEWAY_ECMS_ALLOW_LEGACY_SHA1``,
+    ``GATEWAY_ECMS_REQUIRE_TRUSTED_SIGNATURE``), tokens from the profile; the defaults here
+    serve a facade built directly."""
 
     max_bytes: int = 64 * 1024 * 1024
     """Largest SOAP request read, in bytes (letters carry base64 PDFs)."""

@@ -263,8 +263,7 @@ WITH target AS (
            (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable
     FROM deliveries d JOIN messages m ON m.pk = d.message_pk
     LEFT JOIN LATERAL (
-        -- the recipient's latest answer to this letter (as business_answers, but an answer by
-        -- number and date counts only if it came after this letter: not a withdrawn predecessor's)
+        -- the recipient's latest answer to this letter, matched as in business_answers
         SELECT n.notifier_kind FROM messages n
         JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = m.sender
         WHERE n.message_type = 'notifier' AND n.sender = d.recipient
@@ -341,12 +340,16 @@ LIMIT $2;
 
 -- name: business_answers
 -- Notifiers that answer this letter, newest first per answering agency:
--- linked by message id, or the e-CMS way by letter number + date + parties.
+-- linked by message id, or (a notifier naming no message id) the e-CMS way by
+-- letter number + date + parties, after this letter ($6): a letter resent
+-- under the same number and date does not inherit its withdrawn predecessor's
+-- rejection.
 SELECT DISTINCT ON (n.sender) n.sender, n.notifier_kind, n.registry_number, n.accepted_at, n.message_id
 FROM messages n
 JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = $2
 WHERE n.message_type = 'notifier'
-  AND (n.ref_to_message_id = $1 OR (n.letter_number = $3 AND n.letter_date = $4))
+  AND (n.ref_to_message_id = $1
+       OR (n.ref_to_message_id IS NULL AND n.letter_number = $3 AND n.letter_date = $4 AND n.accepted_at >= $6))
   AND n.sender = ANY ($5::text[])
 ORDER BY n.sender, n.accepted_at DESC, n.pk DESC;
 

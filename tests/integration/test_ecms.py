@@ -250,6 +250,7 @@ async def test_reject_withdraw_resend_and_the_status_shows_the_history(make_clie
     assert [x["message_id"] for x in status["resent_as"]] == [resent]
     new = await (await client.get(f"/v1/messages/{resent}", headers=auth(OPM))).json()
     assert new["resent_as"] == [] and new["recipients"][0]["status"] == "inbox"
+    assert new["recipients"][0]["answer"] is None  # the rejection answered the withdrawn letter, not this one
     # the new letter is live and undelivered: it can be withdrawn; the old one is gone already
     assert errors(await soap_call(client, OPM, ecms_withdraw())) == []
     assert errors(await soap_call(client, OPM, ecms_withdraw())) == ["ECMS-305"]
