@@ -276,9 +276,19 @@ class Exchange:
             raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")
         dels = await deliveries.for_message(self.pool, rec.pk)
         answers: dict[str, dict] = {}
+        history: dict[uuid.UUID, list[dict]] = {}
+        for e in await self.pool.fetch(queries["delivery_history"], rec.pk):
+            history.setdefault(e["delivery_id"], []).append(
+                {"event": e["kind"].removeprefix("delivery."), "at": e["at"].isoformat(), "by": e["actor"]})
+        resent: list[dict] = []
+        if rec.message_type == MessageType.LETTER.value and rec.letter_number is not None:
+            resent = [{"message_id": r["message_id"], "accepted_at": r["accepted_at"].isoformat()}
+                      for r in await self.pool.fetch(queries["later_sends"], rec.sender, rec.letter_number,
+                                                     rec.letter_date, rec.accepted_at, rec.pk)]
         if rec.message_type == MessageType.LETTER.value and dels:
             rows = await self.pool.fetch(queries["business_answers"], rec.message_id, rec.sender,
-                                         rec.letter_number, rec.letter_date, [d.recipient for d in dels])
+                                         rec.letter_number, rec.letter_date, [d.recipient for d in dels],
+                                         rec.accepted_at)
             answers = {r["sender"]: {"answer": r["notifier_kind"], "registry_number": r["registry_number"],
                                      "answered_at": r["accepted_at"].isoformat(),
                                      "notifier_message_id": r["message_id"]} for r in rows}
@@ -286,6 +296,7 @@ class Exchange:
             "message_id": rec.message_id, "sender": rec.sender, "type": rec.message_type,
             "letter_number": rec.letter_number, "subject": rec.subject,
             "accepted_at": rec.accepted_at.isoformat(), "sha256": rec.received_sha256.hex(),
+            "resent_as": resent,
             "recipients": [
                 {"recipient": d.recipient, "delivery_id": str(d.id), "route": d.route,
                  "status": _public_status(d.status), "attempts": d.attempts,
@@ -293,6 +304,10 @@ class Exchange:
                  if d.status in (DeliveryStatus.RETRY_WAIT, DeliveryStatus.QUEUED) else None,
                  "last_error": d.last_error,
                  "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                 "withdrawn_at": next((e["at"] for e in reversed(history.get(d.id, []))
+                                       if e["event"] == "withdrawn"), None)
+                 if d.status is DeliveryStatus.WITHDRAWN else None,
+                 "history": history.get(d.id, []),
                  **answers.get(d.recipient, {"answer": None})}
                 for d in dels],
         }
@@ -320,13 +335,23 @@ class Exchange:
         return await self._withdraw(sender, queries["withdraw_by_id"], sender, message_id, recipients)
 
     async def _withdraw(self, actor: str, sql: str, *params) -> int:
+        """Withdraw only what is not delivered yet, or what its recipient rejected or marked
+        invalid: a letter a registry received or accepted is on its file and stays. All or
+        nothing: if one targeted delivery may not be withdrawn, none is (409)."""
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(sql, *params)
+            blocked = [r for r in rows if not r["withdrawable"]]
+            if blocked:
+                which = ", ".join(f"{r['recipient']} ({r['answer'] or 'no answer'})" for r in blocked)
+                raise Conflict(f"letter {rows[0]['message_id']} was delivered and not rejected or marked invalid "
+                               f"by {which}; only an undelivered, rejected or invalid letter can be withdrawn",
+                               code="message.not_withdrawable", field="recipients")
             for r in rows:
                 await audit.append(conn, at=now, actor=actor, kind="delivery.withdrawn",
                                    message_pk=r["message_pk"], delivery_id=r["id"],
-                                   details={"message_id": r["message_id"]})
+                                   details={"message_id": r["message_id"], "recipient": r["recipient"],
+                                            "was": r["status"], "answer": r["answer"]})
         return len(rows)
 
     async def outbound(self, sender: str, *, limit: int = 100):
@@ -344,8 +369,10 @@ class Exchange:
 
     # ------------------------------------------------------------------ pull inbox
 
-    async def inbox(self, agency: str, *, limit: int = 50) -> list[InboxItem]:
-        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)))
+    async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[InboxItem]:
+        """The oldest waiting items; ``receipts=False`` (the e-CMS facade) leaves delivery receipts
+        out, which stay in the native inbox (``GET /v1/inbox``) until acknowledged there."""
+        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)), receipts=receipts)
 
     async def inbox_item(self, agency: str, delivery_id: uuid.UUID) -> InboxItem:
         row = await deliveries.inbox_item(self.pool, agency, delivery_id)

@@ -131,6 +131,14 @@ class Settings:
     """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
     allow_sha1: bool = False
     """Legacy profile: accept RSA-SHA1 signatures (older e-CMS systems). Off by default."""
+    ecms_accept_unsigned: bool | None = None
+    """e-CMS endpoint: accept letters without a legacy signature (most e-CMS clients never sign).
+    Unset: true in the development profile, false in production (ErrorCode ECMS-402)."""
+    ecms_allow_legacy_sha1: bool | None = None
+    """e-CMS endpoint: accept rsa-sha1 / sha1 legacy signatures over ``#Letter``. Unset: as ``allow_sha1``."""
+    ecms_require_trusted_signature: bool = False
+    """e-CMS endpoint: refuse a legacy signature unless its certificate validates against the trust
+    store and is bound to the sending agency (ECMS-403); off: an untrusted signature counts as none."""
     validate_pdf: bool = True
     """Validate the main PDF's own signatures (PAdES) on intake and record the result."""
     require_pdf_signature: bool = False
@@ -169,6 +177,13 @@ class Settings:
     """Delivery retry schedule."""
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     """Dispatcher workers."""
+
+    def __post_init__(self) -> None:
+        # Unset e-CMS policies follow the profile and the gateway's SHA-1 setting.
+        if self.ecms_accept_unsigned is None:
+            object.__setattr__(self, "ecms_accept_unsigned", self.profile != "production")
+        if self.ecms_allow_legacy_sha1 is None:
+            object.__setattr__(self, "ecms_allow_legacy_sha1", self.allow_sha1)
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,7 @@ LABELS = {
     "delivery.retry": ("ส่งไม่สำเร็จ จะลองใหม่", "Delivery failed, will retry"),
     "delivery.dead": ("ส่งไม่สำเร็จ (หยุดส่ง)", "Dead letter"),
     "delivery.requeued": ("นำกลับเข้าคิว", "Requeued by an operator"),
+    "delivery.withdrawn": ("ผู้ส่งถอนหนังสือ", "Withdrawn by the sender"),
     "notifier.received": ("ปลายทางได้รับหนังสือ", "Received by the registry"),
     "notifier.accepted": ("ลงทะเบียนรับแล้ว", "Registered"),
     "notifier.rejected": ("ปฏิเสธหนังสือ", "Rejected"),

@@ -1,10 +1,14 @@
 """Replay the e-CMS conformance vectors against any gateway (or e-CMS node).
 
-    python -m conformance.ecms.runner https://gw.example/ecms-ws01/service2 --token dev-token
+    python -m conformance.ecms.runner https://127.0.0.1:8443/ecms-ws01/service2 \
+        --token dev-token-ega --cafile <data_dir>/pki/trust/anchors.pem
 
 Each ``vectors/<name>.xml`` is POSTed as ``text/xml``; ``<name>.json`` says what must come
 back: success (no ErrorDetail) or one ErrorDetail with ``error_code``, and the HTTP status.
-Vectors expect the caller to be agency 11008 sending to 11002 (see tests/ecms/conftest.py).
+The vectors are byte-for-byte what real clients send, so they name their own agencies: the
+caller must be agency 11008 sending to 11002 (both in config/directory.example.json, 11008
+with the development token ``dev-token-ega``). A URL without a path gets ``/ecms-ws01/service2``.
+``--cafile`` trusts a private CA (the gateway's development root) for HTTPS.
 Prints one line per vector and ``N passed, N failed``; exits non-zero on a failure.
 """
 
@@ -13,13 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
 
 VECTORS = Path(__file__).parent / "vectors"
+ECMS_PATH = "/ecms-ws01/service2"
 
 
 def check(spec: dict, status: int, body: bytes) -> str | None:
@@ -34,10 +41,17 @@ def check(spec: dict, status: int, body: bytes) -> str | None:
     return None if codes == wanted else f"ErrorCodes {codes}, expected {wanted}"
 
 
-async def run(url: str, token: str | None) -> int:
+def endpoint(url: str) -> str:
+    """The e-CMS endpoint: the URL as given, or the standard path on a bare gateway URL."""
+    return url.rstrip("/") + ECMS_PATH if urlsplit(url).path in ("", "/") else url
+
+
+async def run(url: str, token: str | None, cafile: str | None = None) -> int:
     passed = failed = 0
+    url = endpoint(url)
     headers = {"Content-Type": "text/xml; charset=utf-8", **({"Authorization": f"Bearer {token}"} if token else {})}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=cafile)) if cafile else None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), connector=connector) as http:
         for path in sorted(VECTORS.glob("*.xml")):
             spec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
             async with http.post(url, data=path.read_bytes(), headers=headers) as resp:
@@ -51,9 +65,10 @@ async def run(url: str, token: str | None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
-    parser.add_argument("--token")
+    parser.add_argument("--token", help="bearer token of agency 11008 (example directory: dev-token-ega)")
+    parser.add_argument("--cafile", help="PEM file of the CA to trust for HTTPS (e.g. DATA_DIR/pki/trust/anchors.pem)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.url, args.token)))
+    sys.exit(asyncio.run(run(args.url, args.token, args.cafile)))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,10 @@ BANGKOK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")
 
 @dataclass(frozen=True)
 class EcmsSettings:
-    """Settings of the e-CMS facade (``[ecms]`` in the gateway configuration)."""
+    """Settings of the e-CMS facade. Under ``create_app`` the signature policy comes from the
+    gateway's settings (``GATEWAY_ECMS_ACCEPT_UNSIGNED``, ``GATEWAY_ECMS_ALLOW_LEGACY_SHA1``,
+    ``GATEWAY_ECMS_REQUIRE_TRUSTED_SIGNATURE``), tokens from the profile; the defaults here
+    serve a facade built directly."""
 
     max_bytes: int = 64 * 1024 * 1024
     """Largest SOAP request read, in bytes (letters carry base64 PDFs)."""
@@ -71,8 +74,10 @@ class EcmsSettings:
     allow_legacy_sha1: bool = False
     """Legacy profile: accept rsa-sha1 / sha1 signatures over #Letter."""
     require_trusted_signature: bool = False
-    """Refuse a present signature whose certificate is not pinned to the sending agency
-    (otherwise it is recorded as untrusted and the letter is treated like an unsigned one)."""
+    """Refuse a present signature whose certificate is not trusted for the sending agency
+    (otherwise it is recorded as untrusted and the letter is treated like an unsigned one).
+    Trusted: validated by the facade's trust store when it has one (create_app passes the
+    gateway's), else pinned to the agency in the directory."""
     allow_tokens: bool = True
     """Accept development bearer tokens (off in the production profile: certificates only)."""
     allow_url_token: bool = True
@@ -113,7 +118,7 @@ class EcmsExchange(Protocol):
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
                      evidence: bytes | None = None) -> Any: ...
-    async def inbox(self, agency: str, *, limit: int = 50) -> list[Any]: ...
+    async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[Any]: ...
     async def ack(self, agency: str, delivery_id: uuid.UUID, *, receipt: bytes | None = None) -> None: ...
     async def message_status(self, sender: str, message_id: str) -> dict: ...
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
@@ -149,10 +154,13 @@ class EcmsFacade:
     """One SOAP request in, one SOAP answer out."""
 
     def __init__(self, exchange: EcmsExchange, *, settings: EcmsSettings | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+                 trust: Any = None) -> None:
         self.exchange = exchange
         self.settings = settings or EcmsSettings()
         self.clock = clock
+        #: The gateway's pki.trust.TrustStore (validate_signer, check_agency), or None.
+        self.trust = trust
 
     @property
     def directory(self) -> Directory:
@@ -219,7 +227,7 @@ class EcmsFacade:
         if letter.secrecy is native.Secrecy.TOP_SECRET:
             raise EcmsError("secrecy ลับที่สุด (top secret) is never carried electronically",
                             ecms_code="ECMS-303", code="policy.top_secret", field=f"{where}/SecretCode")
-        self._check_signature(gov_doc, letter, caller)
+        await self._check_signature(gov_doc, letter, caller)
         await self._refuse_resend_without_withdraw(letter, caller)
         for generation in range(0, 50):
             message_id = mapping.letter_message_id(caller, letter, generation=generation)
@@ -242,11 +250,14 @@ class EcmsFacade:
         echo = mapping.build_government_document(_without_binaries(letter))
         return soap.response(req.response_name, echo, process_id=result.message_id, at=now)
 
-    def _check_signature(self, gov_doc, letter: mapping.EcmsLetter, caller: str) -> None:
+    async def _check_signature(self, gov_doc, letter: mapping.EcmsLetter, caller: str) -> None:
         s = self.settings
         agency = self.directory.get(caller)
         report = verify_letter_signature(gov_doc, allow_sha1=s.allow_legacy_sha1,
                                          agency_fingerprints=agency.cert_fingerprints if agency else ())
+        if report.present and report.intact and report.algorithm_allowed and s.require_trusted_signature \
+                and self.trust is not None:
+            report = await self._trust_report(report, caller)
         if not report.present:
             if not s.accept_unsigned:
                 raise EcmsError("unsigned letters are refused by this gateway", ecms_code="ECMS-402",
@@ -263,6 +274,22 @@ class EcmsFacade:
                             field="GovernmentSignature/Signature/KeyInfo")
         log.info("ecms letter %s from %s: legacy signature intact, trusted=%s, sha1=%s",
                  letter.id, caller, report.trusted, report.sha1)
+
+    async def _trust_report(self, report, caller: str):
+        """A pinned fingerprint is not enough here: the legacy signer's certificate must chain to
+        the gateway's trust anchors and be bound to the calling agency, as a native signer's is."""
+        from dataclasses import replace
+
+        from pki.errors import PkiError
+
+        if report.certificate is None:
+            return replace(report, trusted=False, reason="the signature carries no X509Certificate to validate")
+        try:
+            await self.trust.validate_signer(report.certificate, usage="document-signing")
+            self.trust.check_agency(report.certificate, caller)
+        except PkiError as exc:
+            return replace(report, trusted=False, reason=f"{exc.code}: {exc}")
+        return replace(report, trusted=True, reason=None)
 
     async def _refuse_resend_without_withdraw(self, letter: mapping.EcmsLetter, caller: str) -> None:
         find = getattr(self.exchange, "find_letter", None)
@@ -346,10 +373,12 @@ class EcmsFacade:
             return mapping.build_government_document(letter), env
         if env.notifier is not None:
             return mapping.build_notifier(mapping.envelope_to_notifier(env)), env
-        return None  # receipts have no e-CMS form
+        return None  # neither letter nor notifier (receipts are left out by the inbox query)
 
     async def _op_CorrespondenceLetterInboundRequest(self, req, caller, now, data):
-        for item in await self.exchange.inbox(caller, limit=50):
+        # Delivery receipts have no e-CMS form: they are filtered out in SQL (before the LIMIT, so
+        # any number of them never hides a letter) and stay in the agency's native inbox.
+        for item in await self.exchange.inbox(caller, limit=50, receipts=False):
             found = await self._item_element(item, caller)
             if found is not None:
                 return soap.response(req.response_name, found[0], process_id=str(item.delivery_id), at=now)
@@ -375,7 +404,7 @@ class EcmsFacade:
         number = (sel.findtext("LetterID") or "").strip()
         date = mapping.parse_date(sel.findtext("CorrespondenceDate"), f"{kind}/CorrespondenceDate")
         sender = (sel.findtext("SenderDepartment/Code") or "").strip()
-        for item in await self.exchange.inbox(caller, limit=self.settings.inbox_scan):
+        for item in await self.exchange.inbox(caller, limit=self.settings.inbox_scan, receipts=False):
             found = await self._item_element(item, caller)
             if found is None:
                 continue
@@ -502,11 +531,15 @@ def _facade_from_app(settings: EcmsSettings | None):
         s = settings or EcmsSettings()
         gw = app.get(keys.SETTINGS)
         if gw is not None:
+            # The signature policy is the gateway's (GATEWAY_ECMS_*), never the facade's defaults.
             s = replace(s, allow_tokens=gw.profile != "production",
                         max_bytes=min(s.max_bytes, gw.max_body_bytes),
-                        public_url=s.public_url or (gw.public_url.rstrip("/") + ECMS_PATH if gw.public_url else ""))
+                        public_url=s.public_url or (gw.public_url.rstrip("/") + ECMS_PATH if gw.public_url else ""),
+                        accept_unsigned=gw.ecms_accept_unsigned, allow_legacy_sha1=gw.ecms_allow_legacy_sha1,
+                        require_trusted_signature=gw.ecms_require_trusted_signature)
         clock = app.get(keys.CLOCK)
-        app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE], settings=s,
+        trust = app.get(keys.TRUST)
+        app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE], settings=s, trust=trust.store if trust is not None else None,
                                      **({"clock": clock.now} if clock is not None else {}))
         yield
 

@@ -9,7 +9,10 @@ policy:
 * ``intact``: the digest and signature value check out (signxml, reference count
   pinned to 1, algorithm allow-list: SHA-1 only when the legacy profile allows it);
 * ``trusted``: the certificate in KeyInfo is pinned to the sending agency in the
-  directory (``cert_fingerprints``). A bare RSAKeyValue is never trusted.
+  directory (``cert_fingerprints``). A bare RSAKeyValue is never trusted. With
+  ``ecms_require_trusted_signature`` the facade instead validates ``certificate``
+  against the gateway's trust store (path to an anchor, usage, revocation, and
+  the agency binding, which includes those pins), like a native signature.
 
 Only the bytes signxml reports as covered (``signed_xml``) are compared with
 what the gateway maps, so an unsigned sibling cannot be smuggled in.
@@ -46,6 +49,8 @@ class LegacySignatureReport:
     algorithm_allowed: bool = True
     certificate_sha256: str | None = None
     """Fingerprint of the KeyInfo certificate, if any."""
+    certificate: x509.Certificate | None = None
+    """The KeyInfo certificate of an intact signature (for trust-store validation)."""
     trusted: bool = False
     """The certificate is pinned to the sending agency."""
     reason: str | None = None
@@ -108,5 +113,6 @@ def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
         return LegacySignatureReport(**base, certificate_sha256=fingerprint,
                                      reason="the signed content is not the letter")
     trusted = fingerprint is not None and fingerprint in agency_fingerprints
-    return LegacySignatureReport(**base, intact=True, certificate_sha256=fingerprint, trusted=trusted,
+    return LegacySignatureReport(**base, intact=True, certificate_sha256=fingerprint, certificate=cert,
+                                 trusted=trusted,
                                  reason=None if trusted else "the certificate is not pinned to the sending agency")

@@ -133,10 +133,13 @@ WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead')
 GROUP BY recipient, status ORDER BY recipient, status;
 
 -- name: inbox
+-- $3 false leaves delivery receipts out (in SQL, before the LIMIT): the e-CMS
+-- facade has no form for them, and skipping them after the LIMIT let enough
+-- receipts hide every letter behind them.
 SELECT d.id, d.created_at, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
        m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
-WHERE d.recipient = $1 AND d.status = 'inbox'
+WHERE d.recipient = $1 AND d.status = 'inbox' AND ($3::boolean OR m.message_type <> 'receipt')
 ORDER BY d.created_at, d.id
 LIMIT $2;
 
@@ -247,22 +250,84 @@ ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT 1;
 
 -- name: withdraw
--- The sender withdraws its letter from one recipient (after a rejection or
--- an invalid notice, or before delivery); the delivery leaves the queue or
--- inbox. A delivery in flight finishes its attempt but cannot be recorded as
--- delivered any more (mark_delivered requires a deliverable state).
-UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
-FROM messages m
-WHERE m.pk = d.message_pk AND m.sender = $1 AND m.message_type = 'letter'
-  AND m.letter_number = $2 AND m.letter_date = $3 AND d.recipient = $4 AND d.status <> 'withdrawn'
-RETURNING d.id, d.message_pk, m.message_id;
+-- The sender withdraws its letter from one recipient. Allowed while the letter
+-- is not delivered (queued, in flight, in the inbox, dead), or when that
+-- recipient's latest answer is a rejection or an invalid notice; a delivered
+-- letter the registry received or accepted stays. Every live target comes back
+-- with ``withdrawable``; unless all are, nothing changes (``withdrawn`` false)
+-- and the caller refuses with message.not_withdrawable. A delivery in flight
+-- finishes its attempt but cannot be recorded as delivered any more
+-- (mark_delivered requires a deliverable state).
+WITH target AS (
+    SELECT d.id, d.message_pk, m.message_id, d.recipient, d.status::text AS status, ans.notifier_kind AS answer,
+           (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable
+    FROM deliveries d JOIN messages m ON m.pk = d.message_pk
+    LEFT JOIN LATERAL (
+        -- the recipient's latest answer to this letter, matched as in business_answers
+        SELECT n.notifier_kind FROM messages n
+        JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = m.sender
+        WHERE n.message_type = 'notifier' AND n.sender = d.recipient
+          AND (n.ref_to_message_id = m.message_id
+               OR (n.ref_to_message_id IS NULL AND n.letter_number = m.letter_number
+                   AND n.letter_date = m.letter_date AND n.accepted_at >= m.accepted_at))
+        ORDER BY n.accepted_at DESC, n.pk DESC
+        LIMIT 1
+    ) ans ON true
+    WHERE m.sender = $1 AND m.message_type = 'letter'
+      AND m.letter_number = $2 AND m.letter_date = $3 AND d.recipient = $4 AND d.status <> 'withdrawn'
+    FOR UPDATE OF d
+), done AS (
+    UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
+    FROM target t
+    WHERE d.id = t.id AND NOT EXISTS (SELECT 1 FROM target x WHERE NOT x.withdrawable)
+    RETURNING d.id
+)
+SELECT t.id, t.message_pk, t.message_id, t.recipient, t.status, t.answer, t.withdrawable,
+       EXISTS (SELECT 1 FROM done WHERE done.id = t.id) AS withdrawn
+FROM target t;
 
 -- name: withdraw_by_id
-UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
-FROM messages m
-WHERE m.pk = d.message_pk AND m.sender = $1 AND m.message_id = $2
-  AND ($3::text[] IS NULL OR d.recipient = ANY ($3::text[])) AND d.status <> 'withdrawn'
-RETURNING d.id, d.message_pk, m.message_id, d.recipient;
+-- As withdraw, by message id, from the named recipients ($3) or all of them.
+WITH target AS (
+    SELECT d.id, d.message_pk, m.message_id, d.recipient, d.status::text AS status, ans.notifier_kind AS answer,
+           (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable
+    FROM deliveries d JOIN messages m ON m.pk = d.message_pk
+    LEFT JOIN LATERAL (
+        SELECT n.notifier_kind FROM messages n
+        JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = m.sender
+        WHERE n.message_type = 'notifier' AND n.sender = d.recipient
+          AND (n.ref_to_message_id = m.message_id
+               OR (n.ref_to_message_id IS NULL AND n.letter_number = m.letter_number
+                   AND n.letter_date = m.letter_date AND n.accepted_at >= m.accepted_at))
+        ORDER BY n.accepted_at DESC, n.pk DESC
+        LIMIT 1
+    ) ans ON true
+    WHERE m.sender = $1 AND m.message_id = $2
+      AND ($3::text[] IS NULL OR d.recipient = ANY ($3::text[])) AND d.status <> 'withdrawn'
+    FOR UPDATE OF d
+), done AS (
+    UPDATE deliveries d SET status = 'withdrawn', leased_by = NULL
+    FROM target t
+    WHERE d.id = t.id AND NOT EXISTS (SELECT 1 FROM target x WHERE NOT x.withdrawable)
+    RETURNING d.id
+)
+SELECT t.id, t.message_pk, t.message_id, t.recipient, t.status, t.answer, t.withdrawable,
+       EXISTS (SELECT 1 FROM done WHERE done.id = t.id) AS withdrawn
+FROM target t;
+
+-- name: delivery_history
+-- What happened to each delivery of a message, in order (status history).
+SELECT delivery_id, kind, at, actor FROM audit_events
+WHERE message_pk = $1 AND delivery_id IS NOT NULL
+ORDER BY seq;
+
+-- name: later_sends
+-- Letters the sender sent again under the same number and date after this one
+-- (a resend after a withdrawal).
+SELECT m.message_id, m.accepted_at FROM messages m
+WHERE m.sender = $1 AND m.message_type = 'letter' AND m.letter_number = $2 AND m.letter_date = $3
+  AND (m.accepted_at, m.pk) > ($4, $5)
+ORDER BY m.accepted_at, m.pk;
 
 -- name: outbound
 SELECT m.message_id, coalesce(m.letter_number, '') AS letter_number, m.message_type::text AS message_type,
@@ -275,12 +340,16 @@ LIMIT $2;
 
 -- name: business_answers
 -- Notifiers that answer this letter, newest first per answering agency:
--- linked by message id, or the e-CMS way by letter number + date + parties.
+-- linked by message id, or (a notifier naming no message id) the e-CMS way by
+-- letter number + date + parties, after this letter ($6): a letter resent
+-- under the same number and date does not inherit its withdrawn predecessor's
+-- rejection.
 SELECT DISTINCT ON (n.sender) n.sender, n.notifier_kind, n.registry_number, n.accepted_at, n.message_id
 FROM messages n
 JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = $2
 WHERE n.message_type = 'notifier'
-  AND (n.ref_to_message_id = $1 OR (n.letter_number = $3 AND n.letter_date = $4))
+  AND (n.ref_to_message_id = $1
+       OR (n.ref_to_message_id IS NULL AND n.letter_number = $3 AND n.letter_date = $4 AND n.accepted_at >= $6))
   AND n.sender = ANY ($5::text[])
 ORDER BY n.sender, n.accepted_at DESC, n.pk DESC;
 

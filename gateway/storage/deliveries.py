@@ -129,8 +129,9 @@ async def attempts(db: Executor, delivery_id: uuid.UUID) -> list[dict]:
     return [dict(r) for r in await db.fetch(queries["delivery_attempts"], delivery_id)]
 
 
-async def inbox(db: Executor, agency: str, limit: int) -> list[InboxItem]:
-    return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], agency, limit)]
+async def inbox(db: Executor, agency: str, limit: int, *, receipts: bool = True) -> list[InboxItem]:
+    """The oldest items waiting for ``agency``; ``receipts=False`` leaves delivery receipts out."""
+    return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], agency, limit, receipts)]
 
 
 async def inbox_item(db: Executor, agency: str, delivery_id: uuid.UUID):

@@ -127,12 +127,14 @@ class MemoryExchange:
 
         return read_envelope(parse(msg.envelope))
 
-    async def inbox(self, agency, *, limit=50):
+    async def inbox(self, agency, *, limit=50, receipts=True):
         items = []
         for msg in self.order:
             d = msg.deliveries.get(agency)
             if d and d[1] == "inbox":
                 env = self._envelope(msg)
+                if not receipts and env.header.message_type.value == "receipt":
+                    continue
                 items.append(_Item(d[0], msg.message_id, msg.sender, env.header.message_type.value, msg.envelope,
                                    T0))
         return items[:limit]

@@ -14,3 +14,16 @@ def test_bad_value_names_the_variable():
     with pytest.raises(ConfigError) as e:
         Settings.from_env({"GATEWAY_PORT": "eighty"})
     assert e.value.field == "GATEWAY_PORT"
+
+
+def test_ecms_signature_policy_follows_the_profile_unless_set():
+    dev = Settings.from_env({})
+    assert dev.ecms_accept_unsigned is True and dev.ecms_allow_legacy_sha1 is False
+    assert dev.ecms_require_trusted_signature is False
+    prod = Settings.from_env({"GATEWAY_PROFILE": "production", "GATEWAY_ALLOW_SHA1": "true"})
+    assert prod.ecms_accept_unsigned is False and prod.ecms_allow_legacy_sha1 is True
+    explicit = Settings.from_env({"GATEWAY_PROFILE": "production", "GATEWAY_ECMS_ACCEPT_UNSIGNED": "true",
+                                  "GATEWAY_ALLOW_SHA1": "true", "GATEWAY_ECMS_ALLOW_LEGACY_SHA1": "false",
+                                  "GATEWAY_ECMS_REQUIRE_TRUSTED_SIGNATURE": "yes"})
+    assert explicit.ecms_accept_unsigned is True and explicit.ecms_allow_legacy_sha1 is False
+    assert explicit.ecms_require_trusted_signature is True
