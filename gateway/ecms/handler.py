@@ -37,11 +37,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
+import structlog
 from aiohttp import web
 from lxml import etree
 
@@ -54,7 +54,7 @@ from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
 from gateway.errors import Conflict, GatewayError, NotFound
 
-log = logging.getLogger("gateway.ecms")
+log = structlog.get_logger("gateway.ecms")
 
 ECMS_PATH = "/ecms-ws01/service2"
 BANGKOK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")
@@ -187,11 +187,11 @@ class EcmsFacade:
             code = ecms_code_for(exc)
             if code in ("ECMS-500", "ECMS-503"):
                 return self._server_fault(code, exc, req)
-            log.info("ecms %s refused for %s: %s %s", req.operation, caller, code, exc.code)
+            log.info("ecms request refused", operation=req.operation, agency=caller, ecms_code=code, code=exc.code)
             answer_el = soap.response(req.response_name, process_id="", at=now, errors=[(code, describe(exc))])
             return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation, (code,))
         except Exception:
-            log.exception("ecms %s failed for %s", req.operation, caller)
+            log.exception("ecms request failed", operation=req.operation, agency=caller)
             return self._server_fault("ECMS-500", None, req)
         return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation)
 
@@ -272,8 +272,8 @@ class EcmsFacade:
         if not report.trusted and (s.require_trusted_signature or not s.accept_unsigned):
             raise EcmsError(report.reason or "untrusted", ecms_code="ECMS-403", code="signature.untrusted",
                             field="GovernmentSignature/Signature/KeyInfo")
-        log.info("ecms letter %s from %s: legacy signature intact, trusted=%s, sha1=%s",
-                 letter.id, caller, report.trusted, report.sha1)
+        log.info("ecms legacy signature intact", letter_number=letter.id, agency=caller, trusted=report.trusted,
+                 sha1=report.sha1)
 
     async def _trust_report(self, report, caller: str):
         """A pinned fingerprint is not enough here: the legacy signer's certificate must chain to
