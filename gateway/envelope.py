@@ -92,6 +92,26 @@ class LetterReference:
 
 
 @dataclass(frozen=True)
+class Party:
+    """A person on a letter as the sending system names them (e-CMS SenderParty / ReceiverParty)."""
+
+    agency: str
+    given_name: str | None = None
+    family_name: str | None = None
+    job_title: str | None = None
+
+
+@dataclass(frozen=True)
+class LegacySignature:
+    """An e-CMS author's signature as it arrived: evidence about the original SOAP letter
+    (kept by the gateway), not a signature of the native envelope."""
+
+    type_code: str | None = None
+    signature: bytes | None = None
+    """The ds:Signature element's bytes as received."""
+
+
+@dataclass(frozen=True)
 class Letter:
     """หนังสือราชการ: the fields the correspondence regulation gives a letter."""
 
@@ -111,6 +131,11 @@ class Letter:
     """สิ่งที่ส่งมาด้วย."""
     body: str | None = None
     id: str = "Letter"
+    sender_party: Party | None = None
+    receiver_parties: tuple[Party, ...] = ()
+    sent_at: str | None = None
+    """When the sending system says it sent the letter, as it wrote it (e-CMS SendDate)."""
+    legacy_signature: LegacySignature | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +323,17 @@ def read_letter(el: etree._Element) -> Letter:
                                     date=_date(_req(rk, "Date"), "Letter/References/Reference/Date"),
                                     subject=_text(rk, "Subject")))
     signer = _sub(k, "Signer")
+    sender_party, receiver_parties = None, ()
+    if (parties := k.get("Parties")) is not None:
+        pk = _Kids(parties)
+        sender_party = _read_party(pk.get("SenderParty"))
+        receiver_parties = tuple(_read_party(p) for p in pk.all("ReceiverParty"))
+    legacy = None
+    if (ls := k.get("LegacySignature")) is not None:
+        lk = _Kids(ls)
+        sig = _text(lk, "Signature")
+        legacy = LegacySignature(type_code=_text(lk, "TypeCode"),
+                                 signature=base64.b64decode(sig) if sig else None)
     return Letter(
         number=_req(k, "Number"),
         date=_date(_req(k, "Date"), "Letter/Date"),
@@ -311,7 +347,19 @@ def read_letter(el: etree._Element) -> Letter:
         enclosures=tuple(e.text or "" for e in ([] if encl_el is None else _Kids(encl_el).all("Enclosure"))),
         body=_text(k, "Body"),
         id=el.get("Id", "Letter"),
+        sender_party=sender_party,
+        receiver_parties=receiver_parties,
+        sent_at=_text(k, "SentAt"),
+        legacy_signature=legacy,
     )
+
+
+def _read_party(el: etree._Element | None) -> Party | None:
+    if el is None:
+        return None
+    k = _Kids(el)
+    return Party(agency=el.get("agency", ""), given_name=_text(k, "GivenName"), family_name=_text(k, "FamilyName"),
+                 job_title=_text(k, "JobTitle"))
 
 
 def read_notifier(el: etree._Element) -> Notifier:
@@ -436,6 +484,15 @@ def build_body(body: Body) -> etree._Element:
             parts.append(E.Enclosures(*[E.Enclosure(t) for t in body.enclosures]))
         parts += [E.Speed(body.speed.value), E.Secrecy(body.secrecy.value), *_opt("Body", body.body),
                   E.Signer(E.Name(body.signer_name), E.Position(body.signer_position))]
+        if body.sender_party is not None or body.receiver_parties:
+            parties = [] if body.sender_party is None else [_build_party("SenderParty", body.sender_party)]
+            parties += [_build_party("ReceiverParty", p) for p in body.receiver_parties]
+            parts.append(E.Parties(*parties))
+        parts += _opt("SentAt", body.sent_at)
+        if body.legacy_signature is not None:
+            ls = body.legacy_signature
+            parts.append(E.LegacySignature(*_opt("TypeCode", ls.type_code), *_opt(
+                "Signature", base64.b64encode(ls.signature).decode("ascii") if ls.signature else None)))
         return E.Letter(*parts, Id=body.id)
     if isinstance(body, Notifier):
         return E.Notifier(
@@ -447,6 +504,11 @@ def build_body(body: Body) -> etree._Element:
         E.Kind(body.kind), E.MessageId(body.message_id), E.Sender(body.sender),
         *_opt("Recipient", body.recipient), *_opt("DeliveryId", body.delivery_id),
         E.Sha256(body.sha256), E.At(_iso(body.at)), Id=body.id)
+
+
+def _build_party(tag: str, p: Party) -> etree._Element:
+    return getattr(E, tag)(*_opt("GivenName", p.given_name), *_opt("FamilyName", p.family_name),
+                           *_opt("JobTitle", p.job_title), agency=p.agency)
 
 
 def build_attachment(a: Attachment) -> etree._Element:

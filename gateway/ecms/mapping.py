@@ -31,6 +31,8 @@ and proposed to the lead as optional fields):
   JobTitle) → Signer/Name ("given family") and Signer/Position;
 * ReferenceCorrespondence → References; Attachment (text) → Enclosures;
   Description → Body;
+* SenderParty / ReceiverParty names and JobTitle → Letter/Parties; SendDate → SentAt;
+  GovernmentSignature TypeCode and ds:Signature → LegacySignature (evidence, as received);
 * MainLetterBinaryObject → Attachment role="main" (``main.<ext>``),
   AttachmentBinaryObject → role="enclosure" (``attachment-<n>.<ext>``), mimeCode → MimeType.
 """
@@ -56,6 +58,8 @@ from gateway.envelope import (
     Header,
     Letter,
     LetterReference,
+    LegacySignature as NativeLegacySignature,
+    Party as NativeParty,
     MessageType,
     Notifier,
     NotifierKind,
@@ -99,14 +103,12 @@ MIME_TYPES: Final[dict[str, str]] = {
 _EXT_TO_MIME: Final = {ext: mime for mime, ext in MIME_TYPES.items()} | {"jpeg": "image/jpeg", "tiff": "image/tiff"}
 _MIME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*$")
 
-#: e-CMS data the native envelope v1 has no field for (proposed to the lead as
-#: optional XSD additions; until then kept only in the stored SOAP evidence).
+#: e-CMS data that does not travel on (always kept in the stored SOAP evidence). Parties' names and
+#: job titles, SendDate and the GovernmentSignature travel in Letter/Parties, SentAt, LegacySignature.
 NOT_CARRIED: Final = (
-    "ReceiverParty/GivenName, FamilyName (when JobTitle is used as Addressee)",
-    "SenderParty/GivenName, FamilyName, JobTitle when a GovernmentSignature/SignerParty differs",
-    "SendDate (the native Header/CreatedAt is the gateway's submission time)",
-    "GovernmentSignature/TypeCode and the legacy ds:Signature itself",
     "unknown SpeedCode/SecretCode spellings (normalised to 001..004)",
+    "the legacy ds:Signature towards e-CMS receivers (carried to native ones as Letter/LegacySignature; "
+    "it covers the original SOAP, kept as evidence, and would not verify over a rebuilt letter)",
 )
 
 
@@ -181,6 +183,8 @@ class EcmsLetter:
     signer: Signer | None = None
     has_signature: bool = False
     """A ds:Signature was present (verified separately, see :mod:`gateway.ecms.legacy`)."""
+    signature_xml: bytes = b""
+    """That ds:Signature element's bytes as received (carried to native receivers as evidence)."""
 
     @property
     def speed(self) -> Speed:
@@ -333,6 +337,7 @@ def read_letter(gov_doc: etree._Element) -> EcmsLetter:
                                         decode_base64(a.text, f"{where}/AttachmentBinaryObject[{i}]")))
     sig = find_government_signature(gov_doc)
     signer_el = sig.find(f"{_R}SignerParty") if sig is not None else None
+    ds_sig = sig.find("{http://www.w3.org/2000/09/xmldsig#}Signature") if sig is not None else None
     return EcmsLetter(
         id=_t(letter, f"{_R}ID").strip(),
         date=parse_date(_t(letter, f"{_R}CorrespondenceDate"), f"{where}/CorrespondenceDate"),
@@ -349,7 +354,8 @@ def read_letter(gov_doc: etree._Element) -> EcmsLetter:
         attachments=tuple(attachments),
         signature_type=_t(sig, f"{_R}TypeCode").strip() if sig is not None else "",
         signer=_signer(signer_el) if signer_el is not None else None,
-        has_signature=sig is not None and sig.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is not None,
+        has_signature=ds_sig is not None,
+        signature_xml=etree.tostring(ds_sig, with_tail=False) if ds_sig is not None else b"",
     )
 
 
@@ -501,6 +507,12 @@ def letter_to_envelope(letter: EcmsLetter, *, sender: str, message_id: str, crea
                          for r in letter.references),
         enclosures=_enclosures(letter.attachment_text),
         body=letter.description if letter.description.strip() else None,
+        sender_party=_native_party(letter.sender),
+        receiver_parties=tuple(p for p in (_native_party(r) for r in letter.receivers) if p is not None),
+        sent_at=_clip(letter.send_date) or None,
+        legacy_signature=(NativeLegacySignature(type_code=_clip(letter.signature_type) or None,
+                                                signature=letter.signature_xml or None)
+                          if letter.signature_type or letter.signature_xml else None),
     )
     files: list[Attachment] = []
     if letter.main_letter is not None:
@@ -515,6 +527,14 @@ def letter_to_envelope(letter: EcmsLetter, *, sender: str, message_id: str, crea
     return Envelope(header=header, body=native, attachments=tuple(files))
 
 
+def _native_party(p: Party) -> NativeParty | None:
+    """The names and job title the client gave, if it gave any (the agency code alone is in the header)."""
+    given, family, title = (_clip(v.strip()) or None for v in (p.given_name, p.family_name, p.job_title))
+    if not (given or family or title):
+        return None
+    return NativeParty(agency=p.department, given_name=given, family_name=family, job_title=title)
+
+
 def envelope_to_letter(env: Envelope, *, recipient: str | None = None,
                        directory: Directory | None = None) -> EcmsLetter:
     """The e-CMS letter for a native letter envelope, as one receiver (or all) will see it."""
@@ -523,10 +543,21 @@ def envelope_to_letter(env: Envelope, *, recipient: str | None = None,
         raise ValueError("not a letter envelope")
     h = env.header
     given, family = _split_name(letter.signer_name)
-    sender = Party(department=h.sender, given_name=given, family_name=family, job_title=letter.signer_position,
-                   ministry=h.sender[:2])
-    receivers = tuple(Party(department=r, job_title=letter.addressee, ministry=r[:2])
-                      for r in ((recipient,) if recipient else h.recipients))
+    sp = letter.sender_party
+    sender = (Party(department=h.sender, given_name=sp.given_name or "", family_name=sp.family_name or "",
+                    job_title=sp.job_title or "", ministry=h.sender[:2]) if sp is not None
+              else Party(department=h.sender, given_name=given, family_name=family,
+                         job_title=letter.signer_position, ministry=h.sender[:2]))
+    named = {p.agency: p for p in letter.receiver_parties}
+
+    def receiver(code: str) -> Party:
+        p = named.get(code)
+        if p is None:
+            return Party(department=code, job_title=letter.addressee, ministry=code[:2])
+        return Party(department=code, given_name=p.given_name or "", family_name=p.family_name or "",
+                     job_title=p.job_title or letter.addressee, ministry=code[:2])
+
+    receivers = tuple(receiver(r) for r in ((recipient,) if recipient else h.recipients))
     main = next((a for a in env.attachments if a.role == "main"), None)
     others = tuple(a for a in env.attachments if a is not main)
     speed = {v: k for k, v in SPEED_CODES.items()}[letter.speed]
@@ -536,11 +567,13 @@ def envelope_to_letter(env: Envelope, *, recipient: str | None = None,
         sender=sender, receivers=receivers,
         references=tuple(Reference(id=r.number, date=r.date, subject=r.subject or "") for r in letter.references),
         attachment_text="\n".join(letter.enclosures),
-        send_date=h.created_at.replace(microsecond=0).isoformat(),
+        send_date=letter.sent_at or h.created_at.replace(microsecond=0).isoformat(),
         description=letter.body or "",
         main_letter=BinaryObject(main.mime_type, main.content) if main else None,
         attachments=tuple(BinaryObject(a.mime_type, a.content) for a in others),
-        signature_type="",
+        # the legacy ds:Signature is not re-embedded: it covered the original SOAP letter and would not
+        # verify over this rebuilt one; the gateway's seal and the kept evidence stand for it
+        signature_type=letter.legacy_signature.type_code or "" if letter.legacy_signature else "",
         signer=Signer(given_name=given, family_name=family, title=letter.signer_position,
                       ministry=h.sender[:2], department=h.sender),
     )

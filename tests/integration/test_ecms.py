@@ -146,6 +146,34 @@ async def test_rsa_sha1_legacy_signature_only_with_the_legacy_setting(make_clien
     assert await messages_from(pool, OPM) == 1
 
 
+async def test_a_native_receiver_gets_the_people_send_date_and_legacy_signature(make_client, pool, dev_pki):
+    """Nothing the e-CMS client said is lost for a native receiver: the parties' names and titles,
+    SendDate, and the author's ds:Signature as received (evidence about the original SOAP letter)."""
+    from gateway import xml as gxml
+    from gateway.envelope import read_envelope
+
+    client = await make_client(ecms_require_trusted_signature=True)
+    signer = dev_pki.agency_signer(OPM)
+    soap_bytes = signed_ecms_letter(key=signer._key, cert=signer.certificate,
+                                    method="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+                                    digest="http://www.w3.org/2001/04/xmlenc#sha256")
+    assert errors(await soap_call(client, OPM, soap_bytes)) == []
+    forwarded = await pool.fetchval("SELECT forwarded FROM messages WHERE sender = $1", OPM)
+    letter = read_envelope(gxml.parse(forwarded)).letter
+    sent = etree.fromstring(soap_bytes)
+    ds = next(sent.iter("{http://www.w3.org/2000/09/xmldsig#}Signature"))
+    assert letter.legacy_signature is not None
+    assert etree.fromstring(letter.legacy_signature.signature).findtext(
+        ".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue") == ds.findtext(
+        "{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    ram = "{urn:th:gov:egif:data:standard:ReusableAggregateBusinessInformationEntity:1}"
+    assert letter.sent_at == "2012-09-07T09:30:00"  # the vector's SendDate, not the gateway's time
+    sender_party = next(sent.iter(f"{ram}SenderParty"))
+    assert letter.sender_party.given_name == sender_party.findtext(f"{ram}GivenName").strip() == "อัครวัฒน์"
+    assert letter.sender_party.job_title == sender_party.findtext(f"{ram}JobTitle").strip()
+    assert [p.agency for p in letter.receiver_parties] == [CMI]
+
+
 async def test_required_trust_validates_the_legacy_signer_against_the_trust_store(make_client, pool, dev_pki):
     client = await make_client(ecms_require_trusted_signature=True)
     key, cert = self_signed_rsa()  # intact, but no path to an anchor
