@@ -120,3 +120,35 @@ async def test_database_outage_answers_503_and_loses_nothing(own_postgres, workd
     assert [r["message_id"] for r in rows] == ["before", "during", "waiting"]
     assert {r["status"] for r in rows} == {"delivered"}
     assert set(office.received) == {r["delivery_id"] for r in rows}
+
+
+def _multi_host(dsn: str, dead_port: int) -> str:
+    """The DSN with a host that is down listed first, as a replicated setup lists its nodes."""
+    head, _, query = dsn.partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&") if p)
+    host, port = params.pop("host"), params.pop("port", "5432")
+    rest = "".join(f"&{k}={v}" for k, v in params.items())
+    return f"{head}?host=127.0.0.1,{host}&port={dead_port},{port}&target_session_attrs=read-write{rest}"
+
+
+async def test_a_multi_host_url_finds_the_writable_server(database_url, workdir):
+    """GATEWAY_DATABASE_URL may list every node (libpq style, target_session_attrs=read-write): the
+    gateway connects to the one that takes writes, skipping nodes that are down."""
+    directory = write_directory(workdir / "directory.json")
+    port = free_port()
+    gw = GatewayProcess(env=gateway_env(database_url=_multi_host(database_url, free_port()), directory=directory,
+                                        port=port, data_dir=workdir), port=port,
+                        log_path=workdir / "gateway.log").start()
+    try:
+        await gw.wait_ready()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id="multi-host"),
+                              headers=auth()) as r:
+                assert r.status == 202, await r.text()
+    finally:
+        gw.stop()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM messages WHERE message_id = 'multi-host'") == 1
+    finally:
+        await conn.close()
