@@ -46,7 +46,8 @@ async def main(args) -> int:
                                          pg_down_s=args.pg_down)
             print(f"crash: accepted={crash.accepted} letters, {crash.expected} deliveries expected, "
                   f"{crash.delivered} delivered, lost={crash.lost}, duplicates={crash.duplicates}, "
-                  f"missing_in_db={crash.missing_in_db}, dead={crash.dead}, wire_repeats={crash.wire_repeats}")
+                  f"missing_in_db={crash.missing_in_db}, dead={crash.dead}, wire_repeats={crash.wire_repeats}, "
+                  f"audit chain {crash.audit_events} events, problems={crash.audit_problems[:5]}")
             print(f"crash: kills={crash.kills} pg_restarts={crash.pg_restarts} start_failures={crash.start_failures}"
                   f" 200-duplicate-answers={crash.duplicates_answered} client retries={crash.retries}"
                   f" refused={crash.refused} unresolved={crash.unresolved}"
@@ -72,6 +73,7 @@ async def main(args) -> int:
         kv.update(accepted=crash.accepted, delivered=crash.delivered, lost=crash.lost, duplicates=crash.duplicates,
                   kills=crash.kills, pg_restarts=crash.pg_restarts, missing_in_db=crash.missing_in_db,
                   wire_repeats=crash.wire_repeats, refused=sum(crash.refused.values()),
+                  audit_problems=len(crash.audit_problems),
                   accepted_per_s=crash.accepted / crash.load_s, settle_s=crash.settle_s)
     if offices is not None:
         lost += offices.undelivered
@@ -82,7 +84,7 @@ async def main(args) -> int:
                   latency_ratio_p90=offices.ratio_p90, recover_s=offices.recover_s)
     kv["elapsed_s"] = elapsed
     print(figures(**kv))
-    failed = lost > 0 or duplicates > 0 or (crash is not None and crash.refused)
+    failed = lost > 0 or duplicates > 0 or (crash is not None and not crash.ok)
     return 1 if failed else 0
 
 

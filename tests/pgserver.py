@@ -68,9 +68,17 @@ class CrashablePostgres:
                 p.send_signal(signal.SIGKILL)
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(victims, timeout=15)
-        if alive:
-            raise RuntimeError(f"PostgreSQL processes survived SIGKILL: {[p.pid for p in alive]}")
+        deadline = time.monotonic() + 15
+        while alive := [p for p in victims if _alive(p)]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL processes survived SIGKILL: {[p.pid for p in alive]}")
+            time.sleep(0.01)  # polls for a condition, with a deadline
+        # Zombies keep their pids until init reaps them, and a new postmaster refuses to start
+        # while the pid in a lock file exists. Every process of the old server is dead, so the
+        # lock files are stale, as they would be after a machine crash: remove them.
+        socket_dir = self.server.get_postmaster_info().socket_dir
+        for lock in [self.pgdata / "postmaster.pid", *(socket_dir.glob(".s.PGSQL.*.lock") if socket_dir else [])]:
+            lock.unlink(missing_ok=True)
         return [p.pid for p in victims]
 
     def start_again(self, timeout: float = 60.0) -> int:
@@ -122,3 +130,11 @@ class CrashablePostgres:
                     pass
                 atexit.unregister(self.server._cleanup)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _alive(p: psutil.Process) -> bool:
+    """Still running; a zombie is dead (it holds no shared memory, only a pid until it is reaped)."""
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -130,7 +130,7 @@ class World:
             port = free_port()
             env = gateway_env(
                 database_url=self.dsn, directory=directory, port=port, data_dir=self.workdir,
-                GATEWAY_NODE_NAME=f"gw{i}", GATEWAY_LOG_LEVEL="warning",
+                GATEWAY_LOG_LEVEL="warning",
                 GATEWAY_DISPATCH_LEASE_S=str(self.lease_s), GATEWAY_DISPATCH_REQUEST_TIMEOUT_S=str(REQUEST_TIMEOUT_S),
                 GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_MAX_DELAY_S="2",
                 # time is compressed: an outage of a minute must not exhaust a schedule meant for days
@@ -156,11 +156,12 @@ class World:
                     raise
                 await asyncio.sleep(0.2)  # paces restarts of a process that cannot start yet
 
-    async def kill_and_restart(self, i: int) -> None:
+    def kill(self, i: int) -> None:
+        """SIGKILL gateway ``i`` (if it runs); :meth:`start_gateway` brings it back."""
         gw = self.gateways[i]
-        gw.kill()
-        self.kills += 1
-        await self.start_gateway(gw)
+        if gw.proc is not None and gw.proc.poll() is None:
+            gw.kill()
+            self.kills += 1
 
     async def crash_postgres(self, down_s: float) -> None:
         await asyncio.to_thread(self.pg.crash)
@@ -185,6 +186,34 @@ class World:
             except OSError:
                 pass
         return "\n".join(out)
+
+    async def verify_audit(self, timeout: float = 60.0) -> tuple[int, list[str]]:
+        """Wait until the sealer has chained every audit event, then verify the chain from the genesis.
+
+        Returns (events examined, problems). The chain must survive SIGKILLs of
+        whichever process was sealing and the database's crash recovery."""
+        from cryptography import x509
+
+        from gateway.audit import live
+
+        # the development seal the gateways created in their data dir (checkpoints, if any, are signed by it)
+        cert = x509.load_pem_x509_certificates((self.workdir / "pki" / "gateway" / "seal.pem").read_bytes())[0]
+        pool = await db.create_pool(self.dsn, min_size=1, max_size=2)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                head = await pool.fetchval("SELECT seq FROM audit_chain_head")
+                last = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM audit_events")
+                if head >= last or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)  # polls a condition with a deadline
+            rep = await live.verify_database(pool, cert)
+        finally:
+            await pool.close()
+        problems = [str(p) for p in rep.problems]
+        if head < last:
+            problems.append(f"sealer did not catch up: head {head} < last event {last}")
+        return rep.events, problems
 
     async def delivery_states(self, message_ids: list[str] | None = None) -> dict[str, int]:
         """Deliveries of letters by status (all letters, or those with the given message ids)."""
@@ -278,6 +307,10 @@ class CrashResult:
     """Repeated arrivals of the same delivery id (at-least-once; the office deduplicates)."""
     dead: int
     """Deliveries of letters that became dead letters."""
+    audit_events: int
+    """Audit events the chain verifier examined after the run."""
+    audit_problems: list[str]
+    """What the verifier found wrong with the hash chain (edits, gaps, reordering)."""
     kills: int
     pg_restarts: int
     start_failures: int
@@ -291,7 +324,8 @@ class CrashResult:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.missing_in_db == 0 and not self.refused
+        return (self.lost == 0 and self.duplicates == 0 and self.missing_in_db == 0 and not self.refused
+                and not self.audit_problems)
 
 
 async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill_every_s: float = 4.0,
@@ -319,29 +353,44 @@ async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill
                 k += 1
 
         async def chaos() -> None:
-            # kills every kill_every_s, in turn; the database crash(es) spread evenly over the run
+            # A kill every kill_every_s, in turn, whatever state the victim is in (it may still be
+            # starting after the previous kill); restarts run in the background, so at times no
+            # gateway is up. The database crash(es) are spread evenly over the run, also in the
+            # background: gateways killed meanwhile cannot start until it is back.
             pg_at = [t0 + seconds * (j + 1) / (pg_restarts + 1) for j in range(pg_restarts)]
             next_kill = t0 + kill_every_s
             victim = 0
+            background: list[asyncio.Task] = []
+            restarting: dict[int, asyncio.Task] = {}
+
+            async def crash_pg() -> None:
+                log(f"[{time.monotonic() - t0:5.1f}s] crashing PostgreSQL")
+                await world.crash_postgres(pg_down_s)
+                log(f"[{time.monotonic() - t0:5.1f}s] PostgreSQL is back")
+
+            async def restart(i: int) -> None:
+                await world.start_gateway(world.gateways[i])
+                log(f"[{time.monotonic() - t0:5.1f}s] gateway {i} ready again")
+
             while True:
                 now = time.monotonic()
                 if pg_at and pg_at[0] <= now:
                     pg_at.pop(0)
-                    log(f"[{now - t0:5.1f}s] crashing PostgreSQL")
-                    await world.crash_postgres(pg_down_s)
-                    log(f"[{time.monotonic() - t0:5.1f}s] PostgreSQL is back")
+                    background.append(asyncio.create_task(crash_pg()))
                     continue
-                if next_kill <= now and next_kill < stop_at - 0.5:
+                if next_kill <= now:
                     log(f"[{now - t0:5.1f}s] SIGKILL gateway {victim}")
-                    await world.kill_and_restart(victim)
-                    log(f"[{time.monotonic() - t0:5.1f}s] gateway {victim} ready again")
+                    world.kill(victim)  # a restart in progress notices the exit and starts it again
+                    if victim not in restarting or restarting[victim].done():
+                        restarting[victim] = asyncio.create_task(restart(victim))
                     victim = (victim + 1) % len(world.gateways)
-                    next_kill = max(next_kill + kill_every_s, time.monotonic() + 0.5)
+                    next_kill += kill_every_s
                     continue
-                upcoming = [t for t in (pg_at[:1] + [next_kill]) if t < stop_at]
+                upcoming = [t for t in (pg_at[:1] + [next_kill]) if t < stop_at - 1.0]
                 if not upcoming:
-                    return
+                    break
                 await asyncio.sleep(max(0.0, min(upcoming) - time.monotonic()))  # the schedule
+            await asyncio.gather(*background, *restarting.values())
 
         chaos_task = asyncio.create_task(chaos())
         await asyncio.gather(*(client(n) for n in range(clients)))
@@ -387,10 +436,12 @@ async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill
     finally:
         await conn.close()
     states = await world.delivery_states()
+    audit_events, audit_problems = await world.verify_audit()
     return CrashResult(
         accepted=len(accepted), expected=expected, delivered=delivered, lost=expected - delivered,
         missing_in_db=len(accepted) - len(in_db), duplicates=duplicates, wire_repeats=wire_repeats,
-        dead=states.get("dead", 0), kills=world.kills - kills_before, pg_restarts=world.pg.restarts - pg_before,
+        dead=states.get("dead", 0), audit_events=audit_events, audit_problems=audit_problems,
+        kills=world.kills - kills_before, pg_restarts=world.pg.restarts - pg_before,
         start_failures=world.start_failures, duplicates_answered=books.duplicates_answered,
         retries=dict(books.retries), refused=dict(books.refused), unresolved=books.unresolved,
         load_s=load_s, settle_s=settle_s, elapsed_s=time.monotonic() - t0)
