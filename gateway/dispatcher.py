@@ -74,6 +74,10 @@ class Dispatcher:
     async def run(self) -> None:
         log.info("dispatcher started", worker=self.worker)
         while not self._stopping:
+            # Cleared before the claim, never after it: a wake() while the claim query runs (a
+            # letter committed after the query's snapshot) must send the loop round again at
+            # once, not leave that letter waiting a whole poll interval.
+            self._event.clear()
             try:
                 claimed = await self.dispatch_once()
             except asyncio.CancelledError:
@@ -83,7 +87,6 @@ class Dispatcher:
                 claimed = 0
                 await asyncio.sleep(min(2.0, self.settings.poll_interval_s * 4))
             if claimed == 0 or len(self._inflight) >= self.settings.concurrency:
-                self._event.clear()
                 try:
                     await asyncio.wait_for(self._event.wait(), timeout=self.settings.poll_interval_s)
                 except asyncio.TimeoutError:
