@@ -35,7 +35,8 @@ from tests.chaos.harness import World, crash_scenario, office_scenario  # noqa: 
 
 async def main(args) -> int:
     t0 = time.monotonic()
-    world = World(processes=args.processes, lease_s=args.lease, keep_workdir=args.keep)
+    world = World(processes=args.processes, lease_s=args.lease, keep_workdir=args.keep,
+                  env={"GATEWAY_DISPATCH_POLL_INTERVAL_S": str(args.poll)})
     crash = offices = None
     try:
         await world.open()
@@ -101,6 +102,8 @@ def parse(argv=None):
     p.add_argument("--pg-restarts", type=int, default=1, help="PostgreSQL crashes in the crash part")
     p.add_argument("--pg-down", type=float, default=1.0, help="seconds PostgreSQL stays down")
     p.add_argument("--lease", type=float, default=2.0, help="dispatch lease (GATEWAY_DISPATCH_LEASE_S)")
+    p.add_argument("--poll", type=float, default=0.25,
+                   help="dispatcher idle poll interval (GATEWAY_DISPATCH_POLL_INTERVAL_S; the default)")
     p.add_argument("--rate", type=float, default=10.0, help="circular letters a second in the office part")
     p.add_argument("--unruly", default="down,slow,error,reset,hang",
                    help="which offices misbehave in the office part (comma-separated)")

@@ -88,6 +88,8 @@ class World:
     lease_s: float = 2.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sgw-chaos-", dir="/tmp")))
     keep_workdir: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    """More GATEWAY_* settings for the gateway processes (they win over the harness's)."""
     pg: CrashablePostgres | None = None
     dsn: str = ""
     gateways: list[GatewayProcess] = field(default_factory=list)
@@ -135,7 +137,7 @@ class World:
                 GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_MAX_DELAY_S="2",
                 # time is compressed: an outage of a minute must not exhaust a schedule meant for days
                 GATEWAY_RETRY_MAX_ATTEMPTS="1000",
-                GATEWAY_POOL_MAX="10", GATEWAY_RATE_PER_AGENCY="0")
+                GATEWAY_POOL_MAX="10", GATEWAY_RATE_PER_AGENCY="0", **self.env)
             gw = GatewayProcess(env=env, port=port, log_path=self.workdir / f"gateway-{i}.log")
             self.gateways.append(gw)
             # one at a time: the first start creates the development PKI in the shared data dir
