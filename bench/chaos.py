@@ -34,6 +34,9 @@ from tests.chaos.harness import World, crash_scenario, office_scenario  # noqa: 
 
 
 async def main(args) -> int:
+    from gateway.logging import configure
+
+    configure("console", "warning")  # the harness's own migrations and pools: quiet
     t0 = time.monotonic()
     world = World(processes=args.processes, lease_s=args.lease, keep_workdir=args.keep,
                   env={"GATEWAY_DISPATCH_POLL_INTERVAL_S": str(args.poll)})
@@ -75,7 +78,8 @@ async def main(args) -> int:
                   kills=crash.kills, pg_restarts=crash.pg_restarts, missing_in_db=crash.missing_in_db,
                   wire_repeats=crash.wire_repeats, refused=sum(crash.refused.values()),
                   audit_problems=len(crash.audit_problems),
-                  accepted_per_s=crash.accepted / crash.load_s, settle_s=crash.settle_s)
+                  accepted_per_s=crash.accepted / crash.load_s,
+                  delivered_per_s=crash.delivered / (crash.load_s + crash.settle_s), settle_s=crash.settle_s)
     if offices is not None:
         lost += offices.undelivered
         duplicates += offices.duplicates
@@ -101,7 +105,8 @@ def parse(argv=None):
     p.add_argument("--kill-every", type=float, help="seconds between SIGKILLs (default 4, quick 5)")
     p.add_argument("--pg-restarts", type=int, default=1, help="PostgreSQL crashes in the crash part")
     p.add_argument("--pg-down", type=float, default=1.0, help="seconds PostgreSQL stays down")
-    p.add_argument("--lease", type=float, default=2.0, help="dispatch lease (GATEWAY_DISPATCH_LEASE_S)")
+    p.add_argument("--lease", type=float, default=4.0,
+                   help="dispatch lease (GATEWAY_DISPATCH_LEASE_S; more than the 2 s request timeout)")
     p.add_argument("--poll", type=float, default=0.25,
                    help="dispatcher idle poll interval (GATEWAY_DISPATCH_POLL_INTERVAL_S; the default)")
     p.add_argument("--rate", type=float, default=10.0, help="circular letters a second in the office part")

@@ -85,7 +85,9 @@ class World:
     """PostgreSQL, gateways and offices of one chaos run; :meth:`close` stops all of it by pid."""
 
     processes: int = 2
-    lease_s: float = 2.0
+    lease_s: float = 4.0
+    """Dispatch lease: short, so a killed process's claims come back soon; longer than the request
+    timeout, as in production (60 s > 30 s), or a slow office's deliveries are claimed twice."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sgw-chaos-", dir="/tmp")))
     keep_workdir: bool = False
     env: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,8 @@ class World:
     """Restarts of a gateway that exited at once (e.g. the database was down) and were tried again."""
 
     async def open(self) -> "World":
+        if self.lease_s <= REQUEST_TIMEOUT_S:
+            raise ValueError(f"lease_s {self.lease_s} must exceed the request timeout {REQUEST_TIMEOUT_S}")
         self.pg = await asyncio.to_thread(lambda: CrashablePostgres().start())
         admin = self.pg.admin_dsn
         conn = await asyncpg.connect(admin)

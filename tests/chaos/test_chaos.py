@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_kills_and_a_database_crash_lose_nothing_and_unruly_offices_get_everything_after_recovery():
-    world = World(processes=2, lease_s=2.0)
+    world = World(processes=2)
     try:
         await world.open()
         crash = await crash_scenario(world, seconds=14.0, clients=6, kill_every_s=5.0, pg_restarts=1,
