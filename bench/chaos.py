@@ -2,8 +2,8 @@
 
 One command, bounded in time, stops everything it started (by pid):
 
-    python bench/chaos.py --quick          # about a minute
-    python bench/chaos.py                  # a few minutes
+    python bench/chaos.py --quick          # about 75 s
+    python bench/chaos.py                  # about six minutes
     python bench/chaos.py --seconds 300 --kill-every 3
 
 Two ``gateway serve`` processes share a dedicated embedded PostgreSQL (never
@@ -57,11 +57,15 @@ async def main(args) -> int:
                   f" refused={crash.refused} unresolved={crash.unresolved}"
                   f" load={crash.load_s:.1f}s settle={crash.settle_s:.1f}s")
         if args.mode in ("both", "offices"):
-            offices = await office_scenario(world, window_s=args.window, pairs=args.pairs, rate=args.rate, kinds=tuple(args.unruly.split(",")))
+            offices = await office_scenario(world, window_s=args.window, pairs=args.pairs, rate=args.rate, kinds=tuple(args.unruly.split(",")),
+                                            long_down_s=args.long_down)
             print(f"offices: {offices.letters} circular letters to 6 offices; healthy office accept->receipt "
                   f"p50 {offices.baseline_p50_ms:.1f} ms -> {offices.unruly_p50_ms:.1f} ms "
                   f"(x{offices.ratio:.3f}), p90 {offices.baseline_p90_ms:.1f} -> {offices.unruly_p90_ms:.1f} ms "
                   f"(x{offices.ratio_p90:.3f}); samples {offices.samples}")
+            if offices.long_down_s:
+                print(f"offices: down office off for {offices.long_down_s:.0f}s, everything it missed arrived "
+                      f"{offices.long_recover_s:.1f}s after it came back")
             print(f"offices: after recovery undelivered={offices.undelivered} duplicates={offices.duplicates} "
                   f"dead={offices.dead} recovered_in={offices.recover_s:.1f}s attempts={offices.attempts}")
     finally:
@@ -86,7 +90,8 @@ async def main(args) -> int:
         kv.update(office_letters=offices.letters, office_undelivered=offices.undelivered,
                   office_duplicates=offices.duplicates, healthy_p50_ms=offices.baseline_p50_ms,
                   healthy_p50_unruly_ms=offices.unruly_p50_ms, latency_ratio=offices.ratio,
-                  latency_ratio_p90=offices.ratio_p90, recover_s=offices.recover_s)
+                  latency_ratio_p90=offices.ratio_p90, recover_s=offices.recover_s,
+                  long_down_s=offices.long_down_s, long_recover_s=offices.long_recover_s)
     kv["elapsed_s"] = elapsed
     print(figures(**kv))
     failed = lost > 0 or duplicates > 0 or (crash is not None and not crash.ok)
@@ -95,10 +100,12 @@ async def main(args) -> int:
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="about a minute in all")
-    p.add_argument("--seconds", type=float, help="seconds of load in the crash part (default 120, quick 25)")
+    p.add_argument("--quick", action="store_true", help="about 75 s in all")
+    p.add_argument("--seconds", type=float, help="seconds of load in the crash part (default 120, quick 20)")
     p.add_argument("--window", type=float, help="seconds of each office window (default 10, quick 5)")
-    p.add_argument("--pairs", type=int, help="baseline/unruly window pairs in the office part (default 5, quick 3)")
+    p.add_argument("--long-down", type=float,
+                   help="then one long outage of the down office, seconds (default 60, quick 10; 0 = none)")
+    p.add_argument("--pairs", type=int, help="baseline/unruly window pairs in the office part (default 5, quick 2)")
     p.add_argument("--mode", choices=("both", "crash", "offices"), default="both")
     p.add_argument("--clients", type=int, default=8, help="closed-loop clients in the crash part")
     p.add_argument("--processes", type=int, default=2, help="gateway processes")
@@ -114,9 +121,11 @@ def parse(argv=None):
                    help="which offices misbehave in the office part (comma-separated)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (gateway logs)")
     args = p.parse_args(argv)
-    args.seconds = args.seconds or (25.0 if args.quick else 120.0)
+    args.seconds = args.seconds or (20.0 if args.quick else 120.0)
     args.window = args.window or (5.0 if args.quick else 10.0)
-    args.pairs = args.pairs or (3 if args.quick else 5)
+    args.pairs = args.pairs or (2 if args.quick else 5)
+    if args.long_down is None:
+        args.long_down = 10.0 if args.quick else 60.0
     args.kill_every = args.kill_every or (5.0 if args.quick else 4.0)
     return args
 

@@ -23,10 +23,13 @@ Two scenarios run in the same world, one after the other:
 :func:`office_scenario`
     Circular letters go to one healthy office and five unruly ones (down,
     slow, 5xx, resetting connections, answering after the gateway's request
-    timeout). First every office behaves (baseline), then the five misbehave,
-    then they recover. The accept -> receipt latency of the healthy office's
-    deliveries is compared between the two phases (the same offered load), and
-    every letter must reach every unruly office after recovery.
+    timeout), at a fixed offered rate. Windows alternate: every office behaves
+    (baseline), then the five misbehave, then they recover and their backlog
+    is delivered before the next baseline window starts. The accept -> receipt
+    latency of the healthy office's deliveries is compared between baseline
+    and unruly windows (interleaved, so that whatever else the machine does
+    weighs on both), and every letter must reach every unruly office after
+    recovery; optionally the "down" office then stays down for a long stretch.
 
 Nothing waits by sleeping: the harness waits for conditions with deadlines.
 The sleeps that remain pace a schedule (when to kill, how long an office or the
@@ -477,6 +480,10 @@ class OfficeResult:
     """Requests each unruly office got (they show that it was really tried and refused)."""
     recover_s: float
     """Longest time from the offices' recovery until their backlog had arrived everywhere."""
+    long_down_s: float = 0.0
+    """Length of the long outage of the "down" office (0: none)."""
+    long_recover_s: float = 0.0
+    """From its return until everything it missed had arrived."""
 
     @property
     def ratio(self) -> float:
@@ -493,7 +500,8 @@ class OfficeResult:
 
 async def office_scenario(world: World, *, window_s: float, pairs: int = 3, rate: float = 10.0,
                           warmup_s: float = 2.0, recover_timeout_s: float = 120.0,
-                          kinds: tuple[str, ...] = tuple(UNRULY), log=print) -> OfficeResult:
+                          kinds: tuple[str, ...] = tuple(UNRULY), long_down_s: float = 0.0,
+                          log=print) -> OfficeResult:
     """``pairs`` times: a baseline window, an unruly window, a recovery; ``rate`` circular letters a second.
 
     The windows alternate (baseline, unruly, baseline, unruly, ...) so that what
@@ -501,6 +509,8 @@ async def office_scenario(world: World, *, window_s: float, pairs: int = 3, rate
     only once the previous unruly window's backlog has been delivered, so it
     measures offices that all behave and a queue that holds nothing for them.
     ``kinds`` chooses which of the unruly offices misbehave (all by default).
+    ``long_down_s`` adds one long outage of the "down" office at the end
+    (letters keep coming meanwhile); all its letters must arrive after it.
     """
     recipients = (HEALTHY, *UNRULY.values())
     healthy = world.offices[HEALTHY]
@@ -567,6 +577,14 @@ async def office_scenario(world: World, *, window_s: float, pairs: int = 3, rate
             await offer("unruly", window_s)
             recover_s = max(recover_s, await recover())
             log(f"offices: [{n + 1}/{pairs}] recovered; backlog delivered in {recover_s:.1f}s")
+        long_recover_s = 0.0
+        if long_down_s > 0:
+            # one long outage: the office refuses connections while letters keep coming, then returns
+            log(f"offices: the down office stays down for {long_down_s:.0f}s")
+            await unruly["down"].go_down()
+            await offer("long", long_down_s)
+            long_recover_s = await recover()
+            log(f"offices: the down office is back; its backlog delivered in {long_recover_s:.1f}s")
     accepted = sorted(books.accepted)
     # latency: the gateway's acceptance time (database) -> the healthy office's first receipt
     conn = await asyncpg.connect(world.dsn)
@@ -588,4 +606,5 @@ async def office_scenario(world: World, *, window_s: float, pairs: int = 3, rate
         letters=len(accepted), baseline_p50_ms=_median(lat["baseline"]), unruly_p50_ms=_median(lat["unruly"]),
         baseline_p90_ms=_pct(lat["baseline"], 90), unruly_p90_ms=_pct(lat["unruly"], 90),
         samples=(len(lat["baseline"]), len(lat["unruly"])), undelivered=undelivered(accepted), duplicates=dup,
-        dead=states.get("dead", 0), attempts={k: o.attempts for k, o in unruly.items()}, recover_s=recover_s)
+        dead=states.get("dead", 0), attempts={k: o.attempts for k, o in unruly.items()}, recover_s=recover_s,
+        long_down_s=long_down_s, long_recover_s=long_recover_s)
