@@ -51,6 +51,7 @@ async def main(args) -> int:
             print(f"crash: accepted={crash.accepted} letters, {crash.expected} deliveries expected, "
                   f"{crash.delivered} delivered, lost={crash.lost}, duplicates={crash.duplicates}, "
                   f"missing_in_db={crash.missing_in_db}, dead={crash.dead}, wire_repeats={crash.wire_repeats}, "
+                  f"receipts back={crash.receipts} (twice: {crash.receipt_duplicates}), "
                   f"audit chain {crash.audit_events} events, problems={crash.audit_problems[:5]}")
             print(f"crash: kills={crash.kills} pg_restarts={crash.pg_restarts} start_failures={crash.start_failures}"
                   f" 200-duplicate-answers={crash.duplicates_answered} client retries={crash.retries}"
@@ -81,7 +82,7 @@ async def main(args) -> int:
         kv.update(accepted=crash.accepted, delivered=crash.delivered, lost=crash.lost, duplicates=crash.duplicates,
                   kills=crash.kills, pg_restarts=crash.pg_restarts, missing_in_db=crash.missing_in_db,
                   wire_repeats=crash.wire_repeats, refused=sum(crash.refused.values()),
-                  audit_problems=len(crash.audit_problems),
+                  receipt_duplicates=crash.receipt_duplicates, audit_problems=len(crash.audit_problems),
                   accepted_per_s=crash.accepted / crash.load_s,
                   delivered_per_s=crash.delivered / (crash.load_s + crash.settle_s), settle_s=crash.settle_s)
     if offices is not None:

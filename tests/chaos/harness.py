@@ -316,6 +316,10 @@ class CrashResult:
     """Repeated arrivals of the same delivery id (at-least-once; the office deduplicates)."""
     dead: int
     """Deliveries of letters that became dead letters."""
+    receipts: int
+    """(letter, recipient) pairs with a delivery receipt on its way back to the sender."""
+    receipt_duplicates: int
+    """(letter, recipient) pairs with more than one delivery receipt."""
     audit_events: int
     """Audit events the chain verifier examined after the run."""
     audit_problems: list[str]
@@ -334,7 +338,7 @@ class CrashResult:
     @property
     def ok(self) -> bool:
         return (self.lost == 0 and self.duplicates == 0 and self.missing_in_db == 0 and not self.refused
-                and not self.audit_problems)
+                and not self.audit_problems and self.receipts == self.expected and self.receipt_duplicates == 0)
 
 
 async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill_every_s: float = 4.0,
@@ -442,6 +446,10 @@ async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill
     try:
         in_db = {r["message_id"] for r in await conn.fetch(
             "SELECT message_id FROM messages WHERE sender = $1 AND message_id = ANY($2)", OPM, accepted)}
+        # the sender's side of exactly-once: one delivery receipt per (letter, recipient)
+        receipts = await conn.fetch(
+            "SELECT ref_to_message_id, sender, count(*) AS n FROM messages WHERE message_type = 'receipt'"
+            " AND ref_to_message_id = ANY($1) GROUP BY ref_to_message_id, sender", accepted)
     finally:
         await conn.close()
     states = await world.delivery_states()
@@ -449,7 +457,8 @@ async def crash_scenario(world: World, *, seconds: float, clients: int = 8, kill
     return CrashResult(
         accepted=len(accepted), expected=expected, delivered=delivered, lost=expected - delivered,
         missing_in_db=len(accepted) - len(in_db), duplicates=duplicates, wire_repeats=wire_repeats,
-        dead=states.get("dead", 0), audit_events=audit_events, audit_problems=audit_problems,
+        dead=states.get("dead", 0), receipts=len(receipts), receipt_duplicates=sum(1 for r in receipts if r["n"] > 1),
+        audit_events=audit_events, audit_problems=audit_problems,
         kills=world.kills - kills_before, pg_restarts=world.pg.restarts - pg_before,
         start_failures=world.start_failures, duplicates_answered=books.duplicates_answered,
         retries=dict(books.retries), refused=dict(books.refused), unresolved=books.unresolved,

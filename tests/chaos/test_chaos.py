@@ -30,6 +30,7 @@ async def test_kills_and_a_database_crash_lose_nothing_and_unruly_offices_get_ev
         assert crash.lost == 0 and crash.delivered == crash.expected, why
         assert crash.duplicates == 0, why
         assert crash.dead == 0 and not crash.refused and crash.unresolved == 0, why
+        assert crash.receipts == crash.expected and crash.receipt_duplicates == 0, why
         assert crash.audit_problems == [] and crash.audit_events > crash.accepted, why
 
         offices = await office_scenario(world, window_s=3.0, pairs=1, rate=8.0)
