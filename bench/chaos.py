@@ -58,7 +58,8 @@ async def main(args) -> int:
                   f" refused={crash.refused} unresolved={crash.unresolved}"
                   f" load={crash.load_s:.1f}s settle={crash.settle_s:.1f}s")
         if args.mode in ("both", "offices"):
-            offices = await office_scenario(world, window_s=args.window, pairs=args.pairs, rate=args.rate, kinds=tuple(args.unruly.split(",")),
+            offices = await office_scenario(world, window_s=args.window, pairs=args.pairs, rate=args.rate,
+                                            kinds=tuple(args.unruly.split(",")),
                                             long_down_s=args.long_down)
             print(f"offices: {offices.letters} circular letters to 6 offices; healthy office accept->receipt "
                   f"p50 {offices.baseline_p50_ms:.1f} ms -> {offices.unruly_p50_ms:.1f} ms "

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import statistics
 import tempfile
@@ -131,8 +130,8 @@ class World:
         for code, o in self.offices.items():
             if code in (CMI, KKN):
                 continue
-            data["agencies"].append({"code": code, "name_th": f"สำนักงานทดสอบ {o.name}", "name_en": f"Test office {o.name}",
-                                     "parent": None, "province": None,
+            data["agencies"].append({"code": code, "name_th": f"สำนักงานทดสอบ {o.name}",
+                                     "name_en": f"Test office {o.name}", "parent": None, "province": None,
                                      "route": {"kind": "push", "url": o.url}, "tokens": []})
         directory.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         for i in range(self.processes):
@@ -229,7 +228,8 @@ class World:
         conn = await asyncpg.connect(self.dsn)
         try:
             rows = await conn.fetch(
-                "SELECT d.status::text AS status, count(*) AS n FROM deliveries d JOIN messages m ON m.pk = d.message_pk"
+                "SELECT d.status::text AS status, count(*) AS n"
+                " FROM deliveries d JOIN messages m ON m.pk = d.message_pk"
                 " WHERE m.message_type = 'letter' AND ($1::text[] IS NULL OR m.message_id = ANY($1))"
                 " GROUP BY d.status", message_ids)
         finally:
