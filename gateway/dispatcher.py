@@ -9,6 +9,10 @@ Queueing
     for whoever claims next. Delivery is therefore at-least-once on the wire;
     every attempt carries the same delivery id so the office deduplicates, and
     the gateway's own adapters do (the folder adapter overwrites by id).
+    A claimed batch goes out ``per_destination`` at a time; a delivery whose
+    turn comes with too little of its lease left for a request is handed back
+    untried, so that a slow office is not sent the same delivery by two
+    processes at once.
 
 Backoff per destination
     Each destination (office) has its state in the ``destinations`` table:
