@@ -9,6 +9,10 @@ Queueing
     for whoever claims next. Delivery is therefore at-least-once on the wire;
     every attempt carries the same delivery id so the office deduplicates, and
     the gateway's own adapters do (the folder adapter overwrites by id).
+    A claimed batch goes out ``per_destination`` at a time; a delivery whose
+    turn comes with too little of its lease left for a request is handed back
+    untried, so that a slow office is not sent the same delivery by two
+    processes at once.
 
 Backoff per destination
     Each destination (office) has its state in the ``destinations`` table:
@@ -74,6 +78,10 @@ class Dispatcher:
     async def run(self) -> None:
         log.info("dispatcher started", worker=self.worker)
         while not self._stopping:
+            # Cleared before the claim, never after it: a wake() while the claim query runs (a
+            # letter committed after the query's snapshot) must send the loop round again at
+            # once, not leave that letter waiting a whole poll interval.
+            self._event.clear()
             try:
                 claimed = await self.dispatch_once()
             except asyncio.CancelledError:
@@ -83,7 +91,6 @@ class Dispatcher:
                 claimed = 0
                 await asyncio.sleep(min(2.0, self.settings.poll_interval_s * 4))
             if claimed == 0 or len(self._inflight) >= self.settings.concurrency:
-                self._event.clear()
                 try:
                     await asyncio.wait_for(self._event.wait(), timeout=self.settings.poll_interval_s)
                 except asyncio.TimeoutError:
@@ -108,27 +115,28 @@ class Dispatcher:
         claimed = await deliveries.claim_due(self.x.pool, now=now, limit=min(self.settings.batch_size, free),
                                              lease=dt.timedelta(seconds=self.settings.lease_s),
                                              worker=self.worker)
+        lease_end = now + dt.timedelta(seconds=self.settings.lease_s)
         by_destination: dict[str, list[ClaimedDelivery]] = defaultdict(list)
         for c in claimed:
             by_destination[c.recipient].append(c)
         for group in by_destination.values():
-            task = asyncio.create_task(self._deliver_group(group))
+            task = asyncio.create_task(self._deliver_group(group, lease_end))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(claimed)
 
     # ------------------------------------------------------------------ one destination
 
-    async def _deliver_group(self, group: list[ClaimedDelivery]) -> None:
+    async def _deliver_group(self, group: list[ClaimedDelivery], lease_end: dt.datetime) -> None:
         rest: Iterable[ClaimedDelivery] = group
         if group[0].destination_failures > 0:
             # Half-open: one probe first; on failure hand the others back untried.
-            ok = await self._deliver_one(group[0])
+            ok = await self._deliver_one(group[0], lease_end)
             rest = group[1:]
             if not ok:
                 await self._release(rest)
                 return
-        await asyncio.gather(*(self._deliver_one(c) for c in rest))
+        await asyncio.gather(*(self._deliver_one(c, lease_end) for c in rest))
 
     async def _release(self, items: Iterable[ClaimedDelivery]) -> None:
         for c in items:
@@ -140,7 +148,17 @@ class Dispatcher:
             except Exception as exc:  # the lease will expire and return it anyway
                 log.warning("release failed", delivery_id=str(c.id), error=str(exc))
 
-    async def _deliver_one(self, c: ClaimedDelivery) -> bool:
+    def _lease_too_short(self, lease_end: dt.datetime) -> bool:
+        """Whether a request started now could outlast the lease (and so be sent twice).
+
+        A batch is claimed at once but goes out ``per_destination`` at a time, so
+        behind a slow office a claimed delivery can wait longer than its lease;
+        by then another process may have claimed it too, and both would send it,
+        doubling the load on the office that is already slow."""
+        margin = min(self.settings.request_timeout_s, self.settings.lease_s / 2)
+        return self.x.clock.now() + dt.timedelta(seconds=margin) > lease_end
+
+    async def _deliver_one(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
         """Make one attempt and record it; True if delivered."""
         bound = structlog.contextvars.bound_contextvars(
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
@@ -158,16 +176,24 @@ class Dispatcher:
                     outcome = Retry(f"no adapter for route {route_kind}")
                 else:
                     async with self._per_destination[c.recipient]:
-                        try:
-                            parts = await parts_store.list_parts(self.x.pool, c.message_pk) if c.parts else ()
-                            outcome = await adapter.deliver(OutboundDelivery(
-                                delivery_id=c.id, message_id=c.message_id, sender=c.sender,
-                                recipient=c.recipient, envelope=c.forwarded, route=agency.route,
-                                attempt=c.attempts, parts=parts,
-                                open_part=functools.partial(parts_store.iter_chunks, self.x.pool, c.message_pk)))
-                        except Exception as exc:  # an adapter bug must not lose the letter
-                            log.exception("adapter raised")
-                            outcome = Retry(f"internal: {type(exc).__name__}")
+                        if self._lease_too_short(lease_end):
+                            outcome = None
+                        else:
+                            try:
+                                parts = await parts_store.list_parts(self.x.pool, c.message_pk) if c.parts else ()
+                                outcome = await adapter.deliver(OutboundDelivery(
+                                    delivery_id=c.id, message_id=c.message_id, sender=c.sender,
+                                    recipient=c.recipient, envelope=c.forwarded, route=agency.route,
+                                    attempt=c.attempts, parts=parts,
+                                    open_part=functools.partial(parts_store.iter_chunks, self.x.pool, c.message_pk)))
+                            except Exception as exc:  # an adapter bug must not lose the letter
+                                log.exception("adapter raised")
+                                outcome = Retry(f"internal: {type(exc).__name__}")
+                    if outcome is None:
+                        # its turn came too late: hand it back untried (a no-op if it was claimed again)
+                        log.info("lease ran out waiting for the destination; handed back untried")
+                        await self._release([c])
+                        return False
             self.x.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
             try:
                 return await self._record_durably(c, route_kind, outcome, started)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -177,6 +178,10 @@ class Office:
     on_receive: Callable[[str], None] | None = None
     answer: Callable[[str, bytes], bytes] | None = None
     """Builds the ack body from (delivery id, received body); default: an unsigned DeliveryAck."""
+    message_ids: dict[str, str] = field(default_factory=dict)
+    """Delivery id -> message id (X-Saraban-Message-Id) of every letter recorded."""
+    first_at: dict[str, float] = field(default_factory=dict)
+    """Delivery id -> wall-clock time (time.time()) the office first recorded it."""
 
     @property
     def url(self) -> str:
@@ -190,19 +195,26 @@ class Office:
             await asyncio.sleep(self.delay_s)  # plays a slow office, not synchronisation
         if self.attempts <= self.fail_first:
             return web.Response(status=self.fail_status, text="office unavailable")
+        self.record(request, delivery_id, body)
+        return web.Response(body=self.ack(delivery_id, body), content_type="application/xml")
+
+    def ack(self, delivery_id: str, body: bytes) -> bytes:
+        return self.answer(delivery_id, body) if self.answer else delivery_ack(delivery_id=uuid.UUID(delivery_id))
+
+    def record(self, request: web.Request, delivery_id: str, body: bytes) -> None:
         self.seen.append(delivery_id)
         self.received.setdefault(delivery_id, body)
+        self.message_ids.setdefault(delivery_id, request.headers.get("X-Saraban-Message-Id", ""))
+        self.first_at.setdefault(delivery_id, time.time())
         if self.on_receive:
             self.on_receive(delivery_id)
-        ack = self.answer(delivery_id, body) if self.answer else delivery_ack(delivery_id=uuid.UUID(delivery_id))
-        return web.Response(body=ack, content_type="application/xml")
 
     async def start(self, port: int | None = None) -> "Office":
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/saraban/inbox", self.handle)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        self.port = port or free_port()
+        self.port = port or self.port or free_port()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         return self
 
@@ -210,6 +222,65 @@ class Office:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+
+@dataclass
+class UnrulyOffice(Office):
+    """An office that misbehaves as told, then recovers (``behaviour = "ok"``).
+
+    Behaviours: ``down`` (nothing listens on its port: connection refused; see
+    :meth:`go_down` / :meth:`come_up`), ``slow`` (``slow_s`` seconds per answer,
+    then a proper acknowledgement), ``error`` (500 to every attempt), ``reset``
+    (reads the request, then resets the TCP connection without an answer) and
+    ``hang`` (records the letter, then answers only after ``hang_s``, beyond the
+    gateway's request timeout, so the gateway must try again and the office must
+    deduplicate). Every request is counted in ``attempts``.
+    """
+
+    behaviour: str = "ok"
+    slow_s: float = 2.0
+    hang_s: float = 5.0
+    resets: int = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        behaviour = self.behaviour
+        if behaviour == "error":
+            self.attempts += 1
+            await request.read()
+            return web.Response(status=500, text="internal error at the office")
+        if behaviour == "reset":
+            self.attempts += 1
+            await request.read()
+            self.resets += 1
+            sock = request.transport.get_extra_info("socket") if request.transport else None
+            if sock is not None:  # SO_LINGER 0: close() sends RST, not FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=204)  # never reaches the wire: the transport is gone
+        if behaviour == "slow":
+            await asyncio.sleep(self.slow_s)  # plays a slow office, not synchronisation
+            return await super().handle(request)
+        if behaviour == "hang":
+            self.attempts += 1
+            body = await request.read()
+            delivery_id = request.headers["X-Saraban-Delivery-Id"]
+            self.record(request, delivery_id, body)
+            await asyncio.sleep(self.hang_s)  # answers after the gateway has given up on this attempt
+            return web.Response(body=self.ack(delivery_id, body), content_type="application/xml")
+        return await super().handle(request)
+
+    async def go_down(self) -> None:
+        """Stop listening (the port stays this office's: :meth:`come_up` binds it again)."""
+        if not self.port:
+            self.port = free_port()
+        await self.stop()
+        self.behaviour = "down"
+
+    async def come_up(self) -> None:
+        self.behaviour = "ok"
+        if self.runner is None:
+            await self.start(self.port)
 
 
 async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):

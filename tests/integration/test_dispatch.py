@@ -9,7 +9,7 @@ import pytest
 from gateway import keys
 from gateway.settings import DispatchSettings
 from gateway.storage import deliveries
-from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes
+from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes, wait_for
 
 
 def auth(agency=OPM):
@@ -165,3 +165,51 @@ async def test_folder_drop_writes_one_file_per_delivery(make_client, pool, workd
     assert len(files) == 1 and files[0].read_bytes() == data
     assert not list(target.glob(".*.part"))
     assert await statuses(pool) == {CMI: ("delivered", 1)}
+
+
+async def test_a_delivery_whose_lease_runs_out_while_it_waits_for_a_slow_office_is_handed_back_untried(
+        make_client, pool, clock):
+    """Found by the chaos harness: a slow office got the same delivery from two processes.
+
+    A batch is claimed at once but goes out ``per_destination`` at a time; behind
+    a slow office the last of the batch waited past its lease, another process
+    claimed it too, and both sent it. Now a delivery whose turn comes with less
+    than a request's worth of lease left is handed back untried.
+    """
+    let_go = asyncio.Event()
+    requests: list[str] = []
+    slow = Office(name="cmi")
+
+    async def held(request):  # the office answers only when the test lets it
+        requests.append(request.headers["X-Saraban-Delivery-Id"])
+        await let_go.wait()
+        return await Office.handle(slow, request)
+
+    slow.handle = held
+    await slow.start()
+    try:
+        client = await make_client(routes={CMI: {"kind": "push", "url": slow.url}},
+                                   dispatch=DispatchSettings(enabled=False, per_destination=1, lease_s=60,
+                                                             request_timeout_s=30))
+        for i in range(2):
+            data = letter_bytes(recipients=(CMI,), message_id=f"m-slow-{i}")
+            assert (await client.post("/v1/messages", data=data, headers=auth())).status == 202
+        d = client.app[keys.DISPATCHER]
+        assert await d.dispatch_once() == 2
+        await wait_for(lambda: len(requests) == 1, what="the first delivery at the slow office")
+        clock.advance(31)  # the second, still waiting its turn, now has 29 s of its 60 s lease left
+        let_go.set()
+        await d.drain()
+        assert len(requests) == 1, "the second delivery was sent although its lease could run out mid-request"
+        rows = await pool.fetch("SELECT d.status::text, d.attempts, d.leased_by FROM deliveries d JOIN messages m "
+                                "ON m.pk = d.message_pk WHERE m.message_type = 'letter'")
+        assert sorted((r["status"], r["attempts"], r["leased_by"]) for r in rows) == [
+            ("delivered", 1, None), ("retry_wait", 0, None)]
+        # handed back due at once: the next pass sends it
+        assert await cycle(client) == 1
+        assert len(requests) == 2 and len(set(requests)) == 2
+        assert await statuses(pool) == {CMI: ("delivered", 1)}
+        assert await pool.fetchval("SELECT count(*) FROM deliveries d JOIN messages m ON m.pk = d.message_pk "
+                                   "WHERE m.message_type = 'letter' AND d.status = 'delivered'") == 2
+    finally:
+        await slow.stop()
