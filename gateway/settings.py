@@ -224,6 +224,10 @@ class Settings:
             raise ConfigError("GATEWAY_REVOCATION must be hard-fail, soft-fail or off", field="GATEWAY_REVOCATION")
         if settings.client_certs not in ("required", "optional", "off"):
             raise ConfigError("GATEWAY_CLIENT_CERTS must be required, optional or off", field="GATEWAY_CLIENT_CERTS")
+        if settings.dispatch.lease_s <= settings.dispatch.request_timeout_s:
+            # a claim must outlive its request, or another process sends the same letter meanwhile
+            raise ConfigError("GATEWAY_DISPATCH_LEASE_S must be longer than GATEWAY_DISPATCH_REQUEST_TIMEOUT_S",
+                              field="GATEWAY_DISPATCH_LEASE_S")
         if settings.log_format not in ("json", "console", "auto"):
             raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
         return settings

@@ -93,7 +93,8 @@ async def test_sigkill_during_deliveries_loses_nothing_and_duplicates_nothing(wo
     cmi: Office = world["cmi"]
     kkn: Office = world["kkn"]
     cmi.delay_s = kkn.delay_s = 0.02  # slow enough that the kill lands mid-delivery
-    extra = dict(GATEWAY_DISPATCH_LEASE_S="2", GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_JITTER="0",
+    extra = dict(GATEWAY_DISPATCH_LEASE_S="2", GATEWAY_DISPATCH_REQUEST_TIMEOUT_S="1",
+                 GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_JITTER="0",
                  GATEWAY_DISPATCH_CONCURRENCY="16", GATEWAY_DISPATCH_BATCH_SIZE="8")
     gw = world["gateway"](**extra).start()
     await gw.wait_ready()

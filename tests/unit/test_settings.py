@@ -27,3 +27,13 @@ def test_ecms_signature_policy_follows_the_profile_unless_set():
                                   "GATEWAY_ECMS_REQUIRE_TRUSTED_SIGNATURE": "yes"})
     assert explicit.ecms_accept_unsigned is True and explicit.ecms_allow_legacy_sha1 is False
     assert explicit.ecms_require_trusted_signature is True
+
+
+def test_a_lease_shorter_than_a_delivery_request_is_refused():
+    from gateway.errors import ConfigError
+    from gateway.settings import Settings
+
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env({"GATEWAY_DISPATCH_LEASE_S": "20", "GATEWAY_DISPATCH_REQUEST_TIMEOUT_S": "30"})
+    assert e.value.field == "GATEWAY_DISPATCH_LEASE_S"
+    assert Settings.from_env({"GATEWAY_DISPATCH_LEASE_S": "31"}).dispatch.lease_s == 31
