@@ -59,8 +59,11 @@ async def error_middleware(request: web.Request, handler):
         except GatewayError as exc:
             log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
             return error_response(exc, request_id)
-        except web.HTTPRequestEntityTooLarge as exc:
-            return error_response(EnvelopeError(f"the body is larger than {exc.max_size} bytes",
+        except web.HTTPRequestEntityTooLarge:
+            # (aiohttp's exception does not keep the limit as an attribute: reading exc.max_size
+            # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
+            limit = request.app[keys.SETTINGS].max_body_bytes
+            return error_response(EnvelopeError(f"the body is larger than {limit} bytes",
                                                 code="request.too_large", status=413), request_id)
         except web.HTTPException as exc:
             if exc.status >= 400 and exc.content_type != "application/json":
