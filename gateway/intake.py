@@ -1,6 +1,7 @@
 """Checking a submitted envelope, in the order that fails cheapest first.
 
-1. size (before reading; again here), 2. hardened parse, 3. XSD, 4. header:
+1. size (before reading; again here), 2. hardened parse (and no processing
+instructions), 3. XSD, 4. header:
 the sender is the authenticated agency, the message type matches the body,
 5. recipients exist in the directory, 6. policy (top-secret is never carried),
 7. attachments decode and match their declared size and SHA-256, 8. the
@@ -50,6 +51,18 @@ class CheckedEnvelope:
         return self.sha256.hex()
 
 
+def _refuse_processing_instructions(root: etree._Element) -> None:
+    """The schema cannot see processing instructions, yet they travel to every receiver inside
+    the bytes the gateway seals (``<?xml-stylesheet?>`` makes a browser fetch and run XSLT)."""
+    outside = [*root.itersiblings(etree.ProcessingInstruction, preceding=True),
+               *root.itersiblings(etree.ProcessingInstruction)]
+    inside = next(root.iter(etree.ProcessingInstruction), None)
+    if outside or inside is not None:
+        field = "/" if outside else xml.named_path(root, inside.getparent())
+        raise EnvelopeError("processing instructions are not accepted in an envelope", code="envelope.pi_forbidden",
+                            field=field)
+
+
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
                  pdf_checker=None) -> None:
@@ -61,6 +74,7 @@ class Intake:
     async def check(self, data: bytes, *, agency: str, channel: str = "native",
                     allow_receipts: bool = False) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
+        _refuse_processing_instructions(root)
         xml.validate(SCHEMA, root)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")

@@ -120,7 +120,7 @@ def _node_at(root: etree._Element, node_path: str | None) -> etree._Element | No
     return node
 
 
-def _named_path(root: etree._Element, node: etree._Element) -> str:
+def named_path(root: etree._Element, node: etree._Element) -> str:
     """``/Envelope/Header/Recipients/Recipient[2]``: local names from ``root`` down to ``node``, with
     the position among same-named siblings where there are several."""
     parts = []
@@ -146,7 +146,7 @@ def explain_invalid(schema_name: str, root: etree._Element, error=None) -> tuple
     if error is None:
         return "/", "document does not match the schema"
     node = _node_at(root, error.path)
-    field = "/" if node is None else _named_path(root, node)
+    field = "/" if node is None else named_path(root, node)
     reason = _strip_ns(re.sub(r"^Element '[^']*'(, attribute '[^']*')?: ", "", error.message or ""))
     if len(reason) > 500:
         reason = reason[:500] + "..."
