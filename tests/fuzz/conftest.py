@@ -39,9 +39,11 @@ ECMS_AGENCIES = [
 
 async def count_rows(pool) -> dict[str, int]:
     """Rows a submission can leave behind (start-up's directory event is not one of them)."""
-    out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries", "receipts")}
-    out["audit_events"] = await pool.fetchval("SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed'")
-    return out
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM deliveries) AS deliveries,"
+        " (SELECT count(*) FROM receipts) AS receipts,"
+        " (SELECT count(*) FROM audit_events WHERE kind <> 'directory.changed') AS audit_events")
+    return dict(row)
 
 
 @dataclass
@@ -83,3 +85,22 @@ async def gateway(module_database_url, tmp_path_factory, dev_pki):
     yield gw
     await gw.pool.close()
     await gw.client.close()
+
+
+# ---------------------------------------------------------------------------- Hypothesis profiles
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+#: ``ci`` (the default): the same examples on every run (derandomized), bounded so that the whole
+#: directory runs in about a minute on two cores. ``explore``: random, ten times the examples, for
+#: a developer hunting bugs (HYPOTHESIS_PROFILE=explore); a failure prints @reproduce_failure.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.function_scoped_fixture])
+settings.register_profile("explore", parent=settings.get_profile("ci"), derandomize=False)
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(n: int) -> int:
+    """``n`` examples in the ci profile, ten times as many when exploring."""
+    return n * 10 if settings().derandomize is False else n
