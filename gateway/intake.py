@@ -1,7 +1,8 @@
 """Checking a submitted envelope, in the order that fails cheapest first.
 
 1. size (before reading; again here), 2. hardened parse (and no processing
-instructions), 3. XSD, 4. header:
+instructions; at most 100 attachments), 3. XSD (then no attachment declared
+larger than the request limit), 4. header:
 the sender is the authenticated agency, the message type matches the body,
 5. recipients exist in the directory, 6. policy (top-secret is never carried),
 7. attachments decode and match their declared size and SHA-256, 8. the
@@ -63,6 +64,31 @@ def _refuse_processing_instructions(root: etree._Element) -> None:
                             field=field)
 
 
+#: Most attachments one envelope may carry: the XSD's maxOccurs of Attachments/Attachment (a test keeps
+#: them equal), checked first so that the refusal names the limit rather than a schema position.
+MAX_ATTACHMENTS = 100
+
+
+def _check_attachment_limits(root: etree._Element, *, max_bytes: int, sizes: bool) -> None:
+    """``attachment.too_many``; with ``sizes`` (after the XSD), ``attachment.too_large`` for a declared
+    Size over the request limit: no attachment can be larger than the request that carries it."""
+    ns = f"{{{xml.ENVELOPE_NS}}}"
+    container = root.find(f"{ns}Attachments")
+    if container is None:
+        return
+    items = container.findall(f"{ns}Attachment")
+    if len(items) > MAX_ATTACHMENTS:
+        raise EnvelopeError(f"{len(items)} attachments, the limit is {MAX_ATTACHMENTS}", code="attachment.too_many",
+                            field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]", status=413)
+    if not sizes:
+        return
+    for i, a in enumerate(items, start=1):
+        declared = (a.findtext(f"{ns}Size") or "").strip().lstrip("+").lstrip("0") or "0"
+        if len(declared) > len(str(max_bytes)) or int(declared) > max_bytes:
+            raise EnvelopeError(f"attachment declared as {declared[:40]} bytes, the limit is {max_bytes}",
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size", status=413)
+
+
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
                  pdf_checker=None) -> None:
@@ -75,7 +101,9 @@ class Intake:
                     allow_receipts: bool = False) -> CheckedEnvelope:
         root = xml.parse(data, max_bytes=self.max_bytes)
         _refuse_processing_instructions(root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, sizes=False)
         xml.validate(SCHEMA, root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, sizes=True)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
         facts: dict[str, Any] = {"schema_valid": True}

@@ -55,7 +55,8 @@ PROFILE = {
 
 #: Codes raised after the author's signature is checked (gateway.intake order): with signatures
 #: required, an unsigned envelope stops at signature.missing first.
-AFTER_SIGNATURE = ("attachment.", "envelope.type_mismatch", "envelope.receipt_not_submittable",
+AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid",
+                   "envelope.type_mismatch", "envelope.receipt_not_submittable",
                    "envelope.unknown_recipient", "policy.", "envelope.registry_number_missing")
 
 
@@ -233,14 +234,19 @@ def build() -> None:
         "/Envelope/Signatures/Signature[11]")
 
     # ------------------------------------------------------------------ attachments
-    add("attachments-over-limit", "101 attachments (the limit is 100)", good(attachments=101), 400,
-        "envelope.schema_invalid", "/Envelope/Attachments/Attachment[101]")
+    add("attachments-over-limit", "101 attachments (the limit is 100)", good(attachments=101), 413,
+        "attachment.too_many", "Attachments/Attachment[101]")
+    add("attachments-2000", "2,000 attachments", good(attachments=2000), 413, "attachment.too_many",
+        "Attachments/Attachment[101]")
+    add("attachment-declared-over-limit", "an attachment declared larger than any request may be",
+        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>99999999999</Size>"), 413, "attachment.too_large",
+        "Attachments/Attachment[1]/Size")
     add("attachment-size-mismatch", "declared Size one byte more than the content",
         replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>%d</Size>" % (len(PDF) + 1)), 422,
         "attachment.size_mismatch", "Attachments/Attachment[1]/Size")
     add("attachment-size-5000-digits", "a declared Size of 5,000 digits (more than int() parses)",
-        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>" + b"9" * 5000 + b"</Size>"), 422,
-        "attachment.size_mismatch", "Attachments/Attachment[1]/Size")
+        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>" + b"9" * 5000 + b"</Size>"), 413,
+        "attachment.too_large", "Attachments/Attachment[1]/Size")
     add("attachment-size-negative", "a declared Size of -1", replace(base, b"<Size>%d</Size>" % len(PDF),
                                                                     b"<Size>-1</Size>"), 400,
         "envelope.schema_invalid", "/Envelope/Attachments/Attachment/Size")

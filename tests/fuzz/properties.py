@@ -28,7 +28,7 @@ def documented_codes() -> tuple[frozenset[str], tuple[str, ...]]:
     codes, prefixes = set(), []
     for line in table.splitlines():
         first_cell = line.split("|")[1] if line.count("|") > 2 else ""
-        for code in re.findall(r"`([a-z_.*]+)`", first_cell):
+        for code in re.findall(r"`([a-z0-9_.*]+)`", first_cell):
             (prefixes.append(code[:-1]) if code.endswith("*") else codes.add(code))
     assert "envelope.not_xml" in codes and prefixes, "README error table not found"
     return frozenset(codes), tuple(prefixes)

@@ -167,7 +167,7 @@ async def test_attachments_with_random_content_sizes_digests_and_base64(gateway,
         assert code is None, f"honest attachments refused with {code}"
     else:
         assert code in ("envelope.schema_invalid", "attachment.base64_invalid", "attachment.size_mismatch",
-                        "attachment.digest_mismatch"), code
+                        "attachment.digest_mismatch", "attachment.too_large"), code
 
 
 # ---------------------------------------------------------------------------- headers

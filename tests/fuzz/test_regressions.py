@@ -9,12 +9,14 @@ import base64
 import time
 
 import pytest
+from lxml import etree
 
 from gateway import xml
 from gateway.directory import Directory
 from gateway.errors import EnvelopeError, GatewayError
-from gateway.intake import Intake
-from tests.support import OPM, directory_dict, letter_bytes
+from gateway.envelope import read_attachments
+from gateway.intake import MAX_ATTACHMENTS, Intake
+from tests.support import OPM, ROOT, directory_dict, letter_bytes
 
 PDF = b"%PDF-1.4\n% test letter\n"
 CONTENT = base64.b64encode(PDF)
@@ -31,11 +33,30 @@ async def _refusal(intake: Intake, data: bytes) -> GatewayError:
     return e.value
 
 
-async def test_declared_size_longer_than_python_int_parsing_is_a_size_mismatch(intake):
+async def test_declared_size_longer_than_python_int_parsing_is_refused(intake):
     # xs:nonNegativeInteger has no length limit; int() of > 4300 digits raised ValueError -> 500.
     data = letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>" + b"9" * 5000 + b"</Size>")
     err = await _refusal(intake, data)
-    assert (err.status, err.code, err.field) == (422, "attachment.size_mismatch", "Attachments/Attachment[1]/Size")
+    assert (err.status, err.code, err.field) == (413, "attachment.too_large", "Attachments/Attachment[1]/Size")
+    # and the reader itself (also used on stored envelopes) answers a mismatch, not ValueError
+    with pytest.raises(EnvelopeError) as e:
+        read_attachments(xml.parse(data))
+    assert (e.value.code, e.value.field) == ("attachment.size_mismatch", "Attachments/Attachment[1]/Size")
+
+
+async def test_attachment_limits(intake):
+    err = await _refusal(intake, letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>+000067108865</Size>"))
+    assert (err.status, err.code) == (413, "attachment.too_large")
+    # exactly at the limit is not too large (it is a size mismatch here)
+    err = await _refusal(intake, letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>67108864</Size>"))
+    assert err.code == "attachment.size_mismatch"
+
+
+def test_the_attachment_count_limit_is_the_schema_s():
+    xsd = etree.parse(str(ROOT / "schemas" / "envelope-v1.xsd"))
+    (max_occurs,) = xsd.xpath("//xs:element[@name='Attachment']/@maxOccurs",
+                              namespaces={"xs": "http://www.w3.org/2001/XMLSchema"})
+    assert int(max_occurs) == MAX_ATTACHMENTS == 100
 
 
 @pytest.mark.parametrize("content", [b"!!!!" + CONTENT, CONTENT[:8] + b"*" + CONTENT[8:], CONTENT[:-1] + b"%="],
@@ -84,3 +105,12 @@ def test_field_names_the_repeated_element_by_position():
         xml.validate("envelope-v1.xsd", xml.parse(data))
     assert e.value.field == "/Envelope/Header/Recipients/Recipient[2]"
     assert "[0-9]{5}|[0-9]{10}" in e.value.message  # the pattern's braces survive namespace stripping
+
+
+def test_the_documented_codes_are_read_from_the_readme():
+    from tests.fuzz.properties import documented_codes, is_documented
+
+    codes, _ = documented_codes()
+    assert {"attachment.base64_invalid", "attachment.too_many", "envelope.pi_forbidden", "envelope.structure",
+            "request.too_large", "unavailable.database"} <= codes
+    assert is_documented("auth.certificate.revoked") and not is_documented("internal")
