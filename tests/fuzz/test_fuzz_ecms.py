@@ -102,6 +102,8 @@ async def test_tree_mutations(gateway, source, ops, attr):
     root = etree.fromstring(vector(source))
     for op, pick, text in ops:
         elements = _elements(root)[1:]
+        if not elements:
+            break
         el = elements[pick % len(elements)]
         if op == "delete":
             el.getparent().remove(el)
