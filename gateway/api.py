@@ -87,7 +87,11 @@ async def read_body(request: web.Request, *, what: str = "request") -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
                             code=f"{what}.too_large", status=413)
-    return await request.read()
+    try:
+        return await request.read()
+    except ConnectionResetError:  # fewer bytes than Content-Length, then the client went away
+        raise EnvelopeError("the connection closed before the whole body arrived", code="request.incomplete",
+                            field="Content-Length") from None
 
 
 def _require_xml(request: web.Request) -> None:
