@@ -14,9 +14,9 @@ from tests.support import CMI, OPM, ROOT, TOKENS, GatewayProcess, free_port, gat
 pytestmark = pytest.mark.timeout(240)
 
 
-async def test_runner_cli_passes_every_entry_against_a_gateway_process(module_database_url, workdir):
+async def test_runner_cli_passes_every_entry_against_a_gateway_process(database_url, workdir):
     port = free_port()
-    env = gateway_env(database_url=module_database_url, directory=write_directory(workdir / "directory.json"),
+    env = gateway_env(database_url=database_url, directory=write_directory(workdir / "directory.json"),
                       port=port, data_dir=workdir, GATEWAY_SEAL="true", GATEWAY_MAX_BODY_BYTES=str(2 << 20),
                       GATEWAY_RATE_PER_AGENCY="0", GATEWAY_DISPATCH_ENABLED="false")
     gw = GatewayProcess(env=env, port=port, log_path=workdir / "gateway.log").start()
