@@ -138,11 +138,11 @@ def named_path(root: etree._Element, node: etree._Element) -> str:
 
 def explain_invalid(schema_name: str, root: etree._Element, error=None) -> tuple[str, str]:
     """For a document that failed validation: (field path, reason), from libxml2's error
-    (``error``, else the last error of validating ``root`` again)."""
+    (``error``, else the first error of validating ``root`` again)."""
     if error is None:
         schema = load_schema(schema_name)
         schema.validate(root)
-        error = schema.error_log.last_error
+        error = next(iter(schema.error_log), None)
     if error is None:
         return "/", "document does not match the schema"
     node = _node_at(root, error.path)
@@ -163,7 +163,7 @@ def validate(schema_name: str, root: etree._Element, *, what: str = "envelope") 
     schema = load_schema(schema_name)
     if schema.validate(root):
         return
-    error = schema.error_log.last_error
+    error = next(iter(schema.error_log), None)  # the first fault; later ones often follow from it
     field, reason = explain_invalid(schema_name, root, error)
     message = reason if reason else (error.message if error is not None else "invalid")
     raise EnvelopeError(message, code=f"{what}.schema_invalid", field=field)

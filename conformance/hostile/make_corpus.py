@@ -212,7 +212,7 @@ def build() -> None:
         replace(base, b'version="1"', b'version="1" ' + b" ".join(b'a%d="x"' % i for i in range(5000))), 400,
         "envelope.schema_invalid", "/Envelope")
     add("xml-id-on-header", "xml:id attributes used to plant a second 'Letter' id",
-        replace(base, b"<Header>", b'<Header xml:id="Letter">'), 400, "envelope.schema_invalid", "/Envelope/Letter")
+        replace(base, b"<Header>", b'<Header xml:id="Letter">'), 400, "envelope.schema_invalid", "/Envelope/Header")
 
     # ------------------------------------------------------------------ signature-wrapping helpers
     add("duplicate-id", "an attachment carrying the Letter's Id",
