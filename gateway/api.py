@@ -59,8 +59,11 @@ async def error_middleware(request: web.Request, handler):
         except GatewayError as exc:
             log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
             return error_response(exc, request_id)
-        except web.HTTPRequestEntityTooLarge as exc:
-            return error_response(EnvelopeError(f"the body is larger than {exc.max_size} bytes",
+        except web.HTTPRequestEntityTooLarge:
+            # (aiohttp's exception does not keep the limit as an attribute: reading exc.max_size
+            # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
+            limit = request.app[keys.SETTINGS].max_body_bytes
+            return error_response(EnvelopeError(f"the body is larger than {limit} bytes",
                                                 code="request.too_large", status=413), request_id)
         except web.HTTPException as exc:
             if exc.status >= 400 and exc.content_type != "application/json":
@@ -84,7 +87,11 @@ async def read_body(request: web.Request, *, what: str = "request") -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
                             code=f"{what}.too_large", status=413)
-    return await request.read()
+    try:
+        return await request.read()
+    except ConnectionResetError:  # fewer bytes than Content-Length, then the client went away
+        raise EnvelopeError("the connection closed before the whole body arrived", code="request.incomplete",
+                            field="Content-Length") from None
 
 
 def _require_xml(request: web.Request) -> None:

@@ -93,7 +93,8 @@ def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Se
         adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
     return Exchange(
         pool=pool, directory=directory,
-        intake=Intake(directory, max_bytes=settings.max_body_bytes, verifier=verifier, pdf_checker=pdf_checker),
+        intake=Intake(directory, max_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
+                      verifier=verifier, pdf_checker=pdf_checker),
         sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
         metrics=metrics, wake=wake, gateway_code=settings.gateway_code, acks=acks)
 

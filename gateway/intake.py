@@ -1,6 +1,8 @@
 """Checking a submitted envelope, in the order that fails cheapest first.
 
-1. size (before reading; again here), 2. hardened parse, 3. XSD, 4. header:
+1. size (before reading; again here), 2. hardened parse (and no processing
+instructions; at most 100 attachments), 3. XSD (then no attachment declared
+larger than the request limit), 4. header:
 the sender is the authenticated agency, the message type matches the body,
 5. recipients exist in the directory, 6. policy (top-secret is never carried),
 7. attachments decode and match their declared size and SHA-256, 8. the
@@ -56,11 +58,51 @@ class CheckedEnvelope:
         return self.sha256.hex()
 
 
+def _refuse_processing_instructions(root: etree._Element) -> None:
+    """The schema cannot see processing instructions, yet they travel to every receiver inside
+    the bytes the gateway seals (``<?xml-stylesheet?>`` makes a browser fetch and run XSLT)."""
+    outside = [*root.itersiblings(etree.ProcessingInstruction, preceding=True),
+               *root.itersiblings(etree.ProcessingInstruction)]
+    inside = next(root.iter(etree.ProcessingInstruction), None)
+    if outside or inside is not None:
+        field = "/" if outside else xml.named_path(root, inside.getparent())
+        raise EnvelopeError("processing instructions are not accepted in an envelope", code="envelope.pi_forbidden",
+                            field=field)
+
+
+#: Most attachments one envelope may carry: the XSD's maxOccurs of Attachments/Attachment (a test keeps
+#: them equal), checked first so that the refusal names the limit rather than a schema position.
+MAX_ATTACHMENTS = 100
+
+
+def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_bytes: int, sizes: bool) -> None:
+    """``attachment.too_many``; with ``sizes`` (after the XSD), ``attachment.too_large`` for a declared
+    Size over the limit: no inline attachment can be larger than the request that carries it, and no
+    file beside the envelope (``ContentRef``) larger than one part may be."""
+    ns = f"{{{xml.ENVELOPE_NS}}}"
+    container = root.find(f"{ns}Attachments")
+    if container is None:
+        return
+    items = container.findall(f"{ns}Attachment")
+    if len(items) > MAX_ATTACHMENTS:
+        raise EnvelopeError(f"{len(items)} attachments, the limit is {MAX_ATTACHMENTS}", code="attachment.too_many",
+                            field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]", status=413)
+    if not sizes:
+        return
+    for i, a in enumerate(items, start=1):
+        limit = max_part_bytes if a.find(f"{ns}ContentRef") is not None else max_bytes
+        declared = (a.findtext(f"{ns}Size") or "").strip().lstrip("+").lstrip("0") or "0"
+        if len(declared) > len(str(limit)) or int(declared) > limit:
+            raise EnvelopeError(f"attachment declared as {declared[:40]} bytes, the limit is {limit}",
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size", status=413)
+
+
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
-                 pdf_checker=None) -> None:
+                 pdf_checker=None, max_part_bytes: int | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.max_part_bytes = max_part_bytes or max_bytes
         self.verifier = verifier
         self.pdf_checker = pdf_checker
 
@@ -72,8 +114,11 @@ class Intake:
         # operator can find it with the id the agency's own system logged.
         structlog.contextvars.bind_contextvars(
             message_id=root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
-        _refuse_hidden_markup(root)
+        _refuse_comments(root)
+        _refuse_processing_instructions(root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
         xml.validate(SCHEMA, root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
         facts: dict[str, Any] = {"schema_valid": True}
@@ -118,24 +163,21 @@ class Intake:
                                parts=checked_parts)
 
 
-def _refuse_hidden_markup(root: etree._Element) -> None:
-    """Refuse comments and processing instructions anywhere in the envelope.
+def _refuse_comments(root: etree._Element) -> None:
+    """Refuse comments anywhere in the envelope.
 
     Canonical XML without comments (what signatures cover) ignores them, but
     they split text for anyone who reads the stored bytes: a signed Subject
     ``ขอเชิญ<!---->ประชุม`` verifies, yet a receiver's parser reads ``ขอเชิญ``.
-    An official letter has no use for either, so the bytes that travel must
-    say exactly what was signed.
+    An official letter has no use for them, so the bytes that travel say
+    exactly what was signed. (Processing instructions: ``envelope.pi_forbidden``.)
     """
-    hidden = next(root.iter(etree.Comment, etree.ProcessingInstruction), None)
-    if hidden is None:
-        hidden = root.getprevious() if root.getprevious() is not None else root.getnext()
-    if hidden is not None:
-        parent = hidden.getparent()
-        where = xml.path_of(parent) if parent is not None else "/"
-        kind = "comment" if isinstance(hidden, etree._Comment) else "processing instruction"
-        raise EnvelopeError(f"a {kind} is not accepted in an envelope (it would hide text from what is signed)",
-                            code="envelope.markup_forbidden", field=where)
+    inside = next(root.iter(etree.Comment), None)
+    outside = [*root.itersiblings(etree.Comment, preceding=True), *root.itersiblings(etree.Comment)]
+    if inside is not None or outside:
+        field = "/" if inside is None else xml.named_path(root, inside.getparent())
+        raise EnvelopeError("a comment is not accepted in an envelope (it would hide text from what is signed)",
+                            code="envelope.comment_forbidden", field=field)
 
 
 def _match_parts(attachments, parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:

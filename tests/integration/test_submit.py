@@ -78,9 +78,9 @@ BAD = [
         b"JVBERi0xLjQgYWFhYQ==", b"JVBERi0xLjQgYmJiYg=="), 422, "attachment.digest_mismatch",
      ("Attachments/Attachment[1]/Sha256", "Attachments/Attachment[@Id='att-1']/Sha256")),
     ("comment in the subject", lambda: letter_bytes().replace("ขอเชิญ".encode(), "ขอเชิญ<!---->".encode()), 400,
-     "envelope.markup_forbidden", "Envelope/Letter/Subject"),
+     "envelope.comment_forbidden", "Envelope/Letter/Subject"),
     ("processing instruction", lambda: letter_bytes().replace(b"<Sender>", b"<?saraban x?><Sender>"), 400,
-     "envelope.markup_forbidden", "Envelope/Header"),
+     "envelope.pi_forbidden", "Envelope/Header"),
     ("receipt submitted", lambda: letter_bytes().replace(b"<MessageType>letter</MessageType>",
                                                         b"<MessageType>notifier</MessageType>"), 422,
      "envelope.type_mismatch", "Header/MessageType"),
@@ -116,7 +116,7 @@ async def test_signed_letter_with_a_comment_in_its_signed_text_is_refused(make_c
     hidden = signed.replace("ขอเชิญประชุม".encode(), "ขอเชิญ<!---->ประชุม".encode())
     assert hidden != signed
     r = await client.post("/v1/messages", data=hidden, headers=auth())
-    assert (r.status, (await r.json())["code"]) == (400, "envelope.markup_forbidden")
+    assert (r.status, (await r.json())["code"]) == (400, "envelope.comment_forbidden")
     assert await counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0, "receipts": 0}
     assert (await client.post("/v1/messages", data=signed, headers=auth())).status == 202
 

@@ -1,0 +1,450 @@
+"""Write the hostile-input corpus: ``inputs/<name>.<ext>`` and ``manifest.json``.
+
+    python -m conformance.hostile.make_corpus          # rewrite the files (deterministic)
+    python -m conformance.hostile.make_corpus --check  # exit 1 if the files differ from what it writes
+
+Every input is built here from one valid envelope (the builder in ``gateway.envelope``,
+fixed ids and dates) by a named mutation, so the corpus is reproducible byte for byte.
+Bodies larger than the repository should hold (an oversized request) are not files: the
+manifest gives a ``generate`` rule and the runner builds the body at run time.
+
+The manifest's ``profile`` says what the expectations assume of the gateway under test;
+every entry is a rejection that must leave nothing stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
+                              Secrecy, Speed, build_envelope)
+
+HERE = Path(__file__).resolve().parent
+INPUTS = HERE / "inputs"
+MANIFEST = HERE / "manifest.json"
+MAX_FILE_BYTES = 1_000_000
+
+SENDER = "0100000000"      # สำนักนายกรัฐมนตรี: the calling agency
+RECIPIENT = "1550100000"   # ศาลากลางจังหวัดเชียงใหม่
+OTHER = "1500000000"       # กระทรวงมหาดไทย: exists, but is not the caller
+UNKNOWN = "9999999999"
+BANGKOK = dt.timezone(dt.timedelta(hours=7))
+PDF = b"%PDF-1.4\n% hostile corpus letter.\n"  # 34 bytes: its base64 ends in "=="
+CONTENT = base64.b64encode(PDF)
+
+PROFILE = {
+    "caller": SENDER,
+    "recipients_in_directory": [RECIPIENT, OTHER],
+    "not_in_directory": UNKNOWN,
+    "require_signature": False,
+    "seal": True,
+    "notes": ("Expectations assume the caller authenticates as agency 0100000000 (--token), that "
+              "1550100000 and 1500000000 are in the directory and 9999999999 is not, and that unsigned "
+              "letters are accepted (GATEWAY_REQUIRE_SIGNATURE=false) and the gateway seals what it "
+              "forwards (GATEWAY_SEAL=true). With signatures required, entries "
+              "that fail after the signature check answer 'expect_signatures_required' instead. "
+              "'max_body_bytes' rules use the limit passed to the runner (--max-body-bytes)."),
+}
+
+#: Codes raised after the author's signature is checked (gateway.intake order): with signatures
+#: required, an unsigned envelope stops at signature.missing first.
+AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid",
+                   "envelope.type_mismatch", "envelope.receipt_not_submittable",
+                   "envelope.unknown_recipient", "policy.", "envelope.registry_number_missing")
+
+
+def envelope(*, sender: str = SENDER, recipients=(RECIPIENT,), secrecy: Secrecy = Secrecy.NORMAL,
+             attachments: int = 1, message_id: str = "hostile-0001") -> Envelope:
+    created = dt.datetime(2026, 11, 22, 9, 30, tzinfo=BANGKOK)
+    return Envelope(
+        header=Header(message_id=message_id, message_type=MessageType.LETTER, created_at=created, sender=sender,
+                      recipients=tuple(recipients)),
+        body=Letter(number="นร 0105/ว 123", date=created.date(), subject="ขอเชิญประชุมคณะกรรมการ",
+                    addressee="ผู้ว่าราชการจังหวัดทุกจังหวัด", speed=Speed.URGENT, secrecy=secrecy,
+                    signer_name="นายสมชาย ใจดี", signer_position="ปลัดสำนักนายกรัฐมนตรี", body="เนื้อความ"),
+        attachments=tuple(Attachment(id=f"att-{i}", file_name="หนังสือ.pdf", mime_type="application/pdf",
+                                     content=PDF, role="main" if i == 1 else "enclosure")
+                          for i in range(1, attachments + 1)),
+    )
+
+
+def good(**kw) -> bytes:
+    return build_envelope(envelope(**kw))
+
+
+def replace(data: bytes, old: bytes, new: bytes, count: int = 1) -> bytes:
+    if old not in data:
+        raise ValueError(f"{old[:60]!r} not in the base envelope")
+    return data.replace(old, new, count)
+
+
+def body_of(data: bytes) -> bytes:
+    """The envelope without its XML declaration."""
+    return data.split(b"?>", 1)[1].lstrip()
+
+
+ENTRIES: list[dict] = []
+FILES: dict[str, bytes] = {}
+
+
+def add(name: str, description: str, body: bytes | None, status: int, code: str | None, field: str | None = None,
+        *, ext: str = "xml", **request) -> None:
+    entry: dict = {"name": name, "description": description}
+    if body is not None:
+        path = f"inputs/{name}.{ext}"
+        FILES[path] = body
+        entry["file"] = path
+    entry.update({"endpoint": "/v1/messages", "method": "POST", "content_type": "application/xml",
+                  "auth": "token"})
+    signed = request.pop("expect_signatures_required", None)
+    entry.update(request)
+    entry["expect"] = {"status": status, "code": code, **({"field": field} if field is not None else {})}
+    if signed is not None:
+        entry["expect_signatures_required"] = signed
+    elif code is not None and code.startswith(AFTER_SIGNATURE):
+        entry["expect_signatures_required"] = {"status": 422, "code": "signature.missing"}
+    ENTRIES.append(entry)
+
+
+def build() -> None:
+    base = good()
+    rng = random.Random(20261122)
+    ns = b'xmlns="urn:th:gov:saraban:envelope:1"'
+
+    # ------------------------------------------------------------------ not XML at all
+    add("not-xml", "plain text", b"this is not xml\n", 400, "envelope.not_xml", ext="txt")
+    add("empty-body", "an empty body", b"", 400, "envelope.not_xml", ext="txt")
+    add("binary-garbage", "4 kB of random bytes", bytes(rng.randrange(256) for _ in range(4096)), 400,
+        "envelope.not_xml", ext="bin")
+    add("json-body", "JSON sent as application/xml", b'{"Envelope": {"Header": {}}}', 400, "envelope.not_xml",
+        ext="json")
+    add("truncated-half", "the valid envelope cut in half", base[: len(base) // 2], 400, "envelope.not_xml")
+    add("truncated-in-declaration", "cut inside the XML declaration", base[:20], 400, "envelope.not_xml")
+    add("truncated-last-byte", "the closing '>' missing", base.rstrip()[:-1], 400, "envelope.not_xml")
+    add("two-roots", "two Envelope elements one after the other", base + body_of(base), 400, "envelope.not_xml")
+    add("duplicate-attribute", "the same attribute twice on one element",
+        replace(base, b'version="1"', b'version="1" version="1"'), 400, "envelope.not_xml")
+    add("unclosed-cdata", "a CDATA section that never ends",
+        replace(base, b"<Body>", b"<Body><![CDATA[never closed"), 400, "envelope.not_xml")
+
+    # ------------------------------------------------------------------ DTDs and entities
+    lol = b"".join(b'<!ENTITY lol%d "%s">' % (i, b"&lol%d;" % (i - 1) * 10) for i in range(1, 10))
+    add("billion-laughs", "nested internal entities (exponential expansion)",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope [<!ENTITY lol0 "lol">' + lol + b']>\n'
+        + replace(body_of(base), "ขอเชิญประชุมคณะกรรมการ".encode(), b"&lol9;"), 400, "envelope.dtd_forbidden")
+    add("quadratic-blowup", "one 50 kB entity referenced 200 times",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope [<!ENTITY a "' + b"a" * 50_000 + b'">]>\n'
+        + replace(body_of(base), b"<Body>\xe0\xb9\x80", b"<Body>" + b"&a;" * 200 + b"\xe0\xb9\x80"), 400,
+        "envelope.dtd_forbidden")
+    add("xxe-file", "an external entity naming /etc/passwd, used in the subject",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+        + replace(body_of(base), "ขอเชิญประชุมคณะกรรมการ".encode(), b"&xxe;"), 400, "envelope.dtd_forbidden")
+    add("xxe-network", "an external entity on the network (would be an SSRF)",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM "http://127.0.0.1:9/secret">]>\n'
+        + replace(body_of(base), "ขอเชิญประชุมคณะกรรมการ".encode(), b"&xxe;"), 400, "envelope.dtd_forbidden")
+    add("external-dtd", "a DOCTYPE naming an external DTD",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope SYSTEM "http://127.0.0.1:9/envelope.dtd">\n' + body_of(base),
+        400, "envelope.dtd_forbidden")
+    add("parameter-entities", "parameter entities pulling an external DTD (out-of-band XXE)",
+        b'<?xml version="1.0"?>\n<!DOCTYPE Envelope [<!ENTITY % ext SYSTEM "http://127.0.0.1:9/x.dtd"> %ext;]>\n'
+        + body_of(base), 400, "envelope.dtd_forbidden")
+    add("doctype-after-long-comment", "the DOCTYPE placed after an 8 kB comment, past a prefix check",
+        b'<?xml version="1.0"?>\n<!--' + b"x" * 8192 + b'-->\n'
+        b'<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+        + replace(body_of(base), "ขอเชิญประชุมคณะกรรมการ".encode(), b"&xxe;"), 400, "envelope.dtd_forbidden")
+    add("doctype-without-subset", "a bare DOCTYPE after a long comment, no entities at all",
+        b'<?xml version="1.0"?>\n<!--' + b"y" * 8192 + b'-->\n<!DOCTYPE Envelope>\n' + body_of(base),
+        400, "envelope.dtd_forbidden")
+    utf16 = ('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM '
+             '"file:///etc/passwd">]>\n' + body_of(base).decode("utf-8").replace("ขอเชิญประชุมคณะกรรมการ", "&xxe;"))
+    add("doctype-utf16", "an XXE DOCTYPE in UTF-16, invisible to a byte search for '<!DOCTYPE'",
+        utf16.encode("utf-16"), 400, "envelope.dtd_forbidden")
+
+    # ------------------------------------------------------------------ XInclude, processing instructions
+    xi = b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" parse="text"/>'
+    add("xinclude-in-envelope", "an XInclude element before the Header", replace(base, b"<Header>", xi + b"<Header>"),
+        400, "envelope.schema_invalid", "/Envelope/include")
+    add("xinclude-in-body", "an XInclude element inside the letter's Body text",
+        replace(base, b"<Body>", b"<Body>" + xi), 400, "envelope.schema_invalid", "/Envelope/Letter/Body")
+    add("pi-stylesheet-prolog", "an xml-stylesheet processing instruction before the root",
+        replace(base, b"?>\n", b'?>\n<?xml-stylesheet type="text/xsl" href="http://127.0.0.1:9/x.xsl"?>\n'),
+        400, "envelope.pi_forbidden", "/")
+    add("pi-inside-letter", "a processing instruction inside the Letter",
+        replace(base, b"<Speed>", b"<?php system('id'); ?><Speed>"), 400, "envelope.pi_forbidden",
+        "/Envelope/Letter")
+
+    # ------------------------------------------------------------------ wrong root, wrong namespace
+    add("wrong-namespace", "the envelope in namespace ...:envelope:2",
+        replace(base, ns, b'xmlns="urn:th:gov:saraban:envelope:2"'), 400, "envelope.schema_invalid", "/Envelope")
+    add("no-namespace", "the envelope without its namespace", replace(base, b" " + ns, b""), 400,
+        "envelope.schema_invalid", "/Envelope")
+    add("wrong-root-delivery-ack", "a DeliveryAck (a valid document of the same schema) posted as a message",
+        b'<?xml version="1.0"?>\n<DeliveryAck ' + ns + b'><DeliveryId>x</DeliveryId></DeliveryAck>', 400,
+        "envelope.schema_invalid", "/")
+    add("soap-envelope", "an e-CMS SOAP request posted to the native API",
+        b'<?xml version="1.0"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">'
+        b'<SOAP-ENV:Body><GetSecretCodes/></SOAP-ENV:Body></SOAP-ENV:Envelope>', 400, "envelope.schema_invalid",
+        "/Envelope")
+    add("two-letters", "a second Letter after the first (signature wrapping shape)",
+        replace(base, b"</Letter>", b"</Letter>" + body_of(base).split(b"</Header>", 1)[1].split(b"<Attachments>")[0]
+                .replace(b'Id="Letter"', b'Id="Letter2"')), 400, "envelope.schema_invalid", "/Envelope/Letter[2]")
+
+    # ------------------------------------------------------------------ depth, attributes
+    add("deep-nesting-300", "300 nested elements inside the Body (libxml2's limit is 256)",
+        replace(base, "<Body>เนื้อความ</Body>".encode(), b"<Body>" + b"<x>" * 300 + b"</x>" * 300 + b"</Body>"),
+        400, "envelope.not_xml")
+    add("deep-nesting-100000", "100,000 nested elements", b"<a>" * 100_000 + b"</a>" * 100_000, 400,
+        "envelope.not_xml")
+    add("deep-nesting-200", "200 nested elements (under the parser limit) where text is expected",
+        replace(base, "<Body>เนื้อความ</Body>".encode(), b"<Body>" + b"<x>" * 200 + b"</x>" * 200 + b"</Body>"),
+        400, "envelope.schema_invalid", "/Envelope/Letter/Body")
+    add("huge-attribute", "a 900 kB attribute value on the Envelope",
+        replace(base, b'version="1"', b'version="1" x="' + b"A" * 900_000 + b'"'), 400, "envelope.schema_invalid",
+        "/Envelope")
+    add("many-attributes", "5,000 unknown attributes on one element (quadratic in some validators)",
+        replace(base, b'version="1"', b'version="1" ' + b" ".join(b'a%d="x"' % i for i in range(5000))), 400,
+        "envelope.schema_invalid", "/Envelope")
+    add("xml-id-on-header", "xml:id attributes used to plant a second 'Letter' id",
+        replace(base, b"<Header>", b'<Header xml:id="Letter">'), 400, "envelope.schema_invalid", "/Envelope/Header")
+
+    # ------------------------------------------------------------------ signature-wrapping helpers
+    add("duplicate-id", "an attachment carrying the Letter's Id",
+        replace(base, b'Id="att-1"', b'Id="Letter"'), 400, "envelope.schema_invalid",
+        "/Envelope/Attachments/Attachment")
+    add("id-hidden-in-signatures", "a copy of the Letter with Id='Letter' hidden in Signatures (skipped by the XSD)",
+        replace(base, b"</Envelope>", b'<Signatures><ds:Object xmlns:ds="http://www.w3.org/2000/09/xmldsig#" '
+                b'Id="Letter">' + body_of(base).split(b"</Header>", 1)[1].split(b"<Attachments>")[0]
+                .replace(b"<Letter ", b"<Letter " + ns + b" ")
+                + b"</ds:Object></Signatures></Envelope>"), 422, "envelope.structure",
+        expect_signatures_required={"status": 422, "code": "signature.missing"})
+    add("signature-garbage", "a ds:Signature whose SignedInfo is nonsense",
+        replace(base, b"</Envelope>", b'<Signatures><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+                b"<ds:SignedInfo>nonsense</ds:SignedInfo></ds:Signature></Signatures></Envelope>"), 422,
+        "signature.invalid")
+    add("too-many-signatures", "11 elements in Signatures (the limit is 10)",
+        replace(base, b"</Envelope>", b'<Signatures xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+                + b"<ds:Signature/>" * 11 + b"</Signatures></Envelope>"), 400, "envelope.schema_invalid",
+        "/Envelope/Signatures/Signature[11]")
+
+    # ------------------------------------------------------------------ attachments
+    add("attachments-over-limit", "101 attachments (the limit is 100)", good(attachments=101), 413,
+        "attachment.too_many", "Attachments/Attachment[101]")
+    add("attachments-2000", "2,000 attachments", good(attachments=2000), 413, "attachment.too_many",
+        "Attachments/Attachment[101]")
+    add("attachment-declared-over-limit", "an attachment declared larger than any request may be",
+        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>99999999999</Size>"), 413, "attachment.too_large",
+        "Attachments/Attachment[1]/Size")
+    add("attachment-size-mismatch", "declared Size one byte more than the content",
+        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>%d</Size>" % (len(PDF) + 1)), 422,
+        "attachment.size_mismatch", "Attachments/Attachment[1]/Size")
+    add("attachment-size-5000-digits", "a declared Size of 5,000 digits (more than int() parses)",
+        replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>" + b"9" * 5000 + b"</Size>"), 413,
+        "attachment.too_large", "Attachments/Attachment[1]/Size")
+    add("attachment-size-negative", "a declared Size of -1", replace(base, b"<Size>%d</Size>" % len(PDF),
+                                                                    b"<Size>-1</Size>"), 400,
+        "envelope.schema_invalid", "/Envelope/Attachments/Attachment/Size")
+    add("attachment-digest-mismatch", "the SHA-256 of other bytes",
+        replace(base, hashlib.sha256(PDF).hexdigest().encode(), hashlib.sha256(b"other").hexdigest().encode()), 422,
+        "attachment.digest_mismatch", "Attachments/Attachment[1]/Sha256")
+    add("attachment-digest-upper-case", "the right digest in upper case",
+        replace(base, hashlib.sha256(PDF).hexdigest().encode(), hashlib.sha256(PDF).hexdigest().upper().encode()),
+        400, "envelope.schema_invalid", "/Envelope/Attachments/Attachment/Sha256")
+    add("base64-junk-characters", "'!' and '*' among the base64 characters (lenient decoders drop them)",
+        replace(base, CONTENT, b"!!" + CONTENT[:8] + b"*" + CONTENT[8:]), 422, "attachment.base64_invalid",
+        "Attachments/Attachment[1]/Content")
+    add("base64-thai-characters", "Thai letters inside the base64",
+        replace(base, CONTENT, CONTENT[:8] + "กข".encode() + CONTENT[8:]), 422, "attachment.base64_invalid",
+        "Attachments/Attachment[1]/Content")
+    add("base64-nbsp", "a no-break space (not XML white space) inside the base64",
+        replace(base, CONTENT, CONTENT[:8] + "\u00a0".encode() + CONTENT[8:]), 422, "attachment.base64_invalid",
+        "Attachments/Attachment[1]/Content")
+    add("base64-missing-padding", "the final '=' removed", replace(base, CONTENT, CONTENT.rstrip(b"=")), 400,
+        "envelope.schema_invalid", "/Envelope/Attachments/Attachment/Content")
+    add("base64-extra-padding", "'===' at the end", replace(base, CONTENT, CONTENT.rstrip(b"=") + b"==="), 400,
+        "envelope.schema_invalid", "/Envelope/Attachments/Attachment/Content")
+    add("base64-padding-inside", "'=' in the middle, then more data",
+        replace(base, CONTENT, CONTENT + base64.b64encode(b"more")), 400, "envelope.schema_invalid",
+        "/Envelope/Attachments/Attachment/Content")
+    add("base64-whitespace-wrong-digest", "line-wrapped base64 (fine) whose digest is of the base64 text",
+        replace(replace(base, CONTENT, b"\n".join(CONTENT[i:i + 8] for i in range(0, len(CONTENT), 8))),
+                hashlib.sha256(PDF).hexdigest().encode(), hashlib.sha256(CONTENT).hexdigest().encode()), 422,
+        "attachment.digest_mismatch", "Attachments/Attachment[1]/Sha256")
+    add("attachment-mime-type-injection", "a MIME type with a header injection",
+        replace(base, b"<MimeType>application/pdf</MimeType>",
+                b"<MimeType>application/pdf\r\nX-Injected: 1</MimeType>"), 400, "envelope.schema_invalid",
+        "/Envelope/Attachments/Attachment/MimeType")
+
+    # ------------------------------------------------------------------ encodings
+    subject = "ขอเชิญประชุมคณะกรรมการ".encode()
+    add("declared-utf16-utf8-bytes", "declared UTF-16, written in UTF-8",
+        replace(base, b"encoding='UTF-8'", b"encoding='UTF-16'"), 400, "envelope.not_xml")
+    add("invalid-utf8", "bytes that are not UTF-8 in the subject", replace(base, subject, b"\xff\xfe\xc3("), 400,
+        "envelope.not_xml")
+    add("overlong-utf8", "an overlong UTF-8 encoding of '/' (C0 AF)", replace(base, subject, b"\xc0\xaf"), 400,
+        "envelope.not_xml")
+    add("utf8-surrogate", "a UTF-16 surrogate encoded in UTF-8 (ED A0 80)", replace(base, subject, b"\xed\xa0\x80"),
+        400, "envelope.not_xml")
+    add("bom-utf16le-on-utf8", "a UTF-16LE byte-order mark in front of UTF-8 bytes", b"\xff\xfe" + base, 400,
+        "envelope.not_xml")
+    add("bom-utf32-on-utf8", "a UTF-32BE byte-order mark in front of UTF-8 bytes", b"\x00\x00\xfe\xff" + base, 400,
+        "envelope.not_xml")
+    add("bom-twice", "two UTF-8 byte-order marks", b"\xef\xbb\xbf\xef\xbb\xbf" + base, 400, "envelope.not_xml")
+    add("nul-byte", "a NUL byte in the subject", replace(base, subject, b"a\x00b"), 400, "envelope.not_xml")
+    add("control-char-reference", "a character reference to U+0001", replace(base, subject, b"&#1;"), 400,
+        "envelope.not_xml")
+
+    # ------------------------------------------------------------------ Thai text in odd forms
+    add("thai-digits-sender", "the sender's code in Thai digits (๐๑๐๐...)",
+        replace(base, b"<Sender>%s</Sender>" % SENDER.encode(),
+                "<Sender>๐๑๐๐๐๐๐๐๐๐</Sender>".encode()), 400, "envelope.schema_invalid", "/Envelope/Header/Sender")
+    add("fullwidth-recipient", "the recipient's code in full-width digits",
+        replace(base, b"<Recipient>%s</Recipient>" % RECIPIENT.encode(),
+                "<Recipient>１５５０１０００００</Recipient>".encode()), 400, "envelope.schema_invalid",
+        "/Envelope/Header/Recipients/Recipient")
+    add("zero-width-in-recipient", "a zero-width space inside the recipient's code",
+        replace(base, b"<Recipient>%s</Recipient>" % RECIPIENT.encode(),
+                "<Recipient>15501\u200b00000</Recipient>".encode()), 400, "envelope.schema_invalid",
+        "/Envelope/Header/Recipients/Recipient")
+    add("thai-message-id", "a Thai message id (outside the MessageId pattern)",
+        replace(base, b"<MessageId>hostile-0001</MessageId>", "<MessageId>หนังสือที่๑</MessageId>".encode()), 400,
+        "envelope.schema_invalid", "/Envelope/Header/MessageId")
+    add("bidi-override-message-id", "a right-to-left override in the message id",
+        replace(base, b"<MessageId>hostile-0001</MessageId>", "<MessageId>hostile\u202e1000</MessageId>".encode()),
+        400, "envelope.schema_invalid", "/Envelope/Header/MessageId")
+    add("thai-secrecy-word", "the secrecy class written in Thai (ลับที่สุด) instead of top-secret",
+        replace(base, b"<Secrecy>normal</Secrecy>", "<Secrecy>ลับที่สุด</Secrecy>".encode()), 400,
+        "envelope.schema_invalid", "/Envelope/Letter/Secrecy")
+    decomposed = "\u0e19\u0e4d\u0e32" * 334  # นำ with SARA AM decomposed (NFKD): 1,002 code points
+    add("thai-decomposed-subject-too-long", "a subject of 334 characters, 1,002 code points once SARA AM is "
+        "decomposed (the limit is 1,000)", replace(base, subject, decomposed.encode()), 400,
+        "envelope.schema_invalid", "/Envelope/Letter/Subject")
+    add("thai-combining-marks-only-addressee", "an addressee of 1,001 stacked Thai tone marks",
+        replace(base, "ผู้ว่าราชการจังหวัดทุกจังหวัด".encode(), ("\u0e48" * 1001).encode()), 400,
+        "envelope.schema_invalid", "/Envelope/Letter/Addressee")
+
+    # ------------------------------------------------------------------ routing and policy
+    add("unknown-recipient", "a recipient that is not in the directory", good(recipients=(RECIPIENT, UNKNOWN)), 422,
+        "envelope.unknown_recipient", "Header/Recipients/Recipient[2]")
+    add("wrong-sender", "the envelope names another agency than the caller", good(sender=OTHER), 403,
+        "auth.wrong_sender", "Header/Sender")
+    add("top-secret", "secrecy ลับที่สุด (never carried)", good(secrecy=Secrecy.TOP_SECRET), 422, "policy.top_secret",
+        "Letter/Secrecy")
+    add("type-mismatch", "MessageType notifier over a Letter body",
+        replace(base, b"<MessageType>letter</MessageType>", b"<MessageType>notifier</MessageType>"), 422,
+        "envelope.type_mismatch", "Header/MessageType")
+    created = dt.datetime(2026, 11, 22, 10, 0, tzinfo=BANGKOK)
+    add("accepted-notifier-without-registry-number", "an 'accepted' notifier with no RegistryNumber",
+        build_envelope(Envelope(
+            header=Header(message_id="hostile-n-0001", message_type=MessageType.NOTIFIER, created_at=created,
+                          sender=SENDER, recipients=(RECIPIENT,), ref_to_message_id="hostile-0001"),
+            body=Notifier(kind=NotifierKind.ACCEPTED, letter_number="นร 0105/ว 123", letter_date=created.date()))),
+        422, "envelope.registry_number_missing", "Notifier/RegistryNumber")
+    receipt = (b'<?xml version="1.0"?>\n<Envelope ' + ns + b' version="1"><Header><MessageId>hostile-r-0001'
+               b'</MessageId><MessageType>receipt</MessageType><CreatedAt>2026-11-22T10:00:00+07:00</CreatedAt>'
+               b'<Sender>' + SENDER.encode() + b'</Sender><Recipients><Recipient>' + RECIPIENT.encode()
+               + b'</Recipient></Recipients></Header><Receipt Id="Receipt"><Kind>delivery</Kind><MessageId>x'
+               b'</MessageId><Sender>' + RECIPIENT.encode() + b'</Sender><Sha256>' + b"0" * 64
+               + b'</Sha256><At>2026-11-22T10:00:00+07:00</At></Receipt></Envelope>')
+    add("receipt-submitted", "a forged delivery receipt submitted by an agency", receipt, 422,
+        "envelope.receipt_not_submittable", "Header/MessageType")
+    many = b"".join(b"<Recipient>%s</Recipient>" % RECIPIENT.encode() for _ in range(5001))
+    add("recipients-over-limit", "5,001 recipients (the limit is 5,000)",
+        replace(base, b"<Recipient>%s</Recipient>" % RECIPIENT.encode(), many), 400, "envelope.schema_invalid",
+        "/Envelope/Header/Recipients/Recipient[5001]")
+
+    # ------------------------------------------------------------------ size
+    add("oversized-declared", "a body one byte over the limit, with an honest Content-Length", None, 413,
+        "envelope.too_large", generate={"rule": "pad_to_limit", "over_limit_by": 1, "chunked": False})
+    add("oversized-chunked", "a body over the limit sent chunked (no Content-Length to check first)", None, 413,
+        "request.too_large", generate={"rule": "pad_to_limit", "over_limit_by": 1, "chunked": True})
+
+    # ------------------------------------------------------------------ headers
+    FILES["inputs/valid-letter.xml"] = base  # the body the header cases send
+    header = {"file": "inputs/valid-letter.xml"}
+
+    def add_header(name, description, status, code, field=None, **request):
+        entry_request = dict(header, **request)
+        add(name, description, None, status, code, field, **entry_request)
+
+    add_header("content-type-text-plain", "Content-Type text/plain", 415, "request.unsupported_media_type",
+               "Content-Type", content_type="text/plain")
+    add_header("content-type-missing", "no Content-Type at all", 415, "request.unsupported_media_type",
+               "Content-Type", content_type=None)
+    add_header("content-type-json", "Content-Type application/json", 415, "request.unsupported_media_type",
+               "Content-Type", content_type="application/json")
+    add_header("content-type-multipart-garbage", "a multipart type with no parts", 415,
+               "request.unsupported_media_type", "Content-Type", content_type="multipart/form-data; boundary=x")
+    add_header("authorization-missing", "no Authorization header", 401, "auth.required", auth="none")
+    add_header("authorization-basic", "HTTP Basic credentials", 401, "auth.required",
+               auth={"Authorization": "Basic YWRtaW46YWRtaW4="})
+    add_header("authorization-bearer-empty", "'Bearer' with no token", 401, "auth.required",
+               auth={"Authorization": "Bearer "})
+    add_header("authorization-garbage", "a 4 kB random bearer token", 401, "auth.invalid_token",
+               auth={"Authorization": "Bearer " + "".join(rng.choice("abcdef0123456789-_.~+/") for _ in range(4096))})
+    add_header("authorization-sql", "a bearer token that is SQL", 401, "auth.invalid_token",
+               auth={"Authorization": "Bearer ' OR 1=1 --"})
+    add_header("authorization-other-agency", "a valid token of another agency (1550100000) for this envelope", 403,
+               "auth.wrong_sender", "Header/Sender", auth={"token_of": RECIPIENT})
+    add_header("header-too-large", "one 64 kB header (answered by the HTTP layer, before the application)", 400, None,
+               headers={"X-Padding": "a" * 65536})
+    add_header("method-get", "GET on the submission endpoint", 405, "method_not_allowed", method="GET")
+    add("content-length-short", "Content-Length says 100 bytes, the body is the whole envelope (the rest would "
+        "be read as a second request, which the HTTP layer refuses)", None, 400, None, transport="raw", content_length=100,
+        **header)
+    add("content-length-long", "Content-Length says 100 bytes more than are sent, then the client stops sending",
+        None, 0, None, transport="raw", content_length_extra=100, half_close=True, **header)
+    add("content-length-not-a-number", "Content-Length: abc", None, 400, None, transport="raw",
+        content_length="abc", **header)
+    add("content-length-and-chunked", "both Content-Length and Transfer-Encoding: chunked (request smuggling)", None,
+        400, None, transport="raw", content_length=10, raw_headers={"Transfer-Encoding": "chunked"}, **header)
+    add("content-length-huge", "Content-Length of 10^15 with a small body", None, 413, "envelope.too_large",
+        transport="raw", content_length=10 ** 15, **header)
+
+
+def write(check: bool = False) -> int:
+    build()
+    manifest = {"version": 1, "profile": PROFILE, "entries": ENTRIES}
+    outputs = {"manifest.json": (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8"), **FILES}
+    names = [e["name"] for e in ENTRIES]
+    assert len(names) == len(set(names)), "entry names must be unique"
+    too_big = {p: len(b) for p, b in outputs.items() if len(b) >= MAX_FILE_BYTES}
+    assert not too_big, f"files over {MAX_FILE_BYTES} bytes: {too_big}"
+    stale = []
+    for rel, data in outputs.items():
+        path = HERE / rel
+        if check:
+            if not path.exists() or path.read_bytes() != data:
+                stale.append(rel)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    known = {HERE / rel for rel in outputs}
+    extra = [p for p in INPUTS.glob("*") if p not in known] if INPUTS.exists() else []
+    if check:
+        stale += [str(p.relative_to(HERE)) for p in extra]
+        if stale:
+            print("stale corpus files (run python -m conformance.hostile.make_corpus):", *stale, sep="\n  ")
+            return 1
+        print(f"{len(ENTRIES)} entries, corpus files up to date")
+        return 0
+    for p in extra:
+        p.unlink()
+    print(f"wrote {len(ENTRIES)} entries and {len(FILES)} files to {HERE}")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    sys.exit(write(check=parser.parse_args().check))
+
+
+if __name__ == "__main__":
+    main()
