@@ -14,6 +14,11 @@ Closed loop, per configuration (``--processes 1,2,4``)
                    the batch is ``delivered`` in the database, i.e. delivered to
                    *both* offices and acknowledged (a DeliveryAck) by them.
     ``*_ratio_Np`` the figure over the 1-process figure of the same run.
+    ``lockwait_Np`` share of busy database backends (pg_stat_activity, sampled
+                   every 0.1 s during the timed phase) waiting on a heavyweight
+                   lock: work serialised on a row or table. It must stay near 0
+                   as processes are added; a line per configuration also prints
+                   the top wait events (WAL flushes, client reads, CPU).
 
     ``--workers W`` adds one more configuration, ``wW``: a single
     ``gateway serve --workers W`` (W worker processes on one port, SO_REUSEPORT).
@@ -243,6 +248,53 @@ class RssSampler:
         self._thread.join(5)
 
 
+class WaitSampler:
+    """What the database's busy backends wait on, sampled from pg_stat_activity every 0.1 s.
+
+    A scaling stopper shows up here as ``Lock:*`` (row or transaction locks: work
+    serialised on one row) or ``LWLock:*`` waits growing with the process count;
+    ``IO:WALSync``/``LWLock:WALWrite`` are commits waiting for the disk; ``CPU`` is a
+    backend running (no wait event).
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' "
+                    "AND backend_type = 'client backend'")
+                for r in rows:
+                    self.counts[r["w"]] = self.counts.get(r["w"], 0) + 1
+                self.samples += len(rows)
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def share(self, prefix: str) -> float:
+        """Fraction of busy-backend samples whose wait starts with ``prefix`` (e.g. ``Lock:``)."""
+        return sum(n for w, n in self.counts.items() if w.startswith(prefix)) / max(1, self.samples)
+
+    def top(self, k: int = 5) -> str:
+        items = sorted(self.counts.items(), key=lambda kv: -kv[1])[:k]
+        return " ".join(f"{w}={n / max(1, self.samples):.0%}" for w, n in items)
+
+
 # ---------------------------------------------------------------------------- one configuration
 
 
@@ -334,17 +386,21 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
     await post_all(urls, warm, headers=HEADERS, clients=clients, statuses=st_warm)
     await wait_delivered(dsn, ids_warm, timeout)
     st: list[int] = []
+    waits = WaitSampler(dsn)
+    waits.start()
     t0 = time.time()
     submit_rate, lat, codes = await post_all(urls, timed, headers=HEADERS, clients=clients, statuses=st)
     accepted_timed = [m for m, s in zip(ids_timed, st) if s == 202]
     n, last = await wait_delivered(dsn, accepted_timed, timeout)
+    await waits.stop()
     e2e = len(accepted_timed) / max(1e-9, last.timestamp() - t0) if last is not None and n else 0.0
     accepted = {m for m, s in zip(ids_warm, st_warm) if s == 202} | set(accepted_timed)
     c = await check(dsn, offices, accepted)
     print(f"{cfg.label}: codes={codes} submit_per_s={submit_rate:.0f} e2e_per_s={e2e:.0f} "
           f"submit_p50_ms={percentile(lat, 50) * 1000:.0f} accepted={c.accepted} delivered_pairs={n} "
           f"missing={c.missing} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
-    return {"submit": submit_rate, "e2e": e2e, "check": c}
+    print(f"{cfg.label}: database waits (share of busy-backend samples): {waits.top()}", flush=True)
+    return {"submit": submit_rate, "e2e": e2e, "check": c, "lockwait": waits.share("Lock:")}
 
 
 async def open_loop(procs: list[GatewayProcess], dsn: str, offices: OfficeProcess, warm: list[bytes],
@@ -494,6 +550,8 @@ def main() -> None:
             out[f"submit_ratio_{cfg.label}"] = results[cfg.label]["submit"] / base["submit"]
         for cfg in configs[1:]:
             out[f"e2e_ratio_{cfg.label}"] = results[cfg.label]["e2e"] / base["e2e"] if base["e2e"] else 0.0
+    for cfg in configs:
+        out[f"lockwait_{cfg.label}"] = results[cfg.label]["lockwait"]
     if "open" in results:
         o = results["open"]
         out.update(open_processes=open_procs, p50_ms=o["p50"] * 1000, p99_ms=o["p99"] * 1000,
