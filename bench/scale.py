@@ -330,6 +330,33 @@ def start_gateways(cfg: Config, dsn: str, directory: Path, workdir: Path, sample
     return procs
 
 
+async def wait_listening(procs: list[GatewayProcess], workers: int, timeout: float = 60.0) -> None:
+    """Wait until every worker of each ``--workers`` supervisor listens on its port.
+
+    /readyz answers as soon as one worker is up; with SO_REUSEPORT the kernel
+    spreads new connections only over the sockets bound so far, so measuring
+    before all are bound would load the first worker alone.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        while True:
+            listening = 0
+            for child in psutil.Process(p.proc.pid).children(recursive=True):
+                try:
+                    conns = child.net_connections(kind="tcp") if hasattr(child, "net_connections") \
+                        else child.connections(kind="tcp")
+                except psutil.Error:
+                    continue
+                listening += any(c.status == psutil.CONN_LISTEN and c.laddr.port == p.port for c in conns)
+            if listening >= workers:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {listening} of {workers} workers listen on {p.port}")
+            await asyncio.sleep(0.1)
+
+
 async def wait_delivered(dsn: str, message_ids: list[str], timeout: float) -> tuple[int, dt.datetime | None]:
     """Wait until every delivery of ``message_ids`` is delivered; (how many are, latest delivered_at)."""
     conn = await asyncpg.connect(dsn)
@@ -380,6 +407,8 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
                       clients: int, timeout: float) -> dict:
     for p in procs:
         await p.wait_ready()
+    if cfg.workers > 1:
+        await wait_listening(procs, cfg.workers)
     await offices.call("POST", "/reset")
     urls = [f"{p.url}/v1/messages" for p in procs]
     st_warm: list[int] = []
