@@ -12,7 +12,10 @@ Queueing
     A claimed batch goes out ``per_destination`` at a time; a delivery whose
     turn comes with too little of its lease left for a request is handed back
     untried, so that a slow office is not sent the same delivery by two
-    processes at once.
+    processes at once. A claim is (worker, attempt): handing back is fenced on
+    both, since the claim that replaced an expired one may carry the same
+    worker name. A process holds at most ``concurrency`` claimed deliveries, so
+    it never hoards due work that other processes could start.
 
 Backoff per destination
     Each destination (office) has its state in the ``destinations`` table:
@@ -66,6 +69,7 @@ class Dispatcher:
         self.worker = worker
         self._event = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
+        self._held = 0  # claimed deliveries not yet finished, bounded by settings.concurrency
         self._per_destination: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_destination))
         self._stopping = False
@@ -108,13 +112,16 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim one batch and start delivering it; returns how many were claimed."""
-        free = self.settings.concurrency - len(self._inflight)
+        # Deliveries held, not destination groups: one group can be a whole batch, and a process
+        # holding more than it can start hoards due work from the others until the leases run out.
+        free = self.settings.concurrency - self._held
         if free <= 0:
             return 0
         now = self.x.clock.now()
         claimed = await deliveries.claim_due(self.x.pool, now=now, limit=min(self.settings.batch_size, free),
                                              lease=dt.timedelta(seconds=self.settings.lease_s),
                                              worker=self.worker)
+        self._held += len(claimed)
         lease_end = now + dt.timedelta(seconds=self.settings.lease_s)
         by_destination: dict[str, list[ClaimedDelivery]] = defaultdict(list)
         for c in claimed:
@@ -134,7 +141,10 @@ class Dispatcher:
             ok = await self._deliver_one(group[0], lease_end)
             rest = group[1:]
             if not ok:
-                await self._release(rest)
+                try:
+                    await self._release(rest)
+                finally:
+                    self._held -= len(rest)
                 return
         await asyncio.gather(*(self._deliver_one(c, lease_end) for c in rest))
 
@@ -144,7 +154,7 @@ class Dispatcher:
                 state = await self.x.pool.fetchval(
                     "SELECT backoff_until FROM destinations WHERE agency = $1", c.recipient)
                 due = state or self.x.clock.now()
-                await deliveries.release_claim(self.x.pool, c.id, self.worker, due)
+                await deliveries.release_claim(self.x.pool, c.id, self.worker, due, c.attempts)
             except Exception as exc:  # the lease will expire and return it anyway
                 log.warning("release failed", delivery_id=str(c.id), error=str(exc))
 
@@ -159,6 +169,12 @@ class Dispatcher:
         return self.x.clock.now() + dt.timedelta(seconds=margin) > lease_end
 
     async def _deliver_one(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
+        try:
+            return await self._attempt(c, lease_end)
+        finally:
+            self._held -= 1
+
+    async def _attempt(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
         """Make one attempt and record it; True if delivered."""
         bound = structlog.contextvars.bound_contextvars(
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)

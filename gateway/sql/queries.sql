@@ -71,8 +71,11 @@ RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.
 -- name: release_claim
 -- Give a claimed delivery back without having tried it (its destination went
 -- into backoff while it waited in the batch): the attempt does not count.
+-- A claim is (leased_by, attempts): re-claiming an expired lease bumps attempts,
+-- so a stale holder never releases the claim that replaced it, even when the
+-- new holder has the same worker name (this same process re-claiming it).
 UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $3, attempts = attempts - 1, leased_by = NULL
-WHERE id = $1 AND status = 'sending' AND leased_by = $2;
+WHERE id = $1 AND status = 'sending' AND leased_by = $2 AND attempts = $4;
 
 -- name: mark_delivered
 UPDATE deliveries SET status = 'delivered', delivered_at = $3, leased_by = NULL, last_error = NULL

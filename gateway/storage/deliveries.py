@@ -99,8 +99,10 @@ async def claim_due(db: Executor, *, now: dt.datetime, limit: int, lease: dt.tim
     return [ClaimedDelivery.from_row(r) for r in rows]
 
 
-async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime) -> None:
-    await db.execute(queries["release_claim"], delivery_id, worker, due_at)
+async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime,
+                        attempt: int) -> None:
+    """Hand back this worker's claim ``attempt`` untried; a no-op if another claim replaced it."""
+    await db.execute(queries["release_claim"], delivery_id, worker, due_at, attempt)
 
 
 async def record_attempt(db: Executor, delivery_id: uuid.UUID, attempt: int, started: dt.datetime,
