@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import os
 import secrets
 from pathlib import Path
 
@@ -53,12 +54,22 @@ def _session_key(app: web.Application) -> bytes:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
+        # Written whole under a private name, then published with link(), which fails if the
+        # name exists: the first process wins, the others read its key, and no process ever
+        # reads the file half-written (gateway processes start side by side).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         try:
-            with open(path, "xb") as f:  # first process wins; the others read its key
+            with open(tmp, "xb") as f:
                 f.write(key)
-            path.chmod(0o600)
-        except FileExistsError:
-            key = path.read_bytes()
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                key = path.read_bytes()
+        finally:
+            tmp.unlink(missing_ok=True)
     if len(key) != 32:
         raise ValueError(f"{path} must hold 32 bytes")
     return key
