@@ -81,10 +81,12 @@ async def test_claims_of_a_killed_process_are_delivered_by_the_other_after_the_l
         await asyncio.gather(*(p.wait_ready() for p in procs.values()))
         urls = [p.url for p in procs.values()]
         async with aiohttp.ClientSession() as s:
-            for i in range(LETTERS):  # through both processes, so both are woken
+            async def submit(i: int) -> None:  # through both processes, so both are woken
                 async with s.post(f"{urls[i % 2]}/v1/messages", headers=auth(),
                                   data=letter_bytes(recipients=(CMI, KKN), message_id=f"scale-{i}")) as r:
                     assert r.status == 202, await r.text()
+
+            await asyncio.gather(*(submit(i) for i in range(LETTERS)))
 
         async def both_hold_claims():
             rows = await conn.fetch("SELECT leased_by, count(*) AS n FROM deliveries WHERE status = 'sending' "
@@ -95,8 +97,11 @@ async def test_claims_of_a_killed_process_are_delivered_by_the_other_after_the_l
         await wait_for(both_hold_claims, timeout=15, what="both processes holding claims at the gated offices")
         procs["gw-a"].kill()  # SIGKILL, mid-claim: its requests are parked at the offices
         # Whatever gw-a held when it died is now frozen in the database.
-        orphans = {r["id"]: r for r in await conn.fetch(DELIVERIES) if r["leased_by"] == "gw-a"}
+        held = await conn.fetch(DELIVERIES)
+        orphans = {r["id"]: r for r in held if r["leased_by"] == "gw-a"}
         assert orphans and all(r["status"] == "sending" for r in orphans.values())
+        # neither process hoards the queue: each holds at most its concurrency (8) in claims
+        assert all(sum(r["leased_by"] == name for r in held) <= 8 for name in procs)
         gate.set()
 
         async def all_delivered():
