@@ -22,6 +22,12 @@ Closed loop, per configuration (``--processes 1,2,4``)
 
     ``--workers W`` adds one more configuration, ``wW``: a single
     ``gateway serve --workers W`` (W worker processes on one port, SO_REUSEPORT).
+    On a machine shared with other work, compare it with ``Np`` with care: the
+    separate processes each start in a session of their own, the workers of one
+    supervisor share its session, and with ``kernel.sched_autogroup_enabled=1``
+    the scheduler shares CPU between sessions, so under contention W workers get
+    about one process's share (measured here: w4 about half of 4p, with both
+    spreading their load evenly). On a quiet machine the two should match.
 
     After each configuration the offices and the database are checked against
     every 202 the client saw: ``missing`` counts (letter, office) pairs that did
@@ -55,7 +61,7 @@ PostgreSQL unless GATEWAY_DATABASE_URL names a server) is stopped by pid.
 Usage:
     PYTHONPATH=. .venv/bin/python bench/scale.py --quick
     PYTHONPATH=. .venv/bin/python bench/scale.py [--processes 1,2,4] [--workers 4] [--letters N]
-        [--clients C] [--rate 500] [--open-seconds S] [--open-processes P] [--timeout S]
+        [--clients C] [--rate 500] [--open-seconds S] [--open-processes P] [--timeout S] [--keep]
 
 Prints its figures last, on one line of key=value pairs.
 """
@@ -510,6 +516,7 @@ def main() -> None:
     ap.add_argument("--open-seconds", type=float, help="open-loop duration")
     ap.add_argument("--open-processes", type=int, help="gateway processes for the open loop (default: the most)")
     ap.add_argument("--timeout", type=float, default=120.0, help="longest wait for deliveries, per phase")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (gateway logs) and print it")
     ap.add_argument("--serve-offices", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_offices:
@@ -596,7 +603,10 @@ def main() -> None:
     out["rss_peak_mb"] = max(sampler.peak_single.values(), default=0) * mb
     out.update(letters=n_timed, clients=args.clients, seconds=time.monotonic() - t_start,
                dup=total.dup, missing=total.missing, wire_repeats=total.wire_repeats)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        print(f"gateway and office logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     print(figures(**out))
 
 
