@@ -30,10 +30,12 @@ Closed loop, per configuration (``--processes 1,2,4``)
     spreading their load evenly). On a quiet machine the two should match.
 
     After each configuration the offices and the database are checked against
-    every 202 the client saw: ``missing`` counts (letter, office) pairs that did
-    not reach the office or are not ``delivered`` in the database; ``dup``
-    counts letters an office received under more than one delivery id, or
-    delivery ids the database does not know for that office. Both must be 0.
+    every 202 the client saw: ``missing`` counts (letter, office) pairs that
+    have no delivery in the database, are dead, or are ``delivered`` there but
+    never reached the office; ``pending`` those still queued when ``--timeout``
+    ran out (late, not lost: raise the timeout); ``dup`` counts letters an
+    office received under more than one delivery id, or delivery ids the
+    database does not know for that office. ``dup`` and ``missing`` must be 0.
     ``wire_repeats`` (allowed: at-least-once) counts the same delivery id
     arriving again. The offices run in a child process of their own (the real
     ``tests.support.Office``, deduplicating on ``X-Saraban-Delivery-Id``), so
@@ -52,8 +54,9 @@ Open loop (``--rate 500`` for ``--open-seconds``, on ``--open-processes``)
 RSS
     psutil samples every gateway process (and its children, for ``--workers``)
     every 0.1 s during all phases. ``rss_peak_mb`` is the largest single
-    process; ``rss_Np_mb`` the largest in that configuration; ``rss_wW_total_mb``
-    the supervisor and its workers together.
+    process; ``rss_Np_mb`` the largest in that configuration (``rss_open_mb`` in
+    the open loop, where an overloaded gateway holds many requests at once);
+    ``rss_wW_total_mb`` the supervisor and its workers together.
 
 Everything started here (gateway processes, the office process, the embedded
 PostgreSQL unless GATEWAY_DATABASE_URL names a server) is stopped by pid.
@@ -315,12 +318,13 @@ class Config:
 class Check:
     accepted: int = 0
     missing: int = 0
+    pending: int = 0
     dup: int = 0
     wire_repeats: int = 0
 
 
-def start_gateways(cfg: Config, dsn: str, directory: Path, workdir: Path, sampler: RssSampler,
-                   clients: int) -> list[GatewayProcess]:
+def start_gateways(cfg: Config, dsn: str, directory: Path, workdir: Path,
+                   sampler: RssSampler) -> list[GatewayProcess]:
     procs = []
     # stay under PostgreSQL's default 100 connections with 4 processes and the bench's own
     pool_max = max(8, min(20, 80 // (cfg.processes * cfg.workers)))
@@ -403,7 +407,9 @@ async def check(dsn: str, offices: OfficeProcess, accepted: set[str]) -> Check:
         c.dup += sum(len(ids) - 1 for ids in ids_of_letter.values())
         for message_id in accepted:
             r = in_db.get((message_id, agency))
-            if message_id not in ids_of_letter or r is None or r["status"] != "delivered":
+            if r is not None and r["status"] in ("queued", "sending", "retry_wait"):
+                c.pending += 1
+            elif r is None or r["status"] != "delivered" or message_id not in ids_of_letter:
                 c.missing += 1
     return c
 
@@ -428,12 +434,13 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
     accepted_timed = [m for m, s in zip(ids_timed, st) if s == 202]
     n, last = await wait_delivered(dsn, accepted_timed, timeout)
     await waits.stop()
-    e2e = len(accepted_timed) / max(1e-9, last.timestamp() - t0) if last is not None and n else 0.0
+    # letters fully delivered (two deliveries each) over the time from the first submit to the last delivery
+    e2e = n / 2 / max(1e-9, last.timestamp() - t0) if last is not None and n else 0.0
     accepted = {m for m, s in zip(ids_warm, st_warm) if s == 202} | set(accepted_timed)
     c = await check(dsn, offices, accepted)
     print(f"{cfg.label}: codes={codes} submit_per_s={submit_rate:.0f} e2e_per_s={e2e:.0f} "
           f"submit_p50_ms={percentile(lat, 50) * 1000:.0f} accepted={c.accepted} delivered_pairs={n} "
-          f"missing={c.missing} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
+          f"missing={c.missing} pending={c.pending} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
     print(f"{cfg.label}: database waits (share of busy-backend samples): {waits.top()}", flush=True)
     return {"submit": submit_rate, "e2e": e2e, "check": c, "lockwait": waits.share("Lock:")}
 
@@ -486,7 +493,7 @@ async def open_loop(procs: list[GatewayProcess], dsn: str, offices: OfficeProces
     for st in statuses:
         codes[st] = codes.get(st, 0) + 1
     print(f"open loop: codes={codes} offered={len(bodies)} at {rate:.0f}/s achieved_per_s={achieved:.0f} "
-          f"missing={c.missing} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
+          f"missing={c.missing} pending={c.pending} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
     return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
             "e2e_p50": percentile(e2e, 50), "e2e_p99": percentile(e2e, 99), "achieved": achieved, "check": c}
 
@@ -535,8 +542,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="sgw-scale-", dir="/tmp"))
     offices = OfficeProcess(log_path=workdir / "offices.log").start()
-    directory = write_directory(workdir / "directory.json",
-                                {agency: {"kind": "push", "url": offices.url(name)} for name, agency in OFFICES.items()})
+    routes = {agency: {"kind": "push", "url": offices.url(name)} for name, agency in OFFICES.items()}
+    directory = write_directory(workdir / "directory.json", routes)
     results: dict[str, dict] = {}
     total = Check()
     t_start = time.monotonic()
@@ -547,7 +554,7 @@ def main() -> None:
                 warm, ids_warm = letters_with_ids(n_warm)
                 timed, ids_timed = letters_with_ids(n_timed)
                 with fresh_database(admin, f"scale{cfg.label}") as dsn:
-                    procs = start_gateways(cfg, dsn, directory, workdir, sampler, args.clients)
+                    procs = start_gateways(cfg, dsn, directory, workdir, sampler)
                     try:
                         results[cfg.label] = asyncio.run(closed_loop(
                             cfg, procs, dsn, offices, warm, timed, ids_warm, ids_timed, args.clients, args.timeout))
@@ -560,7 +567,7 @@ def main() -> None:
                 bodies, ids = letters_with_ids(n_open)
                 cfg = Config(f"open{open_procs}p", open_procs)
                 with fresh_database(admin, "scaleopen") as dsn:
-                    procs = start_gateways(cfg, dsn, directory, workdir, sampler, args.clients)
+                    procs = start_gateways(cfg, dsn, directory, workdir, sampler)
                     try:
                         results["open"] = asyncio.run(open_loop(procs, dsn, offices, warm, ids_warm, bodies, ids,
                                                                 args.rate, args.timeout))
@@ -572,6 +579,7 @@ def main() -> None:
         offices.stop()
     for r in results.values():
         total.missing += r["check"].missing
+        total.pending += r["check"].pending
         total.dup += r["check"].dup
         total.wire_repeats += r["check"].wire_repeats
     mb = 1 / (1024 * 1024)
@@ -600,9 +608,12 @@ def main() -> None:
         if cfg.workers > 1:
             out[f"rss_{cfg.label}_total_mb"] = max(v for k, v in sampler.peak_tree.items()
                                                    if k.startswith(f"{cfg.label}-")) * mb
+    open_peaks = [v for k, v in sampler.peak_single.items() if k.startswith("open")]
+    if open_peaks:
+        out["rss_open_mb"] = max(open_peaks) * mb
     out["rss_peak_mb"] = max(sampler.peak_single.values(), default=0) * mb
     out.update(letters=n_timed, clients=args.clients, seconds=time.monotonic() - t_start,
-               dup=total.dup, missing=total.missing, wire_repeats=total.wire_repeats)
+               dup=total.dup, missing=total.missing, pending=total.pending, wire_repeats=total.wire_repeats)
     if args.keep:
         print(f"gateway and office logs kept in {workdir}")
     else:
