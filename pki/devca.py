@@ -38,6 +38,7 @@ TLS, OCSPSigning + id-pkix-ocsp-nocheck for an OCSP responder.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import json
 import os
@@ -418,10 +419,25 @@ def init_dev_pki(directory: Path, agencies: dict[str, str], *,
     ``agencies`` maps agency code -> name (Thai or English).
     """
     directory = Path(directory)
-    manifest_path = directory / "manifest.json"
     for code in agencies:
         if not (code.isdigit() and len(code) in (5, 10)):
             raise PkiError(f"agency code {code!r} must be 5 or 10 digits", code="pki.config", field=code)
+    # Gateway processes starting side by side (``--workers``, or several ``gateway serve`` on
+    # one data directory) all get here on first start: one creates the PKI, the others wait
+    # and load it, instead of writing two roots over each other.
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = open(directory / ".init.lock", "a")
+    except OSError:  # a read-only PKI directory: it can only be loaded, so there is nothing to race
+        return _init_dev_pki(directory, agencies, gateway_hosts=gateway_hosts, now=now)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _init_dev_pki(directory, agencies, gateway_hosts=gateway_hosts, now=now)
+
+
+def _init_dev_pki(directory: Path, agencies: dict[str, str], *, gateway_hosts: Sequence[str],
+                  now: dt.datetime | None) -> DevPki:
+    manifest_path = directory / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text("utf-8"))
         if manifest.get("version") != _MANIFEST_VERSION:
