@@ -25,7 +25,7 @@ import pytest
 from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes,
                            wait_for, write_directory)
 
-LEASE_S = 3.0
+LEASE_S = 8.0  # longer than the request timeout (6 s), as the settings require
 LETTERS = 24
 
 DELIVERIES = """
@@ -73,7 +73,7 @@ async def test_claims_of_a_killed_process_are_delivered_by_the_other_after_the_l
                           GATEWAY_NODE_NAME=name, GATEWAY_DISPATCH_LEASE_S=str(LEASE_S),
                           # small batches and a low in-flight cap, so both processes end up holding claims
                           GATEWAY_DISPATCH_BATCH_SIZE="4", GATEWAY_DISPATCH_CONCURRENCY="8",
-                          GATEWAY_DISPATCH_REQUEST_TIMEOUT_S="20", GATEWAY_RATE_PER_AGENCY="0",
+                          GATEWAY_DISPATCH_REQUEST_TIMEOUT_S="6", GATEWAY_RATE_PER_AGENCY="0",
                           GATEWAY_RETRY_INITIAL_DELAY_S="0.2", GATEWAY_RETRY_JITTER="0")
         procs[name] = GatewayProcess(env=env, port=port, log_path=workdir / f"{name}.log").start()
     conn = await asyncpg.connect(database_url)
