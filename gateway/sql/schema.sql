@@ -248,3 +248,6 @@ CREATE TABLE message_part_chunks (
     FOREIGN KEY (message_pk, content_id) REFERENCES message_parts (message_pk, content_id)
 );
 ALTER TABLE message_part_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- 0006: events of one kind, newest first.
+CREATE INDEX audit_events_kind_seq ON audit_events (kind, seq);
