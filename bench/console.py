@@ -54,7 +54,8 @@ SELECT m.accepted_at + k * interval '1 second', 'gateway',
        (ARRAY['message.accepted','delivery.retry','delivery.delivered','delivery.delivered','notifier.received',
               'delivery.retry','delivery.delivered','notifier.accepted','receipt.issued','delivery.delivered'])[k + 1],
        m.pk, jsonb_build_object('recipient', '1550100000', 'k', k)
-FROM messages m CROSS JOIN generate_series(0, 9) k;
+FROM messages m CROSS JOIN generate_series(0, 9) k
+ORDER BY m.pk, k;  -- in time order, as a real log is written (seq follows at)
 
 INSERT INTO destinations (agency, consecutive_failures, failing_since, backoff_until, last_error, updated_at)
 VALUES ('1550200000', 4, now(), now() + interval '5 minutes', 'HTTP 503', now());
