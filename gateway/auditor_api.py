@@ -71,6 +71,26 @@ async def audit_letters(request: web.Request) -> web.Response:
     return _json({"items": [_letter(r) for r in rows], "next": _next(rows[-1]) if more else None})
 
 
+def _export_format(q) -> str:
+    fmt = q.get("format", "csv")
+    if fmt not in ("csv", "jsonl", "json"):
+        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
+    return fmt
+
+
+async def _start_export(request: web.Request, fmt: str, name: str, fields) -> web.StreamResponse:
+    """Begin a streamed export; for CSV, a BOM (so spreadsheet programs read the Thai as UTF-8) and the header."""
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{name}.{"csv" if fmt == "csv" else "jsonl"}"'})
+    await resp.prepare(request)
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf).writerow(fields)
+        await resp.write(("\ufeff" + buf.getvalue()).encode("utf-8"))
+    return resp
+
+
 @routes.get("/v1/audit/letters/export")
 async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     """Role: auditor, admin. Every matching letter, streamed as CSV (``format=csv``) or JSON Lines."""
@@ -78,19 +98,8 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     q = request.query
     f = _filter(q)  # every parameter is checked before the answer starts: a 400 cannot follow a 200
     after = params.letter_cursor(q.get("after"))
-    fmt = q.get("format", "csv")
-    if fmt not in ("csv", "jsonl", "json"):
-        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="letters.{"csv" if fmt == "csv" else "jsonl"}"'})
-    await resp.prepare(request)
-    if fmt == "csv":
-        await resp.write("\ufeff".encode())  # so spreadsheet programs read the Thai as UTF-8
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(LETTER_FIELDS)
-        await resp.write(buf.getvalue().encode())
+    fmt = _export_format(q)
+    resp = await _start_export(request, fmt, "letters", LETTER_FIELDS)
     pool = request.app[keys.POOL]
     while True:
         rows = await search.letters(pool, f, after=after, limit=EXPORT_PAGE)
@@ -149,17 +158,8 @@ async def audit_events_export(request: web.Request) -> web.StreamResponse:
     q = request.query
     f = _event_filter(q)  # checked before the answer starts
     before = params.bigint(q.get("before"), "before")
-    fmt = q.get("format", "csv")
-    if fmt not in ("csv", "jsonl", "json"):
-        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="events.{"csv" if fmt == "csv" else "jsonl"}"'})
-    await resp.prepare(request)
-    if fmt == "csv":
-        buf = io.StringIO()
-        csv.writer(buf).writerow(EVENT_FIELDS)
-        await resp.write(("\ufeff" + buf.getvalue()).encode("utf-8"))
+    fmt = _export_format(q)
+    resp = await _start_export(request, fmt, "events", EVENT_FIELDS)
     pool = request.app[keys.POOL]
     while True:
         rows = await search.events(pool, **f, before_seq=before, limit=EXPORT_PAGE)
