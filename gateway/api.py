@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from gateway import auth, db, keys, parts
-from gateway.errors import EnvelopeError, GatewayError, NotFound
+from gateway.errors import EnvelopeError, GatewayError, NotFound, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,10 @@ async def error_middleware(request: web.Request, handler):
                 code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
                 return error_response(GatewayError(exc.reason, code=code, status=exc.status), request_id)
             raise
+        except db.TRANSIENT_ERRORS as exc:  # the database is restarting or failing over: retry, not a bug
+            log.warning("database unavailable", error=f"{type(exc).__name__}: {exc}")
+            return error_response(Unavailable("the database is not reachable right now; retry later",
+                                              code="unavailable.database"), request_id)
         except Exception as exc:
             coded = _coded(exc)
             if coded is not None:

@@ -29,8 +29,11 @@ log = structlog.get_logger(__name__)
 
 #: Errors that mean "the database is away for now" (a restart, a failover, a dropped connection),
 #: never "this statement is wrong": worth retrying the same transaction.
-TRANSIENT_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, ConnectionError, OSError,
-                    asyncpg.InterfaceError, asyncio.TimeoutError)
+#: OperatorInterventionError covers a server shutting down or restarting after a crash (57P01, 57P02,
+#: 57P03), which is what surviving backends answer while PostgreSQL crashes; InternalClientError is
+#: asyncpg's "cannot switch to state" on a connection that broke mid-transaction.
+TRANSIENT_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError, ConnectionError,
+                    OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, asyncio.TimeoutError)
 
 _NAME = re.compile(r"^--\s*name:\s*(\S+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

@@ -73,3 +73,21 @@ def test_login_throttle_stops_guessing_per_user_and_per_address():
     throttle.failed("malee", "10.0.0.9")
     throttle.succeeded("malee")
     throttle.check("malee", "10.0.0.9")
+
+
+async def test_a_database_restart_is_answered_503_not_500():
+    import asyncpg
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.api import error_middleware
+
+    async def crashing(request):  # what a backend says while PostgreSQL restarts after a crash
+        raise asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/x", crashing)
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/x")
+        assert r.status == 503 and (await r.json())["code"] == "unavailable.database"
+        assert int(r.headers["Retry-After"]) >= 1
