@@ -42,7 +42,8 @@ async def app_client(database_url, workdir, signer):
     made = []
 
     async def factory(routes=None, **kw):
-        settings = make_settings(database_url, workdir, audit_seal_interval_s=0.05, **kw)
+        kw.setdefault("audit_seal_interval_s", 0.05)
+        settings = make_settings(database_url, workdir, **kw)
         directory = Directory.from_dict(json.loads(json.dumps(directory_dict(routes))))
         app = create_app(settings, clock=FakeClock(), directory=directory, audit_signer=signer)
         client = TestClient(TestServer(app))

@@ -68,7 +68,9 @@ async def test_keyset_pages_cover_every_letter_once(app_client):
 
 
 async def test_evidence_bundle_verifies_offline_and_detects_a_swapped_envelope(app_client, signer):
-    client = await app_client()
+    # this test seals by itself: the background sealer (an hour apart) cannot sign a checkpoint that
+    # ends the proof at the letter's own event before the other letters' events are written
+    client = await app_client(audit_seal_interval_s=3600)
     pool = client.app[keys.POOL]
     sealer = client.app[keys.AUDIT_SEALER]
     # A first checkpoint now: with none yet, the background sealer would sign one as soon as this
@@ -84,7 +86,12 @@ async def test_evidence_bundle_verifies_offline_and_detects_a_swapped_envelope(a
     for i in range(4):  # other letters' events between this one's and the checkpoint
         await client.post("/v1/messages", data=letter_bytes(subject=f"อื่น {i}"), headers=auth())
     last = await pool.fetchval("SELECT max(seq) FROM audit_events")
-    await wait_for(lambda: _head_at(pool, last), timeout=10, what="sealing")
+
+    async def chained():
+        await sealer.seal_once()
+        return await _head_at(pool, last)
+
+    await wait_for(chained, timeout=10, what="sealing")
     await sealer.seal_once(force_checkpoint=True)
     h = {"Authorization": f"Bearer {client.staff_tokens['auditor']}"}
     r = await client.get(f"/v1/audit/letters/{pk}/evidence.zip", headers=h)
