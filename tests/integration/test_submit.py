@@ -25,6 +25,7 @@ async def test_accepts_a_letter_in_one_transaction(make_client, pool):
     data = letter_bytes(recipients=(CMI, KKN), message_id="m-1")
     r = await client.post("/v1/messages", data=data, headers=auth())
     assert r.status == 202
+    assert "Set-Cookie" not in r.headers  # the console's session belongs to the console only
     from gateway import xml
 
     receipt = xml.parse(await r.read())
