@@ -180,17 +180,21 @@ class Exchange:
                    **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
                    **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
         )
+        insert = (lambda: self._insert_with_parts(new, checked.parts)) if checked.parts \
+            else (lambda: self.committer.submit(new))
         try:
-            async for attempt in _db_retry():
-                with attempt:
-                    pk = await (self._insert_with_parts(new, checked.parts) if checked.parts
-                                else self.committer.submit(new))
-                    if pk is None:
-                        return await self._duplicate(h.sender, h.message_id, checked.sha256)
+            try:  # the first attempt outside tenacity: its set-up cost 4% of the submit path's CPU
+                pk = await insert()
+            except _TRANSIENT:
+                async for attempt in _db_retry():
+                    with attempt:
+                        pk = await insert()
         except _TRANSIENT as exc:
             log.error("database unavailable while accepting", error=str(exc))
             raise Unavailable("the gateway cannot store letters right now; retry later",
                               code="unavailable.database") from None
+        if pk is None:
+            return await self._duplicate(h.sender, h.message_id, checked.sha256)
         self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
         if notifier is not None and notifier.registry_number and notifier.kind.value == "accepted" \
                 and self.stamp_received:
