@@ -6,7 +6,9 @@ same bytes, with the same concurrency), so the ratio shows how close the
 gateway is to what the database itself can do.
 
 Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P]
-Prints its figures last, on one line of key=value pairs.
+Prints its figures last, on one line of key=value pairs, including the CPU the
+gateway processes and the load generator spent per letter (psutil, process_time):
+on a shared machine those are steadier than letters/s.
 """
 
 from __future__ import annotations
@@ -64,6 +66,23 @@ async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[flo
     return await post_all(f"{urls[0]}/v1/messages", letters, headers=headers, clients=clients)
 
 
+def gateway_cpu(procs) -> float:
+    """CPU seconds (user + system) used so far by the gateway processes and their workers: the
+    figure that does not depend on what else the machine is running, unlike letters/s."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        top = psutil.Process(p.proc.pid)
+        for q in (top, *top.children(recursive=True)):
+            try:
+                t = q.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a small, fast run")
@@ -103,9 +122,11 @@ def main() -> None:
                     await p.wait_ready()
                 urls = [p.url for p in procs]
                 await load(urls, letters[:200], args.clients)  # warm-up
-                return await load(urls, letters[200:], args.clients)
+                gw0, client0 = gateway_cpu(procs), time.process_time()
+                result = await load(urls, letters[200:], args.clients)
+                return result, gateway_cpu(procs) - gw0, time.process_time() - client0
 
-            rate, lat, codes = asyncio.run(run())
+            (rate, lat, codes), gw_cpu, client_cpu = asyncio.run(run())
         finally:
             for p in procs:
                 p.stop()
@@ -113,7 +134,8 @@ def main() -> None:
     print(figures(letters=n, clients=args.clients, processes=args.processes, signed=int(args.signed),
                   letters_per_s=rate,
                   p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
-                  raw_insert_per_s=raw, ratio_to_raw=rate / raw))
+                  raw_insert_per_s=raw, ratio_to_raw=rate / raw,
+                  gateway_cpu_ms_per_letter=gw_cpu / n * 1000, client_cpu_ms_per_letter=client_cpu / n * 1000))
 
 
 if __name__ == "__main__":
