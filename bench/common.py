@@ -133,3 +133,39 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     return len(bodies) / elapsed, latencies, codes
+
+
+def gateway_cpu(procs) -> float:
+    """CPU seconds (user + system) used so far by the gateway processes and their workers: the
+    figure that does not depend on what else the machine is running, unlike letters/s."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        top = psutil.Process(p.proc.pid)
+        for q in (top, *top.children(recursive=True)):
+            try:
+                t = q.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
+class MachineCpu:
+    """Share of all cores busy (user, system, iowait excluded) between ``start()`` and ``stop()``:
+    tells whether a configuration had spare CPU at all, e.g. before reading a scaling ratio."""
+
+    def start(self) -> "MachineCpu":
+        import psutil
+
+        self._t0 = psutil.cpu_times()
+        return self
+
+    def stop(self) -> float:
+        import psutil
+
+        t1 = psutil.cpu_times()
+        idle = (t1.idle - self._t0.idle) + (getattr(t1, "iowait", 0) - getattr(self._t0, "iowait", 0))
+        total = sum(t1) - sum(self._t0)
+        return 0.0 if total <= 0 else 1 - idle / total

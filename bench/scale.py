@@ -14,6 +14,14 @@ Closed loop, per configuration (``--processes 1,2,4``)
                    the batch is ``delivered`` in the database, i.e. delivered to
                    *both* offices and acknowledged (a DeliveryAck) by them.
     ``*_ratio_Np`` the figure over the 1-process figure of the same run.
+    ``cpu_busy_Np`` share of the machine's cores busy during the timed phase:
+                   if 1 process already keeps every core busy (gateway, database,
+                   offices and load generator share them), more processes
+                   cannot add throughput on this machine, only contention.
+    ``gw_cpu_ms_per_letter_Np`` CPU of all gateway processes per accepted
+                   letter (submit + two deliveries): flat when adding processes
+                   adds no coordination cost, which is what scaling on more
+                   cores needs.
     ``lockwait_Np`` share of busy database backends (pg_stat_activity, sampled
                    every 0.1 s during the timed phase) waiting on a heavyweight
                    lock: work serialised on a row or table. It must stay near 0
@@ -91,7 +99,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figures, fresh_database, percentile, post_all, server  # noqa: E402
+from bench.common import MachineCpu, figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env,  # noqa: E402
                            write_directory)
@@ -429,10 +437,12 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
     st: list[int] = []
     waits = WaitSampler(dsn)
     waits.start()
+    machine, gw0 = MachineCpu().start(), gateway_cpu(procs)
     t0 = time.time()
     submit_rate, lat, codes = await post_all(urls, timed, headers=HEADERS, clients=clients, statuses=st)
     accepted_timed = [m for m, s in zip(ids_timed, st) if s == 202]
     n, last = await wait_delivered(dsn, accepted_timed, timeout)
+    busy, gw_cpu = machine.stop(), gateway_cpu(procs) - gw0
     await waits.stop()
     # letters fully delivered (two deliveries each) over the time from the first submit to the last delivery
     e2e = n / 2 / max(1e-9, last.timestamp() - t0) if last is not None and n else 0.0
@@ -442,7 +452,8 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
           f"submit_p50_ms={percentile(lat, 50) * 1000:.0f} accepted={c.accepted} delivered_pairs={n} "
           f"missing={c.missing} pending={c.pending} dup={c.dup} wire_repeats={c.wire_repeats}", flush=True)
     print(f"{cfg.label}: database waits (share of busy-backend samples): {waits.top()}", flush=True)
-    return {"submit": submit_rate, "e2e": e2e, "check": c, "lockwait": waits.share("Lock:")}
+    return {"submit": submit_rate, "e2e": e2e, "check": c, "lockwait": waits.share("Lock:"), "cpu_busy": busy,
+            "gw_cpu_ms": gw_cpu / max(1, len(accepted_timed)) * 1000}
 
 
 async def open_loop(procs: list[GatewayProcess], dsn: str, offices: OfficeProcess, warm: list[bytes],
@@ -596,6 +607,10 @@ def main() -> None:
             out[f"e2e_ratio_{cfg.label}"] = results[cfg.label]["e2e"] / base["e2e"] if base["e2e"] else 0.0
     for cfg in configs:
         out[f"lockwait_{cfg.label}"] = results[cfg.label]["lockwait"]
+    for cfg in configs:  # near 1.0 at 1 process: no spare core for more processes to use
+        out[f"cpu_busy_{cfg.label}"] = results[cfg.label]["cpu_busy"]
+    for cfg in configs:  # flat as processes are added: no coordination cost per letter
+        out[f"gw_cpu_ms_per_letter_{cfg.label}"] = results[cfg.label]["gw_cpu_ms"]
     if "open" in results:
         o = results["open"]
         out.update(open_processes=open_procs, p50_ms=o["p50"] * 1000, p99_ms=o["p99"] * 1000,

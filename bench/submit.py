@@ -26,7 +26,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, figures, percentile, post_all  # noqa: E402
+from bench.common import database, figures, gateway_cpu, percentile, post_all  # noqa: E402
 from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
 from tests.support import write_directory  # noqa: E402
 
@@ -64,23 +64,6 @@ async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes)
 async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[float, list[float], dict[int, int]]:
     headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
     return await post_all(f"{urls[0]}/v1/messages", letters, headers=headers, clients=clients)
-
-
-def gateway_cpu(procs) -> float:
-    """CPU seconds (user + system) used so far by the gateway processes and their workers: the
-    figure that does not depend on what else the machine is running, unlike letters/s."""
-    import psutil
-
-    total = 0.0
-    for p in procs:
-        top = psutil.Process(p.proc.pid)
-        for q in (top, *top.children(recursive=True)):
-            try:
-                t = q.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-    return total
 
 
 def main() -> None:
