@@ -237,10 +237,9 @@ class Dispatcher:
         m = x.metrics
         async with x.pool.acquire() as conn, conn.transaction():
             if isinstance(outcome, Delivered):
-                await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "delivered", None)
                 done = await x.complete_delivery(conn, delivery_id=c.id, worker=self.worker, ack=outcome.ack,
-                                                 actor="gateway", ack_facts=outcome.facts)
-                await destinations.succeeded(conn, c.recipient, now)
+                                                 actor="gateway", ack_facts=outcome.facts,
+                                                 attempt=(c.attempts, started), destination=c.recipient)
                 if not done:
                     log.warning("delivered after the lease was lost; the office deduplicates")
                     return True

@@ -90,6 +90,42 @@ WHERE id = $1 AND status = 'sending' AND leased_by = $2;
 UPDATE deliveries SET status = 'dead', last_error = $3, leased_by = NULL
 WHERE id = $1 AND status = 'sending' AND leased_by = $2;
 
+-- name: mark_delivered_for_receipt
+-- mark_delivered, answering what the delivery receipt needs in the same round trip: the message's
+-- identity and the SHA-256 of the forwarded bytes (computed here, so a large envelope does not
+-- travel back to the gateway only to be hashed). The UPDATE locks the delivery row.
+WITH d AS (
+    UPDATE deliveries SET status = 'delivered', delivered_at = $3, leased_by = NULL, last_error = NULL
+    WHERE id = $1 AND status IN ('sending', 'inbox', 'queued', 'retry_wait') AND (leased_by = $2 OR $2 IS NULL)
+    RETURNING id, message_pk, recipient
+)
+SELECT d.id, d.recipient, d.message_pk, m.message_id, m.sender, m.message_type::text AS message_type,
+       m.conversation_id, sha256(m.forwarded) AS forwarded_sha256
+FROM d JOIN messages m ON m.pk = d.message_pk;
+
+-- name: delivery_completed
+-- The rest of a delivery's completion in one round trip: its audit event, the receipt row,
+-- the destination's failure count reset and (from the dispatcher; $9 NULL for a pull
+-- acknowledgement) the attempt that delivered it.
+WITH a AS (
+    INSERT INTO audit_events (at, actor, kind, message_pk, delivery_id, details)
+    VALUES ($1, $2, 'delivery.delivered', $3, $4, $5::jsonb)
+), r AS (
+    INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at)
+    VALUES ($3, $4, 'delivery', $6, $7, $1)
+    ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING
+), x AS (
+    UPDATE destinations SET consecutive_failures = 0, failing_since = NULL, backoff_until = NULL,
+                            last_error = NULL, updated_at = $1
+    WHERE agency = $8 AND (consecutive_failures > 0 OR backoff_until IS NOT NULL)
+), t AS (
+    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
+    SELECT $4, $9, $10, $1, 'delivered', NULL WHERE $9::integer IS NOT NULL
+    ON CONFLICT (delivery_id, attempt) DO UPDATE
+    SET finished_at = EXCLUDED.finished_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error
+)
+SELECT 1;
+
 -- name: record_attempt
 INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
 VALUES ($1, $2, $3, $4, $5, $6)

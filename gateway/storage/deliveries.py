@@ -115,6 +115,20 @@ async def mark_delivered(db: Executor, delivery_id: uuid.UUID, worker: str | Non
     return await db.fetchrow(queries["mark_delivered"], delivery_id, worker, at)
 
 
+async def mark_delivered_for_receipt(db: Executor, delivery_id: uuid.UUID, worker: str | None, at: dt.datetime):
+    """Like :func:`mark_delivered`, returning what the delivery receipt needs (message identity,
+    ``forwarded_sha256``), or None when the delivery was not in a deliverable state."""
+    return await db.fetchrow(queries["mark_delivered_for_receipt"], delivery_id, worker, at)
+
+
+async def completed(db: Executor, *, delivery_id: uuid.UUID, message_pk: int, at: dt.datetime, actor: str,
+                    details: dict, receipt: bytes, ack: bytes | None, destination: str,
+                    attempt: tuple[int, dt.datetime] | None) -> None:
+    """Audit event, receipt row, destination reset and (``attempt`` = number, start) the attempt."""
+    await db.execute(queries["delivery_completed"], at, actor, message_pk, delivery_id, details, receipt, ack,
+                     destination, attempt[0] if attempt else None, attempt[1] if attempt else None)
+
+
 async def mark_retry(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime, error: str) -> bool:
     return (await db.execute(queries["mark_retry"], delivery_id, worker, due_at, error)).endswith(" 1")
 
