@@ -23,6 +23,32 @@ WHERE ($1::text IS NULL OR m.sender = $1
 ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT $10;
 
+-- name: search_messages_by_status
+-- search_messages with a status ($6, not NULL), same parameters, rows and order. It walks the
+-- deliveries in that status newest first (deliveries_status_created; a delivery's created_at is its
+-- message's accepted_at) and stops after a page, so a rare status (dead) does not test every letter
+-- and a common one (delivered) reads one page. DISTINCT ON: a letter with two dead deliveries once.
+SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
+       m.subject, m.accepted_at, m.speed, m.secrecy,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('recipient', d.recipient, 'status', d.status::text)
+                                  ORDER BY d.recipient), '[]'::jsonb)
+        FROM deliveries d WHERE d.message_pk = m.pk) AS deliveries
+FROM (SELECT DISTINCT ON (s.created_at, s.message_pk) s.message_pk
+      FROM deliveries s JOIN messages x ON x.pk = s.message_pk
+      WHERE s.status = $6::delivery_status
+        AND ($2::timestamptz IS NULL OR s.created_at >= $2)
+        AND ($3::timestamptz IS NULL OR s.created_at < $3)
+        AND ($7::timestamptz IS NULL OR (s.created_at, s.message_pk) < ($7, $8))
+        AND ($1::text IS NULL OR x.sender = $1
+             OR EXISTS (SELECT 1 FROM deliveries r WHERE r.message_pk = x.pk AND r.recipient = $1))
+        AND ($4::text IS NULL OR x.letter_number LIKE '%' || $4 || '%')
+        AND ($5::text IS NULL OR x.subject LIKE '%' || $5 || '%')
+        AND ($9::text IS NULL OR x.message_type = $9::message_type)
+      ORDER BY s.created_at DESC, s.message_pk DESC
+      LIMIT $10) page
+JOIN messages m ON m.pk = page.message_pk
+ORDER BY m.accepted_at DESC, m.pk DESC;
+
 -- name: search_events
 -- Keyset by seq, newest first. $7: the agency acted, or sent or received the event's letter;
 -- $8, $9: substrings of the event's letter number and subject (escaped for LIKE by the caller).

@@ -251,3 +251,6 @@ ALTER TABLE message_part_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 -- 0006: events of one kind, newest first.
 CREATE INDEX audit_events_kind_seq ON audit_events (kind, seq);
+
+-- 0007: letter search by delivery status, newest first (created_at = the message's accepted_at).
+CREATE INDEX deliveries_status_created ON deliveries (status, created_at DESC, message_pk DESC);

@@ -48,8 +48,9 @@ async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.dateti
                   limit: int) -> list[dict]:
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         await _custom(conn)
+        # a status filter walks the deliveries in that status (see search_messages_by_status)
         rows = await conn.fetch(
-            queries["search_messages"], f.agency, f.since, f.until,
+            queries["search_messages_by_status" if f.status else "search_messages"], f.agency, f.since, f.until,
             like_escape(f.number) if f.number else None, like_escape(f.subject) if f.subject else None,
             f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit)
     return [dict(r) for r in rows]

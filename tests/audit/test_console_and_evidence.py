@@ -67,6 +67,42 @@ async def test_keyset_pages_cover_every_letter_once(app_client):
     assert text.count("\n") == 8 and "หน้า 6" in text
 
 
+async def test_status_search_pages_each_matching_letter_once_newest_first(app_client):
+    # ?status= walks deliveries in that status (search_messages_by_status), not letters: a letter with
+    # two dead deliveries must still appear once, pages must not overlap, other filters still apply.
+    client = await app_client()
+    pool = client.app[keys.POOL]
+    for i in range(7):
+        data = letter_bytes(recipients=(CMI, KKN), subject=f"สถานะ {i}")
+        assert (await client.post("/v1/messages", data=data, headers=auth())).status == 202
+    pks = [r["pk"] for r in await pool.fetch("SELECT pk FROM messages WHERE message_type = 'letter' ORDER BY pk")]
+    dead = pks[0:1] + pks[2:6]  # pks[2]: both deliveries dead, the others one
+    await pool.execute("UPDATE deliveries SET status = 'dead' WHERE message_pk = ANY($1) AND recipient = $2",
+                       dead, KKN)
+    await pool.execute("UPDATE deliveries SET status = 'dead' WHERE message_pk = $1", pks[2])
+    h = {"Authorization": f"Bearer {client.staff_tokens['auditor']}"}
+    seen, after = [], None
+    while True:
+        params = {"status": "dead", "limit": "2", **({"after": after} if after else {})}
+        body = await (await client.get("/v1/audit/letters", params=params, headers=h)).json()
+        seen += [i["pk"] for i in body["items"]]
+        after = body["next"]
+        if not after:
+            break
+    assert seen == sorted(dead, reverse=True)
+    body = await (await client.get("/v1/audit/letters", params={"status": "dead", "subject": "สถานะ 3"},
+                                   headers=h)).json()
+    assert [i["pk"] for i in body["items"]] == [pks[3]]
+    body = await (await client.get("/v1/audit/letters", params={"status": "dead", "agency": CMI}, headers=h)).json()
+    assert [i["pk"] for i in body["items"]] == sorted(dead, reverse=True)
+    body = await (await client.get("/v1/audit/letters", params={"status": "dead", "agency": "1234567890"},
+                                   headers=h)).json()
+    assert body["items"] == []
+    assert (await login(client, "operator")).status == 302
+    page = await (await client.get("/console/letters", params={"status": "dead"})).text()
+    assert "สถานะ 2" in page and "สถานะ 1" not in page and "สถานะ 6" not in page
+
+
 async def test_evidence_bundle_verifies_offline_and_detects_a_swapped_envelope(app_client, signer):
     # this test seals by itself: the background sealer (an hour apart) cannot sign a checkpoint that
     # ends the proof at the letter's own event before the other letters' events are written
