@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway import auth, db, keys, parts
 from gateway.errors import EnvelopeError, GatewayError, NotFound, Unavailable
+from gateway.logging import log_context
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ def _coded(exc: Exception) -> GatewayError | None:
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    with structlog.contextvars.bound_contextvars(request_id=request_id, path=request.path,
+    with log_context(request_id=request_id, path=request.path,
                                                  method=request.method):
         try:
             response = await handler(request)
@@ -125,7 +126,7 @@ async def submit_message(request: web.Request) -> web.Response:
         body, spool = await read_body(request, what="envelope"), None
     t0 = time.perf_counter()
     try:
-        with structlog.contextvars.bound_contextvars(agency=principal.agency):
+        with log_context(agency=principal.agency):
             result = await exchange.submit(body, agency=principal.agency,
                                            parts=spool.parts if spool is not None else None)
     finally:

@@ -52,6 +52,7 @@ import structlog
 import tenacity
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from gateway.logging import log_context
 from gateway.service import Exchange
 from gateway.settings import DispatchSettings
 from gateway.storage import audit, deliveries, destinations
@@ -176,7 +177,7 @@ class Dispatcher:
 
     async def _attempt(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
         """Make one attempt and record it; True if delivered."""
-        bound = structlog.contextvars.bound_contextvars(
+        bound = log_context(
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
         with bound:
             agency = self.x.directory.get(c.recipient)
@@ -222,6 +223,10 @@ class Dispatcher:
         the lease, so a short outage delays the next step by seconds rather than a whole lease. If
         the commit landed but its answer was lost, the retry fails on the attempt's key and stops:
         the state is already right."""
+        try:  # the first attempt outside tenacity, whose set-up costs more than a healthy attempt
+            return await self._record(c, route, outcome, started)
+        except TRANSIENT_ERRORS:
+            pass
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
             wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
