@@ -283,6 +283,16 @@ class UnrulyOffice(Office):
             await self.start(self.port)
 
 
+async def stored_counts(pool, tables=("messages", "deliveries", "receipts")) -> dict[str, int]:
+    """Rows a submission can leave behind in ``tables``, and ``audit_events``: not start-up's
+    directory event, nor the ``message.rejected`` event that records a refusal (who, why and a
+    digest, never the bytes). One definition, so "nothing stored" means the same in every test."""
+    out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+    out["audit_events"] = await pool.fetchval(
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
+    return out
+
+
 async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
     """Poll an (async or plain) predicate until it is truthy; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout

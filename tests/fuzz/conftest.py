@@ -22,7 +22,7 @@ from gateway.clock import FakeClock
 from gateway.directory import Directory
 from tests.conftest import _admin, _dsn_for
 from tests.integration.conftest import make_settings
-from tests.support import OPM, TOKENS, directory_dict
+from tests.support import OPM, TOKENS, directory_dict, stored_counts
 
 #: The request body limit of the module's gateway: above every corpus file, small enough
 #: that the oversized-body rule is cheap to generate.
@@ -38,14 +38,7 @@ ECMS_AGENCIES = [
 
 
 async def count_rows(pool) -> dict[str, int]:
-    """Rows a submission can leave behind (start-up's directory event is not one of them, nor the
-    ``message.rejected`` event that records a refusal: who, why and a digest, never the bytes)."""
-    row = await pool.fetchrow(
-        "SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM deliveries) AS deliveries,"
-        " (SELECT count(*) FROM receipts) AS receipts,"
-        " (SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected'))"
-        " AS audit_events")
-    return dict(row)
+    return await stored_counts(pool)
 
 
 @dataclass

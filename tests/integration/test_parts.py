@@ -15,7 +15,7 @@ from gateway.clock import BANGKOK
 from gateway.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope
 from gateway.parts import STORE_CHUNK, build_related
 from gateway.receipts import delivery_ack
-from tests.support import CMI, KKN, OPM, TOKENS
+from tests.support import CMI, KKN, OPM, TOKENS, stored_counts
 
 BIG = os.urandom(2 * STORE_CHUNK + 12345)  # three stored chunks
 SMALL_PDF = b"%PDF-1.4\n% inline cover letter\n"
@@ -48,11 +48,7 @@ def external_letter(*, message_id=None, content=BIG, declared=None, ref_id="att-
 
 
 async def counts(pool):
-    out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}")
-           for t in ("messages", "deliveries", "message_parts", "message_part_chunks")}
-    out["events"] = await pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
-    return out
+    return await stored_counts(pool, ("messages", "deliveries", "message_parts", "message_part_chunks"))
 
 
 def spool_files(workdir) -> list:
@@ -68,7 +64,7 @@ async def test_large_file_beside_the_envelope_is_stored_in_chunks_and_pulled_bac
     assert r.status == 202, await r.text()
     assert r.headers["X-Saraban-Sha256"] == hashlib.sha256(env).hexdigest()  # the receipt names the envelope
     assert await counts(pool) == {"messages": 1, "deliveries": 1, "message_parts": 1, "message_part_chunks": 3,
-                                  "events": 1}
+                                  "audit_events": 1}
     assert await pool.fetchval("SELECT received FROM messages") == env
     details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted'")
     assert details["parts"] == {"att-2": hashlib.sha256(BIG).hexdigest()}
@@ -143,7 +139,7 @@ async def test_refusals_store_nothing_and_leave_no_spool(make_client, pool, work
     assert (r.status, answer["code"]) == (status, code), answer
     assert answer["field"]
     assert await counts(pool) == {"messages": 0, "deliveries": 0, "message_parts": 0, "message_part_chunks": 0,
-                                  "events": 0}
+                                  "audit_events": 0}
     assert spool_files(workdir) == []
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pki.pdf import async_sign_pdf, make_demo_pdf, validate_pdf
-from tests.support import CMI, OPM, TOKENS, ROOT, letter_bytes, notifier_bytes
+from tests.support import CMI, OPM, TOKENS, ROOT, letter_bytes, notifier_bytes, stored_counts
 
 
 def auth(agency=OPM):
@@ -55,9 +55,7 @@ async def test_required_pdf_signature_policy(make_client, pool):
 
 
 async def _counts(pool):
-    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries")} | {
-        "audit_events": await pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")}
+    return await stored_counts(pool, ("messages", "deliveries"))
 
 
 @pytest.mark.parametrize("case, code, status", [

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from gateway.envelope import Secrecy
-from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes, stored_counts
 
 
 def auth(agency=OPM):
@@ -13,11 +13,7 @@ def auth(agency=OPM):
 
 
 async def counts(pool):
-    """Rows a submission can leave behind (start-up's directory event is not one of them)."""
-    out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in ("messages", "deliveries", "receipts")}
-    out["audit_events"] = await pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
-    return out
+    return await stored_counts(pool)
 
 
 async def test_accepts_a_letter_in_one_transaction(make_client, pool):
