@@ -169,3 +169,29 @@ class MachineCpu:
         idle = (t1.idle - self._t0.idle) + (getattr(t1, "iowait", 0) - getattr(self._t0, "iowait", 0))
         total = sum(t1) - sum(self._t0)
         return 0.0 if total <= 0 else 1 - idle / total
+
+
+async def postgres_cpu(dsn: str) -> float | None:
+    """CPU seconds (user + system) used so far by the PostgreSQL server of ``dsn``: its live
+    processes, and the backends that exited (the postmaster's reaped children), when that
+    server runs on this machine (None otherwise)."""
+    import psutil
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        try:
+            postmaster = psutil.Process(pid).parent()  # while this backend still lives
+            t = postmaster.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for q in postmaster.children(recursive=True):
+                try:
+                    t = q.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += t.user + t.system
+            return total
+        except (psutil.Error, OSError, AttributeError):
+            return None
+    finally:
+        await conn.close()

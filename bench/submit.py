@@ -26,7 +26,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, figures, gateway_cpu, percentile, post_all  # noqa: E402
+from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
 from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
 from tests.support import write_directory  # noqa: E402
 
@@ -105,11 +105,12 @@ def main() -> None:
                     await p.wait_ready()
                 urls = [p.url for p in procs]
                 await load(urls, letters[:200], args.clients)  # warm-up
-                gw0, client0 = gateway_cpu(procs), time.process_time()
+                pg0, gw0, client0 = await postgres_cpu(dsn), gateway_cpu(procs), time.process_time()
                 result = await load(urls, letters[200:], args.clients)
-                return result, gateway_cpu(procs) - gw0, time.process_time() - client0
+                gw1, client1, pg1 = gateway_cpu(procs), time.process_time(), await postgres_cpu(dsn)
+                return result, gw1 - gw0, client1 - client0, None if pg0 is None or pg1 is None else pg1 - pg0
 
-            (rate, lat, codes), gw_cpu, client_cpu = asyncio.run(run())
+            (rate, lat, codes), gw_cpu, client_cpu, pg_cpu = asyncio.run(run())
         finally:
             for p in procs:
                 p.stop()
@@ -118,7 +119,11 @@ def main() -> None:
                   letters_per_s=rate,
                   p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
                   raw_insert_per_s=raw, ratio_to_raw=rate / raw,
-                  gateway_cpu_ms_per_letter=gw_cpu / n * 1000, client_cpu_ms_per_letter=client_cpu / n * 1000))
+                  gateway_cpu_ms_per_letter=gw_cpu / n * 1000, client_cpu_ms_per_letter=client_cpu / n * 1000,
+                  **({} if pg_cpu is None else {
+                      "postgres_cpu_ms_per_letter": pg_cpu / n * 1000,
+                      # the most 2 cores could carry if CPU were the only limit and nothing else ran
+                      "cpu_bound_letters_per_s_2_cores": 2 / ((gw_cpu + client_cpu + pg_cpu) / n)})))
 
 
 if __name__ == "__main__":
