@@ -65,7 +65,12 @@ def _parser() -> etree.XMLParser:
 def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envelope") -> etree._Element:
     """Parse untrusted XML bytes into an element tree, or raise :class:`EnvelopeError`.
 
-    Codes: ``<what>.too_large``, ``<what>.not_xml``, ``<what>.dtd_forbidden``.
+    Codes: ``<what>.too_large``, ``<what>.not_xml``, ``<what>.dtd_forbidden``; for the native
+    envelope (``what="envelope"``, the default) also ``envelope.encoding_unsupported``: the
+    standard is UTF-8 (US-ASCII is a subset), so a letter declared ISO-8859-1 or TIS-620, or
+    sent as UTF-16, is refused instead of being stored in bytes that receivers must transcode
+    (UTF-8 Thai declared as ISO-8859-1 would even read as mojibake). e-CMS bodies keep what
+    legacy clients declare: libxml2 decodes them and the gateway re-encodes in UTF-8.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("parse() takes bytes")
@@ -84,6 +89,13 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envel
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise EnvelopeError("DTDs are not accepted", code=f"{what}.dtd_forbidden")
+    if what == "envelope":
+        declared = (docinfo.encoding or "UTF-8").upper().replace("_", "-")
+        utf16 = bytes(data[:2]) in (b"\xff\xfe", b"\xfe\xff") or bytes(data[:1]) == b"\x00" \
+            or bytes(data[1:2]) == b"\x00"
+        if utf16 or declared not in ("UTF-8", "UTF8", "US-ASCII", "ASCII"):
+            raise EnvelopeError(f"envelopes are UTF-8, not {'UTF-16' if utf16 else docinfo.encoding}",
+                                code="envelope.encoding_unsupported", field="/")
     return root
 
 

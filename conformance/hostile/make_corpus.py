@@ -167,6 +167,18 @@ def build() -> None:
     add("doctype-utf16", "an XXE DOCTYPE in UTF-16, invisible to a byte search for '<!DOCTYPE'",
         utf16.encode("utf-16"), 400, "envelope.dtd_forbidden")
 
+    # ------------------------------------------------------------------ character encodings (the standard: UTF-8)
+    declared = b"<?xml version='1.0' encoding='UTF-8'?>"
+    add("latin1-declared-utf8-thai", "UTF-8 Thai bytes under an ISO-8859-1 declaration (would read as mojibake)",
+        replace(base, declared, b"<?xml version='1.0' encoding='ISO-8859-1'?>"), 400,
+        "envelope.encoding_unsupported", "/")
+    add("tis620-letter", "the letter well encoded in TIS-620 (legacy Thai), declared so",
+        base.decode("utf-8").replace("encoding='UTF-8'", "encoding='TIS-620'").encode("tis-620"), 400,
+        "envelope.encoding_unsupported", "/")
+    add("utf16-letter", "the valid letter in UTF-16 with a byte-order mark",
+        base.decode("utf-8").replace("encoding='UTF-8'", "encoding='UTF-16'").encode("utf-16"), 400,
+        "envelope.encoding_unsupported", "/")
+
     # ------------------------------------------------------------------ XInclude, processing instructions
     xi = b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" parse="text"/>'
     add("xinclude-in-envelope", "an XInclude element before the Header", replace(base, b"<Header>", xi + b"<Header>"),

@@ -55,3 +55,23 @@ def test_schema_error_names_the_field():
         xml.validate("envelope-v1.xsd", root)
     assert e.value.code == "envelope.schema_invalid"
     assert "Speed" in e.value.field
+
+
+@pytest.mark.parametrize("data", [
+    "<?xml version='1.0' encoding='ISO-8859-1'?><a>ขอเชิญ</a>".encode("utf-8"),
+    "<?xml version='1.0' encoding='TIS-620'?><a>ขอเชิญ</a>".encode("tis-620"),
+    "<?xml version='1.0' encoding='UTF-16'?><a>ขอเชิญ</a>".encode("utf-16"),
+    "<a>ขอเชิญ</a>".encode("utf-16"),  # byte-order mark, no declaration
+])
+def test_a_native_envelope_is_utf8_only(data):
+    with pytest.raises(EnvelopeError) as exc:
+        xml.parse(data)
+    assert exc.value.code == "envelope.encoding_unsupported" and exc.value.field == "/"
+
+
+def test_utf8_and_ascii_declarations_are_envelopes_and_ecms_keeps_legacy_thai_encodings():
+    for data in (b"<a/>", b"<?xml version='1.0' encoding='utf-8'?><a/>", b"<?xml version='1.0' encoding='US-ASCII'?><a/>",
+                 "\ufeff<a>ขอเชิญ</a>".encode("utf-8")):
+        xml.parse(data)
+    legacy = "<?xml version='1.0' encoding='TIS-620'?><a>ขอเชิญ</a>".encode("tis-620")
+    assert xml.parse(legacy, what="ecms").text == "ขอเชิญ"
