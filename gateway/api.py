@@ -8,6 +8,8 @@ a 500 means a bug and is logged with the request id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -59,7 +61,10 @@ async def error_middleware(request: web.Request, handler):
             response = await handler(request)
         except GatewayError as exc:
             log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
-            return error_response(exc, request_id)
+            response = error_response(exc, request_id)
+            if exc.status == 408:  # the rest of the body may still be trickling in: do not wait for it
+                response.force_close()
+            return response
         except web.HTTPRequestEntityTooLarge:
             # (aiohttp's exception does not keep the limit as an attribute: reading exc.max_size
             # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
@@ -87,13 +92,30 @@ async def error_middleware(request: web.Request, handler):
         return response
 
 
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request, largest: int):
+    """Bound the time a client takes to send its body: ``GATEWAY_BODY_TIMEOUT_S`` plus its declared
+    size (else ``largest``) at ``GATEWAY_BODY_MIN_RATE``. A trickled body (slowloris) gets 408
+    ``request.timeout`` and the connection is closed."""
+    settings = request.app[keys.SETTINGS]
+    size = request.content_length if request.content_length is not None else largest
+    seconds = settings.body_timeout_s + size / settings.body_min_rate
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise EnvelopeError(f"the body did not arrive within {seconds:.0f} s", code="request.timeout",
+                            field="body", status=408) from None
+
+
 async def read_body(request: web.Request, *, what: str = "request") -> bytes:
     limit = request.app[keys.SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
                             code=f"{what}.too_large", status=413)
     try:
-        return await request.read()
+        async with body_deadline(request, limit):
+            return await request.read()
     except ConnectionResetError:  # fewer bytes than Content-Length, then the client went away
         raise EnvelopeError("the connection closed before the whole body arrived", code="request.incomplete",
                             field="Content-Length") from None
@@ -118,9 +140,10 @@ async def submit_message(request: web.Request) -> web.Response:
         settings = request.app[keys.SETTINGS]
         if exchange.admission is not None:  # refuse before reading a large body, not after
             await exchange.admission.check_queue()
-        body, spool = await parts.read_related(request, parts.Limits(
-            max_envelope_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
-            max_total_bytes=settings.max_letter_bytes), spool_dir=settings.spool_path)
+        async with body_deadline(request, settings.max_letter_bytes):
+            body, spool = await parts.read_related(request, parts.Limits(
+                max_envelope_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
+                max_total_bytes=settings.max_letter_bytes), spool_dir=settings.spool_path)
     else:
         _require_xml(request)
         body, spool = await read_body(request, what="envelope"), None

@@ -88,6 +88,11 @@ class Settings:
     """Largest single file sent beside the envelope."""
     spool_dir: Path | None = None
     """Where files of a multipart submission wait while they are checked (default ``data_dir/spool``)."""
+    body_timeout_s: float = 30.0
+    """Seconds any request body may take, plus its size at ``body_min_rate``: a client that trickles
+    its body (slowloris) gets 408 ``request.timeout`` instead of holding a connection for ever."""
+    body_min_rate: float = 16384.0
+    """Slowest upload honoured, in bytes a second (16 KiB/s: a 50 MB file on a 128 kbit/s link)."""
     workers: int = 1
     """Gateway worker processes sharing the port (SO_REUSEPORT); each runs the API and dispatchers."""
     reuse_port: bool = False
@@ -228,6 +233,9 @@ class Settings:
             # a claim must outlive its request, or another process sends the same letter meanwhile
             raise ConfigError("GATEWAY_DISPATCH_LEASE_S must be longer than GATEWAY_DISPATCH_REQUEST_TIMEOUT_S",
                               field="GATEWAY_DISPATCH_LEASE_S")
+        if settings.body_timeout_s <= 0 or settings.body_min_rate <= 0:
+            raise ConfigError("GATEWAY_BODY_TIMEOUT_S and GATEWAY_BODY_MIN_RATE must be positive",
+                              field="GATEWAY_BODY_TIMEOUT_S")
         if settings.log_format not in ("json", "console", "auto"):
             raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
         return settings

@@ -1,6 +1,9 @@
 """Submission through the real HTTP API on a real database."""
 
+import asyncio
 import hashlib
+import json
+import time
 
 import pytest
 
@@ -130,6 +133,31 @@ async def test_oversized_body_is_refused_before_reading(make_client, pool):
     r = await client.post("/v1/messages", data=letter_bytes(pdf=b"x" * 20_000), headers=auth())
     assert r.status == 413 and (await r.json())["code"] in ("envelope.too_large", "request.too_large")
     assert (await counts(pool))["messages"] == 0
+
+
+async def test_a_trickled_body_times_out_with_408_and_nothing_stored(make_client, pool):
+    # slowloris: the headers promise 5000 bytes, 10 arrive, then nothing; the gateway answers within
+    # its body deadline (0.3 s + 5000 B at 1 MB/s here) and closes, instead of waiting for ever
+    client = await make_client(body_timeout_s=0.3, body_min_rate=1_000_000)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/xml\r\n"
+                     + f"Authorization: Bearer {TOKENS[OPM]}\r\nContent-Length: 5000\r\n\r\n".encode()
+                     + b"<?xml vers")
+        await writer.drain()
+        t0 = time.monotonic()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        elapsed = time.monotonic() - t0
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
+    finally:
+        writer.close()
+    # answered at the deadline, and the connection is not kept for the rest of the trickle
+    # (aiohttp lingers at most its lingering_time for it, then closes)
+    assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head, head
+    assert json.loads(body)["code"] == "request.timeout" and elapsed < 5
+    assert await counts(pool) == {"messages": 0, "deliveries": 0, "audit_events": 0, "receipts": 0}
 
 
 async def test_missing_or_bad_credentials(make_client):
