@@ -15,6 +15,7 @@ import socket
 
 import aiohttp
 import structlog
+import tenacity
 from aiohttp import web
 
 from adapters.ecms_node import EcmsNodeAdapter
@@ -42,12 +43,32 @@ async def _database(app: web.Application):
         dsn = await asyncio.to_thread(db.start_embedded, settings.data_dir)
         log.info("embedded PostgreSQL running", data_dir=str(settings.data_dir / "pg"))
     app[keys.DATABASE_URL] = dsn
-    pool = await db.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+    pool = await _connect(settings, dsn)
     async with pool.acquire() as conn:
         await db.migrate(conn)
     app[keys.POOL] = pool
     yield
     await pool.close()
+
+
+async def _connect(settings: Settings, dsn: str):
+    """The pool, waiting up to ``database_wait_s`` for a database that is not reachable yet (starting
+    up, recovering, failing over), with a warning per try: an operator sees why the gateway is not
+    listening yet instead of finding it exited."""
+    def warn(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("database not reachable yet; retrying", attempt=state.attempt_number,
+                    error=f"{type(exc).__name__}: {exc}", waited_s=round(state.seconds_since_start or 0, 1),
+                    gives_up_after_s=settings.database_wait_s)
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(db.TRANSIENT_ERRORS),
+        wait=tenacity.wait_exponential_jitter(initial=0.5, max=5.0),
+        stop=tenacity.stop_after_delay(settings.database_wait_s), before_sleep=warn, reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await db.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+    raise AssertionError("unreachable")
 
 
 async def _pki(app: web.Application):

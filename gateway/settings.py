@@ -103,6 +103,9 @@ class Settings:
     """json, console, or auto (console on a terminal, JSON otherwise)."""
     log_level: str = "info"
     """Minimum log level."""
+    database_wait_s: float = 60.0
+    """At start, how long to keep trying to reach the database (it may still be starting after a
+    power cut or failing over) before giving up; 0 tries once."""
     pool_min: int = 2
     """Minimum database connections."""
     pool_max: int = 20

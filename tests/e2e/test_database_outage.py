@@ -152,3 +152,27 @@ async def test_a_multi_host_url_finds_the_writable_server(database_url, workdir)
         assert await conn.fetchval("SELECT count(*) FROM messages WHERE message_id = 'multi-host'") == 1
     finally:
         await conn.close()
+
+
+async def test_a_gateway_started_before_its_database_waits_for_it(own_postgres, workdir):
+    """After a power cut the gateway may come up before PostgreSQL: it keeps trying (logging why)
+    for GATEWAY_DATABASE_WAIT_S instead of exiting, then serves as usual."""
+    dsn = own_postgres.get_uri()
+    stop(own_postgres)
+    directory = write_directory(workdir / "directory.json")
+    port = free_port()
+    log_path = workdir / "gateway.log"
+    gw = GatewayProcess(env=gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
+                                        GATEWAY_DATABASE_WAIT_S="60"), port=port, log_path=log_path).start()
+    try:
+        await wait_for(lambda: "database not reachable yet" in log_path.read_text(), timeout=30,
+                       what="the gateway saying it waits for the database")
+        assert gw.proc.poll() is None, "the gateway exited instead of waiting"
+        own_postgres.ensure_postgres_running()
+        await gw.wait_ready()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id="after-power-cut"),
+                              headers=auth()) as r:
+                assert r.status == 202, await r.text()
+    finally:
+        gw.stop()
