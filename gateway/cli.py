@@ -217,6 +217,32 @@ async def _pki_init_dev(args) -> int:
     return 0
 
 
+async def _envelope_check(args) -> int:
+    from dataclasses import asdict
+
+    from gateway.check import check_envelope
+
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    report = check_envelope(data)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "findings": [asdict(f) for f in report.findings],
+                          "summary": report.summary}, ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    for f in report.findings:
+        print(f"{f.code} at {f.field}: {f.reason}")
+    if not report.ok:
+        print(f"envelope INVALID ({len(report.findings)} fault{'s' if len(report.findings) > 1 else ''})")
+        return 1
+    s = report.summary
+    print(f"envelope valid: {s['type']} {s['message_id']} from {s['sender']} to {', '.join(s['recipients'])}")
+    if "number" in s:
+        print(f"  ที่ {s['number']} ลงวันที่ {s['date_thai']}  เรื่อง {s['subject']}  ({s['speed']}, {s['secrecy']})")
+    for a in s["attachments"]:
+        print(f"  {a['file_name']} {a['mime_type']} {a['size']} bytes" + (" (sent beside)" if a["external"] else ""))
+    print(f"  signatures: {s['signatures']} (trust and authority are checked by the gateway)")
+    return 0
+
+
 async def _receipt_verify(args) -> int:
     from cryptography import x509
 
@@ -440,6 +466,12 @@ def _parser() -> argparse.ArgumentParser:
     common(pi)
     pi.add_argument("--pki-dir", type=Path, help="where (GATEWAY_PKI_DIR; default DATA_DIR/pki)")
     pi.set_defaults(func=_pki_init_dev)
+
+    ev = sub.add_parser("envelope", help="envelopes").add_subparsers(dest="envelope_command", required=True)
+    ec = ev.add_parser("check", help="check an envelope file offline: parse, schema (every fault), attachments")
+    ec.add_argument("file", help="envelope XML file, or - for standard input")
+    ec.add_argument("--json", action="store_true", help="print the report as JSON")
+    ec.set_defaults(func=_envelope_check)
 
     rc = sub.add_parser("receipt", help="receipts").add_subparsers(dest="receipt_command", required=True)
     rv = rc.add_parser("verify", help="verify a gateway receipt offline")

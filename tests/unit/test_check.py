@@ -1,0 +1,46 @@
+"""gateway envelope check: the offline checker integrators run before sending."""
+
+import base64
+import json
+import subprocess
+import sys
+
+from gateway.check import check_envelope
+from tests.support import letter_bytes
+
+
+def test_a_valid_letter_reads_with_its_fields():
+    report = check_envelope(letter_bytes(subject="ขอเชิญประชุม"))
+    assert report.ok
+    assert report.summary["subject"] == "ขอเชิญประชุม" and report.summary["date_thai"].endswith("2569")
+    assert report.summary["attachments"][0]["mime_type"] == "application/pdf"
+
+
+def test_schema_faults_name_the_position_and_what_was_expected():
+    bad = letter_bytes().replace(b"<Subject>", b"<Subjekt>").replace(b"</Subject>", b"</Subjekt>")
+    (f,) = check_envelope(bad).findings
+    assert f.code == "envelope.schema_invalid" and f.field == "/Envelope/Letter"
+    assert "Subjekt" in f.reason and "Subject" in f.reason and "expected" in f.reason
+
+
+def test_parse_and_attachment_faults_have_the_gateways_codes():
+    assert check_envelope(b"<!DOCTYPE x []><x/>").findings[0].code == "envelope.dtd_forbidden"
+    assert check_envelope(letter_bytes().replace(b"encoding='UTF-8'", b"encoding='ISO-8859-1'")
+                          ).findings[0].code == "envelope.encoding_unsupported"
+    data = letter_bytes(pdf=b"%PDF-1.4 original")
+    tampered = data.replace(base64.b64encode(b"%PDF-1.4 original"), base64.b64encode(b"%PDF-1.4 originaX"))
+    assert tampered != data  # same size, other bytes
+    assert check_envelope(tampered).findings[0].code == "attachment.digest_mismatch"
+
+
+def test_the_command_exits_1_on_a_fault_and_prints_json(tmp_path):
+    path = tmp_path / "bad.xml"
+    path.write_bytes(letter_bytes().replace(b"<Subject>", b"<Subjekt>").replace(b"</Subject>", b"</Subjekt>"))
+    run = subprocess.run([sys.executable, "-m", "gateway.cli", "envelope", "check", "--json", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["findings"][0]["field"] == "/Envelope/Letter"
+    path.write_bytes(letter_bytes())
+    run = subprocess.run([sys.executable, "-m", "gateway.cli", "envelope", "check", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "envelope valid" in run.stdout and "เรื่อง" in run.stdout, run.stderr
