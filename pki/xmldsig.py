@@ -64,7 +64,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -345,16 +345,25 @@ class _Verifier(_InPlaceVerifierMixin, XMLVerifier):
 
 
 class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
+    # signxml accepts a signature valid against any one of its three XAdES schemas and tries them
+    # in this list's order. Its first, XAdESv141.xsd, has no SigningCertificateV2 (what signxml
+    # and most current signers write), so every letter paid a failed validation (~40 us) and an
+    # exception before the schema that fits. Same three schemas, same any-of rule, the one that
+    # fits current signatures first; the last stays last, so a refusal reports the same error.
+    schema_files: ClassVar[list[str]] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd", "XAdES01903v141-201506.xsd"]
+
     def _verify_cert_digests(self, verify_result):
         # signxml re-wraps every KeyInfo certificate as PEM (textwrap) and parses it per letter;
-        # the same certificates are parsed once through the DER cache. The digest checks that
-        # follow are signxml's own.
-        certs = []
+        # the same certificates are parsed once through the DER cache, and their digests are
+        # computed once (see _DigestCachedCert). The digest checks themselves are signxml's own.
+        found = []
         for x509_data in self._findall(verify_result.signature_xml, "ds:KeyInfo/ds:X509Data"):
             for cert in self._findall(x509_data, "X509Certificate"):
-                certs.append(_load_cert_b64("".join((cert.text or "").split())))
-        signing_cert = self._find_signing_cert(verify_result, certs)
+                found.append(_load_cert_b64("".join((cert.text or "").split())))
+        signing_cert = self._find_signing_cert(verify_result, found)
+        certs = [_DigestCachedCert(c) for c in found]
         if signing_cert is not None:
+            signing_cert = _DigestCachedCert(signing_cert)
             self._add_cert_if_missing(certs, signing_cert)
         props = self._find(verify_result.signed_xml, "xades:SignedSignatureProperties")
         v1 = self._find(props, "xades:SigningCertificate", require=False)
@@ -362,6 +371,42 @@ class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
         if (v1 is None) == (v2 is None):
             raise InvalidInput("Expected to find exactly one of xades:SigningCertificate or xades:SigningCertificateV2")
         self._verify_cert_digest(v1 if v1 is not None else v2, certs=certs, signing_cert=signing_cert)
+
+
+class _DigestCachedCert:
+    """A certificate as signxml's XAdES check uses it, with DER and digests computed once per certificate.
+
+    ``XAdESVerifier._verify_cert_digest`` fingerprints every KeyInfo
+    certificate for every letter (~15 us each) and ``_add_cert_if_missing``
+    re-encodes each to DER. Those values depend only on the certificate, so
+    they are cached by the certificate itself: ``x509.Certificate`` hashes
+    and compares by its DER bytes, so a different certificate is a different
+    key (never a stale hit), and the comparison against the signed
+    ``CertDigest`` stays signxml's, per letter. Only the two methods signxml
+    calls are offered; anything else is an ``AttributeError``, not a silent
+    pass-through.
+    """
+
+    __slots__ = ("cert",)
+
+    def __init__(self, cert: x509.Certificate) -> None:
+        self.cert = cert
+
+    def fingerprint(self, algorithm: hashes.HashAlgorithm) -> bytes:
+        return _cert_fingerprint(self.cert, type(algorithm))
+
+    def public_bytes(self, encoding: Encoding) -> bytes:
+        return _cert_der(self.cert) if encoding == Encoding.DER else self.cert.public_bytes(encoding)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cert_fingerprint(cert: x509.Certificate, algorithm: type[hashes.HashAlgorithm]) -> bytes:
+    return cert.fingerprint(algorithm())
+
+
+@functools.lru_cache(maxsize=4096)
+def _cert_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
 
 
 class _InPlaceSignerMixin:

@@ -308,6 +308,68 @@ async def test_validation_is_cached(letter, signer1, trust):
     assert trust.stats == {"hits": 2, "validations": 1}
 
 
+def _resign_author(signed: bytes, key, *, cert_digest: bytes | None = None) -> bytes:
+    """Re-make the author's XAdES signature with ``key`` after (optionally) replacing the signed CertDigest."""
+    from pki.keys import der_to_raw_ecdsa
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root = tree(signed)
+    sig = root.find(f"{E}Signatures/{DS}Signature")
+    xades = "{http://uri.etsi.org/01903/v1.3.2#}"
+    props = sig.find(f"{DS}Object/{xades}QualifyingProperties/{xades}SignedProperties")
+    if cert_digest is not None:
+        value = props.find(f".//{xades}CertDigest/{DS}DigestValue")
+        value.text = base64.b64encode(cert_digest).decode()
+    ref = [r for r in sig.iter(DS + "Reference") if r.get("URI") == "#" + props.get("Id")][0]
+    c14n = etree.tostring(props, method="c14n", exclusive=True)
+    ref.find(DS + "DigestValue").text = base64.b64encode(hashlib.sha256(c14n).digest()).decode()
+    signed_info = etree.tostring(sig.find(DS + "SignedInfo"), method="c14n", exclusive=True)
+    raw = der_to_raw_ecdsa(key.sign(signed_info, ec.ECDSA(hashes.SHA256())), 32)
+    sig.find(DS + "SignatureValue").text = base64.b64encode(raw).decode()
+    return dump(root)
+
+
+async def test_xades_certificate_digest_cache_lets_no_other_certificate_through(dev_pki, factory, letter, trust):
+    """The XAdES SigningCertificate digests are cached per certificate; the signed digest is still compared
+    per letter. Two certificates for one key (a re-issue): after letters signed under each have verified
+    (both digests cached), a letter whose signed CertDigest names the other certificate is refused."""
+    first = factory.agency_signing("00001", "Re-issued agency")
+    again = factory.issue(first.cert.subject, public_key=first.key.public_key())
+    signer_a = file_signer(first, dev_pki)
+    signer_b = file_signer(type(first)(again.cert, first.key), dev_pki)
+    for signer in (signer_a, signer_b):
+        verified = await xmldsig.verify_envelope(xmldsig.sign_envelope(letter, signer), trust, sender="00001")
+        assert verified.signer == signer.certificate
+    by_b = xmldsig.sign_envelope(letter, signer_b)
+    # the re-signing itself is sound: unchanged, it verifies
+    await xmldsig.verify_envelope(_resign_author(by_b, first.key), trust, sender="00001")
+    forged = _resign_author(by_b, first.key, cert_digest=first.cert.fingerprint(hashes.SHA256()))
+    error = await expect_code("signature.invalid", forged, trust)
+    assert "certificate digest" in str(error)
+
+
+def test_xades_schemas_are_signxmls_with_the_current_one_first():
+    """Reordering changes no verdict (a signature valid against any one passes) and keeps the last error."""
+    from signxml.xades import XAdESVerifier
+
+    ours, stock = xmldsig._XAdESVerifier.schema_files, XAdESVerifier.schema_files
+    assert sorted(ours) == sorted(stock) and ours[-1] == stock[-1]
+
+
+def test_digest_cached_certificate_is_per_certificate(signer1, signer2):
+    a, b = xmldsig._DigestCachedCert(signer1.certificate), xmldsig._DigestCachedCert(signer2.certificate)
+    for algorithm in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512()):
+        for _ in range(2):  # the second call answers from the cache
+            assert a.fingerprint(algorithm) == signer1.certificate.fingerprint(algorithm)
+            assert b.fingerprint(algorithm) == signer2.certificate.fingerprint(algorithm)
+    assert a.fingerprint(hashes.SHA256()) != b.fingerprint(hashes.SHA256())
+    from cryptography.hazmat.primitives.serialization import Encoding
+    assert a.public_bytes(Encoding.DER) == signer1.certificate.public_bytes(Encoding.DER)
+    assert a.public_bytes(Encoding.PEM) == signer1.certificate.public_bytes(Encoding.PEM)
+    with pytest.raises(AttributeError):
+        a.public_key()  # only what signxml's digest check uses is offered
+
+
 # --------------------------------------------------------------------------- seal
 
 
