@@ -539,3 +539,30 @@ async def test_signed_ack_refusals(signer2, trust):
     with pytest.raises(PkiError) as info:
         await xmldsig.verify_signed_ack(weak, trust, agency="00002")
     assert info.value.code == "signature.algorithm"
+
+
+def test_lean_signatures_are_fresh_copies_of_a_per_key_template(letter, signer1, seal_signer, dev_pki, factory):
+    """Seals and receipts start from a cached template tree: each is a separate copy (signing one never
+    changes another or the template), and a different key or certificate gets its own template."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    first = tree(xmldsig.seal_envelope(letter, seal_signer))
+    second = tree(xmldsig.seal_envelope(envelope(message_id="another"), seal_signer))
+    s1, s2 = (r.find(f"{E}Signatures/{DS}Signature") for r in (first, second))
+    assert s1.findtext(f"{DS}SignatureValue") != s2.findtext(f"{DS}SignatureValue")
+    assert [d.text for d in s1.iter(DS + "DigestValue")][0] != [d.text for d in s2.iter(DS + "DigestValue")][0]
+    receipt = tree(xmldsig.sign_receipt(_receipt(), seal_signer))
+    assert [t.get("Algorithm") for t in receipt.iter(DS + "Transform")][0].endswith("#enveloped-signature")
+    assert not any(t.get("Algorithm").endswith("#enveloped-signature") for t in s1.iter(DS + "Transform"))
+    other = file_signer(factory.issue(seal_signer.certificate.subject, profile="seal"), dev_pki)
+    by_other = tree(xmldsig.seal_envelope(letter, other)).find(f"{E}Signatures/{DS}Signature")
+
+    def certs(sig):
+        return [c.text for c in sig.iter(DS + "X509Certificate")]
+
+    assert certs(by_other)[0] == base64.b64encode(other.certificate.public_bytes(Encoding.DER)).decode()
+    assert certs(s1)[0] == base64.b64encode(seal_signer.certificate.public_bytes(Encoding.DER)).decode()
+    template = xmldsig._signature_template(seal_signer.signature_method.value, 3, False, seal_signer.certificate,
+                                           *seal_signer.chain)
+    assert template.get("Id") is None and all(not d.text for d in template.iter(DS + "DigestValue"))
+    assert not template.findtext(f"{DS}SignatureValue")
