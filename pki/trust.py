@@ -61,35 +61,35 @@ _USAGES: dict[str, tuple[set[str], set[str], bool]] = {
 
 
 def per_certificate(maxsize: int = 4096) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Memoise a function of certificates (and other hashable arguments) by the certificates' identity.
+    """Memoise a function of certificates (and other long-lived arguments) by the arguments' identity.
 
     ``functools.lru_cache`` keyed by an ``x509.Certificate`` pays its
     ``__hash__`` on every look-up, and cryptography hashes the parsed
     certificate there (~28k instructions): several look-ups a letter cost
     more than the cached work. The same certificate objects recur (KeyInfo
     certificates come from one cache of parsed DER, the seal certificate lives
-    as long as its signer), so entries are keyed by ``id()`` instead. Each
-    entry holds its certificates, so while it exists no other object can have
-    their ids, and a hit is confirmed with ``is``; a distinct object with the
-    same DER is simply computed again. Oldest entries go first when full.
+    as long as its signer), so entries are keyed by the ``id()`` of every
+    argument. Each entry holds its arguments, so while it exists no other
+    object can have their ids, and a hit is confirmed with ``is``. A distinct
+    object with the same value (a re-parsed certificate, an equal string) is
+    simply computed again. Oldest entries go first when full.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        cache: dict[tuple[Any, ...], tuple[tuple[x509.Certificate, ...], Any]] = {}
+        cache: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
         lock = threading.Lock()
 
         @functools.wraps(fn)
         def memo(*args: Any) -> Any:
-            key = tuple(id(a) if isinstance(a, x509.Certificate) else a for a in args)
-            certs = tuple(a for a in args if isinstance(a, x509.Certificate))
+            key = tuple(map(id, args))
             hit = cache.get(key)
-            if hit is not None and all(map(operator.is_, hit[0], certs)):
+            if hit is not None and all(map(operator.is_, hit[0], args)):
                 return hit[1]
             value = fn(*args)
             with lock:
                 while len(cache) >= maxsize:
                     cache.pop(next(iter(cache)))
-                cache[key] = (certs, value)
+                cache[key] = (args, value)
             return value
 
         memo.cache_clear = cache.clear  # type: ignore[attr-defined]
