@@ -107,8 +107,8 @@ _EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 _EXC_C14N_URI = _EXC_C14N.value
 _ENVELOPED = SignatureConstructionMethod.enveloped.value
 #: Transform lists a reference may carry: detached (the seal, author signatures) and enveloped (receipts, acks).
-_DETACHED_TRANSFORMS = ([], [_EXC_C14N_URI])
-_ENVELOPED_TRANSFORMS = ([_ENVELOPED], [_ENVELOPED, _EXC_C14N_URI])
+_DETACHED_TRANSFORMS = frozenset({(), (_EXC_C14N_URI,)})
+_ENVELOPED_TRANSFORMS = frozenset({(_ENVELOPED,), (_ENVELOPED, _EXC_C14N_URI)})
 
 _STRONG_METHODS = frozenset({
     SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512,
@@ -854,7 +854,7 @@ def _check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allo
             raise SignatureError(f"digest method of {ref.get('URI')} is not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/DigestMethod")
         transform_els = _grandchildren(ref, _DS + "Transforms", _DS + "Transform")
-        transforms = [t.get("Algorithm") for t in transform_els]
+        transforms = tuple(t.get("Algorithm") for t in transform_els)
         # no Transform may carry content (XPath, InclusiveNamespaces ...): any child element at all
         if transforms not in allowed_transforms or any(len(t) for t in transform_els):
             raise SignatureError(f"transforms of {ref.get('URI')} are not allowed", code="signature.algorithm",

@@ -566,3 +566,28 @@ def test_lean_signatures_are_fresh_copies_of_a_per_key_template(letter, signer1,
                                            *seal_signer.chain)
     assert template.get("Id") is None and all(not d.text for d in template.iter(DS + "DigestValue"))
     assert not template.findtext(f"{DS}SignatureValue")
+
+
+@pytest.mark.parametrize("bend", ["xpath child", "extra transform", "inclusive c14n", "enveloped on detached",
+                                  "unknown signature method", "unknown digest"])
+async def test_transform_and_algorithm_allow_list(letter, signer1, trust, bend):
+    """The allow-list runs before any cryptography: a reference's transforms are exactly none or exclusive c14n
+    (plus enveloped-signature for receipts), no Transform carries content, methods are on the list."""
+    root = tree(xmldsig.sign_envelope(letter, signer1, xades=False))
+    sig = root.find(f"{E}Signatures/{DS}Signature")
+    ref = sig.find(f"{DS}SignedInfo/{DS}Reference")
+    transform = ref.find(f"{DS}Transforms/{DS}Transform")
+    if bend == "xpath child":
+        etree.SubElement(transform, DS + "XPath").text = "self::node()"
+    elif bend == "extra transform":
+        transform.addnext(copy.deepcopy(transform))
+    elif bend == "inclusive c14n":
+        transform.set("Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+    elif bend == "enveloped on detached":
+        transform.addprevious(etree.Element(DS + "Transform",
+                                            Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"))
+    elif bend == "unknown signature method":
+        sig.find(f"{DS}SignedInfo/{DS}SignatureMethod").set("Algorithm", "urn:example:made-up")
+    else:
+        ref.find(DS + "DigestMethod").set("Algorithm", "urn:example:made-up")
+    await expect_code("signature.algorithm", dump(root), trust)
