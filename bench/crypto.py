@@ -1,8 +1,8 @@
 """CPU cost of the gateway's cryptography per 5 KB letter: verify + seal + receipt.
 
 For each letter: verify the author's signature (XAdES by default; trust
-decisions cached, as on the hot path), seal it with the gateway key, build and
-sign the submission receipt. CPU time is ``time.process_time`` over N letters
+decisions cached, as on the hot path), seal it with the gateway key, build the
+submission receipt as the service does (``gateway.receipts``) and sign it. CPU time is ``time.process_time`` over N letters
 after a warm-up; letters are pre-signed by a few agencies outside the timing.
 
     python bench/crypto.py            # 2000 letters
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "pki"))
 
 from samples import envelope  # noqa: E402
 
+from gateway.receipts import submission_receipt  # noqa: E402
 from pki import xmldsig  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
 
@@ -56,9 +57,8 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
         return await xmldsig.verify_envelope(item[2], trust, sender=item[0])
 
     def receipt(item):
-        unsigned = xmldsig.build_receipt(receipt_message_id=f"rcpt-{item[1]}", header_sender=item[0],
-                                         recipients=[item[0]], kind="submission", message_id=item[1],
-                                         sender=item[0], sha256=hashlib.sha256(item[2]).hexdigest(), at=now)
+        unsigned = submission_receipt(message_id=item[1], sender=item[0],
+                                      sha256_hex=hashlib.sha256(item[2]).hexdigest(), at=now)
         return xmldsig.sign_receipt(unsigned, seal)
 
     for item in batch[:warmup]:

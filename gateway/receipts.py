@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import uuid
 
 from lxml import etree
 
-from gateway.envelope import E, Envelope, Header, MessageType, Receipt, build_envelope
+from gateway.envelope import E, Envelope, Header, MessageType, Receipt, build_envelope, build_envelope_tree
 
 
 _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
@@ -26,12 +28,41 @@ _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
 
 def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.datetime,
                        gateway_code: str = "0000000000") -> bytes:
+    """The unsigned submission receipt: the tree of :func:`_submission_template`, its values filled in.
+
+    One receipt per accepted letter, on the request path: the ElementMaker
+    builds each element in a document of its own and moves it into its
+    parent (~0.1 ms for these 14 elements, more than signing the receipt);
+    a deep copy of the template is one tree copy. The bytes are the same as
+    ``build_envelope`` of the same :class:`Envelope` (a test compares them).
+    """
+    if at.tzinfo is None:
+        raise ValueError("date-times in envelopes must be zone-aware")
     receipt_id = f"receipt:{uuid.uuid5(_RECEIPT_IDS, f'{sender}/{message_id}')}"
-    env = Envelope(
-        header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at, sender=gateway_code,
-                      recipients=(sender,), ref_to_message_id=message_id),
-        body=Receipt(kind="submission", message_id=message_id, sender=sender, sha256=sha256_hex, at=at))
-    return build_envelope(env)
+    root = copy.deepcopy(_submission_template())
+    header, receipt = root[0], root[1]
+    when = at.isoformat()
+    for element, text in zip(header, (receipt_id, message_id, MessageType.RECEIPT.value, when, gateway_code)):
+        element.text = text
+    header[5][0].text = sender  # Recipients/Recipient
+    for element, text in zip(receipt, ("submission", message_id, sender, sha256_hex, when)):
+        element.text = text
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _submission_template() -> etree._Element:
+    """A submission receipt built once by :func:`build_envelope_tree`, values to be replaced (never handed out)."""
+    placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    root = build_envelope_tree(Envelope(
+        header=Header(message_id="-", message_type=MessageType.RECEIPT, created_at=placeholder, sender="-",
+                      recipients=("-",), ref_to_message_id="-"),
+        body=Receipt(kind="submission", message_id="-", sender="-", sha256="-", at=placeholder)))
+    # submission_receipt fills these by position
+    assert [etree.QName(c).localname for c in root[0]] == \
+        ["MessageId", "RefToMessageId", "MessageType", "CreatedAt", "Sender", "Recipients"]
+    assert [etree.QName(c).localname for c in root[1]] == ["Kind", "MessageId", "Sender", "Sha256", "At"]
+    return root
 
 
 def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conversation_id: str | None,

@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import datetime as dt
+import operator
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
@@ -40,7 +42,7 @@ from pyhanko_certvalidator import errors as cv_errors
 
 from pki.errors import AgencyError, CertificateError, PkiError
 
-__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "Usage"]
+__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "per_certificate", "Usage"]
 
 Usage = Literal["document-signing", "seal", "tls-client", "tls-server", "any"]
 RevocationMode = Literal["hard-fail", "soft-fail", "off"]
@@ -58,13 +60,51 @@ _USAGES: dict[str, tuple[set[str], set[str], bool]] = {
 }
 
 
-@functools.lru_cache(maxsize=4096)
+def per_certificate(maxsize: int = 4096) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Memoise a function of certificates (and other long-lived arguments) by the arguments' identity.
+
+    ``functools.lru_cache`` keyed by an ``x509.Certificate`` pays its
+    ``__hash__`` on every look-up, and cryptography hashes the parsed
+    certificate there (~28k instructions): several look-ups a letter cost
+    more than the cached work. The same certificate objects recur (KeyInfo
+    certificates come from one cache of parsed DER, the seal certificate lives
+    as long as its signer), so entries are keyed by the ``id()`` of every
+    argument. Each entry holds its arguments, so while it exists no other
+    object can have their ids, and a hit is confirmed with ``is``. A distinct
+    object with the same value (a re-parsed certificate, an equal string) is
+    simply computed again. Oldest entries go first when full.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        cache: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+        lock = threading.Lock()
+
+        @functools.wraps(fn)
+        def memo(*args: Any) -> Any:
+            key = tuple(map(id, args))
+            hit = cache.get(key)
+            if hit is not None and all(map(operator.is_, hit[0], args)):
+                return hit[1]
+            value = fn(*args)
+            with lock:
+                while len(cache) >= maxsize:
+                    cache.pop(next(iter(cache)))
+                cache[key] = (args, value)
+            return value
+
+        memo.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return memo
+
+    return decorate
+
+
+@per_certificate()
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of a certificate, lower-case hex (the form pinned in the directory)."""
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-@functools.lru_cache(maxsize=4096)
+@per_certificate()
 def agency_of(cert: x509.Certificate) -> str | None:
     """The agency code a certificate is issued to (``organizationIdentifier = GOVTH-<code>``), or None."""
     try:

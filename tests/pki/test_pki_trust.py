@@ -209,3 +209,53 @@ def test_agency_of_needs_a_well_formed_code(factory):
     odd = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, "GOVTH-12"),
                      x509.NameAttribute(NameOID.COMMON_NAME, "x")])
     assert agency_of(factory.issue(odd).cert) is None
+
+
+def test_per_certificate_memo_is_by_object_and_never_stale(factory):
+    """The identity memo (instead of lru_cache, whose key is the certificate's costly __hash__) gives each
+    certificate its own answer: distinct certificates never share an entry, a re-parsed copy of the same DER
+    gets the same answer, and eviction (a tiny cache here) changes no answer."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from pki.trust import per_certificate
+
+    calls = []
+
+    @per_certificate(maxsize=2)
+    def digest(cert, algorithm):
+        calls.append(cert)
+        return cert.fingerprint(algorithm())
+
+    certs = [factory.agency_signing(f"0000{i}", f"agency {i}").cert for i in range(1, 5)]
+    for _ in range(3):  # rotating through more certificates than the cache holds
+        for cert in certs:
+            assert digest(cert, hashes.SHA256) == cert.fingerprint(hashes.SHA256())
+            assert digest(cert, hashes.SHA384) == cert.fingerprint(hashes.SHA384())
+    assert digest(certs[3], hashes.SHA384) and calls[-1] is certs[3]  # the last entry is still cached
+    before = len(calls)
+    assert digest(certs[3], hashes.SHA384) == certs[3].fingerprint(hashes.SHA384()) and len(calls) == before
+    copy = x509.load_der_x509_certificate(certs[0].public_bytes(Encoding.DER))
+    assert digest(copy, hashes.SHA256) == digest(certs[0], hashes.SHA256)
+    # the module's own memos: fingerprint and agency code follow the certificate, not a previous one
+    assert [fingerprint(c) for c in certs] == [c.fingerprint(hashes.SHA256()).hex() for c in certs]
+    assert [agency_of(c) for c in certs] == ["00001", "00002", "00003", "00004"]
+
+
+def test_per_certificate_memo_holds_its_certificates(factory):
+    """An entry keeps its certificate alive, so a freed certificate's id() cannot be reused by a new one
+    while the entry could still answer for it."""
+    import sys
+
+    from pki.trust import per_certificate
+
+    @per_certificate(maxsize=8)
+    def subject(cert):
+        return cert.subject.rfc4514_string()
+
+    cert = factory.agency_signing("00001", "short-lived").cert
+    alone = sys.getrefcount(cert)
+    assert "short-lived" in subject(cert)
+    assert sys.getrefcount(cert) > alone
+    subject.cache_clear()
+    assert sys.getrefcount(cert) == alone

@@ -308,6 +308,68 @@ async def test_validation_is_cached(letter, signer1, trust):
     assert trust.stats == {"hits": 2, "validations": 1}
 
 
+def _resign_author(signed: bytes, key, *, cert_digest: bytes | None = None) -> bytes:
+    """Re-make the author's XAdES signature with ``key`` after (optionally) replacing the signed CertDigest."""
+    from pki.keys import der_to_raw_ecdsa
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root = tree(signed)
+    sig = root.find(f"{E}Signatures/{DS}Signature")
+    xades = "{http://uri.etsi.org/01903/v1.3.2#}"
+    props = sig.find(f"{DS}Object/{xades}QualifyingProperties/{xades}SignedProperties")
+    if cert_digest is not None:
+        value = props.find(f".//{xades}CertDigest/{DS}DigestValue")
+        value.text = base64.b64encode(cert_digest).decode()
+    ref = [r for r in sig.iter(DS + "Reference") if r.get("URI") == "#" + props.get("Id")][0]
+    c14n = etree.tostring(props, method="c14n", exclusive=True)
+    ref.find(DS + "DigestValue").text = base64.b64encode(hashlib.sha256(c14n).digest()).decode()
+    signed_info = etree.tostring(sig.find(DS + "SignedInfo"), method="c14n", exclusive=True)
+    raw = der_to_raw_ecdsa(key.sign(signed_info, ec.ECDSA(hashes.SHA256())), 32)
+    sig.find(DS + "SignatureValue").text = base64.b64encode(raw).decode()
+    return dump(root)
+
+
+async def test_xades_certificate_digest_cache_lets_no_other_certificate_through(dev_pki, factory, letter, trust):
+    """The XAdES SigningCertificate digests are cached per certificate; the signed digest is still compared
+    per letter. Two certificates for one key (a re-issue): after letters signed under each have verified
+    (both digests cached), a letter whose signed CertDigest names the other certificate is refused."""
+    first = factory.agency_signing("00001", "Re-issued agency")
+    again = factory.issue(first.cert.subject, public_key=first.key.public_key())
+    signer_a = file_signer(first, dev_pki)
+    signer_b = file_signer(type(first)(again.cert, first.key), dev_pki)
+    for signer in (signer_a, signer_b):
+        verified = await xmldsig.verify_envelope(xmldsig.sign_envelope(letter, signer), trust, sender="00001")
+        assert verified.signer == signer.certificate
+    by_b = xmldsig.sign_envelope(letter, signer_b)
+    # the re-signing itself is sound: unchanged, it verifies
+    await xmldsig.verify_envelope(_resign_author(by_b, first.key), trust, sender="00001")
+    forged = _resign_author(by_b, first.key, cert_digest=first.cert.fingerprint(hashes.SHA256()))
+    error = await expect_code("signature.invalid", forged, trust)
+    assert "certificate digest" in str(error)
+
+
+def test_xades_schemas_are_signxmls_with_the_current_one_first():
+    """Reordering changes no verdict (a signature valid against any one passes) and keeps the last error."""
+    from signxml.xades import XAdESVerifier
+
+    ours, stock = xmldsig._XAdESVerifier.schema_files, XAdESVerifier.schema_files
+    assert sorted(ours) == sorted(stock) and ours[-1] == stock[-1]
+
+
+def test_digest_cached_certificate_is_per_certificate(signer1, signer2):
+    a, b = xmldsig._DigestCachedCert(signer1.certificate), xmldsig._DigestCachedCert(signer2.certificate)
+    for algorithm in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512()):
+        for _ in range(2):  # the second call answers from the cache
+            assert a.fingerprint(algorithm) == signer1.certificate.fingerprint(algorithm)
+            assert b.fingerprint(algorithm) == signer2.certificate.fingerprint(algorithm)
+    assert a.fingerprint(hashes.SHA256()) != b.fingerprint(hashes.SHA256())
+    from cryptography.hazmat.primitives.serialization import Encoding
+    assert a.public_bytes(Encoding.DER) == signer1.certificate.public_bytes(Encoding.DER)
+    assert a.public_bytes(Encoding.PEM) == signer1.certificate.public_bytes(Encoding.PEM)
+    with pytest.raises(AttributeError):
+        a.public_key()  # only what signxml's digest check uses is offered
+
+
 # --------------------------------------------------------------------------- seal
 
 
@@ -477,3 +539,55 @@ async def test_signed_ack_refusals(signer2, trust):
     with pytest.raises(PkiError) as info:
         await xmldsig.verify_signed_ack(weak, trust, agency="00002")
     assert info.value.code == "signature.algorithm"
+
+
+def test_lean_signatures_are_fresh_copies_of_a_per_key_template(letter, signer1, seal_signer, dev_pki, factory):
+    """Seals and receipts start from a cached template tree: each is a separate copy (signing one never
+    changes another or the template), and a different key or certificate gets its own template."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    first = tree(xmldsig.seal_envelope(letter, seal_signer))
+    second = tree(xmldsig.seal_envelope(envelope(message_id="another"), seal_signer))
+    s1, s2 = (r.find(f"{E}Signatures/{DS}Signature") for r in (first, second))
+    assert s1.findtext(f"{DS}SignatureValue") != s2.findtext(f"{DS}SignatureValue")
+    assert [d.text for d in s1.iter(DS + "DigestValue")][0] != [d.text for d in s2.iter(DS + "DigestValue")][0]
+    receipt = tree(xmldsig.sign_receipt(_receipt(), seal_signer))
+    assert [t.get("Algorithm") for t in receipt.iter(DS + "Transform")][0].endswith("#enveloped-signature")
+    assert not any(t.get("Algorithm").endswith("#enveloped-signature") for t in s1.iter(DS + "Transform"))
+    other = file_signer(factory.issue(seal_signer.certificate.subject, profile="seal"), dev_pki)
+    by_other = tree(xmldsig.seal_envelope(letter, other)).find(f"{E}Signatures/{DS}Signature")
+
+    def certs(sig):
+        return [c.text for c in sig.iter(DS + "X509Certificate")]
+
+    assert certs(by_other)[0] == base64.b64encode(other.certificate.public_bytes(Encoding.DER)).decode()
+    assert certs(s1)[0] == base64.b64encode(seal_signer.certificate.public_bytes(Encoding.DER)).decode()
+    template = xmldsig._signature_template(seal_signer.signature_method.value, 3, False, seal_signer.certificate,
+                                           *seal_signer.chain)
+    assert template.get("Id") is None and all(not d.text for d in template.iter(DS + "DigestValue"))
+    assert not template.findtext(f"{DS}SignatureValue")
+
+
+@pytest.mark.parametrize("bend", ["xpath child", "extra transform", "inclusive c14n", "enveloped on detached",
+                                  "unknown signature method", "unknown digest"])
+async def test_transform_and_algorithm_allow_list(letter, signer1, trust, bend):
+    """The allow-list runs before any cryptography: a reference's transforms are exactly none or exclusive c14n
+    (plus enveloped-signature for receipts), no Transform carries content, methods are on the list."""
+    root = tree(xmldsig.sign_envelope(letter, signer1, xades=False))
+    sig = root.find(f"{E}Signatures/{DS}Signature")
+    ref = sig.find(f"{DS}SignedInfo/{DS}Reference")
+    transform = ref.find(f"{DS}Transforms/{DS}Transform")
+    if bend == "xpath child":
+        etree.SubElement(transform, DS + "XPath").text = "self::node()"
+    elif bend == "extra transform":
+        transform.addnext(copy.deepcopy(transform))
+    elif bend == "inclusive c14n":
+        transform.set("Algorithm", "http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+    elif bend == "enveloped on detached":
+        transform.addprevious(etree.Element(DS + "Transform",
+                                            Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"))
+    elif bend == "unknown signature method":
+        sig.find(f"{DS}SignedInfo/{DS}SignatureMethod").set("Algorithm", "urn:example:made-up")
+    else:
+        ref.find(DS + "DigestMethod").set("Algorithm", "urn:example:made-up")
+    await expect_code("signature.algorithm", dump(root), trust)
