@@ -283,76 +283,109 @@ def decode_base64(text: str | None, field_name: str) -> bytes:
 # --------------------------------------------------------------------------- reading XML
 
 
-def _t(el: etree._Element | None, path: str) -> str:
-    if el is None:
-        return ""
-    child = el.find(path)
-    return "" if child is None else (child.text or "")
+class _Children:
+    """The direct children of one element by tag, indexed in one pass.
+
+    ``find`` goes through ElementPath, several times the cost of iterating the
+    children once, and reading a letter takes about forty look-ups (a profile of
+    the e-CMS letter path had ``read_letter`` at a tenth of the request). A
+    multi-step path keeps ElementPath's meaning: the first match under *any* of
+    the elements of the previous step.
+    """
+
+    __slots__ = ("_by_tag",)
+
+    def __init__(self, el: etree._Element | None) -> None:
+        by_tag: dict[object, list[etree._Element]] = {}
+        if el is not None:
+            for child in el:
+                by_tag.setdefault(child.tag, []).append(child)
+        self._by_tag = by_tag
+
+    def all(self, tag: str) -> list[etree._Element]:
+        return self._by_tag.get(tag, [])
+
+    def first(self, tag: str, *path: str) -> etree._Element | None:
+        level = self._by_tag.get(tag)
+        for step in path:
+            level = [c for p in level or () for c in p.iterchildren(step)]
+        return level[0] if level else None
+
+    def text(self, tag: str, *path: str) -> str:
+        child = self.first(tag, *path)
+        return "" if child is None else (child.text or "")
 
 
-def _party(el: etree._Element) -> Party:
+def _party(el: etree._Element | None) -> Party:
+    k = _Children(el)
     return Party(
-        department=_t(el, f"{_R}DepartmentOrganization/{_R}ID").strip(),
-        given_name=_t(el, f"{_R}GivenName"), family_name=_t(el, f"{_R}FamilyName"),
-        job_title=_t(el, f"{_R}JobTitle"), ministry=_t(el, f"{_R}MinistryOrganization/{_R}ID").strip(),
+        department=k.text(f"{_R}DepartmentOrganization", f"{_R}ID").strip(),
+        given_name=k.text(f"{_R}GivenName"), family_name=k.text(f"{_R}FamilyName"),
+        job_title=k.text(f"{_R}JobTitle"), ministry=k.text(f"{_R}MinistryOrganization", f"{_R}ID").strip(),
     )
 
 
 def _signer(el: etree._Element) -> Signer:
+    k = _Children(el)
     return Signer(
-        given_name=_t(el, f"{_R}GivenName"), family_name=_t(el, f"{_R}FamilyName"),
-        title=_t(el, f"{_R}Title") or _t(el, f"{_R}JobTitle"),
-        ministry=(_t(el, f"{_R}MinistryCode") or _t(el, f"{_R}MinistryOrganization/{_R}ID")).strip(),
-        department=(_t(el, f"{_R}DepartmentCode") or _t(el, f"{_R}DepartmentOrganization/{_R}ID")).strip(),
+        given_name=k.text(f"{_R}GivenName"), family_name=k.text(f"{_R}FamilyName"),
+        title=k.text(f"{_R}Title") or k.text(f"{_R}JobTitle"),
+        ministry=(k.text(f"{_R}MinistryCode") or k.text(f"{_R}MinistryOrganization", f"{_R}ID")).strip(),
+        department=(k.text(f"{_R}DepartmentCode") or k.text(f"{_R}DepartmentOrganization", f"{_R}ID")).strip(),
     )
 
 
 def find_government_signature(gov_doc: etree._Element) -> etree._Element | None:
     """The GovernmentSignature: sibling of the letter (standard) or inside it (seen in one client)."""
-    sig = gov_doc.find(f"{_R}GovernmentSignature")
+    k = _Children(gov_doc)
+    sig = k.first(f"{_R}GovernmentSignature")
     if sig is None:
-        sig = gov_doc.find(f"{_R}CorrespondenceLetter/{_R}GovernmentSignature")
+        sig = k.first(f"{_R}CorrespondenceLetter", f"{_R}GovernmentSignature")
     return sig
 
 
 def read_letter(gov_doc: etree._Element) -> EcmsLetter:
     """Read rsm:GovernmentDocument (schema-valid) into an :class:`EcmsLetter`."""
-    letter = gov_doc.find(f"{_R}CorrespondenceLetter")
+    letter_el = _Children(gov_doc).first(f"{_R}CorrespondenceLetter")
+    k = _Children(letter_el)
     where = "GovernmentDocument/CorrespondenceLetter"
-    refs = tuple(
-        Reference(id=_t(r, f"{_R}ID").strip(),
-                  date=parse_date(_t(r, f"{_R}CorrespondenceDate"), f"{where}/ReferenceCorrespondence[{i}]/CorrespondenceDate"),
-                  subject=_t(r, f"{_R}Subject"))
-        for i, r in enumerate(letter.iterfind(f"{_R}ReferenceCorrespondence"), start=1))
-    main_el = letter.find(f"{_R}MainLetterBinaryObject")
+    refs = []
+    for i, r in enumerate(k.all(f"{_R}ReferenceCorrespondence"), start=1):
+        rk = _Children(r)
+        refs.append(Reference(id=rk.text(f"{_R}ID").strip(),
+                              date=parse_date(rk.text(f"{_R}CorrespondenceDate"),
+                                              f"{where}/ReferenceCorrespondence[{i}]/CorrespondenceDate"),
+                              subject=rk.text(f"{_R}Subject")))
+    main_el = k.first(f"{_R}MainLetterBinaryObject")
     main = None
     if main_el is not None and "".join((main_el.text or "").split()):
         main = BinaryObject(normalise_mime(main_el.get("mimeCode")),
                             decode_base64(main_el.text, f"{where}/MainLetterBinaryObject"))
     attachments = []
-    for i, a in enumerate(letter.iterfind(f"{_R}AttachmentBinaryObject"), start=1):
+    for i, a in enumerate(k.all(f"{_R}AttachmentBinaryObject"), start=1):
         if not "".join((a.text or "").split()):
             continue  # clients emit empty placeholders
         attachments.append(BinaryObject(normalise_mime(a.get("mimeCode")),
                                         decode_base64(a.text, f"{where}/AttachmentBinaryObject[{i}]")))
     sig = find_government_signature(gov_doc)
-    signer_el = sig.find(f"{_R}SignerParty") if sig is not None else None
-    ds_sig = sig.find("{http://www.w3.org/2000/09/xmldsig#}Signature") if sig is not None else None
+    sk = _Children(sig)
+    signer_el = sk.first(f"{_R}SignerParty")
+    ds_sig = sk.first("{http://www.w3.org/2000/09/xmldsig#}Signature")
     return EcmsLetter(
-        id=_t(letter, f"{_R}ID").strip(),
-        date=parse_date(_t(letter, f"{_R}CorrespondenceDate"), f"{where}/CorrespondenceDate"),
-        subject=_t(letter, f"{_R}Subject").strip(),
-        speed_code=speed_code(_t(letter, f"{_R}SpeedCode"), f"{where}/SpeedCode"),
-        secret_code=secret_code(_t(letter, f"{_R}SecretCode"), f"{where}/SecretCode"),
-        sender=_party(letter.find(f"{_R}SenderParty")),
-        receivers=tuple(_party(p) for p in letter.iterfind(f"{_R}ReceiverParty")),
-        references=refs,
-        attachment_text=_t(letter, f"{_R}Attachment"),
-        send_date=_t(letter, f"{_R}SendDate").strip(),
-        description=_t(letter, f"{_R}Description"),
+        id=k.text(f"{_R}ID").strip(),
+        date=parse_date(k.text(f"{_R}CorrespondenceDate"), f"{where}/CorrespondenceDate"),
+        subject=k.text(f"{_R}Subject").strip(),
+        speed_code=speed_code(k.text(f"{_R}SpeedCode"), f"{where}/SpeedCode"),
+        secret_code=secret_code(k.text(f"{_R}SecretCode"), f"{where}/SecretCode"),
+        sender=_party(k.first(f"{_R}SenderParty")),
+        receivers=tuple(_party(p) for p in k.all(f"{_R}ReceiverParty")),
+        references=tuple(refs),
+        attachment_text=k.text(f"{_R}Attachment"),
+        send_date=k.text(f"{_R}SendDate").strip(),
+        description=k.text(f"{_R}Description"),
         main_letter=main,
         attachments=tuple(attachments),
-        signature_type=_t(sig, f"{_R}TypeCode").strip() if sig is not None else "",
+        signature_type=sk.text(f"{_R}TypeCode").strip() if sig is not None else "",
         signer=_signer(signer_el) if signer_el is not None else None,
         has_signature=ds_sig is not None,
         signature_xml=etree.tostring(ds_sig, with_tail=False) if ds_sig is not None else b"",
@@ -362,15 +395,16 @@ def read_letter(gov_doc: etree._Element) -> EcmsLetter:
 def read_notifier(el: etree._Element) -> EcmsNotifier:
     """Read an unqualified notifier element (schema-valid)."""
     name = etree.QName(el).localname
+    k = _Children(el)
     return EcmsNotifier(
         element=name,
-        letter_id=_t(el, "LetterID").strip(),
-        date=parse_date(_t(el, "CorrespondenceDate"), f"{name}/CorrespondenceDate"),
-        subject=_t(el, "Subject"),
-        accept_id=_t(el, "AcceptID").strip(),
-        accept_date=_t(el, "AcceptDate").strip(),
-        accept_department=_t(el, "AcceptDepartment/Code").strip(),
-        sender_department=_t(el, "SenderDepartment/Code").strip(),
+        letter_id=k.text("LetterID").strip(),
+        date=parse_date(k.text("CorrespondenceDate"), f"{name}/CorrespondenceDate"),
+        subject=k.text("Subject"),
+        accept_id=k.text("AcceptID").strip(),
+        accept_date=k.text("AcceptDate").strip(),
+        accept_department=k.text("AcceptDepartment", "Code").strip(),
+        sender_department=k.text("SenderDepartment", "Code").strip(),
     )
 
 
