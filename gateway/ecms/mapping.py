@@ -51,7 +51,7 @@ from lxml import etree
 
 from gateway.directory import Directory
 from gateway.ecms.codes import EcmsError
-from gateway.ecms.soap import RAM, RAM_NS, RSM, RSM_NS, U
+from gateway.ecms.soap import RAM, RAM_NS, RSM_NS, child  # noqa: F401 - RAM: callers build with mapping.RAM
 from gateway.envelope import (
     Attachment,
     Envelope,
@@ -411,52 +411,71 @@ def read_notifier(el: etree._Element) -> EcmsNotifier:
 # --------------------------------------------------------------------------- building XML
 
 
-def _party_el(tag: str, p: Party) -> etree._Element:
-    return getattr(RAM, tag)(
-        RAM.GivenName(p.given_name), RAM.FamilyName(p.family_name), RAM.JobTitle(p.job_title),
-        RAM.MinistryOrganization(RAM.ID(p.department[:2])),
-        RAM.DepartmentOrganization(RAM.ID(p.department)))
+def _party_el(parent: etree._Element, tag: str, p: Party) -> None:
+    el = child(parent, f"{_R}{tag}")
+    child(el, f"{_R}GivenName", p.given_name)
+    child(el, f"{_R}FamilyName", p.family_name)
+    child(el, f"{_R}JobTitle", p.job_title)
+    child(child(el, f"{_R}MinistryOrganization"), f"{_R}ID", p.department[:2])
+    child(child(el, f"{_R}DepartmentOrganization"), f"{_R}ID", p.department)
 
 
 def build_government_document(letter: EcmsLetter, *, signature: etree._Element | None = None) -> etree._Element:
     """rsm:GovernmentDocument in the element order clients read (ram:ID first: clients take
-    the first ``ram:ID`` in the answer as the letter number)."""
-    parts: list = [
-        RAM.ID(letter.id), RAM.CorrespondenceDate(letter.date.isoformat()), RAM.Subject(letter.subject),
-        RAM.SecretCode(letter.secret_code), RAM.SpeedCode(letter.speed_code),
-        _party_el("SenderParty", letter.sender),
-        *[_party_el("ReceiverParty", r) for r in letter.receivers],
-        *[RAM.ReferenceCorrespondence(RAM.ID(r.id), RAM.CorrespondenceDate(r.date.isoformat()), RAM.Subject(r.subject))
-          for r in letter.references],
-        RAM.Attachment(letter.attachment_text), RAM.SendDate(letter.send_date), RAM.Description(letter.description),
-    ]
+    the first ``ram:ID`` in the answer as the letter number).
+
+    Built with :func:`gateway.ecms.soap.child` (every letter answer echoes one; see
+    :mod:`gateway.ecms.soap` for why not the ElementMakers)."""
+    doc = etree.Element(f"{{{RSM_NS}}}GovernmentDocument", nsmap={"rsm": RSM_NS, "ram": RAM_NS})
+    el = child(doc, f"{_R}CorrespondenceLetter", attrib={"ID": "Letter"})
+    child(el, f"{_R}ID", letter.id)
+    child(el, f"{_R}CorrespondenceDate", letter.date.isoformat())
+    child(el, f"{_R}Subject", letter.subject)
+    child(el, f"{_R}SecretCode", letter.secret_code)
+    child(el, f"{_R}SpeedCode", letter.speed_code)
+    _party_el(el, "SenderParty", letter.sender)
+    for r in letter.receivers:
+        _party_el(el, "ReceiverParty", r)
+    for r in letter.references:
+        ref = child(el, f"{_R}ReferenceCorrespondence")
+        child(ref, f"{_R}ID", r.id)
+        child(ref, f"{_R}CorrespondenceDate", r.date.isoformat())
+        child(ref, f"{_R}Subject", r.subject)
+    child(el, f"{_R}Attachment", letter.attachment_text)
+    child(el, f"{_R}SendDate", letter.send_date)
+    child(el, f"{_R}Description", letter.description)
     main = letter.main_letter
-    parts.append(RAM.MainLetterBinaryObject(base64.b64encode(main.content).decode("ascii") if main else "",
-                                            mimeCode=main.mime_code if main else ""))
-    parts += [RAM.AttachmentBinaryObject(base64.b64encode(a.content).decode("ascii"), mimeCode=a.mime_code)
-              for a in letter.attachments]
-    gov_sig: list = []
+    child(el, f"{_R}MainLetterBinaryObject", base64.b64encode(main.content).decode("ascii") if main else "",
+          attrib={"mimeCode": main.mime_code if main else ""})
+    for a in letter.attachments:
+        child(el, f"{_R}AttachmentBinaryObject", base64.b64encode(a.content).decode("ascii"),
+              attrib={"mimeCode": a.mime_code})
     s = letter.signer
     if s is not None or signature is not None or letter.signature_type:
         s = s or Signer()
-        children = [RAM.TypeCode(letter.signature_type),
-                    RAM.SignerParty(RAM.GivenName(s.given_name), RAM.FamilyName(s.family_name), RAM.Title(s.title),
-                                    RAM.MinistryCode(s.ministry), RAM.DepartmentCode(s.department))]
+        sig = child(doc, f"{_R}GovernmentSignature")
+        child(sig, f"{_R}TypeCode", letter.signature_type)
+        signer = child(sig, f"{_R}SignerParty")
+        for tag, value in (("GivenName", s.given_name), ("FamilyName", s.family_name), ("Title", s.title),
+                           ("MinistryCode", s.ministry), ("DepartmentCode", s.department)):
+            child(signer, f"{_R}{tag}", value)
         if signature is not None:
-            children.append(signature)
-        gov_sig.append(RAM.GovernmentSignature(*children))
-    return RSM.GovernmentDocument(RAM.CorrespondenceLetter(*parts, ID="Letter"), *gov_sig)
+            sig.append(signature)
+    return doc
 
 
 def build_notifier(n: EcmsNotifier) -> etree._Element:
     """A notifier as answered to clients: LetterID, [AcceptID], CorrespondenceDate, Subject,
     AcceptDate, AcceptDepartment/Code."""
-    parts = [U.LetterID(n.letter_id)]
+    el = etree.Element(n.element)
+    child(el, "LetterID", n.letter_id)
     if n.element in ("AcceptLetterNotifier", "InvalidAcceptIDNotifier"):
-        parts.append(U.AcceptID(n.accept_id))
-    parts += [U.CorrespondenceDate(n.date.isoformat()), U.Subject(n.subject), U.AcceptDate(n.accept_date),
-              U.AcceptDepartment(U.Code(n.accept_department))]
-    return getattr(U, n.element)(*parts)
+        child(el, "AcceptID", n.accept_id)
+    child(el, "CorrespondenceDate", n.date.isoformat())
+    child(el, "Subject", n.subject)
+    child(el, "AcceptDate", n.accept_date)
+    child(child(el, "AcceptDepartment"), "Code", n.accept_department)
+    return el
 
 
 # --------------------------------------------------------------------------- native mapping
