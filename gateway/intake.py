@@ -155,7 +155,8 @@ class Intake:
         # From here on every log line of this request names the letter (refusals included), so an
         # operator can find it with the id the agency's own system logged.
         structlog.contextvars.bind_contextvars(
-            message_id=root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
+            message_id=built.envelope.header.message_id if built is not None
+            else root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
         _refuse_comments(root)
         _refuse_processing_instructions(root)
         _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
