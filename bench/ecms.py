@@ -5,13 +5,24 @@ the comparison is of the protocol work, seal on) receives N letters from an
 e-CMS client (agency 20001, the shape the BOI-DMS client sends) and N native
 envelopes of the same size; the ratio is e-CMS / native (target >= 0.70).
 
-Usage: python bench/ecms.py [--quick] [--letters N] [--clients C] [--processes P]
+The two kinds are sent in alternating rounds (native then e-CMS, then e-CMS
+then native, ...; ``--rounds``) and each rate is its letters over its own time
+summed across the rounds: on a shared machine the background load drifts
+within a minute, and two back-to-back halves measured it as much as the
+gateway (the same code gave ratios from 0.27 to 0.62 in one hour). For the
+same reason it also prints the gateway processes' CPU time per letter of each
+kind (user + system, from /proc, the database's excluded) and their ratio
+``cpu_ratio`` = native / e-CMS CPU per letter, which background load moves far
+less than wall-clock rates: what a change to the e-CMS path saved shows there.
+
+Usage: python bench/ecms.py [--quick] [--letters N] [--clients C] [--processes P] [--rounds R]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import uuid
@@ -40,12 +51,27 @@ def native_letters(n: int, size: int) -> list[bytes]:
             for _ in range(n)]
 
 
+def gateway_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the gateway's processes (its process group)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ..., utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--letters", type=int)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=8, help="alternating rounds of each kind")
     args = ap.parse_args()
     n = args.letters or (400 if args.quick else 4000)
     soap = ecms_letters(n + 100)
@@ -63,20 +89,35 @@ def main() -> None:
                 await gw.wait_ready(60)
                 h_native = {"Authorization": "Bearer dev-token-ops-moe", "Content-Type": "application/xml"}
                 h_soap = {"Authorization": "Bearer dev-token-ops-moe", "Content-Type": "text/xml; charset=utf-8"}
-                await post_all(f"{gw.url}/v1/messages", native[:100], headers=h_native, clients=args.clients)
-                await post_all(f"{gw.url}/ecms-ws01/service2", soap[:100], headers=h_soap, clients=args.clients)
-                nat = await post_all(f"{gw.url}/v1/messages", native[100:], headers=h_native, clients=args.clients)
-                ecm = await post_all(f"{gw.url}/ecms-ws01/service2", soap[100:], headers=h_soap,
-                                     clients=args.clients)
-                return nat, ecm
+                kinds = {"native": (f"{gw.url}/v1/messages", native, h_native),
+                         "ecms": (f"{gw.url}/ecms-ws01/service2", soap, h_soap)}
+                for url, bodies, headers in kinds.values():  # warm-up
+                    await post_all(url, bodies[:100], headers=headers, clients=args.clients)
+                totals = {k: [0.0, [], {}, 0.0] for k in kinds}  # seconds, latencies, status codes, CPU s
+                rounds = max(1, args.rounds)
+                for r in range(rounds):
+                    for kind in (("native", "ecms") if r % 2 == 0 else ("ecms", "native")):
+                        url, bodies, headers = kinds[kind]
+                        chunk = bodies[100:][r * n // rounds:(r + 1) * n // rounds]
+                        cpu0 = gateway_cpu_s(gw.proc.pid)
+                        rate, lat, codes = await post_all(url, chunk, headers=headers, clients=args.clients)
+                        t = totals[kind]
+                        t[3] += gateway_cpu_s(gw.proc.pid) - cpu0
+                        t[0] += len(chunk) / rate
+                        t[1] += lat
+                        for code, count in codes.items():
+                            t[2][code] = t[2].get(code, 0) + count
+                return tuple((n / t[0], t[1], t[2], t[3] / n) for t in (totals["native"], totals["ecms"]))
 
-            (nat_rate, nat_lat, nat_codes), (ecms_rate, ecms_lat, ecms_codes) = asyncio.run(run())
+            (nat_rate, nat_lat, nat_codes, nat_cpu), (ecms_rate, ecms_lat, ecms_codes, ecms_cpu) = asyncio.run(run())
         finally:
             gw.stop()
     print(f"native status codes: {nat_codes}  e-CMS status codes: {ecms_codes}")
     print(figures(letters=n, soap_bytes=len(soap[0]), native_bytes=len(native[0]), processes=args.processes,
                   ecms_letters_per_s=ecms_rate, native_letters_per_s=nat_rate, ratio=ecms_rate / nat_rate,
-                  ecms_p99_ms=percentile(ecms_lat, 99) * 1000, native_p99_ms=percentile(nat_lat, 99) * 1000))
+                  ecms_p99_ms=percentile(ecms_lat, 99) * 1000, native_p99_ms=percentile(nat_lat, 99) * 1000,
+                  ecms_cpu_ms_per_letter=ecms_cpu * 1000, native_cpu_ms_per_letter=nat_cpu * 1000,
+                  cpu_ratio=nat_cpu / ecms_cpu))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ Operations and how they map:
 
 * ``CorrespondenceLetterOutboundRequest`` with a letter: mapped to a native
   envelope (:mod:`gateway.ecms.mapping`) and ``Exchange.submit(channel="ecms",
-  evidence=<the SOAP bytes>)``. ProcessID = the native message id, which is a
+  evidence=<the SOAP bytes>)``; the envelope goes as a
+  :class:`gateway.intake.BuiltEnvelope`, so intake checks the tree it was built
+  as instead of parsing its bytes again. ProcessID = the native message id, which is a
   digest of the letter, so a client retry gets the original ProcessID.
 * ... with a notifier: correlated by LetterID + CorrespondenceDate through
   ``Exchange.find_letter`` (the receiver answering; InvalidAcceptIDNotifier: the
@@ -53,6 +55,7 @@ from gateway.ecms import mapping, soap
 from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
 from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.intake import BuiltEnvelope
 
 log = structlog.get_logger("gateway.ecms")
 
@@ -234,7 +237,7 @@ class EcmsFacade:
             env = mapping.letter_to_envelope(letter, sender=caller, message_id=message_id, created_at=now,
                                              directory=self.directory)
             try:
-                result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
+                result = await self.exchange.submit(BuiltEnvelope(env), agency=caller, channel="ecms",
                                                     evidence=data)
             except Conflict as exc:
                 # The envelope of a retry differs from the stored one only in CreatedAt:
@@ -337,7 +340,7 @@ class EcmsFacade:
         env = mapping.notifier_to_envelope(n, sender=caller, recipient=target, message_id=message_id,
                                            created_at=now, ref_to_message_id=ref.message_id)
         try:
-            result = await self.exchange.submit(native.build_envelope(env), agency=caller, channel="ecms",
+            result = await self.exchange.submit(BuiltEnvelope(env), agency=caller, channel="ecms",
                                                 evidence=data)
         except Conflict as exc:
             if exc.code != "message.id_reused":
