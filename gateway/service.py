@@ -328,6 +328,13 @@ class Exchange:
             return None
         return LetterRef(message_id=row["message_id"], sender=row["sender"], recipients=tuple(row["recipients"]))
 
+    async def letter_sent_otherwise(self, *, sender: str, letter_number: str, letter_date: dt.date,
+                                    recipients: list[str], message_id: str) -> str | None:
+        """A recipient whose latest live letter from ``sender`` under this number and date is not
+        ``message_id`` (nor a resend of it), or None: the e-CMS resend rule, one query."""
+        return await self.pool.fetchval(queries["letter_sent_otherwise"], sender, letter_number, letter_date,
+                                        recipients, message_id)
+
     async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date, recipient: str) -> int:
         """Withdraw a letter (by number and date, the e-CMS way) from one recipient; returns how many."""
         return await self._withdraw(sender, queries["withdraw"], sender, letter_number, letter_date, recipient)

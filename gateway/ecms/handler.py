@@ -40,7 +40,7 @@ import datetime as dt
 import functools
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 import structlog
@@ -115,7 +115,7 @@ class OutboundItem:
 
 class EcmsExchange(Protocol):
     """The part of :class:`gateway.service.Exchange` the facade uses. ``find_letter``,
-    ``withdraw`` and ``outbound`` are additions requested from the service."""
+    ``letter_sent_otherwise``, ``withdraw`` and ``outbound`` are additions requested from the service."""
 
     directory: Directory
 
@@ -126,6 +126,8 @@ class EcmsExchange(Protocol):
     async def message_status(self, sender: str, message_id: str) -> dict: ...
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
                           recipient: str | None = None) -> LetterRef | None: ...
+    async def letter_sent_otherwise(self, *, sender: str, letter_number: str, letter_date: dt.date,
+                                    recipients: list[str], message_id: str) -> str | None: ...
     async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date,
                        recipient: str) -> int: ...
     async def outbound(self, sender: str, *, limit: int = 100) -> Sequence[OutboundItem]: ...
@@ -295,21 +297,17 @@ class EcmsFacade:
         return replace(report, trusted=True, reason=None)
 
     async def _refuse_resend_without_withdraw(self, letter: mapping.EcmsLetter, caller: str) -> None:
-        find = getattr(self.exchange, "find_letter", None)
-        if find is None:
-            return
-        for r in letter.receivers:
-            ref = await find(letter_number=letter.id, letter_date=letter.date, sender=caller,
-                             recipient=r.department)
-            if ref is None:
-                continue
-            # The same letter again (a retry) is answered by deduplication; a *different*
-            # letter under the same number and date must wait for a withdrawal.
-            if ref.message_id.split(".r")[0] != mapping.letter_message_id(caller, letter):
-                raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {r.department}; "
-                                "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
-                                ecms_code="ECMS-306", code="ecms.already_sent",
-                                field="GovernmentDocument/CorrespondenceLetter/ID", status=409)
+        # The same letter again (a retry) is answered by deduplication; a *different* letter
+        # under the same number and date must wait for a withdrawal.
+        receivers = sorted({r.department for r in letter.receivers})
+        other = await self.exchange.letter_sent_otherwise(
+            sender=caller, letter_number=letter.id, letter_date=letter.date, recipients=receivers,
+            message_id=mapping.letter_message_id(caller, letter))
+        if other is not None:
+            raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {other}; "
+                            "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
+                            ecms_code="ECMS-306", code="ecms.already_sent",
+                            field="GovernmentDocument/CorrespondenceLetter/ID", status=409)
 
     async def _send_notifier(self, req, item, caller, now, data):
         n = mapping.read_notifier(item)

@@ -288,6 +288,22 @@ HAVING ($4::text IS NULL OR bool_or(d.recipient = $4 AND d.status <> 'withdrawn'
 ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT 1;
 
+-- name: letter_sent_otherwise
+-- The e-CMS resend rule in one round trip: the first of the recipients $4 whose latest live
+-- letter from $1 with number $2 and date $3 is another letter than $5 (neither it nor a
+-- resend of it, $5 || '.r<n>'): that recipient needs a withdrawal before another letter
+-- goes to it under the same number (find_letter, per recipient, said the same).
+SELECT recipient FROM (
+    SELECT DISTINCT ON (d.recipient) d.recipient, m.message_id
+    FROM messages m JOIN deliveries d ON d.message_pk = m.pk
+    WHERE m.message_type = 'letter' AND m.letter_number = $2 AND m.letter_date = $3 AND m.sender = $1
+      AND d.recipient = ANY ($4::text[]) AND d.status <> 'withdrawn'
+    ORDER BY d.recipient, m.accepted_at DESC, m.pk DESC
+) latest
+WHERE split_part(message_id, '.r', 1) <> $5
+ORDER BY recipient
+LIMIT 1;
+
 -- name: withdraw
 -- The sender withdraws its letter from one recipient. Allowed while the letter
 -- is not delivered (queued, in flight, in the inbox, dead), or when that

@@ -172,6 +172,14 @@ class MemoryExchange:
                 return LetterRef(msg.message_id, msg.sender, tuple(live))
         return None
 
+    async def letter_sent_otherwise(self, *, sender, letter_number, letter_date, recipients, message_id):
+        for r in recipients:
+            ref = await self.find_letter(letter_number=letter_number, letter_date=letter_date, sender=sender,
+                                         recipient=r)
+            if ref is not None and ref.message_id.split(".r")[0] != message_id:
+                return r
+        return None
+
     async def withdraw(self, sender, *, letter_number, letter_date, recipient):
         count = 0
         for msg in self.order:
