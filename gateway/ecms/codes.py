@@ -37,6 +37,7 @@ CODES: Final[dict[str, tuple[str, str]]] = {
     "ECMS-103": ("not_soap", "The request is not a SOAP 1.1 Envelope with a Body."),
     "ECMS-104": ("unknown_operation", "The Body does not hold exactly one known e-CMS operation."),
     "ECMS-105": ("schema_invalid", "The operation does not match the e-CMS schema (the field is named)."),
+    "ECMS-106": ("timeout", "The request body did not arrive in time (a body trickled in is not waited for)."),
     "ECMS-200": ("auth_required", "The caller is not authenticated (token or client certificate)."),
     "ECMS-201": ("wrong_sender", "The request names a sender department other than the caller."),
     "ECMS-202": ("not_yours", "The ProcessID or letter belongs to another agency."),
