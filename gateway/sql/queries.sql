@@ -77,11 +77,6 @@ RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.
 UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $3, attempts = attempts - 1, leased_by = NULL
 WHERE id = $1 AND status = 'sending' AND leased_by = $2 AND attempts = $4;
 
--- name: mark_delivered
-UPDATE deliveries SET status = 'delivered', delivered_at = $3, leased_by = NULL, last_error = NULL
-WHERE id = $1 AND status IN ('sending', 'inbox', 'queued', 'retry_wait') AND (leased_by = $2 OR $2 IS NULL)
-RETURNING message_pk, recipient;
-
 -- name: mark_retry
 UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $3, last_error = $4, leased_by = NULL
 WHERE id = $1 AND status = 'sending' AND leased_by = $2;
@@ -91,7 +86,8 @@ UPDATE deliveries SET status = 'dead', last_error = $3, leased_by = NULL
 WHERE id = $1 AND status = 'sending' AND leased_by = $2;
 
 -- name: mark_delivered_for_receipt
--- mark_delivered, answering what the delivery receipt needs in the same round trip: the message's
+-- A delivery becomes delivered (from a deliverable state; the dispatcher's only while it holds the
+-- lease), answering what the delivery receipt needs in the same round trip: the message's
 -- identity and the SHA-256 of the forwarded bytes (computed here, so a large envelope does not
 -- travel back to the gateway only to be hashed). The UPDATE locks the delivery row.
 WITH d AS (
@@ -194,12 +190,6 @@ SELECT d.id, d.status::text AS status, d.recipient, d.message_pk, m.message_id, 
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.id = $1
 FOR UPDATE OF d;
-
--- name: insert_receipt
-INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING
-RETURNING pk;
 
 -- name: message_receipts
 SELECT delivery_id, kind, receipt, ack, created_at FROM receipts WHERE message_pk = $1 ORDER BY pk;
@@ -312,7 +302,7 @@ LIMIT 1;
 -- with ``withdrawable``; unless all are, nothing changes (``withdrawn`` false)
 -- and the caller refuses with message.not_withdrawable. A delivery in flight
 -- finishes its attempt but cannot be recorded as delivered any more
--- (mark_delivered requires a deliverable state).
+-- (mark_delivered_for_receipt requires a deliverable state).
 WITH target AS (
     SELECT d.id, d.message_pk, m.message_id, d.recipient, d.status::text AS status, ans.notifier_kind AS answer,
            (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable

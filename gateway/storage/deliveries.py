@@ -110,14 +110,10 @@ async def record_attempt(db: Executor, delivery_id: uuid.UUID, attempt: int, sta
     await db.execute(queries["record_attempt"], delivery_id, attempt, started, finished, outcome, error)
 
 
-async def mark_delivered(db: Executor, delivery_id: uuid.UUID, worker: str | None, at: dt.datetime):
-    """Returns (message_pk, recipient) or None when the delivery was not in a deliverable state."""
-    return await db.fetchrow(queries["mark_delivered"], delivery_id, worker, at)
-
-
 async def mark_delivered_for_receipt(db: Executor, delivery_id: uuid.UUID, worker: str | None, at: dt.datetime):
-    """Like :func:`mark_delivered`, returning what the delivery receipt needs (message identity,
-    ``forwarded_sha256``), or None when the delivery was not in a deliverable state."""
+    """Mark the delivery delivered (``worker``: only while it holds the lease); returns what the
+    delivery receipt needs (message identity, ``forwarded_sha256``), or None when the delivery was
+    not in a deliverable state."""
     return await db.fetchrow(queries["mark_delivered_for_receipt"], delivery_id, worker, at)
 
 
