@@ -135,21 +135,27 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
     return len(bodies) / elapsed, latencies, codes
 
 
+def _cpu_of(processes) -> float:
+    """CPU seconds (user + system) of these psutil processes; one that ended meanwhile counts 0."""
+    import psutil
+
+    total = 0.0
+    for q in processes:
+        try:
+            t = q.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def gateway_cpu(procs) -> float:
     """CPU seconds (user + system) used so far by the gateway processes and their workers: the
     figure that does not depend on what else the machine is running, unlike letters/s."""
     import psutil
 
-    total = 0.0
-    for p in procs:
-        top = psutil.Process(p.proc.pid)
-        for q in (top, *top.children(recursive=True)):
-            try:
-                t = q.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-    return total
+    tops = [psutil.Process(p.proc.pid) for p in procs]
+    return _cpu_of([q for top in tops for q in (top, *top.children(recursive=True))])
 
 
 class MachineCpu:
@@ -183,14 +189,7 @@ async def postgres_cpu(dsn: str) -> float | None:
         try:
             postmaster = psutil.Process(pid).parent()  # while this backend still lives
             t = postmaster.cpu_times()
-            total = t.user + t.system + t.children_user + t.children_system
-            for q in postmaster.children(recursive=True):
-                try:
-                    t = q.cpu_times()
-                except psutil.NoSuchProcess:
-                    continue
-                total += t.user + t.system
-            return total
+            return t.children_user + t.children_system + _cpu_of([postmaster, *postmaster.children(recursive=True)])
         except (psutil.Error, OSError, AttributeError):
             return None
     finally:

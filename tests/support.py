@@ -283,6 +283,23 @@ class UnrulyOffice(Office):
             await self.start(self.port)
 
 
+async def trickle(host: str, port: int, head: bytes, first_bytes: bytes) -> tuple[bytes, bytes, float]:
+    """Send a request's head and the first bytes of its body, then nothing (slowloris); return the
+    answer's head, its body and the seconds it took to come."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(head + first_bytes)
+        await writer.drain()
+        t0 = time.monotonic()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        elapsed = time.monotonic() - t0
+        length = int(next(line.split(b":")[1] for line in answer.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        return answer, await asyncio.wait_for(reader.readexactly(length), timeout=10), elapsed
+    finally:
+        writer.close()
+
+
 async def stored_counts(pool, tables=("messages", "deliveries", "receipts")) -> dict[str, int]:
     """Rows a submission can leave behind in ``tables``, and ``audit_events``: not start-up's
     directory event, nor the ``message.rejected`` event that records a refusal (who, why and a

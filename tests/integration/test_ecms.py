@@ -321,20 +321,12 @@ async def test_readme_conformance_command_passes_against_the_example_directory(d
 
 async def test_a_trickled_soap_body_gets_ecms_106_and_nothing_stored(make_client, pool):
     """The native API's body deadline holds for the e-CMS endpoint too (slowloris)."""
-    import asyncio
+    from tests.support import trickle
 
     client = await make_client(body_timeout_s=0.3, body_min_rate=1_000_000)
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    try:
-        writer.write(b"POST /ecms-ws01/service2 HTTP/1.1\r\nHost: gateway\r\nContent-Type: text/xml\r\n"
-                     b"Content-Length: 5000\r\n\r\n<SOAP-ENV:Envelope")
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
-        body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
-    finally:
-        writer.close()
+    head, body, _ = await trickle(client.server.host, client.server.port,
+                                  b"POST /ecms-ws01/service2 HTTP/1.1\r\nHost: gateway\r\nContent-Type: text/xml\r\n"
+                                  b"Content-Length: 5000\r\n\r\n", b"<SOAP-ENV:Envelope")
     assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head, head
     assert errors(body) == ["ECMS-106"]
     assert await messages_from(pool, OPM) == 0

@@ -1,14 +1,12 @@
 """Submission through the real HTTP API on a real database."""
 
-import asyncio
 import hashlib
 import json
-import time
 
 import pytest
 
 from gateway.envelope import Secrecy
-from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes, stored_counts
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes, stored_counts, trickle
 
 
 def auth(agency=OPM):
@@ -139,20 +137,10 @@ async def test_a_trickled_body_times_out_with_408_and_nothing_stored(make_client
     # slowloris: the headers promise 5000 bytes, 10 arrive, then nothing; the gateway answers within
     # its body deadline (0.3 s + 5000 B at 1 MB/s here) and closes, instead of waiting for ever
     client = await make_client(body_timeout_s=0.3, body_min_rate=1_000_000)
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    try:
-        writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/xml\r\n"
-                     + f"Authorization: Bearer {TOKENS[OPM]}\r\nContent-Length: 5000\r\n\r\n".encode()
-                     + b"<?xml vers")
-        await writer.drain()
-        t0 = time.monotonic()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-        elapsed = time.monotonic() - t0
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
-        body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
-    finally:
-        writer.close()
+    head, body, elapsed = await trickle(
+        client.server.host, client.server.port,
+        b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/xml\r\n"
+        + f"Authorization: Bearer {TOKENS[OPM]}\r\nContent-Length: 5000\r\n\r\n".encode(), b"<?xml vers")
     # answered at the deadline, and the connection is not kept for the rest of the trickle
     # (aiohttp lingers at most its lingering_time for it, then closes)
     assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head, head
