@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway import auth, db, keys, parts
 from gateway.errors import EnvelopeError, GatewayError, NotFound, Unavailable
+from gateway.limits import body_deadline_s
 from gateway.logging import log_context
 
 log = structlog.get_logger(__name__)
@@ -94,12 +95,9 @@ async def error_middleware(request: web.Request, handler):
 
 @contextlib.asynccontextmanager
 async def body_deadline(request: web.Request, largest: int):
-    """Bound the time a client takes to send its body: ``GATEWAY_BODY_TIMEOUT_S`` plus its declared
-    size (else ``largest``) at ``GATEWAY_BODY_MIN_RATE``. A trickled body (slowloris) gets 408
-    ``request.timeout`` and the connection is closed."""
-    settings = request.app[keys.SETTINGS]
-    size = request.content_length if request.content_length is not None else largest
-    seconds = settings.body_timeout_s + size / settings.body_min_rate
+    """Bound the time a client takes to send its body (:func:`gateway.limits.body_deadline_s`).
+    A trickled body (slowloris) gets 408 ``request.timeout`` and the connection is closed."""
+    seconds = body_deadline_s(request.app, request.content_length, largest)
     try:
         async with asyncio.timeout(seconds):
             yield

@@ -56,7 +56,7 @@ from gateway.logging import log_context
 from gateway.service import Exchange
 from gateway.settings import DispatchSettings
 from gateway.storage import audit, deliveries, destinations
-from gateway.db import TRANSIENT_ERRORS
+from gateway.db import TRANSIENT_ERRORS, call_with_retries
 from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import ClaimedDelivery
 
@@ -223,18 +223,12 @@ class Dispatcher:
         the lease, so a short outage delays the next step by seconds rather than a whole lease. If
         the commit landed but its answer was lost, the retry fails on the attempt's key and stops:
         the state is already right."""
-        try:  # the first attempt outside tenacity, whose set-up costs more than a healthy attempt
-            return await self._record(c, route, outcome, started)
-        except TRANSIENT_ERRORS:
-            pass
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
-            wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
-            stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True)
-        async for attempt in retrying:
-            with attempt:
-                return await self._record(c, route, outcome, started)
-        raise AssertionError("unreachable")
+        return await call_with_retries(
+            lambda: self._record(c, route, outcome, started),
+            lambda: tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
+                wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
+                stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True))
 
     async def _record(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
         x = self.x

@@ -13,6 +13,9 @@ Two limits answer 429 with ``Retry-After`` before a submission is even parsed:
 
 Pull inboxes do not count towards the queue: an office that is slow to fetch
 holds its own letters, not the gateway's outbound capacity.
+
+A request body has a deadline (:func:`body_deadline_s`), so a client that
+trickles its body (slowloris) cannot hold a connection for ever.
 """
 
 from __future__ import annotations
@@ -144,3 +147,16 @@ class LoginThrottle:
 
     def succeeded(self, username: str) -> None:
         self._failures.pop(("user", username), None)
+
+
+def body_deadline_s(app, content_length: int | None, largest: int) -> float:
+    """Seconds a request body may take: ``GATEWAY_BODY_TIMEOUT_S`` plus its declared size (else
+    ``largest``) at ``GATEWAY_BODY_MIN_RATE``; the defaults for an app built without settings (an
+    e-CMS facade on its own). Shared by the native API and the e-CMS endpoint."""
+    from gateway import keys
+    from gateway.settings import Settings
+
+    settings = app.get(keys.SETTINGS)
+    timeout_s = settings.body_timeout_s if settings is not None else Settings.body_timeout_s
+    min_rate = settings.body_min_rate if settings is not None else Settings.body_min_rate
+    return timeout_s + (content_length if content_length is not None else largest) / min_rate

@@ -57,6 +57,7 @@ from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.intake import BuiltEnvelope
+from gateway.limits import body_deadline_s
 
 log = structlog.get_logger("gateway.ecms")
 
@@ -559,7 +560,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     else:
         data = bytearray()
         try:
-            async with _body_deadline(request, limit):
+            async with asyncio.timeout(body_deadline_s(request.app, request.content_length, limit)):
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     data += chunk
                     if len(data) > limit:
@@ -577,19 +578,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
             caller = identify_caller(request, facade.directory, facade.settings)
             answer = await facade.handle(bytes(data), caller=caller)
     return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
-
-
-def _body_deadline(request: web.Request, largest: int):
-    """The gateway's body deadline (GATEWAY_BODY_TIMEOUT_S + size at GATEWAY_BODY_MIN_RATE; the
-    defaults when the facade runs outside create_app): raises TimeoutError."""
-    from gateway import keys
-    from gateway.settings import Settings
-
-    settings = request.app.get(keys.SETTINGS)
-    timeout_s = settings.body_timeout_s if settings is not None else Settings.body_timeout_s
-    min_rate = settings.body_min_rate if settings is not None else Settings.body_min_rate
-    size = request.content_length if request.content_length is not None else largest
-    return asyncio.timeout(timeout_s + size / min_rate)
 
 
 def setup_routes(app: web.Application, facade: EcmsFacade | None = None, *,
