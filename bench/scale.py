@@ -102,7 +102,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import MachineCpu, figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env,  # noqa: E402
-                           write_directory)
+                           stop_group, write_directory)
 
 HEADERS = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
 OFFICES = {"cmi": CMI, "kkn": KKN}
@@ -202,13 +202,7 @@ class OfficeProcess:
                 await asyncio.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc)
 
 
 # ---------------------------------------------------------------------------- RSS sampling

@@ -138,12 +138,19 @@ class GatewayProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc)
+
+
+def stop_group(proc: subprocess.Popen | None) -> None:
+    """Stop a process started in its own session, with its children: SIGTERM to the group, then
+    SIGKILL if it has not exited within 10 s."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def gateway_env(*, database_url: str, directory: Path, port: int, data_dir: Path, **extra: str) -> dict[str, str]:

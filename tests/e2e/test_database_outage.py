@@ -50,6 +50,13 @@ def auth():
     return {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
 
 
+async def accepted(gw: GatewayProcess, message_id: str) -> None:
+    """Submit a letter to ``gw``; it must be accepted (202)."""
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id=message_id), headers=auth()) as r:
+            assert r.status == 202, await r.text()
+
+
 async def test_database_outage_answers_503_and_loses_nothing(own_postgres, workdir):
     dsn = own_postgres.get_uri()
     conn = await asyncpg.connect(dsn)
@@ -141,10 +148,7 @@ async def test_a_multi_host_url_finds_the_writable_server(database_url, workdir)
                         log_path=workdir / "gateway.log").start()
     try:
         await gw.wait_ready()
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id="multi-host"),
-                              headers=auth()) as r:
-                assert r.status == 202, await r.text()
+        await accepted(gw, "multi-host")
     finally:
         gw.stop()
     conn = await asyncpg.connect(database_url)
@@ -170,9 +174,6 @@ async def test_a_gateway_started_before_its_database_waits_for_it(own_postgres, 
         assert gw.proc.poll() is None, "the gateway exited instead of waiting"
         own_postgres.ensure_postgres_running()
         await gw.wait_ready()
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{gw.url}/v1/messages", data=letter_bytes(message_id="after-power-cut"),
-                              headers=auth()) as r:
-                assert r.status == 202, await r.text()
+        await accepted(gw, "after-power-cut")
     finally:
         gw.stop()
