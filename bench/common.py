@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import asyncpg
 
@@ -100,14 +101,16 @@ def median(values):
 
 async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients: int,
                    ok: tuple[int, ...] = (200, 202),
-                   statuses: list[int] | None = None) -> tuple[float, list[float], dict[int, int]]:
+                   statuses: list[int] | None = None,
+                   outcome: Callable[[int, bytes], object] | None = None) -> tuple[float, list[float], dict]:
     """Closed-loop load: ``clients`` concurrent posters send ``bodies`` to ``url``.
 
     ``url`` may be a list: request ``i`` goes to ``url[i % len(url)]`` (round-robin over
     several gateway processes). If ``statuses`` is given it is filled with each body's
-    status code, in the order of ``bodies``.
+    status code, in the order of ``bodies``. ``outcome(status, body)`` names what an answer
+    counts as (default: its status code), for protocols that refuse with HTTP 200 (e-CMS).
 
-    Returns (requests per second, latencies in seconds, status code counts).
+    Returns (requests per second, latencies in seconds, counts of each outcome).
     """
     import aiohttp
 
@@ -123,8 +126,9 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
             for i, body in it:
                 t = time.perf_counter()
                 async with s.post(urls[i % len(urls)], data=body, headers=headers) as r:
-                    await r.read()
-                    codes[r.status] = codes.get(r.status, 0) + 1
+                    answer = await r.read()
+                    key = r.status if outcome is None else outcome(r.status, answer)
+                    codes[key] = codes.get(key, 0) + 1
                     if statuses is not None:
                         statuses[i] = r.status
                 latencies.append(time.perf_counter() - t)

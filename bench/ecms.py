@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
+import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, figures, percentile, post_all  # noqa: E402
-from tests.support import ROOT, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
+from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
+from gateway.envelope import build_envelope  # noqa: E402
+from tests.support import ROOT, GatewayProcess, free_port, gateway_env, letter  # noqa: E402
 
 SENDER, RECEIVER = "20001", "1550100000"
 
@@ -42,27 +44,24 @@ def ecms_letters(n: int) -> list[bytes]:
     base = base.replace(b"<ram:ID>11002</ram:ID>", f"<ram:ID>{RECEIVER}</ram:ID>".encode())
     marker = "อก 0905/0007".encode()
     assert marker in base
-    return [base.replace(marker, f"อก 0905/{uuid.uuid4().hex[:12]}".encode()) for _ in range(n)]
+    return [base.replace(marker, f"อก 0905/{i + 1}".encode()) for i in range(n)]
 
 
 def native_letters(n: int, size: int) -> list[bytes]:
     pdf = b"%PDF-1.4\n" + b"x" * max(100, size * 3 // 4 - 1500)
-    return [letter_bytes(sender=SENDER, recipients=(RECEIVER,), message_id=str(uuid.uuid4()), pdf=pdf)
-            for _ in range(n)]
+    out = []
+    for i in range(n):
+        env = letter(sender=SENDER, recipients=(RECEIVER,), message_id=str(uuid.uuid4()), pdf=pdf)
+        out.append(build_envelope(replace(env, body=replace(env.body, number=f"นร 0105/ว {i + 1}"))))
+    return out
 
 
-def gateway_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the gateway's processes (its process group)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ..., utime (12), stime (13)
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+def _outcome(status: int, answer: bytes) -> object:
+    """The HTTP status, or the e-CMS code of a refusal (e-CMS refuses with HTTP 200 + ErrorDetail)."""
+    start = answer.find(b"<ErrorCode>")
+    if start < 0:
+        return status
+    return answer[start + 11:answer.find(b"</ErrorCode>", start)].decode()
 
 
 def main() -> None:
@@ -93,31 +92,44 @@ def main() -> None:
                          "ecms": (f"{gw.url}/ecms-ws01/service2", soap, h_soap)}
                 for url, bodies, headers in kinds.values():  # warm-up
                     await post_all(url, bodies[:100], headers=headers, clients=args.clients)
-                totals = {k: [0.0, [], {}, 0.0] for k in kinds}  # seconds, latencies, status codes, CPU s
+                # seconds, latencies, status codes, CPU s of the gateway, of PostgreSQL, of this client
+                totals = {k: [0.0, [], {}, 0.0, 0.0, 0.0] for k in kinds}
                 rounds = max(1, args.rounds)
                 for r in range(rounds):
                     for kind in (("native", "ecms") if r % 2 == 0 else ("ecms", "native")):
                         url, bodies, headers = kinds[kind]
                         chunk = bodies[100:][r * n // rounds:(r + 1) * n // rounds]
-                        cpu0 = gateway_cpu_s(gw.proc.pid)
-                        rate, lat, codes = await post_all(url, chunk, headers=headers, clients=args.clients)
+                        pg0, cpu0, client0 = await postgres_cpu(dsn), gateway_cpu([gw]), time.process_time()
+                        rate, lat, codes = await post_all(url, chunk, headers=headers, clients=args.clients,
+                                                          outcome=_outcome)
+                        gw1, client1, pg1 = gateway_cpu([gw]), time.process_time(), await postgres_cpu(dsn)
                         t = totals[kind]
-                        t[3] += gateway_cpu_s(gw.proc.pid) - cpu0
+                        t[3] += gw1 - cpu0
+                        t[4] += (pg1 - pg0) if pg0 is not None and pg1 is not None else float("nan")
+                        t[5] += client1 - client0
                         t[0] += len(chunk) / rate
                         t[1] += lat
                         for code, count in codes.items():
                             t[2][code] = t[2].get(code, 0) + count
-                return tuple((n / t[0], t[1], t[2], t[3] / n) for t in (totals["native"], totals["ecms"]))
+                return tuple((n / t[0], t[1], t[2], t[3] / n, t[4] / n, t[5] / n)
+                             for t in (totals["native"], totals["ecms"]))
 
-            (nat_rate, nat_lat, nat_codes, nat_cpu), (ecms_rate, ecms_lat, ecms_codes, ecms_cpu) = asyncio.run(run())
+            ((nat_rate, nat_lat, nat_codes, nat_cpu, nat_pg, nat_client),
+             (ecms_rate, ecms_lat, ecms_codes, ecms_cpu, ecms_pg, ecms_client)) = asyncio.run(run())
         finally:
             gw.stop()
     print(f"native status codes: {nat_codes}  e-CMS status codes: {ecms_codes}")
+    if set(nat_codes) != {202} or set(ecms_codes) != {200}:
+        sys.exit("some letters were refused: the figures would not measure accepting letters")
     print(figures(letters=n, soap_bytes=len(soap[0]), native_bytes=len(native[0]), processes=args.processes,
                   ecms_letters_per_s=ecms_rate, native_letters_per_s=nat_rate, ratio=ecms_rate / nat_rate,
                   ecms_p99_ms=percentile(ecms_lat, 99) * 1000, native_p99_ms=percentile(nat_lat, 99) * 1000,
                   ecms_cpu_ms_per_letter=ecms_cpu * 1000, native_cpu_ms_per_letter=nat_cpu * 1000,
-                  cpu_ratio=nat_cpu / ecms_cpu))
+                  cpu_ratio=nat_cpu / ecms_cpu, ecms_pg_cpu_ms_per_letter=ecms_pg * 1000,
+                  native_pg_cpu_ms_per_letter=nat_pg * 1000, ecms_client_cpu_ms_per_letter=ecms_client * 1000,
+                  native_client_cpu_ms_per_letter=nat_client * 1000,
+                  # what the rates' ratio would be if CPU were the only limit: all the CPU a letter costs
+                  cpu_bound_ratio=(nat_cpu + nat_pg + nat_client) / (ecms_cpu + ecms_pg + ecms_client)))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,17 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class LetterSentOtherwise(Conflict):
+    """A guarded letter (``Exchange.submit(resend_guard=...)``) whose number and date already went to
+    :attr:`recipient` as another, live letter: that one must be withdrawn first."""
+
+    code = "letter.sent_otherwise"
+
+    def __init__(self, message: str, *, recipient: str) -> None:
+        super().__init__(message, field="Letter/Number")
+        self.recipient = recipient
+
+
 class Unavailable(GatewayError):
     """The gateway cannot take the request now (database down, overloaded)."""
 

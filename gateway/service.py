@@ -37,7 +37,7 @@ from gateway import db
 from gateway.db import queries
 from gateway.directory import Directory
 from gateway.envelope import MessageType
-from gateway.errors import Conflict, GatewayError, NotFound, Unavailable
+from gateway.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound, Unavailable
 from gateway.intake import CheckedEnvelope, Intake
 from gateway.metrics import Metrics
 from gateway.receipts import delivery_receipt_envelope, submission_receipt
@@ -47,7 +47,7 @@ from gateway.parts import SpooledPart
 from gateway.storage import audit, deliveries, destinations, messages
 from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import DeliveryStatus, InboxItem
-from gateway.storage.messages import NewDelivery, NewMessage
+from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
 
 log = structlog.get_logger(__name__)
 
@@ -93,16 +93,20 @@ class Exchange:
         self.stamp_received = False
         #: Back-pressure (gateway.limits.Admission), set by the app.
         self.admission = None
-        self.committer: GroupCommitter[NewMessage, int | None] = GroupCommitter(
+        self.committer: GroupCommitter[NewMessage, int | SentOtherwise | None] = GroupCommitter(
             lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
             max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
 
     # ------------------------------------------------------------------ submit
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
-                     evidence: bytes | None = None, parts: Mapping[str, SpooledPart] | None = None
-                     ) -> SubmitResult:
-        """Check, store and queue one envelope from ``agency``; return its receipt."""
+                     evidence: bytes | None = None, parts: Mapping[str, SpooledPart] | None = None,
+                     resend_guard: str | None = None) -> SubmitResult:
+        """Check, store and queue one envelope from ``agency``; return its receipt.
+
+        ``resend_guard`` (a letter's message id without its ``.r<n>`` resend suffix): refuse with
+        :class:`LetterSentOtherwise` when a recipient's latest live letter under the same number and
+        date is another letter (the e-CMS rule), checked in the statement that stores the letter."""
         if self.admission is not None:
             try:
                 await self.admission.admit(agency)
@@ -122,8 +126,8 @@ class Exchange:
                 await self._record_rejection(agency, channel, data, exc)
             raise
         try:
-            return await self.store(checked, channel=channel, evidence=evidence)
-        except Conflict as exc:  # the message id was used for other bytes
+            return await self.store(checked, channel=channel, evidence=evidence, resend_guard=resend_guard)
+        except Conflict as exc:  # the message id was used for other bytes, or the letter was sent otherwise
             await self._record_rejection(agency, channel, data, exc)
             raise
 
@@ -147,7 +151,8 @@ class Exchange:
         pushes = True if adapter is None else adapter.pushes
         return route.kind, (DeliveryStatus.QUEUED.value if pushes else DeliveryStatus.INBOX.value)
 
-    async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None) -> SubmitResult:
+    async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None,
+                    resend_guard: str | None = None) -> SubmitResult:
         env = checked.envelope
         h = env.header
         now = self.clock.now()
@@ -172,6 +177,7 @@ class Exchange:
             expires_at=now + dt.timedelta(seconds=self.retry.ttl_s), deliveries=new_deliveries,
             notifier_kind=notifier.kind.value if notifier else None,
             registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
+            resend_guard=resend_guard if letter is not None else None,
             audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
                    "recipients": list(h.recipients), "sha256": checked.sha256_hex,
                    **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
@@ -190,6 +196,10 @@ class Exchange:
                               code="unavailable.database") from None
         if pk is None:
             return await self._duplicate(h.sender, h.message_id, checked.sha256)
+        if isinstance(pk, SentOtherwise):
+            raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already sent to "
+                                      f"{pk.recipient} as another letter; withdraw that one first",
+                                      recipient=pk.recipient)
         self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
         if notifier is not None and notifier.registry_number and notifier.kind.value == "accepted" \
                 and self.stamp_received:
@@ -201,12 +211,12 @@ class Exchange:
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
                             sha256=checked.sha256_hex)
 
-    async def _insert_with_parts(self, new: NewMessage, spooled) -> int | None:
+    async def _insert_with_parts(self, new: NewMessage, spooled) -> int | SentOtherwise | None:
         """A letter with files beside it: its own transaction (too big to share a group commit),
         the files copied from the spool chunk by chunk; all of it commits or none."""
         async with self.pool.acquire() as conn, conn.transaction():
             pk = await messages.insert(conn, new)
-            if pk is not None:
+            if isinstance(pk, int):
                 await parts_store.insert(conn, pk, spooled)
             return pk
 
@@ -322,13 +332,6 @@ class Exchange:
         if row is None:
             return None
         return LetterRef(message_id=row["message_id"], sender=row["sender"], recipients=tuple(row["recipients"]))
-
-    async def letter_sent_otherwise(self, *, sender: str, letter_number: str, letter_date: dt.date,
-                                    recipients: list[str], message_id: str) -> str | None:
-        """A recipient whose latest live letter from ``sender`` under this number and date is not
-        ``message_id`` (nor a resend of it), or None: the e-CMS resend rule, one query."""
-        return await self.pool.fetchval(queries["letter_sent_otherwise"], sender, letter_number, letter_date,
-                                        recipients, message_id)
 
     async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date, recipient: str) -> int:
         """Withdraw a letter (by number and date, the e-CMS way) from one recipient; returns how many."""

@@ -55,7 +55,7 @@ from gateway.directory import Directory
 from gateway.ecms import mapping, soap
 from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
 from gateway.intake import BuiltEnvelope
 from gateway.limits import body_deadline_s
 
@@ -117,19 +117,17 @@ class OutboundItem:
 
 class EcmsExchange(Protocol):
     """The part of :class:`gateway.service.Exchange` the facade uses. ``find_letter``,
-    ``letter_sent_otherwise``, ``withdraw`` and ``outbound`` are additions requested from the service."""
+    ``withdraw``, ``outbound`` and ``submit(resend_guard=)`` are additions requested from the service."""
 
     directory: Directory
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
-                     evidence: bytes | None = None) -> Any: ...
+                     evidence: bytes | None = None, resend_guard: str | None = None) -> Any: ...
     async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[Any]: ...
     async def ack(self, agency: str, delivery_id: uuid.UUID, *, receipt: bytes | None = None) -> None: ...
     async def message_status(self, sender: str, message_id: str) -> dict: ...
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
                           recipient: str | None = None) -> LetterRef | None: ...
-    async def letter_sent_otherwise(self, *, sender: str, letter_number: str, letter_date: dt.date,
-                                    recipients: list[str], message_id: str) -> str | None: ...
     async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date,
                        recipient: str) -> int: ...
     async def outbound(self, sender: str, *, limit: int = 100) -> Sequence[OutboundItem]: ...
@@ -235,14 +233,22 @@ class EcmsFacade:
             raise EcmsError("secrecy ลับที่สุด (top secret) is never carried electronically",
                             ecms_code="ECMS-303", code="policy.top_secret", field=f"{where}/SecretCode")
         await self._check_signature(gov_doc, letter, caller)
-        await self._refuse_resend_without_withdraw(letter, caller)
+        # The same letter again (a retry) is answered by deduplication; a *different* letter under the
+        # same number and date must wait for a withdrawal: the service checks that as it stores.
+        first_id = mapping.letter_message_id(caller, letter)
         for generation in range(0, 50):
-            message_id = mapping.letter_message_id(caller, letter, generation=generation)
+            message_id = mapping.letter_message_id(caller, letter, generation=generation) if generation \
+                else first_id
             env = mapping.letter_to_envelope(letter, sender=caller, message_id=message_id, created_at=now,
                                              directory=self.directory)
             try:
                 result = await self.exchange.submit(BuiltEnvelope(env), agency=caller, channel="ecms",
-                                                    evidence=data)
+                                                    evidence=data, resend_guard=first_id)
+            except LetterSentOtherwise as exc:
+                raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {exc.recipient}; "
+                                "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
+                                ecms_code="ECMS-306", code="ecms.already_sent",
+                                field="GovernmentDocument/CorrespondenceLetter/ID", status=409) from None
             except Conflict as exc:
                 # The envelope of a retry differs from the stored one only in CreatedAt:
                 # the same letter, so answer with the original ProcessID.
@@ -297,19 +303,6 @@ class EcmsFacade:
         except PkiError as exc:
             return replace(report, trusted=False, reason=f"{exc.code}: {exc}")
         return replace(report, trusted=True, reason=None)
-
-    async def _refuse_resend_without_withdraw(self, letter: mapping.EcmsLetter, caller: str) -> None:
-        # The same letter again (a retry) is answered by deduplication; a *different* letter
-        # under the same number and date must wait for a withdrawal.
-        receivers = sorted({r.department for r in letter.receivers})
-        other = await self.exchange.letter_sent_otherwise(
-            sender=caller, letter_number=letter.id, letter_date=letter.date, recipients=receivers,
-            message_id=mapping.letter_message_id(caller, letter))
-        if other is not None:
-            raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {other}; "
-                            "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
-                            ecms_code="ECMS-306", code="ecms.already_sent",
-                            field="GovernmentDocument/CorrespondenceLetter/ID", status=409)
 
     async def _send_notifier(self, req, item, caller, now, data):
         n = mapping.read_notifier(item)

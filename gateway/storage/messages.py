@@ -48,6 +48,18 @@ class NewMessage:
     """For an accepted notifier: the receiving registry number (เลขทะเบียนรับ)."""
     parts: int = 0
     """Files that travel beside the envelope (multipart/related), stored by :mod:`gateway.storage.parts`."""
+    resend_guard: str | None = None
+    """For a letter that must not go out under a number and date already used for another live letter
+    to one of its recipients (the e-CMS rule: withdraw first): the message id that is not "another
+    letter" (it and its resends ``<id>.r<n>``). Checked in the insert statement itself."""
+
+
+@dataclass(frozen=True)
+class SentOtherwise:
+    """What inserting a guarded letter returns when ``recipient``'s latest live letter under the same
+    number and date is another letter (nothing was inserted)."""
+
+    recipient: str
 
 
 @dataclass(frozen=True)
@@ -71,18 +83,9 @@ class MessageRecord:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
-async def insert(db: Executor, m: NewMessage) -> int | None:
-    """Insert the message, its deliveries and its audit event; ``None`` if (sender, id) exists."""
-    row = await db.fetchrow(
-        queries["insert_message"],
-        m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id,
-        m.letter_number, m.letter_date, m.subject, m.speed, m.secrecy, m.channel,
-        m.received_sha256, m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, m.expires_at,
-        [d.id for d in m.deliveries], [d.recipient for d in m.deliveries],
-        [d.route for d in m.deliveries], [d.status for d in m.deliveries],
-        m.audit, m.notifier_kind, m.registry_number, m.parts,
-    )
-    return None if row is None else row["pk"]
+async def insert(db: Executor, m: NewMessage) -> int | SentOtherwise | None:
+    """Insert the message, its deliveries and its audit event (a batch of one, see :func:`insert_many`)."""
+    return (await insert_many(db, [m]))[0]
 
 
 async def get(db: Executor, sender: str, message_id: str) -> MessageRecord | None:
@@ -100,8 +103,9 @@ async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
     return None if row is None else row["forwarded"]
 
 
-async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | None]:
-    """Insert several messages in one statement (group commit); ``None`` where (sender, id) exists."""
+async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | SentOtherwise | None]:
+    """Insert several messages in one statement and transaction (group commit): each one's pk, ``None``
+    where (sender, id) exists, :class:`SentOtherwise` where its resend guard refused it."""
     cols = ("sender", "message_id", "message_type", "conversation_id", "ref_to_message_id", "letter_number",
             "letter_date", "subject", "speed", "secrecy", "channel", "received_sha256", "received", "forwarded",
             "evidence", "receipt", "accepted_at")
@@ -117,8 +121,9 @@ async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | N
             d_status.append(d.status)
             d_exp.append(m.expires_at)
     rows = await db.fetch(queries["insert_messages"], *args, d_ord, d_id, d_rec, d_route, d_status, d_exp,
-                          [m.notifier_kind for m in batch], [m.registry_number for m in batch])
-    pks: list[int | None] = [None] * len(batch)
+                          [m.notifier_kind for m in batch], [m.registry_number for m in batch],
+                          [m.parts for m in batch], [m.resend_guard for m in batch])
+    out: list[int | SentOtherwise | None] = [None] * len(batch)
     for r in rows:
-        pks[r["ord"] - 1] = r["pk"]
-    return pks
+        out[r["ord"] - 1] = r["pk"] if r["sent_otherwise"] is None else SentOtherwise(r["sent_otherwise"])
+    return out

@@ -3,8 +3,8 @@ exchange that runs the gateway's real intake checks (so every envelope the
 mapping builds must pass the native XSD), a fixed clock, and the facade.
 
 The in-memory exchange implements the service interface the facade codes
-against, including the three additions requested from the lead (find_letter,
-withdraw, outbound); the e2e tests in test_e2e.py use the real service.
+against, including the additions requested from the lead (find_letter,
+withdraw, outbound, submit's resend_guard); the e2e tests in test_e2e.py use the real service.
 
 Client shapes replayed by the vectors in conformance/ecms/vectors (each JSON names its source):
 * ScoreSolutions/BOI-DMS, LinqWS/THeGIF/RequestTHeGIFLinqWS.vb and
@@ -29,7 +29,7 @@ import pytest
 from gateway.directory import Directory
 from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
 from gateway.envelope import read_envelope
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, LetterSentOtherwise, NotFound
 from gateway.intake import Intake
 
 VECTORS = Path(__file__).resolve().parents[2] / "conformance" / "ecms" / "vectors"
@@ -106,10 +106,17 @@ class MemoryExchange:
         self.messages: dict[tuple[str, str], _Message] = {}
         self.order: list[_Message] = []
 
-    async def submit(self, data, *, agency, channel="native", evidence=None):
+    async def submit(self, data, *, agency, channel="native", evidence=None, resend_guard=None):
         checked = await self.intake.check(data, agency=agency)
         h = checked.envelope.header
         key = (h.sender, h.message_id)
+        letter = checked.envelope.letter
+        if resend_guard is not None and letter is not None:
+            for r in h.recipients:
+                ref = await self.find_letter(letter_number=letter.number, letter_date=letter.date, sender=h.sender,
+                                             recipient=r)
+                if ref is not None and ref.message_id.split(".r")[0] != resend_guard:
+                    raise LetterSentOtherwise("sent otherwise", recipient=r)
         if key in self.messages:
             old = self.messages[key]
             if old.sha256 != checked.sha256_hex:
@@ -170,14 +177,6 @@ class MemoryExchange:
                 continue
             if live:
                 return LetterRef(msg.message_id, msg.sender, tuple(live))
-        return None
-
-    async def letter_sent_otherwise(self, *, sender, letter_number, letter_date, recipients, message_id):
-        for r in recipients:
-            ref = await self.find_letter(letter_number=letter_number, letter_date=letter_date, sender=sender,
-                                         recipient=r)
-            if ref is not None and ref.message_id.split(".r")[0] != message_id:
-                return r
         return None
 
     async def withdraw(self, sender, *, letter_number, letter_date, recipient):

@@ -284,6 +284,26 @@ async def test_reject_withdraw_resend_and_the_status_shows_the_history(make_clie
     assert errors(await soap_call(client, OPM, ecms_withdraw())) == ["ECMS-305"]
 
 
+async def test_another_letter_under_a_used_number_is_refused_as_it_is_stored(make_client, pool):
+    """The resend rule is checked by the statement that stores the letter: a different letter under
+    the same number and date is refused (ECMS-306 naming the receiver, nothing stored, the refusal
+    audited), a retry of the first one still gets its ProcessID, and after a withdrawal it goes."""
+    client = await make_client()
+    first = body_child(await soap_call(client, OPM, ecms_letter())).findtext("ProcessID")
+    answer = await soap_call(client, OPM, ecms_letter(subject="แก้ไขวาระการประชุม"))
+    assert errors(answer) == ["ECMS-306"]
+    description = next(etree.fromstring(answer).iter("ErrorDescription")).text
+    assert description.startswith("[ecms.already_sent @ GovernmentDocument/CorrespondenceLetter/ID]") and CMI in description
+    assert await messages_from(pool, OPM) == 1
+    refusal = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.rejected'")
+    assert (refusal["code"], refusal["channel"]) == ("letter.sent_otherwise", "ecms")
+    assert body_child(await soap_call(client, OPM, ecms_letter())).findtext("ProcessID") == first
+    assert errors(await soap_call(client, OPM, ecms_withdraw())) == []
+    again = body_child(await soap_call(client, OPM, ecms_letter(subject="แก้ไขวาระการประชุม")))
+    assert errors(etree.tostring(again)) == [] and again.findtext("ProcessID") not in ("", first)
+    assert await messages_from(pool, OPM) == 2
+
+
 # ------------------------------------------------------------------ conformance kit
 
 
