@@ -4,6 +4,11 @@ The same gateway (example directory, unsigned letters allowed on both paths so
 the comparison is of the protocol work, seal on) receives N letters from an
 e-CMS client (agency 20001, the shape the BOI-DMS client sends) and N native
 envelopes of the same size; the ratio is e-CMS / native (target >= 0.70).
+Both number their letters the same way, sequentially (อก 0905/1, 2, ...; นร 0105/ว 1, 2,
+...) as a registry does: a letter number is indexed (trigrams), and numbers made of
+random hex cost the index more than real ones. An e-CMS refusal is an HTTP 200 with
+an ErrorDetail: answers are counted by their ErrorCode, and the run stops without
+figures if any letter was refused.
 
 The two kinds are sent in alternating rounds (native then e-CMS, then e-CMS
 then native, ...; ``--rounds``) and each rate is its letters over its own time
