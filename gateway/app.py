@@ -63,7 +63,7 @@ async def _connect(settings: Settings, dsn: str):
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(db.TRANSIENT_ERRORS),
-        wait=tenacity.wait_exponential_jitter(initial=0.5, max=5.0),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=5.0),
         stop=tenacity.stop_after_delay(settings.database_wait_s), before_sleep=warn, reraise=True)
     async for attempt in retrying:
         with attempt:

@@ -227,7 +227,7 @@ class Dispatcher:
             lambda: self._record(c, route, outcome, started),
             lambda: tenacity.AsyncRetrying(
                 retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
-                wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
+                wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0),
                 stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True))
 
     async def _record(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
