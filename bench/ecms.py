@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,6 +59,18 @@ def native_letters(n: int, size: int) -> list[bytes]:
         env = letter(sender=SENDER, recipients=(RECEIVER,), message_id=str(uuid.uuid4()), pdf=pdf)
         out.append(build_envelope(replace(env, body=replace(env.body, number=f"นร 0105/ว {i + 1}"))))
     return out
+
+
+@dataclass
+class _Totals:
+    """One kind's sums over its rounds."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    outcomes: dict = field(default_factory=dict)
+    gateway_cpu_s: float = 0.0
+    postgres_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
 
 def _outcome(status: int, answer: bytes) -> object:
@@ -97,8 +109,7 @@ def main() -> None:
                          "ecms": (f"{gw.url}/ecms-ws01/service2", soap, h_soap)}
                 for url, bodies, headers in kinds.values():  # warm-up
                     await post_all(url, bodies[:100], headers=headers, clients=args.clients)
-                # seconds, latencies, status codes, CPU s of the gateway, of PostgreSQL, of this client
-                totals = {k: [0.0, [], {}, 0.0, 0.0, 0.0] for k in kinds}
+                totals = {k: _Totals() for k in kinds}
                 rounds = max(1, args.rounds)
                 for r in range(rounds):
                     for kind in (("native", "ecms") if r % 2 == 0 else ("ecms", "native")):
@@ -109,15 +120,15 @@ def main() -> None:
                                                           outcome=_outcome)
                         gw1, client1, pg1 = gateway_cpu([gw]), time.process_time(), await postgres_cpu(dsn)
                         t = totals[kind]
-                        t[3] += gw1 - cpu0
-                        t[4] += (pg1 - pg0) if pg0 is not None and pg1 is not None else float("nan")
-                        t[5] += client1 - client0
-                        t[0] += len(chunk) / rate
-                        t[1] += lat
+                        t.gateway_cpu_s += gw1 - cpu0
+                        t.postgres_cpu_s += (pg1 - pg0) if pg0 is not None and pg1 is not None else float("nan")
+                        t.client_cpu_s += client1 - client0
+                        t.seconds += len(chunk) / rate
+                        t.latencies += lat
                         for code, count in codes.items():
-                            t[2][code] = t[2].get(code, 0) + count
-                return tuple((n / t[0], t[1], t[2], t[3] / n, t[4] / n, t[5] / n)
-                             for t in (totals["native"], totals["ecms"]))
+                            t.outcomes[code] = t.outcomes.get(code, 0) + count
+                return tuple((n / t.seconds, t.latencies, t.outcomes, t.gateway_cpu_s / n, t.postgres_cpu_s / n,
+                              t.client_cpu_s / n) for t in (totals["native"], totals["ecms"]))
 
             ((nat_rate, nat_lat, nat_codes, nat_cpu, nat_pg, nat_client),
              (ecms_rate, ecms_lat, ecms_codes, ecms_cpu, ecms_pg, ecms_client)) = asyncio.run(run())
