@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Protocol, Union
 
-from gateway.directory import Route
-from gateway.parts import PartInfo
+from gateway.core.directory import Route
+from gateway.core.parts import PartInfo
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,12 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
-from adapters.http import TRANSPORT_ERRORS, retry_after, transport_retry
-from gateway import envelope as native
-from gateway import xml as gxml
+from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
+from gateway.core import envelope as native
+from gateway.core import xml as gxml
 from gateway.ecms import mapping, soap
-from gateway.errors import GatewayError
-from gateway.parts import inline_external
-from gateway.retry import classify_http_status
+from gateway.core.errors import GatewayError
+from gateway.core.parts import inline_external
 
 
 

@@ -1,6 +1,6 @@
 """HTTPS push: POST the sealed envelope to the office's endpoint.
 
-A letter whose files travel beside the envelope (see :mod:`gateway.parts`) is
+A letter whose files travel beside the envelope (see :mod:`gateway.core.parts`) is
 POSTed as ``multipart/related``: the sealed envelope first (Content-ID
 ``<envelope>``), then each file, streamed from the store, as ``<Id>``.
 
@@ -48,11 +48,10 @@ from typing import Any
 import aiohttp
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
-from adapters.http import TRANSPORT_ERRORS, retry_after, transport_retry
-from gateway import xml
-from gateway.errors import GatewayError
-from gateway.parts import related_payload
-from gateway.retry import classify_http_status
+from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
+from gateway.core import xml
+from gateway.core.errors import GatewayError
+from gateway.core.parts import related_payload
 from pki.errors import AgencyError, PkiError
 from pki.trust import fingerprint
 from pki.xmldsig import verify_signed_ack

@@ -34,7 +34,7 @@ from tests.chaos.harness import World, crash_scenario, office_scenario  # noqa: 
 
 
 async def main(args) -> int:
-    from gateway.logging import configure
+    from gateway.core.logging import configure
 
     configure("console", "warning")  # the harness's own migrations and pools: quiet
     t0 = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import asyncpg
 
-from gateway import db
+from gateway.storage import db
 
 
 @contextmanager

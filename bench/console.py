@@ -83,12 +83,12 @@ async def main() -> None:
     args = ap.parse_args()
     n = args.letters or (20_000 if args.quick else 1_000_000)
 
-    from gateway import db, users
-    from gateway.app import create_app
+    from gateway.storage import db, users
+    from gateway.http.app import create_app
     from gateway.audit.sealer import ChainSealer
-    from gateway.clock import SystemClock
-    from gateway.directory import Directory
-    from gateway.settings import DispatchSettings, Settings
+    from gateway.core.clock import SystemClock
+    from gateway.core.directory import Directory
+    from gateway.core.settings import DispatchSettings, Settings
     from tests.audit.keys import TestSigner
     from tests.support import directory_dict
 

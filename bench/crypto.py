@@ -2,7 +2,7 @@
 
 For each letter: verify the author's signature (XAdES by default; trust
 decisions cached, as on the hot path), seal it with the gateway key, build the
-submission receipt as the service does (``gateway.receipts``) and sign it. CPU time is ``time.process_time`` over N letters
+submission receipt as the service does (``gateway.core.receipts``) and sign it. CPU time is ``time.process_time`` over N letters
 after a warm-up; letters are pre-signed by a few agencies outside the timing.
 
     python bench/crypto.py            # 2000 letters
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "pki"))
 
 from samples import envelope  # noqa: E402
 
-from gateway.receipts import submission_receipt  # noqa: E402
+from gateway.core.receipts import submission_receipt  # noqa: E402
 from pki import xmldsig  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
 

@@ -37,10 +37,10 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures  # noqa: E402
-from gateway.clock import BANGKOK  # noqa: E402
-from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed,  # noqa: E402
+from gateway.core.clock import BANGKOK  # noqa: E402
+from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed,  # noqa: E402
                               build_envelope)
-from gateway.receipts import delivery_ack  # noqa: E402
+from gateway.core.receipts import delivery_ack  # noqa: E402
 from tests.support import CMI, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
 
 INLINE_MB = 6  # the largest round size the inline path can carry (base64 text node < 10 MB)

@@ -10,6 +10,6 @@ Modules (each with a docstring explaining its design):
 * :mod:`pki.pdf`      – PAdES validation and signing, the Thai receiving stamp (ตรารับ).
 * :mod:`pki.thaidate` – Buddhist-era dates for people.
 
-The package imports nothing from the gateway except :mod:`gateway.xml` (the one
+The package imports nothing from the gateway except :mod:`gateway.core.xml` (the one
 hardened parser) and never raises a gateway error type of its own.
 """

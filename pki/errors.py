@@ -1,6 +1,6 @@
 """One root exception for the PKI library, each subclass a family of stable codes.
 
-:class:`PkiError` is deliberately *not* a :class:`gateway.errors.GatewayError`:
+:class:`PkiError` is deliberately *not* a :class:`gateway.core.errors.GatewayError`:
 this package is a library that the gateway wires in, and the gateway maps a
 ``PkiError`` to its API answer (``code``, ``field``, ``message``, ``status``).
 

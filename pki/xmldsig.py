@@ -28,7 +28,7 @@ signxml verifies the cryptography under a pinned ``SignatureConfiguration``
 (exact reference count, algorithm allow-lists, exclusive c14n). Around it,
 this module defends against signature wrapping:
 
-1. The tree is parsed once by :func:`gateway.xml.parse` and comments and
+1. The tree is parsed once by :func:`gateway.core.xml.parse` and comments and
    processing instructions are removed (c14n drops them, so a comment inside
    a signed text node would otherwise let ``.text`` read something other than
    what was signed).
@@ -77,7 +77,7 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
-from gateway.xml import DSIG_NS, ENVELOPE_NS, parse
+from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse
 from pki.errors import AttachmentError, CertificateError, PkiError, SignatureError, StructureError
 from pki.keys import Signer
 from pki.trust import TrustStore, ValidatedCert, agency_of, fingerprint, per_certificate
@@ -1122,7 +1122,7 @@ async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender:
     """Check an envelope's author signature and attachments; return the facts, never raise for bad signatures.
 
     Raises only for input it cannot read: not XML (``EnvelopeError`` from
-    :func:`gateway.xml.parse`) or not a gateway envelope (``envelope.structure``).
+    :func:`gateway.core.xml.parse`) or not a gateway envelope (``envelope.structure``).
     """
     report, _ = await _validate_author(bytes(envelope_bytes), _parse_for_verify(envelope_bytes), trust,
                                        sender=sender, allow_sha1=allow_sha1, require_signature=require_signature)
@@ -1135,7 +1135,7 @@ async def verify_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: s
 
     ``sender`` is the agency code the envelope claims to come from (the
     authenticated client's agency); the signer's certificate must belong to it.
-    ``root``: the tree :func:`gateway.xml.parse` already made of exactly these bytes
+    ``root``: the tree :func:`gateway.core.xml.parse` already made of exactly these bytes
     (saves a second parse on the hot path); comments and processing instructions are
     stripped from it in place, as from a fresh parse.
     """

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from gateway import db
+from gateway.storage import db
 
 TEMPLATE = "gw_template"
 

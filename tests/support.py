@@ -25,10 +25,10 @@ from typing import Callable
 import aiohttp
 from aiohttp import web
 
-from gateway.clock import BANGKOK
-from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
+from gateway.core.clock import BANGKOK
+from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
                               Secrecy, Speed, build_envelope)
-from gateway.receipts import delivery_ack
+from gateway.core.receipts import delivery_ack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,7 @@ class GatewayProcess:
 
     def start(self) -> "GatewayProcess":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=self.env, stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         log.close()
         return self

@@ -3,7 +3,7 @@
     python -m conformance.hostile.make_corpus          # rewrite the files (deterministic)
     python -m conformance.hostile.make_corpus --check  # exit 1 if the files differ from what it writes
 
-Every input is built here from one valid envelope (the builder in ``gateway.envelope``,
+Every input is built here from one valid envelope (the builder in ``gateway.core.envelope``,
 fixed ids and dates) by a named mutation, so the corpus is reproducible byte for byte.
 Bodies larger than the repository should hold (an oversized request) are not files: the
 manifest gives a ``generate`` rule and the runner builds the body at run time.
@@ -23,7 +23,7 @@ import random
 import sys
 from pathlib import Path
 
-from gateway.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
+from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
                               Secrecy, Speed, build_envelope)
 
 HERE = Path(__file__).resolve().parent
@@ -53,7 +53,7 @@ PROFILE = {
               "'max_body_bytes' rules use the limit passed to the runner (--max-body-bytes)."),
 }
 
-#: Codes raised after the author's signature is checked (gateway.intake order): with signatures
+#: Codes raised after the author's signature is checked (gateway.intake.checks order): with signatures
 #: required, an unsigned envelope stops at signature.missing first.
 AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid",
                    "envelope.type_mismatch", "envelope.receipt_not_submittable",

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
 from gateway.storage import parts as parts_store
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import receipts, search
 
 
@@ -68,7 +68,7 @@ async def _proofs(conn, events: list[dict]) -> list[bytes]:
 
 
 async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certificate | None) -> bytes | None:
-    from gateway import timeline
+    from gateway.audit import timeline
 
     async with pool.acquire() as conn:
         m = await search.message(conn, pk)

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from gateway.audit.chain import GENESIS
 from gateway.audit.verify import Entry, Report, verify_entries
-from gateway.db import queries
+from gateway.storage.db import queries
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import structlog
 
 from gateway.audit.chain import chain_hash, checkpoint_payload, leaf_hash
 from gateway.audit.signing import CheckpointSigner, cert_sha256
-from gateway.clock import Clock
-from gateway.db import queries
+from gateway.core.clock import Clock
+from gateway.storage.db import queries
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.audit.signing import PemSigner
 

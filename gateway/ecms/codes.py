@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 
 class EcmsError(GatewayError):

@@ -1,7 +1,7 @@
 """The e-CMS SOAP endpoint: ``POST /ecms-ws01/service2``.
 
 :class:`EcmsFacade` turns one SOAP request into calls on the gateway's
-:class:`gateway.service.Exchange` and answers in e-CMS shapes; the aiohttp
+:class:`gateway.exchange.service.Exchange` and answers in e-CMS shapes; the aiohttp
 handler only authenticates, bounds the read and passes bytes in.
 
 Operations and how they map:
@@ -9,7 +9,7 @@ Operations and how they map:
 * ``CorrespondenceLetterOutboundRequest`` with a letter: mapped to a native
   envelope (:mod:`gateway.ecms.mapping`) and ``Exchange.submit(channel="ecms",
   evidence=<the SOAP bytes>)``; the envelope goes as a
-  :class:`gateway.intake.BuiltEnvelope`, so intake checks the tree it was built
+  :class:`gateway.intake.checks.BuiltEnvelope`, so intake checks the tree it was built
   as instead of parsing its bytes again. ProcessID = the native message id, which is a
   digest of the letter, so a client retry gets the original ProcessID.
 * ... with a notifier: correlated by LetterID + CorrespondenceDate through
@@ -48,16 +48,16 @@ import structlog
 from aiohttp import web
 from lxml import etree
 
-from gateway import envelope as native
-from gateway.parts import inline_external
-from gateway import xml as gxml
-from gateway.directory import Directory
+from gateway.core import envelope as native
+from gateway.core.parts import inline_external
+from gateway.core import xml as gxml
+from gateway.core.directory import Directory
 from gateway.ecms import mapping, soap
 from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
-from gateway.intake import BuiltEnvelope
-from gateway.limits import body_deadline_s
+from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
+from gateway.intake.checks import BuiltEnvelope
+from gateway.intake.limits import body_deadline_s
 
 log = structlog.get_logger("gateway.ecms")
 
@@ -116,7 +116,7 @@ class OutboundItem:
 
 
 class EcmsExchange(Protocol):
-    """The part of :class:`gateway.service.Exchange` the facade uses. ``find_letter``,
+    """The part of :class:`gateway.exchange.service.Exchange` the facade uses. ``find_letter``,
     ``withdraw``, ``outbound`` and ``submit(resend_guard=)`` are additions requested from the service."""
 
     directory: Directory
@@ -522,7 +522,7 @@ def _facade_from_app(settings: EcmsSettings | None):
     async def ctx(app: web.Application):
         from dataclasses import replace
 
-        from gateway import keys
+        from gateway.core import appkeys as keys
 
         s = settings or EcmsSettings()
         gw = app.get(keys.SETTINGS)

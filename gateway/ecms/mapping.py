@@ -49,10 +49,10 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.directory import Directory
+from gateway.core.directory import Directory
 from gateway.ecms.codes import EcmsError
 from gateway.ecms.soap import RAM, RAM_NS, RSM_NS, child  # noqa: F401 - RAM: callers build with mapping.RAM
-from gateway.envelope import (
+from gateway.core.envelope import (
     Attachment,
     Envelope,
     Header,

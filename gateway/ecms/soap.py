@@ -1,6 +1,6 @@
 """SOAP 1.1 + WS-Addressing for the e-CMS facade: parse requests, build answers.
 
-Parsing goes through :func:`gateway.xml.parse` (no DTD, no entities, no
+Parsing goes through :func:`gateway.core.xml.parse` (no DTD, no entities, no
 network, bounded size) and then checks the SOAP shape. Real e-CMS clients are
 sloppy, so the header is read leniently:
 
@@ -32,9 +32,9 @@ from typing import Final, Iterable
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from gateway import xml as gxml
+from gateway.core import xml as gxml
 from gateway.ecms.codes import EcmsError
-from gateway.errors import EnvelopeError
+from gateway.core.errors import EnvelopeError
 
 SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"

@@ -2,7 +2,7 @@
 
 Each function takes an asyncpg executor (a pool, or a connection inside a
 transaction when the caller composes several steps into one transaction) and
-runs named queries from ``gateway/sql/queries.sql``. Records are frozen
+runs named queries from ``gateway/storage/sql/queries.sql``. Records are frozen
 dataclasses built with ``from_row``; statuses are Enums mirroring the
 database's enum types. Driver errors are turned into gateway errors at the
 service boundary, not here.

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import Executor
 
 

@@ -7,7 +7,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import Executor
 
 

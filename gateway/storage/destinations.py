@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import Executor
 
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import Executor
 
 

@@ -1,7 +1,7 @@
-"""Message parts: files that travel beside the envelope, stored in chunks (see :mod:`gateway.parts`).
+"""Message parts: files that travel beside the envelope, stored in chunks (see :mod:`gateway.core.parts`).
 
 :func:`insert` runs inside the caller's accept transaction and copies each
-spool file one :data:`gateway.parts.STORE_CHUNK` at a time, so storing a 50 MB
+spool file one :data:`gateway.core.parts.STORE_CHUNK` at a time, so storing a 50 MB
 file holds one chunk in memory, not the file. :func:`iter_chunks` reads a part
 back the same way, one short query per chunk, for push deliveries and
 downloads.
@@ -13,8 +13,8 @@ from typing import AsyncIterator, Iterable
 
 import asyncpg
 
-from gateway.db import queries
-from gateway.parts import STORE_CHUNK, PartInfo, SpooledPart
+from gateway.storage.db import queries
+from gateway.core.parts import STORE_CHUNK, PartInfo, SpooledPart
 from gateway.storage import Executor
 
 

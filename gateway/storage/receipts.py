@@ -4,7 +4,7 @@ They are written with the delivery they acknowledge (``delivery_completed`` in q
 
 from __future__ import annotations
 
-from gateway.db import queries
+from gateway.storage.db import queries
 from gateway.storage import Executor
 
 

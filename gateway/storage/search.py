@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.db import queries
+from gateway.storage.db import queries
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.audit.sealer import ChainSealer, SealerSettings
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from tests.audit.keys import TestSigner
 
 
@@ -23,9 +23,9 @@ import re
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import users
-from gateway.app import create_app
-from gateway.directory import Directory
+from gateway.storage import users
+from gateway.http.app import create_app
+from gateway.core.directory import Directory
 from tests.integration.conftest import make_settings
 from tests.support import OPM, directory_dict
 
@@ -37,7 +37,7 @@ STAFF = {"operator": users.Role.OPERATOR, "auditor": users.Role.AUDITOR, "admin"
 @pytest_asyncio.fixture
 async def app_client(database_url, workdir, signer):
     """An in-process gateway with the audit signer, users of every role and their API tokens."""
-    from gateway.clock import FakeClock
+    from gateway.core.clock import FakeClock
 
     made = []
 
@@ -49,7 +49,7 @@ async def app_client(database_url, workdir, signer):
         client = TestClient(TestServer(app))
         await client.start_server()
         made.append(client)
-        from gateway import keys
+        from gateway.core import appkeys as keys
 
         pool = app[keys.POOL]
         tokens = {}

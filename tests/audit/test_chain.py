@@ -8,7 +8,7 @@ import pytest
 
 from gateway.audit import live
 from gateway.audit.sealer import ChainSealer, SealerSettings
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from gateway.storage import audit
 
 AT = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)

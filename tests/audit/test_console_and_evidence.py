@@ -4,9 +4,9 @@ import io
 import re
 import zipfile
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from gateway.audit.evidence import check_bundle
-from gateway.console import thai_datetime
+from gateway.http.console import thai_datetime
 from tests.audit.conftest import login
 from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, wait_for
 

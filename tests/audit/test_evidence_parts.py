@@ -6,9 +6,9 @@ import io
 import os
 import zipfile
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from gateway.audit.evidence import check_bundle
-from gateway.parts import build_related
+from gateway.core.parts import build_related
 from tests.integration.test_parts import external_letter
 from tests.support import OPM, TOKENS, wait_for
 

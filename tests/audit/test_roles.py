@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from tests.audit.conftest import login
 from tests.support import OPM, TOKENS, letter_bytes
 
@@ -106,7 +106,7 @@ async def test_the_ecms_endpoint_refuses_staff_roles_and_anonymous_callers(app_c
 
 
 async def test_a_disabled_user_and_an_unknown_token_are_refused(app_client):
-    from gateway import users
+    from gateway.storage import users
     import datetime as dt
 
     client = await app_client()

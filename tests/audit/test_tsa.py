@@ -19,7 +19,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from gateway.audit.live import verify_database
 from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.audit.tsa import http_timestamper
-from gateway.clock import FakeClock
+from gateway.core.clock import FakeClock
 from gateway.storage import audit
 from tests.support import free_port
 

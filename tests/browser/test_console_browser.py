@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from tests.audit.conftest import PASSWORD
 from tests.browser.conftest import ARTIFACTS
 from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes

@@ -52,7 +52,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from gateway import db
+from gateway.storage import db
 from tests.pgserver import CrashablePostgres
 from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, UnrulyOffice, directory_dict, free_port,
                            gateway_env, letter_bytes)

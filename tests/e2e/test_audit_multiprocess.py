@@ -16,7 +16,7 @@ import random
 import aiohttp
 import pytest
 
-from gateway import db
+from gateway.storage import db
 from gateway.audit.live import status, verify_database
 from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes, wait_for,
                            write_directory)

@@ -20,7 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from gateway import db
+from gateway.storage import db
 from tests.support import (CMI, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes, wait_for,
                            write_directory)
 

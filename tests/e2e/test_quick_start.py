@@ -44,7 +44,7 @@ def _stop_postgres(pgdata: Path) -> None:
 
 
 def _cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gateway.cli.main", *args], env=env, cwd=ROOT, capture_output=True,
                           timeout=120)
 
 
@@ -52,7 +52,7 @@ async def test_first_start_without_a_database_url_carries_a_signed_letter(workdi
     data_dir, port = workdir / "data", free_port()
     env = _env(data_dir, port)
     log = open(workdir / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT, stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"https://127.0.0.1:{port}"
     try:

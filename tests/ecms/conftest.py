@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.directory import Directory
+from gateway.core.directory import Directory
 from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
-from gateway.envelope import read_envelope
-from gateway.errors import Conflict, LetterSentOtherwise, NotFound
-from gateway.intake import Intake
+from gateway.core.envelope import read_envelope
+from gateway.core.errors import Conflict, LetterSentOtherwise, NotFound
+from gateway.intake.checks import Intake
 
 VECTORS = Path(__file__).resolve().parents[2] / "conformance" / "ecms" / "vectors"
 T0 = dt.datetime(2024, 5, 1, 2, 30, tzinfo=dt.timezone.utc)
@@ -130,7 +130,7 @@ class MemoryExchange:
         return _Result(msg.message_id, len(self.order), b"receipt", False, msg.sha256)
 
     def _envelope(self, msg: _Message):
-        from gateway.xml import parse
+        from gateway.core.xml import parse
 
         return read_envelope(parse(msg.envelope))
 

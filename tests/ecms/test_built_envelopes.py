@@ -1,9 +1,9 @@
-"""Intake of a gateway-built envelope (:class:`gateway.intake.BuiltEnvelope`) agrees with
+"""Intake of a gateway-built envelope (:class:`gateway.intake.checks.BuiltEnvelope`) agrees with
 intake of its bytes.
 
 The e-CMS facade hands intake the tree and records it built an envelope from,
 so intake neither parses the bytes again nor reads the records again (see
-:mod:`gateway.intake`). That is safe only if the two ways through always end
+:mod:`gateway.intake.checks`). That is safe only if the two ways through always end
 alike: the same bytes, digest, records and facts when accepted, the same code
 and field when refused. Hypothesis generates e-CMS letters of every shape the
 mapping takes (Thai and empty text, long enclosure text, more references than
@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway import envelope as native
-from gateway import xml as gxml
-from gateway.directory import Directory
+from gateway.core import envelope as native
+from gateway.core import xml as gxml
+from gateway.core.directory import Directory
 from gateway.ecms import mapping, soap
-from gateway.errors import GatewayError
-from gateway.intake import BuiltEnvelope, Intake
+from gateway.core.errors import GatewayError
+from gateway.intake.checks import BuiltEnvelope, Intake
 from tests.ecms.conftest import DIRECTORY, VECTORS, load_vector
 
 DIR = Directory.from_dict(DIRECTORY)

@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway import keys
+from gateway.core import appkeys as keys
 from gateway.ecms import soap
 from gateway.ecms.handler import ECMS_PATH
-from gateway.envelope import (Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope, read_envelope)
-from gateway.xml import parse
+from gateway.core.envelope import (Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope, read_envelope)
+from gateway.core.xml import parse
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 async def gateway(database_url, workdir):
-    from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.http.app import create_app
+    from gateway.core.settings import Settings
 
     app = create_app(Settings(database_url=database_url, data_dir=workdir, public_url="https://gw.example",
                               tls=False))

@@ -12,8 +12,8 @@ from lxml import etree
 from gateway.ecms import codes, mapping, soap
 from gateway.ecms.codes import EcmsError
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.envelope import build_envelope, read_envelope
-from gateway.xml import parse
+from gateway.core.envelope import build_envelope, read_envelope
+from gateway.core.xml import parse
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import request
 

@@ -11,11 +11,11 @@ import time
 import pytest
 from lxml import etree
 
-from gateway import xml
-from gateway.directory import Directory
-from gateway.errors import EnvelopeError, GatewayError
-from gateway.envelope import read_attachments
-from gateway.intake import MAX_ATTACHMENTS, Intake
+from gateway.core import xml
+from gateway.core.directory import Directory
+from gateway.core.errors import EnvelopeError, GatewayError
+from gateway.core.envelope import read_attachments
+from gateway.intake.checks import MAX_ATTACHMENTS, Intake
 from tests.support import OPM, ROOT, directory_dict, letter_bytes
 
 PDF = b"%PDF-1.4\n% test letter\n"

@@ -6,8 +6,8 @@ import datetime as dt
 import asyncpg
 import pytest
 
-from gateway import keys
-from gateway.settings import DispatchSettings
+from gateway.core import appkeys as keys
+from gateway.core.settings import DispatchSettings
 from gateway.storage import deliveries
 from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes, wait_for
 

@@ -149,8 +149,8 @@ async def test_rsa_sha1_legacy_signature_only_with_the_legacy_setting(make_clien
 async def test_a_native_receiver_gets_the_people_send_date_and_legacy_signature(make_client, pool, dev_pki):
     """Nothing the e-CMS client said is lost for a native receiver: the parties' names and titles,
     SendDate, and the author's ds:Signature as received (evidence about the original SOAP letter)."""
-    from gateway import xml as gxml
-    from gateway.envelope import read_envelope
+    from gateway.core import xml as gxml
+    from gateway.core.envelope import read_envelope
 
     client = await make_client(ecms_require_trusted_signature=True)
     signer = dev_pki.agency_signer(OPM)
@@ -316,8 +316,8 @@ async def test_readme_conformance_command_passes_against_the_example_directory(d
     from aiohttp.test_utils import TestServer
 
     from conformance.ecms.runner import run
-    from gateway.app import create_app
-    from gateway.directory import Directory
+    from gateway.http.app import create_app
+    from gateway.core.directory import Directory
     from pki.devca import init_dev_pki
     from tests.integration.conftest import make_settings
 

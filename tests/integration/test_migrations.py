@@ -2,7 +2,7 @@
 
 import asyncpg
 
-from gateway import db
+from gateway.storage import db
 
 CATALOG = {
     "columns": """SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default

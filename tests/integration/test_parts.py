@@ -10,11 +10,11 @@ import uuid
 import pytest
 from aiohttp import web
 
-from gateway import keys
-from gateway.clock import BANGKOK
-from gateway.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope
-from gateway.parts import STORE_CHUNK, build_related
-from gateway.receipts import delivery_ack
+from gateway.core import appkeys as keys
+from gateway.core.clock import BANGKOK
+from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope
+from gateway.core.parts import STORE_CHUNK, build_related
+from gateway.core.receipts import delivery_ack
 from tests.support import CMI, KKN, OPM, TOKENS, stored_counts
 
 BIG = os.urandom(2 * STORE_CHUNK + 12345)  # three stored chunks
@@ -286,7 +286,7 @@ async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, po
 async def test_cli_sends_a_large_pdf_beside_the_envelope(make_client, pool, tmp_path):
     import argparse
 
-    from gateway import cli
+    from gateway.cli import main as cli
 
     client = await make_client()
     pdf = tmp_path / "แผนที่.pdf"

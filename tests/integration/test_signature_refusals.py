@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
-from gateway.xml import DSIG_NS, ENVELOPE_NS
+from gateway.core.xml import DSIG_NS, ENVELOPE_NS
 from pki import xmldsig
 from pki.devca import CertFactory, agency_name
 from pki.keys import FileSigner

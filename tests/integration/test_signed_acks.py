@@ -14,8 +14,8 @@ from lxml import etree
 from signxml import XMLSigner
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
 
-from gateway import keys
-from gateway.receipts import delivery_ack
+from gateway.core import appkeys as keys
+from gateway.core.receipts import delivery_ack
 from pki.devca import CertFactory
 from pki.keys import FileSigner
 from pki.trust import fingerprint

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gateway.envelope import Secrecy
+from gateway.core.envelope import Secrecy
 from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes, stored_counts, trickle
 
 
@@ -23,7 +23,7 @@ async def test_accepts_a_letter_in_one_transaction(make_client, pool):
     r = await client.post("/v1/messages", data=data, headers=auth())
     assert r.status == 202
     assert "Set-Cookie" not in r.headers  # the console's session belongs to the console only
-    from gateway import xml
+    from gateway.core import xml
 
     receipt = xml.parse(await r.read())
     xml.validate("envelope-v1.xsd", receipt)
@@ -217,7 +217,7 @@ async def test_unknown_route_is_json(make_client):
 
 
 async def test_business_cycle_accept_reject_withdraw_resend(make_client):
-    from gateway.envelope import NotifierKind
+    from gateway.core.envelope import NotifierKind
 
     client = await make_client()
     await client.post("/v1/messages", data=letter_bytes(recipients=(CMI, KKN), message_id="m-biz"), headers=auth())
@@ -263,7 +263,7 @@ async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_cl
     codes = [(await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())).status
              for _ in range(3)]
     assert codes == [202, 202, 202]  # the depth is read at most once a second
-    from gateway import keys
+    from gateway.core import appkeys as keys
 
     admission = client.app[keys.EXCHANGE].admission
     admission._depth_at = float("-inf")  # as if a second has passed: the next request refreshes the depth

@@ -7,10 +7,10 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from gateway.directory import Directory
-from gateway.errors import ConfigError
-from gateway.settings import Settings
-from gateway.signing import build_trust, server_ssl_context
+from gateway.core.directory import Directory
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
+from gateway.core.signing import build_trust, server_ssl_context
 from pki import xmldsig
 from pki.devca import CertFactory, agency_name
 from pki.keys import FileSigner

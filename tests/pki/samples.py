@@ -8,7 +8,7 @@ import os
 
 from lxml import etree
 
-from gateway.xml import ENVELOPE_NS
+from gateway.core.xml import ENVELOPE_NS
 
 E = "{%s}" % ENVELOPE_NS
 

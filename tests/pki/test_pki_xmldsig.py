@@ -15,7 +15,7 @@ from samples import envelope
 from signxml import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
-from gateway.xml import DSIG_NS, ENVELOPE_NS, parse, validate
+from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse, validate
 from pki import xmldsig
 from pki.errors import PkiError
 from pki.trust import AgencyBinding, fingerprint
@@ -460,7 +460,7 @@ async def test_a_tree_passed_in_is_verified_like_a_fresh_parse(tmp_path):
     """verify_envelope(root=...) strips comments in place and catches the same tampering."""
     from lxml import etree as _etree
 
-    from gateway import xml as gxml
+    from gateway.core import xml as gxml
     from pki.devca import init_dev_pki
     from tests.pki.samples import envelope
 
@@ -490,7 +490,7 @@ def _signed_ack(signer, *, delivery_id="7f8c9d7e-0000-4000-8000-000000000001", s
     from signxml import XMLSigner
     from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
 
-    from gateway.receipts import delivery_ack
+    from gateway.core.receipts import delivery_ack
 
     root = etree.fromstring(delivery_ack(delivery_id=uuid.UUID(delivery_id), sha256_hex=sha256))
     kw = {"signature_algorithm": signer.signature_method, "digest_algorithm": DigestAlgorithm.SHA256, **signer_kw}

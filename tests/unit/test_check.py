@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from gateway.check import check_envelope
+from gateway.intake.offline import check_envelope
 from tests.support import letter_bytes
 
 
@@ -36,11 +36,11 @@ def test_parse_and_attachment_faults_have_the_gateways_codes():
 def test_the_command_exits_1_on_a_fault_and_prints_json(tmp_path):
     path = tmp_path / "bad.xml"
     path.write_bytes(letter_bytes().replace(b"<Subject>", b"<Subjekt>").replace(b"</Subject>", b"</Subjekt>"))
-    run = subprocess.run([sys.executable, "-m", "gateway.cli", "envelope", "check", "--json", str(path)],
+    run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "envelope", "check", "--json", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stderr
     assert json.loads(run.stdout)["findings"][0]["field"] == "/Envelope/Letter"
     path.write_bytes(letter_bytes())
-    run = subprocess.run([sys.executable, "-m", "gateway.cli", "envelope", "check", str(path)],
+    run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "envelope", "check", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "envelope valid" in run.stdout and "เรื่อง" in run.stdout, run.stderr

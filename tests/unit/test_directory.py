@@ -1,7 +1,7 @@
 import pytest
 
-from gateway.directory import Directory
-from gateway.errors import ConfigError
+from gateway.core.directory import Directory
+from gateway.core.errors import ConfigError
 from tests.support import CMI, TOKENS, directory_dict
 
 

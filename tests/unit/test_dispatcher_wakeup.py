@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.dispatcher import Dispatcher
-from gateway.settings import DispatchSettings
+from gateway.delivery.dispatcher import Dispatcher
+from gateway.core.settings import DispatchSettings
 
 
 class _ClaimWokenMidway(Dispatcher):

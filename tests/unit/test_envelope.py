@@ -2,15 +2,15 @@ import base64
 
 import pytest
 
-from gateway import xml
-from gateway.envelope import read_envelope
-from gateway.errors import EnvelopeError
+from gateway.core import xml
+from gateway.core.envelope import read_envelope
+from gateway.core.errors import EnvelopeError
 from tests.support import letter, letter_bytes
 
 
 def test_round_trip_keeps_every_field_and_thai_text():
     env = letter(subject="ขอเชิญประชุมคณะกรรมการ ครั้งที่ ๑/๒๕๖๙")
-    from gateway.envelope import build_envelope
+    from gateway.core.envelope import build_envelope
 
     data = build_envelope(env)
     assert "ขอเชิญประชุม".encode() in data  # UTF-8 on the wire, not character references
@@ -46,9 +46,9 @@ async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
 
     import structlog
 
-    from gateway.directory import Directory
-    from gateway.errors import EnvelopeError
-    from gateway.intake import Intake
+    from gateway.core.directory import Directory
+    from gateway.core.errors import EnvelopeError
+    from gateway.intake.checks import Intake
     from tests.support import directory_dict, letter_bytes
 
     intake = Intake(Directory.from_dict(directory_dict()), max_bytes=1 << 20)

@@ -1,4 +1,4 @@
-"""The exact bytes :func:`gateway.envelope.build_envelope` writes, pinned for every element it knows.
+"""The exact bytes :func:`gateway.core.envelope.build_envelope` writes, pinned for every element it knows.
 
 The builder is tuned for speed (elements made in place, not with an ElementMaker) and what it
 writes is stored as received, sealed, forwarded and signed as receipts: a change of a byte is a
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.envelope import (Attachment, Envelope, Header, LegacySignature, Letter, LetterReference, MessageType,
+from gateway.core.envelope import (Attachment, Envelope, Header, LegacySignature, Letter, LetterReference, MessageType,
                               Notifier, NotifierKind, Party, Secrecy, Speed, build_envelope)
-from gateway.receipts import delivery_receipt_envelope, submission_receipt
-from gateway import xml
+from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
+from gateway.core import xml
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 AT = dt.datetime(2024, 5, 1, 9, 30, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=7)))

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from gateway.limits import Admission, Throttled, TokenBucket
+from gateway.intake.limits import Admission, Throttled, TokenBucket
 
 
 class Time:
@@ -53,7 +53,7 @@ async def test_queue_depth_limit_reads_the_database_at_most_once_a_second():
 
 
 def test_login_throttle_stops_guessing_per_user_and_per_address():
-    from gateway.limits import LoginThrottle
+    from gateway.intake.limits import LoginThrottle
 
     t = [1000.0]
     throttle = LoginThrottle(per_user=3, per_address=5, window_s=60, now=lambda: t[0])
@@ -80,7 +80,7 @@ async def test_a_database_restart_is_answered_503_not_500():
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from gateway.api import error_middleware
+    from gateway.http.api import error_middleware
 
     async def crashing(request):  # what a backend says while PostgreSQL restarts after a crash
         raise asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process")

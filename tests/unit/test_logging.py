@@ -1,10 +1,10 @@
-"""gateway.logging: the log context is bound for a block and restored exactly afterwards."""
+"""gateway.core.logging: the log context is bound for a block and restored exactly afterwards."""
 
 import asyncio
 
 import structlog
 
-from gateway.logging import log_context
+from gateway.core.logging import log_context
 
 
 def test_log_context_binds_then_restores_what_was_there():

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from gateway.settings import DispatchSettings, RetrySettings, Settings
+from gateway.core.settings import DispatchSettings, RetrySettings, Settings
 from tests.support import ROOT
 
 

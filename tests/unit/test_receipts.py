@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from gateway import receipts
-from gateway.envelope import Envelope, Header, MessageType, Receipt, build_envelope
-from gateway.xml import parse, validate
+from gateway.core import receipts
+from gateway.core.envelope import Envelope, Header, MessageType, Receipt, build_envelope
+from gateway.core.xml import parse, validate
 
 
 def built_by_the_envelope_builder(*, message_id, sender, sha256_hex, at, gateway_code):

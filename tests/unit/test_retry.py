@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from gateway.retry import RetryPolicy, classify_http_status
+from adapters.http import classify_http_status
+from gateway.delivery.retry import RetryPolicy
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
 FAR = NOW + dt.timedelta(days=30)

@@ -11,9 +11,9 @@ import builtins
 
 from aiohttp import web
 
-import gateway.console as console
-from gateway import keys
-from gateway.settings import Settings
+import gateway.http.console as console
+from gateway.core import appkeys as keys
+from gateway.core.settings import Settings
 
 
 def _app(data_dir) -> web.Application:

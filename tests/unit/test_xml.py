@@ -1,7 +1,7 @@
 import pytest
 
-from gateway import xml
-from gateway.errors import EnvelopeError
+from gateway.core import xml
+from gateway.core.errors import EnvelopeError
 from tests.support import letter_bytes
 
 

@@ -1,0 +1,222 @@
+"""Wiring between the gateway and ``pki``: trust, verification, the seal, TLS.
+
+Built once at start-up (keys are loaded once: an RSA key load costs ~240 ms):
+
+* the **trust store** (anchors, intermediates, revocation policy, and the
+  directory's certificate pins as the agency binding);
+* the **verifier** that :class:`gateway.intake.checks.Intake` calls: the author's
+  signature over the body and every attachment, the signer's path to a trust
+  anchor, the signer's authority for the sending agency, attachment digests;
+  everything downstream reads the tree that was verified;
+* the **sealer**: the gateway's own signature over what it forwards (covering
+  the author's signature too) and over every receipt it issues;
+* the **TLS context** for ``gateway serve`` with client-certificate
+  authentication (the certificate's agency code identifies the caller).
+
+In the development profile, with no keys configured, a development PKI is
+created in ``pki_dir`` on first start (``gateway pki init-dev`` does the same).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography import x509
+from lxml import etree
+
+from gateway.core.directory import Directory
+from gateway.core.errors import ConfigError
+from gateway.core.settings import Settings
+from pki import xmldsig
+from pki.errors import PkiError
+from pki.keys import FileSigner, Signer
+from pki.trust import AgencyBinding, TrustStore
+
+log = structlog.get_logger(__name__)
+
+
+class PkiSealer:
+    """The gateway's seal and receipt signatures, with the key loaded once."""
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+        subject = signer.certificate.subject.rfc4514_string()
+        self.description = f"sealed by {subject} ({signer.key_algorithm})"
+
+    def seal_envelope(self, envelope: bytes) -> bytes:
+        return xmldsig.seal_envelope(envelope, self.signer)
+
+    def sign_receipt(self, receipt: bytes) -> bytes:
+        return xmldsig.sign_receipt(receipt, self.signer)
+
+
+@dataclass
+class Trust:
+    """What start-up built; held by the app for its lifetime."""
+
+    store: TrustStore
+    seal_signer: Signer | None
+    gateway_cert: x509.Certificate | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    anchors_pem: tuple[Path, ...]
+    """The PEM files of the anchors, every one (for the TLS client-certificate check)."""
+    intermediates_pem: tuple[Path, ...] = ()
+    dev_pki: Any = None
+
+    def verifier(self, settings: Settings):
+        """The callable :class:`gateway.intake.checks.Intake` runs after the schema and sender checks."""
+        store = self.store
+
+        signatures_tag = f"{{{xmldsig.ENVELOPE_NS}}}Signatures"
+
+        async def verify(raw: bytes, root: etree._Element, sender: str, *, channel: str = "native"):
+            require = settings.require_signature and channel == "native"
+            if not require and root.find(signatures_tag) is None:
+                # An unsigned envelope where none is required (e.g. built by the e-CMS facade from a
+                # legacy letter whose own signature it checked): nothing to verify here; intake still
+                # checks every attachment's size and digest.
+                return root, {"signed": False}
+            verified = await xmldsig.verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
+                                                     require_signature=require, root=root)
+            r = verified.report
+            facts = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
+                     "signer_authorised": r.signer_authorised, "digests_ok": r.digests_ok}
+            if r.signed:
+                facts.update(signer=r.signer_subject, signer_agency=r.agency_code,
+                             signature_algorithm=r.signature_algorithm)
+            return verified.root, facts
+
+        return verify
+
+
+    def pdf_checker(self, settings: Settings):
+        """``async check(pdf_bytes, sender) -> facts`` for the main PDF, per the policy."""
+        from gateway.core.errors import EnvelopeError
+        from pki import pdf as pdfsig
+
+        store = self.store
+
+        async def check(content: bytes, sender: str) -> dict[str, Any]:
+            if b"/ByteRange" not in content:  # no PDF signature dictionary at all: cheap and certain
+                if settings.require_pdf_signature:
+                    raise EnvelopeError("the main PDF must carry the author's signature",
+                                        code="pdf.signature_required", field="Attachments/Attachment[@role='main']",
+                                        status=422)
+                return {"pdf_signed": False}
+            report = await pdfsig.validate_pdf(content, store)
+            sigs = report.signatures
+            # Each signature's agency: the same binding as the XML signatures (code in the subject, pins).
+            agency_ok = []
+            for sig in sigs:
+                try:
+                    agency_ok.append(sig.signer is not None and bool(store.check_agency(sig.signer, sender)))
+                except PkiError:
+                    agency_ok.append(False)
+            holds = report.signed and all(sig.signature_holds for sig in sigs)
+            unmodified = report.signed and all(sig.modifications_allowed for sig in sigs)
+            authorised = report.signed and all(agency_ok)
+            facts = {"pdf_signed": report.signed, "pdf_valid": report.ok and authorised,
+                     "pdf_signature_holds": holds, "pdf_modifications_allowed": unmodified,
+                     "pdf_signer_authorised": authorised,
+                     # strings: the accept event keeps scalar facts only
+                     "pdf_modification_levels": ",".join(str(sig.modification_level) for sig in sigs),
+                     "pdf_signer_agencies": ",".join(str(sig.agency_code) for sig in sigs)}
+            if settings.require_pdf_signature:
+                where = "Attachments/Attachment[@role='main']"
+                if not holds:
+                    raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
+                                        code="pdf.signature_invalid", field=where, status=422)
+                if not unmodified:
+                    levels = ", ".join(f"{sig.coverage}/{sig.modification_level}" for sig in sigs)
+                    raise EnvelopeError("the main PDF was changed after it was signed beyond form filling and "
+                                        f"annotations ({levels})", code="pdf.signature_modified", field=where,
+                                        status=422)
+                if not authorised:
+                    others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok) if not ok}))
+                    raise EnvelopeError(f"the main PDF is signed by a certificate that may not sign for {sender} "
+                                        f"(agency {others})", code="pdf.wrong_agency", field=where, status=403)
+            return facts
+
+        return check
+
+
+def _pems(paths: str) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for p in [p.strip() for p in paths.split(",") if p.strip()]:
+        try:
+            out += x509.load_pem_x509_certificates(Path(p).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read certificates from {p}: {exc}", field="GATEWAY_TRUST_ANCHORS") from None
+    return out
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
+
+
+def _crls(paths: str) -> list[x509.CertificateRevocationList]:
+    out = []
+    for path in _paths(paths):
+        try:
+            data = path.read_bytes()
+            out.append(x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
+                       else x509.load_der_x509_crl(data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read a CRL from {path}: {exc}", field="GATEWAY_CRL_FILES") from None
+    return out
+
+
+def build_trust(settings: Settings, directory: Directory) -> Trust:
+    """Blocking (key generation on a first development start): run in a thread at start-up."""
+    binding = AgencyBinding.from_directory({a.code: a.cert_fingerprints for a in directory.all()
+                                            if a.cert_fingerprints})
+    dev = None
+    if settings.trust_anchors:
+        anchors = _pems(settings.trust_anchors)
+        intermediates = _pems(settings.trust_intermediates)
+        anchors_pem, intermediates_pem = _paths(settings.trust_anchors), _paths(settings.trust_intermediates)
+    elif settings.profile == "development":
+        from pki.devca import init_dev_pki
+
+        dev = init_dev_pki(settings.pki_path, {a.code: a.name_th for a in directory.all()})
+        anchors, intermediates, anchors_pem = [dev.root_cert], [dev.intermediate_cert], (dev.anchors,)
+        intermediates_pem = (dev.intermediates,)
+        log.info("development PKI ready", directory=str(settings.pki_path))
+    else:
+        raise ConfigError("production needs GATEWAY_TRUST_ANCHORS (PEM files of trusted CAs)",
+                          field="GATEWAY_TRUST_ANCHORS")
+    store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
+                       crls=_crls(settings.crl_files))
+    signer = None
+    if settings.seal:
+        if settings.seal_key and settings.seal_cert:
+            signer = FileSigner.from_pem(settings.seal_key, settings.seal_cert)
+        elif dev is not None:
+            signer = dev.seal_signer()
+        else:
+            raise ConfigError("production needs GATEWAY_SEAL_KEY and GATEWAY_SEAL_CERT", field="GATEWAY_SEAL_KEY")
+    tls_cert = settings.tls_cert or (dev.tls_server_cert if dev is not None else None)
+    tls_key = settings.tls_key or (dev.tls_server_key if dev is not None else None)
+    return Trust(store=store, seal_signer=signer, gateway_cert=signer.certificate if signer else None,
+                 tls_cert=tls_cert, tls_key=tls_key, anchors_pem=anchors_pem, intermediates_pem=intermediates_pem,
+                 dev_pki=dev)
+
+
+def server_ssl_context(settings: Settings, trust: Trust) -> ssl.SSLContext | None:
+    if not settings.tls:
+        return None
+    if trust.tls_cert is None or trust.tls_key is None:
+        raise ConfigError("HTTPS needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY", field="GATEWAY_TLS_CERT")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(trust.tls_cert), str(trust.tls_key))
+    if settings.client_certs != "off" and trust.anchors_pem:
+        for path in (*trust.anchors_pem, *trust.intermediates_pem):  # every configured file, not the first
+            ctx.load_verify_locations(cafile=str(path))
+        ctx.verify_mode = ssl.CERT_REQUIRED if settings.client_certs == "required" else ssl.CERT_OPTIONAL
+    return ctx

@@ -1,0 +1,288 @@
+"""Dispatcher: workers that take due deliveries from the database and hand them to adapters.
+
+Queueing
+    The queue is the ``deliveries`` table. A worker claims a batch of due rows
+    with ``FOR UPDATE SKIP LOCKED`` and sets a lease by moving the row's
+    ``next_attempt_at`` to the lease's end while it is ``sending``. Any number of
+    gateway processes claim side by side without a coordinator; a process that
+    dies mid-delivery simply lets its leases run out, and the rows come due again
+    for whoever claims next. Delivery is therefore at-least-once on the wire;
+    every attempt carries the same delivery id so the office deduplicates, and
+    the gateway's own adapters do (the folder adapter overwrites by id).
+    A claimed batch goes out ``per_destination`` at a time; a delivery whose
+    turn comes with too little of its lease left for a request is handed back
+    untried, so that a slow office is not sent the same delivery by two
+    processes at once. A claim is (worker, attempt): handing back is fenced on
+    both, since the claim that replaced an expired one may carry the same
+    worker name. A process holds at most ``concurrency`` claimed deliveries, so
+    it never hoards due work that other processes could start.
+
+Backoff per destination
+    Each destination (office) has its state in the ``destinations`` table:
+    consecutive failures, the time it started failing and, once failures reach
+    ``breaker_threshold``, a ``backoff_until`` (circuit open). The claim query
+    skips destinations that are backing off, so no network work is done for
+    them, and their waiting deliveries are pushed past the backoff in one
+    statement so the claim query does not wade through them. When the backoff
+    is over (half-open), the first delivery claimed for that destination is a
+    probe: the others from the same batch wait for its result and are handed
+    back untried if it fails. One office that is down never slows the others:
+    concurrency is bounded per destination as well as per process.
+
+Retries per delivery
+    :class:`gateway.delivery.retry.RetryPolicy` decides when a failed delivery is due
+    again, or that it is dead (attempts or time to live exhausted). A
+    permanent refusal (4xx) makes it dead at once. Dead letters stay visible
+    and an operator can requeue them.
+
+New local submissions wake the dispatcher at once; otherwise it polls every
+``poll_interval_s`` (other processes' submissions, retries coming due).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import time
+from collections import defaultdict
+from typing import Iterable
+
+import structlog
+import tenacity
+
+from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from gateway.core.logging import log_context
+from gateway.exchange.service import Exchange
+from gateway.core.settings import DispatchSettings
+from gateway.storage import audit, deliveries, destinations
+from gateway.storage.db import TRANSIENT_ERRORS, call_with_retries
+from gateway.storage import parts as parts_store
+from gateway.storage.deliveries import ClaimedDelivery
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, exchange: Exchange, settings: DispatchSettings, *, worker: str) -> None:
+        self.x = exchange
+        self.settings = settings
+        self.worker = worker
+        self._event = asyncio.Event()
+        self._inflight: set[asyncio.Task] = set()
+        self._held = 0  # claimed deliveries not yet finished, bounded by settings.concurrency
+        self._per_destination: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.per_destination))
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._event.set()
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        log.info("dispatcher started", worker=self.worker)
+        while not self._stopping:
+            # Cleared before the claim, never after it: a wake() while the claim query runs (a
+            # letter committed after the query's snapshot) must send the loop round again at
+            # once, not leave that letter waiting a whole poll interval.
+            self._event.clear()
+            try:
+                claimed = await self.dispatch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database restarting: keep the loop alive, back off a little
+                log.warning("dispatch cycle failed", error=f"{type(exc).__name__}: {exc}")
+                claimed = 0
+                await asyncio.sleep(min(2.0, self.settings.poll_interval_s * 4))
+            if claimed == 0 or len(self._inflight) >= self.settings.concurrency:
+                try:
+                    await asyncio.wait_for(self._event.wait(), timeout=self.settings.poll_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._event.set()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for every delivery in flight (tests, shutdown)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch and start delivering it; returns how many were claimed."""
+        # Deliveries held, not destination groups: one group can be a whole batch, and a process
+        # holding more than it can start hoards due work from the others until the leases run out.
+        free = self.settings.concurrency - self._held
+        if free <= 0:
+            return 0
+        now = self.x.clock.now()
+        claimed = await deliveries.claim_due(self.x.pool, now=now, limit=min(self.settings.batch_size, free),
+                                             lease=dt.timedelta(seconds=self.settings.lease_s),
+                                             worker=self.worker)
+        self._held += len(claimed)
+        lease_end = now + dt.timedelta(seconds=self.settings.lease_s)
+        by_destination: dict[str, list[ClaimedDelivery]] = defaultdict(list)
+        for c in claimed:
+            by_destination[c.recipient].append(c)
+        for group in by_destination.values():
+            task = asyncio.create_task(self._deliver_group(group, lease_end))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(claimed)
+
+    # ------------------------------------------------------------------ one destination
+
+    async def _deliver_group(self, group: list[ClaimedDelivery], lease_end: dt.datetime) -> None:
+        rest: Iterable[ClaimedDelivery] = group
+        if group[0].destination_failures > 0:
+            # Half-open: one probe first; on failure hand the others back untried.
+            ok = await self._deliver_one(group[0], lease_end)
+            rest = group[1:]
+            if not ok:
+                try:
+                    await self._release(rest)
+                finally:
+                    self._held -= len(rest)
+                return
+        await asyncio.gather(*(self._deliver_one(c, lease_end) for c in rest))
+
+    async def _release(self, items: Iterable[ClaimedDelivery]) -> None:
+        for c in items:
+            try:
+                state = await self.x.pool.fetchval(
+                    "SELECT backoff_until FROM destinations WHERE agency = $1", c.recipient)
+                due = state or self.x.clock.now()
+                await deliveries.release_claim(self.x.pool, c.id, self.worker, due, c.attempts)
+            except Exception as exc:  # the lease will expire and return it anyway
+                log.warning("release failed", delivery_id=str(c.id), error=str(exc))
+
+    def _lease_too_short(self, lease_end: dt.datetime) -> bool:
+        """Whether a request started now could outlast the lease (and so be sent twice).
+
+        A batch is claimed at once but goes out ``per_destination`` at a time, so
+        behind a slow office a claimed delivery can wait longer than its lease;
+        by then another process may have claimed it too, and both would send it,
+        doubling the load on the office that is already slow."""
+        margin = min(self.settings.request_timeout_s, self.settings.lease_s / 2)
+        return self.x.clock.now() + dt.timedelta(seconds=margin) > lease_end
+
+    async def _deliver_one(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
+        try:
+            return await self._attempt(c, lease_end)
+        finally:
+            self._held -= 1
+
+    async def _attempt(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
+        """Make one attempt and record it; True if delivered."""
+        bound = log_context(
+            delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
+        with bound:
+            agency = self.x.directory.get(c.recipient)
+            started = self.x.clock.now()
+            t0 = time.perf_counter()
+            if agency is None:
+                outcome: Outcome = Permanent("recipient is no longer in the directory")
+                route_kind = c.route
+            else:
+                route_kind = agency.route.kind
+                adapter = self.x.adapters.get(route_kind)
+                if adapter is None:
+                    outcome = Retry(f"no adapter for route {route_kind}")
+                else:
+                    async with self._per_destination[c.recipient]:
+                        if self._lease_too_short(lease_end):
+                            outcome = None
+                        else:
+                            try:
+                                parts = await parts_store.list_parts(self.x.pool, c.message_pk) if c.parts else ()
+                                outcome = await adapter.deliver(OutboundDelivery(
+                                    delivery_id=c.id, message_id=c.message_id, sender=c.sender,
+                                    recipient=c.recipient, envelope=c.forwarded, route=agency.route,
+                                    attempt=c.attempts, parts=parts,
+                                    open_part=functools.partial(parts_store.iter_chunks, self.x.pool, c.message_pk)))
+                            except Exception as exc:  # an adapter bug must not lose the letter
+                                log.exception("adapter raised")
+                                outcome = Retry(f"internal: {type(exc).__name__}")
+                    if outcome is None:
+                        # its turn came too late: hand it back untried (a no-op if it was claimed again)
+                        log.info("lease ran out waiting for the destination; handed back untried")
+                        await self._release([c])
+                        return False
+            self.x.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
+            try:
+                return await self._record_durably(c, route_kind, outcome, started)
+            except Exception as exc:  # lease expiry brings it back; the office deduplicates
+                log.error("could not record delivery outcome", error=f"{type(exc).__name__}: {exc}")
+                return isinstance(outcome, Delivered)
+
+    async def _record_durably(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
+        """Record the outcome; while the database is away (restart, failover) keep trying for half
+        the lease, so a short outage delays the next step by seconds rather than a whole lease. If
+        the commit landed but its answer was lost, the retry fails on the attempt's key and stops:
+        the state is already right."""
+        return await call_with_retries(
+            lambda: self._record(c, route, outcome, started),
+            lambda: tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
+                wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0),
+                stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True))
+
+    async def _record(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
+        x = self.x
+        now = x.clock.now()
+        m = x.metrics
+        async with x.pool.acquire() as conn, conn.transaction():
+            if isinstance(outcome, Delivered):
+                done = await x.complete_delivery(conn, delivery_id=c.id, worker=self.worker, ack=outcome.ack,
+                                                 actor="gateway", ack_facts=outcome.facts,
+                                                 attempt=(c.attempts, started), destination=c.recipient)
+                if not done:
+                    log.warning("delivered after the lease was lost; the office deduplicates")
+                    return True
+            elif isinstance(outcome, Permanent):
+                await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "refused", outcome.reason)
+                await deliveries.mark_dead(conn, c.id, self.worker, outcome.reason)
+                await destinations.succeeded(conn, c.recipient, now)
+                await audit.append(conn, at=now, actor="gateway", kind="delivery.dead", message_pk=c.message_pk,
+                                   delivery_id=c.id, details={"recipient": c.recipient, "reason": outcome.reason,
+                                                              "attempts": c.attempts, "permanent": True})
+            else:
+                await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "failed", outcome.reason)
+                failures = await destinations.failed(conn, c.recipient, now, outcome.reason)
+                backoff_until = None
+                if failures >= self.settings.breaker_threshold:
+                    step = failures - self.settings.breaker_threshold + 1
+                    backoff_until = await destinations.back_off(
+                        conn, c.recipient, now + dt.timedelta(seconds=x.retry.delay(max(1, step))))
+                    await destinations.defer_pending(conn, c.recipient, backoff_until)
+                due = x.retry.next_attempt(attempts=c.attempts, now=now, expires_at=c.expires_at,
+                                           retry_after_s=outcome.retry_after)
+                if due is None:
+                    await deliveries.mark_dead(conn, c.id, self.worker, outcome.reason)
+                    await audit.append(conn, at=now, actor="gateway", kind="delivery.dead",
+                                       message_pk=c.message_pk, delivery_id=c.id,
+                                       details={"recipient": c.recipient, "reason": outcome.reason,
+                                                "attempts": c.attempts})
+                else:
+                    if backoff_until is not None and backoff_until > due:
+                        due = backoff_until
+                    await deliveries.mark_retry(conn, c.id, self.worker, due, outcome.reason)
+                    await audit.append(conn, at=now, actor="gateway", kind="delivery.retry",
+                                       message_pk=c.message_pk, delivery_id=c.id,
+                                       details={"recipient": c.recipient, "reason": outcome.reason,
+                                                "attempt": c.attempts, "next_attempt_at": due.isoformat()})
+        if isinstance(outcome, Delivered):
+            m.delivered.labels(route=route).inc()
+            m.delivery_latency.labels(route=route).observe(max(0.0, (now - c.created_at).total_seconds()))
+            log.info("delivered", attempt=c.attempts)
+            return True
+        if isinstance(outcome, Permanent) or due is None:
+            m.dead.labels(route=route).inc()
+            log.warning("dead letter", reason=outcome.reason, attempts=c.attempts)
+        else:
+            m.retries.labels(route=route).inc()
+            log.info("delivery will be retried", reason=outcome.reason, attempt=c.attempts, next_attempt_at=str(due))
+        return False

@@ -1,0 +1,342 @@
+"""The HTTP API (``/v1``), health, readiness and metrics.
+
+Handlers are thin: authenticate, read the request within its limits, call the
+:class:`gateway.exchange.service.Exchange`, shape the answer. Every error leaves as a
+JSON body ``{"code", "field"?, "message"}`` with a 4xx for the client's faults;
+a 500 means a bug and is logged with the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+from gateway.http import auth
+
+from gateway.storage import db
+
+from gateway.core import appkeys as keys, parts
+from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
+from gateway.intake.limits import body_deadline_s
+from gateway.core.logging import log_context
+
+log = structlog.get_logger(__name__)
+
+XML_TYPES = ("application/xml", "text/xml")
+routes = web.RouteTableDef()
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def error_response(exc: GatewayError, request_id: str) -> web.Response:
+    body = exc.to_dict()
+    body["request_id"] = request_id
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="saraban-gateway"'
+    if exc.status in (429, 503):
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 2))
+    return web.json_response(body, status=exc.status, headers=headers,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _coded(exc: Exception) -> GatewayError | None:
+    """Errors from other packages that carry a stable code (pki.errors.PkiError)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and hasattr(exc, "status"):
+        return GatewayError(getattr(exc, "message", str(exc)), code=code, field=getattr(exc, "field", None),
+                            status=int(getattr(exc, "status")))
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    with log_context(request_id=request_id, path=request.path,
+                                                 method=request.method):
+        try:
+            response = await handler(request)
+        except GatewayError as exc:
+            log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
+            response = error_response(exc, request_id)
+            if exc.status == 408:  # the rest of the body may still be trickling in: do not wait for it
+                response.force_close()
+            return response
+        except web.HTTPRequestEntityTooLarge:
+            # (aiohttp's exception does not keep the limit as an attribute: reading exc.max_size
+            # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
+            limit = request.app[keys.SETTINGS].max_body_bytes
+            return error_response(EnvelopeError(f"the body is larger than {limit} bytes",
+                                                code="request.too_large", status=413), request_id)
+        except web.HTTPException as exc:
+            if exc.status >= 400 and exc.content_type != "application/json":
+                code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
+                return error_response(GatewayError(exc.reason, code=code, status=exc.status), request_id)
+            raise
+        except db.TRANSIENT_ERRORS as exc:  # the database is restarting or failing over: retry, not a bug
+            log.warning("database unavailable", error=f"{type(exc).__name__}: {exc}")
+            return error_response(Unavailable("the database is not reachable right now; retry later",
+                                              code="unavailable.database"), request_id)
+        except Exception as exc:
+            coded = _coded(exc)
+            if coded is not None:
+                log.info("request refused", code=coded.code, field=coded.field, status=coded.status)
+                return error_response(coded, request_id)
+            log.exception("unhandled error")
+            return error_response(GatewayError("internal error; it has been logged", code="internal",
+                                               status=500), request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request, largest: int):
+    """Bound the time a client takes to send its body (:func:`gateway.intake.limits.body_deadline_s`).
+    A trickled body (slowloris) gets 408 ``request.timeout`` and the connection is closed."""
+    seconds = body_deadline_s(request.app, request.content_length, largest)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise EnvelopeError(f"the body did not arrive within {seconds:.0f} s", code="request.timeout",
+                            field="body", status=408) from None
+
+
+async def read_body(request: web.Request, *, what: str = "request") -> bytes:
+    limit = request.app[keys.SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
+                            code=f"{what}.too_large", status=413)
+    try:
+        async with body_deadline(request, limit):
+            return await request.read()
+    except ConnectionResetError:  # fewer bytes than Content-Length, then the client went away
+        raise EnvelopeError("the connection closed before the whole body arrived", code="request.incomplete",
+                            field="Content-Length") from None
+
+
+def _require_xml(request: web.Request) -> None:
+    ctype = request.content_type
+    if ctype not in XML_TYPES and not ctype.endswith("+xml"):
+        raise EnvelopeError(f"Content-Type must be application/xml, not {ctype or 'missing'}",
+                            code="request.unsupported_media_type", field="Content-Type", status=415)
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+@routes.post("/v1/messages")
+async def submit_message(request: web.Request) -> web.Response:
+    """Role: agency. Submit an envelope; 202 with a signed receipt, 200 for a repeat."""
+    principal = await auth.require(request, auth.AGENCY)
+    exchange = request.app[keys.EXCHANGE]
+    if parts.is_related(request):  # files beside the envelope, streamed to the spool (gateway.core.parts)
+        settings = request.app[keys.SETTINGS]
+        if exchange.admission is not None:  # refuse before reading a large body, not after
+            await exchange.admission.check_queue()
+        async with body_deadline(request, settings.max_letter_bytes):
+            body, spool = await parts.read_related(request, parts.Limits(
+                max_envelope_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
+                max_total_bytes=settings.max_letter_bytes), spool_dir=settings.spool_path)
+    else:
+        _require_xml(request)
+        body, spool = await read_body(request, what="envelope"), None
+    t0 = time.perf_counter()
+    try:
+        with log_context(agency=principal.agency):
+            result = await exchange.submit(body, agency=principal.agency,
+                                           parts=spool.parts if spool is not None else None)
+    finally:
+        if spool is not None:
+            spool.close()
+    request.app[keys.METRICS].submit_seconds.observe(time.perf_counter() - t0)
+    return web.Response(
+        body=result.receipt, status=200 if result.duplicate else 202, content_type="application/xml",
+        charset="utf-8",
+        headers={"Location": f"/v1/messages/{result.message_id}", "X-Saraban-Sha256": result.sha256,
+                 "X-Saraban-Duplicate": "true" if result.duplicate else "false"})
+
+
+@routes.get("/v1/messages/{message_id}")
+async def message_status(request: web.Request) -> web.Response:
+    """Role: agency (the sender). Status per recipient."""
+    principal = await auth.require(request, auth.AGENCY)
+    status = await request.app[keys.EXCHANGE].message_status(principal.agency, request.match_info["message_id"])
+    return _json(status)
+
+
+@routes.post("/v1/messages/{message_id}/withdraw")
+async def withdraw_message(request: web.Request) -> web.Response:
+    """Role: agency (the sender). Withdraw a letter from all or some recipients (JSON body
+    ``{"recipients": [...]}`` optional), e.g. after a rejection, before sending it again."""
+    principal = await auth.require(request, auth.AGENCY)
+    recipients = None
+    if request.can_read_body:
+        try:
+            body = json.loads(await read_body(request) or b"{}")
+            recipients = body.get("recipients")
+        except (ValueError, AttributeError):
+            raise EnvelopeError("body must be JSON like {\"recipients\": [\"1550100000\"]}",
+                                code="request.invalid", field="body") from None
+        if recipients is not None and not (isinstance(recipients, list)
+                                           and all(isinstance(r, str) for r in recipients)):
+            raise EnvelopeError("recipients must be a list of agency codes", code="request.invalid",
+                                field="recipients")
+    exchange = request.app[keys.EXCHANGE]
+    count = await exchange.withdraw_message(principal.agency, request.match_info["message_id"], recipients)
+    return _json({"withdrawn": count,
+                  "status": await exchange.message_status(principal.agency, request.match_info["message_id"])})
+
+
+@routes.get("/v1/messages/{message_id}/stamped/{recipient}")
+async def stamped_letter(request: web.Request) -> web.Response:
+    """Role: agency (the letter's sender, or that recipient). The main PDF with the recipient's
+    receiving stamp (ตรารับ: registry number, Buddhist-era date, time)."""
+    principal = await auth.require(request, auth.AGENCY)
+    pdf = await request.app[keys.EXCHANGE].stamped_letter(principal.agency, request.match_info["message_id"],
+                                                          request.match_info["recipient"])
+    return web.Response(body=pdf, content_type="application/pdf")
+
+
+# ---------------------------------------------------------------------------- pull inbox
+
+
+def _delivery_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["delivery_id"])
+    except ValueError:
+        raise NotFound("no such delivery", code="inbox.not_found", field="delivery_id") from None
+
+
+@routes.get("/v1/inbox")
+async def inbox(request: web.Request) -> web.Response:
+    """Role: agency. Unacknowledged items for the calling agency, oldest first."""
+    principal = await auth.require(request, auth.AGENCY)
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
+    exchange = request.app[keys.EXCHANGE]
+    items = await exchange.inbox(principal.agency, limit=limit)
+    out = []
+    for i in items:
+        entry = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
+                 "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
+        if i.parts:
+            entry["parts"] = _part_links(i, await exchange.parts_of(i.message_pk))
+        out.append(entry)
+    return _json({"items": out})
+
+
+def _part_links(item, infos) -> list[dict]:
+    return [{"content_id": p.content_id, "content_type": p.content_type, "size": p.size, "sha256": p.sha256,
+             "href": f"/v1/inbox/{item.delivery_id}/parts/{p.content_id}"} for p in infos]
+
+
+@routes.get("/v1/inbox/{delivery_id}")
+async def inbox_item(request: web.Request) -> web.Response:
+    """Role: agency. The sealed envelope of one inbox item."""
+    principal = await auth.require(request, auth.AGENCY)
+    exchange = request.app[keys.EXCHANGE]
+    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
+               "X-Saraban-Sender": item.sender}
+    if item.parts:  # one Link per file that travels beside the envelope
+        headers["Link"] = ", ".join(f'<{p["href"]}>; rel="item"; anchor="cid:{p["content_id"]}"'
+                                    for p in _part_links(item, await exchange.parts_of(item.message_pk)))
+    return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8", headers=headers)
+
+
+@routes.get("/v1/inbox/{delivery_id}/parts/{content_id}")
+async def inbox_part(request: web.Request) -> web.StreamResponse:
+    """Role: agency. One file of an inbox item that travels beside its envelope (``ContentRef``
+    ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it."""
+    principal = await auth.require(request, auth.AGENCY)
+    exchange = request.app[keys.EXCHANGE]
+    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    cid = request.match_info["content_id"]
+    info = next((p for p in await exchange.parts_of(item.message_pk) if p.content_id == cid), None)
+    if info is None:
+        raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",
+                       field="content_id")
+    response = web.StreamResponse(headers={"Content-Type": info.content_type, "X-Saraban-Sha256": info.sha256,
+                                           "X-Saraban-Delivery-Id": str(item.delivery_id)})
+    response.content_length = info.size
+    await response.prepare(request)
+    async for chunk in exchange.part_chunks(item.message_pk, cid):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@routes.post("/v1/inbox/{delivery_id}/ack")
+async def inbox_ack(request: web.Request) -> web.Response:
+    """Role: agency. Acknowledge an inbox item (optionally with a DeliveryAck document)."""
+    principal = await auth.require(request, auth.AGENCY)
+    delivery_id = _delivery_id(request)
+    body = await read_body(request, what="ack")
+    ack = None
+    if body:
+        from adapters.push import check_ack
+
+        problem = check_ack(body, str(delivery_id))
+        if problem is not None:
+            raise EnvelopeError(f"not a DeliveryAck for this delivery: {problem}", code="ack.invalid",
+                                field="body", status=422)
+        ack = body
+    state = await request.app[keys.EXCHANGE].ack(principal.agency, delivery_id, ack=ack)
+    return _json({"delivery_id": str(delivery_id), "status": state})
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Public. The process is alive."""
+    return _json({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Public. The database answers and its schema is current."""
+    pool = request.app[keys.POOL]
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            await conn.fetchval(db.queries["ping"])
+            pending = await db.pending_migrations(conn)
+    except Exception as exc:
+        return _json({"status": "unavailable", "database": f"{type(exc).__name__}"}, status=503)
+    if pending:
+        return _json({"status": "unavailable", "migrations_pending": pending}, status=503)
+    return _json({"status": "ready", "seal": request.app[keys.SEALER].description})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Public on the operations network (Prometheus text)."""
+    from gateway.storage import deliveries
+
+    m = request.app[keys.METRICS]
+    try:
+        m.set_queue_depth(await deliveries.queue_depth(request.app[keys.POOL]))
+    except Exception as exc:  # still expose process metrics while the database is away
+        log.warning("queue depth unavailable", error=str(exc))
+    return web.Response(body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """Public. The OpenAPI 3.1 document of this API."""
+    import importlib.resources
+
+    text = importlib.resources.files("gateway.http").joinpath("openapi.json").read_bytes()
+    return web.Response(body=text, content_type="application/json", charset="utf-8")

@@ -1,0 +1,182 @@
+"""``create_app(settings)``: wiring only.
+
+Each long-lived resource is acquired and released in ``cleanup_ctx``, in
+order: the database (embedded server started if no URL is configured, pool,
+migrations), the one shared HTTP client session, the exchange service, the
+dispatcher workers. Dependencies that tests control (clock, directory, sealer,
+HTTP session) can be passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import aiohttp
+import structlog
+import tenacity
+from aiohttp import web
+
+from adapters.ecms_node import EcmsNodeAdapter
+from adapters.folder import FolderAdapter
+from adapters.pull import PullAdapter
+from adapters.push import AckVerifier, PushAdapter
+from gateway.http import api, auditor_api, console
+from gateway.storage import db
+from gateway.core import appkeys as keys
+from gateway.audit.wiring import audit_ctx
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.directory import Directory
+from gateway.intake.checks import Intake
+from gateway.intake.limits import Admission
+from gateway.core.metrics import Metrics
+from gateway.delivery.retry import RetryPolicy
+from gateway.core.sealing import DigestOnlySealer, Sealer
+from gateway.core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _database(app: web.Application):
+    settings = app[keys.SETTINGS]
+    dsn = settings.database_url
+    if not dsn:
+        dsn = await asyncio.to_thread(db.start_embedded, settings.data_dir)
+        log.info("embedded PostgreSQL running", data_dir=str(settings.data_dir / "pg"))
+    app[keys.DATABASE_URL] = dsn
+    pool = await _connect(settings, dsn)
+    async with pool.acquire() as conn:
+        await db.migrate(conn)
+    app[keys.POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _connect(settings: Settings, dsn: str):
+    """The pool, waiting up to ``database_wait_s`` for a database that is not reachable yet (starting
+    up, recovering, failing over), with a warning per try: an operator sees why the gateway is not
+    listening yet instead of finding it exited."""
+    def warn(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("database not reachable yet; retrying", attempt=state.attempt_number,
+                    error=f"{type(exc).__name__}: {exc}", waited_s=round(state.seconds_since_start or 0, 1),
+                    gives_up_after_s=settings.database_wait_s)
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(db.TRANSIENT_ERRORS),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=5.0),
+        stop=tenacity.stop_after_delay(settings.database_wait_s), before_sleep=warn, reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await db.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+    raise AssertionError("unreachable")
+
+
+async def _pki(app: web.Application):
+    from gateway.core.signing import PkiSealer, build_trust
+
+    settings = app[keys.SETTINGS]
+    trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY])
+    app[keys.TRUST] = trust
+    if keys.SEALER not in app:
+        app[keys.SEALER] = PkiSealer(trust.seal_signer) if trust.seal_signer is not None else DigestOnlySealer()
+    if keys.AUDIT_SIGNER not in app and not settings.audit_key_path and trust.seal_signer is not None:
+        # Checkpoints of the audit chain are signed with the gateway's seal key: auditors verify
+        # them offline with the same certificate as receipts and seals.
+        app[keys.AUDIT_SIGNER] = trust.seal_signer
+    yield
+
+
+async def _http(app: web.Application):
+    if keys.HTTP in app:
+        yield
+        return
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=32, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "saraban-gateway/0.1"})
+    app[keys.HTTP] = session
+    yield
+    await session.close()
+
+
+def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
+                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None,
+                   pdf_checker=None, trust_store=None):
+    """The service with its adapters; shared by the app and the CLI.
+
+    ``trust_store`` (pki.trust.TrustStore) verifies offices' signed acknowledgements;
+    without it a signed ack is refused, never kept unverified.
+    """
+    from gateway.exchange.service import Exchange
+
+    acks = AckVerifier(trust_store)
+    adapters = {"pull": PullAdapter(), "folder": FolderAdapter()}
+    if http is not None:
+        adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s, acks=acks)
+        adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
+    return Exchange(
+        pool=pool, directory=directory,
+        intake=Intake(directory, max_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
+                      verifier=verifier, pdf_checker=pdf_checker),
+        sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
+        metrics=metrics, wake=wake, gateway_code=settings.gateway_code, acks=acks)
+
+
+async def _exchange(app: web.Application):
+    from gateway.delivery.dispatcher import Dispatcher
+
+    settings = app[keys.SETTINGS]
+    wake_box: list = []
+    exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
+                              sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
+                              http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0](),
+                              verifier=app[keys.TRUST].verifier(settings), trust_store=app[keys.TRUST].store,
+                              pdf_checker=app[keys.TRUST].pdf_checker(settings) if settings.validate_pdf else None)
+    exchange.stamp_received = settings.stamp_received
+    exchange.admission = Admission(
+        rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst, max_queue_depth=settings.max_queue_depth,
+        depth=lambda: app[keys.POOL].fetchval(db.queries["outbound_depth"]), workers=settings.workers)
+    app[keys.EXCHANGE] = exchange
+    await exchange.record_directory()
+    worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+    dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)
+    wake_box.append(dispatcher.wake)
+    app[keys.DISPATCHER] = dispatcher
+    task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
+    yield
+    if task is not None:
+        await dispatcher.stop()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
+               sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None,
+               audit_signer=None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.DIRECTORY] = directory or Directory.load(settings.directory_path)
+    app[keys.METRICS] = Metrics()
+    if sealer is not None:
+        app[keys.SEALER] = sealer
+    if http is not None:
+        app[keys.HTTP] = http
+    if audit_signer is not None:
+        app[keys.AUDIT_SIGNER] = audit_signer
+    from gateway.audit.live import VerifyJob
+
+    from gateway.intake.limits import LoginThrottle
+
+    app[keys.AUDIT_VERIFY] = job = VerifyJob()
+    app[keys.LOGIN_THROTTLE] = LoginThrottle()
+    app.on_shutdown.append(lambda _app: job.cancel())
+    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
+    app.add_routes(api.routes)
+    app.add_routes(auditor_api.routes)
+    __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
+    console.setup(app)
+    return app

@@ -1,0 +1,241 @@
+"""Staff API: auditors read (``/v1/audit/...``), operators act (``/v1/deliveries/...``).
+
+Auditors and admins read everything and change nothing; operators and admins
+requeue dead letters and read queues. Listings use keyset pagination: each
+answer carries ``next`` (an opaque cursor) when there is more. Exports stream
+page by page (``StreamResponse``), so memory stays bounded however many rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import json
+import uuid
+
+from aiohttp import web
+
+from gateway.http import auth, params
+
+from gateway.core import appkeys as keys
+from gateway.core.errors import EnvelopeError, NotFound
+from gateway.storage import search
+
+routes = web.RouteTableDef()
+READERS = (auth.AUDITOR, auth.ADMIN)
+OPERATORS = (auth.OPERATOR, auth.ADMIN)
+EXPORT_PAGE = 2000
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
+
+
+def _limit(q, default=100, top=1000) -> int:
+    try:
+        return max(1, min(int(q.get("limit", default)), top))
+    except ValueError:
+        raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
+
+
+def _filter(q) -> search.LetterFilter:
+    return params.letter_filter(q, agency=q.get("agency") or None, since=params.timestamp(q.get("since"), "since"),
+                                until=params.timestamp(q.get("until"), "until"))
+
+
+def _next(row) -> str:
+    return base64.urlsafe_b64encode(f"{row['accepted_at'].isoformat()}|{row['pk']}".encode()).decode()
+
+
+LETTER_FIELDS = ("pk", "sender", "message_id", "message_type", "letter_number", "letter_date", "subject",
+                 "accepted_at", "speed", "secrecy", "deliveries")
+
+
+def _letter(row) -> dict:
+    out = {k: row[k] for k in LETTER_FIELDS}
+    for k in ("letter_date", "accepted_at"):
+        out[k] = out[k].isoformat() if out[k] else None
+    return out
+
+
+@routes.get("/v1/audit/letters")
+async def audit_letters(request: web.Request) -> web.Response:
+    """Role: auditor, admin. Letters by agency, time, number, subject (substring, Thai), status; keyset pages."""
+    await auth.require(request, *READERS)
+    q = request.query
+    limit = _limit(q)
+    rows = await search.letters(request.app[keys.POOL], _filter(q), after=params.letter_cursor(q.get("after")),
+                               limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return _json({"items": [_letter(r) for r in rows], "next": _next(rows[-1]) if more else None})
+
+
+def _export_format(q) -> str:
+    fmt = q.get("format", "csv")
+    if fmt not in ("csv", "jsonl", "json"):
+        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
+    return fmt
+
+
+async def _start_export(request: web.Request, fmt: str, name: str, fields) -> web.StreamResponse:
+    """Begin a streamed export; for CSV, a BOM (so spreadsheet programs read the Thai as UTF-8) and the header."""
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{name}.{"csv" if fmt == "csv" else "jsonl"}"'})
+    await resp.prepare(request)
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf).writerow(fields)
+        await resp.write(("\ufeff" + buf.getvalue()).encode("utf-8"))
+    return resp
+
+
+@routes.get("/v1/audit/letters/export")
+async def audit_letters_export(request: web.Request) -> web.StreamResponse:
+    """Role: auditor, admin. Every matching letter, streamed as CSV (``format=csv``) or JSON Lines."""
+    await auth.require(request, *READERS)
+    q = request.query
+    f = _filter(q)  # every parameter is checked before the answer starts: a 400 cannot follow a 200
+    after = params.letter_cursor(q.get("after"))
+    fmt = _export_format(q)
+    resp = await _start_export(request, fmt, "letters", LETTER_FIELDS)
+    pool = request.app[keys.POOL]
+    while True:
+        rows = await search.letters(pool, f, after=after, limit=EXPORT_PAGE)
+        if not rows:
+            break
+        buf = io.StringIO()
+        if fmt == "csv":
+            w = csv.writer(buf)
+            for r in rows:
+                d = _letter(r)
+                d["deliveries"] = " ".join(f"{x['recipient']}:{x['status']}" for x in d["deliveries"])
+                w.writerow([d[k] for k in LETTER_FIELDS])
+        else:
+            for r in rows:
+                buf.write(json.dumps(_letter(r), ensure_ascii=False) + "\n")
+        await resp.write(buf.getvalue().encode("utf-8"))
+        after = (rows[-1]["accepted_at"], rows[-1]["pk"])
+        if len(rows) < EXPORT_PAGE:
+            break
+    await resp.write_eof()
+    return resp
+
+
+def _event_filter(q) -> dict:
+    return {"kind": q.get("kind") or None, "since": params.timestamp(q.get("since"), "since"),
+            "until": params.timestamp(q.get("until"), "until"), "message_pk": params.bigint(q.get("letter"), "letter"),
+            "agency": q.get("agency") or None, "number": q.get("number") or None,
+            "subject": q.get("subject") or None}
+
+
+def _event(r) -> dict:
+    return {**r, "at": r["at"].isoformat(), "delivery_id": str(r["delivery_id"]) if r["delivery_id"] else None}
+
+
+EVENT_FIELDS = ("seq", "at", "actor", "kind", "message_pk", "delivery_id", "details")
+
+
+@routes.get("/v1/audit/events")
+async def audit_events(request: web.Request) -> web.Response:
+    """Role: auditor, admin. Audit events by kind, time, letter, agency, letter number, subject;
+    keyset pages newest first (``before`` = seq)."""
+    await auth.require(request, *READERS)
+    q = request.query
+    limit = _limit(q)
+    rows = await search.events(request.app[keys.POOL], **_event_filter(q),
+                               before_seq=params.bigint(q.get("before"), "before"), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return _json({"items": [_event(r) for r in rows], "next": rows[-1]["seq"] if more else None})
+
+
+@routes.get("/v1/audit/events/export")
+async def audit_events_export(request: web.Request) -> web.StreamResponse:
+    """Role: auditor, admin. Every matching event, newest first, streamed as CSV (``format=csv``) or JSON Lines."""
+    await auth.require(request, *READERS)
+    q = request.query
+    f = _event_filter(q)  # checked before the answer starts
+    before = params.bigint(q.get("before"), "before")
+    fmt = _export_format(q)
+    resp = await _start_export(request, fmt, "events", EVENT_FIELDS)
+    pool = request.app[keys.POOL]
+    while True:
+        rows = await search.events(pool, **f, before_seq=before, limit=EXPORT_PAGE)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        for r in rows:
+            e = _event(r)
+            if fmt == "csv":
+                w.writerow([json.dumps(e[k], ensure_ascii=False, sort_keys=True) if k == "details" else e[k]
+                            for k in EVENT_FIELDS])
+            else:
+                buf.write(json.dumps(e, ensure_ascii=False, default=str) + "\n")
+        await resp.write(buf.getvalue().encode("utf-8"))
+        if len(rows) < EXPORT_PAGE:
+            break
+        before = rows[-1]["seq"]
+    await resp.write_eof()
+    return resp
+
+
+@routes.get("/v1/audit/status")
+async def audit_status(request: web.Request) -> web.Response:
+    """Role: auditor, admin, operator. The chain head, sealing lag and last checkpoint."""
+    from dataclasses import asdict
+
+    from gateway.audit import live
+
+    await auth.require(request, auth.AUDITOR, auth.ADMIN, auth.OPERATOR)
+    st = asdict(await live.status(request.app[keys.POOL]))
+    return _json({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in st.items()})
+
+
+@routes.get("/v1/audit/letters/{pk:\\d+}/evidence.zip")
+async def evidence(request: web.Request) -> web.Response:
+    """Role: auditor, admin. Evidence bundle of one letter (ZIP), verifiable offline with ``gateway audit verify``."""
+    from gateway.audit.evidence import build_bundle
+
+    await auth.require(request, *READERS)
+    signer = request.app.get(keys.AUDIT_SIGNER)
+    pk = params.bigint(request.match_info["pk"], "pk")
+    data = await build_bundle(request.app[keys.POOL], pk,
+                              certificate=signer.certificate if signer else None)
+    if data is None:
+        raise NotFound("no such letter", code="letter.not_found")
+    return web.Response(body=data, content_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="evidence-{request.match_info["pk"]}.zip"'})
+
+
+@routes.get("/v1/deliveries/dead")
+async def dead(request: web.Request) -> web.Response:
+    """Role: operator, auditor, admin. Dead letters, newest first (keyset: ``after_at`` + ``after_id``)."""
+    await auth.require(request, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)
+    q = request.query
+    after = params.dead_keyset(q.get("after_at"), q.get("after_id"))
+    rows = await search.dead_letters(request.app[keys.POOL], after=after, limit=_limit(q))
+    return _json({"items": [{**r, "id": str(r["id"]), "created_at": r["created_at"].isoformat()} for r in rows]})
+
+
+@routes.post("/v1/deliveries/{delivery_id}/requeue")
+async def requeue(request: web.Request) -> web.Response:
+    """Role: operator, admin. Requeue a dead or waiting delivery (audited with the operator's name)."""
+    principal = await auth.require(request, *OPERATORS)
+    try:
+        delivery_id = uuid.UUID(request.match_info["delivery_id"])
+    except ValueError:
+        raise NotFound("no such delivery", code="delivery.not_found") from None
+    await request.app[keys.EXCHANGE].requeue(delivery_id, actor=principal.subject)
+    return _json({"delivery_id": str(delivery_id), "status": "requeued"})
+
+
+@routes.get("/v1/queues")
+async def queues(request: web.Request) -> web.Response:
+    """Role: operator, auditor, admin. Queue depth and backoff per destination."""
+    await auth.require(request, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)
+    rows = await search.queue_by_destination(request.app[keys.POOL])
+    return _json({"items": [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+                            for r in rows]})

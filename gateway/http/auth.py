@@ -1,0 +1,118 @@
+"""Who is calling: an agency (its own letters only), operator, auditor or admin.
+
+Agencies authenticate with a client certificate (mutual TLS, bound to the
+agency in the directory) or, in the development profile only, a bearer token
+whose SHA-256 is in the directory. Every route states the role it needs;
+:func:`require` refuses every other role with 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.core import appkeys as keys
+from gateway.core.errors import AuthError
+
+AGENCY = "agency"
+OPERATOR = "operator"
+AUDITOR = "auditor"
+ADMIN = "admin"
+ROLES = (AGENCY, OPERATOR, AUDITOR, ADMIN)
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    """agency, operator, auditor or admin."""
+    agency: str | None
+    """The agency code, for the agency role."""
+    subject: str
+    """Who, for logs and the audit log (never a secret)."""
+    method: str
+    """How they authenticated: token, certificate, session."""
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+async def _from_certificate(request: web.Request) -> Principal | None:
+    """The agency named by a verified TLS client certificate (chain checked by the TLS layer
+    against the trust anchors, then validity, revocation and the agency binding by the
+    trust store, cached per certificate)."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    from cryptography import x509
+
+    from pki.errors import PkiError
+    from pki.trust import agency_of
+
+    cert = x509.load_der_x509_certificate(der)
+    agency = agency_of(cert)
+    directory = request.app[keys.DIRECTORY]
+    if agency is None or agency not in directory:
+        raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
+    try:
+        await request.app[keys.TRUST].store.validate_signer(cert, usage="tls-client")
+    except PkiError as exc:
+        raise AuthError(f"client certificate refused: {exc.message}", code=f"auth.{exc.code}") from None
+    return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")
+
+
+async def authenticate(request: web.Request) -> Principal:
+    cached = request.get(PRINCIPAL)
+    if cached is not None:
+        return cached
+    directory = request.app[keys.DIRECTORY]
+    settings = request.app[keys.SETTINGS]
+    principal = await _from_certificate(request)
+    if principal is not None:
+        request[PRINCIPAL] = principal
+        return principal
+    token = _bearer(request)
+    if token is not None:
+        # Agency bearer tokens are a development convenience; staff API tokens (users table,
+        # stored as SHA-256) are valid in every profile.
+        agency = directory.agency_for_token(token)
+        if agency is not None:
+            if settings.profile == "production":
+                raise AuthError("bearer tokens are off in the production profile; use a client certificate",
+                                code="auth.token_disabled")
+            principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
+        else:
+            from gateway.storage import users
+
+            user = await users.user_for_token(request.app[keys.POOL], token)
+            if user is None:
+                raise AuthError("unknown token", code="auth.invalid_token")
+            if user.role is users.Role.AGENCY and settings.profile == "production":
+                # An agency acts through its client certificate in production, whoever holds a token.
+                raise AuthError("agency tokens are off in the production profile; use a client certificate",
+                                code="auth.token_disabled")
+            principal = Principal(role=user.role.value, agency=user.agency, subject=f"user:{user.username}",
+                                  method="token")
+    if principal is None:
+        raise AuthError("authentication required (client certificate or bearer token)", code="auth.required")
+    request[PRINCIPAL] = principal
+    return principal
+
+
+async def require(request: web.Request, *roles: str) -> Principal:
+    principal = await authenticate(request)
+    if principal.role not in roles:
+        raise AuthError(f"this needs the role {' or '.join(roles)}", code="auth.forbidden", status=403)
+    return principal

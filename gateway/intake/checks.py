@@ -1,0 +1,253 @@
+"""Checking a submitted envelope, in the order that fails cheapest first.
+
+1. size (before reading; again here), 2. hardened parse (and no processing
+instructions; at most 100 attachments), 3. XSD (then no attachment declared
+larger than the request limit), 4. header:
+the sender is the authenticated agency, the message type matches the body,
+5. recipients exist in the directory, 6. policy (top-secret is never carried),
+7. attachments decode and match their declared size and SHA-256, 8. the
+author's signature and the signer's authority for the sender (when a verifier
+is configured), 9. files sent beside the envelope (multipart/related, see
+:mod:`gateway.core.parts`) match the size and SHA-256 that the verified tree
+declares for them, and no part is left unreferenced.
+
+Each failure is a :class:`GatewayError` with a stable code and the field.
+The result, :class:`CheckedEnvelope`, is what the rest of the gateway works
+on: the exact bytes received and the records read from the tree that was
+checked (with a verifier: the tree whose signature was verified).
+
+An envelope the gateway builds itself (the e-CMS facade maps a schema-valid
+e-CMS letter to records and builds the envelope from them) arrives as a
+:class:`BuiltEnvelope`: the bytes together with the tree and the records they
+were made from. Parsing those bytes again would only give back that tree, and
+reading it again only those records, so both are skipped; every check above
+still runs on that tree, the XSD included (it holds limits the e-CMS schema
+does not, such as a non-empty Subject or at most 100 references), and the
+stored bytes are the same. ``tests/ecms/test_built_envelopes.py`` checks that
+the two ways through agree on every e-CMS shape it generates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Optional
+
+import structlog
+from lxml import etree
+
+from gateway.core import xml
+from gateway.core.directory import Directory
+from gateway.core.envelope import (Envelope, Letter, MessageType, Notifier, Receipt, Secrecy, build_envelope_tree,
+                              read_envelope)
+from gateway.core.errors import AuthError, EnvelopeError
+from gateway.core.parts import SpooledPart
+
+SCHEMA = "envelope-v1.xsd"
+
+_BODY_TYPES = {MessageType.LETTER: Letter, MessageType.NOTIFIER: Notifier, MessageType.RECEIPT: Receipt}
+
+#: ``async verify(raw, root, sender, *, channel) -> (verified_root, facts)``; raises a GatewayError/PkiError.
+Verifier = Callable[[bytes, etree._Element, str], Awaitable[tuple[etree._Element, dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class CheckedEnvelope:
+    raw: bytes
+    """The exact bytes received."""
+    sha256: bytes
+    """SHA-256 of ``raw``."""
+    envelope: Envelope
+    """Records read from the checked (and, with a verifier, verified) tree."""
+    facts: dict[str, Any]
+    """What was established: schema_valid, signature facts from the verifier."""
+    parts: tuple[SpooledPart, ...] = ()
+    """Files received beside the envelope, each checked against its verified Attachment."""
+
+    @property
+    def sha256_hex(self) -> str:
+        return self.sha256.hex()
+
+
+class BuiltEnvelope(bytes):
+    """The bytes of an envelope the gateway built from :attr:`envelope`, with the tree it serialised.
+
+    It is ``bytes`` (what :meth:`Intake.check` and ``Exchange.submit`` take, what is hashed,
+    stored as received and sealed) and :meth:`Intake.check` uses :attr:`tree` and
+    :attr:`envelope` instead of parsing and reading the bytes again. Made only by building:
+    the three cannot disagree.
+    """
+
+    tree: etree._Element
+    """The element tree that was serialised (not to be changed)."""
+    envelope: Envelope
+    """The records the tree was built from."""
+
+    def __new__(cls, envelope: Envelope) -> "BuiltEnvelope":
+        tree = build_envelope_tree(envelope)
+        # the serialisation of gateway.core.envelope.build_envelope, so the stored bytes are the same
+        self = super().__new__(cls, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
+        self.tree = tree
+        self.envelope = envelope
+        return self
+
+
+def _refuse_processing_instructions(root: etree._Element) -> None:
+    """The schema cannot see processing instructions, yet they travel to every receiver inside
+    the bytes the gateway seals (``<?xml-stylesheet?>`` makes a browser fetch and run XSLT)."""
+    outside = [*root.itersiblings(etree.ProcessingInstruction, preceding=True),
+               *root.itersiblings(etree.ProcessingInstruction)]
+    inside = next(root.iter(etree.ProcessingInstruction), None)
+    if outside or inside is not None:
+        field = "/" if outside else xml.named_path(root, inside.getparent())
+        raise EnvelopeError("processing instructions are not accepted in an envelope", code="envelope.pi_forbidden",
+                            field=field)
+
+
+#: Most attachments one envelope may carry: the XSD's maxOccurs of Attachments/Attachment (a test keeps
+#: them equal), checked first so that the refusal names the limit rather than a schema position.
+MAX_ATTACHMENTS = 100
+
+
+def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_bytes: int, sizes: bool) -> None:
+    """``attachment.too_many``; with ``sizes`` (after the XSD), ``attachment.too_large`` for a declared
+    Size over the limit: no inline attachment can be larger than the request that carries it, and no
+    file beside the envelope (``ContentRef``) larger than one part may be."""
+    ns = f"{{{xml.ENVELOPE_NS}}}"
+    container = root.find(f"{ns}Attachments")
+    if container is None:
+        return
+    items = container.findall(f"{ns}Attachment")
+    if len(items) > MAX_ATTACHMENTS:
+        raise EnvelopeError(f"{len(items)} attachments, the limit is {MAX_ATTACHMENTS}", code="attachment.too_many",
+                            field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]", status=413)
+    if not sizes:
+        return
+    for i, a in enumerate(items, start=1):
+        limit = max_part_bytes if a.find(f"{ns}ContentRef") is not None else max_bytes
+        declared = (a.findtext(f"{ns}Size") or "").strip().lstrip("+").lstrip("0") or "0"
+        if len(declared) > len(str(limit)) or int(declared) > limit:
+            raise EnvelopeError(f"attachment declared as {declared[:40]} bytes, the limit is {limit}",
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size", status=413)
+
+
+class Intake:
+    def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
+                 pdf_checker=None, max_part_bytes: int | None = None) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.max_part_bytes = max_part_bytes or max_bytes
+        self.verifier = verifier
+        self.pdf_checker = pdf_checker
+
+    async def check(self, data: bytes, *, agency: str, channel: str = "native",
+                    allow_receipts: bool = False,
+                    parts: Mapping[str, SpooledPart] | None = None) -> CheckedEnvelope:
+        """Check ``data`` (a :class:`BuiltEnvelope`: not parsed nor read again, see the module)."""
+        built = data if isinstance(data, BuiltEnvelope) else None
+        if built is None:
+            root = xml.parse(data, max_bytes=self.max_bytes)
+        elif len(built) > self.max_bytes:
+            raise EnvelopeError(f"document is {len(built)} bytes, the limit is {self.max_bytes}",
+                                code="envelope.too_large", status=413)
+        else:
+            root = built.tree
+        # From here on every log line of this request names the letter (refusals included), so an
+        # operator can find it with the id the agency's own system logged.
+        structlog.contextvars.bind_contextvars(
+            message_id=built.envelope.header.message_id if built is not None
+            else root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
+        _refuse_comments(root)
+        _refuse_processing_instructions(root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
+        xml.validate(SCHEMA, root)
+        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
+        if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
+            raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
+        facts: dict[str, Any] = {"schema_valid": True}
+        sender = root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}Sender")
+        if sender != agency:
+            raise AuthError(f"agency {agency} cannot send as {sender}", code="auth.wrong_sender",
+                            field="Header/Sender", status=403)
+        if self.verifier is not None:
+            root, signature_facts = await self.verifier(data, root, sender, channel=channel)
+            facts.update(signature_facts)
+        # A verifier may hand back another tree (the one its signature covers): read that one.
+        env = built.envelope if built is not None and root is built.tree else read_envelope(root)
+        h = env.header
+        if not isinstance(env.body, _BODY_TYPES[h.message_type]):
+            raise EnvelopeError(f"MessageType {h.message_type.value} does not match the body",
+                                code="envelope.type_mismatch", field="Header/MessageType", status=422)
+        if h.message_type is MessageType.RECEIPT and not allow_receipts:
+            raise EnvelopeError("receipts are issued by the gateway, not submitted",
+                                code="envelope.receipt_not_submittable", field="Header/MessageType", status=422)
+        for i, code in enumerate(h.recipients, start=1):
+            agency_rec = self.directory.get(code)
+            if agency_rec is None or not agency_rec.active:
+                raise EnvelopeError(f"recipient {code} is not in the directory",
+                                    code="envelope.unknown_recipient",
+                                    field=f"Header/Recipients/Recipient[{i}]", status=422)
+        letter = env.letter
+        if letter is not None and letter.secrecy is Secrecy.TOP_SECRET:
+            raise EnvelopeError("top-secret (ลับที่สุด) letters are never carried electronically",
+                                code="policy.top_secret", field="Letter/Secrecy", status=422)
+        if env.notifier is not None and env.notifier.kind.value == "accepted" and not env.notifier.registry_number:
+            raise EnvelopeError("an accepted notifier needs the registry number",
+                                code="envelope.registry_number_missing", field="Notifier/RegistryNumber",
+                                status=422)
+        checked_parts = _match_parts(env.attachments, parts or {})
+        if self.pdf_checker is not None:
+            main = next((a for a in env.attachments if a.role == "main" and a.mime_type == "application/pdf"), None)
+            if main is not None:
+                content = main.content
+                if main.external:  # PAdES validation needs the file in memory; only this once
+                    content = next(p for p in checked_parts if p.content_id == main.id).read_bytes()
+                facts.update(await self.pdf_checker(content, h.sender))
+        return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
+                               parts=checked_parts)
+
+
+def _refuse_comments(root: etree._Element) -> None:
+    """Refuse comments anywhere in the envelope.
+
+    Canonical XML without comments (what signatures cover) ignores them, but
+    they split text for anyone who reads the stored bytes: a signed Subject
+    ``ขอเชิญ<!---->ประชุม`` verifies, yet a receiver's parser reads ``ขอเชิญ``.
+    An official letter has no use for them, so the bytes that travel say
+    exactly what was signed. (Processing instructions: ``envelope.pi_forbidden``.)
+    """
+    inside = next(root.iter(etree.Comment), None)
+    outside = [*root.itersiblings(etree.Comment, preceding=True), *root.itersiblings(etree.Comment)]
+    if inside is not None or outside:
+        field = "/" if inside is None else xml.named_path(root, inside.getparent())
+        raise EnvelopeError("a comment is not accepted in an envelope (it would hide text from what is signed)",
+                            code="envelope.comment_forbidden", field=field)
+
+
+def _match_parts(attachments, parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
+    """Every external attachment has its part, of the declared (signed) size and SHA-256; no part is extra.
+
+    Codes: ``attachment.part_missing``, ``attachment.size_mismatch``, ``attachment.digest_mismatch``,
+    ``attachment.part_unreferenced``.
+    """
+    matched = []
+    for i, a in enumerate(attachments, start=1):
+        if not a.external:
+            continue
+        where = f"Attachments/Attachment[{i}]"
+        p = parts.get(a.id)
+        if p is None:
+            raise EnvelopeError(f"attachment {a.id} refers to part <{a.id}>, which the request does not carry",
+                                code="attachment.part_missing", field=f"{where}/ContentRef", status=422)
+        if p.size != a.size:
+            raise EnvelopeError(f"declared size {a.size} but part <{a.id}> has {p.size} bytes",
+                                code="attachment.size_mismatch", field=f"{where}/Size", status=422)
+        if p.sha256 != a.sha256:
+            raise EnvelopeError(f"SHA-256 of part <{a.id}> does not match the declared digest",
+                                code="attachment.digest_mismatch", field=f"{where}/Sha256", status=422)
+        matched.append(p)
+    extra = sorted(set(parts) - {p.content_id for p in matched})
+    if extra:
+        raise EnvelopeError(f"part <{extra[0]}> is not referenced by any Attachment's ContentRef",
+                            code="attachment.part_unreferenced", field=f"part <{extra[0]}>", status=422)
+    return tuple(matched)
