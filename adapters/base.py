@@ -16,8 +16,9 @@ dispatcher's, so it is visible, bounded and survives restarts).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Protocol, Union
+from typing import Any, NamedTuple, Protocol
 
 from gateway.core.directory import Route
 from gateway.core.parts import PartInfo
@@ -58,7 +59,7 @@ class Permanent(NamedTuple):
     reason: str
 
 
-Outcome = Union[Delivered, Retry, Permanent]
+Outcome = Delivered | Retry | Permanent
 
 
 class Adapter(Protocol):

@@ -29,21 +29,16 @@ Route settings: ``url`` (required), ``timeout_s`` (default 30), ``duplicate_code
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
-from lxml import etree
 from lxml.builder import ElementMaker
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
 from gateway.core import envelope as native
 from gateway.core import xml as gxml
-from gateway.ecms import mapping, soap
 from gateway.core.errors import GatewayError
 from gateway.core.parts import inline_external
-
-
+from gateway.ecms import mapping, soap
 
 
 def build_request(env: native.Envelope, *, delivery_id: str, to: str, recipient: str) -> bytes:

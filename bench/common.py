@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import shutil
 import statistics
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import asyncpg
 
@@ -166,7 +166,7 @@ class MachineCpu:
     """Share of all cores busy (user, system, iowait excluded) between ``start()`` and ``stop()``:
     tells whether a configuration had spare CPU at all, e.g. before reading a scaling ratio."""
 
-    def start(self) -> "MachineCpu":
+    def start(self) -> MachineCpu:
         import psutil
 
         self._t0 = psutil.cpu_times()

@@ -83,12 +83,12 @@ async def main() -> None:
     args = ap.parse_args()
     n = args.letters or (20_000 if args.quick else 1_000_000)
 
-    from gateway.storage import db, users
-    from gateway.http.app import create_app
     from gateway.audit.sealer import ChainSealer
     from gateway.core.clock import SystemClock
     from gateway.core.directory import Directory
     from gateway.core.settings import DispatchSettings, Settings
+    from gateway.http.app import create_app
+    from gateway.storage import db, users
     from tests.audit.keys import TestSigner
     from tests.support import directory_dict
 
@@ -129,7 +129,7 @@ async def main() -> None:
         await sealer.seal_once(force_checkpoint=True)
         if seal_rate is not None:
             print(f"sealed {events} events at {seal_rate:,.0f}/s", flush=True)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         for name, role in (("op", users.Role.OPERATOR), ("aud", users.Role.AUDITOR)):
             if not reuse:
                 await users.add(pool, username=name, password="bench-password-1", role=role, agency=None, now=now,
@@ -155,7 +155,7 @@ async def main() -> None:
         assert login.status == 302, ("console login", login.status)
         mid = n // 2
         pk = mid
-        late = (dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=25 * mid)).date()
+        late = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=25 * mid)).date()
         h = {"Authorization": f"Bearer {token}"}
         pages = {
             "search": ("/console/letters", {}, None),

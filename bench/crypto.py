@@ -51,7 +51,7 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
         raw = envelope(sender=code, message_id=f"msg-{i:06d}", attachment_size=1600)  # ~5 KB unsigned
         batch.append((code, f"msg-{i:06d}", xmldsig.sign_envelope(raw, signers[code], xades=xades)))
     size = sum(len(b[2]) for b in batch) / len(batch)  # signed size: letter + author signature
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     async def verify(item):
         return await xmldsig.verify_envelope(item[2], trust, sender=item[0])

@@ -38,8 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures  # noqa: E402
 from gateway.core.clock import BANGKOK  # noqa: E402
-from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed,  # noqa: E402
-                              build_envelope)
+from gateway.core.envelope import (  # noqa: E402
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Secrecy,
+    Speed,
+    build_envelope,
+)
 from gateway.core.receipts import delivery_ack  # noqa: E402
 from tests.support import CMI, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
 
@@ -116,7 +124,7 @@ class RssSampler:
                 pass
         return total
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self.peak = self.rss()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

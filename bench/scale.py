@@ -101,8 +101,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import MachineCpu, figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
-from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env,  # noqa: E402
-                           stop_group, write_directory)
+from tests.support import (  # noqa: E402
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    Office,
+    free_port,
+    gateway_env,
+    stop_group,
+    write_directory,
+)
 
 HEADERS = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
 OFFICES = {"cmi": CMI, "kkn": KKN}
@@ -174,7 +184,7 @@ class OfficeProcess:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}/saraban/inbox"
 
-    def start(self) -> "OfficeProcess":
+    def start(self) -> OfficeProcess:
         spec = json.dumps({"offices": self.ports, "control": self.control})
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-offices", spec],
@@ -196,7 +206,7 @@ class OfficeProcess:
             try:
                 await self.call("GET", "/stats", timeout=1)
                 return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
@@ -250,7 +260,7 @@ class RssSampler:
                     self.peak_single[label] = max(self.peak_single.get(label, 0), max(sizes))
                     self.peak_tree[label] = max(self.peak_tree.get(label, 0), sum(sizes))
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -434,13 +444,13 @@ async def closed_loop(cfg: Config, procs: list[GatewayProcess], dsn: str, office
     machine, gw0 = MachineCpu().start(), gateway_cpu(procs)
     t0 = time.time()
     submit_rate, lat, codes = await post_all(urls, timed, headers=HEADERS, clients=clients, statuses=st)
-    accepted_timed = [m for m, s in zip(ids_timed, st) if s == 202]
+    accepted_timed = [m for m, s in zip(ids_timed, st, strict=False) if s == 202]
     n, last = await wait_delivered(dsn, accepted_timed, timeout)
     busy, gw_cpu = machine.stop(), gateway_cpu(procs) - gw0
     await waits.stop()
     # letters fully delivered (two deliveries each) over the time from the first submit to the last delivery
     e2e = n / 2 / max(1e-9, last.timestamp() - t0) if last is not None and n else 0.0
-    accepted = {m for m, s in zip(ids_warm, st_warm) if s == 202} | set(accepted_timed)
+    accepted = {m for m, s in zip(ids_warm, st_warm, strict=False) if s == 202} | set(accepted_timed)
     c = await check(dsn, offices, accepted)
     print(f"{cfg.label}: codes={codes} submit_per_s={submit_rate:.0f} e2e_per_s={e2e:.0f} "
           f"submit_p50_ms={percentile(lat, 50) * 1000:.0f} accepted={c.accepted} delivered_pairs={n} "
@@ -480,7 +490,7 @@ async def open_loop(procs: list[GatewayProcess], dsn: str, offices: OfficeProces
             done_at.append(now)
 
         await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
-    accepted_ids = [m for m, st in zip(ids, statuses) if st == 202]
+    accepted_ids = [m for m, st in zip(ids, statuses, strict=False) if st == 202]
     achieved = len(accepted_ids) / max(1e-9, max(done_at) - t0)
     await wait_delivered(dsn, accepted_ids, timeout)
     conn = await asyncpg.connect(dsn)
@@ -492,7 +502,7 @@ async def open_loop(procs: list[GatewayProcess], dsn: str, offices: OfficeProces
     finally:
         await conn.close()
     e2e = [float(r["s"]) for r in rows]
-    accepted = {m for m, st in zip(ids_warm, st_warm) if st == 202} | set(accepted_ids)
+    accepted = {m for m, st in zip(ids_warm, st_warm, strict=False) if st == 202} | set(accepted_ids)
     c = await check(dsn, offices, accepted)
     codes: dict[int, int] = {}
     for st in statuses:

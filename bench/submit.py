@@ -27,8 +27,17 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
-from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes  # noqa: E402
-from tests.support import write_directory  # noqa: E402
+from tests.support import (  # noqa: E402
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    write_directory,  # noqa: E402
+)
 
 
 def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:

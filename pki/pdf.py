@@ -43,13 +43,12 @@ import asyncio
 import datetime as dt
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from asn1crypto import algos, keys as asn1_keys
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from asn1crypto import algos
 
 from pki.errors import PdfError, PkiError
 from pki.keys import Signer, raw_to_der_ecdsa

@@ -24,14 +24,15 @@ The clock is passed in (``clock``); tests move it instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import functools
 import datetime as dt
+import functools
 import operator
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -243,7 +244,7 @@ class TrustStore:
         self.revocation = revocation
         self._crls = tuple(_load_crl(c) for c in crls)
         self.ocsp = ocsp
-        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.binding = binding or AgencyBinding()
         self.ttl = ttl
         self.negative_ttl = negative_ttl

@@ -60,20 +60,26 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import functools
 import datetime as dt
+import functools
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
 from signxml import SignatureConfiguration, VerifyResult, XMLSigner, XMLVerifier
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
@@ -653,7 +659,7 @@ def _lean_signature(signer: Signer, references: Sequence[tuple[str, etree._Eleme
     sig.set("Id", signature_id)
     signed_info = sig[0]
     # SignedInfo: CanonicalizationMethod, SignatureMethod, then one Reference per part, in order
-    for ref, (uri, element) in zip(signed_info[2:], references):
+    for ref, (uri, element) in zip(signed_info[2:], references, strict=False):
         ref.set("URI", uri)
         ref[-1].text = base64.b64encode(hashlib.sha256(_c14n(element)).digest()).decode()
     sig[1].text = base64.b64encode(signer.sign(_c14n(signed_info))).decode()
@@ -895,7 +901,7 @@ def _check_references(parts: _Parts, signature: etree._Element, index: dict[str,
                     for props in qp.iterchildren(_XADES + "SignedProperties")]
     allowed = {id(e): e for e in list(required) + list(optional) + xades_parts}
     resolved: dict[str, etree._Element] = {}
-    for ref, uri in zip(refs, uris):
+    for ref, uri in zip(refs, uris, strict=False):
         if not uri or not uri.startswith("#") or uri.startswith("#xpointer(") or len(uri) < 2:
             raise SignatureError(f"reference URI {uri!r} is not a same-document #id", code="signature.references",
                                  field="Signatures/SignedInfo/Reference")
@@ -992,7 +998,7 @@ def _check_signature(parts: _Parts, signature: etree._Element, index: dict[str, 
         results = _run_signxml(parts.root, _signature_index(parts, signature), check.cert, len(uris), xades=xades,
                                allow_sha1=allow_sha1, resolved={u[1:]: e for u, e in resolved.items()})
         # The elements handed downstream must be the very ones whose bytes were digested.
-        for uri, result in zip(uris, results):
+        for uri, result in zip(uris, results, strict=False):
             if result.signed_xml is not resolved[uri]:
                 raise SignatureError(f"the element in place of {uri} is not the one that was verified",
                                      code="signature.wrapping", field=uri)

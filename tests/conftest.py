@@ -9,7 +9,6 @@ gets a fresh clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile

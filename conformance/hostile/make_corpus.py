@@ -23,8 +23,18 @@ import random
 import sys
 from pathlib import Path
 
-from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Notifier, NotifierKind,
-                              Secrecy, Speed, build_envelope)
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Notifier,
+    NotifierKind,
+    Secrecy,
+    Speed,
+    build_envelope,
+)
 
 HERE = Path(__file__).resolve().parent
 INPUTS = HERE / "inputs"

@@ -23,9 +23,10 @@ import asyncio
 import json
 import ssl
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -209,7 +210,7 @@ async def run(url: str, *, token: str, other_token: str | None, max_body_bytes: 
                 answer = await replay(entry, url, token=token, other_token=other_token,
                                       max_body_bytes=max_body_bytes, http=http)
                 problem = None if answer is None else check(entry, answer, signatures_required=signatures_required)
-            except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, aiohttp.ClientError) as exc:
                 answer, problem = True, f"{type(exc).__name__}: {exc}"
             if answer is None:
                 skipped += 1

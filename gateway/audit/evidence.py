@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
 from gateway.storage import parts as parts_store
-from gateway.storage.db import queries
 from gateway.storage import receipts, search
+from gateway.storage.db import queries
 
 
 async def _proofs(conn, events: list[dict]) -> list[bytes]:

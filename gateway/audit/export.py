@@ -28,8 +28,8 @@ from pathlib import Path
 import asyncpg
 
 from gateway.audit.chain import GENESIS, dumps, event_fields, format_at
-from gateway.storage.db import queries
 from gateway.core.errors import GatewayError
+from gateway.storage.db import queries
 
 
 class AuditError(GatewayError):

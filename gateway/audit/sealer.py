@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -161,7 +161,7 @@ class ChainSealer:
                 continue
             try:
                 await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def stop(self) -> None:

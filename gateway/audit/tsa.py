@@ -15,8 +15,8 @@ the report says so (anchoring the TSA is the auditor's call).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from cryptography import x509
 

@@ -22,9 +22,10 @@ import base64
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from cryptography import x509
 
@@ -107,7 +108,7 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
         rep.first_seq = entries[0].seq if rep.first_seq is None else rep.first_seq
         rep.last_seq = max(e.seq for e in entries)
     # 1. order as presented
-    for before, e in zip(entries, entries[1:]):
+    for before, e in zip(entries, entries[1:], strict=False):
         if e.seq == before.seq:
             rep.problems.append(Problem(e.seq, "duplicate", f"event seq {e.seq} appears twice"))
         elif e.seq < before.seq:
@@ -271,7 +272,7 @@ def verify_files(files: Iterable[tuple[str, bytes]], cert: x509.Certificate) -> 
     if first.get("prev_seq", 0) != 0:
         rep.notes.append(f"the files start after seq {first.get('prev_seq')} (earlier archives not given); "
                          "the start digest is taken from the first file")
-    for before, after in zip(parsed, parsed[1:]):
+    for before, after in zip(parsed, parsed[1:], strict=False):
         last = before.footer or {}
         if (after.header.get("prev_seq"), after.header.get("prev_hash")) != (last.get("last_seq"),
                                                                             last.get("last_hash")):

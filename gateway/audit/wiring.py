@@ -7,9 +7,9 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from gateway.core import appkeys as keys
 from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.audit.signing import PemSigner
+from gateway.core import appkeys as keys
 
 log = structlog.get_logger(__name__)
 

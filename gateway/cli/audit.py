@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _actor() -> str:
@@ -21,8 +21,8 @@ def _actor() -> str:
 
 
 async def _pool(args):
-    from gateway.storage import db
     from gateway.cli.main import _settings
+    from gateway.storage import db
 
     settings = _settings(args)
     import asyncio

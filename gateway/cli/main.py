@@ -18,11 +18,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gateway.core.errors import GatewayError
+from gateway.core.settings import Settings
 
 
-def _settings(args) -> "Settings":
-    from gateway.core.settings import Settings
-
+def _settings(args) -> Settings:
     overrides = {}
     for name in ("host", "port", "data_dir", "directory_path", "database_url", "pki_dir"):
         value = getattr(args, name, None)
@@ -37,8 +36,8 @@ def _settings(args) -> "Settings":
 async def _serve(args) -> int:
     from aiohttp import web
 
-    from gateway.http.app import create_app
     from gateway.core.logging import configure
+    from gateway.http.app import create_app
 
     settings = _settings(args)
     if args.workers is not None:
@@ -120,7 +119,7 @@ async def _supervise(settings) -> int:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for i, p in list(procs.items()):
             if p.poll() is not None and not stop.is_set():
@@ -146,12 +145,12 @@ async def _supervise(settings) -> int:
 
 @asynccontextmanager
 async def _exchange(args):
-    from gateway.storage import db
-    from gateway.http.app import build_exchange
     from gateway.core.clock import SystemClock
     from gateway.core.directory import Directory
     from gateway.core.metrics import Metrics
     from gateway.core.sealing import DigestOnlySealer
+    from gateway.http.app import build_exchange
+    from gateway.storage import db
 
     settings = _settings(args)
     dsn = settings.database_url or await asyncio.to_thread(db.start_embedded, settings.data_dir)
@@ -288,8 +287,16 @@ def _file_sha256(path: Path) -> str:
 def _build_letter(args) -> tuple[bytes, dict[str, Path]]:
     """The envelope, and the files (by Content-ID) that travel beside it."""
     from gateway.core.clock import BANGKOK
-    from gateway.core.envelope import (Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed,
-                                  build_envelope)
+    from gateway.core.envelope import (
+        Attachment,
+        Envelope,
+        Header,
+        Letter,
+        MessageType,
+        Secrecy,
+        Speed,
+        build_envelope,
+    )
 
     now = dt.datetime.now(BANGKOK)
     attachments, beside = [], {}
@@ -366,7 +373,7 @@ async def _letter_send(args) -> int:
         headers["Content-Type"] = (f'multipart/related; boundary="{payload.boundary}"; type="application/xml"; '
                                    'start="<envelope>"')
         payload.append(data, {"Content-Type": "application/xml; charset=utf-8", "Content-ID": "<envelope>"})
-        for cid, fh in zip(beside, files):
+        for cid, fh in zip(beside, files, strict=False):
             payload.append(fh, {"Content-Type": "application/pdf", "Content-ID": f"<{cid}>"})
     try:
         async with aiohttp.ClientSession() as s:

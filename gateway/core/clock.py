@@ -13,14 +13,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
 
 class FakeClock:
     """A clock that only moves when told to."""
 
     def __init__(self, start: dt.datetime | None = None) -> None:
-        self._now = start or dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+        self._now = start or dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
 
     def now(self) -> dt.datetime:
         return self._now

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from gateway.core.errors import ConfigError
 
@@ -118,7 +119,7 @@ class Directory:
         return None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Directory":
+    def from_dict(cls, data: Mapping[str, Any]) -> Directory:
         agencies: dict[str, Agency] = {}
         items = data.get("agencies")
         if not isinstance(items, list):
@@ -161,7 +162,7 @@ class Directory:
         return cls(agencies)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Directory":
+    def load(cls, path: str | Path) -> Directory:
         p = Path(path)
         try:
             data = json.loads(p.read_text(encoding="utf-8"))

@@ -20,7 +20,6 @@ import enum
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import Union
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -197,13 +196,13 @@ class Attachment:
 
     @classmethod
     def external_part(cls, *, id: str, file_name: str, mime_type: str, size: int, sha256: str,
-                      role: str = "enclosure") -> "Attachment":
+                      role: str = "enclosure") -> Attachment:
         """An attachment whose content is sent as the MIME part ``<id>`` of a multipart/related request."""
         return cls(id=id, file_name=file_name, mime_type=mime_type, content=b"", role=role, external=True,
                    declared_size=size, declared_sha256=sha256)
 
 
-Body = Union[Letter, Notifier, Receipt]
+Body = Letter | Notifier | Receipt
 
 
 @dataclass(frozen=True)
@@ -224,7 +223,7 @@ class Envelope:
 # --------------------------------------------------------------------------- reading
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _q(path: str) -> str:
     """``"A/B"`` -> Clark names (``{ns}A/{ns}B``)."""
     return "/".join(f"{{{ENVELOPE_NS}}}{part}" for part in path.split("/"))
@@ -258,19 +257,19 @@ class _Kids:
         return [c for c in self.el if c.tag == tag]
 
 
-def _text(kids: "_Kids", name: str) -> str | None:
+def _text(kids: _Kids, name: str) -> str | None:
     child = kids.first.get(name)
     return None if child is None else (child.text or "")
 
 
-def _req(kids: "_Kids", name: str) -> str:
+def _req(kids: _Kids, name: str) -> str:
     value = _text(kids, name)
     if value is None:  # only reachable for trees that skipped validation
         raise EnvelopeError(f"{name} is required", code="envelope.schema_invalid", field=name)
     return value
 
 
-def _sub(kids: "_Kids", name: str) -> "_Kids":
+def _sub(kids: _Kids, name: str) -> _Kids:
     child = kids.get(name)
     if child is None:
         raise EnvelopeError(f"{name} is required", code="envelope.schema_invalid", field=name)

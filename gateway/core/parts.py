@@ -30,9 +30,9 @@ import hashlib
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -80,7 +80,7 @@ class Spool:
     parts: dict[str, SpooledPart] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, base: Path | None = None) -> "Spool":
+    def create(cls, base: Path | None = None) -> Spool:
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         return cls(Path(tempfile.mkdtemp(prefix="sgw-parts-", dir=base)))
@@ -88,7 +88,7 @@ class Spool:
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> "Spool":
+    def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *exc) -> None:

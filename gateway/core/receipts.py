@@ -20,8 +20,15 @@ import uuid
 
 from lxml import etree
 
-from gateway.core.envelope import E, Envelope, Header, MessageType, Receipt, build_envelope, build_envelope_tree
-
+from gateway.core.envelope import (
+    E,
+    Envelope,
+    Header,
+    MessageType,
+    Receipt,
+    build_envelope,
+    build_envelope_tree,
+)
 
 _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
 
@@ -42,10 +49,10 @@ def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.
     root = copy.deepcopy(_submission_template())
     header, receipt = root[0], root[1]
     when = at.isoformat()
-    for element, text in zip(header, (receipt_id, message_id, MessageType.RECEIPT.value, when, gateway_code)):
+    for element, text in zip(header, (receipt_id, message_id, MessageType.RECEIPT.value, when, gateway_code), strict=False):
         element.text = text
     header[5][0].text = sender  # Recipients/Recipient
-    for element, text in zip(receipt, ("submission", message_id, sender, sha256_hex, when)):
+    for element, text in zip(receipt, ("submission", message_id, sender, sha256_hex, when), strict=False):
         element.text = text
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -53,7 +60,7 @@ def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.
 @functools.lru_cache(maxsize=1)
 def _submission_template() -> etree._Element:
     """A submission receipt built once by :func:`build_envelope_tree`, values to be replaced (never handed out)."""
-    placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     root = build_envelope_tree(Envelope(
         header=Header(message_id="-", message_type=MessageType.RECEIPT, created_at=placeholder, sender="-",
                       recipients=("-",), ref_to_message_id="-"),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from gateway.core.errors import ConfigError
 
@@ -206,7 +206,7 @@ class Settings:
         return self.pki_dir or self.data_dir / "pki"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Read ``GATEWAY_*`` variables; ``overrides`` (e.g. from CLI flags) win."""
         env = os.environ if env is None else env
         values: dict = {}

@@ -137,7 +137,7 @@ class Trust:
                                         f"annotations ({levels})", code="pdf.signature_modified", field=where,
                                         status=422)
                 if not authorised:
-                    others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok) if not ok}))
+                    others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok, strict=False) if not ok}))
                     raise EnvelopeError(f"the main PDF is signed by a certificate that may not sign for {sender} "
                                         f"(agency {others})", code="pdf.wrong_agency", field=where, status=403)
             return facts

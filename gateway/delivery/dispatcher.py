@@ -46,18 +46,18 @@ import datetime as dt
 import functools
 import time
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import structlog
 import tenacity
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from gateway.core.logging import log_context
-from gateway.exchange.service import Exchange
 from gateway.core.settings import DispatchSettings
+from gateway.exchange.service import Exchange
 from gateway.storage import audit, deliveries, destinations
-from gateway.storage.db import TRANSIENT_ERRORS, call_with_retries
 from gateway.storage import parts as parts_store
+from gateway.storage.db import TRANSIENT_ERRORS, call_with_retries
 from gateway.storage.deliveries import ClaimedDelivery
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,7 @@ class Dispatcher:
             if claimed == 0 or len(self._inflight) >= self.settings.concurrency:
                 try:
                     await asyncio.wait_for(self._event.wait(), timeout=self.settings.poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def stop(self) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from gateway.core.settings import RetrySettings
 
+
 @dataclass(frozen=True)
 class RetryPolicy(RetrySettings):
     """The configured schedule (:class:`gateway.core.settings.RetrySettings`) with its random source."""
@@ -31,7 +32,7 @@ class RetryPolicy(RetrySettings):
     """Random source for jitter (seeded in tests)."""
 
     @classmethod
-    def from_settings(cls, s: RetrySettings, rng: random.Random | None = None) -> "RetryPolicy":
+    def from_settings(cls, s: RetrySettings, rng: random.Random | None = None) -> RetryPolicy:
         return cls(**dataclasses.asdict(s), rng=rng or random.Random())
 
     def delay(self, attempts: int) -> float:

@@ -41,21 +41,22 @@ import datetime as dt
 import functools
 import hashlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 from lxml import etree
 
 from gateway.core import envelope as native
-from gateway.core.parts import inline_external
 from gateway.core import xml as gxml
 from gateway.core.directory import Directory
+from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
+from gateway.core.parts import inline_external
 from gateway.ecms import mapping, soap
 from gateway.ecms.codes import EcmsError, describe, ecms_code_for
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
 from gateway.intake.checks import BuiltEnvelope
 from gateway.intake.limits import body_deadline_s
 
@@ -159,7 +160,7 @@ class EcmsFacade:
     """One SOAP request in, one SOAP answer out."""
 
     def __init__(self, exchange: EcmsExchange, *, settings: EcmsSettings | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  trust: Any = None) -> None:
         self.exchange = exchange
         self.settings = settings or EcmsSettings()

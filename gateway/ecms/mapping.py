@@ -44,28 +44,32 @@ import binascii
 import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from lxml import etree
 
 from gateway.core.directory import Directory
-from gateway.ecms.codes import EcmsError
-from gateway.ecms.soap import RAM, RAM_NS, RSM_NS, child  # noqa: F401 - RAM: callers build with mapping.RAM
 from gateway.core.envelope import (
     Attachment,
     Envelope,
     Header,
     Letter,
     LetterReference,
-    LegacySignature as NativeLegacySignature,
-    Party as NativeParty,
     MessageType,
     Notifier,
     NotifierKind,
     Secrecy,
     Speed,
 )
+from gateway.core.envelope import (
+    LegacySignature as NativeLegacySignature,
+)
+from gateway.core.envelope import (
+    Party as NativeParty,
+)
+from gateway.ecms.codes import EcmsError
+from gateway.ecms.soap import RAM, RAM_NS, RSM_NS, child  # noqa: F401 - RAM: callers build with mapping.RAM
 
 _R = f"{{{RAM_NS}}}"
 

@@ -26,15 +26,16 @@ white space between them (one client reads them by position).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Iterable
+from typing import Final
 
 from lxml import etree
 from lxml.builder import ElementMaker
 
 from gateway.core import xml as gxml
-from gateway.ecms.codes import EcmsError
 from gateway.core.errors import EnvelopeError
+from gateway.ecms.codes import EcmsError
 
 SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"

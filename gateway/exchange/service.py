@@ -22,8 +22,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import asyncpg
 import structlog
@@ -31,21 +32,20 @@ import tenacity
 
 from adapters.base import Adapter
 from adapters.push import AckVerifier
-from gateway.storage.batching import GroupCommitter
 from gateway.core.clock import Clock
-from gateway.storage import db
-from gateway.storage.db import queries
 from gateway.core.directory import Directory
 from gateway.core.envelope import MessageType
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound, Unavailable
-from gateway.intake.checks import CheckedEnvelope, Intake
 from gateway.core.metrics import Metrics
-from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
-from gateway.delivery.retry import RetryPolicy
-from gateway.core.sealing import Sealer
 from gateway.core.parts import SpooledPart
-from gateway.storage import audit, deliveries, destinations, messages
+from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
+from gateway.core.sealing import Sealer
+from gateway.delivery.retry import RetryPolicy
+from gateway.intake.checks import CheckedEnvelope, Intake
+from gateway.storage import audit, db, deliveries, destinations, messages
 from gateway.storage import parts as parts_store
+from gateway.storage.batching import GroupCommitter
+from gateway.storage.db import queries
 from gateway.storage.deliveries import DeliveryStatus, InboxItem
 from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
 

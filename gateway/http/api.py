@@ -17,14 +17,13 @@ import uuid
 import structlog
 from aiohttp import web
 
-from gateway.http import auth
-
-from gateway.storage import db
-
-from gateway.core import appkeys as keys, parts
+from gateway.core import appkeys as keys
+from gateway.core import parts
 from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
-from gateway.intake.limits import body_deadline_s
 from gateway.core.logging import log_context
+from gateway.http import auth
+from gateway.intake.limits import body_deadline_s
+from gateway.storage import db
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +52,7 @@ def _coded(exc: Exception) -> GatewayError | None:
     code = getattr(exc, "code", None)
     if isinstance(code, str) and hasattr(exc, "status"):
         return GatewayError(getattr(exc, "message", str(exc)), code=code, field=getattr(exc, "field", None),
-                            status=int(getattr(exc, "status")))
+                            status=int(exc.status))
     return None
 
 

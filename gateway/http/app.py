@@ -22,18 +22,18 @@ from adapters.ecms_node import EcmsNodeAdapter
 from adapters.folder import FolderAdapter
 from adapters.pull import PullAdapter
 from adapters.push import AckVerifier, PushAdapter
-from gateway.http import api, auditor_api, console
-from gateway.storage import db
-from gateway.core import appkeys as keys
 from gateway.audit.wiring import audit_ctx
+from gateway.core import appkeys as keys
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.directory import Directory
-from gateway.intake.checks import Intake
-from gateway.intake.limits import Admission
 from gateway.core.metrics import Metrics
-from gateway.delivery.retry import RetryPolicy
 from gateway.core.sealing import DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
+from gateway.delivery.retry import RetryPolicy
+from gateway.http import api, auditor_api, console
+from gateway.intake.checks import Intake
+from gateway.intake.limits import Admission
+from gateway.storage import db
 
 log = structlog.get_logger(__name__)
 
@@ -168,7 +168,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     if audit_signer is not None:
         app[keys.AUDIT_SIGNER] = audit_signer
     from gateway.audit.live import VerifyJob
-
     from gateway.intake.limits import LoginThrottle
 
     app[keys.AUDIT_VERIFY] = job = VerifyJob()

@@ -17,10 +17,9 @@ import uuid
 
 from aiohttp import web
 
-from gateway.http import auth, params
-
 from gateway.core import appkeys as keys
 from gateway.core.errors import EnvelopeError, NotFound
+from gateway.http import auth, params
 from gateway.storage import search
 
 routes = web.RouteTableDef()

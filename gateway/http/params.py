@@ -47,7 +47,7 @@ def timestamp(value: str | None, field: str) -> dt.datetime | None:
         t = dt.datetime.fromisoformat(value)
     except ValueError:
         raise invalid(f"{field} must be an ISO 8601 time", field) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def delivery_id(value: str | None, field: str) -> uuid.UUID | None:

@@ -30,16 +30,25 @@ the two ways through agree on every e-CMS shape it generates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from typing import Any
 
 import structlog
 from lxml import etree
 
 from gateway.core import xml
 from gateway.core.directory import Directory
-from gateway.core.envelope import (Envelope, Letter, MessageType, Notifier, Receipt, Secrecy, build_envelope_tree,
-                              read_envelope)
+from gateway.core.envelope import (
+    Envelope,
+    Letter,
+    MessageType,
+    Notifier,
+    Receipt,
+    Secrecy,
+    build_envelope_tree,
+    read_envelope,
+)
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.parts import SpooledPart
 
@@ -83,7 +92,7 @@ class BuiltEnvelope(bytes):
     envelope: Envelope
     """The records the tree was built from."""
 
-    def __new__(cls, envelope: Envelope) -> "BuiltEnvelope":
+    def __new__(cls, envelope: Envelope) -> BuiltEnvelope:
         tree = build_envelope_tree(envelope)
         # the serialisation of gateway.core.envelope.build_envelope, so the stored bytes are the same
         self = super().__new__(cls, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
@@ -132,7 +141,7 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
 
 
 class Intake:
-    def __init__(self, directory: Directory, *, max_bytes: int, verifier: Optional[Verifier] = None,
+    def __init__(self, directory: Directory, *, max_bytes: int, verifier: Verifier | None = None,
                  pdf_checker=None, max_part_bytes: int | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from gateway.core.errors import GatewayError
 
@@ -62,7 +62,7 @@ class TokenBucket:
 
 class Admission:
     def __init__(self, *, rate_per_agency: float, burst: float, max_queue_depth: int,
-                 depth: Callable[[], "asyncio.Future[int]"] | None, now: Callable[[], float] = time.monotonic,
+                 depth: Callable[[], asyncio.Future[int]] | None, now: Callable[[], float] = time.monotonic,
                  workers: int = 1) -> None:
         self.rate = rate_per_agency / max(1, workers)
         self.burst = max(1.0, burst / max(1, workers))

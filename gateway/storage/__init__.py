@@ -10,8 +10,6 @@ service boundary, not here.
 
 from __future__ import annotations
 
-from typing import Union
-
 import asyncpg
 
-Executor = Union[asyncpg.Pool, asyncpg.Connection]
+Executor = asyncpg.Pool | asyncpg.Connection

@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from gateway.storage.db import queries
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 async def append(db: Executor, *, at: dt.datetime, actor: str, kind: str, message_pk: int | None = None,

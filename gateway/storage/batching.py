@@ -16,7 +16,8 @@ written one by one, so a single bad item cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,7 +71,7 @@ class GroupCommitter(Generic[T, R]):
                 return
             await asyncio.gather(*(self._one(item, fut) for item, fut in batch))
             return
-        for (_, fut), result in zip(batch, results):
+        for (_, fut), result in zip(batch, results, strict=False):
             if not fut.done():
                 fut.set_result(result)
 

@@ -18,9 +18,10 @@ import asyncio
 import importlib.resources
 import json
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -65,7 +66,7 @@ def _sql_dir():
 def load_queries(text: str) -> dict[str, str]:
     parts = _NAME.split(text)
     out: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
+    for name, body in zip(parts[1::2], parts[2::2], strict=False):
         if name in out:
             raise ValueError(f"query {name} is defined twice")
         out[name] = body.strip().rstrip(";")

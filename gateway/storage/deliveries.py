@@ -7,8 +7,8 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from gateway.storage.db import queries
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -45,7 +45,7 @@ class ClaimedDelivery:
     """Consecutive failures of the destination when claimed (>0: the next attempt is a probe)."""
 
     @classmethod
-    def from_row(cls, row) -> "ClaimedDelivery":
+    def from_row(cls, row) -> ClaimedDelivery:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
@@ -65,7 +65,7 @@ class DeliveryView:
     expires_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row) -> "DeliveryView":
+    def from_row(cls, row) -> DeliveryView:
         values = {f: row[f] for f in cls.__dataclass_fields__}
         values["status"] = DeliveryStatus(values["status"])
         return cls(**values)
@@ -87,7 +87,7 @@ class InboxItem:
     """Files stored beside the envelope, fetched from ``/v1/inbox/{delivery_id}/parts/{content_id}``."""
 
     @classmethod
-    def from_row(cls, row) -> "InboxItem":
+    def from_row(cls, row) -> InboxItem:
         return cls(delivery_id=row["id"], message_id=row["message_id"], sender=row["sender"],
                    message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"],
                    message_pk=row["message_pk"], parts=row["parts"])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.storage.db import queries
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class DestinationState:
     updated_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row) -> "DestinationState":
+    def from_row(cls, row) -> DestinationState:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
     def circuit(self, now: dt.datetime) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from gateway.storage.db import queries
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class MessageRecord:
     channel: str
 
     @classmethod
-    def from_row(cls, row) -> "MessageRecord":
+    def from_row(cls, row) -> MessageRecord:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 

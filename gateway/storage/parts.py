@@ -9,13 +9,13 @@ downloads.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import asyncpg
 
-from gateway.storage.db import queries
 from gateway.core.parts import STORE_CHUNK, PartInfo, SpooledPart
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 async def insert(conn: asyncpg.Connection, message_pk: int, parts: Iterable[SpooledPart]) -> None:

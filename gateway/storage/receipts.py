@@ -4,8 +4,8 @@ They are written with the delivery they acknowledge (``delivery_completed`` in q
 
 from __future__ import annotations
 
-from gateway.storage.db import queries
 from gateway.storage import Executor
+from gateway.storage.db import queries
 
 
 async def for_message(db: Executor, message_pk: int) -> list[dict]:

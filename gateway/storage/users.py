@@ -22,9 +22,9 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gateway.storage.db import queries
 from gateway.core.errors import Conflict, GatewayError, NotFound
 from gateway.storage import audit
+from gateway.storage.db import queries
 
 _HASHER = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing the same.
@@ -49,7 +49,7 @@ class User:
     disabled: bool
 
     @classmethod
-    def from_row(cls, row) -> "User":
+    def from_row(cls, row) -> User:
         return cls(row["username"], Role(row["role"]), row["agency"], row["disabled"])
 
 
@@ -105,7 +105,7 @@ async def authenticate_password(pool: asyncpg.Pool, username: str, password: str
         return None
     if _HASHER.check_needs_rehash(row["password_hash"]):
         await pool.execute(queries["user_set_password"], username, await asyncio.to_thread(_HASHER.hash, password),
-                           dt.datetime.now(dt.timezone.utc))
+                           dt.datetime.now(dt.UTC))
     return User.from_row(row)
 
 

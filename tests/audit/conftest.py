@@ -23,9 +23,9 @@ import re
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.storage import users
-from gateway.http.app import create_app
 from gateway.core.directory import Directory
+from gateway.http.app import create_app
+from gateway.storage import users
 from tests.integration.conftest import make_settings
 from tests.support import OPM, directory_dict
 
@@ -53,7 +53,7 @@ async def app_client(database_url, workdir, signer):
 
         pool = app[keys.POOL]
         tokens = {}
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         for name, role in STAFF.items():
             if await users.get(pool, name) is None:
                 await users.add(pool, username=name, password=PASSWORD, role=role,

@@ -16,7 +16,7 @@ class TestSigner:
     def __init__(self, cn: str = "Saraban gateway test seal") -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))

@@ -10,7 +10,7 @@ from gateway.audit.export import AuditError, drop_archived, export_next, write_r
 from gateway.audit.verify import verify_files, verify_path
 from tests.audit.test_chain import add
 
-NOW = dt.datetime(2036, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2036, 1, 1, tzinfo=dt.UTC)
 
 
 async def two_archives(pool, sealer, out):

@@ -11,7 +11,7 @@ from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.core.clock import FakeClock
 from gateway.storage import audit
 
-AT = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
 
 
 async def add(pool, n, kind="test.event", **details):
@@ -95,7 +95,7 @@ async def test_concurrent_writers_and_sealers_give_one_chain(pool, signer):
     await asyncio.gather(*tasks)
     chain = await pool.fetch("SELECT seq, prev_seq FROM audit_chain ORDER BY seq")
     assert len(chain) == expected
-    assert all(b["prev_seq"] == a["seq"] for a, b in zip(chain, chain[1:])), "fork or gap in the chain"
+    assert all(b["prev_seq"] == a["seq"] for a, b in zip(chain, chain[1:], strict=False)), "fork or gap in the chain"
     await ChainSealer(pool, clock=FakeClock(), signer=signer).seal_once(force_checkpoint=True)
     rep = await live.verify_database(pool, signer.certificate)
     assert rep.ok, rep.summary()

@@ -4,8 +4,8 @@ import io
 import re
 import zipfile
 
-from gateway.core import appkeys as keys
 from gateway.audit.evidence import check_bundle
+from gateway.core import appkeys as keys
 from gateway.http.console import thai_datetime
 from tests.audit.conftest import login
 from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, wait_for
@@ -18,7 +18,7 @@ def auth(agency=OPM):
 def test_buddhist_era_dates_in_bangkok():
     import datetime as dt
 
-    assert thai_datetime(dt.datetime(2026, 11, 22, 3, 15, tzinfo=dt.timezone.utc)) == "22 พ.ย. 2569 10:15 น."
+    assert thai_datetime(dt.datetime(2026, 11, 22, 3, 15, tzinfo=dt.UTC)) == "22 พ.ย. 2569 10:15 น."
 
 
 async def test_search_timeline_and_requeue_in_the_console(app_client):

@@ -6,8 +6,8 @@ import io
 import os
 import zipfile
 
-from gateway.core import appkeys as keys
 from gateway.audit.evidence import check_bundle
+from gateway.core import appkeys as keys
 from gateway.core.parts import build_related
 from tests.integration.test_parts import external_letter
 from tests.support import OPM, TOKENS, wait_for

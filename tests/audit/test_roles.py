@@ -106,11 +106,12 @@ async def test_the_ecms_endpoint_refuses_staff_roles_and_anonymous_callers(app_c
 
 
 async def test_a_disabled_user_and_an_unknown_token_are_refused(app_client):
-    from gateway.storage import users
     import datetime as dt
 
+    from gateway.storage import users
+
     client = await app_client()
-    await users.set_disabled(client.app[keys.POOL], "auditor", True, now=dt.datetime.now(dt.timezone.utc), actor="t")
+    await users.set_disabled(client.app[keys.POOL], "auditor", True, now=dt.datetime.now(dt.UTC), actor="t")
     r = await client.get("/v1/audit/letters", headers=_headers(client, "auditor"))
     assert r.status == 401
     r = await client.get("/v1/audit/letters", headers={"Authorization": "Bearer sgw_nope"})

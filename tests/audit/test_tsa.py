@@ -28,7 +28,7 @@ def _tsa_identity():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # pyHanko's test TSA is RSA-only
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Saraban tests")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=30))
@@ -70,7 +70,7 @@ async def test_checkpoints_are_time_stamped_and_a_swapped_token_is_caught(pool, 
     async with aiohttp.ClientSession() as session:
         sealer = ChainSealer(pool, clock=clock, signer=signer, timestamper=http_timestamper(session, url),
                              settings=SealerSettings(checkpoint_events=3, checkpoint_seconds=3600))
-        for round_ in range(2):
+        for _round in range(2):
             for i in range(3):
                 await audit.append(pool, at=clock.now(), actor="test", kind="test.event", details={"i": i})
             await sealer.seal_once(force_checkpoint=True)

@@ -41,9 +41,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import tempfile
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,8 +54,19 @@ import asyncpg
 
 from gateway.storage import db
 from tests.pgserver import CrashablePostgres
-from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, UnrulyOffice, directory_dict, free_port,
-                           gateway_env, letter_bytes)
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    Office,
+    UnrulyOffice,
+    directory_dict,
+    free_port,
+    gateway_env,
+    letter_bytes,
+)
 
 #: The offices of the office scenario: one healthy, five that misbehave in phase two.
 HEALTHY = "1560100000"
@@ -102,7 +113,7 @@ class World:
     start_failures: int = 0
     """Restarts of a gateway that exited at once (e.g. the database was down) and were tried again."""
 
-    async def open(self) -> "World":
+    async def open(self) -> World:
         if self.lease_s <= REQUEST_TIMEOUT_S:
             raise ValueError(f"lease_s {self.lease_s} must exceed the request timeout {REQUEST_TIMEOUT_S}")
         self.pg = await asyncio.to_thread(lambda: CrashablePostgres().start())
@@ -282,7 +293,7 @@ async def submit_until_answered(s: aiohttp.ClientSession, urls: list[str], body:
                 else:
                     books.refused[str(r.status)] = books.refused.get(str(r.status), 0) + 1
                     return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = "timeout"
         except aiohttp.ClientError:
             reason = "connection"

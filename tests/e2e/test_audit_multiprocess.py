@@ -16,10 +16,20 @@ import random
 import aiohttp
 import pytest
 
-from gateway.storage import db
 from gateway.audit.live import status, verify_database
-from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, letter_bytes, wait_for,
-                           write_directory)
+from gateway.storage import db
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+    write_directory,
+)
 
 
 def auth(agency=OPM):

@@ -21,8 +21,18 @@ import asyncpg
 import pytest
 
 from gateway.storage import db
-from tests.support import (CMI, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes, wait_for,
-                           write_directory)
+from tests.support import (
+    CMI,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    Office,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+    write_directory,
+)
 
 pytestmark = pytest.mark.slow
 

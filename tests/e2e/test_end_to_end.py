@@ -7,14 +7,24 @@ condition with a deadline, never a fixed sleep.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
 import pytest
 
-from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes,
-                           wait_for, write_directory)
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    Office,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+    write_directory,
+)
 
 
 def auth(agency=OPM):

@@ -17,8 +17,18 @@ import pytest
 
 from pki.errors import PkiError
 from pki.xmldsig import sign_envelope, verify_receipt, verify_sealed
-from tests.support import (CMI, KKN, OPM, GatewayProcess, Office, free_port, gateway_env, letter_bytes, wait_for,
-                           write_directory)
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    GatewayProcess,
+    Office,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+    write_directory,
+)
 
 
 def client_ssl(dev_pki, agency: str | None) -> ssl.SSLContext:
@@ -47,7 +57,7 @@ async def secure_world(database_url, workdir, dev_pki):
                     return r.status == 200
         except aiohttp.ClientError:
             if gw.proc.poll() is not None:
-                raise RuntimeError((workdir / "gateway.log").read_text()[-3000:])
+                raise RuntimeError((workdir / "gateway.log").read_text()[-3000:]) from None
             return False
 
     await wait_for(ready, timeout=30, what="gateway over TLS")

@@ -22,8 +22,19 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.support import (CMI, KKN, OPM, TOKENS, GatewayProcess, Office, free_port, gateway_env, letter_bytes,
-                           wait_for, write_directory)
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    Office,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+    write_directory,
+)
 
 LEASE_S = 8.0  # longer than the request timeout (6 s), as the settings require
 LETTERS = 24

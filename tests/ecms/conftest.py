@@ -19,7 +19,6 @@ Client shapes replayed by the vectors in conformance/ecms/vectors (each JSON nam
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +26,13 @@ from pathlib import Path
 import pytest
 
 from gateway.core.directory import Directory
-from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
 from gateway.core.envelope import read_envelope
 from gateway.core.errors import Conflict, LetterSentOtherwise, NotFound
+from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
 from gateway.intake.checks import Intake
 
 VECTORS = Path(__file__).resolve().parents[2] / "conformance" / "ecms" / "vectors"
-T0 = dt.datetime(2024, 5, 1, 2, 30, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 5, 1, 2, 30, tzinfo=dt.UTC)
 
 DIRECTORY = {
     "agencies": [

@@ -66,6 +66,6 @@ async def test_conversation_bytes(facade, exchange):
     _check("answer-inbound-letter-mildoc", inbound_mildoc)
     _check("answer-inbound-notifier", inbound_notifier)
     assert len(exchange.order) == 3
-    for name, msg in zip(("letter-vb", "letter-mildoc", "notifier"), exchange.order):
+    for name, msg in zip(("letter-vb", "letter-mildoc", "notifier"), exchange.order, strict=False):
         _check(f"stored-{name}", msg.envelope)
         assert msg.evidence is not None and msg.channel == "ecms"

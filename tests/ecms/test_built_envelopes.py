@@ -25,8 +25,8 @@ from lxml import etree
 from gateway.core import envelope as native
 from gateway.core import xml as gxml
 from gateway.core.directory import Directory
-from gateway.ecms import mapping, soap
 from gateway.core.errors import GatewayError
+from gateway.ecms import mapping, soap
 from gateway.intake.checks import BuiltEnvelope, Intake
 from tests.ecms.conftest import DIRECTORY, VECTORS, load_vector
 

@@ -16,10 +16,19 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.core import appkeys as keys
+from gateway.core.envelope import (
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Secrecy,
+    Speed,
+    build_envelope,
+    read_envelope,
+)
+from gateway.core.xml import parse
 from gateway.ecms import soap
 from gateway.ecms.handler import ECMS_PATH
-from gateway.core.envelope import (Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope, read_envelope)
-from gateway.core.xml import parse
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -28,8 +37,8 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 async def gateway(database_url, workdir):
-    from gateway.http.app import create_app
     from gateway.core.settings import Settings
+    from gateway.http.app import create_app
 
     app = create_app(Settings(database_url=database_url, data_dir=workdir, public_url="https://gw.example",
                               tls=False))
@@ -63,7 +72,7 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
         # a native sender answers with a letter of its own; the e-CMS client pulls it over SOAP
         native = Envelope(
             header=Header(message_id="cmi-2567-0001", message_type=MessageType.LETTER,
-                          created_at=dt.datetime(2024, 5, 2, 9, tzinfo=dt.timezone.utc), sender="1550100000",
+                          created_at=dt.datetime(2024, 5, 2, 9, tzinfo=dt.UTC), sender="1550100000",
                           recipients=("20001",)),
             body=Letter(number="ชม 0017/123", date=dt.date(2024, 5, 2), subject="ตอบรับการประชุม",
                         addressee="ปลัดกระทรวงศึกษาธิการ", speed=Speed.URGENT, secrecy=Secrecy.NORMAL,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 
 from lxml import etree
 
-from gateway.ecms import mapping, soap
+from gateway.ecms import soap
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 

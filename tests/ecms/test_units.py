@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from gateway.core.envelope import build_envelope, read_envelope
+from gateway.core.xml import parse
 from gateway.ecms import codes, mapping, soap
 from gateway.ecms.codes import EcmsError
 from gateway.ecms.legacy import verify_letter_signature
-from gateway.core.envelope import build_envelope, read_envelope
-from gateway.core.xml import parse
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import request
 
@@ -67,7 +66,7 @@ def _letter(name="letter-vb-linqws") -> mapping.EcmsLetter:
 def test_round_trip_ecms_native_ecms(name, directory):
     letter = _letter(name)
     env = mapping.letter_to_envelope(letter, sender="11008", message_id=mapping.letter_message_id("11008", letter),
-                                     created_at=dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc), directory=directory)
+                                     created_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC), directory=directory)
     # through the native wire format and back
     native = read_envelope(parse(build_envelope(env)))
     back = mapping.envelope_to_letter(native, recipient="11002", directory=directory)
@@ -123,7 +122,7 @@ def test_notifier_round_trip(element, kind):
     n = mapping.EcmsNotifier(element=element, letter_id="อก 1/2567", date=dt.date(2024, 1, 2), subject="เรื่อง",
                              accept_id="รับ 9" if "Accept" in element else "")
     env = mapping.notifier_to_envelope(n, sender="11002", recipient="11008", message_id="ecms.n.x",
-                                       created_at=dt.datetime(2024, 1, 3, 9, tzinfo=dt.timezone.utc),
+                                       created_at=dt.datetime(2024, 1, 3, 9, tzinfo=dt.UTC),
                                        ref_to_message_id="ecms.abc")
     native = read_envelope(parse(build_envelope(env)))
     assert native.notifier.kind is kind and native.header.ref_to_message_id == "ecms.abc"
@@ -147,11 +146,11 @@ def _signed_gov_doc(sha1: bool):
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
     from signxml import XMLSigner
-    from signxml.algorithms import SignatureMethod, DigestAlgorithm
+    from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "11008 test signer")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
             .sign(key, hashes.SHA256()))

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.storage import db
-from gateway.http.app import create_app
 from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
+from gateway.http.app import create_app
+from gateway.storage import db
 from tests.conftest import _admin, _dsn_for
 from tests.integration.conftest import make_settings
 from tests.support import OPM, TOKENS, directory_dict, stored_counts

@@ -157,7 +157,7 @@ async def test_attachments_with_random_content_sizes_digests_and_base64(gateway,
     container = root.find(f"{{{ns}}}Attachments")
     for el in list(container):
         container.remove(el)
-    for i, (content, size, digest, encoded, _) in enumerate(cases, start=1):
+    for i, (_content, size, digest, encoded, _) in enumerate(cases, start=1):
         a = etree.SubElement(container, f"{{{ns}}}Attachment", Id=f"att-{i}", role="enclosure")
         for name, value in (("FileName", f"ไฟล์-{i}.bin"), ("MimeType", "application/octet-stream"),
                             ("Size", size), ("Sha256", digest), ("Content", encoded)):

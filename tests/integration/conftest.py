@@ -7,10 +7,10 @@ import json
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.http.app import create_app
 from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.core.settings import DispatchSettings, RetrySettings, Settings
+from gateway.http.app import create_app
 from tests.support import directory_dict
 
 

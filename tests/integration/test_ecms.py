@@ -101,7 +101,7 @@ def self_signed_rsa():
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{OPM} legacy signer")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
@@ -316,8 +316,8 @@ async def test_readme_conformance_command_passes_against_the_example_directory(d
     from aiohttp.test_utils import TestServer
 
     from conformance.ecms.runner import run
-    from gateway.http.app import create_app
     from gateway.core.directory import Directory
+    from gateway.http.app import create_app
     from pki.devca import init_dev_pki
     from tests.integration.conftest import make_settings
 

@@ -12,7 +12,16 @@ from aiohttp import web
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
-from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed, build_envelope
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Secrecy,
+    Speed,
+    build_envelope,
+)
 from gateway.core.parts import STORE_CHUNK, build_related
 from gateway.core.receipts import delivery_ack
 from tests.support import CMI, KKN, OPM, TOKENS, stored_counts

@@ -1,14 +1,12 @@
 """PDF letters: PAdES validated on intake, receiving stamp (ตรารับ) made when a registry accepts."""
 
-import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from pki.pdf import async_sign_pdf, make_demo_pdf, validate_pdf
-from tests.support import CMI, OPM, TOKENS, ROOT, letter_bytes, notifier_bytes, stored_counts
+from tests.support import CMI, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes, stored_counts
 
 
 def auth(agency=OPM):
@@ -89,7 +87,7 @@ async def test_the_gateways_stamp_passes_the_required_pdf_policy(make_client, po
     signed = await async_sign_pdf(make_demo_pdf(), dev_pki.agency_signer(OPM))
     stamped = await asyncio.to_thread(stamp_received, signed, agency_name="จังหวัดเชียงใหม่",
                                       registry_number="ชม 1/2569",
-                                      received_at=dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone.utc))
+                                      received_at=dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC))
     client = await make_client(require_pdf_signature=True)
     r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), pdf=stamped), headers=auth())
     assert r.status == 202, await r.text()

@@ -11,7 +11,7 @@ from gateway.storage import messages
 from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
 from tests.support import CMI, KKN, OPM
 
-AT = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
 DATE = dt.date(2026, 11, 22)
 
 

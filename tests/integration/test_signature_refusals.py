@@ -21,7 +21,7 @@ from gateway.core.xml import DSIG_NS, ENVELOPE_NS
 from pki import xmldsig
 from pki.devca import CertFactory, agency_name
 from pki.keys import FileSigner
-from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
+from tests.support import CMI, KKN, OPM, letter_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pki"))
 from ocsp_responder import OcspResponder  # noqa: E402
@@ -118,7 +118,7 @@ def make_letter(case: str, dev_pki, servers) -> bytes:
     own = dev_pki.agency_signer(OPM)
     factory = dev_pki.issuing_factory()
     name = agency_name(OPM, "สำนักนายกรัฐมนตรี")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if case == "tampered_letter":
         return edit(sign(data, own), lambda r: setattr(r.find(f"{E}Letter/{E}Subject"), "text", "เรื่องที่ถูกแก้ไข"))
     if case == "tampered_attachment":

@@ -275,7 +275,6 @@ async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_cl
 
 
 async def test_directory_changes_and_seals_are_audited(make_client, pool):
-    import json as _json
 
     await make_client(seal=True)
     await make_client(seal=True)  # same directory again: not a change

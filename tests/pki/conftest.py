@@ -68,4 +68,4 @@ def file_signer(issued: Issued, dev_pki: DevPki, chain=None) -> FileSigner:
 
 
 def utc(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)

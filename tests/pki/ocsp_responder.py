@@ -36,7 +36,7 @@ class OcspResponder:
         if cert is None:
             body = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         else:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             revoked = req.serial_number in self.revoked
             builder = ocsp.OCSPResponseBuilder().add_response(
                 cert=cert, issuer=self.issuer.ca.cert, algorithm=req.hash_algorithm,

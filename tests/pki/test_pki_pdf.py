@@ -155,7 +155,7 @@ def test_stamp_needs_a_font(signed_pdf, monkeypatch):
     monkeypatch.delenv("SARABAN_THAI_FONT", raising=False)
     with pytest.raises(PkiError) as info:
         pdf.stamp_received(signed_pdf, agency_name="x", registry_number="1",
-                           received_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+                           received_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert info.value.code == "pdf.font_missing" and "fonts-thai-tlwg" in info.value.message
 
 
@@ -164,5 +164,5 @@ def test_thai_dates():
     assert thai_date(dt.date(2026, 11, 22), short=False) == "22 พฤศจิกายน 2569"
     assert thai_date(dt.date(2024, 1, 1), thai_digits=True) == "๑ ม.ค. ๒๕๖๗"
     # an aware datetime is shown in Thailand time: 20:00 UTC on 31 Dec is 1 Jan 03:00 in Bangkok
-    late = dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.timezone.utc)
+    late = dt.datetime(2025, 12, 31, 20, 0, tzinfo=dt.UTC)
     assert thai_date(late) == "1 ม.ค. 2569" and thai_time(late) == "03.00"

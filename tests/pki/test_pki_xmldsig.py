@@ -310,8 +310,9 @@ async def test_validation_is_cached(letter, signer1, trust):
 
 def _resign_author(signed: bytes, key, *, cert_digest: bytes | None = None) -> bytes:
     """Re-make the author's XAdES signature with ``key`` after (optionally) replacing the signed CertDigest."""
-    from pki.keys import der_to_raw_ecdsa
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pki.keys import der_to_raw_ecdsa
 
     root = tree(signed)
     sig = root.find(f"{E}Signatures/{DS}Signature")
@@ -436,7 +437,7 @@ async def test_receipt_sign_and_verify(seal_signer, dev_pki, trust):
         receipt = await xmldsig.verify_receipt(signed, gateway)
         assert (receipt.kind, receipt.recipient, receipt.delivery_id) == ("delivery", "00002", "d-42")
         assert receipt.sha256 == hashlib.sha256(b"letter").hexdigest()
-        assert receipt.at == dt.datetime(2026, 11, 22, 2, 30, tzinfo=dt.timezone.utc)
+        assert receipt.at == dt.datetime(2026, 11, 22, 2, 30, tzinfo=dt.UTC)
         assert receipt.receipt.getparent() is receipt.root
 
 

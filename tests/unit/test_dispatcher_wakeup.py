@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.delivery.dispatcher import Dispatcher
 from gateway.core.settings import DispatchSettings
+from gateway.delivery.dispatcher import Dispatcher
 
 
 class _ClaimWokenMidway(Dispatcher):

@@ -15,10 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.envelope import (Attachment, Envelope, Header, LegacySignature, Letter, LetterReference, MessageType,
-                              Notifier, NotifierKind, Party, Secrecy, Speed, build_envelope)
-from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
 from gateway.core import xml
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    LegacySignature,
+    Letter,
+    LetterReference,
+    MessageType,
+    Notifier,
+    NotifierKind,
+    Party,
+    Secrecy,
+    Speed,
+    build_envelope,
+)
+from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 AT = dt.datetime(2024, 5, 1, 9, 30, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=7)))

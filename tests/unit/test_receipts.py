@@ -21,7 +21,7 @@ def built_by_the_envelope_builder(*, message_id, sender, sha256_hex, at, gateway
 
 
 @pytest.mark.parametrize("message_id, sender, zone", [
-    ("m-1", "00001", dt.timezone.utc),
+    ("m-1", "00001", dt.UTC),
     ("ที่ นร 0105/ว 123 <&> \"quoted\" 'x'", "1500100001", dt.timezone(dt.timedelta(hours=7))),
 ])
 def test_submission_receipt_is_the_envelope_builders_bytes(message_id, sender, zone):
@@ -34,7 +34,7 @@ def test_submission_receipt_is_the_envelope_builders_bytes(message_id, sender, z
 
 
 def test_the_template_is_never_handed_out():
-    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     first = receipts.submission_receipt(message_id="a", sender="00001", sha256_hex="0" * 64, at=at)
     second = receipts.submission_receipt(message_id="b", sender="00002", sha256_hex="1" * 64, at=at)
     assert b">a<" in first and b">b<" not in first and b">00002<" in second and b">00001<" not in second

@@ -6,7 +6,7 @@ import pytest
 from adapters.http import classify_http_status
 from gateway.delivery.retry import RetryPolicy
 
-NOW = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 FAR = NOW + dt.timedelta(days=30)
 
 

@@ -9,16 +9,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from gateway.core import appkeys as keys
-
-from gateway.http import params
-
 from gateway.audit import timeline
-
-from gateway.storage import users
+from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
 from gateway.core.errors import GatewayError
-from gateway.storage import search
+from gateway.http import params
+from gateway.storage import search, users
 from gateway.storage.users import Role
 
 routes = web.RouteTableDef()
