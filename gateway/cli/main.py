@@ -149,16 +149,17 @@ async def _exchange(args):
     from gateway.core.directory import Directory
     from gateway.core.metrics import Metrics
     from gateway.core.sealing import DigestOnlySealer
-    from gateway.http.app import build_exchange
+    from gateway.http.services import build_services
     from gateway.storage import db
 
     settings = _settings(args)
     dsn = settings.database_url or await asyncio.to_thread(db.start_embedded, settings.data_dir)
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
-        yield settings, pool, build_exchange(
+        yield settings, pool, build_services(
             settings=settings, pool=pool, directory=Directory.load(settings.directory_path),
-            sealer=DigestOnlySealer(), clock=SystemClock(), metrics=Metrics(), http=None)
+            sealer=DigestOnlySealer(), clock=SystemClock(), metrics=Metrics(), http=None,
+            worker="cli").exchange
     finally:
         await pool.close()
 
@@ -193,7 +194,7 @@ async def _deliveries_requeue(args) -> int:
 
     async with _exchange(args) as (_, _pool, exchange):
         for raw in args.delivery_ids:
-            await exchange.requeue(uuid.UUID(raw), actor=f"operator:{getpass.getuser()}")
+            await exchange.operators.requeue(uuid.UUID(raw), actor=f"operator:{getpass.getuser()}")
             print(f"requeued {raw}")
     return 0
 

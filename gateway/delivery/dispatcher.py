@@ -46,28 +46,49 @@ import datetime as dt
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+import asyncpg
 import structlog
 import tenacity
 
-from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from adapters.base import Adapter, Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from gateway.core.clock import Clock
+from gateway.core.directory import Directory
 from gateway.core.logging import log_context
+from gateway.core.metrics import Metrics
 from gateway.core.settings import DispatchSettings
-from gateway.exchange.service import Exchange
-from gateway.storage import audit, deliveries, destinations
+from gateway.delivery.retry import RetryPolicy
+from gateway.delivery.transitions import Attempt, decide
+from gateway.storage import deliveries, destinations, transitions
 from gateway.storage import parts as parts_store
+from gateway.storage.batching import GroupCommitter
 from gateway.storage.db import TRANSIENT_ERRORS, call_with_retries
 from gateway.storage.deliveries import ClaimedDelivery
+from gateway.storage.receipts import Delivered as DeliveredLetter
+from gateway.storage.receipts import ReceiptFactory
+from gateway.storage.transitions import Transition
 
 log = structlog.get_logger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, exchange: Exchange, settings: DispatchSettings, *, worker: str) -> None:
-        self.x = exchange
+    def __init__(self, *, pool: asyncpg.Pool, directory: Directory, adapters: Mapping[str, Adapter],
+                 retry: RetryPolicy, receipts: ReceiptFactory, clock: Clock, metrics: Metrics,
+                 settings: DispatchSettings, worker: str) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.adapters = adapters
+        self.retry = retry
+        self.receipts = receipts
+        self.clock = clock
+        self.metrics = metrics
         self.settings = settings
         self.worker = worker
+        #: Outcomes of deliveries finishing at the same time share one round trip.
+        self.recorder: GroupCommitter[Transition, bool] = GroupCommitter(
+            lambda batch: transitions.apply(self.pool, batch), lambda t: self._apply_one(t),
+            max_batch=64, max_parallel=2, passthrough=TRANSIENT_ERRORS)
         self._event = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
         self._held = 0  # claimed deliveries not yet finished, bounded by settings.concurrency
@@ -118,8 +139,8 @@ class Dispatcher:
         free = self.settings.concurrency - self._held
         if free <= 0:
             return 0
-        now = self.x.clock.now()
-        claimed = await deliveries.claim_due(self.x.pool, now=now, limit=min(self.settings.batch_size, free),
+        now = self.clock.now()
+        claimed = await deliveries.claim_due(self.pool, now=now, limit=min(self.settings.batch_size, free),
                                              lease=dt.timedelta(seconds=self.settings.lease_s),
                                              worker=self.worker)
         self._held += len(claimed)
@@ -152,10 +173,8 @@ class Dispatcher:
     async def _release(self, items: Iterable[ClaimedDelivery]) -> None:
         for c in items:
             try:
-                state = await self.x.pool.fetchval(
-                    "SELECT backoff_until FROM destinations WHERE agency = $1", c.recipient)
-                due = state or self.x.clock.now()
-                await deliveries.release_claim(self.x.pool, c.id, self.worker, due, c.attempts)
+                due = await destinations.backoff_until(self.pool, c.recipient) or self.clock.now()
+                await deliveries.release_claim(self.pool, c.id, self.worker, due, c.attempts)
             except Exception as exc:  # the lease will expire and return it anyway
                 log.warning("release failed", delivery_id=str(c.id), error=str(exc))
 
@@ -167,7 +186,7 @@ class Dispatcher:
         by then another process may have claimed it too, and both would send it,
         doubling the load on the office that is already slow."""
         margin = min(self.settings.request_timeout_s, self.settings.lease_s / 2)
-        return self.x.clock.now() + dt.timedelta(seconds=margin) > lease_end
+        return self.clock.now() + dt.timedelta(seconds=margin) > lease_end
 
     async def _deliver_one(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
         try:
@@ -180,15 +199,15 @@ class Dispatcher:
         bound = log_context(
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
         with bound:
-            agency = self.x.directory.get(c.recipient)
-            started = self.x.clock.now()
+            agency = self.directory.get(c.recipient)
+            started = self.clock.now()
             t0 = time.perf_counter()
             if agency is None:
                 outcome: Outcome = Permanent("recipient is no longer in the directory")
                 route_kind = c.route
             else:
                 route_kind = agency.route.kind
-                adapter = self.x.adapters.get(route_kind)
+                adapter = self.adapters.get(route_kind)
                 if adapter is None:
                     outcome = Retry(f"no adapter for route {route_kind}")
                 else:
@@ -197,12 +216,12 @@ class Dispatcher:
                             outcome = None
                         else:
                             try:
-                                parts = await parts_store.list_parts(self.x.pool, c.message_pk) if c.parts else ()
+                                parts = await parts_store.list_parts(self.pool, c.message_pk) if c.parts else ()
                                 outcome = await adapter.deliver(OutboundDelivery(
                                     delivery_id=c.id, message_id=c.message_id, sender=c.sender,
                                     recipient=c.recipient, envelope=c.forwarded, route=agency.route,
                                     attempt=c.attempts, parts=parts,
-                                    open_part=functools.partial(parts_store.iter_chunks, self.x.pool, c.message_pk)))
+                                    open_part=functools.partial(parts_store.iter_chunks, self.pool, c.message_pk)))
                             except Exception as exc:  # an adapter bug must not lose the letter
                                 log.exception("adapter raised")
                                 outcome = Retry(f"internal: {type(exc).__name__}")
@@ -211,7 +230,7 @@ class Dispatcher:
                         log.info("lease ran out waiting for the destination; handed back untried")
                         await self._release([c])
                         return False
-            self.x.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
+            self.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
             try:
                 return await self._record_durably(c, route_kind, outcome, started)
             except Exception as exc:  # lease expiry brings it back; the office deduplicates
@@ -230,59 +249,37 @@ class Dispatcher:
                 wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0),
                 stop=tenacity.stop_after_delay(self.settings.lease_s / 2), reraise=True))
 
+    async def _apply_one(self, t: Transition) -> bool:
+        return (await transitions.apply(self.pool, [t]))[0]
+
     async def _record(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
-        x = self.x
-        now = x.clock.now()
-        m = x.metrics
-        async with x.pool.acquire() as conn, conn.transaction():
-            if isinstance(outcome, Delivered):
-                done = await x.complete_delivery(conn, delivery_id=c.id, worker=self.worker, ack=outcome.ack,
-                                                 actor="gateway", ack_facts=outcome.facts,
-                                                 attempt=(c.attempts, started), destination=c.recipient)
-                if not done:
-                    log.warning("delivered after the lease was lost; the office deduplicates")
-                    return True
-            elif isinstance(outcome, Permanent):
-                await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "refused", outcome.reason)
-                await deliveries.mark_dead(conn, c.id, self.worker, outcome.reason)
-                await destinations.succeeded(conn, c.recipient, now)
-                await audit.append(conn, at=now, actor="gateway", kind="delivery.dead", message_pk=c.message_pk,
-                                   delivery_id=c.id, details={"recipient": c.recipient, "reason": outcome.reason,
-                                                              "attempts": c.attempts, "permanent": True})
-            else:
-                await deliveries.record_attempt(conn, c.id, c.attempts, started, now, "failed", outcome.reason)
-                failures = await destinations.failed(conn, c.recipient, now, outcome.reason)
-                backoff_until = None
-                if failures >= self.settings.breaker_threshold:
-                    step = failures - self.settings.breaker_threshold + 1
-                    backoff_until = await destinations.back_off(
-                        conn, c.recipient, now + dt.timedelta(seconds=x.retry.delay(max(1, step))))
-                    await destinations.defer_pending(conn, c.recipient, backoff_until)
-                due = x.retry.next_attempt(attempts=c.attempts, now=now, expires_at=c.expires_at,
-                                           retry_after_s=outcome.retry_after)
-                if due is None:
-                    await deliveries.mark_dead(conn, c.id, self.worker, outcome.reason)
-                    await audit.append(conn, at=now, actor="gateway", kind="delivery.dead",
-                                       message_pk=c.message_pk, delivery_id=c.id,
-                                       details={"recipient": c.recipient, "reason": outcome.reason,
-                                                "attempts": c.attempts})
-                else:
-                    if backoff_until is not None and backoff_until > due:
-                        due = backoff_until
-                    await deliveries.mark_retry(conn, c.id, self.worker, due, outcome.reason)
-                    await audit.append(conn, at=now, actor="gateway", kind="delivery.retry",
-                                       message_pk=c.message_pk, delivery_id=c.id,
-                                       details={"recipient": c.recipient, "reason": outcome.reason,
-                                                "attempt": c.attempts, "next_attempt_at": due.isoformat()})
+        """Decide what ``outcome`` makes of the delivery (pure), then apply it with whatever else is
+        finishing now (one round trip for the batch)."""
+        now = self.clock.now()
+        receipt, receipt_message = b"", None
         if isinstance(outcome, Delivered):
+            receipt, receipt_message = self.receipts.make(DeliveredLetter(
+                delivery_id=c.id, message_pk=c.message_pk, message_id=c.message_id,
+                conversation_id=c.conversation_id, message_type=c.message_type, sender=c.sender,
+                recipient=c.recipient, forwarded_sha256=c.forwarded_sha256), at=now, ack=outcome.ack)
+        t = decide(outcome, c, self.retry, Attempt(self.worker, started, now),
+                   breaker_threshold=self.settings.breaker_threshold, receipt=receipt,
+                   receipt_message=receipt_message)
+        applied = await self.recorder.submit(t)
+        m = self.metrics
+        if t.outcome == "delivered":
+            if not applied:
+                log.warning("delivered after the lease was lost; the office deduplicates")
+                return True
             m.delivered.labels(route=route).inc()
             m.delivery_latency.labels(route=route).observe(max(0.0, (now - c.created_at).total_seconds()))
             log.info("delivered", attempt=c.attempts)
             return True
-        if isinstance(outcome, Permanent) or due is None:
+        if t.outcome == "dead":
             m.dead.labels(route=route).inc()
-            log.warning("dead letter", reason=outcome.reason, attempts=c.attempts)
+            log.warning("dead letter", reason=t.reason, attempts=c.attempts)
         else:
             m.retries.labels(route=route).inc()
-            log.info("delivery will be retried", reason=outcome.reason, attempt=c.attempts, next_attempt_at=str(due))
+            log.info("delivery will be retried", reason=t.reason, attempt=c.attempts,
+                     next_attempt_at=str(t.due_at))
         return False

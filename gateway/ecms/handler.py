@@ -536,7 +536,7 @@ def _facade_from_app(settings: EcmsSettings | None):
                         require_trusted_signature=gw.ecms_require_trusted_signature)
         clock = app.get(keys.CLOCK)
         trust = app.get(keys.TRUST)
-        app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE], settings=s, trust=trust.store if trust is not None else None,
+        app[FACADE_KEY] = EcmsFacade(app[keys.EXCHANGE].for_ecms(), settings=s, trust=trust.store if trust is not None else None,
                                      **({"clock": clock.now} if clock is not None else {}))
         yield
 

@@ -139,8 +139,8 @@ async def submit_message(request: web.Request) -> web.Response:
     exchange = request.app[keys.EXCHANGE]
     if parts.is_related(request):  # files beside the envelope, streamed to the spool (gateway.core.parts)
         settings = request.app[keys.SETTINGS]
-        if exchange.admission is not None:  # refuse before reading a large body, not after
-            await exchange.admission.check_queue()
+        if exchange.accept.admission is not None:  # refuse before reading a large body, not after
+            await exchange.accept.admission.check_queue()
         async with body_deadline(request, settings.max_letter_bytes):
             body, spool = await parts.read_related(request, parts.Limits(
                 max_envelope_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
@@ -151,7 +151,7 @@ async def submit_message(request: web.Request) -> web.Response:
     t0 = time.perf_counter()
     try:
         with log_context(agency=principal.agency):
-            result = await exchange.submit(body, agency=principal.agency,
+            result = await exchange.accept.submit(body, agency=principal.agency,
                                            parts=spool.parts if spool is not None else None)
     finally:
         if spool is not None:
@@ -168,7 +168,7 @@ async def submit_message(request: web.Request) -> web.Response:
 async def message_status(request: web.Request) -> web.Response:
     """Role: agency (the sender). Status per recipient."""
     principal = await auth.require(request, auth.AGENCY)
-    status = await request.app[keys.EXCHANGE].message_status(principal.agency, request.match_info["message_id"])
+    status = await request.app[keys.EXCHANGE].status.message_status(principal.agency, request.match_info["message_id"])
     return _json(status)
 
 
@@ -190,9 +190,9 @@ async def withdraw_message(request: web.Request) -> web.Response:
             raise EnvelopeError("recipients must be a list of agency codes", code="request.invalid",
                                 field="recipients")
     exchange = request.app[keys.EXCHANGE]
-    count = await exchange.withdraw_message(principal.agency, request.match_info["message_id"], recipients)
+    count = await exchange.withdrawals.withdraw_message(principal.agency, request.match_info["message_id"], recipients)
     return _json({"withdrawn": count,
-                  "status": await exchange.message_status(principal.agency, request.match_info["message_id"])})
+                  "status": await exchange.status.message_status(principal.agency, request.match_info["message_id"])})
 
 
 @routes.get("/v1/messages/{message_id}/stamped/{recipient}")
@@ -200,7 +200,7 @@ async def stamped_letter(request: web.Request) -> web.Response:
     """Role: agency (the letter's sender, or that recipient). The main PDF with the recipient's
     receiving stamp (ตรารับ: registry number, Buddhist-era date, time)."""
     principal = await auth.require(request, auth.AGENCY)
-    pdf = await request.app[keys.EXCHANGE].stamped_letter(principal.agency, request.match_info["message_id"],
+    pdf = await request.app[keys.EXCHANGE].stamps.stamped_letter(principal.agency, request.match_info["message_id"],
                                                           request.match_info["recipient"])
     return web.Response(body=pdf, content_type="application/pdf")
 
@@ -224,13 +224,13 @@ async def inbox(request: web.Request) -> web.Response:
     except ValueError:
         raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
     exchange = request.app[keys.EXCHANGE]
-    items = await exchange.inbox(principal.agency, limit=limit)
+    items = await exchange.inbox.inbox(principal.agency, limit=limit)
     out = []
     for i in items:
         entry = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
                  "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
         if i.parts:
-            entry["parts"] = _part_links(i, await exchange.parts_of(i.message_pk))
+            entry["parts"] = _part_links(i, await exchange.inbox.parts_of(i.message_pk))
         out.append(entry)
     return _json({"items": out})
 
@@ -245,12 +245,12 @@ async def inbox_item(request: web.Request) -> web.Response:
     """Role: agency. The sealed envelope of one inbox item."""
     principal = await auth.require(request, auth.AGENCY)
     exchange = request.app[keys.EXCHANGE]
-    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    item = await exchange.inbox.inbox_item(principal.agency, _delivery_id(request))
     headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
                "X-Saraban-Sender": item.sender}
     if item.parts:  # one Link per file that travels beside the envelope
         headers["Link"] = ", ".join(f'<{p["href"]}>; rel="item"; anchor="cid:{p["content_id"]}"'
-                                    for p in _part_links(item, await exchange.parts_of(item.message_pk)))
+                                    for p in _part_links(item, await exchange.inbox.parts_of(item.message_pk)))
     return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8", headers=headers)
 
 
@@ -260,9 +260,9 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
     ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it."""
     principal = await auth.require(request, auth.AGENCY)
     exchange = request.app[keys.EXCHANGE]
-    item = await exchange.inbox_item(principal.agency, _delivery_id(request))
+    item = await exchange.inbox.inbox_item(principal.agency, _delivery_id(request))
     cid = request.match_info["content_id"]
-    info = next((p for p in await exchange.parts_of(item.message_pk) if p.content_id == cid), None)
+    info = next((p for p in await exchange.inbox.parts_of(item.message_pk) if p.content_id == cid), None)
     if info is None:
         raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",
                        field="content_id")
@@ -270,7 +270,7 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
                                            "X-Saraban-Delivery-Id": str(item.delivery_id)})
     response.content_length = info.size
     await response.prepare(request)
-    async for chunk in exchange.part_chunks(item.message_pk, cid):
+    async for chunk in exchange.inbox.part_chunks(item.message_pk, cid):
         await response.write(chunk)
     await response.write_eof()
     return response
@@ -291,7 +291,7 @@ async def inbox_ack(request: web.Request) -> web.Response:
             raise EnvelopeError(f"not a DeliveryAck for this delivery: {problem}", code="ack.invalid",
                                 field="body", status=422)
         ack = body
-    state = await request.app[keys.EXCHANGE].ack(principal.agency, delivery_id, ack=ack)
+    state = await request.app[keys.EXCHANGE].inbox.ack(principal.agency, delivery_id, ack=ack)
     return _json({"delivery_id": str(delivery_id), "status": state})
 
 

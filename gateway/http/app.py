@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import structlog
 import tenacity
 from aiohttp import web
 
-from adapters.ecms_node import EcmsNodeAdapter
-from adapters.folder import FolderAdapter
-from adapters.pull import PullAdapter
-from adapters.push import AckVerifier, PushAdapter
 from gateway.audit.wiring import audit_ctx
 from gateway.core import appkeys as keys
 from gateway.core.clock import Clock, SystemClock
@@ -29,10 +26,8 @@ from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
-from gateway.delivery.retry import RetryPolicy
 from gateway.http import api, auditor_api, console
-from gateway.intake.checks import Intake
-from gateway.intake.limits import Admission
+from gateway.http.services import build_services
 from gateway.storage import db
 
 log = structlog.get_logger(__name__)
@@ -99,49 +94,18 @@ async def _http(app: web.Application):
     await session.close()
 
 
-def build_exchange(*, settings: Settings, pool, directory: Directory, sealer: Sealer, clock: Clock,
-                   metrics: Metrics, http: aiohttp.ClientSession | None, wake=None, verifier=None,
-                   pdf_checker=None, trust_store=None):
-    """The service with its adapters; shared by the app and the CLI.
-
-    ``trust_store`` (pki.trust.TrustStore) verifies offices' signed acknowledgements;
-    without it a signed ack is refused, never kept unverified.
-    """
-    from gateway.exchange.service import Exchange
-
-    acks = AckVerifier(trust_store)
-    adapters = {"pull": PullAdapter(), "folder": FolderAdapter()}
-    if http is not None:
-        adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s, acks=acks)
-        adapters["ecms"] = EcmsNodeAdapter(http, timeout_s=settings.dispatch.request_timeout_s)
-    return Exchange(
-        pool=pool, directory=directory,
-        intake=Intake(directory, max_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
-                      verifier=verifier, pdf_checker=pdf_checker),
-        sealer=sealer, adapters=adapters, retry=RetryPolicy.from_settings(settings.retry), clock=clock,
-        metrics=metrics, wake=wake, gateway_code=settings.gateway_code, acks=acks)
-
-
-async def _exchange(app: web.Application):
-    from gateway.delivery.dispatcher import Dispatcher
-
+async def _exchange(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    wake_box: list = []
-    exchange = build_exchange(settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY],
-                              sealer=app[keys.SEALER], clock=app[keys.CLOCK], metrics=app[keys.METRICS],
-                              http=app[keys.HTTP], wake=lambda: wake_box and wake_box[0](),
-                              verifier=app[keys.TRUST].verifier(settings), trust_store=app[keys.TRUST].store,
-                              pdf_checker=app[keys.TRUST].pdf_checker(settings) if settings.validate_pdf else None)
-    exchange.stamp_received = settings.stamp_received
-    exchange.admission = Admission(
-        rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst, max_queue_depth=settings.max_queue_depth,
-        depth=lambda: app[keys.POOL].fetchval(db.queries["outbound_depth"]), workers=settings.workers)
-    app[keys.EXCHANGE] = exchange
-    await exchange.record_directory()
-    worker = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
-    dispatcher = Dispatcher(exchange, settings.dispatch, worker=worker)
-    wake_box.append(dispatcher.wake)
-    app[keys.DISPATCHER] = dispatcher
+    trust = app[keys.TRUST]
+    services = build_services(
+        settings=settings, pool=app[keys.POOL], directory=app[keys.DIRECTORY], sealer=app[keys.SEALER],
+        clock=app[keys.CLOCK], metrics=app[keys.METRICS], http=app[keys.HTTP],
+        worker=settings.node_name or f"{socket.gethostname()}:{os.getpid()}",
+        verifier=trust.verifier(settings), trust_store=trust.store,
+        pdf_checker=trust.pdf_checker(settings) if settings.validate_pdf else None, with_admission=True)
+    app[keys.EXCHANGE] = services.exchange
+    app[keys.DISPATCHER] = dispatcher = services.dispatcher
+    await services.exchange.operators.record_directory()
     task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
     yield
     if task is not None:

@@ -227,7 +227,7 @@ async def requeue(request: web.Request) -> web.Response:
         delivery_id = uuid.UUID(request.match_info["delivery_id"])
     except ValueError:
         raise NotFound("no such delivery", code="delivery.not_found") from None
-    await request.app[keys.EXCHANGE].requeue(delivery_id, actor=principal.subject)
+    await request.app[keys.EXCHANGE].operators.requeue(delivery_id, actor=principal.subject)
     return _json({"delivery_id": str(delivery_id), "status": "requeued"})
 
 

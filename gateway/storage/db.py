@@ -166,13 +166,13 @@ async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
     return [m.version for m in migrations() if m.version not in done]
 
 
-def _json_encode(value) -> str:
+def encode_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb parameters are Python objects (dicts), encoded here once; never pre-encoded strings.
-    await conn.set_type_codec("jsonb", encoder=_json_encode, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=encode_json, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

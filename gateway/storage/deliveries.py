@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import hashlib
 import uuid
 from dataclasses import dataclass
+
+import asyncpg
 
 from gateway.storage import Executor
 from gateway.storage.db import queries
@@ -43,10 +47,16 @@ class ClaimedDelivery:
     """Files stored beside the envelope (0: everything is in ``forwarded``)."""
     destination_failures: int
     """Consecutive failures of the destination when claimed (>0: the next attempt is a probe)."""
+    conversation_id: str | None = None
 
     @classmethod
-    def from_row(cls, row) -> ClaimedDelivery:
+    def from_row(cls, row: asyncpg.Record) -> ClaimedDelivery:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+    @functools.cached_property
+    def forwarded_sha256(self) -> bytes:
+        """SHA-256 of the bytes forwarded (what the delivery receipt names)."""
+        return hashlib.sha256(self.forwarded).digest()
 
 
 @dataclass(frozen=True)
@@ -105,34 +115,6 @@ async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_a
     await db.execute(queries["release_claim"], delivery_id, worker, due_at, attempt)
 
 
-async def record_attempt(db: Executor, delivery_id: uuid.UUID, attempt: int, started: dt.datetime,
-                         finished: dt.datetime, outcome: str, error: str | None) -> None:
-    await db.execute(queries["record_attempt"], delivery_id, attempt, started, finished, outcome, error)
-
-
-async def mark_delivered_for_receipt(db: Executor, delivery_id: uuid.UUID, worker: str | None, at: dt.datetime):
-    """Mark the delivery delivered (``worker``: only while it holds the lease); returns what the
-    delivery receipt needs (message identity, ``forwarded_sha256``), or None when the delivery was
-    not in a deliverable state."""
-    return await db.fetchrow(queries["mark_delivered_for_receipt"], delivery_id, worker, at)
-
-
-async def completed(db: Executor, *, delivery_id: uuid.UUID, message_pk: int, at: dt.datetime, actor: str,
-                    details: dict, receipt: bytes, ack: bytes | None, destination: str,
-                    attempt: tuple[int, dt.datetime] | None) -> None:
-    """Audit event, receipt row, destination reset and (``attempt`` = number, start) the attempt."""
-    await db.execute(queries["delivery_completed"], at, actor, message_pk, delivery_id, details, receipt, ack,
-                     destination, attempt[0] if attempt else None, attempt[1] if attempt else None)
-
-
-async def mark_retry(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime, error: str) -> bool:
-    return (await db.execute(queries["mark_retry"], delivery_id, worker, due_at, error)).endswith(" 1")
-
-
-async def mark_dead(db: Executor, delivery_id: uuid.UUID, worker: str, error: str) -> bool:
-    return (await db.execute(queries["mark_dead"], delivery_id, worker, error)).endswith(" 1")
-
-
 async def for_message(db: Executor, message_pk: int) -> list[DeliveryView]:
     return [DeliveryView.from_row(r) for r in await db.fetch(queries["message_deliveries"], message_pk)]
 
@@ -164,3 +146,9 @@ async def requeue(db: Executor, delivery_id: uuid.UUID, now: dt.datetime, expire
 
 async def queue_depth(db: Executor) -> list[dict]:
     return [dict(r) for r in await db.fetch(queries["queue_depth"])]
+
+
+async def outbound_depth(db: Executor) -> int:
+    """Deliveries waiting to be pushed (the admission check's queue depth)."""
+    value: int = await db.fetchval(queries["outbound_depth"])
+    return value

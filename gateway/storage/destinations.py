@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import asyncpg
+
 from gateway.storage import Executor
 from gateway.storage.db import queries
 
@@ -24,7 +26,7 @@ class DestinationState:
     updated_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row) -> DestinationState:
+    def from_row(cls, row: asyncpg.Record) -> DestinationState:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
     def circuit(self, now: dt.datetime) -> str:
@@ -36,22 +38,10 @@ class DestinationState:
         return "closed"
 
 
-async def failed(db: Executor, agency: str, now: dt.datetime, error: str) -> int:
-    """Count a failure; returns the consecutive failures now recorded."""
-    return await db.fetchval(queries["destination_failed"], agency, now, error)
-
-
-async def back_off(db: Executor, agency: str, until: dt.datetime) -> dt.datetime:
-    """Open the circuit until ``until`` (never shortening one already open); returns the end."""
-    return await db.fetchval(queries["destination_backoff"], agency, until)
-
-
-async def succeeded(db: Executor, agency: str, now: dt.datetime) -> None:
-    await db.execute(queries["destination_ok"], agency, now)
-
-
-async def defer_pending(db: Executor, agency: str, until: dt.datetime) -> None:
-    await db.execute(queries["defer_destination"], agency, until)
+async def backoff_until(db: Executor, agency: str) -> dt.datetime | None:
+    """When ``agency``'s backoff ends (``None``: not backing off)."""
+    value: dt.datetime | None = await db.fetchval(queries["destination_backoff_until"], agency)
+    return value
 
 
 async def all_states(db: Executor) -> list[DestinationState]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.storage import Executor
-from gateway.storage.db import queries
+from gateway.storage.db import encode_json, queries
 
 
 @dataclass(frozen=True)
@@ -104,26 +104,27 @@ async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
     return None if row is None else row["forwarded"]
 
 
+def message_row(m: NewMessage, ord_: int) -> tuple[Any, ...]:
+    """``m`` as a ``new_message`` composite (migration 0008), numbered ``ord_`` in its batch."""
+    return (ord_, m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id, m.letter_number,
+            m.letter_date, m.subject, m.speed, m.secrecy, m.channel, m.received_sha256, m.received, m.forwarded,
+            m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
+            m.notifier_kind, m.registry_number, m.parts, m.resend_guard)
+
+
+def delivery_rows(m: NewMessage, ord_: int) -> list[tuple[Any, ...]]:
+    """``m``'s deliveries as ``new_delivery`` composites naming their message by ``ord_``."""
+    return [(ord_, d.id, d.recipient, d.route, d.status, m.expires_at) for d in m.deliveries]
+
+
 async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | SentOtherwise | None]:
     """Insert several messages in one statement and transaction (group commit): each one's pk, ``None``
-    where (sender, id) exists, :class:`SentOtherwise` where its resend guard refused it."""
-    cols = ("sender", "message_id", "message_type", "conversation_id", "ref_to_message_id", "letter_number",
-            "letter_date", "subject", "speed", "secrecy", "channel", "received_sha256", "received", "forwarded",
-            "evidence", "receipt", "accepted_at")
-    args: list[list] = [[getattr(m, c) for m in batch] for c in cols]
-    args.append([m.audit for m in batch])
-    d_ord, d_id, d_rec, d_route, d_status, d_exp = [], [], [], [], [], []
-    for i, m in enumerate(batch, start=1):
-        for d in m.deliveries:
-            d_ord.append(i)
-            d_id.append(d.id)
-            d_rec.append(d.recipient)
-            d_route.append(d.route)
-            d_status.append(d.status)
-            d_exp.append(m.expires_at)
-    rows = await db.fetch(queries["insert_messages"], *args, d_ord, d_id, d_rec, d_route, d_status, d_exp,
-                          [m.notifier_kind for m in batch], [m.registry_number for m in batch],
-                          [m.parts for m in batch], [m.resend_guard for m in batch])
+    where (sender, id) exists, :class:`SentOtherwise` where its resend guard refused it.
+
+    One array of the ``new_message`` composite type and one of ``new_delivery`` (asyncpg has no named
+    parameters; these replace 28 positional arrays, see ``bench/sql_forms.py`` for the two measured)."""
+    rows = await db.fetch(queries["insert_messages"], [message_row(m, i) for i, m in enumerate(batch, start=1)],
+                          [d for i, m in enumerate(batch, start=1) for d in delivery_rows(m, i)])
     out: list[int | SentOtherwise | None] = [None] * len(batch)
     for r in rows:
         out[r["ord"] - 1] = r["pk"] if r["sent_otherwise"] is None else SentOtherwise(r["sent_otherwise"])

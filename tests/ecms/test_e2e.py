@@ -62,9 +62,9 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
             body = await resp.read()
         assert resp.status == 200 and errors(body) == [], body[:500]
         pid = body_child(body).findtext("ProcessID")
-        status = await exchange.message_status("20001", pid)
+        status = await exchange.status.message_status("20001", pid)
         assert [r["recipient"] for r in status["recipients"]] == ["1550100000"]
-        items = await exchange.inbox("1550100000")
+        items = await exchange.inbox.inbox("1550100000")
         env = read_envelope(parse(items[0].envelope))
         assert env.letter.number == "อก 0905/0007" and env.letter.subject == "ขอเชิญประชุมคณะทำงาน"
         assert {a.role for a in env.attachments} == {"main", "enclosure"}
@@ -80,7 +80,7 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
         from pki.xmldsig import sign_envelope
 
         signer = gateway.app[keys.TRUST].dev_pki.agency_signer("1550100000")
-        await exchange.submit(sign_envelope(build_envelope(native), signer), agency="1550100000")
+        await exchange.accept.submit(sign_envelope(build_envelope(native), signer), agency="1550100000")
         headers = {"Authorization": "Bearer dev-token-ops-moe"}
         async with http.post(url, data=request(soap.U.CorrespondenceLetterInboundRequest()), headers=headers) as resp:
             pulled = body_child(await resp.read())

@@ -101,7 +101,7 @@ async def test_a_4xx_is_permanent_and_an_operator_can_requeue(make_client, offic
     delivery_id = status["recipients"][0]["delivery_id"]
     import uuid
 
-    await client.app[keys.EXCHANGE].requeue(uuid.UUID(delivery_id), actor="operator:test")
+    await client.app[keys.EXCHANGE].operators.requeue(uuid.UUID(delivery_id), actor="operator:test")
     await cycle(client)
     assert await statuses(pool) == {CMI: ("delivered", 1)}
     kinds = [r["kind"] for r in await pool.fetch("SELECT kind FROM audit_events WHERE kind <> 'directory.changed' "

@@ -265,7 +265,7 @@ async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_cl
     assert codes == [202, 202, 202]  # the depth is read at most once a second
     from gateway.core import appkeys as keys
 
-    admission = client.app[keys.EXCHANGE].admission
+    admission = client.app[keys.EXCHANGE].accept.admission
     admission._depth_at = float("-inf")  # as if a second has passed: the next request refreshes the depth
     await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())
     await admission._refresh  # the background read of the depth has finished

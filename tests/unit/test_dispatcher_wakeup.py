@@ -20,7 +20,9 @@ class _ClaimWokenMidway(Dispatcher):
     """A dispatcher whose first claim is overtaken by a submission's wake-up."""
 
     def __init__(self) -> None:
-        super().__init__(None, DispatchSettings(poll_interval_s=3600.0), worker="test")  # type: ignore[arg-type]
+        # nothing but the loop runs: no database, directory or adapters are reached
+        super().__init__(pool=None, directory=None, adapters={}, retry=None, receipts=None, clock=None,
+                         metrics=None, settings=DispatchSettings(poll_interval_s=3600.0), worker="test")
         self.claims = 0
         self.claimed_again = asyncio.Event()
 

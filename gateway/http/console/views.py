@@ -183,7 +183,7 @@ async def requeue(request: web.Request):
         delivery_id = uuid.UUID(request.match_info["delivery_id"])
     except ValueError:
         raise web.HTTPNotFound(text="no such delivery") from None
-    await request.app[keys.EXCHANGE].requeue(delivery_id, actor=f"user:{user.username}")
+    await request.app[keys.EXCHANGE].operators.requeue(delivery_id, actor=f"user:{user.username}")
     raise web.HTTPFound(f"/console/dead?requeued={delivery_id}")
 
 

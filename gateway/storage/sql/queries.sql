@@ -35,6 +35,7 @@ FROM due, messages m
 WHERE d.id = due.id AND m.pk = d.message_pk
 RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
           m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded, m.parts,
+          m.conversation_id,
           coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
               AS destination_failures;
 
@@ -47,86 +48,12 @@ RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.
 UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $3, attempts = attempts - 1, leased_by = NULL
 WHERE id = $1 AND status = 'sending' AND leased_by = $2 AND attempts = $4;
 
--- name: mark_retry
-UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $3, last_error = $4, leased_by = NULL
-WHERE id = $1 AND status = 'sending' AND leased_by = $2;
-
--- name: mark_dead
-UPDATE deliveries SET status = 'dead', last_error = $3, leased_by = NULL
-WHERE id = $1 AND status = 'sending' AND leased_by = $2;
-
--- name: mark_delivered_for_receipt
--- A delivery becomes delivered (from a deliverable state; the dispatcher's only while it holds the
--- lease), answering what the delivery receipt needs in the same round trip: the message's
--- identity and the SHA-256 of the forwarded bytes (computed here, so a large envelope does not
--- travel back to the gateway only to be hashed). The UPDATE locks the delivery row.
-WITH d AS (
-    UPDATE deliveries SET status = 'delivered', delivered_at = $3, leased_by = NULL, last_error = NULL
-    WHERE id = $1 AND status IN ('sending', 'inbox', 'queued', 'retry_wait') AND (leased_by = $2 OR $2 IS NULL)
-    RETURNING id, message_pk, recipient
-)
-SELECT d.id, d.recipient, d.message_pk, m.message_id, m.sender, m.message_type::text AS message_type,
-       m.conversation_id, sha256(m.forwarded) AS forwarded_sha256
-FROM d JOIN messages m ON m.pk = d.message_pk;
-
--- name: delivery_completed
--- The rest of a delivery's completion in one round trip: its audit event, the receipt row,
--- the destination's failure count reset and (from the dispatcher; $9 NULL for a pull
--- acknowledgement) the attempt that delivered it.
-WITH a AS (
-    INSERT INTO audit_events (at, actor, kind, message_pk, delivery_id, details)
-    VALUES ($1, $2, 'delivery.delivered', $3, $4, $5::jsonb)
-), r AS (
-    INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at)
-    VALUES ($3, $4, 'delivery', $6, $7, $1)
-    ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING
-), x AS (
-    UPDATE destinations SET consecutive_failures = 0, failing_since = NULL, backoff_until = NULL,
-                            last_error = NULL, updated_at = $1
-    WHERE agency = $8 AND (consecutive_failures > 0 OR backoff_until IS NOT NULL)
-), t AS (
-    INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
-    SELECT $4, $9, $10, $1, 'delivered', NULL WHERE $9::integer IS NOT NULL
-    ON CONFLICT (delivery_id, attempt) DO UPDATE
-    SET finished_at = EXCLUDED.finished_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error
-)
-SELECT 1;
-
--- name: record_attempt
-INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (delivery_id, attempt) DO UPDATE
-SET finished_at = EXCLUDED.finished_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error;
-
 -- name: delivery_attempts
 SELECT attempt, started_at, finished_at, outcome, error FROM delivery_attempts
 WHERE delivery_id = $1 ORDER BY attempt;
 
--- name: destination_failed
--- Count one more consecutive failure; the caller decides on a backoff.
-INSERT INTO destinations (agency, consecutive_failures, failing_since, last_error, updated_at)
-VALUES ($1, 1, $2, $3, $2)
-ON CONFLICT (agency) DO UPDATE
-SET consecutive_failures = destinations.consecutive_failures + 1,
-    failing_since = coalesce(destinations.failing_since, EXCLUDED.failing_since),
-    last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at
-RETURNING consecutive_failures;
-
--- name: destination_backoff
-UPDATE destinations SET backoff_until = greatest(coalesce(backoff_until, $2), $2)
-WHERE agency = $1
-RETURNING backoff_until;
-
--- name: destination_ok
-UPDATE destinations SET consecutive_failures = 0, failing_since = NULL, backoff_until = NULL,
-                        last_error = NULL, updated_at = $2
-WHERE agency = $1 AND (consecutive_failures > 0 OR backoff_until IS NOT NULL);
-
--- name: defer_destination
--- While a destination backs off, push its waiting deliveries past the backoff
--- so the claim query never wades through them.
-UPDATE deliveries SET next_attempt_at = $2
-WHERE recipient = $1 AND status IN ('queued', 'retry_wait') AND next_attempt_at < $2;
+-- name: destination_backoff_until
+SELECT backoff_until FROM destinations WHERE agency = $1;
 
 -- name: destinations
 SELECT x.agency, x.consecutive_failures, x.failing_since, x.backoff_until, x.last_error, x.updated_at
@@ -155,6 +82,7 @@ FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.recipient = $1 AND d.id = $2;
 
 -- name: delivery_for_ack
+-- (read outside a transaction: the row lock lasts only for the statement)
 SELECT d.id, d.status::text AS status, d.recipient, d.message_pk, m.message_id, m.sender,
        m.message_type::text AS message_type, m.conversation_id, m.forwarded
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
@@ -189,77 +117,15 @@ RETURNING message_pk, recipient;
 SELECT 1;
 
 -- name: insert_messages
--- Group commit: many messages (with their deliveries and audit events) in one
--- statement and one transaction (a lone message is a batch of one). Parallel
--- arrays, one element per message ($1..$18, $25..$28) and one per delivery
--- ($19..$24, each naming its message by index). A recipient whose destination
--- is backing off gets its first attempt at the end of that backoff.
--- Rows whose (sender, message_id) exists already are skipped and come back
--- without a pk; the caller answers those with the original receipt. A letter
--- with a resend guard ($28, the e-CMS rule) already sent as another letter to
--- one of its recipients is skipped too and comes back with that recipient in
--- sent_otherwise (checked here, not in a query of its own: that was a round
--- trip and a transaction per e-CMS letter, 0.6 ms of PostgreSQL CPU each).
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[],
-                         $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::bytea[],
-                         $14::bytea[], $15::bytea[], $16::bytea[], $17::timestamptz[], $18::jsonb[],
-                         $25::text[], $26::text[], $27::integer[], $28::text[])
-        WITH ORDINALITY AS i (sender, message_id, message_type, conversation_id, ref_to_message_id,
-                              letter_number, letter_date, subject, speed, secrecy, channel, received_sha256,
-                              received, forwarded, evidence, receipt, accepted_at, audit, notifier_kind,
-                              registry_number, parts, resend_guard, ord)
-), r AS (
-    SELECT * FROM unnest($19::bigint[], $20::uuid[], $21::text[], $22::text[], $23::text[], $24::timestamptz[])
-        AS r (ord, id, recipient, route, status, expires_at)
-), blocked AS (
-    -- The e-CMS resend rule: the first recipient whose latest live letter from this sender with
-    -- this number and date is another letter than the guard (neither it nor a resend, guard.r<n>).
-    -- The letters are found by number first (OFFSET 0 keeps that subquery whole) and min() takes
-    -- the first recipient: with ORDER BY ... LIMIT 1 the planner walked the recipient's deliveries
-    -- newest first to stop early, through every letter that recipient ever had when none matched.
-    SELECT i.ord, other.recipient FROM input i
-    CROSS JOIN LATERAL (
-        SELECT min(latest.recipient) AS recipient FROM (
-            SELECT DISTINCT ON (d.recipient) d.recipient, pm.message_id
-            FROM (SELECT pk, message_id, accepted_at FROM messages
-                  WHERE message_type = 'letter' AND letter_number = i.letter_number
-                    AND letter_date = i.letter_date AND sender = i.sender OFFSET 0) pm
-            JOIN deliveries d ON d.message_pk = pm.pk
-            WHERE d.status <> 'withdrawn' AND d.recipient IN (SELECT r.recipient FROM r WHERE r.ord = i.ord)
-            ORDER BY d.recipient, pm.accepted_at DESC, pm.pk DESC
-        ) latest
-        WHERE split_part(latest.message_id, '.r', 1) <> i.resend_guard
-    ) other
-    WHERE i.resend_guard IS NOT NULL AND other.recipient IS NOT NULL
-), m AS (
-    INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
-                          letter_number, letter_date, subject, speed, secrecy, channel,
-                          received_sha256, received, forwarded, evidence, receipt, accepted_at, notifier_kind,
-                          registry_number, parts)
-    SELECT sender, message_id, message_type::message_type, conversation_id, ref_to_message_id, letter_number,
-           letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded, evidence, receipt,
-           accepted_at, notifier_kind, registry_number, parts
-    FROM input WHERE ord NOT IN (SELECT ord FROM blocked) ORDER BY ord
-    ON CONFLICT (sender, message_id) DO NOTHING
-    RETURNING pk, sender, message_id
-), mi AS (
-    SELECT m.pk, i.ord, i.accepted_at, i.audit, i.sender FROM m
-    JOIN input i ON i.sender = m.sender AND i.message_id = m.message_id
-), d AS (
-    INSERT INTO deliveries (id, message_pk, recipient, route, status, next_attempt_at, created_at, expires_at)
-    SELECT r.id, mi.pk, r.recipient, r.route, r.status::delivery_status,
-           greatest(mi.accepted_at, coalesce(dest.backoff_until, mi.accepted_at)), mi.accepted_at, r.expires_at
-    FROM r JOIN mi ON mi.ord = r.ord
-    LEFT JOIN destinations dest ON dest.agency = r.recipient
-), a AS (
-    -- (data-modifying CTEs always run to completion, read or not)
-    INSERT INTO audit_events (at, actor, kind, message_pk, details)
-    SELECT mi.accepted_at, mi.sender, 'message.accepted', mi.pk, mi.audit FROM mi ORDER BY mi.ord
-)
-SELECT ord, pk, NULL AS sent_otherwise FROM mi
-UNION ALL
-SELECT ord, NULL, recipient FROM blocked;
+-- Group commit (the function, migration 0008): $1 new_message[], $2 new_delivery[].
+SELECT out_ord AS ord, out_pk AS pk, out_sent_otherwise AS sent_otherwise
+FROM insert_messages($1::new_message[], $2::new_delivery[]);
+
+-- name: apply_delivery_transitions
+-- Decided delivery outcomes applied in one round trip (the function, migration 0008):
+-- $1 delivery_transition[], $2 new_message[] (the delivery receipts), $3 new_delivery[].
+SELECT out_ord AS ord, out_applied AS applied
+FROM apply_delivery_transitions($1::delivery_transition[], $2::new_message[], $3::new_delivery[]);
 
 -- name: find_letter
 -- The latest letter with this number and date (optionally from this sender,
@@ -289,17 +155,7 @@ WITH target AS (
     SELECT d.id, d.message_pk, m.message_id, d.recipient, d.status::text AS status, ans.notifier_kind AS answer,
            (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable
     FROM deliveries d JOIN messages m ON m.pk = d.message_pk
-    LEFT JOIN LATERAL (
-        -- the recipient's latest answer to this letter, matched as in business_answers
-        SELECT n.notifier_kind FROM messages n
-        JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = m.sender
-        WHERE n.message_type = 'notifier' AND n.sender = d.recipient
-          AND (n.ref_to_message_id = m.message_id
-               OR (n.ref_to_message_id IS NULL AND n.letter_number = m.letter_number
-                   AND n.letter_date = m.letter_date AND n.accepted_at >= m.accepted_at))
-        ORDER BY n.accepted_at DESC, n.pk DESC
-        LIMIT 1
-    ) ans ON true
+    LEFT JOIN LATERAL latest_registry_answer(m.pk, d.recipient) ans ON true
     WHERE m.sender = $1 AND m.message_type = 'letter'
       AND m.letter_number = $2 AND m.letter_date = $3 AND d.recipient = $4 AND d.status <> 'withdrawn'
     FOR UPDATE OF d
@@ -319,16 +175,7 @@ WITH target AS (
     SELECT d.id, d.message_pk, m.message_id, d.recipient, d.status::text AS status, ans.notifier_kind AS answer,
            (d.status <> 'delivered' OR coalesce(ans.notifier_kind IN ('rejected', 'invalid'), false)) AS withdrawable
     FROM deliveries d JOIN messages m ON m.pk = d.message_pk
-    LEFT JOIN LATERAL (
-        SELECT n.notifier_kind FROM messages n
-        JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = m.sender
-        WHERE n.message_type = 'notifier' AND n.sender = d.recipient
-          AND (n.ref_to_message_id = m.message_id
-               OR (n.ref_to_message_id IS NULL AND n.letter_number = m.letter_number
-                   AND n.letter_date = m.letter_date AND n.accepted_at >= m.accepted_at))
-        ORDER BY n.accepted_at DESC, n.pk DESC
-        LIMIT 1
-    ) ans ON true
+    LEFT JOIN LATERAL latest_registry_answer(m.pk, d.recipient) ans ON true
     WHERE m.sender = $1 AND m.message_id = $2
       AND ($3::text[] IS NULL OR d.recipient = ANY ($3::text[])) AND d.status <> 'withdrawn'
     FOR UPDATE OF d
@@ -366,19 +213,14 @@ ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT $2;
 
 -- name: business_answers
--- Notifiers that answer this letter, newest first per answering agency:
--- linked by message id, or (a notifier naming no message id) the e-CMS way by
--- letter number + date + parties, after this letter ($6): a letter resent
--- under the same number and date does not inherit its withdrawn predecessor's
--- rejection.
-SELECT DISTINCT ON (n.sender) n.sender, n.notifier_kind, n.registry_number, n.accepted_at, n.message_id
-FROM messages n
-JOIN deliveries nd ON nd.message_pk = n.pk AND nd.recipient = $2
-WHERE n.message_type = 'notifier'
-  AND (n.ref_to_message_id = $1
-       OR (n.ref_to_message_id IS NULL AND n.letter_number = $3 AND n.letter_date = $4 AND n.accepted_at >= $6))
-  AND n.sender = ANY ($5::text[])
-ORDER BY n.sender, n.accepted_at DESC, n.pk DESC;
+-- Each recipient's latest answer to letter $1 among the recipients $2 (latest_registry_answer,
+-- migration 0008: a letter resent under the same number and date does not inherit its withdrawn
+-- predecessor's rejection).
+SELECT d.recipient AS sender, ans.notifier_kind, ans.registry_number, ans.accepted_at, ans.message_id
+FROM deliveries d
+CROSS JOIN LATERAL latest_registry_answer(d.message_pk, d.recipient) ans
+WHERE d.message_pk = $1 AND d.recipient = ANY ($2::text[])
+ORDER BY d.recipient;
 
 -- name: letter_for_notifier
 -- The letter a notifier answers: by message id when the native notifier names
@@ -395,6 +237,10 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (letter_pk, recipient) DO UPDATE
 SET registry_number = EXCLUDED.registry_number, notifier_pk = EXCLUDED.notifier_pk, pdf = EXCLUDED.pdf,
     created_at = EXCLUDED.created_at;
+
+-- name: stamped_letter_of_recipient
+SELECT s.pdf FROM stamped_letters s JOIN messages m ON m.pk = s.letter_pk
+WHERE m.message_id = $1 AND s.recipient = $2;
 
 -- name: stamped_letter
 SELECT s.pdf, s.registry_number, m.sender FROM stamped_letters s JOIN messages m ON m.pk = s.letter_pk

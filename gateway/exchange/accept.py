@@ -1,0 +1,212 @@
+"""Accepting a submission: check, seal, store with its deliveries, answer with a signed receipt.
+
+Accepting a letter is one database transaction (one round trip): the message
+with the exact bytes received and the sealed bytes to forward, one delivery per
+recipient, and the audit event. A unique key on (sender, message id) turns a
+repeated submission into the original receipt. The answer (a signed receipt)
+is sent only after that commit: a 202 is never given for a letter the database
+does not hold. If the connection drops during the commit, the insert is retried
+(tenacity); a retry that finds the first attempt committed returns its receipt,
+so the sender sees exactly one letter either way. If the database stays
+unreachable, the answer is 503 and the sender retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+import tenacity
+
+from adapters.base import Adapter
+from gateway.core.clock import Clock
+from gateway.core.directory import Directory
+from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, Unavailable
+from gateway.core.metrics import Metrics
+from gateway.core.parts import SpooledPart
+from gateway.core.receipts import submission_receipt
+from gateway.core.sealing import Sealer
+from gateway.exchange.stamps import Stamps
+from gateway.intake.checks import CheckedEnvelope, Intake
+from gateway.intake.limits import Admission
+from gateway.storage import audit, db, messages
+from gateway.storage import parts as parts_store
+from gateway.storage.batching import GroupCommitter
+from gateway.storage.deliveries import DeliveryStatus
+from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
+from gateway.storage.receipts import first_status
+from pki.errors import PkiError
+
+log = structlog.get_logger(__name__)
+
+_TRANSIENT = db.TRANSIENT_ERRORS
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    message_id: str
+    message_pk: int
+    receipt: bytes
+    """The signed submission receipt (the same bytes for a repeated submission)."""
+    duplicate: bool
+    sha256: str
+
+
+def _db_retry() -> tenacity.AsyncRetrying:
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(_TRANSIENT),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.5),
+        stop=tenacity.stop_after_delay(3),
+        reraise=True,
+    )
+
+
+class Acceptance:
+    def __init__(self, *, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
+                 adapters: Mapping[str, Adapter], ttl_s: float, clock: Clock, metrics: Metrics,
+                 stamps: Stamps, admission: Admission | None, wake: Callable[[], None],
+                 gateway_code: str) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.intake = intake
+        self.sealer = sealer
+        self.adapters = adapters
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.metrics = metrics
+        self.stamps = stamps
+        #: Back-pressure: rate per agency and queue depth (``None``: none, the CLI).
+        self.admission = admission
+        self._wake = wake
+        self.gateway_code = gateway_code
+        self.committer: GroupCommitter[NewMessage, int | SentOtherwise | None] = GroupCommitter(
+            lambda batch: messages.insert_many(self.pool, batch), lambda m: messages.insert(self.pool, m),
+            max_batch=128, max_parallel=4, passthrough=_TRANSIENT)
+
+    async def submit(self, data: bytes, *, agency: str, channel: str = "native",
+                     evidence: bytes | None = None, parts: Mapping[str, SpooledPart] | None = None,
+                     resend_guard: str | None = None) -> SubmitResult:
+        """Check, store and queue one envelope from ``agency``; return its receipt.
+
+        ``resend_guard`` (a letter's message id without its ``.r<n>`` resend suffix): refuse with
+        :class:`LetterSentOtherwise` when a recipient's latest live letter under the same number and
+        date is another letter (the e-CMS rule), checked in the statement that stores the letter."""
+        if self.admission is not None:
+            try:
+                await self.admission.admit(agency)
+            except GatewayError as exc:
+                self.metrics.rejected.labels(code=exc.code).inc()
+                raise
+        try:
+            checked = await self.intake.check(data, agency=agency, channel=channel, parts=parts)
+        except (GatewayError, PkiError) as exc:
+            self.metrics.rejected.labels(code=exc.code).inc()
+            await self._record_rejection(agency, channel, data, exc)
+            raise
+        try:
+            return await self.store(checked, channel=channel, evidence=evidence, resend_guard=resend_guard)
+        except Conflict as exc:  # the message id was used for other bytes, or the letter was sent otherwise
+            await self._record_rejection(agency, channel, data, exc)
+            raise
+
+    async def _record_rejection(self, agency: str, channel: str, data: bytes,
+                                exc: GatewayError | PkiError) -> None:
+        """An audit event for a refused submission of an authenticated agency: who, when, why, and the
+        SHA-256 of what was refused (never the bytes: nothing refused is stored). Best effort: a
+        refusal is answered even when the database cannot record it."""
+        details = {"code": exc.code, "field": exc.field, "channel": channel, "bytes": len(data),
+                   "sha256": hashlib.sha256(data).hexdigest()}
+        try:
+            await audit.append(self.pool, at=self.clock.now(), actor=agency, kind="message.rejected",
+                               details={k: v for k, v in details.items() if v is not None})
+        except Exception as err:  # noqa: BLE001 - the refusal itself must still reach the sender
+            log.warning("could not record a refusal in the audit log", code=details["code"],
+                        error=f"{type(err).__name__}: {err}")
+
+    async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None,
+                    resend_guard: str | None = None) -> SubmitResult:
+        env = checked.envelope
+        h = env.header
+        now = self.clock.now()
+        receipt = self.sealer.sign_receipt(submission_receipt(
+            message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now,
+            gateway_code=self.gateway_code))
+        forwarded = self.sealer.seal_envelope(checked.raw)
+        new_deliveries = []
+        for recipient in h.recipients:
+            route, status = first_status(self.directory, self.adapters, recipient)
+            new_deliveries.append(NewDelivery(uuid.uuid4(), recipient, route, status))
+        letter, notifier = env.letter, env.notifier
+        new = NewMessage(
+            sender=h.sender, message_id=h.message_id, message_type=h.message_type.value,
+            conversation_id=h.conversation_id or h.message_id, ref_to_message_id=h.ref_to_message_id,
+            letter_number=letter.number if letter else (notifier.letter_number if notifier else None),
+            letter_date=letter.date if letter else (notifier.letter_date if notifier else None),
+            subject=letter.subject if letter else (notifier.subject if notifier else None),
+            speed=letter.speed.value if letter else None, secrecy=letter.secrecy.value if letter else None,
+            channel=channel, received_sha256=checked.sha256, received=checked.raw, forwarded=forwarded,
+            evidence=evidence, receipt=receipt, accepted_at=now,
+            expires_at=now + dt.timedelta(seconds=self.ttl_s), deliveries=new_deliveries,
+            notifier_kind=notifier.kind.value if notifier else None,
+            registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
+            resend_guard=resend_guard if letter is not None else None,
+            audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
+                   "recipients": list(h.recipients), "sha256": checked.sha256_hex,
+                   **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
+                      if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
+                   **({"notifier": notifier.kind.value} if notifier else {}),
+                   **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
+                   **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
+        )
+        parts = checked.parts
+
+        async def insert() -> int | SentOtherwise | None:
+            return await (self._insert_with_parts(new, parts) if parts else self.committer.submit(new))
+
+        try:
+            pk = await db.call_with_retries(insert, _db_retry)
+        except _TRANSIENT as exc:
+            log.error("database unavailable while accepting", error=str(exc))
+            raise Unavailable("the gateway cannot store letters right now; retry later",
+                              code="unavailable.database") from None
+        if pk is None:
+            return await self._duplicate(h.sender, h.message_id, checked.sha256)
+        if isinstance(pk, SentOtherwise):
+            assert letter is not None  # only a letter carries a resend guard
+            raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already sent to "
+                                      f"{pk.recipient} as another letter; withdraw that one first",
+                                      recipient=pk.recipient)
+        self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
+        if notifier is not None:
+            await self.stamps.make(pk, h, notifier)
+        log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(h.recipients),
+                 message_pk=pk)
+        if any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
+            self._wake()
+        return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
+                            sha256=checked.sha256_hex)
+
+    async def _insert_with_parts(self, new: NewMessage, spooled: Sequence[SpooledPart]) -> int | SentOtherwise | None:
+        """A letter with files beside it: its own transaction (too big to share a group commit),
+        the files copied from the spool chunk by chunk; all of it commits or none."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            pk = await messages.insert(conn, new)
+            if isinstance(pk, int):
+                await parts_store.insert(conn, pk, spooled)
+            return pk
+
+    async def _duplicate(self, sender: str, message_id: str, sha256: bytes) -> SubmitResult:
+        rec = await messages.get(self.pool, sender, message_id)
+        if rec is None:  # the conflicting row vanished (archived): treat as not found
+            raise Unavailable("duplicate check failed; retry", code="unavailable.database")
+        if rec.received_sha256 != sha256:
+            raise Conflict(f"message id {message_id} was already used for a different envelope",
+                           code="message.id_reused", field="Header/MessageId")
+        self.metrics.duplicates.inc()
+        return SubmitResult(message_id=message_id, message_pk=rec.pk, receipt=rec.receipt, duplicate=True,
+                            sha256=rec.received_sha256.hex())

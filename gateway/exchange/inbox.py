@@ -1,0 +1,97 @@
+"""The pull inbox: what waits for an agency that fetches its letters, and its acknowledgements."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+
+from adapters.push import AckVerifier
+from gateway.core.clock import Clock
+from gateway.core.errors import Conflict, NotFound
+from gateway.core.metrics import Metrics
+from gateway.core.parts import PartInfo
+from gateway.storage import deliveries, transitions
+from gateway.storage import parts as parts_store
+from gateway.storage.deliveries import DeliveryStatus, InboxItem
+from gateway.storage.receipts import Delivered, ReceiptFactory
+from gateway.storage.transitions import Transition
+
+
+class PullInbox:
+    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, metrics: Metrics, acks: AckVerifier,
+                 receipts: ReceiptFactory, wake: Callable[[], None]) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.metrics = metrics
+        #: Checks a pulled delivery's DeliveryAck (signature, signer's agency, digest).
+        self.acks = acks
+        self.receipts = receipts
+        self._wake = wake
+
+    async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[InboxItem]:
+        """The oldest waiting items; ``receipts=False`` (the e-CMS facade) leaves delivery receipts
+        out, which stay in the native inbox (``GET /v1/inbox``) until acknowledged there."""
+        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)), receipts=receipts)
+
+    async def inbox_item(self, agency: str, delivery_id: uuid.UUID) -> InboxItem:
+        row = await deliveries.inbox_item(self.pool, agency, delivery_id)
+        if row is None or row["status"] != DeliveryStatus.INBOX.value:
+            raise NotFound(f"no delivery {delivery_id} in the inbox of {agency}", code="inbox.not_found")
+        return InboxItem.from_row(row)
+
+    async def parts_of(self, message_pk: int) -> tuple[PartInfo, ...]:
+        """The files stored beside a message's envelope."""
+        return await parts_store.list_parts(self.pool, message_pk)
+
+    def part_chunks(self, message_pk: int, content_id: str) -> AsyncIterator[bytes]:
+        """One stored file, chunk by chunk."""
+        return parts_store.iter_chunks(self.pool, message_pk, content_id)
+
+    async def ack(self, agency: str, delivery_id: uuid.UUID, *, ack: bytes | None = None) -> str:
+        """Complete a pull delivery; idempotent. Returns the delivery's state afterwards.
+
+        A DeliveryAck that is signed must verify and name the delivered bytes
+        (:class:`adapters.push.AckVerifier`; ``ack.*`` 422 otherwise), checked before anything is
+        written: the trust store may fetch OCSP/CRLs. The delivery, its receipt and the receipt
+        message back to the sender are then one transition, applied in one round trip.
+        """
+        row = await deliveries.lock_for_ack(self.pool, delivery_id)
+        self._check(row, agency, delivery_id)
+        assert row is not None
+        if row["status"] == DeliveryStatus.DELIVERED.value:
+            return "delivered"
+        facts: dict[str, Any] = {}
+        if ack is not None:
+            facts = await self.acks.verify(ack, agency=agency, delivery_id=str(delivery_id),
+                                           delivered=row["forwarded"])
+        now = self.clock.now()
+        sha = hashlib.sha256(row["forwarded"]).digest()
+        receipt, message = self.receipts.make(Delivered(
+            delivery_id=delivery_id, message_pk=row["message_pk"], message_id=row["message_id"],
+            conversation_id=row["conversation_id"], message_type=row["message_type"], sender=row["sender"],
+            recipient=row["recipient"], forwarded_sha256=sha), at=now, ack=ack)
+        [applied] = await transitions.apply(self.pool, [Transition(
+            delivery_id=delivery_id, outcome="delivered", at=now, message_pk=row["message_pk"],
+            recipient=agency, actor=agency, details={"recipient": agency, "sha256": sha.hex(), **facts},
+            receipt=receipt, ack=ack, receipt_message=message)])
+        if not applied:  # acknowledged twice at once, or withdrawn meanwhile
+            again = await deliveries.lock_for_ack(self.pool, delivery_id)
+            self._check(again, agency, delivery_id)
+            assert again is not None
+            if again["status"] == DeliveryStatus.DELIVERED.value:
+                return "delivered"
+            raise Conflict(f"delivery {delivery_id} is {again['status']}", code="inbox.not_pending")
+        self.metrics.delivered.labels(route="pull").inc()
+        self._wake()
+        return "delivered"
+
+    @staticmethod
+    def _check(row: asyncpg.Record | None, agency: str, delivery_id: uuid.UUID) -> None:
+        if row is None or row["recipient"] != agency:
+            raise NotFound(f"no delivery {delivery_id} for {agency}", code="inbox.not_found")
+        if row["status"] not in (DeliveryStatus.INBOX.value, DeliveryStatus.DELIVERED.value):
+            raise Conflict(f"delivery {delivery_id} is {row['status']}", code="inbox.not_pending")

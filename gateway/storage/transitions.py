@@ -1,0 +1,86 @@
+"""Delivery transitions applied: a batch of decided outcomes in one round trip.
+
+:mod:`gateway.delivery.transitions` decides, purely, what an adapter's outcome
+means for a claimed delivery (delivered, retry at T, dead, with the reason); a
+pull acknowledgement is a delivered transition too. :func:`apply` writes a
+batch of them with the SQL function ``apply_delivery_transitions`` (migration
+0008): the delivery's state, the attempt, the destination's health and
+backoff, the audit events, the receipt rows and the delivery receipts that go
+back to the senders, whichever the outcomes, in one statement and so one
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.storage import Executor
+from gateway.storage.db import encode_json, queries
+from gateway.storage.messages import NewMessage, delivery_rows, message_row
+
+Outcome = Literal["delivered", "retry", "dead"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One delivery's next state, as decided; applied only from a state that allows it."""
+
+    delivery_id: uuid.UUID
+    outcome: Outcome
+    at: dt.datetime
+    message_pk: int
+    recipient: str
+    actor: str
+    details: Mapping[str, Any]
+    """The audit event's details."""
+    worker: str | None = None
+    """The claim's holder (the transition applies only while it holds the claim); ``None`` for a
+    pull acknowledgement."""
+    attempt: int | None = None
+    """The attempt to record with ``started_at`` (``None``: no attempt, a pull acknowledgement)."""
+    started_at: dt.datetime | None = None
+    reason: str | None = None
+    permanent: bool = False
+    """Dead because the office refused, not because retries ran out."""
+    due_at: dt.datetime | None = None
+    """A retry: when, before any destination backoff pushes it later."""
+    receipt: bytes = b""
+    """Delivered: the signed delivery receipt (empty when none is made)."""
+    ack: bytes | None = None
+    """Delivered: the office's acknowledgement, kept as evidence."""
+    receipt_message: NewMessage | None = None
+    """Delivered: the delivery receipt as a message back to the sender, stored only if this applies."""
+    reset_destination: bool = False
+    """The office answered (pushed delivery or refusal): its failure count goes back to 0."""
+    breaker_threshold: int = 0
+    backoff_s: float = 0.0
+    """A failure: the destination's backoff if its consecutive failures reach ``breaker_threshold``."""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """What the caller wants back with the result (not stored)."""
+
+
+def _row(t: Transition, ord_: int) -> tuple[Any, ...]:
+    return (ord_, t.delivery_id, t.worker, t.outcome, t.permanent, t.attempt, t.started_at, t.at, t.reason,
+            t.due_at, t.message_pk, t.recipient, t.actor, encode_json(dict(t.details)), t.receipt, t.ack,
+            t.reset_destination, t.breaker_threshold, t.backoff_s)
+
+
+async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
+    """Apply ``transitions`` in one round trip; for each, whether it applied (``False``: the
+    delivery was no longer in a state that allows it, e.g. the claim was lost or it was withdrawn)."""
+    if not transitions:
+        return []
+    receipts: list[tuple[Any, ...]] = []
+    receipt_deliveries: list[tuple[Any, ...]] = []
+    for i, t in enumerate(transitions, start=1):
+        if t.receipt_message is not None:
+            receipts.append(message_row(t.receipt_message, i))
+            receipt_deliveries.extend(delivery_rows(t.receipt_message, i))
+    rows = await db.fetch(queries["apply_delivery_transitions"],
+                          [_row(t, i) for i, t in enumerate(transitions, start=1)], receipts, receipt_deliveries)
+    applied = {r["ord"]: r["applied"] for r in rows}
+    return [bool(applied.get(i)) for i in range(1, len(transitions) + 1)]
