@@ -235,7 +235,7 @@ class Exchange:
         """Keep a copy of the letter's main PDF with the receiving stamp (ตรารับ) of the accepting
         registry. Derived data after the notifier is committed: a failure is logged, never raised."""
         from gateway.core import xml as gxml
-        from gateway.core.envelope import read_attachments
+        from gateway.core.envelope_reader import read_attachments
 
         try:
             for letter_sender in h.recipients:
