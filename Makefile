@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # poppler (render stamped PDFs), Chromium (browser tests of the console).
 DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium
 
-.PHONY: run test test-fast venv system-deps bench conformance clean
+.PHONY: run test test-fast lint venv system-deps bench conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ system-deps:
 run: $(STAMP)
 	$(BIN)/gateway serve
 
-test: $(STAMP) system-deps
+# The house: pyflakes/isort/bugbear/pyupgrade, types, and the stage layers (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -41,6 +41,12 @@ class OutboundDelivery:
     open_part: Callable[[str], AsyncIterator[bytes]] | None = None
     """Reads one of ``parts`` by Content-ID, chunk by chunk (a fresh stream per call)."""
 
+    def read_part(self, content_id: str) -> AsyncIterator[bytes]:
+        """:attr:`open_part`, for a delivery that has ``parts`` (the dispatcher always gives both)."""
+        if self.open_part is None:
+            raise ValueError(f"delivery {self.delivery_id} has parts but no way to read them")
+        return self.open_part(content_id)
+
 
 class Delivered(NamedTuple):
     ack: bytes | None = None

@@ -36,6 +36,7 @@ from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
 from gateway.core import envelope as native
 from gateway.core import xml as gxml
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import GatewayError
 from gateway.core.parts import inline_external
 from gateway.ecms import mapping, soap
@@ -85,7 +86,7 @@ class EcmsNodeAdapter:
         url = settings["url"]
         max_answer = int(settings.get("max_answer_bytes", 1 << 20))
         try:
-            env = native.read_envelope(gxml.parse(d.envelope, what="envelope"))
+            env = read_envelope(gxml.parse(d.envelope, what="envelope"))
         except GatewayError as exc:  # stored bytes were checked on intake: a bug, not the office's fault
             return Permanent(f"stored envelope unreadable: {exc.code}")
         if env.letter is None and env.notifier is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Retry
@@ -33,7 +34,7 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> None:
         os.close(dir_fd)
 
 
-async def _write_part(directory: Path, name: str, chunks) -> None:
+async def _write_part(directory: Path, name: str, chunks: AsyncIterator[bytes]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{name}.part"
     with open(tmp, "wb") as fh:
@@ -55,7 +56,7 @@ class FolderAdapter:
             # Files beside the envelope first (<delivery id>.<Content-ID>), the envelope last: a reader
             # that sees the .xml finds every file it refers to.
             for p in d.parts:
-                await _write_part(directory, f"{d.delivery_id}.{p.content_id}", d.open_part(p.content_id))
+                await _write_part(directory, f"{d.delivery_id}.{p.content_id}", d.read_part(p.content_id))
             await asyncio.to_thread(_write_atomically, directory, name, d.envelope)
         except OSError as exc:
             return Retry(f"folder: {exc}"[:300])

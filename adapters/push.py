@@ -150,10 +150,11 @@ class PushAdapter:
             "X-Saraban-Sender": d.sender,
             "X-Saraban-Attempt": str(d.attempt),
         }
-        data = d.envelope
+        data: bytes | aiohttp.MultipartWriter = d.envelope
         if d.parts:  # files beside the envelope: one multipart/related body, streamed from the store
-            data = related_payload(d.envelope, d.parts, d.open_part)
-            headers["Content-Type"] = data.headers["Content-Type"]
+            related = related_payload(d.envelope, d.parts, d.read_part)
+            headers["Content-Type"] = related.headers["Content-Type"]
+            data = related
         try:
             async with self.session.post(url, data=data, headers=headers, timeout=timeout,
                                          allow_redirects=False) as resp:

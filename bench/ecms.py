@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
-from gateway.core.envelope import build_envelope  # noqa: E402
+from gateway.core.envelope_builder import build_envelope  # noqa: E402
 from tests.support import ROOT, GatewayProcess, free_port, gateway_env, letter  # noqa: E402
 
 SENDER, RECEIVER = "20001", "1550100000"

@@ -46,8 +46,8 @@ from gateway.core.envelope import (  # noqa: E402
     MessageType,
     Secrecy,
     Speed,
-    build_envelope,
 )
+from gateway.core.envelope_builder import build_envelope  # noqa: E402
 from gateway.core.receipts import delivery_ack  # noqa: E402
 from tests.support import CMI, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
 

@@ -36,8 +36,8 @@ from gateway.core.envelope import (
     NotifierKind,
     Secrecy,
     Speed,
-    build_envelope,
 )
+from gateway.core.envelope_builder import build_envelope
 from gateway.core.receipts import delivery_ack
 
 ROOT = Path(__file__).resolve().parent.parent

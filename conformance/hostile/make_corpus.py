@@ -3,7 +3,7 @@
     python -m conformance.hostile.make_corpus          # rewrite the files (deterministic)
     python -m conformance.hostile.make_corpus --check  # exit 1 if the files differ from what it writes
 
-Every input is built here from one valid envelope (the builder in ``gateway.core.envelope``,
+Every input is built here from one valid envelope (the builder in ``gateway.core.envelope_builder``,
 fixed ids and dates) by a named mutation, so the corpus is reproducible byte for byte.
 Bodies larger than the repository should hold (an oversized request) are not files: the
 manifest gives a ``generate`` rule and the runner builds the body at run time.
@@ -33,8 +33,8 @@ from gateway.core.envelope import (
     NotifierKind,
     Secrecy,
     Speed,
-    build_envelope,
 )
+from gateway.core.envelope_builder import build_envelope
 
 HERE = Path(__file__).resolve().parent
 INPUTS = HERE / "inputs"

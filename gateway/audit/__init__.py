@@ -58,7 +58,7 @@ Concurrent writers, commit order, rolled-back numbers
 Checkpoints
     Every N events or T seconds (settings ``audit_checkpoint_events``,
     ``audit_checkpoint_seconds``) the sealer signs (seq, hash, count, time)
-    with the gateway's key through a :class:`CheckpointSigner` (``sign(data)
+    with the gateway's key through a :class:`gateway.core.sealing.CheckpointSigner` (``sign(data)
     -> signature`` and ``certificate``; ``pki.keys.FileSigner`` fits). The
     signed bytes are canonical JSON (see :func:`chain.checkpoint_payload`).
     ``count`` is the number of events chained since the genesis, so dropping

@@ -25,8 +25,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
 GENESIS = b"\x00" * 32
 """The hash before the first event."""
+
+
+Row = Mapping[str, Any] | asyncpg.Record
+"""An event as a database row or a parsed export line."""
 
 
 def format_at(at: dt.datetime) -> str:
@@ -42,7 +48,7 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def event_fields(row: Row) -> dict[str, Any]:
     """The hashed fields of an event, from a database row or an export line."""
     at = row["at"]
     delivery = row.get("delivery_id") if hasattr(row, "get") else row["delivery_id"]
@@ -60,11 +66,11 @@ def event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def canonical(row: Mapping[str, Any]) -> bytes:
+def canonical(row: Row) -> bytes:
     return dumps(event_fields(row))
 
 
-def leaf_hash(row: Mapping[str, Any]) -> bytes:
+def leaf_hash(row: Row) -> bytes:
     return hashlib.sha256(canonical(row)).digest()
 
 

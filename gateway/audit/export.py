@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from gateway.audit.chain import GENESIS, dumps, event_fields, format_at
+from gateway.audit.chain import GENESIS, Row, dumps, event_fields, format_at
 from gateway.core.errors import GatewayError
 from gateway.storage.db import queries
 
@@ -46,24 +47,24 @@ class Exported:
     sha256: str
 
 
-def checkpoint_line(c) -> bytes:
+def checkpoint_line(c: Row) -> bytes:
     return dumps({"type": "checkpoint", "seq": c["seq"], "hash": bytes(c["hash"]).hex(), "count": c["count"],
                   "at": format_at(c["at"]), "payload": base64.b64encode(bytes(c["payload"])).decode(),
                   "signature": base64.b64encode(bytes(c["signature"])).decode(), "cert_sha256": c["cert_sha256"],
                   "tsa_token": base64.b64encode(bytes(c["tsa_token"])).decode() if c["tsa_token"] else None})
 
 
-def event_line(row) -> bytes:
+def event_line(row: Row) -> bytes:
     return dumps({"type": "event", "prev_seq": row["prev_seq"], "leaf": bytes(row["leaf"]).hex(),
                   "hash": bytes(row["hash"]).hex(), **event_fields(row)})
 
 
-def digest_line(row) -> bytes:
+def digest_line(row: Row) -> bytes:
     return dumps({"type": "digest", "seq": row["seq"], "prev_seq": row["prev_seq"], "leaf": bytes(row["leaf"]).hex(),
                   "hash": bytes(row["hash"]).hex()})
 
 
-async def _start_of(conn, after: int) -> tuple[bytes, int]:
+async def _start_of(conn: asyncpg.Connection | PoolConnectionProxy, after: int) -> tuple[bytes, int]:
     """Stored hash at ``after`` and count there."""
     if after == 0:
         return GENESIS, 0
@@ -79,7 +80,7 @@ async def _start_of(conn, after: int) -> tuple[bytes, int]:
     raise AuditError(f"seq {after} is neither in the chain nor the end of an archive", code="audit.no_start")
 
 
-async def write_range(conn: asyncpg.Connection, out: Path, *, after: int, through: int, page: int = 20_000) -> Exported:
+async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path, *, after: int, through: int, page: int = 20_000) -> Exported:
     """Write the events in (after, through] and their checkpoints; ``through`` must be a checkpoint."""
     cps = await conn.fetch(queries["audit_checkpoints_between"], after, through)
     if not cps or cps[-1]["seq"] != through:

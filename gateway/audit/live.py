@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from cryptography import x509
 
 from gateway.audit.chain import GENESIS
+from gateway.audit.tsa import check_checkpoints
 from gateway.audit.verify import Entry, Report, verify_entries
 from gateway.storage.db import queries
+
+
+async def _head(conn: PoolConnectionProxy) -> asyncpg.Record:
+    """The chain head (one row, created with the schema)."""
+    head = await conn.fetchrow(queries["audit_head"])
+    if head is None:
+        raise RuntimeError("audit_chain_head has no row: the schema is incomplete")
+    return head
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,7 @@ class ChainStatus:
 
 async def status(pool: asyncpg.Pool) -> ChainStatus:
     async with pool.acquire() as conn:
-        head = await conn.fetchrow(queries["audit_head"])
+        head = await _head(conn)
         cp = await conn.fetchrow(queries["audit_last_checkpoint"])
         archives = await conn.fetch(queries["audit_archives"])
         unsealed = await conn.fetchval(queries["audit_unsealed_count"], head["seq"])
@@ -46,7 +58,7 @@ async def status(pool: asyncpg.Pool) -> ChainStatus:
                        dropped_through=dropped[-1]["last_seq"] if dropped else None)
 
 
-def _checkpoint(row) -> dict:
+def _checkpoint(row: asyncpg.Record) -> dict[str, Any]:
     return {"seq": row["seq"], "hash": bytes(row["hash"]), "count": row["count"], "payload": bytes(row["payload"]),
             "signature": bytes(row["signature"]), "tsa_token": row["tsa_token"]}
 
@@ -60,7 +72,7 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
     """
     rep = Report()
     async with pool.acquire() as conn:
-        head = await conn.fetchrow(queries["audit_head"])
+        head = await _head(conn)
         archives = [a for a in await conn.fetch(queries["audit_archives"]) if a["dropped_at"] is not None]
         start_seq, start_hash, start_count = 0, GENESIS, 0
         if archives:
@@ -97,8 +109,6 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
         stamped = [_checkpoint(c) for c in await conn.fetch(queries["audit_checkpoints_between"], 0, 2 ** 62)
                    if c["tsa_token"]]
     if stamped:
-        from gateway.audit.tsa import check_checkpoints
-
         await check_checkpoints(rep, stamped)
     return rep
 
@@ -117,13 +127,13 @@ class VerifyJob:
     finished_at: dt.datetime | None = None
     report: Report | None = None
     error: str | None = None
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def start(self, pool: asyncpg.Pool, cert: x509.Certificate, *, by: str, now) -> bool:
+    def start(self, pool: asyncpg.Pool, cert: x509.Certificate, *, by: str, now: Callable[[], dt.datetime]) -> bool:
         """Start a verification unless one is running; False if one was."""
         if self.running:
             return False
@@ -141,7 +151,7 @@ class VerifyJob:
         return True
 
     async def cancel(self) -> None:
-        if self.running:
+        if self.task is not None and not self.task.done():
             self.task.cancel()
             try:
                 await self.task

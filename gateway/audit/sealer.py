@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from gateway.audit.chain import chain_hash, checkpoint_payload, leaf_hash
-from gateway.audit.signing import CheckpointSigner, cert_sha256
+from gateway.audit.signing import cert_sha256
 from gateway.core.clock import Clock
+from gateway.core.sealing import CheckpointSigner
 from gateway.storage.db import queries
 
 log = structlog.get_logger(__name__)
@@ -68,6 +70,8 @@ class ChainSealer:
                 if not await conn.fetchval(queries["audit_sealer_lock"]):
                     return SealRound(locked=False)
                 head = await conn.fetchrow(queries["audit_head"])
+                if head is None:  # the schema creates the one head row
+                    raise RuntimeError("audit_chain_head has no row: the schema is incomplete")
                 head_seq, head_hash, count = head["seq"], bytes(head["hash"]), head["count"]
                 fence = (head["fence_seq"], list(head["fence_xids"])) if head["fence_seq"] is not None else None
                 bound = head_seq
@@ -79,19 +83,25 @@ class ChainSealer:
                     bound, fence = max(bound, last), None
                 elif fence is None and last > bound:
                     fence = (last, list(running))
-                rows = []
+                rows: list[asyncpg.Record] = []
                 if bound > head_seq:
                     rows = await conn.fetch(queries["audit_unchained"], head_seq, bound, self.settings.batch)
                 more = len(rows) == self.settings.batch
                 if more and rows[-1]["seq"] < bound:
                     # finish this ready range next round; its fence has already passed
                     fence = (bound, [])
-                seqs, prevs, leaves, hashes = [], [], [], []
+                seqs: list[int] = []
+                prevs: list[int] = []
+                leaves: list[bytes] = []
+                hashes: list[bytes] = []
                 prev_seq, prev_hash = head_seq, head_hash
                 for r in rows:
                     leaf = leaf_hash(r)
                     h = chain_hash(prev_hash, leaf)
-                    seqs.append(r["seq"]), prevs.append(prev_seq), leaves.append(leaf), hashes.append(h)
+                    seqs.append(r["seq"])
+                    prevs.append(prev_seq)
+                    leaves.append(leaf)
+                    hashes.append(h)
                     prev_seq, prev_hash = r["seq"], h
                 if rows:
                     await conn.execute(queries["audit_chain_insert"], seqs, prevs, leaves, hashes, now)
@@ -102,15 +112,15 @@ class ChainSealer:
                                        fence[0] if fence else None, fence[1] if fence else None, now)
                 checkpoint = await self._maybe_checkpoint(conn, now, prev_seq, prev_hash, count, force_checkpoint)
         if checkpoint is not None and self.timestamper is not None:
-            await self._timestamp(checkpoint)
+            await self._timestamp(self.timestamper, checkpoint)
         if rows:
             log.debug("audit events sealed", count=len(rows), head=prev_seq)
         return SealRound(locked=True, chained=len(rows), head_seq=prev_seq,
                          checkpoint_id=checkpoint[0] if checkpoint else None, more=more)
 
-    async def _maybe_checkpoint(self, conn, now: dt.datetime, seq: int, hash_: bytes, count: int,
-                                force: bool) -> tuple[int, bytes] | None:
-        if self.signer is None or seq == 0:
+    async def _maybe_checkpoint(self, conn: PoolConnectionProxy, now: dt.datetime, seq: int, hash_: bytes,
+                                count: int, force: bool) -> tuple[int, bytes] | None:
+        if self.signer is None or self._cert_sha256 is None or seq == 0:
             return None
         last = await conn.fetchrow(queries["audit_last_checkpoint"])
         if last is not None and last["seq"] >= seq:
@@ -126,10 +136,10 @@ class ChainSealer:
         log.info("audit checkpoint signed", seq=seq, count=count)
         return (cid, signature) if cid is not None else None
 
-    async def _timestamp(self, checkpoint: tuple[int, bytes]) -> None:
+    async def _timestamp(self, timestamper: TimeStamper, checkpoint: tuple[int, bytes]) -> None:
         cid, signature = checkpoint
         try:
-            token = await self.timestamper(signature)
+            token = await timestamper(signature)
         except Exception as exc:  # the checkpoint stands without a time-stamp; the next one tries again
             log.warning("time-stamping the checkpoint failed", error=f"{type(exc).__name__}: {exc}")
             return

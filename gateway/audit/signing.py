@@ -1,24 +1,16 @@
-"""Signing checkpoints: the injected signer, and verification with only a certificate."""
+"""Signing checkpoints (through a :class:`gateway.core.sealing.CheckpointSigner`), and verification with only a
+certificate."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-
-
-class CheckpointSigner(Protocol):
-    """The gateway's key (``pki.keys.FileSigner`` or a PKCS#11 signer fits as is)."""
-
-    certificate: x509.Certificate
-    """The gateway's certificate (the verifier needs only this)."""
-
-    def sign(self, data: bytes) -> bytes:
-        """Hash and sign ``data``: ECDSA as raw r||s (XML-DSig form) or DER; RSA PKCS#1 v1.5."""
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 
 def cert_sha256(cert: x509.Certificate) -> str:
@@ -31,7 +23,7 @@ def load_certificate(data: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
-def _hash_for(key) -> hashes.HashAlgorithm:
+def _hash_for(key: PublicKeyTypes) -> hashes.HashAlgorithm:
     if isinstance(key, ec.EllipticCurvePublicKey):
         return {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}.get(key.curve.name, hashes.SHA256())
     return hashes.SHA256()
@@ -59,10 +51,12 @@ def verify_signature(cert: x509.Certificate, data: bytes, signature: bytes) -> b
 class PemSigner:
     """A checkpoint signer from PEM files (until the PKI's ``FileSigner`` is wired in)."""
 
-    def __init__(self, key_path, cert_path) -> None:
-        from pathlib import Path
-
-        self._key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+    def __init__(self, key_path: str | Path, cert_path: str | Path) -> None:
+        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            # verify_signature checks ECDSA and RSA only: any other key would sign checkpoints nobody can verify
+            raise ValueError(f"{key_path}: an audit key must be ECDSA or RSA, not {type(key).__name__}")
+        self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = key
         self.certificate = load_certificate(Path(cert_path).read_bytes())
 
     def sign(self, data: bytes) -> bytes:

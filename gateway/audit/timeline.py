@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
+
+from gateway.core.envelope_reader import read_envelope
+from gateway.core.xml import parse
 from gateway.storage import deliveries, search
+from gateway.storage.deliveries import DeliveryView
 
 # Thai first, then English (the console shows both).
 LABELS = {
@@ -44,7 +51,7 @@ class Step:
     """Tie-break among steps at the same instant (the seal follows its acceptance)."""
 
 
-async def build(pool, message: dict) -> tuple[list[Step], list]:
+async def build(pool: asyncpg.Pool, message: Mapping[str, Any]) -> tuple[list[Step], list[DeliveryView]]:
     pk = message["pk"]
     steps: list[Step] = []
     for e in await search.message_events(pool, pk):
@@ -72,11 +79,9 @@ async def build(pool, message: dict) -> tuple[list[Step], list]:
 def _notifier_kind(data: bytes) -> tuple[str, str]:
     """(kind, registry number) of a notifier envelope, read through the hardened parser."""
     try:
-        from gateway.core.envelope import read_envelope
-        from gateway.core.xml import parse
-
-        env = read_envelope(parse(data))
-        n = env.notifier
-        return f"notifier.{n.kind.value}", n.registry_number or ""
+        n = read_envelope(parse(data)).notifier
     except Exception:  # a timeline must render even for an envelope it cannot read
+        n = None
+    if n is None:
         return "notifier.received", ""
+    return f"notifier.{n.kind.value}", n.registry_number or ""

@@ -14,17 +14,27 @@ the report says so (anchoring the TSA is the auditor's call).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
+from asn1crypto import cms  # type: ignore[import-untyped]  # asn1crypto ships no type information
+from asn1crypto import x509 as ax509
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from pyhanko_certvalidator import ValidationContext
+
+from gateway.audit.sealer import TimeStamper
+from gateway.audit.verify import Problem, Report
 
 
-def http_timestamper(session, url: str, *, timeout: float = 10.0):
+def http_timestamper(session: aiohttp.ClientSession, url: str, *, timeout: float = 10.0) -> TimeStamper:
     """A ``TimeStamper`` for :class:`gateway.audit.sealer.ChainSealer` posting to ``url`` over ``session``."""
-    from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
-
     stamper = HTTPTimeStamper(url, session=session, timeout=timeout)
 
     async def stamp(data: bytes) -> bytes:
@@ -38,7 +48,7 @@ def http_timestamper(session, url: str, *, timeout: float = 10.0):
 class TokenCheck:
     ok: bool
     """Intact, valid, and over exactly the given bytes."""
-    gen_time: object = None
+    gen_time: dt.datetime | None = None
     """The TSA's time (datetime)."""
     tsa: str | None = None
     """The TSA's certificate subject."""
@@ -48,17 +58,12 @@ class TokenCheck:
 
 
 async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Certificate] = ()) -> TokenCheck:
-    from asn1crypto import cms
-    from asn1crypto import x509 as ax509
-    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
-    from pyhanko_certvalidator import ValidationContext
-
     try:
         signed_data = cms.ContentInfo.load(token)["content"]
         embedded = [c.chosen for c in signed_data["certificates"] or []]
     except Exception as exc:  # unreadable token
         return TokenCheck(ok=False, problem=f"unreadable time-stamp token: {exc}")
-    roots = [ax509.Certificate.load(c.public_bytes(_DER)) for c in tsa_roots]
+    roots = [ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in tsa_roots]
     anchored = bool(roots)
     vc = ValidationContext(trust_roots=roots or embedded, allow_fetching=False)
     try:
@@ -72,10 +77,9 @@ async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Cer
                       problem=None if ok else "time-stamp token is not intact or not over this checkpoint")
 
 
-async def check_checkpoints(report, checkpoints: Iterable[dict], *, tsa_roots=()) -> None:
+async def check_checkpoints(report: Report, checkpoints: Iterable[Mapping[str, Any]], *,
+                            tsa_roots: Iterable[x509.Certificate] = ()) -> None:
     """Add a ``timestamp`` problem to ``report`` for every checkpoint whose token fails."""
-    from gateway.audit.verify import Problem
-
     stamped = 0
     for cp in checkpoints:
         if not cp.get("tsa_token"):
@@ -88,7 +92,3 @@ async def check_checkpoints(report, checkpoints: Iterable[dict], *, tsa_roots=()
     if stamped:
         report.notes.append(f"{stamped} checkpoint time-stamps verified (RFC 3161)")
 
-
-from cryptography.hazmat.primitives.serialization import Encoding as _Encoding  # noqa: E402
-
-_DER = _Encoding.DER

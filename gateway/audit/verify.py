@@ -19,6 +19,7 @@ Each problem names the sequence number and what is wrong:
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import zipfile
@@ -60,7 +61,7 @@ class Report:
     last_checkpoint_seq: int | None = None
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    end: tuple | None = None
+    end: tuple[int, bytes | None, bytes | None, int | None] | None = None
     """(last seq, its stored hash, recomputed hash, count): where a following page continues."""
 
     @property
@@ -138,8 +139,10 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
     # 3. walk the chain
     stored = {start_seq: start_hash}
     stored.update({e.seq: e.hash for e in ordered if e.hash is not None})
-    computed, n = (start_computed or start_hash), start_count
-    trail: dict[int, tuple[bytes, int]] = {start_seq: (computed, n)}
+    # (hash recomputed from the start, events counted): None once an event is missing, so that later
+    # checkpoints cannot be recomputed
+    running: tuple[bytes, int] | None = (start_computed or start_hash, start_count)
+    trail: dict[int, tuple[bytes, int] | None] = {start_seq: running}
     members: list[int] = []
     successor: dict[int, int] = {}
     trail_prev: dict[int, int] = {}
@@ -155,7 +158,7 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
             if e.prev_seq > expected_prev:
                 rep.problems.append(Problem(e.prev_seq, "deleted",
                                             f"event seq {e.prev_seq} is missing: seq {e.seq} links to it"))
-                computed, n = None, None  # later checkpoints cannot be recomputed
+                running = None  # later checkpoints cannot be recomputed
             elif e.prev_seq in successor:
                 rep.problems.append(Problem(e.seq, "inserted",
                                             f"event seq {e.seq} is not in the chain: it claims to follow seq "
@@ -164,42 +167,43 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
             else:
                 while members and members[-1] > e.prev_seq:
                     bad = members.pop()
-                    successor.pop(trail_prev.get(bad), None)
+                    if bad in trail_prev:
+                        successor.pop(trail_prev[bad], None)
                     rep.problems.append(Problem(bad, "inserted",
                                                 f"event seq {bad} is not in the chain: seq {e.seq} links to "
                                                 f"seq {e.prev_seq}"))
-                computed, n = trail.get(e.prev_seq, (None, None))
+                running = trail.get(e.prev_seq)
         leaf = leaf_hash(e.content) if e.content is not None else e.leaf
-        if e.content is not None and e.leaf is not None and e.leaf != leaf:
-            rep.problems.append(Problem(e.seq, "edited", f"event seq {e.seq}: content differs from its sealed leaf"))
-        elif leaf is None:
+        if leaf is None:
             rep.problems.append(Problem(e.seq, "format", f"event seq {e.seq} has neither content nor leaf"))
             continue
+        leaf_differs = e.content is not None and e.leaf is not None and e.leaf != leaf
+        if leaf_differs:
+            rep.problems.append(Problem(e.seq, "edited", f"event seq {e.seq}: content differs from its sealed leaf"))
         base = stored.get(e.prev_seq)
-        if base is not None and chain_hash(base, leaf) != e.hash and not (
-                e.content is not None and e.leaf is not None and e.leaf != leaf):
+        if base is not None and chain_hash(base, leaf) != e.hash and not leaf_differs:
             rep.problems.append(Problem(e.seq, "edited",
                                         f"event seq {e.seq} ({(e.content or {}).get('kind', 'digest')}): content does "
                                         "not match its chain hash"))
-        if computed is not None:
-            computed, n = chain_hash(computed, leaf), n + 1
-        trail[e.seq] = (computed, n)
+        if running is not None:
+            running = (chain_hash(running[0], leaf), running[1] + 1)
+        trail[e.seq] = running
         members.append(e.seq)
         successor[e.prev_seq] = e.seq
         trail_prev[e.seq] = e.prev_seq
         expected_prev = e.seq
-        cp = cps.get(e.seq)
-        if cp is not None:
-            if computed is None:
+        covering = cps.get(e.seq)
+        if covering is not None:
+            if running is None:
                 rep.problems.append(Problem(e.seq, "checkpoint", f"checkpoint at seq {e.seq}: cannot be recomputed "
                                             "because earlier events are missing"))
-            elif computed != cp["hash"]:
+            elif running[0] != covering["hash"]:
                 rep.problems.append(Problem(e.seq, "checkpoint",
                                             f"checkpoint at seq {e.seq}: the events after seq {last_good_cp or start_seq} "
                                             "do not hash to the signed value (an event was altered and the chain re-hashed)"))
-            elif n != cp["count"]:
-                rep.problems.append(Problem(e.seq, "checkpoint", f"checkpoint at seq {e.seq}: signed count {cp['count']}, "
-                                            f"found {n} (events dropped)"))
+            elif running[1] != covering["count"]:
+                rep.problems.append(Problem(e.seq, "checkpoint", f"checkpoint at seq {e.seq}: signed count {covering['count']}, "
+                                            f"found {running[1]} (events dropped)"))
             else:
                 rep.checkpoints += 1
                 rep.last_checkpoint_seq = e.seq
@@ -207,7 +211,8 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
     for seq in cps:
         if seq not in trail and seq > start_seq:
             rep.problems.append(Problem(seq, "checkpoint", f"checkpoint at seq {seq} refers to an event that is not there"))
-    rep.end = (expected_prev, stored.get(expected_prev), computed, n)
+    rep.end = (expected_prev, stored.get(expected_prev), running[0] if running else None,
+               running[1] if running else None)
     if require_cover:
         tail = [s for s in members if last_good_cp is None or s > last_good_cp]
         if tail:
@@ -230,7 +235,11 @@ class ExportFile:
 
 
 def parse_export(name: str, data: bytes) -> ExportFile:
-    header, footer, entries, cps, problems = {}, None, [], [], []
+    header: dict[str, Any] = {}
+    footer: dict[str, Any] | None = None
+    entries: list[Entry] = []
+    cps: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     for i, line in enumerate(data.splitlines(), start=1):
         try:
             obj = json.loads(line)
@@ -292,8 +301,6 @@ def verify_path(path: Path, cert: x509.Certificate) -> Report:
     if path.is_file():
         data = path.read_bytes()
         if zipfile.is_zipfile(io.BytesIO(data)):
-            from gateway.audit.evidence import check_bundle
-
             return check_bundle(data, cert)
     return verify_files(load_files(path), cert)
 
@@ -307,3 +314,48 @@ def load_files(path: Path) -> list[tuple[str, bytes]]:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return [(n, z.read(n)) for n in sorted(z.namelist()) if n.endswith(".jsonl")]
     return [(path.name, data)]
+
+
+# --------------------------------------------------------------------------- evidence bundles
+
+
+def check_bundle(data: bytes, cert: x509.Certificate) -> Report:
+    """Verify an evidence bundle (:mod:`gateway.audit.evidence`): every proof file on its own, and the
+    received bytes and every part against the chain."""
+    rep = Report()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = z.namelist()
+        proofs = [n for n in names if n.startswith("chain-") and n.endswith(".jsonl")]
+        accepted = []
+        for n in sorted(proofs):
+            one = verify_files([(n, z.read(n))], cert)
+            rep.events += one.events
+            rep.checkpoints += one.checkpoints
+            rep.problems += one.problems
+            rep.last_checkpoint_seq = one.last_checkpoint_seq or rep.last_checkpoint_seq
+            rep.first_seq = one.first_seq if rep.first_seq is None else rep.first_seq
+            rep.last_seq = one.last_seq
+            for line in z.read(n).splitlines():
+                obj = json.loads(line)
+                if obj.get("type") == "event" and obj.get("kind") == "message.accepted":
+                    accepted.append(obj)
+        if not proofs:
+            rep.problems.append(Problem(None, "format", "the bundle holds no chain proof"))
+        if "received.xml" in names:
+            digest = hashlib.sha256(z.read("received.xml")).hexdigest()
+            if not any(a["details"].get("sha256") == digest for a in accepted):
+                rep.problems.append(Problem(accepted[0]["seq"] if accepted else None, "edited",
+                                            "received.xml does not have the SHA-256 recorded in the signed chain"))
+            else:
+                rep.notes.append("received.xml matches the SHA-256 in the signed message.accepted event")
+        recorded = next((a["details"].get("parts") or {} for a in accepted if a["details"].get("parts")), {})
+        present = {n[len("parts/"):]: n for n in names if n.startswith("parts/")}
+        for cid in sorted(set(recorded) | set(present)):
+            if cid not in present:
+                rep.problems.append(Problem(None, "deleted", f"part {cid} is recorded in the chain but missing"))
+            elif cid not in recorded or hashlib.sha256(z.read(present[cid])).hexdigest() != recorded[cid]:
+                rep.problems.append(Problem(None, "edited",
+                                            f"parts/{cid} does not have the SHA-256 recorded in the signed chain"))
+            else:
+                rep.notes.append(f"parts/{cid} matches the SHA-256 in the signed message.accepted event")
+    return rep

@@ -1,4 +1,10 @@
-"""Typed application keys, in one place."""
+"""Typed application keys, in one place.
+
+A key whose value's type lives in a layer above the core (the exchange service, the dispatcher,
+the audit sealer and verification job, the login throttle) is declared with ``object`` here:
+the core may not import those layers. The HTTP layer reads them through the typed accessors of
+:mod:`gateway.http.appstate`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,9 @@ from aiohttp import web
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
-from gateway.core.sealing import Sealer
+from gateway.core.sealing import CheckpointSigner, Sealer
 from gateway.core.settings import Settings
+from gateway.core.signing import Trust
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -19,12 +26,12 @@ METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 SEALER = web.AppKey("sealer", Sealer)
-EXCHANGE = web.AppKey("exchange", object)  # gateway.exchange.service.Exchange (import cycle otherwise)
-DISPATCHER = web.AppKey("dispatcher", object)  # gateway.delivery.dispatcher.Dispatcher
+EXCHANGE = web.AppKey("exchange", object)  # gateway.exchange.service.Exchange (a layer above the core)
+DISPATCHER = web.AppKey("dispatcher", object)  # gateway.delivery.dispatcher.Dispatcher (likewise)
 DATABASE_URL = web.AppKey("database_url", str)
-TRUST = web.AppKey("trust", object)  # gateway.core.signing.Trust
-AUDIT_SIGNER = web.AppKey("audit_signer", object)  # gateway.audit.signing.CheckpointSigner
-AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer
+TRUST = web.AppKey("trust", Trust)
+AUDIT_SIGNER = web.AppKey("audit_signer", CheckpointSigner)
+AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainSealer (a layer above the core)
 SESSION_KEY = web.AppKey("session_key", bytes)
-AUDIT_VERIFY = web.AppKey("audit_verify", object)  # gateway.audit.live.VerifyJob
-LOGIN_THROTTLE = web.AppKey("login_throttle", object)  # gateway.intake.limits.LoginThrottle
+AUDIT_VERIFY = web.AppKey("audit_verify", object)  # gateway.audit.live.VerifyJob (likewise)
+LOGIN_THROTTLE = web.AppKey("login_throttle", object)  # gateway.intake.limits.LoginThrottle (likewise)

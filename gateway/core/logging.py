@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import structlog
 
 _SECRET_KEYS = ("token", "password", "authorization", "secret", "pin", "private_key")
 
 
-def _redact(_logger, _name, event_dict):
+def _redact(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         if any(s in key.lower() for s in _SECRET_KEYS):
             event_dict[key] = "[redacted]"
@@ -45,7 +47,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
 
 
 @contextlib.contextmanager
-def log_context(**kw):
+def log_context(**kw: object) -> Iterator[None]:
     """Bind ``kw`` to every log line in this context, then restore exactly what was there.
 
     structlog's ``bound_contextvars`` does the same by copying the whole context first (3% of

@@ -26,17 +26,19 @@ names every part's SHA-256: one digest still proves the whole submission.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from gateway.core.envelope import Envelope
 from gateway.core.errors import EnvelopeError
 
 #: Bytes read from the network per step while spooling a part.
@@ -63,7 +65,7 @@ class SpooledPart:
     sha256: str
     """Hex SHA-256 of the part's bytes."""
 
-    def read_chunks(self, size: int = STORE_CHUNK):
+    def read_chunks(self, size: int = STORE_CHUNK) -> Iterator[bytes]:
         with open(self.path, "rb") as fh:
             while chunk := fh.read(size):
                 yield chunk
@@ -91,7 +93,7 @@ class Spool:
     def __enter__(self) -> Spool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -256,14 +258,12 @@ def build_related(envelope: bytes, files: dict[str, tuple[str, bytes]]) -> tuple
     return bytes(out), f'multipart/related; boundary="{boundary}"; type="application/xml"; start="<envelope>"'
 
 
-async def inline_external(env, open_part: Callable[[str], AsyncIterator[bytes]]):
+async def inline_external(env: Envelope, open_part: Callable[[str], AsyncIterator[bytes]]) -> Envelope:
     """The envelope record with each external file read into memory (``Content`` instead of ``ContentRef``).
 
     Only for routes whose protocol cannot carry a file beside the XML (e-CMS inlines base64); the
     content is checked against the declared (signed) SHA-256 as it is read back.
     """
-    import dataclasses
-
     if not any(a.external for a in env.attachments):
         return env
     out = []

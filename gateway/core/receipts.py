@@ -18,17 +18,10 @@ import datetime as dt
 import functools
 import uuid
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
 
-from gateway.core.envelope import (
-    E,
-    Envelope,
-    Header,
-    MessageType,
-    Receipt,
-    build_envelope,
-    build_envelope_tree,
-)
+from gateway.core.envelope import Envelope, Header, MessageType, Receipt
+from gateway.core.envelope_builder import E, build_envelope, build_envelope_tree
 
 _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
 

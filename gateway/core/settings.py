@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from gateway.core.errors import ConfigError
 
@@ -23,6 +24,10 @@ def _default_data_dir() -> Path:
         return Path("/var/lib/saraban-gateway")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "saraban-gateway"
+
+
+Revocation = Literal["hard-fail", "soft-fail", "off"]
+"""How a signer certificate's revocation is checked (``GATEWAY_REVOCATION``)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class Settings:
     """Comma-separated PEM files of trusted root CAs (production); default: the development root."""
     trust_intermediates: str = ""
     """Comma-separated PEM files of intermediate CAs."""
-    revocation: str = "soft-fail"
+    revocation: Revocation = "soft-fail"
     """Revocation checking of signer certificates: hard-fail, soft-fail or off."""
     crl_files: str = ""
     """Comma-separated CRL files (PEM or DER) the trust store knows from start-up, for CAs whose
@@ -206,10 +211,10 @@ class Settings:
         return self.pki_dir or self.data_dir / "pki"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read ``GATEWAY_*`` variables; ``overrides`` (e.g. from CLI flags) win."""
         env = os.environ if env is None else env
-        values: dict = {}
+        values: dict[str, Any] = {}  # field name -> value, of the type of each field
         nested = {"retry": (RetrySettings, "GATEWAY_RETRY_"), "dispatch": (DispatchSettings, "GATEWAY_DISPATCH_")}
         for f in dataclasses.fields(cls):
             if f.name in nested:
@@ -244,7 +249,7 @@ class Settings:
         return settings
 
 
-def _convert(raw: str, typ, name: str):
+def _convert(raw: str, typ: object, name: str) -> object:
     t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     try:
         if "bool" in t:

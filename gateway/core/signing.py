@@ -26,12 +26,15 @@ from typing import Any
 
 import structlog
 from cryptography import x509
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
 
 from gateway.core.directory import Directory
-from gateway.core.errors import ConfigError
+from gateway.core.errors import ConfigError, EnvelopeError
+from gateway.core.sealing import PdfChecker, Verifier
 from gateway.core.settings import Settings
+from pki import pdf as pdfsig
 from pki import xmldsig
+from pki.devca import DevPki, init_dev_pki
 from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
 from pki.trust import AgencyBinding, TrustStore
@@ -66,15 +69,16 @@ class Trust:
     anchors_pem: tuple[Path, ...]
     """The PEM files of the anchors, every one (for the TLS client-certificate check)."""
     intermediates_pem: tuple[Path, ...] = ()
-    dev_pki: Any = None
+    dev_pki: DevPki | None = None
 
-    def verifier(self, settings: Settings):
+    def verifier(self, settings: Settings) -> Verifier:
         """The callable :class:`gateway.intake.checks.Intake` runs after the schema and sender checks."""
         store = self.store
 
         signatures_tag = f"{{{xmldsig.ENVELOPE_NS}}}Signatures"
 
-        async def verify(raw: bytes, root: etree._Element, sender: str, *, channel: str = "native"):
+        async def verify(raw: bytes, root: etree._Element, sender: str, /, *,
+                         channel: str = "native") -> tuple[etree._Element, dict[str, Any]]:
             require = settings.require_signature and channel == "native"
             if not require and root.find(signatures_tag) is None:
                 # An unsigned envelope where none is required (e.g. built by the e-CMS facade from a
@@ -84,7 +88,7 @@ class Trust:
             verified = await xmldsig.verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
                                                      require_signature=require, root=root)
             r = verified.report
-            facts = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
+            facts: dict[str, Any] = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
                      "signer_authorised": r.signer_authorised, "digests_ok": r.digests_ok}
             if r.signed:
                 facts.update(signer=r.signer_subject, signer_agency=r.agency_code,
@@ -94,14 +98,11 @@ class Trust:
         return verify
 
 
-    def pdf_checker(self, settings: Settings):
+    def pdf_checker(self, settings: Settings) -> PdfChecker:
         """``async check(pdf_bytes, sender) -> facts`` for the main PDF, per the policy."""
-        from gateway.core.errors import EnvelopeError
-        from pki import pdf as pdfsig
-
         store = self.store
 
-        async def check(content: bytes, sender: str) -> dict[str, Any]:
+        async def check(content: bytes, sender: str, /) -> dict[str, Any]:
             if b"/ByteRange" not in content:  # no PDF signature dictionary at all: cheap and certain
                 if settings.require_pdf_signature:
                     raise EnvelopeError("the main PDF must carry the author's signature",
@@ -181,8 +182,6 @@ def build_trust(settings: Settings, directory: Directory) -> Trust:
         intermediates = _pems(settings.trust_intermediates)
         anchors_pem, intermediates_pem = _paths(settings.trust_anchors), _paths(settings.trust_intermediates)
     elif settings.profile == "development":
-        from pki.devca import init_dev_pki
-
         dev = init_dev_pki(settings.pki_path, {a.code: a.name_th for a in directory.all()})
         anchors, intermediates, anchors_pem = [dev.root_cert], [dev.intermediate_cert], (dev.anchors,)
         intermediates_pem = (dev.intermediates,)

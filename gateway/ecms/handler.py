@@ -52,6 +52,7 @@ from lxml import etree
 from gateway.core import envelope as native
 from gateway.core import xml as gxml
 from gateway.core.directory import Directory
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
 from gateway.core.parts import inline_external
 from gateway.ecms import mapping, soap
@@ -362,7 +363,7 @@ class EcmsFacade:
 
     async def _item_element(self, item, caller: str) -> tuple[etree._Element, native.Envelope] | None:
         root = gxml.parse(item.envelope, what="envelope")  # stored, verified bytes
-        env = native.read_envelope(root)
+        env = read_envelope(root)
         if getattr(item, "parts", 0):  # e-CMS carries files inline: read those stored beside the envelope
             env = await inline_external(env, functools.partial(self.exchange.part_chunks, item.message_pk))
         if env.letter is not None:

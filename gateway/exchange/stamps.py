@@ -10,7 +10,8 @@ import structlog
 from gateway.core import xml as gxml
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
-from gateway.core.envelope import Header, Notifier, read_attachments
+from gateway.core.envelope import Header, Notifier
+from gateway.core.envelope_reader import read_attachments
 from gateway.core.errors import NotFound
 from gateway.storage import letters
 from gateway.storage import parts as parts_store

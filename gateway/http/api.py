@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from adapters.push import check_ack
 from gateway.core import appkeys as keys
 from gateway.core import parts
 from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
 from gateway.core.logging import log_context
-from gateway.http import auth
+from gateway.core.parts import PartInfo
+from gateway.http import appstate, auth
 from gateway.intake.limits import body_deadline_s
-from gateway.storage import db
+from gateway.storage import db, deliveries
+from gateway.storage.deliveries import InboxItem
 
 log = structlog.get_logger(__name__)
 
 XML_TYPES = ("application/xml", "text/xml")
-routes = web.RouteTableDef()
 
 
-def _json(data, status: int = 200) -> web.Response:
+def _json(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
@@ -57,7 +62,7 @@ def _coded(exc: Exception) -> GatewayError | None:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     with log_context(request_id=request_id, path=request.path,
                                                  method=request.method):
@@ -97,7 +102,7 @@ async def error_middleware(request: web.Request, handler):
 
 
 @contextlib.asynccontextmanager
-async def body_deadline(request: web.Request, largest: int):
+async def body_deadline(request: web.Request, largest: int) -> AsyncIterator[None]:
     """Bound the time a client takes to send its body (:func:`gateway.intake.limits.body_deadline_s`).
     A trickled body (slowloris) gets 408 ``request.timeout`` and the connection is closed."""
     seconds = body_deadline_s(request.app, request.content_length, largest)
@@ -132,11 +137,10 @@ def _require_xml(request: web.Request) -> None:
 # ---------------------------------------------------------------------------- messages
 
 
-@routes.post("/v1/messages")
 async def submit_message(request: web.Request) -> web.Response:
     """Role: agency. Submit an envelope; 202 with a signed receipt, 200 for a repeat."""
-    principal = await auth.require(request, auth.AGENCY)
-    exchange = request.app[keys.EXCHANGE]
+    agency = await auth.require_agency(request)
+    exchange = appstate.exchange(request.app)
     if parts.is_related(request):  # files beside the envelope, streamed to the spool (gateway.core.parts)
         settings = request.app[keys.SETTINGS]
         if exchange.accept.admission is not None:  # refuse before reading a large body, not after
@@ -150,8 +154,8 @@ async def submit_message(request: web.Request) -> web.Response:
         body, spool = await read_body(request, what="envelope"), None
     t0 = time.perf_counter()
     try:
-        with log_context(agency=principal.agency):
-            result = await exchange.accept.submit(body, agency=principal.agency,
+        with log_context(agency=agency):
+            result = await exchange.accept.submit(body, agency=agency,
                                            parts=spool.parts if spool is not None else None)
     finally:
         if spool is not None:
@@ -164,19 +168,17 @@ async def submit_message(request: web.Request) -> web.Response:
                  "X-Saraban-Duplicate": "true" if result.duplicate else "false"})
 
 
-@routes.get("/v1/messages/{message_id}")
 async def message_status(request: web.Request) -> web.Response:
     """Role: agency (the sender). Status per recipient."""
-    principal = await auth.require(request, auth.AGENCY)
-    status = await request.app[keys.EXCHANGE].status.message_status(principal.agency, request.match_info["message_id"])
+    agency = await auth.require_agency(request)
+    status = await appstate.exchange(request.app).status.message_status(agency, request.match_info["message_id"])
     return _json(status)
 
 
-@routes.post("/v1/messages/{message_id}/withdraw")
 async def withdraw_message(request: web.Request) -> web.Response:
     """Role: agency (the sender). Withdraw a letter from all or some recipients (JSON body
     ``{"recipients": [...]}`` optional), e.g. after a rejection, before sending it again."""
-    principal = await auth.require(request, auth.AGENCY)
+    agency = await auth.require_agency(request)
     recipients = None
     if request.can_read_body:
         try:
@@ -189,18 +191,17 @@ async def withdraw_message(request: web.Request) -> web.Response:
                                            and all(isinstance(r, str) for r in recipients)):
             raise EnvelopeError("recipients must be a list of agency codes", code="request.invalid",
                                 field="recipients")
-    exchange = request.app[keys.EXCHANGE]
-    count = await exchange.withdrawals.withdraw_message(principal.agency, request.match_info["message_id"], recipients)
+    exchange = appstate.exchange(request.app)
+    count = await exchange.withdrawals.withdraw_message(agency, request.match_info["message_id"], recipients)
     return _json({"withdrawn": count,
-                  "status": await exchange.status.message_status(principal.agency, request.match_info["message_id"])})
+                  "status": await exchange.status.message_status(agency, request.match_info["message_id"])})
 
 
-@routes.get("/v1/messages/{message_id}/stamped/{recipient}")
 async def stamped_letter(request: web.Request) -> web.Response:
     """Role: agency (the letter's sender, or that recipient). The main PDF with the recipient's
     receiving stamp (ตรารับ: registry number, Buddhist-era date, time)."""
-    principal = await auth.require(request, auth.AGENCY)
-    pdf = await request.app[keys.EXCHANGE].stamps.stamped_letter(principal.agency, request.match_info["message_id"],
+    agency = await auth.require_agency(request)
+    pdf = await appstate.exchange(request.app).stamps.stamped_letter(agency, request.match_info["message_id"],
                                                           request.match_info["recipient"])
     return web.Response(body=pdf, content_type="application/pdf")
 
@@ -215,19 +216,18 @@ def _delivery_id(request: web.Request) -> uuid.UUID:
         raise NotFound("no such delivery", code="inbox.not_found", field="delivery_id") from None
 
 
-@routes.get("/v1/inbox")
 async def inbox(request: web.Request) -> web.Response:
     """Role: agency. Unacknowledged items for the calling agency, oldest first."""
-    principal = await auth.require(request, auth.AGENCY)
+    agency = await auth.require_agency(request)
     try:
         limit = int(request.query.get("limit", "50"))
     except ValueError:
         raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
-    exchange = request.app[keys.EXCHANGE]
-    items = await exchange.inbox.inbox(principal.agency, limit=limit)
+    exchange = appstate.exchange(request.app)
+    items = await exchange.inbox.inbox(agency, limit=limit)
     out = []
     for i in items:
-        entry = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
+        entry: dict[str, object] = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
                  "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
         if i.parts:
             entry["parts"] = _part_links(i, await exchange.inbox.parts_of(i.message_pk))
@@ -235,17 +235,16 @@ async def inbox(request: web.Request) -> web.Response:
     return _json({"items": out})
 
 
-def _part_links(item, infos) -> list[dict]:
+def _part_links(item: InboxItem, infos: Iterable[PartInfo]) -> list[dict[str, object]]:
     return [{"content_id": p.content_id, "content_type": p.content_type, "size": p.size, "sha256": p.sha256,
              "href": f"/v1/inbox/{item.delivery_id}/parts/{p.content_id}"} for p in infos]
 
 
-@routes.get("/v1/inbox/{delivery_id}")
 async def inbox_item(request: web.Request) -> web.Response:
     """Role: agency. The sealed envelope of one inbox item."""
-    principal = await auth.require(request, auth.AGENCY)
-    exchange = request.app[keys.EXCHANGE]
-    item = await exchange.inbox.inbox_item(principal.agency, _delivery_id(request))
+    agency = await auth.require_agency(request)
+    exchange = appstate.exchange(request.app)
+    item = await exchange.inbox.inbox_item(agency, _delivery_id(request))
     headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
                "X-Saraban-Sender": item.sender}
     if item.parts:  # one Link per file that travels beside the envelope
@@ -254,13 +253,12 @@ async def inbox_item(request: web.Request) -> web.Response:
     return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8", headers=headers)
 
 
-@routes.get("/v1/inbox/{delivery_id}/parts/{content_id}")
 async def inbox_part(request: web.Request) -> web.StreamResponse:
     """Role: agency. One file of an inbox item that travels beside its envelope (``ContentRef``
     ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it."""
-    principal = await auth.require(request, auth.AGENCY)
-    exchange = request.app[keys.EXCHANGE]
-    item = await exchange.inbox.inbox_item(principal.agency, _delivery_id(request))
+    agency = await auth.require_agency(request)
+    exchange = appstate.exchange(request.app)
+    item = await exchange.inbox.inbox_item(agency, _delivery_id(request))
     cid = request.match_info["content_id"]
     info = next((p for p in await exchange.inbox.parts_of(item.message_pk) if p.content_id == cid), None)
     if info is None:
@@ -276,42 +274,38 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.post("/v1/inbox/{delivery_id}/ack")
 async def inbox_ack(request: web.Request) -> web.Response:
     """Role: agency. Acknowledge an inbox item (optionally with a DeliveryAck document)."""
-    principal = await auth.require(request, auth.AGENCY)
+    agency = await auth.require_agency(request)
     delivery_id = _delivery_id(request)
     body = await read_body(request, what="ack")
     ack = None
     if body:
-        from adapters.push import check_ack
-
         problem = check_ack(body, str(delivery_id))
         if problem is not None:
             raise EnvelopeError(f"not a DeliveryAck for this delivery: {problem}", code="ack.invalid",
                                 field="body", status=422)
         ack = body
-    state = await request.app[keys.EXCHANGE].inbox.ack(principal.agency, delivery_id, ack=ack)
+    state = await appstate.exchange(request.app).inbox.ack(agency, delivery_id, ack=ack)
     return _json({"delivery_id": str(delivery_id), "status": state})
 
 
 # ---------------------------------------------------------------------------- operations
 
 
-@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """Public. The process is alive."""
     return _json({"status": "ok"})
 
 
-@routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """Public. The database answers and its schema is current."""
     pool = request.app[keys.POOL]
     try:
         async with pool.acquire(timeout=2) as conn:
             await conn.fetchval(db.queries["ping"])
-            pending = await db.pending_migrations(conn)
+            # storage.db.pending_migrations is annotated with Connection; a pool's proxy is one at run time
+            pending = await db.pending_migrations(conn)  # type: ignore[arg-type]
     except Exception as exc:
         return _json({"status": "unavailable", "database": f"{type(exc).__name__}"}, status=503)
     if pending:
@@ -319,11 +313,8 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"status": "ready", "seal": request.app[keys.SEALER].description})
 
 
-@routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Public on the operations network (Prometheus text)."""
-    from gateway.storage import deliveries
-
     m = request.app[keys.METRICS]
     try:
         m.set_queue_depth(await deliveries.queue_depth(request.app[keys.POOL]))
@@ -332,10 +323,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@routes.get("/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     """Public. The OpenAPI 3.1 document of this API."""
-    import importlib.resources
-
     text = importlib.resources.files("gateway.http").joinpath("openapi.json").read_bytes()
     return web.Response(body=text, content_type="application/json", charset="utf-8")

@@ -26,7 +26,8 @@ from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
-from gateway.http import api, auditor_api, console
+from gateway.http import api, console
+from gateway.http.routes import setup_routes
 from gateway.http.services import build_services
 from gateway.storage import db
 
@@ -138,8 +139,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.LOGIN_THROTTLE] = LoginThrottle()
     app.on_shutdown.append(lambda _app: job.cancel())
     app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
-    app.add_routes(api.routes)
-    app.add_routes(auditor_api.routes)
-    __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
+    setup_routes(app)  # every URL of the app, e-CMS included: gateway.http.routes
     console.setup(app)
     return app

@@ -14,37 +14,45 @@ import datetime as dt
 import io
 import json
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, TypedDict
 
 from aiohttp import web
 
+from gateway.audit import live
+from gateway.audit.evidence import build_bundle
 from gateway.core import appkeys as keys
 from gateway.core.errors import EnvelopeError, NotFound
-from gateway.http import auth, params
+from gateway.http import appstate, auth, params
 from gateway.storage import search
 
-routes = web.RouteTableDef()
+Query = Mapping[str, str]
+"""A request's query (``request.query``)."""
+Row = Mapping[str, Any]
+"""A row as the search queries return it (column -> value)."""
 READERS = (auth.AUDITOR, auth.ADMIN)
 OPERATORS = (auth.OPERATOR, auth.ADMIN)
 EXPORT_PAGE = 2000
 
 
-def _json(data, status: int = 200) -> web.Response:
+def _json(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
 
 
-def _limit(q, default=100, top=1000) -> int:
+def _limit(q: Query, default: int = 100, top: int = 1000) -> int:
     try:
         return max(1, min(int(q.get("limit", default)), top))
     except ValueError:
         raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
 
 
-def _filter(q) -> search.LetterFilter:
+def _filter(q: Query) -> search.LetterFilter:
     return params.letter_filter(q, agency=q.get("agency") or None, since=params.timestamp(q.get("since"), "since"),
                                 until=params.timestamp(q.get("until"), "until"))
 
 
-def _next(row) -> str:
+def _next(row: Row) -> str:
     return base64.urlsafe_b64encode(f"{row['accepted_at'].isoformat()}|{row['pk']}".encode()).decode()
 
 
@@ -52,14 +60,13 @@ LETTER_FIELDS = ("pk", "sender", "message_id", "message_type", "letter_number", 
                  "accepted_at", "speed", "secrecy", "deliveries")
 
 
-def _letter(row) -> dict:
+def _letter(row: Row) -> dict[str, Any]:
     out = {k: row[k] for k in LETTER_FIELDS}
     for k in ("letter_date", "accepted_at"):
         out[k] = out[k].isoformat() if out[k] else None
     return out
 
 
-@routes.get("/v1/audit/letters")
 async def audit_letters(request: web.Request) -> web.Response:
     """Role: auditor, admin. Letters by agency, time, number, subject (substring, Thai), status; keyset pages."""
     await auth.require(request, *READERS)
@@ -72,14 +79,14 @@ async def audit_letters(request: web.Request) -> web.Response:
     return _json({"items": [_letter(r) for r in rows], "next": _next(rows[-1]) if more else None})
 
 
-def _export_format(q) -> str:
+def _export_format(q: Query) -> str:
     fmt = q.get("format", "csv")
     if fmt not in ("csv", "jsonl", "json"):
         raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
     return fmt
 
 
-async def _start_export(request: web.Request, fmt: str, name: str, fields) -> web.StreamResponse:
+async def _start_export(request: web.Request, fmt: str, name: str, fields: Sequence[str]) -> web.StreamResponse:
     """Begin a streamed export; for CSV, a BOM (so spreadsheet programs read the Thai as UTF-8) and the header."""
     resp = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
@@ -92,7 +99,6 @@ async def _start_export(request: web.Request, fmt: str, name: str, fields) -> we
     return resp
 
 
-@routes.get("/v1/audit/letters/export")
 async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     """Role: auditor, admin. Every matching letter, streamed as CSV (``format=csv``) or JSON Lines."""
     await auth.require(request, *READERS)
@@ -124,21 +130,32 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _event_filter(q) -> dict:
+class EventFilter(TypedDict):
+    """The filter of :func:`gateway.storage.search.events`, from a query."""
+
+    kind: str | None
+    since: dt.datetime | None
+    until: dt.datetime | None
+    message_pk: int | None
+    agency: str | None
+    number: str | None
+    subject: str | None
+
+
+def _event_filter(q: Query) -> EventFilter:
     return {"kind": q.get("kind") or None, "since": params.timestamp(q.get("since"), "since"),
             "until": params.timestamp(q.get("until"), "until"), "message_pk": params.bigint(q.get("letter"), "letter"),
             "agency": q.get("agency") or None, "number": q.get("number") or None,
             "subject": q.get("subject") or None}
 
 
-def _event(r) -> dict:
+def _event(r: Row) -> dict[str, Any]:
     return {**r, "at": r["at"].isoformat(), "delivery_id": str(r["delivery_id"]) if r["delivery_id"] else None}
 
 
 EVENT_FIELDS = ("seq", "at", "actor", "kind", "message_pk", "delivery_id", "details")
 
 
-@routes.get("/v1/audit/events")
 async def audit_events(request: web.Request) -> web.Response:
     """Role: auditor, admin. Audit events by kind, time, letter, agency, letter number, subject;
     keyset pages newest first (``before`` = seq)."""
@@ -152,7 +169,6 @@ async def audit_events(request: web.Request) -> web.Response:
     return _json({"items": [_event(r) for r in rows], "next": rows[-1]["seq"] if more else None})
 
 
-@routes.get("/v1/audit/events/export")
 async def audit_events_export(request: web.Request) -> web.StreamResponse:
     """Role: auditor, admin. Every matching event, newest first, streamed as CSV (``format=csv``) or JSON Lines."""
     await auth.require(request, *READERS)
@@ -181,26 +197,18 @@ async def audit_events_export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@routes.get("/v1/audit/status")
 async def audit_status(request: web.Request) -> web.Response:
     """Role: auditor, admin, operator. The chain head, sealing lag and last checkpoint."""
-    from dataclasses import asdict
-
-    from gateway.audit import live
-
     await auth.require(request, auth.AUDITOR, auth.ADMIN, auth.OPERATOR)
     st = asdict(await live.status(request.app[keys.POOL]))
     return _json({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in st.items()})
 
 
-@routes.get("/v1/audit/letters/{pk:\\d+}/evidence.zip")
 async def evidence(request: web.Request) -> web.Response:
     """Role: auditor, admin. Evidence bundle of one letter (ZIP), verifiable offline with ``gateway audit verify``."""
-    from gateway.audit.evidence import build_bundle
-
     await auth.require(request, *READERS)
     signer = request.app.get(keys.AUDIT_SIGNER)
-    pk = params.bigint(request.match_info["pk"], "pk")
+    pk = params.parse_bigint(request.match_info["pk"], "pk")
     data = await build_bundle(request.app[keys.POOL], pk,
                               certificate=signer.certificate if signer else None)
     if data is None:
@@ -209,7 +217,6 @@ async def evidence(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="evidence-{request.match_info["pk"]}.zip"'})
 
 
-@routes.get("/v1/deliveries/dead")
 async def dead(request: web.Request) -> web.Response:
     """Role: operator, auditor, admin. Dead letters, newest first (keyset: ``after_at`` + ``after_id``)."""
     await auth.require(request, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)
@@ -219,7 +226,6 @@ async def dead(request: web.Request) -> web.Response:
     return _json({"items": [{**r, "id": str(r["id"]), "created_at": r["created_at"].isoformat()} for r in rows]})
 
 
-@routes.post("/v1/deliveries/{delivery_id}/requeue")
 async def requeue(request: web.Request) -> web.Response:
     """Role: operator, admin. Requeue a dead or waiting delivery (audited with the operator's name)."""
     principal = await auth.require(request, *OPERATORS)
@@ -227,11 +233,10 @@ async def requeue(request: web.Request) -> web.Response:
         delivery_id = uuid.UUID(request.match_info["delivery_id"])
     except ValueError:
         raise NotFound("no such delivery", code="delivery.not_found") from None
-    await request.app[keys.EXCHANGE].operators.requeue(delivery_id, actor=principal.subject)
+    await appstate.exchange(request.app).operators.requeue(delivery_id, actor=principal.subject)
     return _json({"delivery_id": str(delivery_id), "status": "requeued"})
 
 
-@routes.get("/v1/queues")
 async def queues(request: web.Request) -> web.Response:
     """Role: operator, auditor, admin. Queue depth and backoff per destination."""
     await auth.require(request, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)

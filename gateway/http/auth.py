@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+from cryptography import x509
 
 from gateway.core import appkeys as keys
 from gateway.core.errors import AuthError
+from gateway.storage import users
+from pki.errors import PkiError
+from pki.trust import agency_of
 
 AGENCY = "agency"
 OPERATOR = "operator"
@@ -56,11 +60,6 @@ async def _from_certificate(request: web.Request) -> Principal | None:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
-    from cryptography import x509
-
-    from pki.errors import PkiError
-    from pki.trust import agency_of
-
     cert = x509.load_der_x509_certificate(der)
     agency = agency_of(cert)
     directory = request.app[keys.DIRECTORY]
@@ -94,8 +93,6 @@ async def authenticate(request: web.Request) -> Principal:
                                 code="auth.token_disabled")
             principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
         else:
-            from gateway.storage import users
-
             user = await users.user_for_token(request.app[keys.POOL], token)
             if user is None:
                 raise AuthError("unknown token", code="auth.invalid_token")
@@ -116,3 +113,11 @@ async def require(request: web.Request, *roles: str) -> Principal:
     if principal.role not in roles:
         raise AuthError(f"this needs the role {' or '.join(roles)}", code="auth.forbidden", status=403)
     return principal
+
+
+async def require_agency(request: web.Request) -> str:
+    """The calling agency's code (role agency): the routes that act for an agency need it."""
+    principal = await require(request, AGENCY)
+    if principal.agency is None:  # an agency-role user added without an agency code
+        raise AuthError(f"{principal.subject} acts for no agency", code="auth.no_agency", status=403)
+    return principal.agency

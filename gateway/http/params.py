@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 
 from gateway.core.errors import EnvelopeError
 from gateway.storage.deliveries import DeliveryStatus
@@ -28,8 +29,11 @@ def invalid(message: str, field: str) -> EnvelopeError:
 
 def bigint(value: str | None, field: str) -> int | None:
     """A positive database id or sequence number, or None when absent."""
-    if not value:
-        return None
+    return parse_bigint(value, field) if value else None
+
+
+def parse_bigint(value: str, field: str) -> int:
+    """A positive database id or sequence number that must be there (a path parameter, one of a pair)."""
     try:
         n = int(value)
     except ValueError:
@@ -41,8 +45,11 @@ def bigint(value: str | None, field: str) -> int | None:
 
 def timestamp(value: str | None, field: str) -> dt.datetime | None:
     """An ISO 8601 time (UTC when it names no zone), or None when absent."""
-    if not value:
-        return None
+    return parse_timestamp(value, field) if value else None
+
+
+def parse_timestamp(value: str, field: str) -> dt.datetime:
+    """An ISO 8601 time (UTC when it names no zone) that must be there."""
     try:
         t = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -51,8 +58,10 @@ def timestamp(value: str | None, field: str) -> dt.datetime | None:
 
 
 def delivery_id(value: str | None, field: str) -> uuid.UUID | None:
-    if not value:
-        return None
+    return parse_delivery_id(value, field) if value else None
+
+
+def parse_delivery_id(value: str, field: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -75,7 +84,7 @@ def message_type(value: str | None) -> str | None:
     return value
 
 
-def letter_filter(q, *, agency: str | None, since: dt.datetime | None, until: dt.datetime | None) -> LetterFilter:
+def letter_filter(q: Mapping[str, str], *, agency: str | None, since: dt.datetime | None, until: dt.datetime | None) -> LetterFilter:
     """The letter search filter from a query; the caller decides agency and the time range."""
     return LetterFilter(agency=agency, since=since, until=until, number=q.get("number") or None,
                         subject=q.get("subject") or None, status=status(q.get("status")),
@@ -86,7 +95,7 @@ def letter_keyset(at: str | None, pk: str | None, field: str = "after") -> tuple
     """The (accepted_at, pk) of the last letter shown, from two parameters."""
     if not (at and pk):
         return None
-    return timestamp(at, f"{field}_at"), bigint(pk, f"{field}_pk")
+    return parse_timestamp(at, f"{field}_at"), parse_bigint(pk, f"{field}_pk")
 
 
 def letter_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
@@ -98,7 +107,7 @@ def letter_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise invalid("bad cursor", "after") from None
     try:
-        return timestamp(at, "after"), bigint(pk, "after")
+        return parse_timestamp(at, "after"), parse_bigint(pk, "after")
     except EnvelopeError:
         raise invalid("bad cursor", "after") from None
 
@@ -106,4 +115,4 @@ def letter_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
 def dead_keyset(at: str | None, key: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
     if not (at and key):
         return None
-    return timestamp(at, "after_at"), delivery_id(key, "after_id")
+    return parse_timestamp(at, "after_at"), parse_delivery_id(key, "after_id")

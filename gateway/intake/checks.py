@@ -30,35 +30,25 @@ the two ways through agree on every e-CMS shape it generates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
 
 from gateway.core import xml
 from gateway.core.directory import Directory
-from gateway.core.envelope import (
-    Envelope,
-    Letter,
-    MessageType,
-    Notifier,
-    Receipt,
-    Secrecy,
-    build_envelope_tree,
-    read_envelope,
-)
+from gateway.core.envelope import Attachment, Envelope, Letter, MessageType, Notifier, Receipt, Secrecy
+from gateway.core.envelope_builder import build_envelope_tree
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.parts import SpooledPart
+from gateway.core.sealing import PdfChecker, Verifier
 
 SCHEMA = "envelope-v1.xsd"
 
 _BODY_TYPES = {MessageType.LETTER: Letter, MessageType.NOTIFIER: Notifier, MessageType.RECEIPT: Receipt}
-
-#: ``async verify(raw, root, sender, *, channel) -> (verified_root, facts)``; raises a GatewayError/PkiError.
-Verifier = Callable[[bytes, etree._Element, str], Awaitable[tuple[etree._Element, dict[str, Any]]]]
-
 
 @dataclass(frozen=True)
 class CheckedEnvelope:
@@ -94,7 +84,7 @@ class BuiltEnvelope(bytes):
 
     def __new__(cls, envelope: Envelope) -> BuiltEnvelope:
         tree = build_envelope_tree(envelope)
-        # the serialisation of gateway.core.envelope.build_envelope, so the stored bytes are the same
+        # the serialisation of gateway.core.envelope_builder.build_envelope, so the stored bytes are the same
         self = super().__new__(cls, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
         self.tree = tree
         self.envelope = envelope
@@ -108,7 +98,7 @@ def _refuse_processing_instructions(root: etree._Element) -> None:
                *root.itersiblings(etree.ProcessingInstruction)]
     inside = next(root.iter(etree.ProcessingInstruction), None)
     if outside or inside is not None:
-        field = "/" if outside else xml.named_path(root, inside.getparent())
+        field = "/" if outside or inside is None else xml.named_path(root, inside.getparent())
         raise EnvelopeError("processing instructions are not accepted in an envelope", code="envelope.pi_forbidden",
                             field=field)
 
@@ -142,7 +132,7 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
 
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Verifier | None = None,
-                 pdf_checker=None, max_part_bytes: int | None = None) -> None:
+                 pdf_checker: PdfChecker | None = None, max_part_bytes: int | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_part_bytes = max_part_bytes or max_bytes
@@ -233,7 +223,7 @@ def _refuse_comments(root: etree._Element) -> None:
                             code="envelope.comment_forbidden", field=field)
 
 
-def _match_parts(attachments, parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
+def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
     """Every external attachment has its part, of the declared (signed) size and SHA-256; no part is extra.
 
     Codes: ``attachment.part_missing``, ``attachment.size_mismatch``, ``attachment.digest_mismatch``,

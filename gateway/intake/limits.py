@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
+from gateway.core import appkeys as keys
 from gateway.core.errors import GatewayError
+from gateway.core.settings import Settings
 
 
 class Throttled(GatewayError):
@@ -62,7 +66,7 @@ class TokenBucket:
 
 class Admission:
     def __init__(self, *, rate_per_agency: float, burst: float, max_queue_depth: int,
-                 depth: Callable[[], asyncio.Future[int]] | None, now: Callable[[], float] = time.monotonic,
+                 depth: Callable[[], Awaitable[int]] | None, now: Callable[[], float] = time.monotonic,
                  workers: int = 1) -> None:
         self.rate = rate_per_agency / max(1, workers)
         self.burst = max(1.0, burst / max(1, workers))
@@ -72,7 +76,7 @@ class Admission:
         self._buckets: dict[str, TokenBucket] = {}
         self._depth = 0
         self._depth_at = float("-inf")
-        self._refresh: asyncio.Task | None = None
+        self._refresh: asyncio.Future[None] | None = None
 
     async def check_queue(self) -> None:
         """Only the queue-depth limit (before a large body is read; :meth:`admit` follows once it is)."""
@@ -101,6 +105,8 @@ class Admission:
                                 code="throttled.queue_full", retry_after=5)
 
     async def _read_depth(self) -> None:
+        if self._depth_source is None:
+            return
         try:
             self._depth = await self._depth_source()
         except Exception:  # the database answers elsewhere with 503; keep the last known depth
@@ -149,13 +155,10 @@ class LoginThrottle:
         self._failures.pop(("user", username), None)
 
 
-def body_deadline_s(app, content_length: int | None, largest: int) -> float:
+def body_deadline_s(app: web.Application, content_length: int | None, largest: int) -> float:
     """Seconds a request body may take: ``GATEWAY_BODY_TIMEOUT_S`` plus its declared size (else
     ``largest``) at ``GATEWAY_BODY_MIN_RATE``; the defaults for an app built without settings (an
     e-CMS facade on its own). Shared by the native API and the e-CMS endpoint."""
-    from gateway.core import appkeys as keys
-    from gateway.core.settings import Settings
-
     settings = app.get(keys.SETTINGS)
     timeout_s = settings.body_timeout_s if settings is not None else Settings.body_timeout_s
     min_rate = settings.body_min_rate if settings is not None else Settings.body_min_rate

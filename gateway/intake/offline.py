@@ -16,11 +16,13 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from dataclasses import dataclass
+from typing import Any
 
-from lxml import etree
+import xmlschema
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
 
 from gateway.core import xml
-from gateway.core.envelope import read_envelope
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import GatewayError
 from gateway.intake.checks import SCHEMA
 from pki.thaidate import thai_date
@@ -38,7 +40,8 @@ class Finding:
 @dataclass(frozen=True)
 class Report:
     findings: tuple[Finding, ...]
-    summary: dict
+    summary: dict[str, Any]
+    """What the gateway would take from the envelope (JSON: ids, parties, letter fields, attachments)."""
 
     @property
     def ok(self) -> bool:
@@ -46,9 +49,7 @@ class Report:
 
 
 @functools.cache
-def _xmlschema():
-    import xmlschema
-
+def _xmlschema() -> xmlschema.XMLSchema:
     with importlib.resources.as_file(importlib.resources.files("schemas").joinpath(SCHEMA)) as path:
         return xmlschema.XMLSchema(str(path))
 
@@ -74,7 +75,7 @@ def check_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> Re
     except GatewayError as exc:
         return Report((Finding(exc.code, exc.field or "/", exc.message),), {})
     h, letter = env.header, env.letter
-    summary = {"message_id": h.message_id, "type": h.message_type.value, "sender": h.sender,
+    summary: dict[str, Any] = {"message_id": h.message_id, "type": h.message_type.value, "sender": h.sender,
                "recipients": list(h.recipients), "created_at": h.created_at.isoformat()}
     if letter is not None:
         summary.update(number=letter.number, date=letter.date.isoformat(), date_thai=thai_date(letter.date),

@@ -4,7 +4,7 @@ import io
 import re
 import zipfile
 
-from gateway.audit.evidence import check_bundle
+from gateway.audit.verify import check_bundle
 from gateway.core import appkeys as keys
 from gateway.http.console import thai_datetime
 from tests.audit.conftest import login

@@ -6,7 +6,7 @@ import io
 import os
 import zipfile
 
-from gateway.audit.evidence import check_bundle
+from gateway.audit.verify import check_bundle
 from gateway.core import appkeys as keys
 from gateway.core.parts import build_related
 from tests.integration.test_parts import external_letter

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.directory import Directory
-from gateway.core.envelope import read_envelope
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import Conflict, LetterSentOtherwise, NotFound
 from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
 from gateway.intake.checks import Intake

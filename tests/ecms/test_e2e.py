@@ -16,16 +16,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.core import appkeys as keys
-from gateway.core.envelope import (
-    Envelope,
-    Header,
-    Letter,
-    MessageType,
-    Secrecy,
-    Speed,
-    build_envelope,
-    read_envelope,
-)
+from gateway.core.envelope import Envelope, Header, Letter, MessageType, Secrecy, Speed
+from gateway.core.envelope_builder import build_envelope
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.xml import parse
 from gateway.ecms import soap
 from gateway.ecms.handler import ECMS_PATH

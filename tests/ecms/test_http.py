@@ -15,7 +15,7 @@ from lxml import etree
 from adapters.base import Delivered, OutboundDelivery, Permanent, Retry
 from adapters.ecms_node import EcmsNodeAdapter
 from gateway.core.directory import Route
-from gateway.core.envelope import build_envelope
+from gateway.core.envelope_builder import build_envelope
 from gateway.ecms import mapping, soap
 from gateway.ecms.handler import ECMS_PATH, EcmsFacade, setup_routes
 from tests.ecms.conftest import T0, load_vector

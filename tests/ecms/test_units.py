@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.core.envelope import build_envelope, read_envelope
+from gateway.core.envelope_builder import build_envelope
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.xml import parse
 from gateway.ecms import codes, mapping, soap
 from gateway.ecms.codes import EcmsError

@@ -13,7 +13,7 @@ from lxml import etree
 
 from gateway.core import xml
 from gateway.core.directory import Directory
-from gateway.core.envelope import read_attachments
+from gateway.core.envelope_reader import read_attachments
 from gateway.core.errors import EnvelopeError, GatewayError
 from gateway.intake.checks import MAX_ATTACHMENTS, Intake
 from tests.support import OPM, ROOT, directory_dict, letter_bytes

@@ -150,7 +150,7 @@ async def test_a_native_receiver_gets_the_people_send_date_and_legacy_signature(
     """Nothing the e-CMS client said is lost for a native receiver: the parties' names and titles,
     SendDate, and the author's ds:Signature as received (evidence about the original SOAP letter)."""
     from gateway.core import xml as gxml
-    from gateway.core.envelope import read_envelope
+    from gateway.core.envelope_reader import read_envelope
 
     client = await make_client(ecms_require_trusted_signature=True)
     signer = dev_pki.agency_signer(OPM)

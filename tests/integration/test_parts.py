@@ -12,16 +12,8 @@ from aiohttp import web
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
-from gateway.core.envelope import (
-    Attachment,
-    Envelope,
-    Header,
-    Letter,
-    MessageType,
-    Secrecy,
-    Speed,
-    build_envelope,
-)
+from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
+from gateway.core.envelope_builder import build_envelope
 from gateway.core.parts import STORE_CHUNK, build_related
 from gateway.core.receipts import delivery_ack
 from tests.support import CMI, KKN, OPM, TOKENS, stored_counts
@@ -295,17 +287,17 @@ async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, po
 async def test_cli_sends_a_large_pdf_beside_the_envelope(make_client, pool, tmp_path):
     import argparse
 
-    from gateway.cli import main as cli
+    from gateway.cli import letters
 
     client = await make_client()
     pdf = tmp_path / "แผนที่.pdf"
-    pdf.write_bytes(b"%PDF-1.7\n" + os.urandom(cli.INLINE_LIMIT))  # just over the inline limit
+    pdf.write_bytes(b"%PDF-1.7\n" + os.urandom(letters.INLINE_LIMIT))  # just over the inline limit
     args = argparse.Namespace(url=str(client.make_url("")), token=TOKENS[OPM], sender=OPM, to=[CMI],
                               subject="ส่งแผนที่", number=None, addressee="ผู้ว่าราชการจังหวัด", speed="normal",
                               secrecy="normal", signer_name="นายทดสอบ ระบบ", signer_position="ปลัด",
                               pdf=[str(pdf)], message_id="cli-big", unsigned=True, multipart=False,
                               sign_key=None, sign_cert=None, data_dir=None, pki_dir=None, database_url=None)
-    assert await cli._letter_send(args) == 0
+    assert await letters.letter_send(args) == 0
     row = await pool.fetchrow("SELECT m.parts, p.size, p.sha256 FROM messages m JOIN message_parts p "
                               "ON p.message_pk = m.pk WHERE m.message_id = 'cli-big'")
     assert (row["parts"], row["size"]) == (1, pdf.stat().st_size)

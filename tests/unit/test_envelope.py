@@ -3,14 +3,14 @@ import base64
 import pytest
 
 from gateway.core import xml
-from gateway.core.envelope import read_envelope
+from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import EnvelopeError
 from tests.support import letter, letter_bytes
 
 
 def test_round_trip_keeps_every_field_and_thai_text():
     env = letter(subject="ขอเชิญประชุมคณะกรรมการ ครั้งที่ ๑/๒๕๖๙")
-    from gateway.core.envelope import build_envelope
+    from gateway.core.envelope_builder import build_envelope
 
     data = build_envelope(env)
     assert "ขอเชิญประชุม".encode() in data  # UTF-8 on the wire, not character references

@@ -1,4 +1,4 @@
-"""The exact bytes :func:`gateway.core.envelope.build_envelope` writes, pinned for every element it knows.
+"""The exact bytes :func:`gateway.core.envelope_builder.build_envelope` writes, pinned for every element it knows.
 
 The builder is tuned for speed (elements made in place, not with an ElementMaker) and what it
 writes is stored as received, sealed, forwarded and signed as receipts: a change of a byte is a
@@ -29,8 +29,8 @@ from gateway.core.envelope import (
     Party,
     Secrecy,
     Speed,
-    build_envelope,
 )
+from gateway.core.envelope_builder import build_envelope
 from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

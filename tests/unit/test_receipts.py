@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from gateway.core import receipts
-from gateway.core.envelope import Envelope, Header, MessageType, Receipt, build_envelope
+from gateway.core.envelope import Envelope, Header, MessageType, Receipt
+from gateway.core.envelope_builder import build_envelope
 from gateway.core.xml import parse, validate
 
 

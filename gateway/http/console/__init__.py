@@ -7,6 +7,10 @@ production profile. Every form carries a CSRF token bound to the session and
 checked in constant time. Every page states its role in its docstring and
 calls :func:`need`; any other role gets 403.
 
+The pages are in :mod:`gateway.http.console.views`; their URLs are in
+:mod:`gateway.http.routes` with every other route of the app. :func:`setup`
+adds the session and the templates.
+
 Labels are Thai first, then English; dates for people are Buddhist-era in
 Asia/Bangkok ("22 พ.ย. 2569 10:15 น."). Lists use keyset pagination.
 """
@@ -17,6 +21,7 @@ import datetime as dt
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -28,7 +33,6 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
-from gateway.http.console.views import routes
 
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")
 
@@ -86,10 +90,9 @@ def setup(app: web.Application) -> None:
                                context_processors=[_context])
     env.filters["thai_dt"] = thai_datetime
     env.filters["thai_date"] = thai_date
-    app.add_routes(routes)
 
 
-async def _context(request: web.Request) -> dict:
+async def _context(request: web.Request) -> dict[str, object]:
     # aiohttp_jinja2 runs context processors for every request of the app: outside the console
     # (the letter API, e-CMS) touching the session would set a console cookie on each answer
     # and cost a Fernet encryption per letter (measured: 7% of the submit path's CPU).
@@ -101,7 +104,7 @@ async def _context(request: web.Request) -> dict:
     return {"me": session.get("user"), "csrf": session["csrf"], "path": request.path}
 
 
-async def check_csrf(request: web.Request, form) -> None:
+async def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
     session = await get_session(request)
     expected = session.get("csrf")
     if not expected or not hmac.compare_digest(str(form.get("csrf", "")), expected):

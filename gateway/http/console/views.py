@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
+from cryptography import x509
+from multidict import MultiDictProxy
 
-from gateway.audit import timeline
+from gateway.audit import live, timeline
+from gateway.audit.signing import load_certificate
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
 from gateway.core.errors import GatewayError
-from gateway.http import params
+from gateway.http import appstate, params
+from gateway.http.console import check_csrf
+from gateway.intake.limits import Throttled
 from gateway.storage import search, users
 from gateway.storage.users import Role
 
-routes = web.RouteTableDef()
+Page = dict[str, object]
+"""What a page handler gives its template."""
 STAFF = (Role.OPERATOR.value, Role.AUDITOR.value, Role.ADMIN.value)
 EVERYONE = (Role.AGENCY.value, *STAFF)
 PAGE = 50
@@ -36,34 +43,30 @@ async def need(request: web.Request, *roles: str) -> users.User:
     return user
 
 
-async def _form(request: web.Request):
-    from gateway.http.console import check_csrf
-
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     form = await request.post()
     await check_csrf(request, form)
     return form
 
 
-def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/console/") and not value.startswith("//") else "/console/letters"
+def _safe_next(value: object) -> str:
+    return value if isinstance(value, str) and value.startswith("/console/") and not value.startswith("//") else "/console/letters"
 
 
-@routes.get("/console/login")
 @aiohttp_jinja2.template("login.html")
-async def login_page(request: web.Request):
+async def login_page(request: web.Request) -> Page:
     """Public. The login form."""
     return {"next": _safe_next(request.query.get("next")), "error": None}
 
 
-@routes.post("/console/login")
-async def login(request: web.Request):
+async def login(request: web.Request) -> web.Response:
     """Public. Check the password; start a fresh session (no fixation)."""
     form = await _form(request)
     username, address = str(form.get("username", "")), request.remote or "-"
-    throttle = request.app[keys.LOGIN_THROTTLE]
+    throttle = appstate.login_throttle(request.app)
     try:
         throttle.check(username, address)
-    except GatewayError as exc:
+    except Throttled as exc:
         response = aiohttp_jinja2.render_template("login.html", request, {
             "next": _safe_next(form.get("next")), "error": True, "throttled": True}, status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -76,14 +79,11 @@ async def login(request: web.Request):
     throttle.succeeded(username)
     session = await new_session(request)
     session["user"] = {"username": user.username, "role": user.role.value, "agency": user.agency}
-    import secrets
-
     session["csrf"] = secrets.token_urlsafe(32)
     raise web.HTTPFound(_safe_next(form.get("next")))
 
 
-@routes.post("/console/logout")
-async def logout(request: web.Request):
+async def logout(request: web.Request) -> web.Response:
     """Any logged-in role. End the session."""
     await _form(request)
     session = await get_session(request)
@@ -91,9 +91,7 @@ async def logout(request: web.Request):
     raise web.HTTPFound("/console/login")
 
 
-@routes.get("/console")
-@routes.get("/console/")
-async def index(request: web.Request):
+async def index(request: web.Request) -> web.Response:
     """Any logged-in role. Goes to the letter search."""
     await need(request, *EVERYONE)
     raise web.HTTPFound("/console/letters")
@@ -113,9 +111,8 @@ def _parse_day(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return start + dt.timedelta(days=1) if end else start
 
 
-@routes.get("/console/letters")
 @aiohttp_jinja2.template("letters.html")
-async def letters_page(request: web.Request):
+async def letters_page(request: web.Request) -> Page:
     """Agency (its own letters), operator, auditor, admin. Letter search with keyset pages."""
     user = await need(request, *EVERYONE)
     q = request.query
@@ -135,23 +132,22 @@ async def letters_page(request: web.Request):
             "directory": request.app[keys.DIRECTORY]}
 
 
-@routes.get("/console/letters/{pk:\\d+}")
 @aiohttp_jinja2.template("letter.html")
-async def letter_page(request: web.Request):
+async def letter_page(request: web.Request) -> Page:
     """Agency (sender or recipient only), operator, auditor, admin. The timeline of one letter."""
     user = await need(request, *EVERYONE)
     pool = request.app[keys.POOL]
-    pk = params.bigint(request.match_info["pk"], "pk")
+    pk = params.parse_bigint(request.match_info["pk"], "pk")
     msg = await search.message(pool, pk)
-    if msg is None or (user.role is Role.AGENCY and not await search.visible_to(pool, pk, user.agency)):
+    if msg is None or (user.role is Role.AGENCY
+                       and (user.agency is None or not await search.visible_to(pool, pk, user.agency))):
         raise web.HTTPNotFound(text="no such letter")
     steps, dels = await timeline.build(pool, msg)
     return {"m": msg, "steps": steps, "deliveries": dels, "user": user, "directory": request.app[keys.DIRECTORY]}
 
 
-@routes.get("/console/queues")
 @aiohttp_jinja2.template("queues.html")
-async def queues_page(request: web.Request):
+async def queues_page(request: web.Request) -> Page:
     """Operator, auditor, admin. Queue depth and backoff state per destination."""
     user = await need(request, *STAFF)
     rows = await search.queue_by_destination(request.app[keys.POOL])
@@ -159,9 +155,8 @@ async def queues_page(request: web.Request):
     return {"rows": rows, "now": now, "user": user, "directory": request.app[keys.DIRECTORY]}
 
 
-@routes.get("/console/dead")
 @aiohttp_jinja2.template("dead.html")
-async def dead_page(request: web.Request):
+async def dead_page(request: web.Request) -> Page:
     """Operator, auditor (read only), admin. Dead letters; operators and admins can requeue."""
     user = await need(request, *STAFF)
     q = request.query
@@ -174,8 +169,7 @@ async def dead_page(request: web.Request):
             "done": q.get("requeued")}
 
 
-@routes.post("/console/deliveries/{delivery_id}/requeue")
-async def requeue(request: web.Request):
+async def requeue(request: web.Request) -> web.Response:
     """Operator, admin. Requeue a dead (or waiting) delivery; an audit event names the operator."""
     user = await need(request, Role.OPERATOR.value, Role.ADMIN.value)
     await _form(request)
@@ -183,13 +177,12 @@ async def requeue(request: web.Request):
         delivery_id = uuid.UUID(request.match_info["delivery_id"])
     except ValueError:
         raise web.HTTPNotFound(text="no such delivery") from None
-    await request.app[keys.EXCHANGE].operators.requeue(delivery_id, actor=f"user:{user.username}")
+    await appstate.exchange(request.app).operators.requeue(delivery_id, actor=f"user:{user.username}")
     raise web.HTTPFound(f"/console/dead?requeued={delivery_id}")
 
 
-@routes.get("/console/directory")
 @aiohttp_jinja2.template("directory.html")
-async def directory_page(request: web.Request):
+async def directory_page(request: web.Request) -> Page:
     """Operator, auditor, admin. The agency directory (ทำเนียบหน่วยงาน) and routes."""
     user = await need(request, *STAFF)
     q = (request.query.get("q") or "").strip()
@@ -198,40 +191,34 @@ async def directory_page(request: web.Request):
     return {"agencies": agencies[:500], "total": len(agencies), "q": q, "user": user}
 
 
-@routes.get("/console/audit")
 @aiohttp_jinja2.template("audit.html")
-async def audit_page(request: web.Request):
+async def audit_page(request: web.Request) -> Page:
     """Operator, auditor, admin. Audit chain status; auditors and admins can run a verification."""
-    from gateway.audit import live
-
     user = await need(request, *STAFF)
     st = await live.status(request.app[keys.POOL])
-    job = request.app[keys.AUDIT_VERIFY]
+    job = appstate.verify_job(request.app)
     can_verify = user.role in (Role.AUDITOR, Role.ADMIN)
     return {"st": st, "user": user, "job": job, "report": job.report if can_verify else None,
             "can_verify": can_verify, "no_cert": can_verify and _audit_certificate(request.app) is None}
 
 
-@routes.post("/console/audit/verify")
-async def audit_verify(request: web.Request):
+async def audit_verify(request: web.Request) -> web.Response:
     """Auditor, admin. Start verifying the live chain against the gateway certificate (in the background)."""
 
     user = await need(request, Role.AUDITOR.value, Role.ADMIN.value)
     await _form(request)
     cert = _audit_certificate(request.app)
     if cert is not None:  # in the background: the page shows progress, then the report
-        request.app[keys.AUDIT_VERIFY].start(request.app[keys.POOL], cert, by=user.username,
+        appstate.verify_job(request.app).start(request.app[keys.POOL], cert, by=user.username,
                                              now=request.app[keys.CLOCK].now)
     raise web.HTTPSeeOther("/console/audit")
 
 
-def _audit_certificate(app):
+def _audit_certificate(app: web.Application) -> x509.Certificate | None:
     signer = app.get(keys.AUDIT_SIGNER)
     if signer is not None:
         return signer.certificate
     settings = app[keys.SETTINGS]
     if settings.audit_cert_path:
-        from gateway.audit.signing import load_certificate
-
         return load_certificate(settings.audit_cert_path.read_bytes())
     return None

@@ -1,0 +1,183 @@
+"""Letters from the command line: ``gateway letter send``, ``gateway inbox list`` (over HTTP, as an
+agency's system would), and the offline checks ``gateway envelope check`` and ``gateway receipt verify``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import ssl
+import sys
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+from cryptography import x509
+
+from gateway.cli.common import settings_from
+from gateway.core.clock import BANGKOK
+from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
+from gateway.core.envelope_builder import build_envelope
+from gateway.intake.offline import check_envelope
+from pki.devca import init_dev_pki
+from pki.errors import PkiError
+from pki.keys import FileSigner, Signer
+from pki.xmldsig import sign_envelope, verify_receipt
+
+#: Files larger than this travel beside the envelope (multipart/related) instead of inside it.
+INLINE_LIMIT = 4 * 1024 * 1024
+
+
+async def envelope_check(args: argparse.Namespace) -> int:
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    report = check_envelope(data)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "findings": [asdict(f) for f in report.findings],
+                          "summary": report.summary}, ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    for f in report.findings:
+        print(f"{f.code} at {f.field}: {f.reason}")
+    if not report.ok:
+        print(f"envelope INVALID ({len(report.findings)} fault{'s' if len(report.findings) > 1 else ''})")
+        return 1
+    s = report.summary
+    print(f"envelope valid: {s['type']} {s['message_id']} from {s['sender']} to {', '.join(s['recipients'])}")
+    if "number" in s:
+        print(f"  ที่ {s['number']} ลงวันที่ {s['date_thai']}  เรื่อง {s['subject']}  ({s['speed']}, {s['secrecy']})")
+    for a in s["attachments"]:
+        print(f"  {a['file_name']} {a['mime_type']} {a['size']} bytes" + (" (sent beside)" if a["external"] else ""))
+    print(f"  signatures: {s['signatures']} (trust and authority are checked by the gateway)")
+    return 0
+
+
+async def receipt_verify(args: argparse.Namespace) -> int:
+    data = sys.stdin.buffer.read() if args.receipt == "-" else Path(args.receipt).read_bytes()
+    cert = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())[0]
+    try:
+        r = await verify_receipt(data, cert)
+    except PkiError as exc:
+        print(f"receipt INVALID: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"receipt valid: {r.kind} receipt for message {r.message_id} from {r.sender}"
+          + (f" delivered to {r.recipient} (delivery {r.delivery_id})" if r.recipient else "")
+          + f", sha256 {r.sha256}, at {r.at.isoformat()}, signed by {r.signer.subject.rfc4514_string()}")
+    if args.envelope:
+        digest = hashlib.sha256(Path(args.envelope).read_bytes()).hexdigest()
+        if digest != r.sha256:
+            print(f"but {args.envelope} has sha256 {digest}: NOT the acknowledged bytes", file=sys.stderr)
+            return 1
+        print(f"{args.envelope} is exactly the acknowledged bytes")
+    return 0
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _build_letter(args: argparse.Namespace) -> tuple[bytes, dict[str, Path]]:
+    """The envelope, and the files (by Content-ID) that travel beside it."""
+    now = dt.datetime.now(BANGKOK)
+    attachments: list[Attachment] = []
+    beside: dict[str, Path] = {}
+    for i, path in enumerate(args.pdf or [], start=1):
+        p = Path(path)
+        att_id, role = f"att-{i}", "main" if i == 1 else "enclosure"
+        if getattr(args, "multipart", False) or p.stat().st_size > INLINE_LIMIT:
+            attachments.append(Attachment.external_part(id=att_id, file_name=p.name, mime_type="application/pdf",
+                                                        role=role, size=p.stat().st_size, sha256=_file_sha256(p)))
+            beside[att_id] = p
+        else:
+            attachments.append(Attachment(id=att_id, file_name=p.name, mime_type="application/pdf", role=role,
+                                          content=p.read_bytes()))
+    env = Envelope(
+        header=Header(message_id=args.message_id or str(uuid.uuid4()), message_type=MessageType.LETTER,
+                      created_at=now, sender=args.sender, recipients=tuple(args.to)),
+        body=Letter(number=args.number or f"ทดสอบ {now:%H%M%S}", date=now.date(), subject=args.subject,
+                    addressee=args.addressee, speed=Speed(args.speed), secrecy=Secrecy(args.secrecy),
+                    signer_name=args.signer_name, signer_position=args.signer_position),
+        attachments=tuple(attachments),
+    )
+    return build_envelope(env), beside
+
+
+def _client_ssl(args: argparse.Namespace, agency: str | None) -> ssl.SSLContext | bool:
+    """TLS for talking to a gateway using the development PKI: trust its root, present the
+    agency's client certificate when there is one (``True``: aiohttp's default, for http URLs)."""
+    if not args.url.startswith("https"):
+        return True
+    settings = settings_from(args)
+    manifest = settings.pki_path / "manifest.json"
+    ctx = ssl.create_default_context()
+    if manifest.exists():
+        dev = init_dev_pki(settings.pki_path, {})
+        ctx.load_verify_locations(cafile=str(dev.anchors))
+        if agency and agency in dev.agencies:
+            creds = dev.agencies[agency]
+            ctx.load_cert_chain(str(creds.tls_client_cert), str(creds.tls_client_key))
+    return ctx
+
+
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.token}"} if getattr(args, "token", None) else {}
+
+
+async def letter_send(args: argparse.Namespace) -> int:
+    data, beside = _build_letter(args)
+    settings = settings_from(args)
+    if not args.unsigned:
+        signer: Signer
+        if args.sign_key and args.sign_cert:
+            signer = FileSigner.from_pem(args.sign_key, args.sign_cert)
+        else:
+            dev = init_dev_pki(settings.pki_path, {})
+            if args.sender not in dev.agencies:
+                print(f"gateway: no signing key for {args.sender} in {settings.pki_path}; "
+                      "give --sign-key/--sign-cert or --unsigned", file=sys.stderr)
+                return 2
+            signer = dev.agency_signer(args.sender)
+        data = sign_envelope(data, signer)
+    headers = {"Content-Type": "application/xml", **_auth_headers(args)}
+    payload: bytes | aiohttp.MultipartWriter = data
+    files: list[BinaryIO] = []
+    if beside:  # large files stream from disk beside the envelope (gateway.core.parts)
+        files = [open(path, "rb") for path in beside.values()]
+        related = aiohttp.MultipartWriter("related")
+        headers["Content-Type"] = (f'multipart/related; boundary="{related.boundary}"; type="application/xml"; '
+                                   'start="<envelope>"')
+        related.append(data, {"Content-Type": "application/xml; charset=utf-8", "Content-ID": "<envelope>"})
+        for cid, fh in zip(beside, files, strict=False):
+            related.append(fh, {"Content-Type": "application/pdf", "Content-ID": f"<{cid}>"})
+        payload = related
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{args.url.rstrip('/')}/v1/messages", data=payload, headers=headers,
+                              ssl=_client_ssl(args, args.sender)) as r:
+                body = await r.read()
+    finally:
+        for fh in files:
+            fh.close()
+    if r.status >= 400:
+        print(body.decode("utf-8", "replace"), file=sys.stderr)
+        return 1
+    print(f"HTTP {r.status}: receipt follows", file=sys.stderr)
+    sys.stdout.buffer.write(body + b"\n")
+    return 0
+
+
+async def inbox_list(args: argparse.Namespace) -> int:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{args.url.rstrip('/')}/v1/inbox", headers=_auth_headers(args),
+                         ssl=_client_ssl(args, args.agency)) as r:
+            body = await r.json()
+            if r.status >= 400:
+                print(json.dumps(body, ensure_ascii=False), file=sys.stderr)
+                return 1
+    print(json.dumps(body, ensure_ascii=False, indent=1))
+    return 0

@@ -1,0 +1,108 @@
+"""``gateway serve``: one gateway process, or a supervisor of several on one port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from aiohttp import web
+
+from gateway.cli.common import database_url, settings_from
+from gateway.core import appkeys as keys
+from gateway.core.logging import configure
+from gateway.core.settings import Settings
+from gateway.core.signing import server_ssl_context
+from gateway.http.app import create_app
+
+
+async def _until_signalled() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.workers is not None:
+        settings = replace(settings, workers=args.workers)
+    if settings.workers > 1:
+        return await supervise(settings)
+    if args.no_dispatch:
+        settings = replace(settings, dispatch=replace(settings.dispatch, enabled=False))
+    configure(settings.log_format, settings.log_level)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True,
+                       reuse_port=settings.reuse_port or None,
+                       ssl_context=server_ssl_context(settings, app[keys.TRUST]))
+    await site.start()
+    if not settings.reuse_port:  # a worker under supervise(): the supervisor prints the banner
+        base = settings.base_url
+        print(f"Saraban gateway listening on {base}", flush=True)
+        print(f"  readiness: {base}/readyz   API: {base}/v1/openapi.json", flush=True)
+        print("  send a first letter (another terminal; signed with the development PKI, mutual TLS):\n"
+              f"    .venv/bin/gateway letter send --url {base} --from 0100000000 "
+              "--to 1550100000 --subject 'ทดสอบการส่งหนังสือ'\n"
+              f"    .venv/bin/gateway inbox list --url {base} --agency 1550100000\n"
+              f"  console (หน้าจอเจ้าหน้าที่): {base}/console  (first user: .venv/bin/gateway users add admin "
+              "--role admin)", flush=True)
+    await _until_signalled()
+    await runner.cleanup()
+    return 0
+
+
+async def supervise(settings: Settings) -> int:
+    """Run ``settings.workers`` worker processes on one port; restart any that dies.
+
+    The embedded database (if used) is started here once, so workers share it
+    and it outlives any one worker. Each worker is a full gateway (API and
+    dispatchers); SKIP LOCKED claims make that safe without coordination.
+    """
+    dsn = await database_url(settings)
+    env = dict(os.environ, GATEWAY_DATABASE_URL=dsn, GATEWAY_REUSE_PORT="1", GATEWAY_WORKERS="1",
+               GATEWAY_HOST=settings.host, GATEWAY_PORT=str(settings.port),
+               GATEWAY_DIRECTORY_PATH=str(settings.directory_path), GATEWAY_DATA_DIR=str(settings.data_dir))
+
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"],
+                                env=dict(env, GATEWAY_NODE_NAME=f"{os.uname().nodename}:w{i}"))
+
+    procs = {i: spawn(i) for i in range(settings.workers)}
+    print(f"Saraban gateway listening on {settings.base_url} ({settings.workers} worker processes)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    restarts: dict[int, float] = {}
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except TimeoutError:
+            pass
+        for i, p in list(procs.items()):
+            if p.poll() is not None and not stop.is_set():
+                # A worker died (OOM, crash): its leases expire and others take its work; start a new one,
+                # at most once a second so a crash loop does not spin.
+                if time.monotonic() - restarts.get(i, 0) > 1:
+                    print(f"worker {i} exited with {p.returncode}; restarting", file=sys.stderr, flush=True)
+                    restarts[i] = time.monotonic()
+                    procs[i] = spawn(i)
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return 0
