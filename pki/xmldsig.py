@@ -28,7 +28,7 @@ signxml verifies the cryptography under a pinned ``SignatureConfiguration``
 (exact reference count, algorithm allow-lists, exclusive c14n). Around it,
 this module defends against signature wrapping:
 
-1. The tree is parsed once by :func:`gateway.core.xml.parse` and comments and
+1. The tree is parsed once by :func:`pki.xmlparse.parse` and comments and
    processing instructions are removed (c14n drops them, so a comment inside
    a signed text node would otherwise let ``.text`` read something other than
    what was signed).
@@ -83,10 +83,10 @@ from signxml.algorithms import (
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
-from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse
 from pki.errors import AttachmentError, CertificateError, PkiError, SignatureError, StructureError
 from pki.keys import Signer
 from pki.trust import TrustStore, ValidatedCert, agency_of, fingerprint, per_certificate
+from pki.xmlparse import parse
 
 __all__ = [
     "AUTHOR_SIGNATURE_ID", "SEAL_ID", "RECEIPT_SIGNATURE_ID",
@@ -94,6 +94,10 @@ __all__ = [
     "sign_envelope", "validate_envelope", "verify_envelope", "seal_envelope", "verify_sealed",
     "sign_receipt", "verify_receipt", "build_receipt", "VerifiedAck", "verify_signed_ack",
 ]
+
+#: The envelope standard's namespace (:mod:`gateway.core.xml` names it too; a test keeps the two equal).
+ENVELOPE_NS = "urn:th:gov:saraban:envelope:1"
+DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 AUTHOR_SIGNATURE_ID = "AuthorSignature"
 SEAL_ID = "GatewaySeal"
@@ -1127,8 +1131,8 @@ async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender:
                             require_signature: bool = True) -> ValidationReport:
     """Check an envelope's author signature and attachments; return the facts, never raise for bad signatures.
 
-    Raises only for input it cannot read: not XML (``EnvelopeError`` from
-    :func:`gateway.core.xml.parse`) or not a gateway envelope (``envelope.structure``).
+    Raises only for input it cannot read: not XML (:class:`pki.errors.XmlError` from
+    :func:`pki.xmlparse.parse`) or not a gateway envelope (``envelope.structure``).
     """
     report, _ = await _validate_author(bytes(envelope_bytes), _parse_for_verify(envelope_bytes), trust,
                                        sender=sender, allow_sha1=allow_sha1, require_signature=require_signature)
