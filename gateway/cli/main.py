@@ -246,7 +246,7 @@ async def _receipt_verify(args) -> int:
     from cryptography import x509
 
     from pki.errors import PkiError
-    from pki.xmldsig import verify_receipt
+    from pki.receipts import verify_receipt
 
     data = sys.stdin.buffer.read() if args.receipt == "-" else Path(args.receipt).read_bytes()
     cert = x509.load_pem_x509_certificates(Path(args.cert).read_bytes())[0]
@@ -353,7 +353,7 @@ async def _letter_send(args) -> int:
     if not args.unsigned:
         from pki.devca import init_dev_pki
         from pki.keys import FileSigner
-        from pki.xmldsig import sign_envelope
+        from pki.sign import sign_envelope
 
         if args.sign_key and args.sign_cert:
             signer = FileSigner.from_pem(args.sign_key, args.sign_cert)

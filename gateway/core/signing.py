@@ -31,10 +31,13 @@ from lxml import etree
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
-from pki import xmldsig
+from gateway.core.xml import ENVELOPE_NS
 from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
+from pki.receipts import sign_receipt
+from pki.seal import seal_envelope
 from pki.trust import AgencyBinding, TrustStore
+from pki.verify import verify_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +51,10 @@ class PkiSealer:
         self.description = f"sealed by {subject} ({signer.key_algorithm})"
 
     def seal_envelope(self, envelope: bytes) -> bytes:
-        return xmldsig.seal_envelope(envelope, self.signer)
+        return seal_envelope(envelope, self.signer)
 
     def sign_receipt(self, receipt: bytes) -> bytes:
-        return xmldsig.sign_receipt(receipt, self.signer)
+        return sign_receipt(receipt, self.signer)
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Trust:
         """The callable :class:`gateway.intake.checks.Intake` runs after the schema and sender checks."""
         store = self.store
 
-        signatures_tag = f"{{{xmldsig.ENVELOPE_NS}}}Signatures"
+        signatures_tag = f"{{{ENVELOPE_NS}}}Signatures"
 
         async def verify(raw: bytes, root: etree._Element, sender: str, *, channel: str = "native"):
             require = settings.require_signature and channel == "native"
@@ -81,7 +84,7 @@ class Trust:
                 # legacy letter whose own signature it checked): nothing to verify here; intake still
                 # checks every attachment's size and digest.
                 return root, {"signed": False}
-            verified = await xmldsig.verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
+            verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
                                                      require_signature=require, root=root)
             r = verified.report
             facts = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from pki import xmldsig
 from pki.keys import Pkcs11Signer, Signer
+from pki.seal import seal_envelope, verify_sealed
+from pki.sign import sign_envelope
+from pki.verify import verify_envelope
 
 SOFTHSM_LIBS = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                 "/usr/local/lib/softhsm/libsofthsm2.so")
@@ -61,11 +63,11 @@ async def test_pkcs11_signer_signs_envelopes_and_receipts(token, dev_pki, factor
         assert len(raw) == 64  # r || s, the XML-DSig form
         trust = dev_pki.trust_store(ocsp=False)
         for xades in (False, True):
-            signed = xmldsig.sign_envelope(letter, signer, xades=xades)  # signxml signs through ExternalKey
-            verified = await xmldsig.verify_envelope(signed, trust, sender="00001")
+            signed = sign_envelope(letter, signer, xades=xades)  # signxml signs through ExternalKey
+            verified = await verify_envelope(signed, trust, sender="00001")
             assert verified.signer == cert and verified.report.ok
-        sealed = xmldsig.seal_envelope(xmldsig.sign_envelope(letter, dev_pki.agency_signer("00001")), signer)
-        result = await xmldsig.verify_sealed(sealed, trust, gateway_cert=cert)
+        sealed = seal_envelope(sign_envelope(letter, dev_pki.agency_signer("00001")), signer)
+        result = await verify_sealed(sealed, trust, gateway_cert=cert)
         assert result.seal_ok
     finally:
         signer.close()

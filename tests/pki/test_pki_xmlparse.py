@@ -6,7 +6,7 @@ import pytest
 
 from gateway.core import xml as gxml
 from gateway.core.errors import EnvelopeError
-from pki import xmldsig, xmlparse
+from pki import xmlparse, xmlsig_parts
 from pki.errors import PkiError, XmlError
 
 
@@ -28,4 +28,4 @@ def test_refusals_are_pki_errors_and_the_gateways_envelope_errors(data, kwargs, 
 
 
 def test_pki_and_the_gateway_name_the_same_namespaces():
-    assert (xmldsig.ENVELOPE_NS, xmldsig.DSIG_NS) == (gxml.ENVELOPE_NS, gxml.DSIG_NS)
+    assert (xmlsig_parts.ENVELOPE_NS, xmlsig_parts.DSIG_NS) == (gxml.ENVELOPE_NS, gxml.DSIG_NS)
