@@ -20,7 +20,6 @@ document as received.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -33,7 +32,6 @@ from pki.xmlparse import parse
 from pki.xmlsig_lean import lean_signature
 from pki.xmlsig_parts import (
     DS,
-    ENVELOPE_NS,
     RECEIPT_SIGNATURE_ID,
     E,
     envelope_parts,
@@ -45,7 +43,7 @@ from pki.xmlsig_parts import (
 from pki.xmlsig_policy import alg_name, check_algorithms, keyinfo_certs
 from pki.xmlsig_signxml import run_signxml
 
-__all__ = ["VerifiedReceipt", "build_receipt", "sign_receipt", "verify_receipt", "VerifiedAck", "verify_signed_ack"]
+__all__ = ["VerifiedReceipt", "sign_receipt", "verify_receipt", "VerifiedAck", "verify_signed_ack"]
 
 
 @dataclass(frozen=True)
@@ -94,42 +92,12 @@ def _text(parent: etree._Element, name: str) -> str | None:
     return el.text.strip() if el is not None and el.text else None
 
 
-def build_receipt(*, receipt_message_id: str, header_sender: str, recipients: Sequence[str], kind: str,
-                  message_id: str, sender: str, sha256: str, at: dt.datetime, recipient: str | None = None,
-                  delivery_id: str | None = None, created_at: dt.datetime | None = None,
-                  receipt_id: str = "Receipt", ref_to_message_id: str | None = None) -> bytes:
-    """Build an unsigned, schema-valid receipt envelope (MessageType ``receipt``) with the element builder."""
-    if at.tzinfo is None or (created_at is not None and created_at.tzinfo is None):
-        raise ValueError("receipt times must be timezone-aware")
-    root = etree.Element(E + "Envelope", nsmap={"env": ENVELOPE_NS}, version="1")
-    header = etree.SubElement(root, E + "Header")
-    etree.SubElement(header, E + "MessageId").text = receipt_message_id
-    etree.SubElement(header, E + "RefToMessageId").text = ref_to_message_id or message_id
-    etree.SubElement(header, E + "MessageType").text = "receipt"
-    etree.SubElement(header, E + "CreatedAt").text = (created_at or at).isoformat()
-    etree.SubElement(header, E + "Sender").text = header_sender
-    rcpts = etree.SubElement(header, E + "Recipients")
-    for code in recipients:
-        etree.SubElement(rcpts, E + "Recipient").text = code
-    receipt = etree.SubElement(root, E + "Receipt", Id=receipt_id)
-    etree.SubElement(receipt, E + "Kind").text = kind
-    etree.SubElement(receipt, E + "MessageId").text = message_id
-    etree.SubElement(receipt, E + "Sender").text = sender
-    if recipient is not None:
-        etree.SubElement(receipt, E + "Recipient").text = recipient
-    if delivery_id is not None:
-        etree.SubElement(receipt, E + "DeliveryId").text = delivery_id
-    etree.SubElement(receipt, E + "Sha256").text = sha256
-    etree.SubElement(receipt, E + "At").text = at.isoformat()
-    return serialize(root)
-
-
 def sign_receipt(receipt_xml: bytes, signer: Signer) -> bytes:
     """Sign a receipt envelope with an enveloped signature over the whole envelope.
 
-    The receipt is an ``env:Envelope`` whose body is ``env:Receipt`` (see
-    :func:`build_receipt`); the signature (``Id="ReceiptSignature"``) goes
-    into ``env:Signatures`` with ``URI=""`` and the enveloped-signature
+    The receipt is an ``env:Envelope`` whose body is ``env:Receipt`` (the gateway
+    builds them: :mod:`gateway.core.receipts`); the signature (``Id="ReceiptSignature"``)
+    goes into ``env:Signatures`` with ``URI=""`` and the enveloped-signature
     transform, so every byte of the receipt except the signature is covered.
     """
     root = parse(receipt_xml)

@@ -24,12 +24,12 @@ from signxml.algorithms import (
 )
 from signxml.xades import XAdESVerifier
 
-from gateway.core.receipts import delivery_ack
+from gateway.core.receipts import delivery_ack, delivery_receipt_envelope, submission_receipt
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse, validate
 from pki.devca import CertFactory, agency_name, init_dev_pki
 from pki.errors import PkiError
 from pki.keys import FileSigner, der_to_raw_ecdsa
-from pki.receipts import build_receipt, sign_receipt, verify_receipt, verify_signed_ack
+from pki.receipts import sign_receipt, verify_receipt, verify_signed_ack
 from pki.seal import seal_envelope, verify_sealed
 from pki.sign import _sign_envelope, sign_envelope
 from pki.trust import AgencyBinding, fingerprint
@@ -428,23 +428,35 @@ async def test_seal_pinned_to_gateway_certificate(letter, signer1, signer2, dev_
 # --------------------------------------------------------------------------- receipts
 
 
-def _receipt(**overrides) -> bytes:
-    values = dict(receipt_message_id="rcpt-1", header_sender="00001", recipients=["00001"], kind="submission",
-                  message_id="msg-0001", sender="00001", sha256=hashlib.sha256(b"letter").hexdigest(),
-                  at=dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=7))))
-    values.update(overrides)
-    return build_receipt(**values)
+# The receipts are the gateway's own (gateway.core.receipts), so what is signed here is what production signs.
+RECEIPT_AT = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+LETTER_SHA256 = hashlib.sha256(b"letter").hexdigest()
+
+
+def _receipt() -> bytes:
+    """An unsigned submission receipt for message msg-0001 of agency 00001."""
+    return submission_receipt(message_id="msg-0001", sender="00001", sha256_hex=LETTER_SHA256, at=RECEIPT_AT)
+
+
+def _delivery_receipt(delivery_id: uuid.UUID) -> bytes:
+    """An unsigned delivery receipt: 00002 received msg-0001 of 00001."""
+    return delivery_receipt_envelope(delivery_id=delivery_id, message_id="msg-0001", conversation_id=None,
+                                     sender="00001", recipient="00002", sha256_hex=LETTER_SHA256, at=RECEIPT_AT)[1]
 
 
 async def test_receipt_sign_and_verify(seal_signer, dev_pki, trust):
-    signed = sign_receipt(_receipt(kind="delivery", recipient="00002", delivery_id="d-42"), seal_signer)
-    validate("envelope-v1.xsd", tree(signed))
-    for gateway in (dev_pki.gateway_cert, trust):
-        receipt = await verify_receipt(signed, gateway)
-        assert (receipt.kind, receipt.recipient, receipt.delivery_id) == ("delivery", "00002", "d-42")
-        assert receipt.sha256 == hashlib.sha256(b"letter").hexdigest()
-        assert receipt.at == dt.datetime(2026, 11, 22, 2, 30, tzinfo=dt.UTC)
-        assert receipt.receipt.getparent() is receipt.root
+    delivery_id = uuid.UUID(int=42)
+    for unsigned, expected in ((_receipt(), ("submission", None, None)),
+                               (_delivery_receipt(delivery_id), ("delivery", "00002", str(delivery_id)))):
+        signed = sign_receipt(unsigned, seal_signer)
+        validate("envelope-v1.xsd", tree(signed))
+        for gateway in (dev_pki.gateway_cert, trust):
+            receipt = await verify_receipt(signed, gateway)
+            assert (receipt.kind, receipt.recipient, receipt.delivery_id) == expected
+            assert (receipt.message_id, receipt.sender) == ("msg-0001", "00001")
+            assert receipt.sha256 == LETTER_SHA256
+            assert receipt.at == dt.datetime(2026, 11, 22, 2, 30, tzinfo=dt.UTC)
+            assert receipt.receipt.getparent() is receipt.root
 
 
 async def test_receipt_tampering_and_wrong_signer(seal_signer, signer1, dev_pki):
