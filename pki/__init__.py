@@ -4,7 +4,8 @@ Modules (each with a docstring explaining its design):
 
 * :mod:`pki.errors`   – :class:`PkiError` and its stable codes.
 * :mod:`pki.keys`     – the :class:`Signer` protocol; file keys and PKCS#11 (HSM) keys.
-* :mod:`pki.devca`    – development root/intermediate CA, agency and gateway certificates.
+* :mod:`pki.certfactory` – minting certificates under a CA, strict profiles that tests can bend.
+* :mod:`pki.devca`    – the development PKI: root/intermediate CA, agency and gateway certificates.
 * :mod:`pki.trust`    – cached certificate validation (pyHanko certvalidator), agency binding.
 * :mod:`pki.xmlparse` – the one hardened XML parser (no DTD, no entities, bounded size).
 * XML signatures of the envelope, one role a module:

@@ -14,7 +14,7 @@ certvalidator's job; this module wraps it with three things the hot path needs:
 * **Stable error codes.** certvalidator exceptions become :class:`PkiError`
   codes (``certificate.expired``, ``certificate.revoked`` ...).
 * **Agency binding.** A certificate names its agency in the subject
-  (``organizationIdentifier = GOVTH-<code>``, see :mod:`pki.devca`);
+  (``organizationIdentifier = GOVTH-<code>``, see :mod:`pki.certfactory`);
   :class:`AgencyBinding` decides which certificates may sign for which agency
   code, by that code and optionally by fingerprints pinned in the directory.
 

@@ -18,7 +18,7 @@ from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS
-from pki.devca import CertFactory, agency_name
+from pki.certfactory import CertFactory, agency_name
 from pki.keys import FileSigner
 from pki.sign import _sign_envelope, sign_envelope
 from tests.support import CMI, KKN, OPM, letter_bytes

@@ -11,7 +11,7 @@ from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 from gateway.core.signing import build_trust, server_ssl_context
-from pki.devca import CertFactory, agency_name
+from pki.certfactory import CertFactory, agency_name
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
 from tests.support import CMI, OPM, TOKENS, directory_dict, free_port, letter_bytes

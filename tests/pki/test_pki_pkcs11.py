@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from pki.certfactory import agency_name
+from pki.errors import KeyUnavailable
 from pki.keys import Pkcs11Signer, Signer
 from pki.seal import seal_envelope, verify_sealed
 from pki.sign import sign_envelope
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.skipif(LIB is None or shutil.which("softhsm2-util") is 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory):
     """A fresh SoftHSM2 token with an EC P-256 key pair labelled 'seal'; returns the public key."""
+    # python-pkcs11 is optional (the hsm extra): imported here, after the module's skip for a missing SoftHSM2
     import pkcs11
     from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
@@ -53,8 +56,6 @@ def token(tmp_path_factory):
 
 
 async def test_pkcs11_signer_signs_envelopes_and_receipts(token, dev_pki, factory, letter):
-    from pki.devca import agency_name
-
     cert = factory.issue(agency_name("00001", "HSM agency"), public_key=token).cert
     signer = Pkcs11Signer(LIB, "saraban-test", "seal", "1234", cert, [dev_pki.intermediate_cert])
     try:
@@ -74,9 +75,6 @@ async def test_pkcs11_signer_signs_envelopes_and_receipts(token, dev_pki, factor
 
 
 def test_pkcs11_wrong_pin_is_a_clear_error(token, factory):
-    from pki.devca import agency_name
-    from pki.errors import KeyUnavailable
-
     cert = factory.issue(agency_name("00001", "HSM agency"), public_key=token).cert
     with pytest.raises(KeyUnavailable) as info:
         Pkcs11Signer(LIB, "saraban-test", "seal", "0000", cert)

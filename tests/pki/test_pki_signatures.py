@@ -26,7 +26,8 @@ from signxml.xades import XAdESVerifier
 
 from gateway.core.receipts import delivery_ack, delivery_receipt_envelope, submission_receipt
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse, validate
-from pki.devca import CertFactory, agency_name, init_dev_pki
+from pki.certfactory import CertFactory, agency_name
+from pki.devca import init_dev_pki
 from pki.errors import PkiError
 from pki.keys import FileSigner, der_to_raw_ecdsa
 from pki.receipts import sign_receipt, verify_receipt, verify_signed_ack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sys
@@ -14,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ocsp_responder import OcspResponder
 
-from pki.devca import EKU_DOCUMENT_SIGNING, CertFactory, agency_name, init_dev_pki
+from pki.certfactory import EKU_DOCUMENT_SIGNING, CertFactory, agency_name
+from pki.devca import init_dev_pki
 from pki.errors import PkiError
 from pki.sign import sign_envelope
 from pki.trust import AgencyBinding, TrustStore, agency_of, fingerprint, per_certificate
@@ -109,8 +111,6 @@ async def test_cache_respects_ttl_and_validity(dev_pki, factory, signer1):
 
 
 async def test_concurrent_validations_share_one_computation(trust, signer1):
-    import asyncio
-
     results = await asyncio.gather(*(trust.validate_signer(signer1.certificate) for _ in range(5)))
     assert len({id(r) for r in results}) == 1 and trust.stats["validations"] == 1
 
