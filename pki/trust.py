@@ -34,12 +34,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]  # asn1crypto ships no type information
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
 from pki.errors import AgencyError, CertificateError, PkiError
 
@@ -278,8 +279,6 @@ class TrustStore:
         moment = at or self._clock()
         kwargs: dict[str, Any] = {}
         if self.ocsp:
-            from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-
             kwargs["fetcher_backend"] = AIOHttpFetcherBackend(self._http_session,
                                                               per_request_timeout=self._fetch_timeout)
         return ValidationContext(
