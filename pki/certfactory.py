@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from pki.keys import PrivateKey, PublicKey
+
 __all__ = [
     "AGENCY_ID_PREFIX", "EKU_DOCUMENT_SIGNING", "CertFactory", "Issued", "agency_name", "simple_name", "new_key",
 ]
@@ -45,9 +47,6 @@ EKU_DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
 KeyType = Literal["ec-p256", "ec-p384", "rsa-1024", "rsa-2048", "rsa-3072"]
 Profile = Literal["ca", "document-signing", "seal", "tls-server", "tls-client", "ocsp", "custom"]
-#: The key types this factory makes and signs with.
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 #: Hashes a certificate may be signed with (SHA-1 only to prove that it is refused).
 CertHash = hashes.SHA1 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 

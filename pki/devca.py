@@ -39,9 +39,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pki.certfactory import AGENCY_ID_PREFIX, CertFactory, Issued, PrivateKey, agency_name, simple_name
+from pki.certfactory import AGENCY_ID_PREFIX, CertFactory, Issued, agency_name, simple_name
 from pki.errors import PkiError
-from pki.keys import FileSigner
+from pki.keys import FileSigner, PrivateKey
 from pki.trust import TrustStore
 
 __all__ = ["DevPki", "AgencyCredentials", "init_dev_pki"]
