@@ -2,9 +2,9 @@
 
 The gateway holds one :class:`Signer` for its seal and receipts (acquired and
 released in aiohttp's ``cleanup_ctx``); tests and demo agencies hold one per
-agency. Everything that signs (XML-DSig in :mod:`pki.xmldsig`, PAdES in
-:mod:`pki.pdf`) goes through this protocol, so swapping a file key for an HSM
-key is configuration, not code.
+agency. Everything that signs (XML-DSig in :mod:`pki.sign`, :mod:`pki.seal` and
+:mod:`pki.receipts`, PAdES in :mod:`pki.pdf`) goes through this protocol, so
+swapping a file key for an HSM key is configuration, not code.
 
 Why :attr:`Signer.xmldsig_key`: signxml signs by calling ``key.sign(...)`` on
 a ``cryptography`` private key object and reads ``key.key_size``; it never
@@ -44,7 +44,7 @@ PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 @runtime_checkable
 class Signer(Protocol):
-    """What every signing key offers to :mod:`pki.xmldsig` and :mod:`pki.pdf`."""
+    """What every signing key offers to the XML signature modules and :mod:`pki.pdf`."""
 
     #: The signer's end-entity certificate.
     certificate: x509.Certificate
