@@ -14,7 +14,7 @@ Acknowledgements (:class:`AckVerifier`, shared with ``POST /v1/inbox/{id}/ack``)
 An office may sign its ``DeliveryAck`` (an enveloped ``ds:Signature``). A signed
 ack is kept as evidence only if the signature verifies against the gateway's
 trust store and the certificate belongs to the acknowledging office's agency
-(:func:`pki.xmldsig.verify_signed_ack`). A ``Sha256`` in the ack, signed or
+(:func:`pki.receipts.verify_signed_ack`). A ``Sha256`` in the ack, signed or
 not, must be the SHA-256 of the envelope bytes the gateway delivered: an office
 that names another digest says it got other bytes. An unsigned ack without a
 contradicting digest is accepted (offices need not sign). The facts (signed,
@@ -53,8 +53,8 @@ from gateway.core import xml
 from gateway.core.errors import GatewayError
 from gateway.core.parts import related_payload
 from pki.errors import AgencyError, PkiError
+from pki.receipts import verify_signed_ack
 from pki.trust import fingerprint
-from pki.xmldsig import verify_signed_ack
 
 _SIGNATURE = f"{{{xml.DSIG_NS}}}Signature"
 

@@ -31,8 +31,11 @@ sys.path.insert(0, str(ROOT / "tests" / "pki"))
 from samples import envelope  # noqa: E402
 
 from gateway.core.receipts import submission_receipt  # noqa: E402
-from pki import xmldsig  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
+from pki.receipts import sign_receipt  # noqa: E402
+from pki.seal import seal_envelope  # noqa: E402
+from pki.sign import sign_envelope  # noqa: E402
+from pki.verify import verify_envelope  # noqa: E402
 
 AGENCIES = {"00001": "สำนักนายกรัฐมนตรี", "00002": "กระทรวงมหาดไทย", "00003": "กระทรวงการคลัง"}
 
@@ -49,28 +52,28 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
     for i in range(letters + warmup):
         code = codes[i % len(codes)]
         raw = envelope(sender=code, message_id=f"msg-{i:06d}", attachment_size=1600)  # ~5 KB unsigned
-        batch.append((code, f"msg-{i:06d}", xmldsig.sign_envelope(raw, signers[code], xades=xades)))
+        batch.append((code, f"msg-{i:06d}", sign_envelope(raw, signers[code], xades=xades)))
     size = sum(len(b[2]) for b in batch) / len(batch)  # signed size: letter + author signature
     now = dt.datetime.now(dt.UTC)
 
     async def verify(item):
-        return await xmldsig.verify_envelope(item[2], trust, sender=item[0])
+        return await verify_envelope(item[2], trust, sender=item[0])
 
     def receipt(item):
         unsigned = submission_receipt(message_id=item[1], sender=item[0],
                                       sha256_hex=hashlib.sha256(item[2]).hexdigest(), at=now)
-        return xmldsig.sign_receipt(unsigned, seal)
+        return sign_receipt(unsigned, seal)
 
     for item in batch[:warmup]:
         verified = await verify(item)
-        xmldsig.seal_envelope(verified.raw, seal)
+        seal_envelope(verified.raw, seal)
         receipt(item)
     timed = batch[warmup:]
     t0 = time.process_time()
     verified_raw = [(await verify(item)).raw for item in timed]
     t1 = time.process_time()
     for raw in verified_raw:
-        xmldsig.seal_envelope(raw, seal)
+        seal_envelope(raw, seal)
     t2 = time.process_time()
     for item in timed:
         receipt(item)

@@ -46,7 +46,7 @@ def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:
     base = letter_bytes(recipients=(CMI, KKN), message_id="X" * 36, pdf=pdf)
     out = [base.replace(b"X" * 36, str(uuid.uuid4()).encode()) for _ in range(n)]
     if signer is not None:
-        from pki.xmldsig import sign_envelope
+        from pki.sign import sign_envelope
 
         out = [sign_envelope(b, signer) for b in out]
     return out

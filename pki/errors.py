@@ -28,6 +28,10 @@ attachment.digest_mismatch     422    an attachment's Size or Sha256 does not ma
                                       instead of signature.invalid when that is why the signature fails)
 attachment.content_invalid     422    an attachment's Content is not valid base64
 envelope.structure             422    the envelope lacks a part the signature needs (body Id ...)
+<what>.not_xml                 400    not well-formed XML (``<what>`` is ``envelope``, ``ack`` ...: the caller's word)
+<what>.dtd_forbidden           400    the document declares a DTD or entities
+<what>.too_large               413    the document is larger than the caller's limit
+envelope.encoding_unsupported  400    an envelope that is not UTF-8 (or US-ASCII)
 pdf.unreadable                 422    the PDF cannot be parsed
 pdf.font_missing               500    the Thai TrueType font for the receiving stamp is missing
 key.unavailable                500    a signing key (file or HSM token) cannot be used
@@ -103,6 +107,13 @@ class StructureError(PkiError):
     """The envelope lacks a part that signing or verification needs."""
 
     code = "envelope.structure"
+
+
+class XmlError(PkiError):
+    """Untrusted bytes that :func:`pki.xmlparse.parse` refuses (not XML, a DTD, too large, not UTF-8)."""
+
+    code = "envelope.not_xml"
+    status = 400
 
 
 class PdfError(PkiError):

@@ -2,9 +2,9 @@
 
 The gateway holds one :class:`Signer` for its seal and receipts (acquired and
 released in aiohttp's ``cleanup_ctx``); tests and demo agencies hold one per
-agency. Everything that signs (XML-DSig in :mod:`pki.xmldsig`, PAdES in
-:mod:`pki.pdf`) goes through this protocol, so swapping a file key for an HSM
-key is configuration, not code.
+agency. Everything that signs (XML-DSig in :mod:`pki.sign`, :mod:`pki.seal` and
+:mod:`pki.receipts`, PAdES in :mod:`pki.pdf`) goes through this protocol, so
+swapping a file key for an HSM key is configuration, not code.
 
 Why :attr:`Signer.xmldsig_key`: signxml signs by calling ``key.sign(...)`` on
 a ``cryptography`` private key object and reads ``key.key_size``; it never
@@ -30,16 +30,21 @@ from typing import Any, Protocol, runtime_checkable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from signxml.algorithms import SignatureMethod
 
 from pki.errors import KeyUnavailable
 
-__all__ = ["Signer", "FileSigner", "Pkcs11Signer", "ExternalKey", "key_algorithm_of"]
+__all__ = ["Signer", "FileSigner", "Pkcs11Signer", "ExternalKey", "key_algorithm_of", "PrivateKey", "PublicKey"]
+
+#: The key types the gateway signs with: ECDSA (P-256, P-384) and RSA.
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 @runtime_checkable
 class Signer(Protocol):
-    """What every signing key offers to :mod:`pki.xmldsig` and :mod:`pki.pdf`."""
+    """What every signing key offers to the XML signature modules and :mod:`pki.pdf`."""
 
     #: The signer's end-entity certificate.
     certificate: x509.Certificate
@@ -68,7 +73,7 @@ class Signer(Protocol):
         ...
 
 
-def key_algorithm_of(public_key: Any) -> str:
+def key_algorithm_of(public_key: object) -> str:
     """``"ecdsa-p256"`` / ``"rsa-2048"`` ... for a cryptography public key."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384", "secp521r1": "ecdsa-p521"}.get(
@@ -78,7 +83,16 @@ def key_algorithm_of(public_key: Any) -> str:
     raise KeyUnavailable(f"unsupported key type {type(public_key).__name__}")
 
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
+                                             "sha512": hashes.SHA512()}
+
+
+def public_key_of(certificate: x509.Certificate) -> PublicKey:
+    """The certificate's key, which must be ECDSA or RSA (``key.unavailable`` otherwise)."""
+    key = certificate.public_key()
+    if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        raise KeyUnavailable(f"unsupported key type {type(key).__name__}")
+    return key
 
 
 def _hash_for(key_algorithm: str) -> str:
@@ -94,8 +108,8 @@ def _method_for(key_algorithm: str, hash_name: str) -> SignatureMethod:
     return SignatureMethod[f"{family}_{hash_name.upper()}"]
 
 
-def _coordinate_bytes(key_algorithm: str, public_key: Any) -> int:
-    return (public_key.curve.key_size + 7) // 8 if key_algorithm.startswith("ecdsa") else 0
+def _coordinate_bytes(public_key: PublicKey) -> int:
+    return (public_key.curve.key_size + 7) // 8 if isinstance(public_key, ec.EllipticCurvePublicKey) else 0
 
 
 def der_to_raw_ecdsa(der: bytes, width: int) -> bytes:
@@ -116,10 +130,11 @@ class _SignerBase:
     def _init_common(self, certificate: x509.Certificate, chain: Sequence[x509.Certificate]) -> None:
         self.certificate = certificate
         self.chain = list(chain)
-        self.key_algorithm = key_algorithm_of(certificate.public_key())
+        public_key = public_key_of(certificate)
+        self.key_algorithm = key_algorithm_of(public_key)
         self._hash_name = _hash_for(self.key_algorithm)
         self._method = _method_for(self.key_algorithm, self._hash_name)
-        self._width = _coordinate_bytes(self.key_algorithm, certificate.public_key())
+        self._width = _coordinate_bytes(public_key)
 
     @property
     def signature_method(self) -> SignatureMethod:
@@ -140,13 +155,13 @@ class FileSigner(_SignerBase):
     :class:`FileSigner` at start-up and keep it; never load per request.
     """
 
-    def __init__(self, private_key: Any, certificate: x509.Certificate,
+    def __init__(self, private_key: PrivateKeyTypes, certificate: x509.Certificate,
                  chain: Sequence[x509.Certificate] = ()) -> None:
         if not isinstance(private_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
             raise KeyUnavailable(f"unsupported private key type {type(private_key).__name__}")
-        if private_key.public_key().public_numbers() != certificate.public_key().public_numbers():
+        if private_key.public_key().public_numbers() != public_key_of(certificate).public_numbers():
             raise KeyUnavailable("the private key does not match the certificate")
-        self._key = private_key
+        self._key: PrivateKey = private_key
         self._init_common(certificate, chain)
 
     @classmethod
@@ -170,12 +185,12 @@ class FileSigner(_SignerBase):
         return self._key
 
     @property
-    def private_key(self) -> Any:
+    def private_key(self) -> PrivateKey:
         """The cryptography key object (file signers only; pyHanko signs with it directly)."""
         return self._key
 
     def sign(self, data: bytes) -> bytes:
-        algorithm = _HASHES[self._hash_name]()
+        algorithm = _HASHES[self._hash_name]
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
             return der_to_raw_ecdsa(self._key.sign(data, ec.ECDSA(algorithm)), self._width)
         return self._key.sign(data, padding.PKCS1v15(), algorithm)
@@ -192,12 +207,12 @@ class ExternalKey:
 
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
-        self._public = signer.certificate.public_key()
+        self._public = public_key_of(signer.certificate)
         self.key_size = self._public.key_size
         if isinstance(self._public, ec.EllipticCurvePublicKey):
             self.curve = self._public.curve
 
-    def public_key(self) -> Any:
+    def public_key(self) -> PublicKey:
         return self._public
 
     def sign(self, data: bytes, *args: Any, **kwargs: Any) -> bytes:
@@ -209,8 +224,9 @@ class ExternalKey:
         pad = kwargs.get("padding") or next((a for a in args if isinstance(a, padding.AsymmetricPadding)), None)
         if pad is not None and not isinstance(pad, padding.PKCS1v15):
             raise KeyUnavailable("external keys sign RSA with PKCS#1 v1.5 only")
-        if algorithm is None or algorithm.name != self._signer.hash_name:
-            raise KeyUnavailable(f"this key signs with {self._signer.hash_name}, not {getattr(algorithm, 'name', None)}")
+        name = getattr(algorithm, "name", None)  # a HashAlgorithm; None for anything else (Prehashed ...)
+        if name != self._signer.hash_name:
+            raise KeyUnavailable(f"this key signs with {self._signer.hash_name}, not {name}")
         raw = self._signer.sign(data)
         if isinstance(self._public, ec.EllipticCurvePublicKey):
             return raw_to_der_ecdsa(raw)
@@ -229,6 +245,8 @@ class Pkcs11Signer(_SignerBase):
     def __init__(self, lib_path: str | Path, token_label: str, key_label: str, pin: str,
                  cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> None:
         try:
+            # python-pkcs11 is optional (the ``hsm`` extra): only a gateway whose key is in an HSM needs it,
+            # so it is imported when such a signer is made, and its absence is a KeyUnavailable.
             import pkcs11
             from pkcs11 import KeyType, Mechanism, ObjectClass
         except ImportError as exc:  # pragma: no cover - python-pkcs11 is in the test extras
@@ -239,11 +257,13 @@ class Pkcs11Signer(_SignerBase):
             token = lib.get_token(token_label=token_label)
             self._session = token.open(user_pin=pin)
             key_type = KeyType.EC if self.key_algorithm.startswith("ecdsa") else KeyType.RSA
-            self._key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=key_type,
-                                              label=key_label)
+            key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=key_type, label=key_label)
         except Exception as exc:  # python-pkcs11 raises many unrelated types; wrap at the boundary
             raise KeyUnavailable(f"PKCS#11 key {key_label!r} on token {token_label!r}: "
                                  f"{type(exc).__name__} {exc}") from None
+        if not isinstance(key, pkcs11.SignMixin):
+            raise KeyUnavailable(f"PKCS#11 key {key_label!r} on token {token_label!r} cannot sign")
+        self._key: pkcs11.SignMixin = key
         self._prehash = key_type == KeyType.EC
         if key_type == KeyType.EC:
             # CKM_ECDSA_SHA256 is missing from many tokens (SoftHSM2 2.6 among them): hash here and

@@ -43,12 +43,34 @@ import asyncio
 import datetime as dt
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from asn1crypto import algos
+from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import (
+    DEFAULT_DIFF_POLICY,
+    ModificationLevel,
+    QualifiedWhitelistRule,
+    ReferenceUpdate,
+    StandardDiffPolicy,
+)
+from pyhanko.sign.diff_analysis.commons import compare_dicts
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko.stamp import TextStamp, TextStampStyle
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from pki.errors import PdfError, PkiError
 from pki.keys import Signer, raw_to_der_ecdsa
@@ -101,7 +123,7 @@ class PdfSignatureReport:
     #: pyHanko's verdict on the changes against the author's DocMDP permissions (None: not certified).
     docmdp_ok: bool | None = None
     #: The signer's certificate (for the agency binding), when the signature names one.
-    signer: Any = None
+    signer: x509.Certificate | None = None
 
     @property
     def signature_holds(self) -> bool:
@@ -137,9 +159,7 @@ class PdfReport:
         return "valid" if self.ok else "invalid"
 
 
-def _reader(pdf_bytes: bytes):
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
+def _reader(pdf_bytes: bytes) -> tuple[PdfFileReader, list[EmbeddedPdfSignature]]:
     try:
         reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
         sigs = list(reader.embedded_signatures)
@@ -150,9 +170,6 @@ def _reader(pdf_bytes: bytes):
 
 async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
     """Validate every signature in ``pdf_bytes`` against ``trust``; raise only for an unreadable PDF."""
-    from pyhanko.sign.validation import async_validate_pdf_signature
-    from pyhanko.sign.validation.settings import KeyUsageConstraints
-
     _, sigs = await asyncio.to_thread(_reader, bytes(pdf_bytes))
     reports = []
     usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
@@ -160,7 +177,7 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
         context = trust.validation_context()
         try:
             status = await async_validate_pdf_signature(sig, signer_validation_context=context,
-                                                        key_usage_settings=usage, diff_policy=_diff_policy())
+                                                        key_usage_settings=usage, diff_policy=_DIFF_POLICY)
         except Exception as exc:  # a broken signature dictionary is a fact about the file, not a crash
             reports.append(PdfSignatureReport(
                 field_name=str(sig.field_name), intact=False, valid=False, trusted=False, signer_subject="",
@@ -174,8 +191,6 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
         cert = status.signing_cert
         crypto_cert = None
         if cert is not None:
-            from cryptography import x509
-
             crypto_cert = x509.load_der_x509_certificate(cert.dump())
         reports.append(PdfSignatureReport(
             field_name=str(sig.field_name),
@@ -199,7 +214,7 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
 _ALLOWED_LEVELS = frozenset({"NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS"})
 
 
-def _modifications_allowed(status: Any) -> bool:
+def _modifications_allowed(status: PdfSignatureStatus) -> bool:
     """The rule of the module docstring, over one pyHanko signature status."""
     coverage = status.coverage.name if status.coverage else None
     if coverage == "ENTIRE_FILE":
@@ -209,23 +224,10 @@ def _modifications_allowed(status: Any) -> bool:
     return status.modification_level.name in _ALLOWED_LEVELS and status.docmdp_ok is not False
 
 
-def _diff_policy() -> Any:
-    global _POLICY
-    if _POLICY is None:
-        from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, StandardDiffPolicy
-
-        _POLICY = StandardDiffPolicy(global_rules=[*DEFAULT_DIFF_POLICY.global_rules, _AddedAnnotationsRule()],
-                                     form_rule=DEFAULT_DIFF_POLICY.form_rule)
-    return _POLICY
-
-
-_POLICY: Any = None
-
-
-class _AddedAnnotationsRule:
+class _AddedAnnotationsRule(QualifiedWhitelistRule):
     """Clear, at level ANNOTATIONS, annotations appended to a page (see the module docstring).
 
-    A pyHanko ``QualifiedWhitelistRule``. For every page that the new
+    For every page that the new
     revision rewrites: the page dictionary must equal the old one except for
     ``/Annots``; every old annotation must still be there; every added one
     must be a fresh object (an id the old revision could not have used) that
@@ -235,22 +237,20 @@ class _AddedAnnotationsRule:
     pyHanko reports it (``OTHER``).
     """
 
-    def apply_qualified(self, old: Any, new: Any):
-        from pyhanko.pdf_utils import generic
-        from pyhanko.sign.diff_analysis import ModificationLevel, ReferenceUpdate
-        from pyhanko.sign.diff_analysis.commons import compare_dicts
-
+    def apply_qualified(self, old: HistoricalResolver, new: HistoricalResolver,
+                        ) -> Iterator[tuple[ModificationLevel, ReferenceUpdate]]:
         level = ModificationLevel.ANNOTATIONS
         changed = new.explicit_refs_in_revision()
 
-        def refs(array: Any) -> set | None:
-            array = array.get_object() if array is not None else generic.ArrayObject()
+        def refs(value: generic.PdfObject | None) -> set[generic.Reference] | None:
+            array = value.get_object() if value is not None else generic.ArrayObject()
             if not isinstance(array, generic.ArrayObject) or \
                     not all(isinstance(a, generic.IndirectObject) for a in array):
                 return None
             return {a.reference for a in array}
 
-        def pages(old_node: Any, new_node: Any, depth: int = 0):
+        def pages(old_node: generic.DictionaryObject, new_node: generic.DictionaryObject, depth: int = 0,
+                  ) -> Iterator[tuple[generic.Reference, generic.DictionaryObject, generic.DictionaryObject]]:
             if depth > 32:
                 return
             old_kids, new_kids = refs(old_node.get("/Kids")), refs(new_node.get("/Kids"))
@@ -295,40 +295,37 @@ class _AddedAnnotationsRule:
                         yield level, ReferenceUpdate(dep)
 
 
-class _ProtocolPdfSigner:
+#: pyHanko's standard difference policy plus :class:`_AddedAnnotationsRule` (the receiving stamp).
+_DIFF_POLICY = StandardDiffPolicy(global_rules=[*DEFAULT_DIFF_POLICY.global_rules, _AddedAnnotationsRule()],
+                                  form_rule=DEFAULT_DIFF_POLICY.form_rule)
+
+
+class _ProtocolPdfSigner(signers.Signer):
     """A pyHanko ``Signer`` over our :class:`pki.keys.Signer` (file key or HSM alike)."""
 
-    @staticmethod
-    def build(signer: Signer) -> Any:
-        from pyhanko.sign import signers
-        from pyhanko_certvalidator.registry import SimpleCertificateStore
-
-        is_ec = signer.key_algorithm.startswith("ecdsa")
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self._is_ec = signer.key_algorithm.startswith("ecdsa")
         mechanism = algos.SignedDigestAlgorithm(
-            {"algorithm": f"{signer.hash_name}_{'ecdsa' if is_ec else 'rsa'}"})
+            {"algorithm": f"{signer.hash_name}_{'ecdsa' if self._is_ec else 'rsa'}"})
+        super().__init__(signing_cert=_to_asn1(signer.certificate),
+                         cert_registry=SimpleCertificateStore.from_certs([_to_asn1(c) for c in signer.chain]),
+                         signature_mechanism=mechanism)
 
-        class _Adapter(signers.Signer):
-            async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-                if digest_algorithm.lower() != signer.hash_name:
-                    raise PdfError(f"this key signs with {signer.hash_name}, pyHanko asked for {digest_algorithm}")
-                raw = await asyncio.to_thread(signer.sign, data)
-                return raw_to_der_ecdsa(raw) if is_ec else raw
-
-        return _Adapter(signing_cert=_to_asn1(signer.certificate),
-                        cert_registry=SimpleCertificateStore.from_certs([_to_asn1(c) for c in signer.chain]),
-                        signature_mechanism=mechanism)
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        if digest_algorithm.lower() != self._signer.hash_name:
+            raise PdfError(f"this key signs with {self._signer.hash_name}, pyHanko asked for {digest_algorithm}")
+        raw = await asyncio.to_thread(self._signer.sign, data)
+        return raw_to_der_ecdsa(raw) if self._is_ec else raw
 
 
 async def async_sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = "AuthorSignature",
                          reason: str | None = None) -> bytes:
     """Sign a PDF (PAdES baseline B, approval signature) and return the new bytes."""
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
-
     writer = IncrementalPdfFileWriter(io.BytesIO(bytes(pdf_bytes)), strict=False)
     meta = signers.PdfSignatureMetadata(field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES,
                                         md_algorithm=signer.hash_name, reason=reason)
-    out = await signers.async_sign_pdf(writer, meta, signer=_ProtocolPdfSigner.build(signer))
+    out = await signers.async_sign_pdf(writer, meta, signer=_ProtocolPdfSigner(signer))
     return out.getvalue()
 
 
@@ -362,13 +359,6 @@ def stamp_received(pdf_bytes: bytes, *, agency_name: str, registry_number: str, 
     ``วันที่`` Buddhist-era date and ``เวลา`` time (UTC+7). CPU-bound (font
     subsetting); call it through ``asyncio.to_thread`` from the event loop.
     """
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
-    from pyhanko.pdf_utils.generic import pdf_name, pdf_string
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.pdf_utils.text import TextBoxStyle
-    from pyhanko.stamp import TextStamp, TextStampStyle
-
     font = find_thai_font(font_path)
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
@@ -412,10 +402,6 @@ def stamp_received(pdf_bytes: bytes, *, agency_name: str, registry_number: str, 
 def make_demo_pdf(lines: Sequence[str] = ("Official letter", "No. 0105/123"), *,
                   media_box: tuple[float, float, float, float] = (0, 0, 595, 842)) -> bytes:
     """A one-page A4 PDF with a few Latin lines (Helvetica), for tests and demo letters."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.generic import pdf_name
-    from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
-
     writer = PdfFileWriter()
     font = writer.add_object(generic.DictionaryObject({
         pdf_name("/Type"): pdf_name("/Font"), pdf_name("/Subtype"): pdf_name("/Type1"),

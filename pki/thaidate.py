@@ -11,6 +11,7 @@ Used on the receiving stamp (ตรารับ) and reusable by the web UI::
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
 __all__ = ["BE_OFFSET", "MONTHS", "MONTHS_SHORT", "thai_date", "thai_time", "buddhist_year"]
 
@@ -30,7 +31,10 @@ def buddhist_year(d: dt.date) -> int:
     return d.year + BE_OFFSET
 
 
-def _local(d: dt.date | dt.datetime) -> dt.date | dt.datetime:
+_D = TypeVar("_D", dt.date, dt.datetime)
+
+
+def _local(d: _D) -> _D:
     # An aware datetime is shown in Thailand time (UTC+7), whatever zone it came in.
     if isinstance(d, dt.datetime) and d.tzinfo is not None:
         return d.astimezone(_TH)

@@ -14,7 +14,7 @@ certvalidator's job; this module wraps it with three things the hot path needs:
 * **Stable error codes.** certvalidator exceptions become :class:`PkiError`
   codes (``certificate.expired``, ``certificate.revoked`` ...).
 * **Agency binding.** A certificate names its agency in the subject
-  (``organizationIdentifier = GOVTH-<code>``, see :mod:`pki.devca`);
+  (``organizationIdentifier = GOVTH-<code>``, see :mod:`pki.certfactory`);
   :class:`AgencyBinding` decides which certificates may sign for which agency
   code, by that code and optionally by fingerprints pinned in the directory.
 
@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
 from pki.errors import AgencyError, CertificateError, PkiError
 
@@ -278,8 +279,6 @@ class TrustStore:
         moment = at or self._clock()
         kwargs: dict[str, Any] = {}
         if self.ocsp:
-            from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-
             kwargs["fetcher_backend"] = AIOHttpFetcherBackend(self._http_session,
                                                               per_request_timeout=self._fetch_timeout)
         return ValidationContext(

@@ -79,7 +79,7 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
         events = await search.message_events(conn, pk)
         proofs = await _proofs(conn, events)
         # storage.Executor names Pool and Connection; a pool's connection proxy is one at run time
-        recs = await receipts.for_message(conn, pk)  # type: ignore[arg-type]
+        recs = await receipts.for_message(conn, pk)
         related = await search.related(conn, m["message_id"])
     steps, dels = await timeline.build(pool, m)
     buf = io.BytesIO()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from asn1crypto import cms  # type: ignore[import-untyped]  # asn1crypto ships no type information
+from asn1crypto import cms
 from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding

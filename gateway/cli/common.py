@@ -48,8 +48,7 @@ async def open_pool(args: argparse.Namespace) -> tuple[Settings, asyncpg.Pool]:
     """Like :func:`connect`, with the schema brought up to date first."""
     settings, pool = await connect(args)
     async with pool.acquire() as conn:
-        # storage.db.migrate is annotated with Connection; a pool's connection proxy is one at run time
-        await db.migrate(conn)  # type: ignore[arg-type]
+        await db.migrate(conn)
     return settings, pool
 
 

@@ -25,7 +25,8 @@ from gateway.intake.offline import check_envelope
 from pki.devca import init_dev_pki
 from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
-from pki.xmldsig import sign_envelope, verify_receipt
+from pki.receipts import verify_receipt
+from pki.sign import sign_envelope
 
 #: Files larger than this travel beside the envelope (multipart/related) instead of inside it.
 INLINE_LIMIT = 4 * 1024 * 1024

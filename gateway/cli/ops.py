@@ -39,8 +39,7 @@ async def _exchange(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, a
 async def db_migrate(args: argparse.Namespace) -> int:
     async with _exchange(args) as (_, pool, _x):
         async with pool.acquire() as conn:
-            # storage.db.migrate is annotated with Connection; a pool's connection proxy is one at run time
-            applied = await db.migrate(conn)  # type: ignore[arg-type]
+            applied = await db.migrate(conn)
     print(f"migrations applied: {applied or 'none (schema current)'}")
     return 0
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
-from lxml.builder import ElementMaker  # type: ignore[import-untyped]  # as above
+from lxml import etree
+from lxml.builder import ElementMaker
 
 from gateway.core.envelope import Attachment, Body, Envelope, Header, Letter, Notifier, Party
 from gateway.core.xml import ENVELOPE_NS

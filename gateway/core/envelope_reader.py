@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 from gateway.core.envelope import (
     Attachment,

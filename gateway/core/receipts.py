@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import uuid
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 from gateway.core.envelope import Envelope, Header, MessageType, Receipt
 from gateway.core.envelope_builder import E, build_envelope, build_envelope_tree

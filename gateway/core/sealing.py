@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from cryptography import x509
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 
 class Sealer(Protocol):

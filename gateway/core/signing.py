@@ -26,18 +26,21 @@ from typing import Any
 
 import structlog
 from cryptography import x509
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError, EnvelopeError
 from gateway.core.sealing import PdfChecker, Verifier
 from gateway.core.settings import Settings
+from gateway.core.xml import ENVELOPE_NS
 from pki import pdf as pdfsig
-from pki import xmldsig
 from pki.devca import DevPki, init_dev_pki
 from pki.errors import PkiError
 from pki.keys import FileSigner, Signer
+from pki.receipts import sign_receipt
+from pki.seal import seal_envelope
 from pki.trust import AgencyBinding, TrustStore
+from pki.verify import verify_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -51,10 +54,10 @@ class PkiSealer:
         self.description = f"sealed by {subject} ({signer.key_algorithm})"
 
     def seal_envelope(self, envelope: bytes) -> bytes:
-        return xmldsig.seal_envelope(envelope, self.signer)
+        return seal_envelope(envelope, self.signer)
 
     def sign_receipt(self, receipt: bytes) -> bytes:
-        return xmldsig.sign_receipt(receipt, self.signer)
+        return sign_receipt(receipt, self.signer)
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Trust:
         """The callable :class:`gateway.intake.checks.Intake` runs after the schema and sender checks."""
         store = self.store
 
-        signatures_tag = f"{{{xmldsig.ENVELOPE_NS}}}Signatures"
+        signatures_tag = f"{{{ENVELOPE_NS}}}Signatures"
 
         async def verify(raw: bytes, root: etree._Element, sender: str, /, *,
                          channel: str = "native") -> tuple[etree._Element, dict[str, Any]]:
@@ -85,7 +88,7 @@ class Trust:
                 # legacy letter whose own signature it checked): nothing to verify here; intake still
                 # checks every attachment's size and digest.
                 return root, {"signed": False}
-            verified = await xmldsig.verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
+            verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
                                                      require_signature=require, root=root)
             r = verified.report
             facts: dict[str, Any] = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,

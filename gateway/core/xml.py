@@ -1,13 +1,9 @@
-"""The one hardened XML entry point of the whole project.
+"""The gateway's XML entry point: the hardened parser, schemas and validation.
 
-Every byte string that came from outside is parsed here and nowhere else:
-
-* the size is checked before parsing (the HTTP layer also bounds the read);
-* no DTD is loaded, no entity is resolved, no network is touched, and a
-  document that *declares* a DTD or entities is refused outright (billion
-  laughs, XXE, external DTD fetches);
-* libxml2's default limits stay on (``huge_tree`` off: depth 256, text nodes
-  of 10 MB), so a deep or enormous tree fails fast.
+Every byte string that came from outside is parsed by :func:`parse`, which is
+:func:`pki.xmlparse.parse` (no DTD, no entities, no network, bounded size and
+depth; its docstring says how) with its refusals raised as the gateway's
+:class:`EnvelopeError`, same code, field and status.
 
 Schemas are compiled once through :mod:`importlib.resources` and cached;
 validation uses lxml's XMLSchema (libxml2). :func:`explain_invalid` names the
@@ -27,76 +23,24 @@ from typing import Final
 from lxml import etree
 
 from gateway.core.errors import EnvelopeError
-
-#: Default maximum document size in bytes (the API's configured limit may be lower).
-DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+from pki import xmlparse
+from pki.errors import XmlError
+from pki.xmlparse import DEFAULT_MAX_BYTES, make_parser
 
 ENVELOPE_NS: Final = "urn:th:gov:saraban:envelope:1"
 DSIG_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 
 
-def _make_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-        collect_ids=True,
-    )
-
-
-# XMLParser objects are not thread safe; the gateway parses on the event loop
-# thread, and worker threads (PDF validation) get their own through this cache.
-_PARSERS: dict[int, etree.XMLParser] = {}
-
-
-def _parser() -> etree.XMLParser:
-    import threading
-
-    ident = threading.get_ident()
-    parser = _PARSERS.get(ident)
-    if parser is None:
-        parser = _PARSERS[ident] = _make_parser()
-    return parser
-
-
 def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envelope") -> etree._Element:
     """Parse untrusted XML bytes into an element tree, or raise :class:`EnvelopeError`.
 
-    Codes: ``<what>.too_large``, ``<what>.not_xml``, ``<what>.dtd_forbidden``; for the native
-    envelope (``what="envelope"``, the default) also ``envelope.encoding_unsupported``: the
-    standard is UTF-8 (US-ASCII is a subset), so a letter declared ISO-8859-1 or TIS-620, or
-    sent as UTF-16, is refused instead of being stored in bytes that receivers must transcode
-    (UTF-8 Thai declared as ISO-8859-1 would even read as mojibake). e-CMS bodies keep what
-    legacy clients declare: libxml2 decodes them and the gateway re-encodes in UTF-8.
+    The checks and codes are :func:`pki.xmlparse.parse`'s (``<what>.too_large``,
+    ``<what>.not_xml``, ``<what>.dtd_forbidden``, ``envelope.encoding_unsupported``).
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError("parse() takes bytes")
-    if len(data) > max_bytes:
-        raise EnvelopeError(f"document is {len(data)} bytes, the limit is {max_bytes}",
-                            code=f"{what}.too_large", status=413)
-    # Fast refusal of the usual case; the docinfo check below catches a DOCTYPE
-    # placed after a long prolog comment (libxml2 never expands it: entities off).
-    if b"<!DOCTYPE" in bytes(data[:4096]):
-        raise EnvelopeError("DTDs and entity declarations are not accepted",
-                            code=f"{what}.dtd_forbidden")
     try:
-        root = etree.fromstring(bytes(data), parser=_parser())
-    except etree.XMLSyntaxError as exc:
-        raise EnvelopeError(f"not well-formed XML: {exc.msg}", code=f"{what}.not_xml") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
-        raise EnvelopeError("DTDs are not accepted", code=f"{what}.dtd_forbidden")
-    if what == "envelope":
-        declared = (docinfo.encoding or "UTF-8").upper().replace("_", "-")
-        utf16 = bytes(data[:2]) in (b"\xff\xfe", b"\xfe\xff") or bytes(data[:1]) == b"\x00" \
-            or bytes(data[1:2]) == b"\x00"
-        if utf16 or declared not in ("UTF-8", "UTF8", "US-ASCII", "ASCII"):
-            raise EnvelopeError(f"envelopes are UTF-8, not {'UTF-16' if utf16 else docinfo.encoding}",
-                                code="envelope.encoding_unsupported", field="/")
-    return root
+        return xmlparse.parse(data, max_bytes=max_bytes, what=what)
+    except XmlError as exc:
+        raise EnvelopeError(exc.message, code=exc.code, field=exc.field, status=exc.status) from None
 
 
 @functools.cache
@@ -104,7 +48,7 @@ def load_schema(name: str) -> etree.XMLSchema:
     """Compile ``schemas/<name>`` once (imports between schemas resolve inside the package)."""
     resource = importlib.resources.files("schemas").joinpath(name)
     with importlib.resources.as_file(resource) as path:
-        doc = etree.parse(str(path), parser=_make_parser())
+        doc = etree.parse(str(path), parser=make_parser())
         return etree.XMLSchema(doc)
 
 

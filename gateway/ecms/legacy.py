@@ -17,7 +17,7 @@ policy:
 Only the bytes signxml reports as covered (``signed_xml``) are compared with
 what the gateway maps, so an unsigned sibling cannot be smuggled in.
 
-This is the small local verifier the brief allows until ``pki.xmldsig`` lands;
+This is the small local verifier the brief allows until :mod:`pki.verify` takes legacy letters;
 switch :func:`verify_letter_signature` to it then (same report shape).
 """
 

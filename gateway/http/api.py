@@ -305,7 +305,7 @@ async def readyz(request: web.Request) -> web.Response:
         async with pool.acquire(timeout=2) as conn:
             await conn.fetchval(db.queries["ping"])
             # storage.db.pending_migrations is annotated with Connection; a pool's proxy is one at run time
-            pending = await db.pending_migrations(conn)  # type: ignore[arg-type]
+            pending = await db.pending_migrations(conn)
     except Exception as exc:
         return _json({"status": "unavailable", "database": f"{type(exc).__name__}"}, status=503)
     if pending:

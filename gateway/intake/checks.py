@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 from gateway.core import xml
 from gateway.core.directory import Directory

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import xmlschema
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information (no lxml-stubs here)
+from lxml import etree
 
 from gateway.core import xml
 from gateway.core.envelope_reader import read_envelope

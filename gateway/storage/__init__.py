@@ -11,5 +11,9 @@ service boundary, not here.
 from __future__ import annotations
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-Executor = asyncpg.Pool | asyncpg.Connection
+#: A connection, or the proxy a pool hands out (the same to a caller).
+Connection = asyncpg.Connection | PoolConnectionProxy
+#: Where a query runs: a pool (its own transaction), or a connection inside the caller's transaction.
+Executor = asyncpg.Pool | Connection

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
+from gateway.storage import Connection
+
 log = structlog.get_logger(__name__)
 
 #: Errors that mean "the database is away for now" (a restart, a failover, a dropped connection),
@@ -132,7 +134,7 @@ CREATE TABLE IF NOT EXISTS gateway_migrations (
 )"""
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
+async def migrate(conn: Connection) -> list[int]:
     """Apply pending migrations in order; returns the versions applied."""
     applied_now: list[int] = []
     async with conn.transaction():
@@ -149,7 +151,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied_now
 
 
-async def create_from_schema(conn: asyncpg.Connection) -> None:
+async def create_from_schema(conn: Connection) -> None:
     """Build a fresh database from ``schema.sql`` and record every migration as applied."""
     async with conn.transaction():
         await conn.execute(schema_sql())
@@ -158,7 +160,7 @@ async def create_from_schema(conn: asyncpg.Connection) -> None:
             await conn.execute("INSERT INTO gateway_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
+async def pending_migrations(conn: Connection) -> list[int]:
     exists = await conn.fetchval("SELECT to_regclass('gateway_migrations') IS NOT NULL")
     done = set()
     if exists:

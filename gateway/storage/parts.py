@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 
-import asyncpg
-
 from gateway.core.parts import STORE_CHUNK, PartInfo, SpooledPart
-from gateway.storage import Executor
+from gateway.storage import Connection, Executor
 from gateway.storage.db import queries
 
 
-async def insert(conn: asyncpg.Connection, message_pk: int, parts: Iterable[SpooledPart]) -> None:
+async def insert(conn: Connection, message_pk: int, parts: Iterable[SpooledPart]) -> None:
     """Store every part of ``message_pk``; call inside the transaction that inserts the message."""
     for p in parts:
         chunks = -(-p.size // STORE_CHUNK)

@@ -16,7 +16,9 @@ import asyncpg
 import pytest
 
 from pki.errors import PkiError
-from pki.xmldsig import sign_envelope, verify_receipt, verify_sealed
+from pki.receipts import verify_receipt
+from pki.seal import verify_sealed
+from pki.sign import sign_envelope
 from tests.support import (
     CMI,
     KKN,

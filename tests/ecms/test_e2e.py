@@ -70,7 +70,7 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
             body=Letter(number="ชม 0017/123", date=dt.date(2024, 5, 2), subject="ตอบรับการประชุม",
                         addressee="ปลัดกระทรวงศึกษาธิการ", speed=Speed.URGENT, secrecy=Secrecy.NORMAL,
                         signer_name="สมศรี ใจดี", signer_position="ผู้ว่าราชการจังหวัดเชียงใหม่"))
-        from pki.xmldsig import sign_envelope
+        from pki.sign import sign_envelope
 
         signer = gateway.app[keys.TRUST].dev_pki.agency_signer("1550100000")
         await exchange.accept.submit(sign_envelope(build_envelope(native), signer), agency="1550100000")

@@ -145,7 +145,7 @@ async def test_refusals_store_nothing_and_leave_no_spool(make_client, pool, work
 
 
 async def test_signed_letter_binds_its_parts_and_a_swapped_part_is_refused(make_client, pool, dev_pki):
-    from pki.xmldsig import sign_envelope
+    from pki.sign import sign_envelope
 
     client = await make_client(require_signature=True, seal=True, revocation="off")
     signed = sign_envelope(external_letter(message_id="signed-big"), dev_pki.agency_signer(OPM))

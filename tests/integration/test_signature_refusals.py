@@ -18,9 +18,9 @@ from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS
-from pki import xmldsig
-from pki.devca import CertFactory, agency_name
+from pki.certfactory import CertFactory, agency_name
 from pki.keys import FileSigner
+from pki.sign import _sign_envelope, sign_envelope
 from tests.support import CMI, KKN, OPM, letter_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pki"))
@@ -95,7 +95,7 @@ def signer_of(issued, dev_pki) -> FileSigner:
 
 
 def sign(data: bytes, signer: FileSigner) -> bytes:
-    return xmldsig.sign_envelope(data, signer)
+    return sign_envelope(data, signer)
 
 
 # case -> (revocation policy, expected code, expected status)
@@ -124,7 +124,7 @@ def make_letter(case: str, dev_pki, servers) -> bytes:
     if case == "tampered_attachment":
         return edit(sign(data, own), flip_attachment_byte)
     if case == "signature_wrapping":
-        return edit(xmldsig._sign_envelope(data, own, xades=False), wrap_letter)
+        return edit(_sign_envelope(data, own, xades=False), wrap_letter)
     if case == "wrong_agency":
         return sign(data, dev_pki.agency_signer(KKN))
     if case == "expired":
@@ -143,7 +143,7 @@ def make_letter(case: str, dev_pki, servers) -> bytes:
         responder.register(revoked.cert, revoked=True)
         return sign(data, signer_of(revoked, dev_pki))
     if case == "sha1":
-        return xmldsig._sign_envelope(data, own, xades=False, signature_method=SignatureMethod.ECDSA_SHA1,
+        return _sign_envelope(data, own, xades=False, signature_method=SignatureMethod.ECDSA_SHA1,
                                       digest_algorithm=DigestAlgorithm.SHA1)
     if case == "unknown_ca":
         rogue = CertFactory.new_root("Rogue Root").intermediate("Rogue Issuing CA")

@@ -16,7 +16,7 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 
 from gateway.core import appkeys as keys
 from gateway.core.receipts import delivery_ack
-from pki.devca import CertFactory
+from pki.certfactory import CertFactory
 from pki.keys import FileSigner
 from pki.trust import fingerprint
 from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes

@@ -107,7 +107,7 @@ async def test_bad_input_has_its_own_code_and_stores_nothing(make_client, pool, 
 async def test_signed_letter_with_a_comment_in_its_signed_text_is_refused(make_client, pool, dev_pki):
     """Canonical XML ignores comments, so the signature would verify while the stored bytes read
     differently: ขอเชิญ<!---->ประชุม reads as ขอเชิญ to a receiver's parser."""
-    from pki.xmldsig import sign_envelope
+    from pki.sign import sign_envelope
 
     client = await make_client(require_signature=True, seal=True, revocation="off")
     signed = sign_envelope(letter_bytes(message_id="m-comment"), dev_pki.agency_signer(OPM))

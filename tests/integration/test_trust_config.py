@@ -11,9 +11,9 @@ from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 from gateway.core.signing import build_trust, server_ssl_context
-from pki import xmldsig
-from pki.devca import CertFactory, agency_name
+from pki.certfactory import CertFactory, agency_name
 from pki.keys import FileSigner
+from pki.sign import sign_envelope
 from tests.support import CMI, OPM, TOKENS, directory_dict, free_port, letter_bytes
 
 # A CRL distribution point nobody answers: only the configured file can say the certificate is revoked.
@@ -45,7 +45,7 @@ async def test_crl_files_setting_reaches_the_trust_store(crl_file, code, revoked
     signer, d = revoked_signer
     kw = {"crl_files": str(d / crl_file)} if crl_file else {}
     client = await make_client(require_signature=True, seal=True, revocation="hard-fail", **kw)
-    data = xmldsig.sign_envelope(letter_bytes(sender=OPM, recipients=(CMI,)), signer)
+    data = sign_envelope(letter_bytes(sender=OPM, recipients=(CMI,)), signer)
     r = await client.post("/v1/messages", data=data, headers=auth())
     assert r.status == 422 and (await r.json())["code"] == code
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pki.devca import CertFactory, DevPki, Issued, init_dev_pki
+from pki.certfactory import CertFactory, Issued
+from pki.devca import DevPki, init_dev_pki
 from pki.keys import FileSigner
 from pki.trust import TrustStore
 

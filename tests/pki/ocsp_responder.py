@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from pki.devca import CertFactory, Issued, _simple_name
+from pki.certfactory import CertFactory, Issued, simple_name
 
 
 class OcspResponder:
@@ -17,7 +17,7 @@ class OcspResponder:
 
     def __init__(self, issuer: CertFactory) -> None:
         self.issuer = issuer
-        self.signer: Issued = issuer.issue(_simple_name("Test OCSP Responder"), profile="ocsp")
+        self.signer: Issued = issuer.issue(simple_name("Test OCSP Responder"), profile="ocsp")
         self.certs: dict[int, x509.Certificate] = {}
         self.revoked: set[int] = set()
         self.requests = 0

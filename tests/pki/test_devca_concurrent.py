@@ -14,13 +14,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from pki.devca import init_dev_pki
+
 AGENCIES = {"0100000000": "สำนักนายกรัฐมนตรี", "1550100000": "เชียงใหม่"}
 
 
 def _start(directory: str, barrier=None) -> bytes:
     """What one starting process ends up trusting: its loaded root certificate."""
-    from pki.devca import init_dev_pki
-
     if barrier is not None:
         barrier.wait(30)  # all start together, as the workers of one supervisor do
     dev = init_dev_pki(Path(directory), AGENCIES)

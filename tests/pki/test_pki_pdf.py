@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from pki import pdf
+from pki.certfactory import CertFactory
 from pki.errors import PkiError
 from pki.thaidate import thai_date, thai_time
+from pki.trust import TrustStore
+from tests.support import rewrite_page_after_signing
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 BANGKOK = dt.timezone(dt.timedelta(hours=7))
@@ -94,9 +97,6 @@ async def test_async_signing_inside_the_loop_and_sync_refusal(dev_pki, trust):
 
 
 async def test_untrusted_and_tampered_pdf_signatures(signed_pdf, dev_pki):
-    from pki.devca import CertFactory
-    from pki.trust import TrustStore
-
     foreign = TrustStore([CertFactory.new_root("Other Root").ca.cert], ocsp=False)  # trusts another root only
     report = await pdf.validate_pdf(signed_pdf, foreign)
     assert report.status == "invalid" and report.signatures[0].intact and not report.signatures[0].trusted
@@ -108,8 +108,6 @@ async def test_untrusted_and_tampered_pdf_signatures(signed_pdf, dev_pki):
 
 
 async def test_content_rewritten_after_signing_is_not_ok(signed_pdf, trust):
-    from tests.support import rewrite_page_after_signing
-
     changed = rewrite_page_after_signing(signed_pdf)
     assert changed.startswith(signed_pdf)
     (sig,) = (await pdf.validate_pdf(changed, trust)).signatures
@@ -119,8 +117,6 @@ async def test_content_rewritten_after_signing_is_not_ok(signed_pdf, trust):
 
 
 async def test_stamp_with_a_rewritten_page_is_not_ok(signed_pdf, trust):
-    from tests.support import rewrite_page_after_signing
-
     stamped = await asyncio.to_thread(pdf.stamp_received, signed_pdf, agency_name="กระทรวงมหาดไทย",
                                       registry_number="1/2569",
                                       received_at=dt.datetime(2026, 11, 22, 14, 5, tzinfo=BANGKOK))

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from pki import xmldsig
+from pki.certfactory import agency_name
+from pki.errors import KeyUnavailable
 from pki.keys import Pkcs11Signer, Signer
+from pki.seal import seal_envelope, verify_sealed
+from pki.sign import sign_envelope
+from pki.verify import verify_envelope
 
 SOFTHSM_LIBS = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                 "/usr/local/lib/softhsm/libsofthsm2.so")
@@ -24,6 +28,7 @@ pytestmark = pytest.mark.skipif(LIB is None or shutil.which("softhsm2-util") is 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory):
     """A fresh SoftHSM2 token with an EC P-256 key pair labelled 'seal'; returns the public key."""
+    # python-pkcs11 is optional (the hsm extra): imported here, after the module's skip for a missing SoftHSM2
     import pkcs11
     from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
@@ -51,8 +56,6 @@ def token(tmp_path_factory):
 
 
 async def test_pkcs11_signer_signs_envelopes_and_receipts(token, dev_pki, factory, letter):
-    from pki.devca import agency_name
-
     cert = factory.issue(agency_name("00001", "HSM agency"), public_key=token).cert
     signer = Pkcs11Signer(LIB, "saraban-test", "seal", "1234", cert, [dev_pki.intermediate_cert])
     try:
@@ -61,20 +64,17 @@ async def test_pkcs11_signer_signs_envelopes_and_receipts(token, dev_pki, factor
         assert len(raw) == 64  # r || s, the XML-DSig form
         trust = dev_pki.trust_store(ocsp=False)
         for xades in (False, True):
-            signed = xmldsig.sign_envelope(letter, signer, xades=xades)  # signxml signs through ExternalKey
-            verified = await xmldsig.verify_envelope(signed, trust, sender="00001")
+            signed = sign_envelope(letter, signer, xades=xades)  # signxml signs through ExternalKey
+            verified = await verify_envelope(signed, trust, sender="00001")
             assert verified.signer == cert and verified.report.ok
-        sealed = xmldsig.seal_envelope(xmldsig.sign_envelope(letter, dev_pki.agency_signer("00001")), signer)
-        result = await xmldsig.verify_sealed(sealed, trust, gateway_cert=cert)
+        sealed = seal_envelope(sign_envelope(letter, dev_pki.agency_signer("00001")), signer)
+        result = await verify_sealed(sealed, trust, gateway_cert=cert)
         assert result.seal_ok
     finally:
         signer.close()
 
 
 def test_pkcs11_wrong_pin_is_a_clear_error(token, factory):
-    from pki.devca import agency_name
-    from pki.errors import KeyUnavailable
-
     cert = factory.issue(agency_name("00001", "HSM agency"), public_key=token).cert
     with pytest.raises(KeyUnavailable) as info:
         Pkcs11Signer(LIB, "saraban-test", "seal", "0000", cert)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import sys
 
 import pytest
-from conftest import AGENCIES
+from conftest import AGENCIES, file_signer
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ocsp_responder import OcspResponder
 
-from pki.devca import EKU_DOCUMENT_SIGNING, agency_name, init_dev_pki
+from pki.certfactory import EKU_DOCUMENT_SIGNING, CertFactory, agency_name
+from pki.devca import init_dev_pki
 from pki.errors import PkiError
-from pki.trust import AgencyBinding, TrustStore, agency_of, fingerprint
+from pki.sign import sign_envelope
+from pki.trust import AgencyBinding, TrustStore, agency_of, fingerprint, per_certificate
+from pki.verify import verify_envelope
 
 
 async def expect(code: str, trust: TrustStore, cert: x509.Certificate, **kwargs) -> PkiError:
@@ -104,15 +111,11 @@ async def test_cache_respects_ttl_and_validity(dev_pki, factory, signer1):
 
 
 async def test_concurrent_validations_share_one_computation(trust, signer1):
-    import asyncio
-
     results = await asyncio.gather(*(trust.validate_signer(signer1.certificate) for _ in range(5)))
     assert len({id(r) for r in results}) == 1 and trust.stats["validations"] == 1
 
 
 async def test_point_in_time_validation(factory):
-    from pki.devca import CertFactory
-
     past = factory.now - dt.timedelta(days=100)
     inter = CertFactory.new_root(now=past).intermediate()
     old = inter.agency_signing("00001", "A", not_before=past, not_after=past + dt.timedelta(days=70))
@@ -146,8 +149,6 @@ async def test_revoked_by_crl(dev_pki, factory):
     soft = await dev_pki.trust_store(ocsp=False, revocation="soft-fail").validate_signer(good.cert)
     assert soft.agency_code == "00001"
     # a PEM CRL file as written by the dev CA is accepted as well
-    from cryptography.hazmat.primitives import serialization
-
     pem = crl.public_bytes(serialization.Encoding.PEM)
     await expect("certificate.revoked", dev_pki.trust_store(ocsp=False, crls=[pem]), revoked.cert)
 
@@ -161,10 +162,6 @@ async def ocsp_responder(dev_pki):
 
 
 async def test_revoked_by_ocsp(dev_pki, ocsp_responder, letter):
-    from conftest import file_signer
-
-    from pki import xmldsig
-
     issuing = dev_pki.issuing_factory(ocsp_url=ocsp_responder.url)
     revoked = issuing.agency_signing("00001", "A")
     good = issuing.agency_signing("00001", "A")
@@ -174,9 +171,9 @@ async def test_revoked_by_ocsp(dev_pki, ocsp_responder, letter):
     aia = revoked.cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert aia[0].access_location.value == ocsp_responder.url
     trust = dev_pki.trust_store(ocsp=True, revocation="hard-fail")
-    signed = xmldsig.sign_envelope(letter, file_signer(revoked, dev_pki))
+    signed = sign_envelope(letter, file_signer(revoked, dev_pki))
     with pytest.raises(PkiError) as info:
-        await xmldsig.verify_envelope(signed, trust, sender="00001")
+        await verify_envelope(signed, trust, sender="00001")
     assert info.value.code == "certificate.revoked"
     assert ocsp_responder.requests >= 1
     assert (await trust.validate_signer(good.cert)).soft_failures == ()
@@ -215,11 +212,6 @@ def test_per_certificate_memo_is_by_object_and_never_stale(factory):
     """The identity memo (instead of lru_cache, whose key is the certificate's costly __hash__) gives each
     certificate its own answer: distinct certificates never share an entry, a re-parsed copy of the same DER
     gets the same answer, and eviction (a tiny cache here) changes no answer."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from pki.trust import per_certificate
-
     calls = []
 
     @per_certificate(maxsize=2)
@@ -245,10 +237,6 @@ def test_per_certificate_memo_is_by_object_and_never_stale(factory):
 def test_per_certificate_memo_holds_its_certificates(factory):
     """An entry keeps its certificate alive, so a freed certificate's id() cannot be reused by a new one
     while the entry could still answer for it."""
-    import sys
-
-    from pki.trust import per_certificate
-
     @per_certificate(maxsize=8)
     def subject(cert):
         return cert.subject.rfc4514_string()

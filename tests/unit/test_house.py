@@ -46,7 +46,7 @@ def test_at_most_15_imports_inside_functions_in_the_whole_tree_each_with_a_reaso
 
 def test_type_ignores_are_few_and_each_names_its_code_and_reason():
     ignores = [(p, n, line) for p in _files(TREE)
-               for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if "type: ignore" in line]
+               for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if re.search(r"#\s*type:\s*ignore", line)]
     assert len(ignores) <= 10, [f"{p.relative_to(ROOT)}:{n}" for p, n, _ in ignores]
     for path, n, line in ignores:
         assert re.search(r"type: ignore\[[a-z-, ]+\]\s+#\s*\S", line), f"{path.relative_to(ROOT)}:{n}: {line.strip()}"

@@ -1,0 +1,187 @@
+"""Where the signatures sit in an envelope, and the parts of it they cover.
+
+Three signatures live in ``/env:Envelope/env:Signatures`` (namespace
+``urn:th:gov:saraban:envelope:1``), never around or inside the content:
+
+* **Author signature** (``Id="AuthorSignature"``, the first ``ds:Signature``):
+  detached, same-document references to the body (``#Letter`` / ``#Notifier``
+  / ``#Receipt``), to every ``Attachment`` by its ``Id`` and, if the author
+  chooses, to ``#Header``. XAdES-BES by default (signing time and a digest of
+  the signing certificate are signed too). Made by :mod:`pki.sign`, checked by
+  :mod:`pki.verify`.
+* **Gateway seal** (``Id="GatewaySeal"``): detached references to the header,
+  the body, every attachment *and the author's ds:Signature element*, so a
+  receiver verifies the path (who forwarded what, with which routing) as well
+  as the author, and nobody can swap the author's signature underneath
+  (:mod:`pki.seal`).
+* **Receipt signature** (``Id="ReceiptSignature"``): a receipt is an ordinary
+  envelope whose body is ``env:Receipt`` (schema-valid as is); the gateway
+  signs it with an *enveloped* signature (``URI=""`` + the
+  enveloped-signature transform), i.e. over the whole envelope
+  (:mod:`pki.receipts`).
+
+Every signature uses exclusive c14n (so moving a signature into
+``env:Signatures`` or forwarding an element does not change digests), SHA-256
+digests and ECDSA or RSA with SHA-256 (SHA-384 for P-384 keys), and carries
+the signer's certificate and chain in ``KeyInfo/X509Data``.
+
+This module finds those parts in a parsed tree (:func:`envelope_parts`), indexes
+every id-like attribute (:func:`id_index`) and prepares a tree for verification
+(:func:`parse_for_verify`); the other signature modules share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from lxml import etree
+
+from pki.errors import StructureError
+from pki.xmlparse import parse
+
+__all__ = ["ENVELOPE_NS", "DSIG_NS", "AUTHOR_SIGNATURE_ID", "SEAL_ID", "RECEIPT_SIGNATURE_ID"]
+
+#: The envelope standard's namespace (the gateway's :mod:`gateway.core.xml` names it too; a test
+#: keeps the two equal).
+ENVELOPE_NS: Final = "urn:th:gov:saraban:envelope:1"
+DSIG_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
+XADES_NS: Final = "http://uri.etsi.org/01903/v1.3.2#"
+
+AUTHOR_SIGNATURE_ID: Final = "AuthorSignature"
+SEAL_ID: Final = "GatewaySeal"
+RECEIPT_SIGNATURE_ID: Final = "ReceiptSignature"
+
+#: Clark-notation prefixes: ``E + "Letter"`` is ``{urn:th:gov:saraban:envelope:1}Letter``.
+E: Final = "{%s}" % ENVELOPE_NS
+DS: Final = "{%s}" % DSIG_NS
+XADES: Final = "{%s}" % XADES_NS
+
+_ID_NAMES = frozenset({"Id", "ID", "id"})
+BODY_TAGS: Final = (E + "Letter", E + "Notifier", E + "Receipt")
+#: Elements a signature of the standard may cover (wherever one of them is referenced out of
+#: place, that is wrapping).
+SIGNABLE_TAGS: Final = frozenset(BODY_TAGS + (E + "Attachment", E + "Header"))
+
+
+@dataclass
+class Parts:
+    """The parts of one envelope that signatures cover or live in (elements of one parsed tree)."""
+
+    root: etree._Element
+    header: etree._Element | None
+    body: etree._Element
+    attachments: list[etree._Element]
+    signatures: etree._Element | None
+
+
+def child(parent: etree._Element, tag: str) -> etree._Element | None:
+    """``parent.find(tag)`` for a Clark-notation tag, without ElementPath (~3 us a call, dozens a letter)."""
+    for element in parent:
+        if element.tag == tag:
+            return element
+    return None
+
+
+def grandchildren(parent: etree._Element, tag: str, child_tag: str) -> list[etree._Element]:
+    """``parent.findall(f"{tag}/{child_tag}")``: every ``child_tag`` child of every ``tag`` child, in order."""
+    return [el for mid in parent.iterchildren(tag) for el in mid.iterchildren(child_tag)]
+
+
+def envelope_parts(root: etree._Element) -> Parts:
+    """The header, the one body, the attachments and ``env:Signatures`` of an envelope, or ``envelope.structure``."""
+    if root.tag != E + "Envelope":
+        raise StructureError(f"not a gateway envelope (root element {root.tag})", field="/")
+    bodies = [c for c in root if c.tag in BODY_TAGS]
+    if len(bodies) != 1:
+        raise StructureError("an envelope has exactly one Letter, Notifier or Receipt", field="/Envelope")
+    body = bodies[0]
+    if not body.get("Id"):
+        raise StructureError(f"{etree.QName(body).localname} has no Id to sign", field=etree.QName(body).localname)
+    attachments = grandchildren(root, E + "Attachments", E + "Attachment")
+    for i, att in enumerate(attachments, 1):
+        if not att.get("Id"):
+            raise StructureError("an Attachment has no Id to sign", field=f"Attachments/Attachment[{i}]")
+    return Parts(root, child(root, E + "Header"), body, attachments, child(root, E + "Signatures"))
+
+
+def signatures_container(parts: Parts) -> etree._Element:
+    """``env:Signatures``, created in the place the XSD orders (after Attachments / the body)."""
+    if parts.signatures is not None:
+        return parts.signatures
+    container = etree.Element(E + "Signatures")
+    anchor = parts.root.find(E + "Attachments")
+    if anchor is None:
+        anchor = parts.body
+    anchor.addnext(container)
+    # keep the pretty-printing of the input, if any
+    container.tail, anchor.tail = anchor.tail, anchor.tail
+    parts.signatures = container
+    return container
+
+
+def id_index(root: etree._Element) -> dict[str, list[etree._Element]]:
+    """Every id-like attribute value in the document -> the elements carrying it.
+
+    Id-like: ``Id``, ``ID``, ``id`` in any namespace (``xml:id`` included), on any element
+    (ds:Object included), so an id that occurs twice is seen whatever attribute repeats it.
+    """
+    index: dict[str, list[etree._Element]] = {}
+    for el in root.iter(etree.Element):
+        for name, value in el.attrib.items():
+            local = name.rsplit("}", 1)[-1]
+            if local in _ID_NAMES:
+                index.setdefault(value, []).append(el)
+    return index
+
+
+def ensure_unique_id(index: dict[str, list[etree._Element]], value: str, element: etree._Element) -> None:
+    """Refuse to give ``element`` the id ``value`` when another element already carries it."""
+    holders = index.get(value, [])
+    if any(h is not element for h in holders):
+        raise StructureError(f"Id {value!r} is already used in the envelope", field=f"@Id={value}")
+
+
+def strip_comments(root: etree._Element) -> None:
+    """Remove comments and processing instructions, merging the text around them.
+
+    c14n drops them, so a comment inside a signed text node would otherwise let ``.text``
+    read something other than what was signed.
+    """
+    etree.strip_tags(root, etree.Comment, etree.ProcessingInstruction)
+
+
+def parse_for_verify(data: bytes) -> etree._Element:
+    """Parse untrusted bytes once (:func:`pki.xmlparse.parse`) and strip comments for verification."""
+    root = parse(data)
+    strip_comments(root)
+    return root
+
+
+def author_signature(parts: Parts) -> tuple[int, etree._Element] | None:
+    """(position in ``env:Signatures``, element) of the author's signature: the first that is not the seal."""
+    if parts.signatures is None:
+        return None
+    for i, sig in enumerate(parts.signatures.iterchildren(DS + "Signature")):
+        if sig.get("Id") != SEAL_ID:
+            return i, sig
+    return None
+
+
+def signature_index(parts: Parts, signature: etree._Element) -> int:
+    """Position of ``signature`` among the ``ds:Signature`` children of ``env:Signatures``."""
+    if parts.signatures is not None:
+        for i, sig in enumerate(parts.signatures.iterchildren(DS + "Signature")):
+            if sig is signature:
+                return i
+    raise StructureError("signature not found")
+
+
+def serialize(root: etree._Element) -> bytes:
+    """The envelope's bytes: UTF-8 with an XML declaration."""
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def c14n(element: etree._Element) -> bytes:
+    """Exclusive canonical form without comments (what every reference of ours digests)."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)

@@ -1,0 +1,193 @@
+"""What a signature may use and what it must cover, checked before any cryptography runs.
+
+Two checks, each raising :class:`pki.errors.SignatureError` with a stable code:
+
+* :func:`check_algorithms` (``signature.algorithm``): exclusive c14n for
+  SignedInfo; a signature method and reference digests from the allow-lists
+  below (SHA-1 only when the caller allows it, for legacy senders); per
+  reference no transform but exclusive c14n (plus the enveloped-signature
+  transform for receipts and acks), and no transform carrying content (XPath,
+  InclusiveNamespaces ...); the key family matching the method, RSA of at least
+  2048 bits, ECDSA on P-256 or P-384.
+* :func:`check_references` (``signature.references`` / ``signature.wrapping``),
+  against the document: every ``URI`` is a bare ``#id``; every id occurs
+  exactly once in the whole document under any id-like attribute (``Id``,
+  ``ID``, ``id``, ``xml:id``, any namespace; ds:Object included); the element
+  it names sits where the standard puts it (``/Envelope/Letter``,
+  ``/Envelope/Attachments/Attachment``, ...); and the set covers exactly the
+  required parts (for an author: the body and every attachment, plus,
+  optionally, the header; plus the XAdES SignedProperties and KeyInfo inside
+  this very signature).
+
+The certificates a signature carries in ``KeyInfo`` are read here too
+(:func:`keyinfo_certs`): whether they are trusted is :class:`pki.trust.TrustStore`'s
+verdict, not this module's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+
+from pki.errors import SignatureError
+from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, child, grandchildren
+
+EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+EXC_C14N_URI: Final = EXC_C14N.value
+ENVELOPED: Final = SignatureConstructionMethod.enveloped.value
+_XADES_SIGNED_PROPERTIES = "http://uri.etsi.org/01903#SignedProperties"
+#: Transform lists a reference may carry: detached (the seal, author signatures) and enveloped (receipts, acks).
+_DETACHED_TRANSFORMS = frozenset({(), (EXC_C14N_URI,)})
+_ENVELOPED_TRANSFORMS = frozenset({(ENVELOPED,), (ENVELOPED, EXC_C14N_URI)})
+
+STRONG_METHODS: Final = frozenset({
+    SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512,
+    SignatureMethod.ECDSA_SHA256, SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512,
+})
+SHA1_METHODS: Final = frozenset({SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1})
+STRONG_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
+_ALLOWED_CURVES = frozenset({"secp256r1", "secp384r1"})
+# The same allow-lists keyed by their URIs, so a letter's check is a dictionary look-up.
+_METHODS_STRONG = MappingProxyType({m.value: m for m in STRONG_METHODS})
+_METHODS_WITH_SHA1 = MappingProxyType({m.value: m for m in STRONG_METHODS | SHA1_METHODS})
+_DIGEST_URIS_STRONG = frozenset(d.value for d in STRONG_DIGESTS)
+_DIGEST_URIS_WITH_SHA1 = _DIGEST_URIS_STRONG | {DigestAlgorithm.SHA1.value}
+_MIN_RSA_BITS = 2048
+_MAX_KEYINFO_CERTS = 5
+
+
+def alg_name(method: SignatureMethod) -> str:
+    """``"ecdsa-sha256"``, ``"rsa-sha256"`` ... for reports."""
+    return method.name.lower().replace("_", "-")
+
+
+def keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
+    """The certificates in ``KeyInfo/X509Data`` (the signer's first), at most five."""
+    nodes = [n for key_info in signature.iterchildren(DS + "KeyInfo")
+             for n in grandchildren(key_info, DS + "X509Data", DS + "X509Certificate")]
+    if not nodes:
+        raise SignatureError("the signature carries no X.509 certificate in KeyInfo", field="Signatures/KeyInfo")
+    if len(nodes) > _MAX_KEYINFO_CERTS:
+        raise SignatureError("too many certificates in KeyInfo", field="Signatures/KeyInfo")
+    try:
+        return [load_cert_b64("".join((n.text or "").split())) for n in nodes]
+    except (ValueError, binascii.Error) as exc:
+        raise SignatureError(f"unreadable certificate in KeyInfo: {exc}", field="Signatures/KeyInfo") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def load_cert_b64(text: str) -> x509.Certificate:
+    """Certificates arrive with every letter; the same few thousand are parsed once."""
+    return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+
+
+def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow_sha1: bool,
+                     enveloped: bool = False) -> SignatureMethod:
+    """Allow-list the algorithms before any cryptography runs (``signature.algorithm``)."""
+    signed_info = child(signature, DS + "SignedInfo")
+    if signed_info is None:
+        raise SignatureError("the signature has no SignedInfo", field="Signatures/SignedInfo")
+    c14n = child(signed_info, DS + "CanonicalizationMethod")
+    if c14n is None or c14n.get("Algorithm") != EXC_C14N_URI:
+        raise SignatureError("SignedInfo must use exclusive c14n without comments", code="signature.algorithm",
+                             field="Signatures/SignedInfo/CanonicalizationMethod")
+    sm_el = child(signed_info, DS + "SignatureMethod")
+    uri = sm_el.get("Algorithm") if sm_el is not None else None
+    method = (_METHODS_WITH_SHA1 if allow_sha1 else _METHODS_STRONG).get(uri or "")
+    if method is None:
+        raise SignatureError(f"signature method {uri} is not allowed", code="signature.algorithm",
+                             field="Signatures/SignatureMethod")
+    digests = _DIGEST_URIS_WITH_SHA1 if allow_sha1 else _DIGEST_URIS_STRONG
+    allowed_transforms = _ENVELOPED_TRANSFORMS if enveloped else _DETACHED_TRANSFORMS
+    for ref in signed_info.iterchildren(DS + "Reference"):
+        dm = child(ref, DS + "DigestMethod")
+        if dm is None or dm.get("Algorithm") not in digests:
+            raise SignatureError(f"digest method of {ref.get('URI')} is not allowed", code="signature.algorithm",
+                                 field="Signatures/Reference/DigestMethod")
+        transform_els = grandchildren(ref, DS + "Transforms", DS + "Transform")
+        transforms = tuple(t.get("Algorithm") for t in transform_els)
+        # no Transform may carry content (XPath, InclusiveNamespaces ...): any child element at all
+        if transforms not in allowed_transforms or any(len(t) for t in transform_els):
+            raise SignatureError(f"transforms of {ref.get('URI')} are not allowed", code="signature.algorithm",
+                                 field="Signatures/Reference/Transforms")
+    key = cert.public_key()
+    family_ok = (method.name.startswith("ECDSA_") and isinstance(key, ec.EllipticCurvePublicKey)) or \
+                (method.name.startswith("RSA_") and isinstance(key, rsa.RSAPublicKey))
+    if not family_ok:
+        raise SignatureError("the signature method does not match the certificate's key",
+                             code="signature.algorithm", field="Signatures/SignatureMethod")
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < _MIN_RSA_BITS:
+        raise SignatureError(f"RSA keys need at least {_MIN_RSA_BITS} bits, this one has {key.key_size}",
+                             code="signature.algorithm", field="Signatures/KeyInfo")
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _ALLOWED_CURVES:
+        raise SignatureError(f"curve {key.curve.name} is not allowed (P-256, P-384)", code="signature.algorithm",
+                             field="Signatures/KeyInfo")
+    return method
+
+
+def check_references(signature: etree._Element, index: dict[str, list[etree._Element]], *,
+                     required: Sequence[etree._Element], optional: Sequence[etree._Element] = (),
+                     ) -> tuple[list[str], dict[str, etree._Element]]:
+    """Pin the reference set and the place of every referenced element (see the module docstring).
+
+    Returns the URIs in SignedInfo order and ``URI -> element`` for each.
+    """
+    signed_info = child(signature, DS + "SignedInfo")
+    refs = list(signed_info.iterchildren(DS + "Reference")) if signed_info is not None else []
+    uris = [r.get("URI") for r in refs]
+    if not uris:
+        raise SignatureError("the signature has no references", code="signature.references",
+                             field="Signatures/SignedInfo")
+    if len(set(uris)) != len(uris):
+        raise SignatureError("a part is referenced twice", code="signature.references",
+                             field="Signatures/SignedInfo")
+    xades_parts: list[etree._Element] = []
+    key_info = child(signature, DS + "KeyInfo")
+    if key_info is not None:
+        xades_parts.append(key_info)
+    xades_parts += [props for qp in grandchildren(signature, DS + "Object", XADES + "QualifyingProperties")
+                    for props in qp.iterchildren(XADES + "SignedProperties")]
+    allowed = {id(e): e for e in list(required) + list(optional) + xades_parts}
+    resolved: dict[str, etree._Element] = {}
+    for ref, uri in zip(refs, uris, strict=False):
+        if not uri or not uri.startswith("#") or uri.startswith("#xpointer(") or len(uri) < 2:
+            raise SignatureError(f"reference URI {uri!r} is not a same-document #id", code="signature.references",
+                                 field="Signatures/SignedInfo/Reference")
+        holders = index.get(uri[1:], [])
+        if not holders:
+            raise SignatureError(f"reference {uri} names nothing in the envelope", code="signature.references",
+                                 field=uri)
+        if len(holders) > 1:
+            raise SignatureError(f"Id {uri[1:]!r} occurs {len(holders)} times", code="signature.wrapping",
+                                 field=uri)
+        target = holders[0]
+        if id(target) not in allowed:
+            if target.tag in SIGNABLE_TAGS:
+                raise SignatureError(f"the element signed as {uri} is not in its place in the envelope",
+                                     code="signature.wrapping", field=uri)
+            raise SignatureError(f"reference {uri} covers something that is not part of the envelope standard",
+                                 code="signature.references", field=uri)
+        if target in xades_parts and (ref.get("Type") not in (None, _XADES_SIGNED_PROPERTIES)):
+            raise SignatureError(f"unexpected reference type on {uri}", code="signature.references", field=uri)
+        resolved[uri] = target
+    covered = {id(e) for e in resolved.values()}
+    for element in required:
+        if id(element) not in covered:
+            name = etree.QName(element).localname
+            raise SignatureError(f"the signature does not cover {name} {element.get('Id')!r}",
+                                 code="signature.references", field=f"{name}[@Id='{element.get('Id')}']")
+    return uris, resolved
