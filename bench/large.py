@@ -23,6 +23,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -231,8 +232,6 @@ def main() -> None:
         with database("large") as (_admin, dsn):
             r = asyncio.run(run(dsn))
     finally:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     size_small = INLINE_MB * 1024 * 1024
     size_big = mb * 1024 * 1024

@@ -99,6 +99,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
+from aiohttp import web
+
 from bench.common import MachineCpu, figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -143,7 +146,6 @@ class CountingOffice(Office):
 
 
 async def _serve_offices(spec: dict) -> None:
-    from aiohttp import web
 
     offices = {name: await CountingOffice(name).start(port) for name, port in spec["offices"].items()}
 
@@ -239,7 +241,6 @@ class RssSampler:
             self.watched.clear()
 
     def _run(self) -> None:
-        import psutil
 
         while not self._stop.wait(self.interval_s):
             with self._lock:
@@ -359,7 +360,6 @@ async def wait_listening(procs: list[GatewayProcess], workers: int, timeout: flo
     spreads new connections only over the sockets bound so far, so measuring
     before all are bound would load the first worker alone.
     """
-    import psutil
 
     deadline = time.monotonic() + timeout
     for p in procs:

@@ -27,6 +27,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
+from pki.devca import init_dev_pki
+from pki.sign import sign_envelope
 from tests.support import (  # noqa: E402
     CMI,
     KKN,
@@ -46,7 +48,6 @@ def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:
     base = letter_bytes(recipients=(CMI, KKN), message_id="X" * 36, pdf=pdf)
     out = [base.replace(b"X" * 36, str(uuid.uuid4()).encode()) for _ in range(n)]
     if signer is not None:
-        from pki.sign import sign_envelope
 
         out = [sign_envelope(b, signer) for b in out]
     return out
@@ -90,7 +91,6 @@ def main() -> None:
     directory = write_directory(workdir / "directory.json")
     signer, pki_env = None, {}
     if args.signed:
-        from pki.devca import init_dev_pki
 
         dev = init_dev_pki(workdir / "pki", {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
         signer = dev.agency_signer(OPM)

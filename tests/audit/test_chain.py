@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from gateway.audit import live
+from gateway.audit.chain import chain_hash, leaf_hash
 from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.core.clock import FakeClock
 from gateway.storage import audit
@@ -126,7 +127,6 @@ async def test_tampering_in_the_database_is_named(pool, sealer, signer, name, sq
 
 
 async def test_rehashed_chain_is_caught_by_the_signed_checkpoint(pool, sealer, signer):
-    from gateway.audit.chain import chain_hash, leaf_hash
 
     await add(pool, 10)
     await sealer.seal_until(10)

@@ -1,5 +1,6 @@
 """Console pages and the evidence bundle on a real database, end to end in process."""
 
+import datetime as dt
 import io
 import re
 import zipfile
@@ -16,7 +17,6 @@ def auth(agency=OPM):
 
 
 def test_buddhist_era_dates_in_bangkok():
-    import datetime as dt
 
     assert thai_datetime(dt.datetime(2026, 11, 22, 3, 15, tzinfo=dt.UTC)) == "22 พ.ย. 2569 10:15 น."
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
+import json
 
 from tests.audit.conftest import login
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
 
 BIG = str(1 << 70)
 API = [
@@ -51,11 +55,7 @@ async def test_console_refuses_bad_parameters_without_a_500(app_client):
 
 
 async def test_events_by_agency_number_and_thai_subject_with_streamed_export(app_client):
-    import csv
-    import io
-    import json
 
-    from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
 
     client = await app_client()
     h = {"Authorization": f"Bearer {client.staff_tokens['auditor']}"}

@@ -1,13 +1,17 @@
 """Every route states its role, and every other role is refused (API: tokens; console: sessions)."""
 
+import datetime as dt
 import re
 import uuid
 
 import pytest
 
 from gateway.core import appkeys as keys
+from gateway.ecms import soap
+from gateway.storage import users
 from tests.audit.conftest import login
-from tests.support import OPM, TOKENS, letter_bytes
+from tests.ecms.helpers import errors, request
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
 
 ROLES = ("agency", "operator", "auditor", "admin")
 U = str(uuid.uuid4())
@@ -91,8 +95,6 @@ async def test_api_roles(app_client):
 
 
 async def test_the_ecms_endpoint_refuses_staff_roles_and_anonymous_callers(app_client):
-    from gateway.ecms import soap
-    from tests.ecms.helpers import errors, request
 
     client = await app_client()
     body = request(soap.U.GetMinistryOrganizationList())
@@ -106,9 +108,7 @@ async def test_the_ecms_endpoint_refuses_staff_roles_and_anonymous_callers(app_c
 
 
 async def test_a_disabled_user_and_an_unknown_token_are_refused(app_client):
-    import datetime as dt
 
-    from gateway.storage import users
 
     client = await app_client()
     await users.set_disabled(client.app[keys.POOL], "auditor", True, now=dt.datetime.now(dt.UTC), actor="t")
@@ -167,7 +167,6 @@ async def test_session_cookie_is_httponly_and_strict(app_client):
 
 
 async def test_agency_user_sees_only_its_own_letters(app_client):
-    from tests.support import CMI, KKN
 
     client = await app_client()
     pool = client.app[keys.POOL]

@@ -51,7 +51,9 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from cryptography import x509
 
+from gateway.audit import live
 from gateway.storage import db
 from tests.pgserver import CrashablePostgres
 from tests.support import (
@@ -211,9 +213,7 @@ class World:
 
         Returns (events examined, problems). The chain must survive SIGKILLs of
         whichever process was sealing and the database's crash recovery."""
-        from cryptography import x509
 
-        from gateway.audit import live
 
         # the development seal the gateways created in their data dir (checkpoints, if any, are signed by it)
         cert = x509.load_pem_x509_certificates((self.workdir / "pki" / "gateway" / "seal.pem").read_bytes())[0]

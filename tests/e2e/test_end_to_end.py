@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.support import (
@@ -124,7 +125,6 @@ async def test_sigkill_during_deliveries_loses_nothing_and_duplicates_nothing(wo
         await wait_for(lambda: len(cmi.received) == n and len(kkn.received) == n, timeout=60,
                        what="every accepted letter at both offices")
     # exactly once as the receiver sees it (deduplicating on delivery id): one delivery id per letter
-    import asyncpg
 
     conn = await asyncpg.connect(database_url)
     try:

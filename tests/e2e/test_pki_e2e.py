@@ -9,6 +9,7 @@ on what it receives, and the sender verifies its receipts offline.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 
 import aiohttp
@@ -82,7 +83,6 @@ async def test_signed_letter_over_mutual_tls_is_sealed_and_verifiable_at_the_off
     assert status == 202, receipt
     r = await verify_receipt(receipt, dev_pki.gateway_cert)
     assert (r.kind, r.message_id, r.sender) == ("submission", "pki-1", OPM)
-    import hashlib
 
     assert r.sha256 == hashlib.sha256(signed).hexdigest()
 

@@ -16,6 +16,7 @@ from gateway.core.directory import Directory
 from gateway.core.envelope_reader import read_attachments
 from gateway.core.errors import EnvelopeError, GatewayError
 from gateway.intake.checks import MAX_ATTACHMENTS, Intake
+from tests.fuzz.properties import documented_codes, is_documented
 from tests.support import OPM, ROOT, directory_dict, letter_bytes
 
 PDF = b"%PDF-1.4\n% test letter\n"
@@ -108,7 +109,6 @@ def test_field_names_the_repeated_element_by_position():
 
 
 def test_the_documented_codes_are_read_from_the_readme():
-    from tests.fuzz.properties import documented_codes, is_documented
 
     codes, _ = documented_codes()
     assert {"attachment.base64_invalid", "attachment.too_many", "envelope.pi_forbidden", "envelope.structure",

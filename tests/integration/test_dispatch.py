@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime as dt
+import uuid
 
 import asyncpg
 import pytest
@@ -99,7 +100,6 @@ async def test_a_4xx_is_permanent_and_an_operator_can_requeue(make_client, offic
     status = await (await client.get("/v1/messages/m-4xx", headers=auth())).json()
     assert status["recipients"][0]["status"] == "dead" and "400" in status["recipients"][0]["last_error"]
     delivery_id = status["recipients"][0]["delivery_id"]
-    import uuid
 
     await client.app[keys.EXCHANGE].operators.requeue(uuid.UUID(delivery_id), actor="operator:test")
     await cycle(client)

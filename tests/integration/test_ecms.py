@@ -4,15 +4,30 @@ over HTTP to /ecms-ws01/service2 and the native API side by side (agencies of te
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
+from signxml import XMLSigner, methods
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
+from conformance.ecms.runner import run
+from gateway.core import xml as gxml
+from gateway.core.directory import Directory
+from gateway.core.envelope_reader import read_envelope
 from gateway.ecms import mapping, soap
 from gateway.ecms.handler import ECMS_PATH
+from gateway.http.app import create_app
+from pki.devca import init_dev_pki
 from tests.ecms.helpers import body_child, errors, request
-from tests.support import CMI, KKN, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes
+from tests.integration.conftest import make_settings
+from tests.support import CMI, KKN, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes, trickle
 
 U = soap.U
 R = f"{{{soap.RAM_NS}}}"
@@ -74,8 +89,6 @@ def ecms_letter(subject: str = "ขอเชิญประชุมคณะท
 
 def signed_ecms_letter(*, key, cert, method: str, digest: str, subject: str = "ลงนามแล้ว") -> bytes:
     """The same letter with a legacy XML-DSig over #Letter in its GovernmentSignature."""
-    from signxml import XMLSigner, methods
-    from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
     class LegacySigner(XMLSigner):
         def check_deprecated_methods(self):  # test-only: produce what legacy clients produce
@@ -94,10 +107,6 @@ def signed_ecms_letter(*, key, cert, method: str, digest: str, subject: str = "�
 
 
 def self_signed_rsa():
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{OPM} legacy signer")])
@@ -149,8 +158,6 @@ async def test_rsa_sha1_legacy_signature_only_with_the_legacy_setting(make_clien
 async def test_a_native_receiver_gets_the_people_send_date_and_legacy_signature(make_client, pool, dev_pki):
     """Nothing the e-CMS client said is lost for a native receiver: the parties' names and titles,
     SendDate, and the author's ds:Signature as received (evidence about the original SOAP letter)."""
-    from gateway.core import xml as gxml
-    from gateway.core.envelope_reader import read_envelope
 
     client = await make_client(ecms_require_trusted_signature=True)
     signer = dev_pki.agency_signer(OPM)
@@ -311,15 +318,8 @@ async def test_readme_conformance_command_passes_against_the_example_directory(d
                                                                                 capsys):
     """What README's line runs: the runner over HTTPS (development root via --cafile), a bare
     gateway URL, the token of 11008 from config/directory.example.json."""
-    import ssl
 
-    from aiohttp.test_utils import TestServer
 
-    from conformance.ecms.runner import run
-    from gateway.core.directory import Directory
-    from gateway.http.app import create_app
-    from pki.devca import init_dev_pki
-    from tests.integration.conftest import make_settings
 
     example = ROOT / "config" / "directory.example.json"
     dev = init_dev_pki(workdir / "pki", {a.code: a.name_th for a in Directory.load(example).all()})
@@ -341,7 +341,6 @@ async def test_readme_conformance_command_passes_against_the_example_directory(d
 
 async def test_a_trickled_soap_body_gets_ecms_106_and_nothing_stored(make_client, pool):
     """The native API's body deadline holds for the e-CMS endpoint too (slowloris)."""
-    from tests.support import trickle
 
     client = await make_client(body_timeout_s=0.3, body_min_rate=1_000_000)
     head, body, _ = await trickle(client.server.host, client.server.port,

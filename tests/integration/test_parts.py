@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import base64
 import datetime as dt
 import hashlib
 import os
@@ -9,14 +11,21 @@ import uuid
 
 import pytest
 from aiohttp import web
+from lxml import etree
 
+from gateway.cli import letters
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
 from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.parts import STORE_CHUNK, build_related
 from gateway.core.receipts import delivery_ack
-from tests.support import CMI, KKN, OPM, TOKENS, stored_counts
+from gateway.ecms import soap
+from gateway.ecms.handler import ECMS_PATH
+from pki.sign import sign_envelope
+from tests.ecms.helpers import request
+from tests.ecms.test_http import LegacyNode
+from tests.support import CMI, KKN, OPM, TOKENS, free_port, stored_counts
 
 BIG = os.urandom(2 * STORE_CHUNK + 12345)  # three stored chunks
 SMALL_PDF = b"%PDF-1.4\n% inline cover letter\n"
@@ -145,7 +154,6 @@ async def test_refusals_store_nothing_and_leave_no_spool(make_client, pool, work
 
 
 async def test_signed_letter_binds_its_parts_and_a_swapped_part_is_refused(make_client, pool, dev_pki):
-    from pki.sign import sign_envelope
 
     client = await make_client(require_signature=True, seal=True, revocation="off")
     signed = sign_envelope(external_letter(message_id="signed-big"), dev_pki.agency_signer(OPM))
@@ -184,7 +192,6 @@ class MultipartOffice:
         return web.Response(body=delivery_ack(delivery_id=uuid.UUID(delivery_id)), content_type="application/xml")
 
     async def start(self):
-        from tests.support import free_port
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/inbox", self.handle)
@@ -241,9 +248,7 @@ async def test_folder_route_writes_the_parts_before_the_envelope(make_client, po
 
 def _inline_contents(soap_bytes: bytes) -> list[bytes]:
     """Every base64 binary object of an e-CMS letter, decoded."""
-    import base64
 
-    from lxml import etree
 
     root = etree.fromstring(soap_bytes)
     return [base64.b64decode(el.text) for el in root.iter()
@@ -251,17 +256,12 @@ def _inline_contents(soap_bytes: bytes) -> list[bytes]:
 
 
 async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, pool):
-    from gateway.ecms import soap
-    from gateway.ecms.handler import ECMS_PATH
-    from tests.ecms.helpers import request
-    from tests.ecms.test_http import LegacyNode
 
     node = LegacyNode()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post(ECMS_PATH, node.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    from tests.support import free_port
 
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -285,9 +285,7 @@ async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, po
 
 
 async def test_cli_sends_a_large_pdf_beside_the_envelope(make_client, pool, tmp_path):
-    import argparse
 
-    from gateway.cli import letters
 
     client = await make_client()
     pdf = tmp_path / "แผนที่.pdf"

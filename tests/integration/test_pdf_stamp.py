@@ -1,12 +1,24 @@
 """PDF letters: PAdES validated on intake, receiving stamp (ตรารับ) made when a registry accepts."""
 
+import asyncio
+import datetime as dt
 import shutil
 import subprocess
 
 import pytest
 
-from pki.pdf import async_sign_pdf, make_demo_pdf, validate_pdf
-from tests.support import CMI, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes, stored_counts
+from pki.pdf import async_sign_pdf, make_demo_pdf, stamp_received, validate_pdf
+from tests.support import (
+    CMI,
+    KKN,
+    OPM,
+    ROOT,
+    TOKENS,
+    letter_bytes,
+    notifier_bytes,
+    rewrite_page_after_signing,
+    stored_counts,
+)
 
 
 def auth(agency=OPM):
@@ -33,7 +45,6 @@ async def test_signed_pdf_is_validated_and_the_stamp_keeps_the_signature(make_cl
     assert report.signed and all(s.intact and s.trusted for s in report.signatures)
     # the recipient may fetch it too; another agency may not
     assert (await client.get(f"/v1/messages/m-pdf/stamped/{CMI}", headers=auth(CMI))).status == 200
-    from tests.support import KKN
 
     assert (await client.get(f"/v1/messages/m-pdf/stamped/{CMI}", headers=auth(KKN))).status == 404
     if shutil.which("pdftoppm"):
@@ -63,7 +74,6 @@ async def _counts(pool):
 ])
 async def test_required_pdf_signature_refuses_later_changes_and_other_agencies(case, code, status, make_client,
                                                                               pool, dev_pki):
-    from tests.support import KKN, rewrite_page_after_signing
 
     # other_agency: a valid signature, by the Khon Kaen office, on a letter the OPM sends
     signed = await async_sign_pdf(make_demo_pdf(), dev_pki.agency_signer(KKN if case == "other_agency" else OPM))
@@ -79,10 +89,7 @@ async def test_required_pdf_signature_refuses_later_changes_and_other_agencies(c
 
 async def test_the_gateways_stamp_passes_the_required_pdf_policy(make_client, pool, dev_pki):
     """A stamped copy (an added annotation) still satisfies require_pdf_signature, and the facts say why."""
-    import asyncio
-    import datetime as dt
 
-    from pki.pdf import stamp_received
 
     signed = await async_sign_pdf(make_demo_pdf(), dev_pki.agency_signer(OPM))
     stamped = await asyncio.to_thread(stamp_received, signed, agency_name="จังหวัดเชียงใหม่",

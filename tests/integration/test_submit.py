@@ -5,7 +5,10 @@ import json
 
 import pytest
 
-from gateway.core.envelope import Secrecy
+from gateway.core import appkeys as keys
+from gateway.core import xml
+from gateway.core.envelope import NotifierKind, Secrecy
+from pki.sign import sign_envelope
 from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes, notifier_bytes, stored_counts, trickle
 
 
@@ -23,7 +26,6 @@ async def test_accepts_a_letter_in_one_transaction(make_client, pool):
     r = await client.post("/v1/messages", data=data, headers=auth())
     assert r.status == 202
     assert "Set-Cookie" not in r.headers  # the console's session belongs to the console only
-    from gateway.core import xml
 
     receipt = xml.parse(await r.read())
     xml.validate("envelope-v1.xsd", receipt)
@@ -107,7 +109,6 @@ async def test_bad_input_has_its_own_code_and_stores_nothing(make_client, pool, 
 async def test_signed_letter_with_a_comment_in_its_signed_text_is_refused(make_client, pool, dev_pki):
     """Canonical XML ignores comments, so the signature would verify while the stored bytes read
     differently: ขอเชิญ<!---->ประชุม reads as ขอเชิญ to a receiver's parser."""
-    from pki.sign import sign_envelope
 
     client = await make_client(require_signature=True, seal=True, revocation="off")
     signed = sign_envelope(letter_bytes(message_id="m-comment"), dev_pki.agency_signer(OPM))
@@ -217,7 +218,6 @@ async def test_unknown_route_is_json(make_client):
 
 
 async def test_business_cycle_accept_reject_withdraw_resend(make_client):
-    from gateway.core.envelope import NotifierKind
 
     client = await make_client()
     await client.post("/v1/messages", data=letter_bytes(recipients=(CMI, KKN), message_id="m-biz"), headers=auth())
@@ -263,7 +263,6 @@ async def test_a_full_outbound_queue_gets_429_and_keeps_what_it_accepted(make_cl
     codes = [(await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,)), headers=auth())).status
              for _ in range(3)]
     assert codes == [202, 202, 202]  # the depth is read at most once a second
-    from gateway.core import appkeys as keys
 
     admission = client.app[keys.EXCHANGE].accept.admission
     admission._depth_at = float("-inf")  # as if a second has passed: the next request refreshes the depth

@@ -7,8 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pkcs11
 import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pkcs11 import Attribute, KeyType
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from pki.certfactory import agency_name
 from pki.errors import KeyUnavailable
@@ -29,9 +32,6 @@ pytestmark = pytest.mark.skipif(LIB is None or shutil.which("softhsm2-util") is 
 def token(tmp_path_factory):
     """A fresh SoftHSM2 token with an EC P-256 key pair labelled 'seal'; returns the public key."""
     # python-pkcs11 is optional (the hsm extra): imported here, after the module's skip for a missing SoftHSM2
-    import pkcs11
-    from pkcs11 import Attribute, KeyType
-    from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
     directory = tmp_path_factory.mktemp("softhsm")
     (directory / "tokens").mkdir()

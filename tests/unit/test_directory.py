@@ -2,7 +2,7 @@ import pytest
 
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
-from tests.support import CMI, TOKENS, directory_dict
+from tests.support import CMI, ROOT, TOKENS, directory_dict
 
 
 def test_loads_and_authenticates_tokens():
@@ -13,7 +13,6 @@ def test_loads_and_authenticates_tokens():
 
 
 def test_example_directory_is_valid():
-    from tests.support import ROOT
 
     d = Directory.load(ROOT / "config" / "directory.example.json")
     assert len(d) >= 5

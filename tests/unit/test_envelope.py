@@ -1,16 +1,21 @@
+import asyncio
 import base64
+import contextvars
 
 import pytest
+import structlog
 
 from gateway.core import xml
+from gateway.core.directory import Directory
+from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import EnvelopeError
-from tests.support import letter, letter_bytes
+from gateway.intake.checks import Intake
+from tests.support import directory_dict, letter, letter_bytes
 
 
 def test_round_trip_keeps_every_field_and_thai_text():
     env = letter(subject="ขอเชิญประชุมคณะกรรมการ ครั้งที่ ๑/๒๕๖๙")
-    from gateway.core.envelope_builder import build_envelope
 
     data = build_envelope(env)
     assert "ขอเชิญประชุม".encode() in data  # UTF-8 on the wire, not character references
@@ -42,14 +47,8 @@ def test_attachment_size_mismatch():
 
 
 async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
-    import contextvars
 
-    import structlog
 
-    from gateway.core.directory import Directory
-    from gateway.core.errors import EnvelopeError
-    from gateway.intake.checks import Intake
-    from tests.support import directory_dict, letter_bytes
 
     intake = Intake(Directory.from_dict(directory_dict()), max_bytes=1 << 20)
     bad = letter_bytes(message_id="log-me", recipients=("9999999999",))
@@ -62,6 +61,5 @@ async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
             return exc.code, structlog.contextvars.get_contextvars().get("message_id")
 
     ctx = contextvars.copy_context()
-    import asyncio
 
     assert await asyncio.create_task(check(), context=ctx) == ("envelope.unknown_recipient", "log-me")

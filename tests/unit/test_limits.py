@@ -1,8 +1,12 @@
 import asyncio
 
+import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.intake.limits import Admission, Throttled, TokenBucket
+from gateway.http.api import error_middleware
+from gateway.intake.limits import Admission, LoginThrottle, Throttled, TokenBucket
 
 
 class Time:
@@ -53,7 +57,6 @@ async def test_queue_depth_limit_reads_the_database_at_most_once_a_second():
 
 
 def test_login_throttle_stops_guessing_per_user_and_per_address():
-    from gateway.intake.limits import LoginThrottle
 
     t = [1000.0]
     throttle = LoginThrottle(per_user=3, per_address=5, window_s=60, now=lambda: t[0])
@@ -76,11 +79,7 @@ def test_login_throttle_stops_guessing_per_user_and_per_address():
 
 
 async def test_a_database_restart_is_answered_503_not_500():
-    import asyncpg
-    from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
 
-    from gateway.http.api import error_middleware
 
     async def crashing(request):  # what a backend says while PostgreSQL restarts after a crash
         raise asyncpg.exceptions.CrashShutdownError("terminating connection because of crash of another server process")

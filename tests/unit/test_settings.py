@@ -30,8 +30,6 @@ def test_ecms_signature_policy_follows_the_profile_unless_set():
 
 
 def test_a_lease_shorter_than_a_delivery_request_is_refused():
-    from gateway.core.errors import ConfigError
-    from gateway.core.settings import Settings
 
     with pytest.raises(ConfigError) as e:
         Settings.from_env({"GATEWAY_DISPATCH_LEASE_S": "20", "GATEWAY_DISPATCH_REQUEST_TIMEOUT_S": "30"})
