@@ -92,7 +92,8 @@ def named_path(root: etree._Element, node: etree._Element) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def explain_invalid(schema_name: str, root: etree._Element, error=None) -> tuple[str, str]:
+def explain_invalid(schema_name: str, root: etree._Element,
+                    error: etree._LogEntry | None = None) -> tuple[str, str]:
     """For a document that failed validation: (field path, reason), from libxml2's error
     (``error``, else the first error of validating ``root`` again)."""
     if error is None:

@@ -203,7 +203,7 @@ class Dispatcher:
             started = self.clock.now()
             t0 = time.perf_counter()
             if agency is None:
-                outcome: Outcome = Permanent("recipient is no longer in the directory")
+                outcome: Outcome | None = Permanent("recipient is no longer in the directory")
                 route_kind = c.route
             else:
                 route_kind = agency.route.kind
@@ -231,6 +231,8 @@ class Dispatcher:
                         await self._release([c])
                         return False
             self.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
+            if outcome is None:  # (handed back above; the branches that leave it None return)
+                return False
             try:
                 return await self._record_durably(c, route_kind, outcome, started)
             except Exception as exc:  # lease expiry brings it back; the office deduplicates

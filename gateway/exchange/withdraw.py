@@ -9,7 +9,7 @@ import asyncpg
 
 from gateway.core.clock import Clock
 from gateway.core.errors import Conflict, NotFound
-from gateway.storage import audit, letters, messages
+from gateway.storage import Connection, audit, letters, messages
 
 
 class Withdrawals:
@@ -32,7 +32,7 @@ class Withdrawals:
             rows = await letters.withdraw_by_id(conn, sender, message_id, recipients)
             return await self._record(conn, sender, rows)
 
-    async def _record(self, conn: asyncpg.Connection, actor: str, rows: Sequence[asyncpg.Record]) -> int:
+    async def _record(self, conn: Connection, actor: str, rows: Sequence[asyncpg.Record]) -> int:
         """A letter a registry received or accepted is on its file and stays. All or nothing: if one
         targeted delivery may not be withdrawn, none is (409)."""
         blocked = [r for r in rows if not r["withdrawable"]]

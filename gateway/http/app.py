@@ -15,26 +15,30 @@ import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import structlog
 import tenacity
 from aiohttp import web
 
+from gateway.audit.live import VerifyJob
 from gateway.audit.wiring import audit_ctx
 from gateway.core import appkeys as keys
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
-from gateway.core.sealing import DigestOnlySealer, Sealer
+from gateway.core.sealing import CheckpointSigner, DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
+from gateway.core.signing import PkiSealer, build_trust
 from gateway.http import api, console
 from gateway.http.routes import setup_routes
 from gateway.http.services import build_services
+from gateway.intake.limits import LoginThrottle
 from gateway.storage import db
 
 log = structlog.get_logger(__name__)
 
 
-async def _database(app: web.Application):
+async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     dsn = settings.database_url
     if not dsn:
@@ -49,7 +53,7 @@ async def _database(app: web.Application):
     await pool.close()
 
 
-async def _connect(settings: Settings, dsn: str):
+async def _connect(settings: Settings, dsn: str) -> asyncpg.Pool:
     """The pool, waiting up to ``database_wait_s`` for a database that is not reachable yet (starting
     up, recovering, failing over), with a warning per try: an operator sees why the gateway is not
     listening yet instead of finding it exited."""
@@ -69,9 +73,7 @@ async def _connect(settings: Settings, dsn: str):
     raise AssertionError("unreachable")
 
 
-async def _pki(app: web.Application):
-    from gateway.core.signing import PkiSealer, build_trust
-
+async def _pki(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY])
     app[keys.TRUST] = trust
@@ -84,7 +86,7 @@ async def _pki(app: web.Application):
     yield
 
 
-async def _http(app: web.Application):
+async def _http(app: web.Application) -> AsyncIterator[None]:
     if keys.HTTP in app:
         yield
         return
@@ -120,7 +122,7 @@ async def _exchange(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
                sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None,
-               audit_signer=None) -> web.Application:
+               audit_signer: CheckpointSigner | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
@@ -132,9 +134,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
         app[keys.HTTP] = http
     if audit_signer is not None:
         app[keys.AUDIT_SIGNER] = audit_signer
-    from gateway.audit.live import VerifyJob
-    from gateway.intake.limits import LoginThrottle
-
     app[keys.AUDIT_VERIFY] = job = VerifyJob()
     app[keys.LOGIN_THROTTLE] = LoginThrottle()
     app.on_shutdown.append(lambda _app: job.cancel())

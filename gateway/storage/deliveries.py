@@ -75,7 +75,7 @@ class DeliveryView:
     expires_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row) -> DeliveryView:
+    def from_row(cls, row: asyncpg.Record) -> DeliveryView:
         values = {f: row[f] for f in cls.__dataclass_fields__}
         values["status"] = DeliveryStatus(values["status"])
         return cls(**values)
@@ -97,7 +97,7 @@ class InboxItem:
     """Files stored beside the envelope, fetched from ``/v1/inbox/{delivery_id}/parts/{content_id}``."""
 
     @classmethod
-    def from_row(cls, row) -> InboxItem:
+    def from_row(cls, row: asyncpg.Record) -> InboxItem:
         return cls(delivery_id=row["id"], message_id=row["message_id"], sender=row["sender"],
                    message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"],
                    message_pk=row["message_pk"], parts=row["parts"])
@@ -128,11 +128,11 @@ async def inbox(db: Executor, agency: str, limit: int, *, receipts: bool = True)
     return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], agency, limit, receipts)]
 
 
-async def inbox_item(db: Executor, agency: str, delivery_id: uuid.UUID):
+async def inbox_item(db: Executor, agency: str, delivery_id: uuid.UUID) -> asyncpg.Record | None:
     return await db.fetchrow(queries["inbox_item"], agency, delivery_id)
 
 
-async def lock_for_ack(db: Executor, delivery_id: uuid.UUID):
+async def lock_for_ack(db: Executor, delivery_id: uuid.UUID) -> asyncpg.Record | None:
     return await db.fetchrow(queries["delivery_for_ack"], delivery_id)
 
 
@@ -140,7 +140,8 @@ async def listing(db: Executor, *, status: str | None, recipient: str | None, li
     return [dict(r) for r in await db.fetch(queries["list_deliveries"], status, recipient, limit)]
 
 
-async def requeue(db: Executor, delivery_id: uuid.UUID, now: dt.datetime, expires_at: dt.datetime):
+async def requeue(db: Executor, delivery_id: uuid.UUID, now: dt.datetime,
+                  expires_at: dt.datetime) -> asyncpg.Record | None:
     return await db.fetchrow(queries["requeue"], delivery_id, now, expires_at)
 
 

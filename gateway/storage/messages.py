@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from gateway.storage import Executor
 from gateway.storage.db import encode_json, queries
 
@@ -80,7 +82,7 @@ class MessageRecord:
     channel: str
 
     @classmethod
-    def from_row(cls, row) -> MessageRecord:
+    def from_row(cls, row: asyncpg.Record) -> MessageRecord:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 

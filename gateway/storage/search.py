@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
+from gateway.storage import Connection, Executor
 from gateway.storage.db import queries
 
 
@@ -40,12 +42,12 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _custom(conn: asyncpg.Connection) -> None:
+async def _custom(conn: Connection) -> None:
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.datetime, int] | None,
-                  limit: int) -> list[dict]:
+                  limit: int) -> list[dict[str, Any]]:
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         await _custom(conn)
         # a status filter walks the deliveries in that status (see search_messages_by_status)
@@ -59,7 +61,7 @@ async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.dateti
 async def events(pool: asyncpg.Pool, *, kind: str | None = None, since: dt.datetime | None = None,
                  until: dt.datetime | None = None, message_pk: int | None = None, before_seq: int | None = None,
                  agency: str | None = None, number: str | None = None, subject: str | None = None,
-                 limit: int = 100) -> list[dict]:
+                 limit: int = 100) -> list[dict[str, Any]]:
     """Events newest first; ``agency`` acted or sent/received the event's letter, ``number`` and
     ``subject`` are substrings of that letter's number and subject (Thai or English)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
@@ -69,27 +71,27 @@ async def events(pool: asyncpg.Pool, *, kind: str | None = None, since: dt.datet
     return [dict(r) for r in rows]
 
 
-async def message(db, pk: int) -> dict | None:
+async def message(db: Executor, pk: int) -> dict[str, Any] | None:
     row = await db.fetchrow(queries["message_full"], pk)
     return None if row is None else dict(row)
 
 
-async def related(db, message_id: str) -> list[dict]:
+async def related(db: Executor, message_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["message_related"], message_id)]
 
 
-async def visible_to(db, pk: int, agency: str) -> bool:
+async def visible_to(db: Executor, pk: int, agency: str) -> bool:
     return bool(await db.fetchval(queries["message_visible_to"], pk, agency))
 
 
-async def message_events(db, pk: int) -> list[dict]:
+async def message_events(db: Executor, pk: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["audit_events_for_message"], pk)]
 
 
-async def queue_by_destination(db) -> list[dict]:
+async def queue_by_destination(db: Executor) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["queue_by_destination"])]
 
 
-async def dead_letters(db, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> list[dict]:
+async def dead_letters(db: Executor, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["dead_letters"], after[0] if after else None,
                                             after[1] if after else None, limit)]

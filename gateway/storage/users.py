@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.core.errors import Conflict, GatewayError, NotFound
-from gateway.storage import audit
+from gateway.storage import Executor, audit
 from gateway.storage.db import queries
 
 _HASHER = PasswordHasher()
@@ -49,7 +49,7 @@ class User:
     disabled: bool
 
     @classmethod
-    def from_row(cls, row) -> User:
+    def from_row(cls, row: asyncpg.Record) -> User:
         return cls(row["username"], Role(row["role"]), row["agency"], row["disabled"])
 
 
@@ -89,7 +89,7 @@ async def set_disabled(pool: asyncpg.Pool, username: str, disabled: bool, *, now
                            details={"username": username})
 
 
-async def get(db, username: str) -> User | None:
+async def get(db: Executor, username: str) -> User | None:
     row = await db.fetchrow(queries["user_get"], username)
     return None if row is None else User.from_row(row)
 
@@ -121,7 +121,7 @@ async def issue_token(pool: asyncpg.Pool, username: str, label: str, *, now: dt.
     return token
 
 
-async def user_for_token(db, token: str) -> User | None:
+async def user_for_token(db: Executor, token: str) -> User | None:
     row = await db.fetchrow(queries["api_token_user"], hashlib.sha256(token.encode()).digest())
     if row is None or row["disabled"]:
         return None
