@@ -64,10 +64,10 @@ PROFILE = {
 }
 
 #: Codes raised after the author's signature is checked (gateway.intake.checks order): with signatures
-#: required, an unsigned envelope stops at signature.missing first.
-AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid",
-                   "envelope.type_mismatch", "envelope.receipt_not_submittable",
-                   "envelope.unknown_recipient", "policy.", "envelope.registry_number_missing")
+#: required, an unsigned envelope stops at signature.missing first. The directory and policy checks
+#: (type, recipients, secrecy, registry number) come before the signature: they cost nothing, the
+#: signature check may reach the network.
+AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid")
 
 
 def envelope(*, sender: str = SENDER, recipients=(RECIPIENT,), secrecy: Secrecy = Secrecy.NORMAL,

@@ -254,8 +254,9 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-def read_envelope(root: etree._Element) -> Envelope:
-    """Read a parsed, schema-valid envelope tree into records (attachments checked)."""
+def read_envelope(root: etree._Element, *, attachments: bool = True) -> Envelope:
+    """Read a parsed, schema-valid envelope tree into records (attachments checked; with
+    ``attachments=False`` neither read nor checked, for the checks that come before the signature's)."""
     header = read_header(root)
     k = _Kids(root)
     body: Body
@@ -268,4 +269,4 @@ def read_envelope(root: etree._Element) -> Envelope:
     else:
         raise EnvelopeError("a Letter, Notifier or Receipt is required", code="envelope.schema_invalid",
                             field="Letter")
-    return Envelope(header=header, body=body, attachments=read_attachments(root))
+    return Envelope(header=header, body=body, attachments=read_attachments(root) if attachments else ())

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -41,7 +41,7 @@ from gateway.core import xml
 from gateway.core.directory import Directory
 from gateway.core.envelope import Attachment, Envelope, Letter, MessageType, Notifier, Receipt, Secrecy
 from gateway.core.envelope_builder import build_envelope_tree
-from gateway.core.envelope_reader import read_envelope
+from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.parts import SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
@@ -168,11 +168,35 @@ class Intake:
         if sender != agency:
             raise AuthError(f"agency {agency} cannot send as {sender}", code="auth.wrong_sender",
                             field="Header/Sender", status=403)
+        # The directory and policy first: they cost microseconds, while the signature check may reach
+        # the network for revocation data. They read the tree as received; should the verifier hand
+        # back another tree (the one its signature covers), that one is read and checked again.
+        # (Attachments are read after the signature: a letter with no signature where one is required
+        # is refused as unsigned, whatever its attachments.)
+        env = built.envelope if built is not None else read_envelope(root, attachments=False)
+        self._check_policy(env, allow_receipts=allow_receipts)
         if self.verifier is not None:
-            root, signature_facts = await self.verifier(data, root, sender, channel=channel)
+            verified, signature_facts = await self.verifier(data, root, sender, channel=channel)
             facts.update(signature_facts)
-        # A verifier may hand back another tree (the one its signature covers): read that one.
-        env = built.envelope if built is not None and root is built.tree else read_envelope(root)
+            if verified is not root:
+                root, env = verified, read_envelope(verified)
+                self._check_policy(env, allow_receipts=allow_receipts)
+        if built is None and not env.attachments:
+            env = replace(env, attachments=read_attachments(root))
+        h = env.header
+        checked_parts = _match_parts(env.attachments, parts or {})
+        if self.pdf_checker is not None:
+            main = next((a for a in env.attachments if a.role == "main" and a.mime_type == "application/pdf"), None)
+            if main is not None:
+                content = main.content
+                if main.external:  # PAdES validation needs the file in memory; only this once
+                    content = next(p for p in checked_parts if p.content_id == main.id).read_bytes()
+                facts.update(await self.pdf_checker(content, h.sender))
+        return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
+                               parts=checked_parts)
+
+    def _check_policy(self, env: Envelope, *, allow_receipts: bool) -> None:
+        """What the envelope may be, whoever signed it: its type, its recipients, its secrecy."""
         h = env.header
         if not isinstance(env.body, _BODY_TYPES[h.message_type]):
             raise EnvelopeError(f"MessageType {h.message_type.value} does not match the body",
@@ -194,16 +218,6 @@ class Intake:
             raise EnvelopeError("an accepted notifier needs the registry number",
                                 code="envelope.registry_number_missing", field="Notifier/RegistryNumber",
                                 status=422)
-        checked_parts = _match_parts(env.attachments, parts or {})
-        if self.pdf_checker is not None:
-            main = next((a for a in env.attachments if a.role == "main" and a.mime_type == "application/pdf"), None)
-            if main is not None:
-                content = main.content
-                if main.external:  # PAdES validation needs the file in memory; only this once
-                    content = next(p for p in checked_parts if p.content_id == main.id).read_bytes()
-                facts.update(await self.pdf_checker(content, h.sender))
-        return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
-                               parts=checked_parts)
 
 
 def _refuse_comments(root: etree._Element) -> None:

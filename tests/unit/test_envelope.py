@@ -7,6 +7,7 @@ import structlog
 
 from gateway.core import xml
 from gateway.core.directory import Directory
+from gateway.core.envelope import Secrecy
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import EnvelopeError
@@ -63,3 +64,24 @@ async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
     ctx = contextvars.copy_context()
 
     assert await asyncio.create_task(check(), context=ctx) == ("envelope.unknown_recipient", "log-me")
+
+
+@pytest.mark.parametrize("case,code", [
+    ({"recipients": ("9999999999",)}, "envelope.unknown_recipient"),
+    ({"secrecy": Secrecy.TOP_SECRET}, "policy.top_secret"),
+])
+async def test_directory_and_policy_are_checked_before_the_signature(case, code):
+    """The signature check may reach the network (revocation data): a letter the directory or the
+    policy refuses anyway never gets that far."""
+    calls = []
+
+    async def verifier(raw, root, sender, *, channel="native"):
+        calls.append(sender)
+        return root, {"signed": True}
+
+    intake = Intake(Directory.from_dict(directory_dict()), max_bytes=1 << 20, verifier=verifier)
+    with pytest.raises(EnvelopeError) as refused:
+        await intake.check(letter_bytes(**case), agency="0100000000")
+    assert refused.value.code == code and calls == []
+    await intake.check(letter_bytes(), agency="0100000000")
+    assert calls == ["0100000000"]
