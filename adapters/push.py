@@ -48,6 +48,7 @@ from typing import Any
 import aiohttp
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
+from adapters.errors import AckRefused
 from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
 from gateway.core import xml
 from gateway.core.errors import GatewayError
@@ -72,13 +73,6 @@ def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str
     if got != delivery_id:
         return f"ack.wrong_delivery_id: {got!r}"
     return None
-
-
-class AckRefused(GatewayError):
-    """A DeliveryAck that is not a valid acknowledgement (signature, agency or digest)."""
-
-    code = "ack.signature_invalid"
-    status = 422
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,41 @@
 """One root exception for the PKI library, each subclass a family of stable codes.
 
 :class:`PkiError` is deliberately *not* a :class:`gateway.core.errors.GatewayError`:
-this package is a library that the gateway wires in, and the gateway maps a
-``PkiError`` to its API answer (``code``, ``field``, ``message``, ``status``).
+this package is a library that the gateway wires in, and each of the gateway's edges
+translates a ``PkiError``'s code to its wire form (this package knows nothing of HTTP).
 
 Stable codes (documented; the API returns them verbatim):
 
-============================== ====== ==================================================
-code                           status meaning
-============================== ====== ==================================================
-signature.missing              422    no author signature where one is required
-signature.invalid              422    SignatureValue or a reference digest does not verify
-signature.references           422    the signature does not cover exactly the expected parts
-signature.algorithm            422    algorithm, digest or key size outside the allow-list
-signature.wrapping             422    a signed Id is duplicated, misplaced or not the verified node
-signature.sealed               422    the envelope already carries a gateway seal
-certificate.untrusted          422    no path to a trust anchor (unknown issuer)
-certificate.expired            422    the signer (or a CA in its path) has expired
-certificate.not_yet_valid      422    the signer (or a CA in its path) is not valid yet
-certificate.revoked            422    revoked according to a CRL or an OCSP response
-certificate.revocation_unknown 422    revocation status could not be established (hard-fail)
-certificate.key_usage          422    keyUsage / extendedKeyUsage do not allow this use
-certificate.algorithm          422    the certificate path uses a weak algorithm (SHA-1, RSA<2048)
-certificate.invalid            422    any other path validation failure
-certificate.wrong_agency       403    valid certificate, but not one that may sign for the sender
-attachment.digest_mismatch     422    an attachment's Size or Sha256 does not match its Content (reported
-                                      instead of signature.invalid when that is why the signature fails)
-attachment.content_invalid     422    an attachment's Content is not valid base64
-envelope.structure             422    the envelope lacks a part the signature needs (body Id ...)
-<what>.not_xml                 400    not well-formed XML (``<what>`` is ``envelope``, ``ack`` ...: the caller's word)
-<what>.dtd_forbidden           400    the document declares a DTD or entities
-<what>.too_large               413    the document is larger than the caller's limit
-envelope.encoding_unsupported  400    an envelope that is not UTF-8 (or US-ASCII)
-pdf.unreadable                 422    the PDF cannot be parsed
-pdf.font_missing               500    the Thai TrueType font for the receiving stamp is missing
-key.unavailable                500    a signing key (file or HSM token) cannot be used
-============================== ====== ==================================================
+============================== ==================================================
+code                           meaning
+============================== ==================================================
+signature.missing              no author signature where one is required
+signature.invalid              SignatureValue or a reference digest does not verify
+signature.references           the signature does not cover exactly the expected parts
+signature.algorithm            algorithm, digest or key size outside the allow-list
+signature.wrapping             a signed Id is duplicated, misplaced or not the verified node
+signature.sealed               the envelope already carries a gateway seal
+certificate.untrusted          no path to a trust anchor (unknown issuer)
+certificate.expired            the signer (or a CA in its path) has expired
+certificate.not_yet_valid      the signer (or a CA in its path) is not valid yet
+certificate.revoked            revoked according to a CRL or an OCSP response
+certificate.revocation_unknown revocation status could not be established (hard-fail)
+certificate.key_usage          keyUsage / extendedKeyUsage do not allow this use
+certificate.algorithm          the certificate path uses a weak algorithm (SHA-1, RSA<2048)
+certificate.invalid            any other path validation failure
+certificate.wrong_agency       valid certificate, but not one that may sign for the sender
+attachment.digest_mismatch     an attachment's Size or Sha256 does not match its Content (reported
+                               instead of signature.invalid when that is why the signature fails)
+attachment.content_invalid     an attachment's Content is not valid base64
+envelope.structure             the envelope lacks a part the signature needs (body Id ...)
+<what>.not_xml                 not well-formed XML (``<what>`` is ``envelope``, ``ack`` ...: the caller's word)
+<what>.dtd_forbidden           the document declares a DTD or entities
+<what>.too_large               the document is larger than the caller's limit
+envelope.encoding_unsupported  an envelope that is not UTF-8 (or US-ASCII)
+pdf.unreadable                 the PDF cannot be parsed
+pdf.font_missing               the Thai TrueType font for the receiving stamp is missing
+key.unavailable                a signing key (file or HSM token) cannot be used
+============================== ==================================================
 """
 
 from __future__ import annotations
@@ -46,17 +46,12 @@ class PkiError(Exception):
 
     #: Default stable code of this family.
     code: str = "pki.error"
-    #: HTTP status the gateway should answer with.
-    status: int = 422
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
-                 status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         self.field = field
 
     def to_dict(self) -> dict[str, str]:
@@ -94,7 +89,6 @@ class AgencyError(CertificateError):
     """A valid certificate that may not sign for the claimed sending agency."""
 
     code = "certificate.wrong_agency"
-    status = 403
 
 
 class AttachmentError(PkiError):
@@ -113,7 +107,6 @@ class XmlError(PkiError):
     """Untrusted bytes that :func:`pki.xmlparse.parse` refuses (not XML, a DTD, too large, not UTF-8)."""
 
     code = "envelope.not_xml"
-    status = 400
 
 
 class PdfError(PkiError):
@@ -126,4 +119,3 @@ class KeyUnavailable(PkiError):
     """A signing key cannot be loaded or used (configuration, HSM token)."""
 
     code = "key.unavailable"
-    status = 500

@@ -348,7 +348,7 @@ def find_thai_font(explicit: str | os.PathLike | None = None) -> Path:
         if path.is_file():
             return path
     raise PkiError("no Thai TrueType font found for the receiving stamp; install the Debian package "
-                   "fonts-thai-tlwg (Garuda.ttf) or set SARABAN_THAI_FONT", code="pdf.font_missing", status=500)
+                   "fonts-thai-tlwg (Garuda.ttf) or set SARABAN_THAI_FONT", code="pdf.font_missing")
 
 
 def stamp_received(pdf_bytes: bytes, *, agency_name: str, registry_number: str, received_at: dt.datetime,

@@ -241,7 +241,7 @@ class TrustStore:
         self.anchors = tuple(anchors)
         self.intermediates = tuple(intermediates)
         if not self.anchors:
-            raise PkiError("a trust store needs at least one trust anchor", code="pki.config", status=500)
+            raise PkiError("a trust store needs at least one trust anchor", code="pki.config")
         self.revocation = revocation
         self._crls = tuple(_load_crl(c) for c in crls)
         self.ocsp = ocsp

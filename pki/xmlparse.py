@@ -70,7 +70,7 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envel
         raise TypeError("parse() takes bytes")
     if len(data) > max_bytes:
         raise XmlError(f"document is {len(data)} bytes, the limit is {max_bytes}",
-                       code=f"{what}.too_large", status=413)
+                       code=f"{what}.too_large")
     # Fast refusal of the usual case; the docinfo check below catches a DOCTYPE
     # placed after a long prolog comment (libxml2 never expands it: entities off).
     if b"<!DOCTYPE" in bytes(data[:4096]):

@@ -19,10 +19,14 @@ import argparse
 import asyncio
 import importlib
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Final
 
+from adapters.errors import AdapterError
 from gateway.core.errors import GatewayError
+from pki.errors import PkiError
 
 Command = Callable[[argparse.Namespace], Coroutine[None, None, int]]
 
@@ -178,18 +182,51 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The CLI's one translation table: domain error codes to exit statuses (sysexits.h), looked up by
+#: code, then by kind (".not_found"), then by family ("auth."). Documented in the README (Commands).
+EXIT_STATUS: Final[dict[str, int]] = {
+    ".not_found": 66,       # EX_NOINPUT: what was asked for does not exist
+    "not_found": 66,
+    "unavailable": 69,      # EX_UNAVAILABLE: the database or a service is away; try again
+    "unavailable.": 69,
+    "throttled": 69,
+    "throttled.": 69,
+    "auth.": 77,            # EX_NOPERM
+    "config.": 78,          # EX_CONFIG: the configuration, directory or a key is wrong
+    "key.": 78,
+    "pki.config": 78,
+}
+#: Any other domain error: the input (a letter, a receipt, a user's details) is refused.
+EX_DATAERR: Final = 65
+#: Not a domain error: a bug (the traceback is printed).
+EX_SOFTWARE: Final = 70
+
+
+def exit_status(code: str) -> int:
+    family, _, kind = code.partition(".")
+    for key in (code, f".{kind}" if kind else "", f"{family}."):
+        if key in EXIT_STATUS:
+            return EXIT_STATUS[key]
+    return EX_DATAERR
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return asyncio.run(_command(args.run)(args)) or 0
-    except GatewayError as exc:
-        print(f"gateway: {exc.code}: {exc.message}", file=sys.stderr)
-        return 2
+    except (GatewayError, PkiError, AdapterError) as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"gateway: {exc.code}: {exc.message}{where}", file=sys.stderr)
+        return exit_status(exc.code)
     except KeyboardInterrupt:
         return 130
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a file that cannot be read, a value the parser let through
         print(f"gateway: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except Exception:
+        traceback.print_exc()
+        print("gateway: internal error (a bug): please report the traceback above", file=sys.stderr)
+        return EX_SOFTWARE
 
 
 if __name__ == "__main__":

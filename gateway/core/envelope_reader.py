@@ -220,8 +220,7 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
         if ref is not None:
             if ref != f"cid:{a.get('Id', '')}":
                 raise EnvelopeError(f"ContentRef must be cid: followed by the Attachment's Id, not {ref!r}",
-                                    code="attachment.content_ref_invalid", field=f"{where}/ContentRef",
-                                    status=422)
+                                    code="attachment.content_ref_invalid", field=f"{where}/ContentRef")
             out.append(Attachment.external_part(
                 id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
                 size=int(_req(k, "Size")), sha256=_req(k, "Sha256"), role=a.get("role", "enclosure")))
@@ -237,18 +236,18 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
                 content = base64.b64decode(text.translate(None, b" \t\r\n"), validate=True)
         except (binascii.Error, ValueError):
             raise EnvelopeError("content is not valid base64", code="attachment.base64_invalid",
-                                field=f"{where}/Content", status=422) from None
+                                field=f"{where}/Content") from None
         try:
             declared_size = int(_req(k, "Size"))
         except ValueError:  # xs:nonNegativeInteger has no length limit; int() refuses > 4300 digits
             declared_size = -1
         if declared_size != len(content):
             raise EnvelopeError(f"declared size {_req(k, 'Size')[:40]} but content has {len(content)} bytes",
-                                code="attachment.size_mismatch", field=f"{where}/Size", status=422)
+                                code="attachment.size_mismatch", field=f"{where}/Size")
         digest = hashlib.sha256(content).hexdigest()
         if digest != _req(k, "Sha256"):
             raise EnvelopeError("SHA-256 of the content does not match the declared digest",
-                                code="attachment.digest_mismatch", field=f"{where}/Sha256", status=422)
+                                code="attachment.digest_mismatch", field=f"{where}/Sha256")
         out.append(Attachment(id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
                               content=content, role=a.get("role", "enclosure")))
     return tuple(out)

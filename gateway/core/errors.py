@@ -1,10 +1,15 @@
 """One root exception for the gateway, each subclass a family of stable codes.
 
-The HTTP API and the e-CMS facade turn a :class:`GatewayError` into a body with
-``code`` (stable, machine-readable, documented in the README), ``field`` (where
-in the input the fault is, when one applies) and a readable ``message``.
-Anything that is not a ``GatewayError`` is a bug and is answered with 500 after
-being logged; bad input must never take that path.
+A :class:`GatewayError` carries a stable, machine-readable ``code`` (documented
+in the README), the ``field`` of the input at fault when one applies, and a
+readable ``message``. It carries no HTTP status or any other wire form: each
+edge translates codes with its one table (``gateway.http.errors`` for the
+native API, ``gateway.http.console.errors`` for the console,
+``gateway.ecms.codes`` for the e-CMS endpoint, ``gateway.cli.main`` for exit
+statuses). Anything that is not a domain error (this root, ``pki.errors.PkiError``
+or ``adapters.errors.AdapterError``) is a bug: every edge answers it as a
+server error after logging it with its traceback and counting it; bad input
+must never take that path.
 """
 
 from __future__ import annotations
@@ -13,19 +18,14 @@ from __future__ import annotations
 class GatewayError(Exception):
     """Root of every error the gateway reports to a client or operator."""
 
-    #: HTTP status the API answers with.
-    status: int = 400
     #: Default stable code of this family.
     code: str = "gateway.error"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
-                 status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         self.field = field
 
     def to_dict(self) -> dict[str, str]:
@@ -39,31 +39,27 @@ class GatewayError(Exception):
 
 
 class EnvelopeError(GatewayError):
-    """The submitted envelope is unreadable, invalid or refused by policy."""
+    """The submitted envelope (or the request carrying it) is unreadable, invalid or refused by policy."""
 
-    status = 400
     code = "envelope.invalid"
 
 
 class AuthError(GatewayError):
-    """The client is not authenticated (401) or not allowed to do this (403)."""
+    """The client is not authenticated, or not allowed to do this."""
 
-    status = 401
     code = "auth.required"
 
 
 class NotFound(GatewayError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(GatewayError):
-    status = 409
     code = "conflict"
 
 
 class LetterSentOtherwise(Conflict):
-    """A guarded letter (``Exchange.submit(resend_guard=...)``) whose number and date already went to
+    """A guarded letter (``Acceptance.submit(resend_guard=...)``) whose number and date already went to
     :attr:`recipient` as another, live letter: that one must be withdrawn first."""
 
     code = "letter.sent_otherwise"
@@ -74,14 +70,14 @@ class LetterSentOtherwise(Conflict):
 
 
 class Unavailable(GatewayError):
-    """The gateway cannot take the request now (database down, overloaded)."""
+    """The gateway cannot take the request now (database down, overloaded): retry later."""
 
-    status = 503
     code = "unavailable"
+    #: Seconds a client should wait before trying again (``Retry-After``).
+    retry_after: int = 2
 
 
 class ConfigError(GatewayError):
     """Configuration or directory is wrong; raised at start-up, never per request."""
 
-    status = 500
     code = "config.invalid"

@@ -110,7 +110,7 @@ class Limits:
 
 
 def _invalid(message: str, field: str = "Content-Type", status: int = 400) -> EnvelopeError:
-    return EnvelopeError(message, code="request.multipart_invalid", field=field, status=status)
+    return EnvelopeError(message, code="request.multipart_invalid", field=field)
 
 
 async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path | None = None
@@ -122,7 +122,7 @@ async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path 
     """
     if request.content_length is not None and request.content_length > limits.max_total_bytes:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limits.max_total_bytes}",
-                            code="request.too_large", status=413)
+                            code="request.too_large")
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError) as exc:  # no or bad boundary
@@ -145,7 +145,7 @@ async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path 
                 raise _invalid("nested multipart bodies are not accepted", field=where)
             if len(spool.parts) >= limits.max_parts:
                 raise EnvelopeError(f"more than {limits.max_parts} parts", code="attachment.too_many",
-                                    field=where, status=422)
+                                    field=where)
             cid = (part.headers.get("Content-ID") or "").strip()
             cid = cid[1:-1] if cid.startswith("<") and cid.endswith(">") else cid
             if not _CID.fullmatch(cid):
@@ -176,13 +176,13 @@ async def _read_envelope_part(reader: aiohttp.MultipartReader, limits: Limits) -
     ctype = (first.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if ctype not in ("application/xml", "text/xml"):
         raise EnvelopeError(f"the first part must be the envelope as application/xml, not {ctype or 'untyped'}",
-                            code="request.unsupported_media_type", field="part[1]/Content-Type", status=415)
+                            code="request.unsupported_media_type", field="part[1]/Content-Type")
     data = bytearray()
     while chunk := await first.read_chunk(READ_CHUNK):
         data += chunk
         if len(data) > limits.max_envelope_bytes:
             raise EnvelopeError(f"the envelope part is over {limits.max_envelope_bytes} bytes",
-                                code="envelope.too_large", field="part[1]", status=413)
+                                code="envelope.too_large", field="part[1]")
     return bytes(data)
 
 
@@ -201,10 +201,9 @@ async def _spool_part(part: aiohttp.BodyPartReader, path: Path, cid: str, limits
             size += len(chunk)
             if size > limits.max_part_bytes:
                 raise EnvelopeError(f"part <{cid}> is over {limits.max_part_bytes} bytes",
-                                    code="attachment.part_too_large", field=where, status=413)
+                                    code="attachment.part_too_large", field=where)
             if size > budget:
-                raise EnvelopeError(f"the body is over {limits.max_total_bytes} bytes", code="request.too_large",
-                                    status=413)
+                raise EnvelopeError(f"the body is over {limits.max_total_bytes} bytes", code="request.too_large")
             digest.update(chunk)
             fh.write(chunk)
     ctype = (part.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()

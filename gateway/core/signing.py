@@ -109,8 +109,7 @@ class Trust:
             if b"/ByteRange" not in content:  # no PDF signature dictionary at all: cheap and certain
                 if settings.require_pdf_signature:
                     raise EnvelopeError("the main PDF must carry the author's signature",
-                                        code="pdf.signature_required", field="Attachments/Attachment[@role='main']",
-                                        status=422)
+                                        code="pdf.signature_required", field="Attachments/Attachment[@role='main']")
                 return {"pdf_signed": False}
             report = await pdfsig.validate_pdf(content, store)
             sigs = report.signatures
@@ -134,16 +133,15 @@ class Trust:
                 where = "Attachments/Attachment[@role='main']"
                 if not holds:
                     raise EnvelopeError(f"the main PDF's signature does not validate ({report.status})",
-                                        code="pdf.signature_invalid", field=where, status=422)
+                                        code="pdf.signature_invalid", field=where)
                 if not unmodified:
                     levels = ", ".join(f"{sig.coverage}/{sig.modification_level}" for sig in sigs)
                     raise EnvelopeError("the main PDF was changed after it was signed beyond form filling and "
-                                        f"annotations ({levels})", code="pdf.signature_modified", field=where,
-                                        status=422)
+                                        f"annotations ({levels})", code="pdf.signature_modified", field=where)
                 if not authorised:
                     others = ", ".join(sorted({str(sig.agency_code) for sig, ok in zip(sigs, agency_ok, strict=False) if not ok}))
                     raise EnvelopeError(f"the main PDF is signed by a certificate that may not sign for {sender} "
-                                        f"(agency {others})", code="pdf.wrong_agency", field=where, status=403)
+                                        f"(agency {others})", code="pdf.wrong_agency", field=where)
             return facts
 
         return check

@@ -40,7 +40,7 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envel
     try:
         return xmlparse.parse(data, max_bytes=max_bytes, what=what)
     except XmlError as exc:
-        raise EnvelopeError(exc.message, code=exc.code, field=exc.field, status=exc.status) from None
+        raise EnvelopeError(exc.message, code=exc.code, field=exc.field) from None
 
 
 @functools.cache

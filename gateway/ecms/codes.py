@@ -18,12 +18,10 @@ from gateway.core.errors import GatewayError
 class EcmsError(GatewayError):
     """A failure answered to an e-CMS client as ErrorDetail (``code`` is the gateway code)."""
 
-    status = 400
     code = "ecms.error"
 
-    def __init__(self, message: str, *, ecms_code: str, code: str | None = None, field: str | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(message, code=code, field=field, status=status)
+    def __init__(self, message: str, *, ecms_code: str, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code, field=field)
         #: The stable e-CMS ErrorCode (see CODES).
         self.ecms_code = ecms_code
 
@@ -96,8 +94,10 @@ def ecms_code_for(exc: GatewayError) -> str:
     for prefix, ecms in _FROM_GATEWAY.items():
         if prefix.endswith(".") and code.startswith(prefix):
             return ecms
-    if exc.status >= 500:
-        return "ECMS-503" if exc.status == 503 else "ECMS-500"
+    if code.startswith("unavailable"):
+        return "ECMS-503"
+    if code.startswith(("config.", "key.", "internal")) or code == "pdf.font_missing":
+        return "ECMS-500"
     return "ECMS-309"
 
 

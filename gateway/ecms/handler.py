@@ -186,7 +186,7 @@ class EcmsFacade:
         try:
             if caller is None:
                 raise EcmsError("authenticate with a bearer token or an agency client certificate",
-                                ecms_code="ECMS-200", code="auth.required", status=401)
+                                ecms_code="ECMS-200", code="auth.required")
             soap.validate_operation(req)
             handler = getattr(self, "_op_" + req.operation)
             answer_el = await handler(req, caller, now, data)
@@ -228,7 +228,7 @@ class EcmsFacade:
         if letter.sender.department != caller:
             raise EcmsError(f"SenderParty department {letter.sender.department} is not the caller {caller}",
                             ecms_code="ECMS-201", code="auth.wrong_sender",
-                            field=f"{where}/SenderParty/DepartmentOrganization/ID", status=403)
+                            field=f"{where}/SenderParty/DepartmentOrganization/ID")
         for i, r in enumerate(letter.receivers, start=1):
             self._agency_or_error(r.department, f"{where}/ReceiverParty[{i}]/DepartmentOrganization/ID")
         if letter.secrecy is native.Secrecy.TOP_SECRET:
@@ -250,7 +250,7 @@ class EcmsFacade:
                 raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {exc.recipient}; "
                                 "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
                                 ecms_code="ECMS-306", code="ecms.already_sent",
-                                field="GovernmentDocument/CorrespondenceLetter/ID", status=409) from None
+                                field="GovernmentDocument/CorrespondenceLetter/ID") from None
             except Conflict as exc:
                 # The envelope of a retry differs from the stored one only in CreatedAt:
                 # the same letter, so answer with the original ProcessID.
@@ -356,7 +356,7 @@ class EcmsFacade:
         method = getattr(self.exchange, name, None)
         if method is None:
             raise EcmsError(f"this gateway's service does not offer {name} yet", ecms_code="ECMS-504",
-                            code="ecms.not_supported", status=501)
+                            code="ecms.not_supported")
         return method
 
     # ------------------------------------------------------------------ pull
@@ -388,12 +388,12 @@ class EcmsFacade:
             delivery_id = uuid.UUID(text)
         except ValueError:
             raise EcmsError(f"{text!r} is not a ProcessID of this gateway", ecms_code="ECMS-307",
-                            code="not_found", field="ProcessID", status=404) from None
+                            code="not_found", field="ProcessID") from None
         try:
             await self.exchange.ack(caller, delivery_id)
         except NotFound:
             raise EcmsError(f"no queued item {text} for {caller}", ecms_code="ECMS-307", code="not_found",
-                            field="ProcessID", status=404) from None
+                            field="ProcessID") from None
         return soap.response(req.response_name, process_id=text, at=now)
 
     async def _op_CorrespondenceLetterInboundSpecialRequest(self, req, caller, now, data):
@@ -415,7 +415,7 @@ class EcmsFacade:
             if ok and (not sender or env.header.sender == sender):
                 return soap.response(req.response_name, el, process_id=str(item.delivery_id), at=now)
         raise EcmsError(f"no queued {kind} for letter {number} of {date.isoformat()}", ecms_code="ECMS-307",
-                        code="not_found", field=f"{kind}/LetterID", status=404)
+                        code="not_found", field=f"{kind}/LetterID")
 
     # ------------------------------------------------------------------ withdraw
 
@@ -427,12 +427,12 @@ class EcmsFacade:
         accept = (b.findtext("AcceptDepartment/Code") or "").strip()
         if sender != caller:
             raise EcmsError(f"SenderDepartment {sender} is not the caller {caller}", ecms_code="ECMS-201",
-                            code="auth.wrong_sender", field="SenderDepartment/Code", status=403)
+                            code="auth.wrong_sender", field="SenderDepartment/Code")
         self._agency_or_error(accept, "AcceptDepartment/Code")
         withdrawn = await self._need("withdraw")(caller, letter_number=number, letter_date=date, recipient=accept)
         if not withdrawn:
             raise EcmsError(f"no letter {number} of {date.isoformat()} from {caller} to {accept}",
-                            ecms_code="ECMS-305", code="ecms.letter_not_found", field="LetterID", status=404)
+                            ecms_code="ECMS-305", code="ecms.letter_not_found", field="LetterID")
         return soap.response(req.response_name, soap.U.LetterID(number), process_id=number, at=now)
 
     # ------------------------------------------------------------------ look-ups

@@ -122,7 +122,7 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, valid
         root = gxml.parse(data, max_bytes=max_bytes, what="ecms")
     except EnvelopeError as exc:
         ecms_code = {"ecms.too_large": "ECMS-102", "ecms.dtd_forbidden": "ECMS-101"}.get(exc.code, "ECMS-100")
-        raise EcmsError(exc.message, ecms_code=ecms_code, code=exc.code, status=exc.status) from None
+        raise EcmsError(exc.message, ecms_code=ecms_code, code=exc.code) from None
     if root.tag == f"{{{SOAP12_NS}}}Envelope":
         raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", ecms_code="ECMS-103",
                         code="ecms.not_soap", field="Envelope")

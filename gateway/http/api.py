@@ -23,10 +23,12 @@ from aiohttp.typedefs import Handler
 from adapters.push import check_ack
 from gateway.core import appkeys as keys
 from gateway.core import parts
-from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
+from gateway.core.errors import EnvelopeError, NotFound, Unavailable
 from gateway.core.logging import log_context
 from gateway.core.parts import PartInfo
 from gateway.http import appstate, auth
+from gateway.http.console.errors import error_page
+from gateway.http.errors import DOMAIN_ERRORS, DomainError, status_for
 from gateway.intake.limits import body_deadline_s
 from gateway.storage import db, deliveries
 from gateway.storage.deliveries import InboxItem
@@ -40,38 +42,40 @@ def _json(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
-def error_response(exc: GatewayError, request_id: str) -> web.Response:
-    body = exc.to_dict()
-    body["request_id"] = request_id
-    headers = {}
-    if exc.status == 401:
+def error_response(exc: DomainError, request_id: str) -> web.Response:
+    """A domain error as the native API answers it: ``{"code", "field"?, "message", "request_id"}``
+    with the status of :func:`gateway.http.errors.status_for`."""
+    return _error_answer(exc.to_dict(), status_for(exc.code), request_id,
+                         retry_after=getattr(exc, "retry_after", None))
+
+
+def _error_answer(body: dict[str, str], status: int, request_id: str, *,
+                  retry_after: int | None = None) -> web.Response:
+    headers = {"X-Request-Id": request_id}
+    if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="saraban-gateway"'
-    if exc.status in (429, 503):
-        headers["Retry-After"] = str(getattr(exc, "retry_after", 2))
-    return web.json_response(body, status=exc.status, headers=headers,
+    if status in (429, 503):
+        headers["Retry-After"] = str(retry_after or 2)
+    return web.json_response({**body, "request_id": request_id}, status=status, headers=headers,
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def _coded(exc: Exception) -> GatewayError | None:
-    """Errors from other packages that carry a stable code (pki.errors.PkiError)."""
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and hasattr(exc, "status"):
-        return GatewayError(getattr(exc, "message", str(exc)), code=code, field=getattr(exc, "field", None),
-                            status=int(exc.status))
-    return None
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The API's and the console's one exit for errors. A domain error answers in the edge's form
+    (JSON here, a page in the console); anything else is a bug: 500, logged with its traceback and
+    counted in ``gateway_unhandled_errors_total``."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    with log_context(request_id=request_id, path=request.path,
-                                                 method=request.method):
+    console = request.path.startswith("/console")
+    with log_context(request_id=request_id, path=request.path, method=request.method):
         try:
             response = await handler(request)
-        except GatewayError as exc:
-            log.info("request refused", code=exc.code, field=exc.field, status=exc.status)
+        except DOMAIN_ERRORS as exc:
+            log.info("request refused", code=exc.code, field=exc.field, status=status_for(exc.code))
+            if console:
+                return await error_page(request, exc, request_id)
             response = error_response(exc, request_id)
-            if exc.status == 408:  # the rest of the body may still be trickling in: do not wait for it
+            if exc.code == "request.timeout":  # the rest of the body may still be trickling in: do not wait
                 response.force_close()
             return response
         except web.HTTPRequestEntityTooLarge:
@@ -79,24 +83,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
             limit = request.app[keys.SETTINGS].max_body_bytes
             return error_response(EnvelopeError(f"the body is larger than {limit} bytes",
-                                                code="request.too_large", status=413), request_id)
-        except web.HTTPException as exc:
-            if exc.status >= 400 and exc.content_type != "application/json":
+                                                code="request.too_large"), request_id)
+        except web.HTTPException as exc:  # aiohttp's own answers (no route, wrong method): keep the status
+            if exc.status >= 400 and exc.content_type != "application/json" and not console:
                 code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
-                return error_response(GatewayError(exc.reason, code=code, status=exc.status), request_id)
+                return _error_answer({"code": code, "message": exc.reason}, exc.status, request_id)
             raise
         except db.TRANSIENT_ERRORS as exc:  # the database is restarting or failing over: retry, not a bug
             log.warning("database unavailable", error=f"{type(exc).__name__}: {exc}")
-            return error_response(Unavailable("the database is not reachable right now; retry later",
-                                              code="unavailable.database"), request_id)
-        except Exception as exc:
-            coded = _coded(exc)
-            if coded is not None:
-                log.info("request refused", code=coded.code, field=coded.field, status=coded.status)
-                return error_response(coded, request_id)
+            unavailable = Unavailable("the database is not reachable right now; retry later",
+                                      code="unavailable.database")
+            if console:
+                return await error_page(request, unavailable, request_id)
+            return error_response(unavailable, request_id)
+        except Exception:
             log.exception("unhandled error")
-            return error_response(GatewayError("internal error; it has been logged", code="internal",
-                                               status=500), request_id)
+            request.app[keys.METRICS].unhandled.labels(edge="console" if console else "api").inc()
+            return _error_answer({"code": "internal", "message": "internal error; it has been logged"}, 500,
+                                 request_id)
         response.headers["X-Request-Id"] = request_id
         return response
 
@@ -111,14 +115,14 @@ async def body_deadline(request: web.Request, largest: int) -> AsyncIterator[Non
             yield
     except TimeoutError:
         raise EnvelopeError(f"the body did not arrive within {seconds:.0f} s", code="request.timeout",
-                            field="body", status=408) from None
+                            field="body") from None
 
 
 async def read_body(request: web.Request, *, what: str = "request") -> bytes:
     limit = request.app[keys.SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
-                            code=f"{what}.too_large", status=413)
+                            code=f"{what}.too_large")
     try:
         async with body_deadline(request, limit):
             return await request.read()
@@ -131,7 +135,7 @@ def _require_xml(request: web.Request) -> None:
     ctype = request.content_type
     if ctype not in XML_TYPES and not ctype.endswith("+xml"):
         raise EnvelopeError(f"Content-Type must be application/xml, not {ctype or 'missing'}",
-                            code="request.unsupported_media_type", field="Content-Type", status=415)
+                            code="request.unsupported_media_type", field="Content-Type")
 
 
 # ---------------------------------------------------------------------------- messages
@@ -284,7 +288,7 @@ async def inbox_ack(request: web.Request) -> web.Response:
         problem = check_ack(body, str(delivery_id))
         if problem is not None:
             raise EnvelopeError(f"not a DeliveryAck for this delivery: {problem}", code="ack.invalid",
-                                field="body", status=422)
+                                field="body")
         ack = body
     state = await appstate.exchange(request.app).inbox.ack(agency, delivery_id, ack=ack)
     return _json({"delivery_id": str(delivery_id), "status": state})

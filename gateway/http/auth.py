@@ -111,7 +111,7 @@ async def authenticate(request: web.Request) -> Principal:
 async def require(request: web.Request, *roles: str) -> Principal:
     principal = await authenticate(request)
     if principal.role not in roles:
-        raise AuthError(f"this needs the role {' or '.join(roles)}", code="auth.forbidden", status=403)
+        raise AuthError(f"this needs the role {' or '.join(roles)}", code="auth.forbidden")
     return principal
 
 
@@ -119,5 +119,5 @@ async def require_agency(request: web.Request) -> str:
     """The calling agency's code (role agency): the routes that act for an agency need it."""
     principal = await require(request, AGENCY)
     if principal.agency is None:  # an agency-role user added without an agency code
-        raise AuthError(f"{principal.subject} acts for no agency", code="auth.no_agency", status=403)
+        raise AuthError(f"{principal.subject} acts for no agency", code="auth.no_agency")
     return principal.agency

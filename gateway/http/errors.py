@@ -14,8 +14,23 @@ from __future__ import annotations
 
 from typing import Final
 
-#: Code or family -> HTTP status. Families are keys ending with a dot.
+from adapters.errors import AdapterError
+from gateway.core.errors import GatewayError
+from pki.errors import PkiError
+
+#: The roots of the domain errors of the three packages: stable codes, no wire form.
+DOMAIN_ERRORS: Final = (GatewayError, PkiError, AdapterError)
+DomainError = GatewayError | PkiError | AdapterError
+
+#: Code, family or kind -> HTTP status. Families are keys ending with a dot ("envelope."), kinds
+#: start with one (".too_large": any document too large, whatever it is: envelope, ack, ...).
 STATUS: Final[dict[str, int]] = {
+    # any document the gateway reads (the parser names the document: envelope., ack., ecms. ...)
+    ".not_xml": 400,
+    ".dtd_forbidden": 400,
+    ".too_large": 413,
+    ".schema_invalid": 400,
+    ".encoding_unsupported": 400,
     # the request itself
     "request.": 400,
     "request.timeout": 408,
@@ -85,14 +100,19 @@ STATUS: Final[dict[str, int]] = {
 DEFAULT_STATUS: Final = 400
 
 
+def _keys(code: str) -> tuple[str, str, str]:
+    family, _, kind = code.partition(".")
+    return code, f".{kind}" if kind else "", f"{family}."
+
+
 def status_for(code: str) -> int:
-    """The HTTP status of a domain error code."""
-    if code in STATUS:
-        return STATUS[code]
-    family = code.split(".", 1)[0] + "."
-    return STATUS.get(family, DEFAULT_STATUS)
+    """The HTTP status of a domain error code: the code's own entry, else its kind's, else its family's."""
+    for key in _keys(code):
+        if key in STATUS:
+            return STATUS[key]
+    return DEFAULT_STATUS
 
 
 def known(code: str) -> bool:
-    """Whether ``code`` or its family has an entry (the test of every raised code uses this)."""
-    return code in STATUS or code.split(".", 1)[0] + "." in STATUS
+    """Whether ``code``, its kind or its family has an entry (the test of every raised code uses this)."""
+    return any(key in STATUS for key in _keys(code))

@@ -119,7 +119,7 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
     items = container.findall(f"{ns}Attachment")
     if len(items) > MAX_ATTACHMENTS:
         raise EnvelopeError(f"{len(items)} attachments, the limit is {MAX_ATTACHMENTS}", code="attachment.too_many",
-                            field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]", status=413)
+                            field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]")
     if not sizes:
         return
     for i, a in enumerate(items, start=1):
@@ -127,7 +127,7 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
         declared = (a.findtext(f"{ns}Size") or "").strip().lstrip("+").lstrip("0") or "0"
         if len(declared) > len(str(limit)) or int(declared) > limit:
             raise EnvelopeError(f"attachment declared as {declared[:40]} bytes, the limit is {limit}",
-                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size", status=413)
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size")
 
 
 class Intake:
@@ -148,7 +148,7 @@ class Intake:
             root = xml.parse(data, max_bytes=self.max_bytes)
         elif len(built) > self.max_bytes:
             raise EnvelopeError(f"document is {len(built)} bytes, the limit is {self.max_bytes}",
-                                code="envelope.too_large", status=413)
+                                code="envelope.too_large")
         else:
             root = built.tree
         # From here on every log line of this request names the letter (refusals included), so an
@@ -167,7 +167,7 @@ class Intake:
         sender = root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}Sender")
         if sender != agency:
             raise AuthError(f"agency {agency} cannot send as {sender}", code="auth.wrong_sender",
-                            field="Header/Sender", status=403)
+                            field="Header/Sender")
         # The directory and policy first: they cost microseconds, while the signature check may reach
         # the network for revocation data. They read the tree as received; should the verifier hand
         # back another tree (the one its signature covers), that one is read and checked again.
@@ -200,24 +200,23 @@ class Intake:
         h = env.header
         if not isinstance(env.body, _BODY_TYPES[h.message_type]):
             raise EnvelopeError(f"MessageType {h.message_type.value} does not match the body",
-                                code="envelope.type_mismatch", field="Header/MessageType", status=422)
+                                code="envelope.type_mismatch", field="Header/MessageType")
         if h.message_type is MessageType.RECEIPT and not allow_receipts:
             raise EnvelopeError("receipts are issued by the gateway, not submitted",
-                                code="envelope.receipt_not_submittable", field="Header/MessageType", status=422)
+                                code="envelope.receipt_not_submittable", field="Header/MessageType")
         for i, code in enumerate(h.recipients, start=1):
             agency_rec = self.directory.get(code)
             if agency_rec is None or not agency_rec.active:
                 raise EnvelopeError(f"recipient {code} is not in the directory",
                                     code="envelope.unknown_recipient",
-                                    field=f"Header/Recipients/Recipient[{i}]", status=422)
+                                    field=f"Header/Recipients/Recipient[{i}]")
         letter = env.letter
         if letter is not None and letter.secrecy is Secrecy.TOP_SECRET:
             raise EnvelopeError("top-secret (ลับที่สุด) letters are never carried electronically",
-                                code="policy.top_secret", field="Letter/Secrecy", status=422)
+                                code="policy.top_secret", field="Letter/Secrecy")
         if env.notifier is not None and env.notifier.kind.value == "accepted" and not env.notifier.registry_number:
             raise EnvelopeError("an accepted notifier needs the registry number",
-                                code="envelope.registry_number_missing", field="Notifier/RegistryNumber",
-                                status=422)
+                                code="envelope.registry_number_missing", field="Notifier/RegistryNumber")
 
 
 def _refuse_comments(root: etree._Element) -> None:
@@ -251,16 +250,16 @@ def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledP
         p = parts.get(a.id)
         if p is None:
             raise EnvelopeError(f"attachment {a.id} refers to part <{a.id}>, which the request does not carry",
-                                code="attachment.part_missing", field=f"{where}/ContentRef", status=422)
+                                code="attachment.part_missing", field=f"{where}/ContentRef")
         if p.size != a.size:
             raise EnvelopeError(f"declared size {a.size} but part <{a.id}> has {p.size} bytes",
-                                code="attachment.size_mismatch", field=f"{where}/Size", status=422)
+                                code="attachment.size_mismatch", field=f"{where}/Size")
         if p.sha256 != a.sha256:
             raise EnvelopeError(f"SHA-256 of part <{a.id}> does not match the declared digest",
-                                code="attachment.digest_mismatch", field=f"{where}/Sha256", status=422)
+                                code="attachment.digest_mismatch", field=f"{where}/Sha256")
         matched.append(p)
     extra = sorted(set(parts) - {p.content_id for p in matched})
     if extra:
         raise EnvelopeError(f"part <{extra[0]}> is not referenced by any Attachment's ContentRef",
-                            code="attachment.part_unreferenced", field=f"part <{extra[0]}>", status=422)
+                            code="attachment.part_unreferenced", field=f"part <{extra[0]}>")
     return tuple(matched)

@@ -27,6 +27,7 @@ from gateway.core.directory import Directory
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.errors import GatewayError
 from gateway.ecms import mapping, soap
+from gateway.http.errors import status_for
 from gateway.intake.checks import BuiltEnvelope, Intake
 from tests.ecms.conftest import DIRECTORY, VECTORS, load_vector
 
@@ -72,7 +73,7 @@ def _outcome(intake: Intake, data: bytes):
     try:
         checked = asyncio.run(intake.check(data, agency=CALLER, channel="ecms"))
     except GatewayError as exc:
-        return "refused", exc.code, exc.field, exc.status
+        return "refused", exc.code, exc.field, status_for(exc.code)
     return "accepted", checked.raw, checked.sha256, checked.envelope, checked.facts, checked.parts
 
 

@@ -15,6 +15,7 @@ from gateway.core import xml
 from gateway.core.directory import Directory
 from gateway.core.envelope_reader import read_attachments
 from gateway.core.errors import EnvelopeError, GatewayError
+from gateway.http.errors import status_for
 from gateway.intake.checks import MAX_ATTACHMENTS, Intake
 from tests.fuzz.properties import documented_codes, is_documented
 from tests.support import OPM, ROOT, directory_dict, letter_bytes
@@ -38,7 +39,7 @@ async def test_declared_size_longer_than_python_int_parsing_is_refused(intake):
     # xs:nonNegativeInteger has no length limit; int() of > 4300 digits raised ValueError -> 500.
     data = letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>" + b"9" * 5000 + b"</Size>")
     err = await _refusal(intake, data)
-    assert (err.status, err.code, err.field) == (413, "attachment.too_large", "Attachments/Attachment[1]/Size")
+    assert (status_for(err.code), err.code, err.field) == (413, "attachment.too_large", "Attachments/Attachment[1]/Size")
     # and the reader itself (also used on stored envelopes) answers a mismatch, not ValueError
     with pytest.raises(EnvelopeError) as e:
         read_attachments(xml.parse(data))
@@ -47,7 +48,7 @@ async def test_declared_size_longer_than_python_int_parsing_is_refused(intake):
 
 async def test_attachment_limits(intake):
     err = await _refusal(intake, letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>+000067108865</Size>"))
-    assert (err.status, err.code) == (413, "attachment.too_large")
+    assert (status_for(err.code), err.code) == (413, "attachment.too_large")
     # exactly at the limit is not too large (it is a size mismatch here)
     err = await _refusal(intake, letter_bytes(pdf=PDF).replace(b"<Size>23</Size>", b"<Size>67108864</Size>"))
     assert err.code == "attachment.size_mismatch"
@@ -65,7 +66,7 @@ def test_the_attachment_count_limit_is_the_schema_s():
 async def test_base64_with_characters_outside_the_alphabet_is_refused(intake, content):
     # libxml2's xs:base64Binary lets these through and b64decode(validate=False) dropped them.
     err = await _refusal(intake, letter_bytes(pdf=PDF).replace(CONTENT, content))
-    assert (err.status, err.code, err.field) == (422, "attachment.base64_invalid",
+    assert (status_for(err.code), err.code, err.field) == (422, "attachment.base64_invalid",
                                                  "Attachments/Attachment[1]/Content")
 
 

@@ -26,6 +26,7 @@ from signxml.xades import XAdESVerifier
 
 from gateway.core.receipts import delivery_ack, delivery_receipt_envelope, submission_receipt
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse, validate
+from gateway.http.errors import status_for
 from pki.certfactory import CertFactory, agency_name
 from pki.devca import init_dev_pki
 from pki.errors import PkiError
@@ -252,7 +253,7 @@ async def test_reference_listed_twice(letter, signer1, trust):
 async def test_wrong_agency(letter, signer2, trust):
     signed = sign_envelope(letter, signer2)  # a valid certificate of agency 00002
     error = await expect_code("certificate.wrong_agency", signed, trust, sender="00001")
-    assert error.status == 403
+    assert status_for(error.code) == 403
     report = await validate_envelope(signed, trust, sender="00001")
     assert report.signature_intact and report.signer_trusted and report.signer_authorised is False
     assert (await verify_envelope(signed, trust, sender="00002")).agency_code == "00002"

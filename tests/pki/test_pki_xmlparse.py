@@ -6,6 +6,7 @@ import pytest
 
 from gateway.core import xml as gxml
 from gateway.core.errors import EnvelopeError
+from gateway.http.errors import status_for
 from pki import xmlparse, xmlsig_parts
 from pki.errors import PkiError, XmlError
 
@@ -20,10 +21,10 @@ def test_refusals_are_pki_errors_and_the_gateways_envelope_errors(data, kwargs, 
     with pytest.raises(XmlError) as pki_error:
         xmlparse.parse(data, **kwargs)
     assert isinstance(pki_error.value, PkiError)
-    assert (pki_error.value.code, pki_error.value.status) == (code, status)
+    assert (pki_error.value.code, status_for(pki_error.value.code)) == (code, status)
     with pytest.raises(EnvelopeError) as gateway_error:
         gxml.parse(data, **kwargs)
-    assert (gateway_error.value.code, gateway_error.value.status, gateway_error.value.field) == \
+    assert (gateway_error.value.code, status_for(gateway_error.value.code), gateway_error.value.field) == \
         (code, status, pki_error.value.field)
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.http.api import error_middleware
+from gateway.http.errors import status_for
 from gateway.intake.limits import Admission, LoginThrottle, Throttled, TokenBucket
 
 
@@ -33,7 +34,7 @@ async def test_per_agency_limit_is_per_agency_and_says_when_to_retry():
     await a.admit("A")
     with pytest.raises(Throttled) as e:
         await a.admit("A")
-    assert e.value.status == 429 and e.value.code == "throttled.agency" and e.value.retry_after == 1
+    assert status_for(e.value.code) == 429 and e.value.code == "throttled.agency" and e.value.retry_after == 1
     await a.admit("B")  # another agency is unaffected
 
 

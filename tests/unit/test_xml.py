@@ -2,6 +2,7 @@ import pytest
 
 from gateway.core import xml
 from gateway.core.errors import EnvelopeError
+from gateway.http.errors import status_for
 from tests.support import letter_bytes
 
 
@@ -38,7 +39,7 @@ def test_not_xml():
 def test_size_is_checked_before_parsing():
     with pytest.raises(EnvelopeError) as e:
         xml.parse(b"<x>" + b"a" * 100 + b"</x>", max_bytes=50)
-    assert e.value.code == "envelope.too_large" and e.value.status == 413
+    assert e.value.code == "envelope.too_large" and status_for(e.value.code) == 413
 
 
 def test_excessive_depth_is_refused():
