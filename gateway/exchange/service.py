@@ -41,6 +41,7 @@ from gateway.core.parts import SpooledPart
 from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
 from gateway.core.sealing import Sealer
 from gateway.delivery.retry import RetryPolicy
+from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.intake.checks import CheckedEnvelope, Intake
 from gateway.storage import audit, db, deliveries, destinations, messages
 from gateway.storage import parts as parts_store
@@ -326,8 +327,6 @@ class Exchange:
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
                           recipient: str | None = None):
         """The latest letter by number and date that is still live for ``recipient`` (e-CMS correlation)."""
-        from gateway.ecms.handler import LetterRef
-
         row = await self.pool.fetchrow(queries["find_letter"], letter_number, letter_date, sender, recipient)
         if row is None:
             return None
@@ -365,8 +364,6 @@ class Exchange:
 
     async def outbound(self, sender: str, *, limit: int = 100):
         """What ``sender`` sent lately, with one overall state per item (e-CMS OutboundStatus)."""
-        from gateway.ecms.handler import OutboundItem
-
         rows = await self.pool.fetch(queries["outbound"], sender, max(1, min(limit, 1000)))
         out = []
         for r in rows:
