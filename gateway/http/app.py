@@ -30,6 +30,7 @@ from gateway.core.metrics import Metrics
 from gateway.core.sealing import DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
 from gateway.delivery.retry import RetryPolicy
+from gateway.ecms.endpoint import setup_routes as setup_ecms_routes
 from gateway.http import api, auditor_api, console
 from gateway.intake.checks import Intake
 from gateway.intake.limits import Admission
@@ -176,6 +177,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app.cleanup_ctx.extend([_database, _pki, _http, _exchange, audit_ctx])
     app.add_routes(api.routes)
     app.add_routes(auditor_api.routes)
-    __import__("gateway.ecms").ecms.setup_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
+    setup_ecms_routes(app)  # e-CMS SOAP facade at /ecms-ws01/service2
     console.setup(app)
     return app

@@ -91,7 +91,7 @@ async def test_api_roles(app_client):
 
 
 async def test_the_ecms_endpoint_refuses_staff_roles_and_anonymous_callers(app_client):
-    from gateway.ecms import soap
+    from gateway.core.ecmswire import soap
     from tests.ecms.helpers import errors, request
 
     client = await app_client()

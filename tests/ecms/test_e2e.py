@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.core import appkeys as keys
+from gateway.core.ecmswire import soap
 from gateway.core.envelope import (
     Envelope,
     Header,
@@ -27,8 +28,7 @@ from gateway.core.envelope import (
     read_envelope,
 )
 from gateway.core.xml import parse
-from gateway.ecms import soap
-from gateway.ecms.handler import ECMS_PATH
+from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -96,3 +96,4 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
         async with http.post(url, data=request(soap.U.GetOrganizationList()), headers=headers) as resp:
             orgs = body_child(await resp.read())
         assert {o.findtext("ECMS-URL") for o in orgs.iter("OrganizationList")} == {"https://gw.example" + ECMS_PATH}
+

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gateway.ecms import mapping, soap
-from gateway.ecms.handler import ECMS_PATH
+from gateway.core.ecmswire import soap
+from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.helpers import body_child, errors, request
 from tests.support import CMI, KKN, OPM, ROOT, TOKENS, letter_bytes, notifier_bytes
 
@@ -89,7 +89,7 @@ def signed_ecms_letter(*, key, cert, method: str, digest: str, subject: str = "à
                              digest_algorithm=DigestAlgorithm(digest),
                              c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#").sign(
         gov, key=key, cert=[cert], reference_uri="#Letter", id_attribute="ID")
-    gov.append(mapping.RAM.GovernmentSignature(mapping.RAM.TypeCode("DSIG"), signature))
+    gov.append(soap.RAM.GovernmentSignature(soap.RAM.TypeCode("DSIG"), signature))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

@@ -259,8 +259,8 @@ def _inline_contents(soap_bytes: bytes) -> list[bytes]:
 
 
 async def test_ecms_node_route_and_ecms_pull_get_the_file_inline(make_client, pool):
-    from gateway.ecms import soap
-    from gateway.ecms.handler import ECMS_PATH
+    from gateway.core.ecmswire import soap
+    from gateway.ecms.settings import ECMS_PATH
     from tests.ecms.helpers import request
     from tests.ecms.test_http import LegacyNode
 
