@@ -3,7 +3,7 @@
 Reads the body within the size limit and the body deadline, names the caller
 (:func:`gateway.ecms.auth.identify_caller`) and hands the bytes to the
 :class:`gateway.ecms.handler.EcmsFacade`, which :func:`setup_routes` builds from the
-app's exchange, settings, clock and trust store when the app starts.
+app's exchange, settings, clock, trust store and metrics when the app starts.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def _facade_from_app(settings: EcmsSettings | None) -> Callable[[web.Application
         clock = app.get(keys.CLOCK)
         app[FACADE_KEY] = EcmsFacade(exchange, settings=s,
                                      trust=trust.store if isinstance(trust, Trust) else None,
+                                     metrics=app.get(keys.METRICS),
                                      **({"clock": clock.now} if clock is not None else {}))
         yield
 

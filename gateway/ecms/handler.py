@@ -33,9 +33,10 @@ operation's answer, HTTP 200, because e-CMS clients (.NET WebRequest) lose the
 body of a non-2xx answer. Requests that are not e-CMS at all (not XML, DTD,
 not SOAP) get a SOAP 1.1 Fault carrying the same ErrorDetail with HTTP 500 (400
 for a missing/unknown operation is not SOAP-conformant, so 500 as SOAP 1.1
-says), and 413 when the body is over the limit. Every ``GatewayError`` is translated
-by the one table in :mod:`gateway.ecms.codes`; anything else is answered ECMS-500
-(HTTP 500) and logged with its traceback.
+says), and 413 when the body is over the limit. Every domain error (``GatewayError``,
+``PkiError``) is translated by the one table in :mod:`gateway.ecms.codes`; anything
+else is a bug: ECMS-500 (HTTP 500), logged with its traceback and counted in
+``gateway_unhandled_errors_total{edge="ecms"}``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from gateway.core.ecmswire.records import BinaryObject, EcmsLetter, EcmsNotifier
 from gateway.core.ecmswire.tables import NOTIFIER_ELEMENTS, NOTIFIER_KINDS
 from gateway.core.envelope import Envelope, NotifierKind, Secrecy, read_envelope
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
+from gateway.core.metrics import Metrics
 from gateway.core.parts import inline_external
 from gateway.ecms.codes import to_wire
 from gateway.ecms.legacy import LegacySignatureReport, verify_letter_signature
@@ -150,12 +152,13 @@ class EcmsFacade:
 
     def __init__(self, exchange: EcmsExchange, *, settings: EcmsSettings | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 trust: TrustStore | None = None) -> None:
+                 trust: TrustStore | None = None, metrics: Metrics | None = None) -> None:
         self.exchange = exchange
         self.settings = settings or EcmsSettings()
         self.clock = clock
         #: The gateway's trust store (validates a legacy signer when the policy asks), or None.
         self.trust = trust
+        self.metrics = metrics or Metrics()
         self.operations: dict[str, Operation] = {
             "CorrespondenceLetterOutboundRequest": self._outbound,
             "CorrespondenceLetterInboundRequest": self._inbound,
@@ -188,7 +191,7 @@ class EcmsFacade:
                                 code="auth.required", status=401)
             soap.validate_operation(req)
             answer_el = await self._run(req, caller, now, data)
-        except GatewayError as exc:
+        except (GatewayError, PkiError) as exc:
             wire = to_wire(exc)
             if wire.code == "ECMS-503":
                 return self._server_fault(wire.code, wire.description, req.operation)
@@ -208,9 +211,10 @@ class EcmsFacade:
         return await self.operations[req.operation](req, caller, now, data)
 
     def _unhandled(self, operation: str | None, caller: str | None) -> Answer:
-        """Not a gateway error: a bug. Logged with its traceback (call from an ``except`` block)
-        and answered ECMS-500; never turned into a refusal of the client's request."""
+        """Not a domain error: a bug. Logged with its traceback (call from an ``except`` block),
+        counted, and answered ECMS-500; never turned into a refusal of the client's request."""
         log.exception("ecms request failed", operation=operation, agency=caller)
+        self.metrics.unhandled.labels(edge="ecms").inc()
         return self._server_fault("ECMS-500", "internal error; the request was not processed", operation)
 
     @staticmethod
