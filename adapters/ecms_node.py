@@ -36,18 +36,20 @@ from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from adapters.http import TRANSPORT_ERRORS, classify_http_status, retry_after, transport_retry
 from gateway.core import envelope as native
 from gateway.core import xml as gxml
+from gateway.core.ecmswire import soap
+from gateway.core.ecmswire.building import build_government_document, build_notifier
+from gateway.core.ecmswire.mapping import envelope_to_letter, envelope_to_notifier
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import GatewayError
 from gateway.core.parts import inline_external
-from gateway.ecms import mapping, soap
 
 
 def build_request(env: native.Envelope, *, delivery_id: str, to: str, recipient: str) -> bytes:
     """The e-CMS outbound request for one native letter or notifier envelope."""
     if env.letter is not None:
-        item = mapping.build_government_document(mapping.envelope_to_letter(env, recipient=recipient))
+        item = build_government_document(envelope_to_letter(env, recipient=recipient))
     elif env.notifier is not None:
-        item = mapping.build_notifier(mapping.envelope_to_notifier(env))
+        item = build_notifier(envelope_to_notifier(env))
     else:
         raise ValueError("receipts have no e-CMS form")
     wsa = ElementMaker(namespace=soap.WSA_NS, nsmap={"wsa": soap.WSA_NS})
@@ -92,6 +94,8 @@ class EcmsNodeAdapter:
         if env.letter is None and env.notifier is None:
             return Delivered(ack=None)
         if d.parts:  # e-CMS carries files inline as base64: read those stored beside the envelope
+            if d.open_part is None:  # the dispatcher's contract: parts come with their reader
+                raise ValueError(f"delivery {d.delivery_id} has parts but no open_part")
             env = await inline_external(env, d.open_part)
         data = build_request(env, delivery_id=str(d.delivery_id), to=url, recipient=d.recipient)
         timeout = aiohttp.ClientTimeout(total=float(settings.get("timeout_s", self.timeout_s)))

@@ -33,7 +33,8 @@ class Metrics:
         self.delivery_seconds = Histogram("gateway_delivery_attempt_seconds", "Time of one delivery attempt",
                                           ["route"], buckets=_LATENCY_BUCKETS, registry=r)
         self.unhandled = Counter("gateway_unhandled_errors", "Exceptions that are not domain errors (bugs), "
-                                 "answered as server errors, by edge", ["edge"], registry=r)
+                                 "answered as internal errors and logged with their traceback, by edge",
+                                 ["edge"], registry=r)
         self.delivery_latency = Histogram("gateway_delivery_latency_seconds", "Acceptance to delivery",
                                           ["route"], buckets=_LATENCY_BUCKETS + (60, 300, 3600), registry=r)
 

@@ -1,4 +1,4 @@
-"""Stable e-CMS ErrorCodes and the translation of gateway errors into them.
+"""Stable e-CMS ErrorCodes and the one translation of domain errors into them.
 
 e-CMS clients read failures as ``ErrorDetail{ErrorCode, ErrorDescription}``.
 The codes here are the contract (documented in ``gateway/ecms/CODES.md``):
@@ -6,25 +6,26 @@ never renumber one; add new ones. The description carries the gateway's own
 fine-grained code and field in brackets, e.g.
 ``[envelope.schema_invalid @ Letter/Subject] ...``, so an operator can match a
 client's complaint to the native error table.
+
+This module is the only place that maps a domain error to its wire form: every
+:class:`gateway.core.errors.GatewayError` (whatever package raised it, the wire
+package :mod:`gateway.core.ecmswire` included) and every :class:`pki.errors.PkiError`
+goes through :func:`to_wire`, by its stable code (:data:`TO_WIRE`). No domain error
+becomes ECMS-500: that code is left for exceptions that are not domain errors (bugs),
+which the facade logs with their traceback and counts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
+from adapters.errors import AdapterError
 from gateway.core.errors import GatewayError
+from pki.errors import PkiError
 
-
-class EcmsError(GatewayError):
-    """A failure answered to an e-CMS client as ErrorDetail (``code`` is the gateway code)."""
-
-    code = "ecms.error"
-
-    def __init__(self, message: str, *, ecms_code: str, code: str | None = None, field: str | None = None) -> None:
-        super().__init__(message, code=code, field=field)
-        #: The stable e-CMS ErrorCode (see CODES).
-        self.ecms_code = ecms_code
-
+#: What the gateway refuses with a stable code: its own errors and the PKI library's.
+DomainError = GatewayError | PkiError | AdapterError
 
 #: ErrorCode -> (short name, meaning). Grouped: 1xx request, 2xx caller, 3xx content,
 #: 4xx signature, 5xx gateway.
@@ -59,56 +60,102 @@ CODES: Final[dict[str, tuple[str, str]]] = {
     "ECMS-504": ("not_supported", "This gateway does not offer the operation yet."),
 }
 
-# Native (gateway) error code -> e-CMS ErrorCode. Prefix matches (ending in '.')
-# are tried after exact matches; anything else becomes ECMS-309.
-_FROM_GATEWAY: Final[dict[str, str]] = {
+#: Domain error code -> e-CMS ErrorCode. A ``family.*`` key covers the codes of that family
+#: (the part before the first dot) that have no key of their own. A code in no listed family
+#: answers ECMS-309 (refused): never ECMS-500, which is only for bugs.
+TO_WIRE: Final[dict[str, str]] = {
+    # 1xx: the request (the hardened parser, the SOAP shape, the e-CMS schema)
     "ecms.not_xml": "ECMS-100",
+    "envelope.encoding_unsupported": "ECMS-100",
     "ecms.dtd_forbidden": "ECMS-101",
     "ecms.too_large": "ECMS-102",
+    "envelope.too_large": "ECMS-102",
+    "ecms.not_soap": "ECMS-103",
+    "ecms.unknown_operation": "ECMS-104",
     "ecms.schema_invalid": "ECMS-105",
     "envelope.schema_invalid": "ECMS-105",
+    # 2xx: the caller
     "auth.required": "ECMS-200",
     "auth.wrong_sender": "ECMS-201",
     "auth.forbidden": "ECMS-202",
-    "not_found": "ECMS-307",
-    "message.not_withdrawable": "ECMS-310",
-    "unavailable": "ECMS-503",
-    "envelope.too_large": "ECMS-102",
+    "auth.*": "ECMS-200",
+    # 3xx: the content
     "envelope.unknown_recipient": "ECMS-300",
-    "recipient.": "ECMS-300",
-    "directory.": "ECMS-300",
-    "policy.": "ECMS-303",
-    "attachment.": "ECMS-304",
-    "signature.": "ECMS-400",
-    "auth.": "ECMS-200",
+    "recipient.*": "ECMS-300",
+    "directory.*": "ECMS-300",
+    "ecms.invalid_date": "ECMS-301",
+    "ecms.invalid_code": "ECMS-302",
+    "policy.*": "ECMS-303",
+    "ecms.invalid_binary": "ECMS-304",
+    "attachment.*": "ECMS-304",
+    "ecms.letter_not_found": "ECMS-305",
+    "ecms.already_sent": "ECMS-306",
+    "not_found": "ECMS-307",
+    "ecms.ambiguous": "ECMS-308",
+    "envelope.*": "ECMS-309",
+    "pdf.*": "ECMS-309",
+    "throttled.*": "ECMS-309",
+    "message.not_withdrawable": "ECMS-310",
+    # 4xx: the signature (the legacy ds:Signature, or the PKI library's verdicts)
+    "signature.algorithm": "ECMS-401",
+    "signature.required": "ECMS-402",
+    "signature.missing": "ECMS-402",
+    "signature.untrusted": "ECMS-403",
+    "signature.*": "ECMS-400",
+    "certificate.*": "ECMS-403",
+    # 5xx: the gateway cannot do it now (a domain error, not a bug: never ECMS-500)
+    "unavailable": "ECMS-503",
+    "unavailable.*": "ECMS-503",
+    "key.unavailable": "ECMS-503",
+    "pdf.font_missing": "ECMS-503",
+    "config.invalid": "ECMS-503",
+    "config.*": "ECMS-503",
+    "pki.config": "ECMS-503",
+    "internal": "ECMS-503",
+    "ecms.not_supported": "ECMS-504",
 }
 
 
-def ecms_code_for(exc: GatewayError) -> str:
-    """The stable e-CMS ErrorCode for any gateway error."""
-    if isinstance(exc, EcmsError):
-        return exc.ecms_code
+@dataclass(frozen=True)
+class WireError:
+    """A domain error as an e-CMS client reads it."""
+
+    code: str
+    """ErrorCode (a key of :data:`CODES`)."""
+    description: str
+    """ErrorDescription: the domain code (and field) in brackets, then the message."""
+
+
+def ecms_code_for(exc: DomainError) -> str:
+    """The stable e-CMS ErrorCode for a domain error (never ECMS-500)."""
     code = exc.code or ""
-    if code in _FROM_GATEWAY:
-        return _FROM_GATEWAY[code]
-    for prefix, ecms in _FROM_GATEWAY.items():
-        if prefix.endswith(".") and code.startswith(prefix):
-            return ecms
-    if code.startswith("unavailable"):
-        return "ECMS-503"
-    if code.startswith(("config.", "key.", "internal")) or code == "pdf.font_missing":
-        return "ECMS-500"
+    wire = TO_WIRE.get(code) or TO_WIRE.get(code.partition(".")[0] + ".*")
+    if wire is not None:
+        return wire
     return "ECMS-309"
 
 
-def describe(exc: GatewayError) -> str:
-    """ErrorDescription: the gateway code (and field) in brackets, then the message."""
+def describe(exc: DomainError) -> str:
+    """ErrorDescription: the domain code (and field) in brackets, then the message."""
     where = f" @ {exc.field}" if exc.field else ""
     return f"[{exc.code}{where}] {exc.message}"
+
+
+def to_wire(exc: DomainError) -> WireError:
+    """The ErrorDetail for a domain error."""
+    return WireError(ecms_code_for(exc), describe(exc))
 
 
 def codes_markdown() -> str:
     """The table in CODES.md, generated from :data:`CODES` (a test keeps them equal)."""
     lines = ["| ErrorCode | name | meaning |", "|---|---|---|"]
     lines += [f"| {code} | {name} | {meaning} |" for code, (name, meaning) in CODES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def translation_markdown() -> str:
+    """The domain code table in CODES.md, generated from :data:`TO_WIRE` (a test keeps them equal)."""
+    lines = ["| domain code | ErrorCode |", "|---|---|"]
+    lines += [f"| `{code}` | {wire} |" for code, wire in TO_WIRE.items()]
+    lines.append("| any other code | ECMS-309 |")
     return "\n".join(lines) + "\n"

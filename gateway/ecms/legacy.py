@@ -26,12 +26,14 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography import x509
 from lxml import etree
+from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+from signxml.exceptions import InvalidInput, InvalidSignature
 
-from gateway.ecms.soap import DS_NS, RAM_NS
+from gateway.core.ecmswire.soap import DS_NS, RAM_NS
 
 _SHA1_URIS = ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1")
 
@@ -68,9 +70,6 @@ def _c14n(el: etree._Element) -> bytes:
 def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
                             agency_fingerprints: tuple[str, ...]) -> LegacySignatureReport:
     """Verify the legacy signature of an rsm:GovernmentDocument; never raises on bad signatures."""
-    from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
-    from signxml.exceptions import InvalidInput, InvalidSignature
-
     sig = gov_doc.find(f".//{{{RAM_NS}}}GovernmentSignature/{{{DS_NS}}}Signature")
     if sig is None:
         return LegacySignatureReport(present=False)
@@ -79,11 +78,12 @@ def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
     digests = [d.get("Algorithm") for d in sig.iterfind(f".//{{{DS_NS}}}DigestMethod")]
     sha1 = algorithm in _SHA1_URIS or any(d in _SHA1_URIS for d in digests)
     refs = [r.get("URI") for r in sig.iterfind(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")]
-    base = dict(present=True, algorithm=algorithm, sha1=sha1, algorithm_allowed=allow_sha1 or not sha1)
+    base = LegacySignatureReport(present=True, algorithm=algorithm, sha1=sha1,
+                                 algorithm_allowed=allow_sha1 or not sha1)
     if refs != ["#Letter"]:
-        return LegacySignatureReport(**base, reason=f"expected one reference to #Letter, found {refs}")
+        return replace(base, reason=f"expected one reference to #Letter, found {refs}")
     if sha1 and not allow_sha1:
-        return LegacySignatureReport(**base, reason="SHA-1 signatures are not allowed by the legacy profile")
+        return replace(base, reason="SHA-1 signatures are not allowed by the legacy profile")
     cert_el = sig.find(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate")
     cert = None
     fingerprint = None
@@ -93,7 +93,7 @@ def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
             cert = x509.load_der_x509_certificate(der)
             fingerprint = hashlib.sha256(der).hexdigest()
         except ValueError:
-            return LegacySignatureReport(**base, reason="the KeyInfo certificate cannot be read")
+            return replace(base, reason="the KeyInfo certificate cannot be read")
     methods = frozenset(m for m in SignatureMethod if allow_sha1 or "SHA1" not in m.name)
     digest_algs = frozenset(d for d in DigestAlgorithm if allow_sha1 or "SHA1" not in d.name)
     config = SignatureConfiguration(require_x509=False, expect_references=1, signature_methods=methods,
@@ -101,18 +101,16 @@ def verify_letter_signature(gov_doc: etree._Element, *, allow_sha1: bool,
                                     location=f"./{{{RAM_NS}}}GovernmentSignature/")
     doc = copy.deepcopy(gov_doc)
     if doc.find(f"{{{RAM_NS}}}GovernmentSignature") is None:
-        return LegacySignatureReport(**base, certificate_sha256=fingerprint,
-                                     reason="the signature must be the GovernmentSignature beside the letter")
+        return replace(base, certificate_sha256=fingerprint,
+                       reason="the signature must be the GovernmentSignature beside the letter")
     try:
         result = XMLVerifier().verify(doc, x509_cert=cert, id_attribute="ID", expect_config=config)
     except (InvalidSignature, InvalidInput) as exc:
-        return LegacySignatureReport(**base, certificate_sha256=fingerprint, reason=f"does not verify: {exc}")
-    covered = result.signed_xml
+        return replace(base, certificate_sha256=fingerprint, reason=f"does not verify: {exc}")
+    covered = None if isinstance(result, list) else result.signed_xml  # one reference expected: one result
     letter = doc.find(f"{{{RAM_NS}}}CorrespondenceLetter")
     if covered is None or letter is None or _c14n(covered) != _c14n(letter):
-        return LegacySignatureReport(**base, certificate_sha256=fingerprint,
-                                     reason="the signed content is not the letter")
+        return replace(base, certificate_sha256=fingerprint, reason="the signed content is not the letter")
     trusted = fingerprint is not None and fingerprint in agency_fingerprints
-    return LegacySignatureReport(**base, intact=True, certificate_sha256=fingerprint, certificate=cert,
-                                 trusted=trusted,
-                                 reason=None if trusted else "the certificate is not pinned to the sending agency")
+    return replace(base, intact=True, certificate_sha256=fingerprint, certificate=cert, trusted=trusted,
+                   reason=None if trusted else "the certificate is not pinned to the sending agency")

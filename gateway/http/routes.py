@@ -8,7 +8,7 @@
 ``/v1/audit/...``              auditor API (:mod:`gateway.http.auditor_api`)
 ``/v1/deliveries/...``         operator API: dead letters, requeue, queues
 ``/v1/queues``                 (:mod:`gateway.http.auditor_api`)
-``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.handler`)
+``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.endpoint`)
 ``/console...``                the staff console, server-rendered (:mod:`gateway.http.console.views`)
 =============================  ==============================================================
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.ecms import handler as ecms
+from gateway.ecms import endpoint as ecms
 from gateway.http import api, auditor_api
 from gateway.http.console import views as console
 
@@ -60,9 +60,7 @@ def setup_routes(app: web.Application) -> None:
     # once the exchange exists, in a cleanup context of the app (unless a test put one in already).
     router.add_post(ecms.ECMS_PATH, ecms.handle)
     if ecms.FACADE_KEY not in app:
-        # gateway.ecms.handler has this context only as a private helper of its own setup_routes (which
-        # would also add the route above); it should be public there.
-        app.cleanup_ctx.append(ecms._facade_from_app(None))
+        app.cleanup_ctx.append(ecms.facade_context(None))
 
     # staff console (sessions; see gateway.http.console)
     router.add_get("/console/login", console.login_page)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from gateway.core import appkeys as keys
-from gateway.ecms import soap
+from gateway.core.ecmswire import soap
 from gateway.storage import users
 from tests.audit.conftest import login
 from tests.ecms.helpers import errors, request

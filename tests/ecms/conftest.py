@@ -28,7 +28,9 @@ import pytest
 from gateway.core.directory import Directory
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import Conflict, LetterSentOtherwise, NotFound
-from gateway.ecms.handler import EcmsFacade, EcmsSettings, LetterRef, OutboundItem
+from gateway.ecms.handler import EcmsFacade
+from gateway.ecms.settings import EcmsSettings
+from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.intake.checks import Intake
 
 VECTORS = Path(__file__).resolve().parents[2] / "conformance" / "ecms" / "vectors"
@@ -93,6 +95,8 @@ class _Item:
     message_type: str
     envelope: bytes
     queued_at: dt.datetime
+    message_pk: int = 0
+    parts: int = 0
 
 
 class MemoryExchange:

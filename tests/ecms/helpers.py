@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from gateway.ecms import soap
+from gateway.core.ecmswire import soap
 
 WSA = ElementMaker(namespace=soap.WSA_NS_SLOPPY, nsmap={"wsa": soap.WSA_NS_SLOPPY})
 

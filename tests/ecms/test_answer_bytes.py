@@ -4,7 +4,7 @@ e-CMS clients read answers by qualified name and by position, so an answer is
 part of the wire contract down to its prefixes and ``<a></a>`` for empty text;
 the envelope built from an e-CMS letter is what the gateway stores as received
 and seals to forward. Both are built by code that is tuned for speed
-(:mod:`gateway.ecms.soap`, :mod:`gateway.core.envelope_builder`); this test says any such change
+(:mod:`gateway.core.ecmswire.soap`, :mod:`gateway.core.envelope_builder`); this test says any such change
 kept every byte. Delivery ids (random) are replaced by ``UUID``.
 
 After an intended change of the bytes: ``SARABAN_UPDATE_GOLDEN=1 pytest tests/ecms/test_answer_bytes.py``
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.ecms import soap
+from gateway.core.ecmswire import soap
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import request
 

@@ -9,19 +9,22 @@ letter is signed with the development PKI's key for 1550100000.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import re
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from lxml import etree
 
 from gateway.core import appkeys as keys
+from gateway.core.ecmswire import soap
 from gateway.core.envelope import Envelope, Header, Letter, MessageType, Secrecy, Speed
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.xml import parse
-from gateway.ecms import soap
-from gateway.ecms.handler import ECMS_PATH
+from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -89,3 +92,21 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
         async with http.post(url, data=request(soap.U.GetOrganizationList()), headers=headers) as resp:
             orgs = body_child(await resp.read())
         assert {o.findtext("ECMS-URL") for o in orgs.iter("OrganizationList")} == {"https://gw.example" + ECMS_PATH}
+
+
+async def test_a_broken_pdf_is_refused_as_error_detail_and_nothing_is_stored(gateway, pool):
+    """The main PDF carries a signature dictionary but cannot be read: the intake's PDF check raises
+    ``pki.errors.PdfError`` (``pdf.unreadable``), a domain error, which the native API answers with
+    422. The e-CMS client gets it as an ErrorDetail in an HTTP 200 answer, never as ECMS-500."""
+    broken = base64.b64encode(b"%PDF-1.7\n/ByteRange [0 10 20 30]\nnot really a PDF\n%%EOF\n")
+    data = re.sub(rb'(<ram:MainLetterBinaryObject mimeCode="application/pdf">)[^<]*', rb"\g<1>" + broken,
+                  _vb_letter_from_20001_to_cmi())
+    async with aiohttp.ClientSession() as http:
+        async with http.post(str(gateway.make_url(ECMS_PATH)) + "?token=dev-token-ops-moe", data=data) as resp:
+            body = await resp.read()
+    assert resp.status == 200, body[:500]
+    codes = errors(body)
+    assert codes == ["ECMS-309"], body[:500]  # refused, the description names the reason
+    detail = next(etree.fromstring(body).iter("ErrorDetail"))
+    assert detail.findtext("ErrorDescription").startswith("[pdf.unreadable")
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0

@@ -6,7 +6,9 @@ import base64
 
 from lxml import etree
 
-from gateway.ecms import soap
+from gateway.core.ecmswire import soap
+from gateway.ecms.handler import EcmsFacade
+from gateway.ecms.settings import EcmsSettings
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -175,8 +177,6 @@ async def test_unauthenticated_caller_gets_error_detail(facade):
 
 
 async def test_unsigned_letters_refused_when_policy_says_so(exchange, clock):
-    from gateway.ecms.handler import EcmsFacade, EcmsSettings
-
     strict = EcmsFacade(exchange, settings=EcmsSettings(accept_unsigned=False), clock=clock.now)
     answer = await strict.handle(load_vector("letter-vb-linqws"), caller="11008")
     assert errors(answer.body) == ["ECMS-402"]

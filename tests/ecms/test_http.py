@@ -15,9 +15,11 @@ from lxml import etree
 from adapters.base import Delivered, OutboundDelivery, Permanent, Retry
 from adapters.ecms_node import EcmsNodeAdapter
 from gateway.core.directory import Route
+from gateway.core.ecmswire import mapping, reading, soap
 from gateway.core.envelope_builder import build_envelope
-from gateway.ecms import mapping, soap
-from gateway.ecms.handler import ECMS_PATH, EcmsFacade, setup_routes
+from gateway.ecms.endpoint import setup_routes
+from gateway.ecms.handler import EcmsFacade
+from gateway.ecms.settings import ECMS_PATH, EcmsSettings
 from tests.ecms.conftest import T0, load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -51,8 +53,6 @@ async def test_soap_over_http_with_token_in_url_or_header(gateway_url):
 
 
 async def test_oversize_body_is_413(exchange, clock):
-    from gateway.ecms.handler import EcmsSettings
-
     app = web.Application()
     setup_routes(app, EcmsFacade(exchange, settings=EcmsSettings(max_bytes=1000), clock=clock.now))
     server = TestServer(app, host="127.0.0.1")
@@ -113,7 +113,7 @@ async def node():
 
 def _delivery(node, directory, attempt=1, **settings) -> OutboundDelivery:
     req = soap.parse_request(load_vector("letter-vb-linqws"))
-    letter = mapping.read_letter(req.body.find(f"{{{soap.RSM_NS}}}GovernmentDocument"))
+    letter = reading.read_letter(req.body.find(f"{{{soap.RSM_NS}}}GovernmentDocument"))
     env = mapping.letter_to_envelope(letter, sender="11008", message_id="ecms.test", created_at=T0,
                                      directory=directory)
     return OutboundDelivery(delivery_id=uuid.UUID(int=7), message_id="ecms.test", sender="11008",

@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.ecms import soap
+from gateway.core.ecmswire import soap
 from gateway.ecms.codes import CODES
-from gateway.ecms.handler import ECMS_PATH
+from gateway.ecms.settings import ECMS_PATH
 from tests.fuzz.conftest import examples
 from tests.fuzz.properties import keep
 from tests.fuzz.test_fuzz_native import TEXT, XML_CHAR

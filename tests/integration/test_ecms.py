@@ -20,9 +20,9 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from conformance.ecms.runner import run
 from gateway.core import xml as gxml
 from gateway.core.directory import Directory
+from gateway.core.ecmswire import soap
 from gateway.core.envelope_reader import read_envelope
-from gateway.ecms import mapping, soap
-from gateway.ecms.handler import ECMS_PATH
+from gateway.ecms.settings import ECMS_PATH
 from gateway.http.app import create_app
 from pki.devca import init_dev_pki
 from tests.ecms.helpers import body_child, errors, request
@@ -102,7 +102,7 @@ def signed_ecms_letter(*, key, cert, method: str, digest: str, subject: str = "à
                              digest_algorithm=DigestAlgorithm(digest),
                              c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#").sign(
         gov, key=key, cert=[cert], reference_uri="#Letter", id_attribute="ID")
-    gov.append(mapping.RAM.GovernmentSignature(mapping.RAM.TypeCode("DSIG"), signature))
+    gov.append(soap.RAM.GovernmentSignature(soap.RAM.TypeCode("DSIG"), signature))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

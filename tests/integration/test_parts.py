@@ -16,12 +16,12 @@ from lxml import etree
 from gateway.cli import letters
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
+from gateway.core.ecmswire import soap
 from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.parts import STORE_CHUNK, build_related
 from gateway.core.receipts import delivery_ack
-from gateway.ecms import soap
-from gateway.ecms.handler import ECMS_PATH
+from gateway.ecms.settings import ECMS_PATH
 from pki.sign import sign_envelope
 from tests.ecms.helpers import request
 from tests.ecms.test_http import LegacyNode

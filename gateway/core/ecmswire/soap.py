@@ -1,4 +1,4 @@
-"""SOAP 1.1 + WS-Addressing for the e-CMS facade: parse requests, build answers.
+"""SOAP 1.1 + WS-Addressing for e-CMS: parse requests, build answers and requests.
 
 Parsing goes through :func:`gateway.core.xml.parse` (no DTD, no entities, no
 network, bounded size) and then checks the SOAP shape. Real e-CMS clients are
@@ -34,8 +34,8 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from gateway.core import xml as gxml
+from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.errors import EnvelopeError
-from gateway.ecms.codes import EcmsError
 
 SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"
@@ -113,37 +113,35 @@ def _first_children(el: etree._Element | None) -> dict[str, etree._Element]:
 
 
 def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, validate: bool = True) -> SoapRequest:
-    """Parse and check one SOAP request; raise :class:`EcmsError` with a stable code.
+    """Parse and check one SOAP request; raise :class:`EcmsError` with a stable domain code.
 
-    Codes: ECMS-100 not XML, ECMS-101 DTD/entities, ECMS-102 too large, ECMS-103 not a
-    SOAP 1.1 envelope, ECMS-104 no (single, known) operation, ECMS-105 schema.
+    Codes: the hardened parser's ``ecms.not_xml``, ``ecms.dtd_forbidden``, ``ecms.too_large``
+    (and ``envelope.encoding_unsupported``), then ``ecms.not_soap`` (not a SOAP 1.1 envelope),
+    ``ecms.unknown_operation`` (no single, known operation), ``ecms.schema_invalid``.
     """
     try:
         root = gxml.parse(data, max_bytes=max_bytes, what="ecms")
     except EnvelopeError as exc:
-        ecms_code = {"ecms.too_large": "ECMS-102", "ecms.dtd_forbidden": "ECMS-101"}.get(exc.code, "ECMS-100")
-        raise EcmsError(exc.message, ecms_code=ecms_code, code=exc.code) from None
+        raise EcmsError(exc.message, code=exc.code) from None
     if root.tag == f"{{{SOAP12_NS}}}Envelope":
-        raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", ecms_code="ECMS-103",
-                        code="ecms.not_soap", field="Envelope")
+        raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", code="ecms.not_soap", field="Envelope")
     if root.tag != f"{{{SOAP11_NS}}}Envelope":
         raise EcmsError(f"expected a SOAP 1.1 Envelope, got {etree.QName(root).localname!r}"
-                        f" in namespace {etree.QName(root).namespace!r}",
-                        ecms_code="ECMS-103", code="ecms.not_soap", field="Envelope")
+                        f" in namespace {etree.QName(root).namespace!r}", code="ecms.not_soap", field="Envelope")
     top = _first_children(root)
     header = _first_children(top.get(f"{{{SOAP11_NS}}}Header"))
     body = top.get(f"{{{SOAP11_NS}}}Body")
     if body is None:
-        raise EcmsError("the Envelope has no Body", ecms_code="ECMS-103", code="ecms.not_soap", field="Body")
+        raise EcmsError("the Envelope has no Body", code="ecms.not_soap", field="Body")
     ops = [child for child in body if isinstance(child.tag, str)]
     if len(ops) != 1:
         raise EcmsError(f"the Body must hold exactly one operation, it holds {len(ops)}",
-                        ecms_code="ECMS-104", code="ecms.unknown_operation", field="Body")
+                        code="ecms.unknown_operation", field="Body")
     op = ops[0]
     qname = etree.QName(op)
     if qname.namespace is not None or qname.localname not in OPERATIONS:
         shown = qname.localname if qname.namespace is None else f"{{{qname.namespace}}}{qname.localname}"
-        raise EcmsError(f"unknown operation {shown!r}", ecms_code="ECMS-104", code="ecms.unknown_operation",
+        raise EcmsError(f"unknown operation {shown!r}", code="ecms.unknown_operation",
                         field=f"Body/{qname.localname}")
     req = SoapRequest(operation=qname.localname, body=op, envelope=root,
                       message_id=_header_value(header, "MessageID", "messageID", "MessageId"),
@@ -154,12 +152,12 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, valid
 
 
 def validate_operation(req: SoapRequest) -> None:
-    """Check the operation element against ``ecms-messages.xsd`` (ECMS-105 naming the field)."""
+    """Check the operation element against ``ecms-messages.xsd`` (``ecms.schema_invalid`` naming the field)."""
     try:
         gxml.validate(SCHEMA, req.body, what="ecms")
     except EnvelopeError as exc:
         field = exc.field if exc.field and exc.field != "/" else req.operation
-        raise EcmsError(exc.message, ecms_code="ECMS-105", code="ecms.schema_invalid", field=field) from None
+        raise EcmsError(exc.message, code="ecms.schema_invalid", field=field) from None
 
 
 # --------------------------------------------------------------------------- building

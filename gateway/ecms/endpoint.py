@@ -1,0 +1,95 @@
+"""The e-CMS SOAP endpoint on aiohttp: ``POST /ecms-ws01/service2``.
+
+Reads the body within the size limit and the body deadline, names the caller
+(:func:`gateway.ecms.auth.identify_caller`) and hands the bytes to the
+:class:`gateway.ecms.handler.EcmsFacade`, which :func:`setup_routes` builds from the
+app's exchange, settings, clock, trust store and metrics when the app starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.core import appkeys as keys
+from gateway.core.ecmswire import soap
+from gateway.core.signing import Trust
+from gateway.ecms.auth import identify_caller
+from gateway.ecms.handler import Answer, EcmsExchange, EcmsFacade
+from gateway.ecms.settings import ECMS_PATH, EcmsSettings, from_gateway
+from gateway.exchange.service import Exchange
+from gateway.intake.limits import body_deadline_s
+
+FACADE_KEY = web.AppKey("ecms_facade", EcmsFacade)
+
+
+def facade_context(settings: EcmsSettings | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that builds the facade once the app's exchange exists (its narrow port,
+    :meth:`gateway.exchange.service.Exchange.for_ecms`; a test may put any ``EcmsExchange``)."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        s = settings or EcmsSettings()
+        gw = app.get(keys.SETTINGS)
+        if gw is not None:
+            s = from_gateway(s, gw)
+        exchange = app[keys.EXCHANGE]
+        if isinstance(exchange, Exchange):
+            exchange = exchange.for_ecms()
+        if not isinstance(exchange, EcmsExchange):  # the key is typed object (core cannot name the service)
+            raise TypeError(f"the app's exchange ({type(exchange).__name__}) lacks what the e-CMS facade uses")
+        trust = app.get(keys.TRUST)
+        clock = app.get(keys.CLOCK)
+        app[FACADE_KEY] = EcmsFacade(exchange, settings=s,
+                                     trust=trust.store if isinstance(trust, Trust) else None,
+                                     metrics=app.get(keys.METRICS),
+                                     **({"clock": clock.now} if clock is not None else {}))
+        yield
+
+    return ctx
+
+
+def _fault(status: int, code: str, description: str) -> Answer:
+    return Answer(status, soap.serialize(soap.envelope(soap.fault(code, description))))
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Role: agency (client certificate or token mapped to its department code). The e-CMS SOAP
+    1.1 endpoint; refusals are ErrorDetail answers as e-CMS clients expect."""
+    facade = request.app[FACADE_KEY]
+    limit = facade.settings.max_bytes
+    answer: Answer | None = None
+    if request.content_length is not None and request.content_length > limit:
+        answer = _fault(413, "ECMS-102", f"the request is {request.content_length} bytes, the limit is {limit}")
+    else:
+        data = bytearray()
+        try:
+            async with asyncio.timeout(body_deadline_s(request.app, request.content_length, limit)):
+                async for chunk in request.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        answer = _fault(413, "ECMS-102", f"the request is over the limit of {limit} bytes")
+                        break
+        except TimeoutError:
+            response = web.Response(status=408, body=soap.serialize(soap.envelope(soap.fault(
+                "ECMS-106", "the request body did not arrive in time"))), content_type="text/xml", charset="utf-8")
+            response.force_close()
+            return response
+        if answer is None:
+            caller = identify_caller(request, facade.directory, facade.settings)
+            answer = await facade.handle(bytes(data), caller=caller)
+    return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
+
+
+def setup_routes(app: web.Application, facade: EcmsFacade | None = None, *,
+                 exchange: EcmsExchange | None = None, settings: EcmsSettings | None = None) -> None:
+    """Register ``POST /ecms-ws01/service2``. Pass a facade, or the exchange (and settings)
+    to build one; with neither, the app must already hold :data:`FACADE_KEY`."""
+    if facade is None and exchange is not None:
+        facade = EcmsFacade(exchange, settings=settings)
+    if facade is None and FACADE_KEY not in app:
+        # Wired by create_app: the exchange exists only once cleanup_ctx has run.
+        app.cleanup_ctx.append(facade_context(settings))
+    if facade is not None:
+        app[FACADE_KEY] = facade
+    app.router.add_post(ECMS_PATH, handle)
