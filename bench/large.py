@@ -49,8 +49,16 @@ from gateway.core.envelope import (  # noqa: E402
     Speed,
 )
 from gateway.core.envelope_builder import build_envelope  # noqa: E402
-from gateway.core.receipts import delivery_ack  # noqa: E402
-from tests.support import CMI, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
+from tests.support import (  # noqa: E402
+    CMI,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    delivery_ack,  # noqa: E402
+    free_port,
+    gateway_env,
+    write_directory,
+)
 
 INLINE_MB = 6  # the largest round size the inline path can carry (base64 text node < 10 MB)
 

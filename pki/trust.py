@@ -94,7 +94,7 @@ def per_certificate(maxsize: int = 4096) -> Callable[[Callable[..., Any]], Calla
                 cache[key] = (args, value)
             return value
 
-        memo.cache_clear = cache.clear  # type: ignore[attr-defined]
+        memo.cache_clear = cache.clear  # type: ignore[attr-defined]  # as functools.lru_cache offers it
         return memo
 
     return decorate

@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -40,6 +39,7 @@ from types import MappingProxyType
 from cryptography import x509
 from lxml import etree
 
+from pki.digests import check_content
 from pki.errors import AttachmentError, CertificateError, PkiError, SignatureError, StructureError
 from pki.trust import TrustStore, Usage, ValidatedCert, agency_of, fingerprint, per_certificate
 from pki.xmlsig_parts import (
@@ -268,11 +268,7 @@ def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes
         except (ValueError, binascii.Error):
             raise AttachmentError("Content is not valid base64", code="attachment.content_invalid",
                                   field=f"{where}/Content") from None
-        if str(len(data)) != (size_el.text or "").strip():
-            raise AttachmentError(f"Size says {(size_el.text or '').strip()} bytes, Content has {len(data)}",
-                                  field=f"{where}/Size")
-        if hashlib.sha256(data).hexdigest() != (sha_el.text or "").strip():
-            raise AttachmentError("Sha256 does not match the content", field=f"{where}/Sha256")
+        check_content(where, data, declared_size=size_el.text, declared_sha256=sha_el.text)
         contents[att_id] = data
     return contents
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from lxml import etree
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -40,8 +41,7 @@ from gateway.core.envelope import (
     Secrecy,
     Speed,
 )
-from gateway.core.envelope_builder import build_envelope
-from gateway.core.receipts import delivery_ack
+from gateway.core.envelope_builder import E, build_envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -357,3 +357,16 @@ def rewrite_page_after_signing(pdf: bytes, text: bytes = b"No. 9999/123") -> byt
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def delivery_ack(*, delivery_id: uuid.UUID, message_id: str | None = None, sha256_hex: str | None = None,
+                 received_at: dt.datetime | None = None) -> bytes:
+    """A receiving office's DeliveryAck, as the test offices answer a push (the gateway builds none)."""
+    parts = [E.DeliveryId(str(delivery_id))]
+    if message_id:
+        parts.append(E.MessageId(message_id))
+    if sha256_hex:
+        parts.append(E.Sha256(sha256_hex))
+    if received_at:
+        parts.append(E.ReceivedAt(received_at.isoformat()))
+    return etree.tostring(E.DeliveryAck(*parts), xml_declaration=True, encoding="UTF-8")

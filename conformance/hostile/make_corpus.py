@@ -67,7 +67,7 @@ PROFILE = {
 #: required, an unsigned envelope stops at signature.missing first. The directory and policy checks
 #: (type, recipients, secrecy, registry number) come before the signature: they cost nothing, the
 #: signature check may reach the network.
-AFTER_SIGNATURE = ("attachment.size_mismatch", "attachment.digest_mismatch", "attachment.base64_invalid")
+AFTER_SIGNATURE = ("attachment.digest_mismatch", "attachment.base64_invalid")
 
 
 def envelope(*, sender: str = SENDER, recipients=(RECIPIENT,), secrecy: Secrecy = Secrecy.NORMAL,
@@ -265,7 +265,7 @@ def build() -> None:
         "Attachments/Attachment[1]/Size")
     add("attachment-size-mismatch", "declared Size one byte more than the content",
         replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>%d</Size>" % (len(PDF) + 1)), 422,
-        "attachment.size_mismatch", "Attachments/Attachment[1]/Size")
+        "attachment.digest_mismatch", "Attachments/Attachment[1]/Size")
     add("attachment-size-5000-digits", "a declared Size of 5,000 digits (more than int() parses)",
         replace(base, b"<Size>%d</Size>" % len(PDF), b"<Size>" + b"9" * 5000 + b"</Size>"), 413,
         "attachment.too_large", "Attachments/Attachment[1]/Size")

@@ -12,7 +12,6 @@ import base64
 import binascii
 import datetime as dt
 import functools
-import hashlib
 
 from lxml import etree
 
@@ -34,6 +33,7 @@ from gateway.core.envelope import (
 )
 from gateway.core.errors import EnvelopeError
 from gateway.core.xml import ENVELOPE_NS
+from pki.digests import check_content
 
 
 @functools.cache
@@ -208,7 +208,7 @@ def read_receipt(el: etree._Element) -> Receipt:
 def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
     """Decode every attachment and check its declared size and SHA-256.
 
-    Codes: ``attachment.base64_invalid``, ``attachment.size_mismatch``,
+    Codes: ``attachment.base64_invalid``, and (pki.digests, Size or Sha256)
     ``attachment.digest_mismatch``; ``field`` names the attachment by position.
     """
     out = []
@@ -237,17 +237,7 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
         except (binascii.Error, ValueError):
             raise EnvelopeError("content is not valid base64", code="attachment.base64_invalid",
                                 field=f"{where}/Content") from None
-        try:
-            declared_size = int(_req(k, "Size"))
-        except ValueError:  # xs:nonNegativeInteger has no length limit; int() refuses > 4300 digits
-            declared_size = -1
-        if declared_size != len(content):
-            raise EnvelopeError(f"declared size {_req(k, 'Size')[:40]} but content has {len(content)} bytes",
-                                code="attachment.size_mismatch", field=f"{where}/Size")
-        digest = hashlib.sha256(content).hexdigest()
-        if digest != _req(k, "Sha256"):
-            raise EnvelopeError("SHA-256 of the content does not match the declared digest",
-                                code="attachment.digest_mismatch", field=f"{where}/Sha256")
+        check_content(where, content, declared_size=_req(k, "Size"), declared_sha256=_req(k, "Sha256"))
         out.append(Attachment(id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
                               content=content, role=a.get("role", "enclosure")))
     return tuple(out)

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from gateway.core.envelope import Envelope
 from gateway.core.errors import EnvelopeError
+from pki.digests import check_content
 
 #: Bytes read from the network per step while spooling a part.
 READ_CHUNK = 256 * 1024
@@ -271,8 +272,8 @@ async def inline_external(env: Envelope, open_part: Callable[[str], AsyncIterato
             data = bytearray()
             async for chunk in open_part(a.id):
                 data += chunk
-            if hashlib.sha256(data).hexdigest() != a.sha256:
-                raise ValueError(f"stored part {a.id} does not match its declared SHA-256")
+            check_content(f"Attachments/Attachment[@Id='{a.id}']", bytes(data), declared_size=a.size,
+                          declared_sha256=a.sha256)
             a = dataclasses.replace(a, content=bytes(data), external=False, declared_size=None,
                                     declared_sha256=None)
         out.append(a)

@@ -21,7 +21,7 @@ import uuid
 from lxml import etree
 
 from gateway.core.envelope import Envelope, Header, MessageType, Receipt
-from gateway.core.envelope_builder import E, build_envelope, build_envelope_tree
+from gateway.core.envelope_builder import build_envelope, build_envelope_tree
 
 _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
 
@@ -77,16 +77,3 @@ def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conver
                      recipient=recipient, delivery_id=str(delivery_id)),
     )
     return receipt_id, build_envelope(env)
-
-
-def delivery_ack(*, delivery_id: uuid.UUID, message_id: str | None = None, sha256_hex: str | None = None,
-                 received_at: dt.datetime | None = None) -> bytes:
-    """A receiving office's acknowledgement (used by test offices and the CLI)."""
-    parts = [E.DeliveryId(str(delivery_id))]
-    if message_id:
-        parts.append(E.MessageId(message_id))
-    if sha256_hex:
-        parts.append(E.Sha256(sha256_hex))
-    if received_at:
-        parts.append(E.ReceivedAt(received_at.isoformat()))
-    return etree.tostring(E.DeliveryAck(*parts), xml_declaration=True, encoding="UTF-8")

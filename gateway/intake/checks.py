@@ -45,6 +45,7 @@ from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.parts import SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
+from pki.digests import check_digest
 
 SCHEMA = "envelope-v1.xsd"
 
@@ -239,7 +240,7 @@ def _refuse_comments(root: etree._Element) -> None:
 def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
     """Every external attachment has its part, of the declared (signed) size and SHA-256; no part is extra.
 
-    Codes: ``attachment.part_missing``, ``attachment.size_mismatch``, ``attachment.digest_mismatch``,
+    Codes: ``attachment.part_missing``, ``attachment.digest_mismatch`` (pki.digests),
     ``attachment.part_unreferenced``.
     """
     matched = []
@@ -251,12 +252,7 @@ def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledP
         if p is None:
             raise EnvelopeError(f"attachment {a.id} refers to part <{a.id}>, which the request does not carry",
                                 code="attachment.part_missing", field=f"{where}/ContentRef")
-        if p.size != a.size:
-            raise EnvelopeError(f"declared size {a.size} but part <{a.id}> has {p.size} bytes",
-                                code="attachment.size_mismatch", field=f"{where}/Size")
-        if p.sha256 != a.sha256:
-            raise EnvelopeError(f"SHA-256 of part <{a.id}> does not match the declared digest",
-                                code="attachment.digest_mismatch", field=f"{where}/Sha256")
+        check_digest(where, size=p.size, sha256_hex=p.sha256, declared_size=a.size, declared_sha256=a.sha256)
         matched.append(p)
     extra = sorted(set(parts) - {p.content_id for p in matched})
     if extra:

@@ -25,6 +25,7 @@ from gateway.core import xml
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import GatewayError
 from gateway.intake.checks import SCHEMA
+from pki.errors import PkiError
 from pki.thaidate import thai_date
 
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -59,7 +60,7 @@ def check_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> Re
     envelope reads, a summary of what the gateway would take from it."""
     try:
         root = xml.parse(data, max_bytes=max_bytes)
-    except GatewayError as exc:
+    except (GatewayError, PkiError) as exc:
         return Report((Finding(exc.code, exc.field or "/", exc.message),), {})
     findings: list[Finding] = []
     if next(root.iter(etree.Comment), None) is not None:
@@ -72,7 +73,7 @@ def check_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> Re
         return Report(tuple(findings), {})
     try:
         env = read_envelope(root)
-    except GatewayError as exc:
+    except (GatewayError, PkiError) as exc:
         return Report((Finding(exc.code, exc.field or "/", exc.message),), {})
     h, letter = env.header, env.letter
     summary: dict[str, Any] = {"message_id": h.message_id, "type": h.message_type.value, "sender": h.sender,

@@ -28,6 +28,7 @@ import pytest
 from gateway.core.directory import Directory
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import Conflict, LetterSentOtherwise, NotFound
+from gateway.core.xml import parse
 from gateway.ecms.handler import EcmsFacade
 from gateway.ecms.settings import EcmsSettings
 from gateway.exchange.records import LetterRef, OutboundItem
@@ -133,7 +134,6 @@ class MemoryExchange:
         return _Result(msg.message_id, len(self.order), b"receipt", False, msg.sha256)
 
     def _envelope(self, msg: _Message):
-        from gateway.core.xml import parse
 
         return read_envelope(parse(msg.envelope))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -114,7 +115,6 @@ def test_the_generated_shapes_include_accepted_and_refused_letters():
                               receivers=(records.Party("11002", job_title="ปลัดกระทรวง"),),
                               main_letter=records.BinaryObject("application/pdf", b"%PDF-1.4"))
     assert _both_ways(base)[0] == "accepted"
-    from dataclasses import replace
 
     empty_subject = _both_ways(replace(base, subject=""))
     assert empty_subject[:3] == ("refused", "envelope.schema_invalid", "/Envelope/Letter/Subject")

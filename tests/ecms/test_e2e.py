@@ -23,8 +23,11 @@ from gateway.core.ecmswire import soap
 from gateway.core.envelope import Envelope, Header, Letter, MessageType, Secrecy, Speed
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
+from gateway.core.settings import Settings
 from gateway.core.xml import parse
 from gateway.ecms.settings import ECMS_PATH
+from gateway.http.app import create_app
+from pki.sign import sign_envelope
 from tests.ecms.conftest import load_vector
 from tests.ecms.helpers import body_child, errors, request
 
@@ -33,8 +36,6 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 async def gateway(database_url, workdir):
-    from gateway.core.settings import Settings
-    from gateway.http.app import create_app
 
     app = create_app(Settings(database_url=database_url, data_dir=workdir, public_url="https://gw.example",
                               tls=False))
@@ -73,7 +74,6 @@ async def test_ecms_client_to_native_receiver_and_back(gateway):
             body=Letter(number="ชม 0017/123", date=dt.date(2024, 5, 2), subject="ตอบรับการประชุม",
                         addressee="ปลัดกระทรวงศึกษาธิการ", speed=Speed.URGENT, secrecy=Secrecy.NORMAL,
                         signer_name="สมศรี ใจดี", signer_position="ผู้ว่าราชการจังหวัดเชียงใหม่"))
-        from pki.sign import sign_envelope
 
         signer = gateway.app[keys.TRUST].dev_pki.agency_signer("1550100000")
         await exchange.accept.submit(sign_envelope(build_envelope(native), signer), agency="1550100000")

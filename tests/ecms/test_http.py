@@ -14,6 +14,7 @@ from lxml import etree
 
 from adapters.base import Delivered, OutboundDelivery, Permanent, Retry
 from adapters.ecms_node import EcmsNodeAdapter
+from conformance.ecms.runner import run
 from gateway.core.directory import Route
 from gateway.core.ecmswire import mapping, reading, soap
 from gateway.core.envelope_builder import build_envelope
@@ -163,7 +164,6 @@ async def test_node_timeout_and_connection_refused_retry(node, directory):
 
 
 async def test_conformance_runner_against_the_facade(gateway_url, capsys):
-    from conformance.ecms.runner import run
 
     assert await run(gateway_url, "t-11008") == 0
     assert "0 failed" in capsys.readouterr().out

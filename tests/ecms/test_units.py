@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
+from lxml.builder import ElementMaker
+from signxml import XMLSigner
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from gateway.core.ecmswire import building, mapping, reading, records, soap, tables
 from gateway.core.ecmswire.errors import EcmsError
@@ -25,7 +33,6 @@ U = soap.U
 @pytest.mark.parametrize("to", ["To", "to"])
 def test_wsa_quirks(ns, to):
     wsa = etree.ElementMaker if False else None  # noqa: F841 (readability)
-    from lxml.builder import ElementMaker
 
     W = ElementMaker(namespace=ns, nsmap={"wsa": ns})
     env = soap.SOAP.Envelope(soap.SOAP.Header(W.MessageID("mid://x"), getattr(W, to)("https://gw/ecms-ws01/service2")),
@@ -143,12 +150,6 @@ def test_codes_md_matches_the_table():
 
 
 def _signed_gov_doc(sha1: bool):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-    from signxml import XMLSigner
-    from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "11008 test signer")])
@@ -170,7 +171,6 @@ def _signed_gov_doc(sha1: bool):
     signature = signer.sign(gov, key=key, cert=[cert], reference_uri="#Letter", id_attribute="ID")
     gov.append(soap.RAM.GovernmentSignature(soap.RAM.TypeCode("DSIG"), signature))
     gov = etree.fromstring(etree.tostring(gov))
-    import hashlib
     fp = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     return gov, fp, letter
 

@@ -166,7 +166,7 @@ async def test_attachments_with_random_content_sizes_digests_and_base64(gateway,
     if all(c[4] for c in cases):
         assert code is None, f"honest attachments refused with {code}"
     else:
-        assert code in ("envelope.schema_invalid", "attachment.base64_invalid", "attachment.size_mismatch",
+        assert code in ("envelope.schema_invalid", "attachment.base64_invalid", "attachment.digest_mismatch",
                         "attachment.digest_mismatch", "attachment.too_large"), code
 
 

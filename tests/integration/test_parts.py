@@ -20,12 +20,11 @@ from gateway.core.ecmswire import soap
 from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.parts import STORE_CHUNK, build_related
-from gateway.core.receipts import delivery_ack
 from gateway.ecms.settings import ECMS_PATH
 from pki.sign import sign_envelope
 from tests.ecms.helpers import request
 from tests.ecms.test_http import LegacyNode
-from tests.support import CMI, KKN, OPM, TOKENS, free_port, stored_counts
+from tests.support import CMI, KKN, OPM, TOKENS, delivery_ack, free_port, stored_counts
 
 BIG = os.urandom(2 * STORE_CHUNK + 12345)  # three stored chunks
 SMALL_PDF = b"%PDF-1.4\n% inline cover letter\n"
@@ -103,7 +102,7 @@ async def test_large_file_beside_the_envelope_is_stored_in_chunks_and_pulled_bac
 
 @pytest.mark.parametrize("case, status, code", [
     ("tampered", 422, "attachment.digest_mismatch"),
-    ("short", 422, "attachment.size_mismatch"),
+    ("short", 422, "attachment.digest_mismatch"),
     ("missing", 422, "attachment.part_missing"),
     ("extra", 422, "attachment.part_unreferenced"),
     ("bad_ref", 422, "attachment.content_ref_invalid"),

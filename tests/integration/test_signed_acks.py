@@ -15,11 +15,10 @@ from signxml import XMLSigner
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
 
 from gateway.core import appkeys as keys
-from gateway.core.receipts import delivery_ack
 from pki.certfactory import CertFactory
 from pki.keys import FileSigner
 from pki.trust import fingerprint
-from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes
+from tests.support import CMI, KKN, OPM, TOKENS, Office, delivery_ack, letter_bytes
 
 ENV = "{urn:th:gov:saraban:envelope:1}"
 

@@ -24,7 +24,7 @@ from signxml.algorithms import (
 )
 from signxml.xades import XAdESVerifier
 
-from gateway.core.receipts import delivery_ack, delivery_receipt_envelope, submission_receipt
+from gateway.core.receipts import delivery_receipt_envelope, submission_receipt
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS, parse, validate
 from gateway.http.errors import status_for
 from pki.certfactory import CertFactory, agency_name
@@ -39,6 +39,7 @@ from pki.verify import validate_envelope, verify_envelope
 from pki.xmlsig_lean import signature_template
 from pki.xmlsig_parts import AUTHOR_SIGNATURE_ID
 from pki.xmlsig_signxml import _DigestCachedCert, _XAdESVerifier
+from tests.support import delivery_ack
 
 E = "{%s}" % ENVELOPE_NS
 DS = "{%s}" % DSIG_NS

@@ -12,6 +12,7 @@ from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import EnvelopeError
 from gateway.intake.checks import Intake
+from pki.errors import AttachmentError
 from tests.support import directory_dict, letter, letter_bytes
 
 
@@ -34,17 +35,17 @@ def test_attachment_digest_mismatch():
     data = letter_bytes(pdf=b"%PDF-1.4 original")
     forged = base64.b64encode(b"%PDF-1.4 forged!!").decode()  # same length, other bytes
     data = _tamper(data, base64.b64encode(b"%PDF-1.4 original"), forged.encode())
-    with pytest.raises(EnvelopeError) as e:
+    with pytest.raises(AttachmentError) as e:
         read_envelope(xml.parse(data))
     assert e.value.code == "attachment.digest_mismatch"
     assert e.value.field == "Attachments/Attachment[1]/Sha256"
 
 
-def test_attachment_size_mismatch():
+def test_a_size_that_does_not_match_is_a_digest_mismatch_naming_size():
     data = _tamper(letter_bytes(pdf=b"12345"), b"<Size>5</Size>", b"<Size>6</Size>")
-    with pytest.raises(EnvelopeError) as e:
+    with pytest.raises(AttachmentError) as e:
         read_envelope(xml.parse(data))
-    assert e.value.code == "attachment.size_mismatch"
+    assert e.value.code == "attachment.digest_mismatch"
 
 
 async def test_a_refused_letter_still_names_its_message_id_in_the_log_context():
