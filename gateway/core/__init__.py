@@ -1,6 +1,8 @@
 """The bottom stage: what every other stage speaks.
 
-The envelope model and its builder (``envelope``), receipts (``receipts``), the
+The envelope model (``envelope``), its reader and builder (``envelope_reader``,
+``envelope_builder``), the e-CMS wire format that both the facade and the
+e-CMS node adapter speak (``ecmswire/``), receipts (``receipts``), the
 error root and its domain codes (``errors``), the clock (``clock``), settings
 types (``settings``), the directory model (``directory``), the part model of
 files beside the envelope (``parts``), the seal seam (``sealing``), metrics,
