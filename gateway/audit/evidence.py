@@ -110,12 +110,14 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
             put("gateway.pem", certificate.public_bytes(serialization.Encoding.PEM))
         put("letter.json", json.dumps({
             "pk": m["pk"], "sender": m["sender"], "message_id": m["message_id"], "type": m["message_type"],
-            "letter_number": m["letter_number"], "letter_date": str(m["letter_date"]) if m["letter_date"] else None,
+            "letter_number": m["letter_number"],
+            "letter_date": str(m["letter_date"]) if m["letter_date"] else None,
             "subject": m["subject"], "accepted_at": m["accepted_at"].isoformat(),
             "received_sha256": hashlib.sha256(m["received"]).hexdigest(),
             "forwarded_sha256": hashlib.sha256(m["forwarded"]).hexdigest(),
             "deliveries": [{"recipient": d.recipient, "status": d.status.value, "attempts": d.attempts,
-                            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None} for d in dels],
+                            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
+                           for d in dels],
             "timeline": [{"at": s.at.isoformat(), "kind": s.kind, "th": s.label_th, "en": s.label_en,
                           "agency": s.agency, "audit_seq": s.seq} for s in steps],
             "audit_events": [e["seq"] for e in events],

@@ -50,7 +50,8 @@ class Exported:
 def checkpoint_line(c: Row) -> bytes:
     return dumps({"type": "checkpoint", "seq": c["seq"], "hash": bytes(c["hash"]).hex(), "count": c["count"],
                   "at": format_at(c["at"]), "payload": base64.b64encode(bytes(c["payload"])).decode(),
-                  "signature": base64.b64encode(bytes(c["signature"])).decode(), "cert_sha256": c["cert_sha256"],
+                  "signature": base64.b64encode(bytes(c["signature"])).decode(),
+                  "cert_sha256": c["cert_sha256"],
                   "tsa_token": base64.b64encode(bytes(c["tsa_token"])).decode() if c["tsa_token"] else None})
 
 
@@ -60,8 +61,8 @@ def event_line(row: Row) -> bytes:
 
 
 def digest_line(row: Row) -> bytes:
-    return dumps({"type": "digest", "seq": row["seq"], "prev_seq": row["prev_seq"], "leaf": bytes(row["leaf"]).hex(),
-                  "hash": bytes(row["hash"]).hex()})
+    return dumps({"type": "digest", "seq": row["seq"], "prev_seq": row["prev_seq"],
+                  "leaf": bytes(row["leaf"]).hex(), "hash": bytes(row["hash"]).hex()})
 
 
 async def _start_of(conn: asyncpg.Connection | PoolConnectionProxy, after: int) -> tuple[bytes, int]:
@@ -80,7 +81,8 @@ async def _start_of(conn: asyncpg.Connection | PoolConnectionProxy, after: int) 
     raise AuditError(f"seq {after} is neither in the chain nor the end of an archive", code="audit.no_start")
 
 
-async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path, *, after: int, through: int, page: int = 20_000) -> Exported:
+async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path, *, after: int, through: int,
+                      page: int = 20_000) -> Exported:
     """Write the events in (after, through] and their checkpoints; ``through`` must be a checkpoint."""
     cps = await conn.fetch(queries["audit_checkpoints_between"], after, through)
     if not cps or cps[-1]["seq"] != through:
@@ -112,8 +114,9 @@ async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path,
             if len(rows) < page:
                 break
             cursor = rows[-1]["seq"]
-        put(dumps({"type": "header", "format": "saraban-audit-export/1", "first_seq": first, "last_seq": through,
-                   "prev_seq": after, "prev_hash": prev_hash.hex(), "prev_count": prev_count}))
+        put(dumps({"type": "header", "format": "saraban-audit-export/1", "first_seq": first,
+                   "last_seq": through, "prev_seq": after, "prev_hash": prev_hash.hex(),
+                   "prev_count": prev_count}))
         for line in body:
             put(line)
         for c in cps:
@@ -123,7 +126,8 @@ async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path,
     return Exported(path, first or through, through, n, digest.hexdigest())
 
 
-async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime, through: int | None = None) -> Exported:
+async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime,
+                      through: int | None = None) -> Exported:
     """Export from the end of the last archive up to the latest (or a given) checkpoint; record it."""
     async with pool.acquire() as conn:
         last = await conn.fetchrow(queries["audit_last_archive"])
@@ -131,12 +135,13 @@ async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime, throug
         if through is None:
             cp = await conn.fetchrow(queries["audit_last_checkpoint"])
             if cp is None or cp["seq"] <= after:
-                raise AuditError(f"no checkpoint after seq {after} yet; nothing to export", code="audit.nothing")
+                raise AuditError(f"no checkpoint after seq {after} yet; nothing to export",
+                                 code="audit.nothing")
             through = cp["seq"]
         exported = await write_range(conn, out, after=after, through=through)
         cp = (await conn.fetch(queries["audit_checkpoints_between"], after, through))[-1]
-        await conn.execute(queries["audit_archive_insert"], after + 1, through, bytes(cp["hash"]), cp["count"],
-                           exported.path.name, bytes.fromhex(exported.sha256), now)
+        await conn.execute(queries["audit_archive_insert"], after + 1, through, bytes(cp["hash"]),
+                           cp["count"], exported.path.name, bytes.fromhex(exported.sha256), now)
     return exported
 
 
@@ -145,11 +150,12 @@ async def drop_archived(pool: asyncpg.Pool, *, through: int, now: dt.datetime, r
     async with pool.acquire() as conn, conn.transaction():
         archives = await conn.fetch(queries["audit_archives"])
         if not any(a["last_seq"] == through for a in archives):
-            raise AuditError(f"seq {through} is not the end of an exported archive", code="audit.not_archived")
+            raise AuditError(f"seq {through} is not the end of an exported archive",
+                             code="audit.not_archived")
         newest = await conn.fetchval(queries["audit_newest_through"], through)
         if newest is not None and newest > now - dt.timedelta(days=retention_days):
-            raise AuditError(f"events up to seq {through} are younger than the retention of {retention_days} days",
-                             code="audit.retention")
+            raise AuditError(f"events up to seq {through} are younger than the retention of "
+                             f"{retention_days} days", code="audit.retention")
         n = int((await conn.execute(queries["audit_drop_events"], through)).split()[-1])
         await conn.execute(queries["audit_drop_chain"], through)
         await conn.execute(queries["audit_archive_dropped"], through, now)

@@ -51,16 +51,19 @@ async def status(pool: asyncpg.Pool) -> ChainStatus:
         archives = await conn.fetch(queries["audit_archives"])
         unsealed = await conn.fetchval(queries["audit_unsealed_count"], head["seq"])
     dropped = [a for a in archives if a["dropped_at"] is not None]
-    return ChainStatus(head_seq=head["seq"], count=head["count"], unsealed=unsealed, sealed_at=head["updated_at"],
-                       last_checkpoint_seq=cp["seq"] if cp else None, last_checkpoint_at=cp["at"] if cp else None,
+    return ChainStatus(head_seq=head["seq"], count=head["count"], unsealed=unsealed,
+                       sealed_at=head["updated_at"],
+                       last_checkpoint_seq=cp["seq"] if cp else None,
+                       last_checkpoint_at=cp["at"] if cp else None,
                        last_checkpoint_timestamped=bool(cp and cp["tsa_token"]),
                        archived_through=archives[-1]["last_seq"] if archives else None,
                        dropped_through=dropped[-1]["last_seq"] if dropped else None)
 
 
 def _checkpoint(row: asyncpg.Record) -> dict[str, Any]:
-    return {"seq": row["seq"], "hash": bytes(row["hash"]), "count": row["count"], "payload": bytes(row["payload"]),
-            "signature": bytes(row["signature"]), "tsa_token": row["tsa_token"]}
+    return {"seq": row["seq"], "hash": bytes(row["hash"]), "count": row["count"],
+            "payload": bytes(row["payload"]), "signature": bytes(row["signature"]),
+            "tsa_token": row["tsa_token"]}
 
 
 async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: int = 50_000) -> Report:
@@ -78,7 +81,8 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
         if archives:
             a = archives[-1]
             start_seq, start_hash, start_count = a["last_seq"], bytes(a["last_hash"]), a["count"]
-            rep.notes.append(f"events up to seq {start_seq} are in archive files (verify them with the files)")
+            rep.notes.append(f"events up to seq {start_seq} are in archive files "
+                             "(verify them with the files)")
         stored, computed = start_hash, start_hash
         after = start_seq
         while True:
@@ -95,12 +99,14 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
                     leaf=bytes(r["leaf"]) if r["leaf"] is not None else None,
                     content=dict(r) if r["seq"] is not None else None, missing=r["seq"] is None))
             last = rows[-1]["seq"] if rows[-1]["seq"] is not None else rows[-1]["chain_seq"]
-            cps = [_checkpoint(c) for c in await conn.fetch(queries["audit_checkpoints_between"], after, last)]
+            cps = [_checkpoint(c)
+                   for c in await conn.fetch(queries["audit_checkpoints_between"], after, last)]
             # Hashing a page is CPU work: off the event loop, so the API keeps answering meanwhile.
             await asyncio.to_thread(verify_entries, entries, cps, cert, start_seq=after, start_hash=stored,
                                     start_count=start_count, start_computed=computed, report=rep)
             if rep.end is not None and rep.end[1] is not None:
-                after, stored, computed, start_count = rep.end[0], rep.end[1], rep.end[2] or rep.end[1], rep.end[3] or 0
+                after, stored, computed, start_count = (rep.end[0], rep.end[1], rep.end[2] or rep.end[1],
+                                                        rep.end[3] or 0)
             if len(rows) < page:
                 break
             after = max(after, last)
@@ -133,11 +139,13 @@ class VerifyJob:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def start(self, pool: asyncpg.Pool, cert: x509.Certificate, *, by: str, now: Callable[[], dt.datetime]) -> bool:
+    def start(self, pool: asyncpg.Pool, cert: x509.Certificate, *, by: str,
+              now: Callable[[], dt.datetime]) -> bool:
         """Start a verification unless one is running; False if one was."""
         if self.running:
             return False
-        self.started_at, self.started_by, self.finished_at, self.report, self.error = now(), by, None, None, None
+        (self.started_at, self.started_by, self.finished_at,
+         self.report, self.error) = now(), by, None, None, None
 
         async def run() -> None:
             try:

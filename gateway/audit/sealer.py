@@ -73,12 +73,14 @@ class ChainSealer:
                 if head is None:  # the schema creates the one head row
                     raise RuntimeError("audit_chain_head has no row: the schema is incomplete")
                 head_seq, head_hash, count = head["seq"], bytes(head["hash"]), head["count"]
-                fence = (head["fence_seq"], list(head["fence_xids"])) if head["fence_seq"] is not None else None
+                fence = ((head["fence_seq"], list(head["fence_xids"]))
+                         if head["fence_seq"] is not None else None)
                 bound = head_seq
                 if fence is not None and await conn.fetchval(queries["audit_fence_ready"], fence[1]):
                     bound, fence = fence[0], None
                 last = await conn.fetchval(queries["audit_seq_last"])
-                running = await conn.fetchval(queries["audit_running_xids"])  # read after `last`, never before
+                # read after `last`, never before
+                running = await conn.fetchval(queries["audit_running_xids"])
                 if not running:  # no write transaction at all: every number <= last is final
                     bound, fence = max(bound, last), None
                 elif fence is None and last > bound:
@@ -106,11 +108,13 @@ class ChainSealer:
                 if rows:
                     await conn.execute(queries["audit_chain_insert"], seqs, prevs, leaves, hashes, now)
                 count += len(rows)
-                old_fence = (head["fence_seq"], list(head["fence_xids"])) if head["fence_seq"] is not None else None
+                old_fence = ((head["fence_seq"], list(head["fence_xids"]))
+                             if head["fence_seq"] is not None else None)
                 if rows or fence != old_fence:
                     await conn.execute(queries["audit_head_update"], prev_seq, prev_hash, count,
                                        fence[0] if fence else None, fence[1] if fence else None, now)
-                checkpoint = await self._maybe_checkpoint(conn, now, prev_seq, prev_hash, count, force_checkpoint)
+                checkpoint = await self._maybe_checkpoint(conn, now, prev_seq, prev_hash, count,
+                                                          force_checkpoint)
         if checkpoint is not None and self.timestamper is not None:
             await self._timestamp(self.timestamper, checkpoint)
         if rows:
@@ -131,8 +135,8 @@ class ChainSealer:
             return None
         payload = checkpoint_payload(seq=seq, hash_=hash_, count=count, at=now, cert_sha256=self._cert_sha256)
         signature = self.signer.sign(payload)
-        cid = await conn.fetchval(queries["audit_checkpoint_insert"], seq, hash_, count, now, payload, signature,
-                                  self._cert_sha256)
+        cid = await conn.fetchval(queries["audit_checkpoint_insert"], seq, hash_, count, now, payload,
+                                  signature, self._cert_sha256)
         log.info("audit checkpoint signed", seq=seq, count=count)
         return (cid, signature) if cid is not None else None
 

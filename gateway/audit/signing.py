@@ -1,5 +1,5 @@
-"""Signing checkpoints (through a :class:`gateway.core.sealing.CheckpointSigner`), and verification with only a
-certificate."""
+"""Signing checkpoints (through a :class:`gateway.core.sealing.CheckpointSigner`), and verification with
+only a certificate."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def load_certificate(data: bytes) -> x509.Certificate:
 
 def _hash_for(key: PublicKeyTypes) -> hashes.HashAlgorithm:
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}.get(key.curve.name, hashes.SHA256())
+        return {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}.get(key.curve.name,
+                                                                                hashes.SHA256())
     return hashes.SHA256()
 
 
@@ -54,7 +55,8 @@ class PemSigner:
     def __init__(self, key_path: str | Path, cert_path: str | Path) -> None:
         key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            # verify_signature checks ECDSA and RSA only: any other key would sign checkpoints nobody can verify
+            # verify_signature checks ECDSA and RSA only: any other key would sign checkpoints nobody can
+            # verify
             raise ValueError(f"{key_path}: an audit key must be ECDSA or RSA, not {type(key).__name__}")
         self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = key
         self.certificate = load_certificate(Path(cert_path).read_bytes())

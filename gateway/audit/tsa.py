@@ -67,12 +67,14 @@ async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Cer
     anchored = bool(roots)
     vc = ValidationContext(trust_roots=roots or embedded, allow_fetching=False)
     try:
-        status = await validate_tst_signed_data(signed_data, vc, lambda algo: hashlib.new(algo, data).digest())
+        status = await validate_tst_signed_data(signed_data, vc,
+                                                lambda algo: hashlib.new(algo, data).digest())
     except Exception as exc:
         return TokenCheck(ok=False, problem=f"time-stamp token does not validate: {exc}")
     ok = bool(status.get("intact")) and bool(status.get("valid"))
     signer = status.get("signing_cert")
-    return TokenCheck(ok=ok, gen_time=status.get("timestamp"), anchored=anchored and bool(status.get("trusted")),
+    return TokenCheck(ok=ok, gen_time=status.get("timestamp"),
+                      anchored=anchored and bool(status.get("trusted")),
                       tsa=signer.subject.human_friendly if signer is not None else None,
                       problem=None if ok else "time-stamp token is not intact or not over this checkpoint")
 

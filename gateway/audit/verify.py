@@ -72,7 +72,8 @@ class Report:
         return {(p.seq, p.code) for p in self.problems}
 
     def summary(self) -> str:
-        lines = [f"{'OK' if self.ok else 'FAILED'}: {self.events} events (seq {self.first_seq}..{self.last_seq}), "
+        lines = [f"{'OK' if self.ok else 'FAILED'}: {self.events} events "
+                 f"(seq {self.first_seq}..{self.last_seq}), "
                  f"{self.checkpoints} signed checkpoints verified (last at seq {self.last_checkpoint_seq})"]
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  {p}" for p in self.problems]
@@ -113,7 +114,8 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
         if e.seq == before.seq:
             rep.problems.append(Problem(e.seq, "duplicate", f"event seq {e.seq} appears twice"))
         elif e.seq < before.seq:
-            rep.problems.append(Problem(e.seq, "reordered", f"event seq {e.seq} appears after seq {before.seq}"))
+            rep.problems.append(Problem(e.seq, "reordered",
+                                        f"event seq {e.seq} appears after seq {before.seq}"))
     ordered, seen = [], set()
     for e in sorted(entries, key=lambda x: x.seq):
         if e.seq in seen:
@@ -127,13 +129,15 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
         payload = cp["payload"]
         if not verify_signature(cert, payload, cp["signature"]):
             rep.problems.append(Problem(cp["seq"], "checkpoint",
-                                        f"checkpoint at seq {cp['seq']}: signature does not verify with the certificate"))
+                                        f"checkpoint at seq {cp['seq']}: signature does not verify with the "
+                                        "certificate"))
             continue
         body = json.loads(payload)
         if (body.get("seq"), body.get("hash"), body.get("count"), body.get("cert_sha256")) != (
                 cp["seq"], cp["hash"].hex(), cp["count"], fingerprint):
             rep.problems.append(Problem(cp["seq"], "checkpoint",
-                                        f"checkpoint at seq {cp['seq']}: stored fields differ from the signed payload"))
+                                        f"checkpoint at seq {cp['seq']}: stored fields differ from the "
+                                        "signed payload"))
             continue
         cps[cp["seq"]] = cp
     # 3. walk the chain
@@ -150,10 +154,12 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
     last_good_cp = None
     for e in ordered:
         if e.hash is None or e.prev_seq is None:
-            rep.problems.append(Problem(e.seq, "inserted", f"event seq {e.seq} is not in the chain (never sealed)"))
+            rep.problems.append(Problem(e.seq, "inserted",
+                                        f"event seq {e.seq} is not in the chain (never sealed)"))
             continue
         if e.missing:
-            rep.problems.append(Problem(e.seq, "deleted", f"event seq {e.seq} is missing: the chain has an entry for it"))
+            rep.problems.append(Problem(e.seq, "deleted",
+                                        f"event seq {e.seq} is missing: the chain has an entry for it"))
         if e.prev_seq != expected_prev:
             if e.prev_seq > expected_prev:
                 rep.problems.append(Problem(e.prev_seq, "deleted",
@@ -179,12 +185,13 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
             continue
         leaf_differs = e.content is not None and e.leaf is not None and e.leaf != leaf
         if leaf_differs:
-            rep.problems.append(Problem(e.seq, "edited", f"event seq {e.seq}: content differs from its sealed leaf"))
+            rep.problems.append(Problem(e.seq, "edited",
+                                        f"event seq {e.seq}: content differs from its sealed leaf"))
         base = stored.get(e.prev_seq)
         if base is not None and chain_hash(base, leaf) != e.hash and not leaf_differs:
             rep.problems.append(Problem(e.seq, "edited",
-                                        f"event seq {e.seq} ({(e.content or {}).get('kind', 'digest')}): content does "
-                                        "not match its chain hash"))
+                                        f"event seq {e.seq} ({(e.content or {}).get('kind', 'digest')}): "
+                                        "content does not match its chain hash"))
         if running is not None:
             running = (chain_hash(running[0], leaf), running[1] + 1)
         trail[e.seq] = running
@@ -195,14 +202,17 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
         covering = cps.get(e.seq)
         if covering is not None:
             if running is None:
-                rep.problems.append(Problem(e.seq, "checkpoint", f"checkpoint at seq {e.seq}: cannot be recomputed "
+                rep.problems.append(Problem(e.seq, "checkpoint",
+                                            f"checkpoint at seq {e.seq}: cannot be recomputed "
                                             "because earlier events are missing"))
             elif running[0] != covering["hash"]:
                 rep.problems.append(Problem(e.seq, "checkpoint",
-                                            f"checkpoint at seq {e.seq}: the events after seq {last_good_cp or start_seq} "
-                                            "do not hash to the signed value (an event was altered and the chain re-hashed)"))
+                                            f"checkpoint at seq {e.seq}: the events after seq "
+                                            f"{last_good_cp or start_seq} do not hash to the signed value "
+                                            "(an event was altered and the chain re-hashed)"))
             elif running[1] != covering["count"]:
-                rep.problems.append(Problem(e.seq, "checkpoint", f"checkpoint at seq {e.seq}: signed count {covering['count']}, "
+                rep.problems.append(Problem(e.seq, "checkpoint",
+                                            f"checkpoint at seq {e.seq}: signed count {covering['count']}, "
                                             f"found {running[1]} (events dropped)"))
             else:
                 rep.checkpoints += 1
@@ -210,13 +220,15 @@ def verify_entries(entries: list[Entry], checkpoints: list[dict[str, Any]], cert
                 last_good_cp = e.seq
     for seq in cps:
         if seq not in trail and seq > start_seq:
-            rep.problems.append(Problem(seq, "checkpoint", f"checkpoint at seq {seq} refers to an event that is not there"))
+            rep.problems.append(Problem(seq, "checkpoint",
+                                        f"checkpoint at seq {seq} refers to an event that is not there"))
     rep.end = (expected_prev, stored.get(expected_prev), running[0] if running else None,
                running[1] if running else None)
     if require_cover:
         tail = [s for s in members if last_good_cp is None or s > last_good_cp]
         if tail:
-            rep.problems.append(Problem(tail[0], "uncovered", f"{len(tail)} events from seq {tail[0]} are after the last "
+            rep.problems.append(Problem(tail[0], "uncovered",
+                                        f"{len(tail)} events from seq {tail[0]} are after the last "
                                         "valid checkpoint: no signature covers them"))
     return rep
 
@@ -256,7 +268,8 @@ def parse_export(name: str, data: bytes) -> ExportFile:
                 cps.append({"seq": obj["seq"], "hash": _b(obj["hash"]), "count": obj["count"],
                             "payload": base64.b64decode(obj["payload"]),
                             "signature": base64.b64decode(obj["signature"]),
-                            "tsa_token": base64.b64decode(obj["tsa_token"]) if obj.get("tsa_token") else None})
+                            "tsa_token": (base64.b64decode(obj["tsa_token"])
+                                          if obj.get("tsa_token") else None)})
             elif kind == "footer":
                 footer = obj
             else:
@@ -287,7 +300,8 @@ def verify_files(files: Iterable[tuple[str, bytes]], cert: x509.Certificate) -> 
                                                                             last.get("last_hash")):
             rep.problems.append(Problem(after.header.get("first_seq"), "link",
                                         f"{after.name} does not continue {before.name}: it starts after seq "
-                                        f"{after.header.get('prev_seq')}, the previous file ends at {last.get('last_seq')}"))
+                                        f"{after.header.get('prev_seq')}, the previous file ends at "
+                                        f"{last.get('last_seq')}"))
     entries = [e for f in parsed for e in f.entries]
     cps = [c for f in parsed for c in f.checkpoints]
     verify_entries(entries, cps, cert, start_seq=first.get("prev_seq", 0),
@@ -345,17 +359,20 @@ def check_bundle(data: bytes, cert: x509.Certificate) -> Report:
             digest = hashlib.sha256(z.read("received.xml")).hexdigest()
             if not any(a["details"].get("sha256") == digest for a in accepted):
                 rep.problems.append(Problem(accepted[0]["seq"] if accepted else None, "edited",
-                                            "received.xml does not have the SHA-256 recorded in the signed chain"))
+                                            "received.xml does not have the SHA-256 recorded in the "
+                                            "signed chain"))
             else:
                 rep.notes.append("received.xml matches the SHA-256 in the signed message.accepted event")
         recorded = next((a["details"].get("parts") or {} for a in accepted if a["details"].get("parts")), {})
         present = {n[len("parts/"):]: n for n in names if n.startswith("parts/")}
         for cid in sorted(set(recorded) | set(present)):
             if cid not in present:
-                rep.problems.append(Problem(None, "deleted", f"part {cid} is recorded in the chain but missing"))
+                rep.problems.append(Problem(None, "deleted",
+                                            f"part {cid} is recorded in the chain but missing"))
             elif cid not in recorded or hashlib.sha256(z.read(present[cid])).hexdigest() != recorded[cid]:
                 rep.problems.append(Problem(None, "edited",
-                                            f"parts/{cid} does not have the SHA-256 recorded in the signed chain"))
+                                            f"parts/{cid} does not have the SHA-256 recorded in the "
+                                            "signed chain"))
             else:
                 rep.notes.append(f"parts/{cid} matches the SHA-256 in the signed message.accepted event")
     return rep

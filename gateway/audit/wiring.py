@@ -28,7 +28,8 @@ async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     signer: CheckpointSigner | None = app.get(keys.AUDIT_SIGNER) or signer_from_settings(settings)
     if signer is None:
-        log.warning("no audit checkpoint key configured (GATEWAY_AUDIT_KEY_PATH): the chain is kept but not signed")
+        log.warning("no audit checkpoint key configured (GATEWAY_AUDIT_KEY_PATH): "
+                    "the chain is kept but not signed")
     timestamper: TimeStamper | None = None
     if settings.audit_tsa_url:
         timestamper = http_timestamper(app[keys.HTTP], settings.audit_tsa_url)
