@@ -37,7 +37,8 @@ def facade_context(settings: EcmsSettings | None) -> Callable[[web.Application],
         if isinstance(exchange, Exchange):
             exchange = exchange.for_ecms()
         if not isinstance(exchange, EcmsExchange):  # the key is typed object (core cannot name the service)
-            raise TypeError(f"the app's exchange ({type(exchange).__name__}) lacks what the e-CMS facade uses")
+            raise TypeError(f"the app's exchange ({type(exchange).__name__}) lacks what the e-CMS "
+                            "facade uses")
         trust = app.get(keys.TRUST)
         clock = app.get(keys.CLOCK)
         app[FACADE_KEY] = EcmsFacade(exchange, settings=s,
@@ -60,7 +61,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     limit = facade.settings.max_bytes
     answer: Answer | None = None
     if request.content_length is not None and request.content_length > limit:
-        answer = _fault(413, "ECMS-102", f"the request is {request.content_length} bytes, the limit is {limit}")
+        answer = _fault(413, "ECMS-102",
+                        f"the request is {request.content_length} bytes, the limit is {limit}")
     else:
         data = bytearray()
         try:
@@ -72,7 +74,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
                         break
         except TimeoutError:
             response = web.Response(status=408, body=soap.serialize(soap.envelope(soap.fault(
-                "ECMS-106", "the request body did not arrive in time"))), content_type="text/xml", charset="utf-8")
+                "ECMS-106", "the request body did not arrive in time"))), content_type="text/xml",
+                charset="utf-8")
             response.force_close()
             return response
         if answer is None:

@@ -222,7 +222,8 @@ class EcmsFacade:
     @staticmethod
     def _server_fault(code: str, description: str, operation: str | None) -> Answer:
         return Answer(503 if code == "ECMS-503" else 500,
-                      soap.serialize(soap.envelope(soap.fault(code, description, client=False))), operation, (code,))
+                      soap.serialize(soap.envelope(soap.fault(code, description, client=False))), operation,
+                      (code,))
 
     def _agency_or_error(self, code: str, field_name: str) -> None:
         if code not in self.directory:
@@ -231,7 +232,8 @@ class EcmsFacade:
 
     # ------------------------------------------------------------------ outbound
 
-    async def _outbound(self, req: soap.SoapRequest, caller: str, now: dt.datetime, data: bytes) -> etree._Element:
+    async def _outbound(self, req: soap.SoapRequest, caller: str, now: dt.datetime,
+                        data: bytes) -> etree._Element:
         gov_doc = req.body.find(f"{{{soap.RSM_NS}}}GovernmentDocument")
         if gov_doc is not None:
             return await self._send_letter(req, gov_doc, caller, now, data)
@@ -239,8 +241,8 @@ class EcmsFacade:
                     and etree.QName(child).localname in NOTIFIER_KINDS)
         return await self._send_notifier(req, item, caller, now, data)
 
-    async def _send_letter(self, req: soap.SoapRequest, gov_doc: etree._Element, caller: str, now: dt.datetime,
-                           data: bytes) -> etree._Element:
+    async def _send_letter(self, req: soap.SoapRequest, gov_doc: etree._Element, caller: str,
+                           now: dt.datetime, data: bytes) -> etree._Element:
         letter = read_letter(gov_doc)
         where = "GovernmentDocument/CorrespondenceLetter"
         if letter.sender.department != caller:
@@ -266,7 +268,8 @@ class EcmsFacade:
             except LetterSentOtherwise as exc:
                 raise EcmsError(f"letter {letter.id} of {letter.date} was already sent to {exc.recipient}; "
                                 "withdraw it first (CorrespondenceDeleteGovernmentDocumentRequest)",
-                                code="ecms.already_sent", field="GovernmentDocument/CorrespondenceLetter/ID") from None
+                                code="ecms.already_sent",
+                                field="GovernmentDocument/CorrespondenceLetter/ID") from None
             except Conflict as exc:
                 # The envelope of a retry differs from the stored one only in CreatedAt:
                 # the same letter, so answer with the original ProcessID.
@@ -303,15 +306,17 @@ class EcmsFacade:
         if not report.trusted and (s.require_trusted_signature or not s.accept_unsigned):
             raise EcmsError(report.reason or "untrusted", code="signature.untrusted",
                             field="GovernmentSignature/Signature/KeyInfo")
-        log.info("ecms legacy signature intact", letter_number=letter.id, agency=caller, trusted=report.trusted,
-                 sha1=report.sha1)
+        log.info("ecms legacy signature intact", letter_number=letter.id, agency=caller,
+                 trusted=report.trusted, sha1=report.sha1)
 
     @staticmethod
-    async def _trust_report(trust: TrustStore, report: LegacySignatureReport, caller: str) -> LegacySignatureReport:
+    async def _trust_report(trust: TrustStore, report: LegacySignatureReport,
+                            caller: str) -> LegacySignatureReport:
         """A pinned fingerprint is not enough here: the legacy signer's certificate must chain to
         the gateway's trust anchors and be bound to the calling agency, as a native signer's is."""
         if report.certificate is None:
-            return replace(report, trusted=False, reason="the signature carries no X509Certificate to validate")
+            return replace(report, trusted=False,
+                           reason="the signature carries no X509Certificate to validate")
         try:
             await trust.validate_signer(report.certificate, usage="document-signing")
             trust.check_agency(report.certificate, caller)
@@ -323,7 +328,8 @@ class EcmsFacade:
                              data: bytes) -> etree._Element:
         n = read_notifier(item)
         if n.kind is NotifierKind.INVALID_REGISTRY_NUMBER:
-            ref = await self.exchange.find_letter(letter_number=n.letter_id, letter_date=n.date, sender=caller)
+            ref = await self.exchange.find_letter(letter_number=n.letter_id, letter_date=n.date,
+                                                  sender=caller)
             if ref is None:
                 raise self._no_letter(n, f"sent by {caller}")
             if n.accept_department:
@@ -338,7 +344,8 @@ class EcmsFacade:
                                 code="ecms.ambiguous", field=f"{n.element}/AcceptDepartment")
             answering = target
         else:
-            ref = await self.exchange.find_letter(letter_number=n.letter_id, letter_date=n.date, recipient=caller)
+            ref = await self.exchange.find_letter(letter_number=n.letter_id, letter_date=n.date,
+                                                  recipient=caller)
             if ref is None:
                 raise self._no_letter(n, f"received by {caller}")
             target = ref.sender
@@ -348,20 +355,22 @@ class EcmsFacade:
                                    created_at=now, ref_to_message_id=ref.message_id)
         result: Submitted
         try:
-            result = await self.exchange.submit(BuiltEnvelope(env), agency=caller, channel="ecms", evidence=data)
+            result = await self.exchange.submit(BuiltEnvelope(env), agency=caller, channel="ecms",
+                                                evidence=data)
         except Conflict as exc:
             if exc.code != "message.id_reused":
                 raise
             result = _Retried(message_id)
         echo = EcmsNotifier(element=n.element, letter_id=n.letter_id, date=n.date, subject=n.subject,
-                            accept_id=n.accept_id, accept_date=soap.format_time(now), accept_department=answering)
+                            accept_id=n.accept_id, accept_date=soap.format_time(now),
+                            accept_department=answering)
         return soap.response(req.response_name, build_notifier(echo), process_id=result.message_id,
                              at=now, lowercase_alias=self.settings.lowercase_process_id_alias)
 
     @staticmethod
     def _no_letter(n: EcmsNotifier, whose: str) -> EcmsError:
-        return EcmsError(f"no letter {n.letter_id} of {n.date.isoformat()} {whose}", code="ecms.letter_not_found",
-                         field=f"{n.element}/LetterID")
+        return EcmsError(f"no letter {n.letter_id} of {n.date.isoformat()} {whose}",
+                         code="ecms.letter_not_found", field=f"{n.element}/LetterID")
 
     # ------------------------------------------------------------------ pull
 
@@ -377,7 +386,8 @@ class EcmsFacade:
             return build_notifier(envelope_to_notifier(env)), env
         return None  # neither letter nor notifier (receipts are left out by the inbox query)
 
-    async def _inbound(self, req: soap.SoapRequest, caller: str, now: dt.datetime, data: bytes) -> etree._Element:
+    async def _inbound(self, req: soap.SoapRequest, caller: str, now: dt.datetime,
+                       data: bytes) -> etree._Element:
         # Delivery receipts have no e-CMS form: they are filtered out in SQL (before the LIMIT, so
         # any number of them never hides a letter) and stay in the agency's native inbox.
         for item in await self.exchange.inbox(caller, limit=50, receipts=False):
@@ -386,16 +396,19 @@ class EcmsFacade:
                 return soap.response(req.response_name, found[0], process_id=str(item.delivery_id), at=now)
         return soap.U(req.response_name)  # empty: clients test InnerXml == ""
 
-    async def _delete(self, req: soap.SoapRequest, caller: str, now: dt.datetime, data: bytes) -> etree._Element:
+    async def _delete(self, req: soap.SoapRequest, caller: str, now: dt.datetime,
+                      data: bytes) -> etree._Element:
         text = (req.body.findtext("ProcessID") or "").strip()
         try:
             delivery_id = uuid.UUID(text)
         except ValueError:
-            raise EcmsError(f"{text!r} is not a ProcessID of this gateway", code="not_found", field="ProcessID") from None
+            raise EcmsError(f"{text!r} is not a ProcessID of this gateway", code="not_found",
+                            field="ProcessID") from None
         try:
             await self.exchange.ack(caller, delivery_id)
         except NotFound:
-            raise EcmsError(f"no queued item {text} for {caller}", code="not_found", field="ProcessID") from None
+            raise EcmsError(f"no queued item {text} for {caller}", code="not_found",
+                            field="ProcessID") from None
         return soap.response(req.response_name, process_id=text, at=now)
 
     async def _inbound_special(self, req: soap.SoapRequest, caller: str, now: dt.datetime,
@@ -422,7 +435,8 @@ class EcmsFacade:
 
     # ------------------------------------------------------------------ withdraw and status
 
-    async def _withdraw(self, req: soap.SoapRequest, caller: str, now: dt.datetime, data: bytes) -> etree._Element:
+    async def _withdraw(self, req: soap.SoapRequest, caller: str, now: dt.datetime,
+                        data: bytes) -> etree._Element:
         b = req.body
         number = (b.findtext("LetterID") or "").strip()
         date = parse_date(b.findtext("CorrespondenceDate"), "CorrespondenceDate")
@@ -432,7 +446,8 @@ class EcmsFacade:
             raise EcmsError(f"SenderDepartment {sender} is not the caller {caller}", code="auth.wrong_sender",
                             field="SenderDepartment/Code")
         self._agency_or_error(accept, "AcceptDepartment/Code")
-        withdrawn = await self.exchange.withdraw(caller, letter_number=number, letter_date=date, recipient=accept)
+        withdrawn = await self.exchange.withdraw(caller, letter_number=number, letter_date=date,
+                                                 recipient=accept)
         if not withdrawn:
             raise EcmsError(f"no letter {number} of {date.isoformat()} from {caller} to {accept}",
                             code="ecms.letter_not_found", field="LetterID")

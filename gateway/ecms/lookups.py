@@ -38,7 +38,8 @@ def ministries(name: str, directory: Directory, settings: EcmsSettings, now: dt.
     return response(name, *rows, process_id=None, at=now)
 
 
-def organizations(name: str, directory: Directory, settings: EcmsSettings, now: dt.datetime) -> etree._Element:
+def organizations(name: str, directory: Directory, settings: EcmsSettings,
+                  now: dt.datetime) -> etree._Element:
     rows = [U.OrganizationList(U("En-Name", a.name_en), U("Th-Name", a.name_th),
                                U("ECMS-URL", settings.public_url), U.OrganizationID(a.code))
             for a in directory.all() if a.active]

@@ -48,6 +48,8 @@ def from_gateway(s: EcmsSettings, gw: Settings) -> EcmsSettings:
     never the facade's defaults; tokens only outside production; the smaller body limit."""
     return replace(s, allow_tokens=gw.profile != "production",
                    max_bytes=min(s.max_bytes, gw.max_body_bytes),
-                   public_url=s.public_url or (gw.public_url.rstrip("/") + ECMS_PATH if gw.public_url else ""),
-                   accept_unsigned=bool(gw.ecms_accept_unsigned), allow_legacy_sha1=bool(gw.ecms_allow_legacy_sha1),
+                   public_url=s.public_url or (gw.public_url.rstrip("/") + ECMS_PATH
+                                               if gw.public_url else ""),
+                   accept_unsigned=bool(gw.ecms_accept_unsigned),
+                   allow_legacy_sha1=bool(gw.ecms_allow_legacy_sha1),
                    require_trusted_signature=gw.ecms_require_trusted_signature)

@@ -26,7 +26,8 @@ def _party_el(parent: etree._Element, tag: str, p: Party) -> None:
     child(child(el, f"{_R}DepartmentOrganization"), f"{_R}ID", p.department)
 
 
-def build_government_document(letter: EcmsLetter, *, signature: etree._Element | None = None) -> etree._Element:
+def build_government_document(letter: EcmsLetter, *,
+                              signature: etree._Element | None = None) -> etree._Element:
     """rsm:GovernmentDocument in the element order clients read (ram:ID first: clients take
     the first ``ram:ID`` in the answer as the letter number)."""
     doc = etree.Element(f"{{{RSM_NS}}}GovernmentDocument", nsmap={"rsm": RSM_NS, "ram": RAM_NS})

@@ -149,7 +149,8 @@ def letter_to_envelope(letter: EcmsLetter, *, sender: str, message_id: str, crea
         files.append(Attachment(id="main", file_name=f"main.{MIME_TYPES.get(m.mime_code, 'bin')}",
                                 mime_type=m.mime_code, content=m.content, role="main"))
     for i, a in enumerate(letter.attachments, start=1):
-        files.append(Attachment(id=f"att{i}", file_name=f"attachment-{i}.{MIME_TYPES.get(a.mime_code, 'bin')}",
+        files.append(Attachment(id=f"att{i}",
+                                file_name=f"attachment-{i}.{MIME_TYPES.get(a.mime_code, 'bin')}",
                                 mime_type=a.mime_code, content=a.content, role="enclosure"))
     header = Header(message_id=message_id, message_type=MessageType.LETTER, created_at=created_at,
                     sender=sender, recipients=recipients, conversation_id=message_id)
@@ -194,7 +195,8 @@ def envelope_to_letter(env: Envelope, *, recipient: str | None = None,
     return EcmsLetter(
         id=letter.number, date=letter.date, subject=letter.subject, speed_code=speed, secret_code=secret,
         sender=sender, receivers=receivers,
-        references=tuple(Reference(id=r.number, date=r.date, subject=r.subject or "") for r in letter.references),
+        references=tuple(Reference(id=r.number, date=r.date, subject=r.subject or "")
+                         for r in letter.references),
         attachment_text="\n".join(letter.enclosures),
         send_date=letter.sent_at or h.created_at.replace(microsecond=0).isoformat(),
         description=letter.body or "",

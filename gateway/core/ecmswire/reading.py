@@ -46,10 +46,12 @@ def parse_date(value: str | None, field_name: str) -> dt.date:
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise EcmsError(f"{text!r} is not a calendar date", code="ecms.invalid_date", field=field_name) from None
+        raise EcmsError(f"{text!r} is not a calendar date", code="ecms.invalid_date",
+                        field=field_name) from None
 
 
-def _norm_code(value: str | None, table: Mapping[str, Enum], names_th: Mapping[str, str], field_name: str) -> str:
+def _norm_code(value: str | None, table: Mapping[str, Enum], names_th: Mapping[str, str],
+               field_name: str) -> str:
     text = (value or "").strip()
     if not text:
         return "001"
@@ -140,7 +142,8 @@ def _signer(el: etree._Element) -> Signer:
         given_name=k.text(f"{_R}GivenName"), family_name=k.text(f"{_R}FamilyName"),
         title=k.text(f"{_R}Title") or k.text(f"{_R}JobTitle"),
         ministry=(k.text(f"{_R}MinistryCode") or k.text(f"{_R}MinistryOrganization", f"{_R}ID")).strip(),
-        department=(k.text(f"{_R}DepartmentCode") or k.text(f"{_R}DepartmentOrganization", f"{_R}ID")).strip(),
+        department=(k.text(f"{_R}DepartmentCode")
+                    or k.text(f"{_R}DepartmentOrganization", f"{_R}ID")).strip(),
     )
 
 

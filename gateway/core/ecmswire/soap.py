@@ -112,7 +112,8 @@ def _first_children(el: etree._Element | None) -> dict[str, etree._Element]:
     return first
 
 
-def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, validate: bool = True) -> SoapRequest:
+def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES,
+                  validate: bool = True) -> SoapRequest:
     """Parse and check one SOAP request; raise :class:`EcmsError` with a stable domain code.
 
     Codes: the hardened parser's ``ecms.not_xml``, ``ecms.dtd_forbidden``, ``ecms.too_large``
@@ -124,10 +125,12 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, valid
     except EnvelopeError as exc:
         raise EcmsError(exc.message, code=exc.code) from None
     if root.tag == f"{{{SOAP12_NS}}}Envelope":
-        raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", code="ecms.not_soap", field="Envelope")
+        raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", code="ecms.not_soap",
+                        field="Envelope")
     if root.tag != f"{{{SOAP11_NS}}}Envelope":
         raise EcmsError(f"expected a SOAP 1.1 Envelope, got {etree.QName(root).localname!r}"
-                        f" in namespace {etree.QName(root).namespace!r}", code="ecms.not_soap", field="Envelope")
+                        f" in namespace {etree.QName(root).namespace!r}", code="ecms.not_soap",
+                        field="Envelope")
     top = _first_children(root)
     header = _first_children(top.get(f"{{{SOAP11_NS}}}Header"))
     body = top.get(f"{{{SOAP11_NS}}}Body")
@@ -152,7 +155,8 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES, valid
 
 
 def validate_operation(req: SoapRequest) -> None:
-    """Check the operation element against ``ecms-messages.xsd`` (``ecms.schema_invalid`` naming the field)."""
+    """Check the operation element against ``ecms-messages.xsd`` (``ecms.schema_invalid`` naming the
+    field)."""
     try:
         gxml.validate(SCHEMA, req.body, what="ecms")
     except EnvelopeError as exc:
@@ -184,7 +188,8 @@ def envelope(body_child: etree._Element, *, relates_to: str | None = None) -> et
     """Wrap one answer element in a SOAP 1.1 envelope (RelatesTo echoes a usable MessageID)."""
     env = etree.Element(f"{{{SOAP11_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP11_NS})
     if relates_to:
-        child(child(env, f"{{{SOAP11_NS}}}Header"), f"{{{WSA_NS}}}RelatesTo", relates_to, nsmap={"wsa": WSA_NS})
+        child(child(env, f"{{{SOAP11_NS}}}Header"), f"{{{WSA_NS}}}RelatesTo", relates_to,
+              nsmap={"wsa": WSA_NS})
     child(env, f"{{{SOAP11_NS}}}Body").append(body_child)
     return env
 

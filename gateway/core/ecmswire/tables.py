@@ -52,4 +52,5 @@ MIME_TYPES: Final[dict[str, str]] = {
     "application/octet-stream": "bin",
 }
 #: File extension (as some clients send it in mimeCode) -> MIME type.
-EXT_TO_MIME: Final = {ext: mime for mime, ext in MIME_TYPES.items()} | {"jpeg": "image/jpeg", "tiff": "image/tiff"}
+EXT_TO_MIME: Final = ({ext: mime for mime, ext in MIME_TYPES.items()}
+                      | {"jpeg": "image/jpeg", "tiff": "image/tiff"})
