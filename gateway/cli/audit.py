@@ -1,4 +1,5 @@
-"""``gateway audit ...`` and ``gateway users ...``: thin commands over :mod:`gateway.audit` and :mod:`gateway.storage.users`.
+"""``gateway audit ...`` and ``gateway users ...``: thin commands over :mod:`gateway.audit` and
+:mod:`gateway.storage.users`.
 
 Passwords are read from a terminal prompt (twice) or, when stdin is not a
 terminal, from the first line of stdin; never from argv, never logged.
@@ -71,7 +72,8 @@ async def export(args: argparse.Namespace) -> int:
         if args.checkpoint:
             signer = signer_from_settings(settings)
             if signer is None:
-                print("gateway: --checkpoint needs GATEWAY_AUDIT_KEY_PATH and GATEWAY_AUDIT_CERT_PATH", file=sys.stderr)
+                print("gateway: --checkpoint needs GATEWAY_AUDIT_KEY_PATH and GATEWAY_AUDIT_CERT_PATH",
+                      file=sys.stderr)
                 return 2
             await ChainSealer(pool, clock=SystemClock(), signer=signer).seal_once(force_checkpoint=True)
         out = await export_next(pool, Path(args.out), now=now(), through=args.through)
@@ -95,7 +97,8 @@ async def status(args: argparse.Namespace) -> int:
 async def drop(args: argparse.Namespace) -> int:
     settings, pool = await open_pool(args)
     try:
-        n = await drop_archived(pool, through=args.through, now=now(), retention_days=settings.audit_retention_days)
+        n = await drop_archived(pool, through=args.through, now=now(),
+                                retention_days=settings.audit_retention_days)
     finally:
         await pool.close()
     print(f"dropped {n} archived events up to seq {args.through} from the database")

@@ -46,9 +46,11 @@ async def envelope_check(args: argparse.Namespace) -> int:
     s = report.summary
     print(f"envelope valid: {s['type']} {s['message_id']} from {s['sender']} to {', '.join(s['recipients'])}")
     if "number" in s:
-        print(f"  ที่ {s['number']} ลงวันที่ {s['date_thai']}  เรื่อง {s['subject']}  ({s['speed']}, {s['secrecy']})")
+        print(f"  ที่ {s['number']} ลงวันที่ {s['date_thai']}  เรื่อง {s['subject']}  "
+              f"({s['speed']}, {s['secrecy']})")
     for a in s["attachments"]:
-        print(f"  {a['file_name']} {a['mime_type']} {a['size']} bytes" + (" (sent beside)" if a["external"] else ""))
+        print(f"  {a['file_name']} {a['mime_type']} {a['size']} bytes"
+              + (" (sent beside)" if a["external"] else ""))
     print(f"  signatures: {s['signatures']} (trust and authority are checked by the gateway)")
     return 0
 
@@ -86,8 +88,9 @@ def _build_letter(args: argparse.Namespace) -> tuple[bytes, dict[str, Path]]:
         p = Path(path)
         att_id, role = f"att-{i}", "main" if i == 1 else "enclosure"
         if getattr(args, "multipart", False) or p.stat().st_size > INLINE_LIMIT:
-            attachments.append(Attachment.external_part(id=att_id, file_name=p.name, mime_type="application/pdf",
-                                                        role=role, size=p.stat().st_size, sha256=_file_sha256(p)))
+            attachments.append(Attachment.external_part(id=att_id, file_name=p.name,
+                                                        mime_type="application/pdf", role=role,
+                                                        size=p.stat().st_size, sha256=_file_sha256(p)))
             beside[att_id] = p
         else:
             attachments.append(Attachment(id=att_id, file_name=p.name, mime_type="application/pdf", role=role,
@@ -145,8 +148,8 @@ async def letter_send(args: argparse.Namespace) -> int:
     if beside:  # large files stream from disk beside the envelope (gateway.core.parts)
         files = [open(path, "rb") for path in beside.values()]
         related = aiohttp.MultipartWriter("related")
-        headers["Content-Type"] = (f'multipart/related; boundary="{related.boundary}"; type="application/xml"; '
-                                   'start="<envelope>"')
+        headers["Content-Type"] = (f'multipart/related; boundary="{related.boundary}"; '
+                                   'type="application/xml"; start="<envelope>"')
         related.append(data, {"Content-Type": "application/xml; charset=utf-8", "Content-ID": "<envelope>"})
         for cid, fh in zip(beside, files, strict=False):
             related.append(fh, {"Content-Type": "application/pdf", "Content-ID": f"<{cid}>"})

@@ -77,13 +77,15 @@ def _add_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _add_letter_and_pki_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lt = sub.add_parser("letter", help="letters").add_subparsers(dest="letter_command", required=True)
-    sd = lt.add_parser("send", help="build an envelope from fields and PDFs, sign it, submit it, print the receipt")
+    sd = lt.add_parser("send",
+                       help="build an envelope from fields and PDFs, sign it, submit it, print the receipt")
     add_common_options(sd)
     sd.add_argument("--url", default="https://127.0.0.1:8443")
     sd.add_argument("--token", help="development bearer token (default: the agency's TLS client certificate)")
     sd.add_argument("--sign-key", help="PEM signing key (default: the agency's key in the development PKI)")
     sd.add_argument("--sign-cert", help="PEM signing certificate")
-    sd.add_argument("--unsigned", action="store_true", help="do not sign (refused unless the gateway allows it)")
+    sd.add_argument("--unsigned", action="store_true",
+                    help="do not sign (refused unless the gateway allows it)")
     sd.add_argument("--from", dest="sender", required=True, help="sending agency code")
     sd.add_argument("--to", action="append", required=True, help="recipient agency code (repeatable)")
     sd.add_argument("--subject", required=True)
@@ -93,20 +95,23 @@ def _add_letter_and_pki_commands(sub: argparse._SubParsersAction[argparse.Argume
     sd.add_argument("--secrecy", default="normal", choices=["normal", "confidential", "secret"])
     sd.add_argument("--signer-name", default="นายทดสอบ ระบบ")
     sd.add_argument("--signer-position", default="ปลัดสำนักนายกรัฐมนตรี")
-    sd.add_argument("--pdf", action="append", help="PDF file; the first is the main letter (repeatable); files over "
+    sd.add_argument("--pdf", action="append",
+                    help="PDF file; the first is the main letter (repeatable); files over "
                     "4 MiB travel beside the envelope (multipart/related)")
     sd.add_argument("--multipart", action="store_true", help="send every file beside the envelope")
     sd.add_argument("--message-id")
     sd.set_defaults(run="letters:letter_send")
 
     pk = sub.add_parser("pki", help="keys and certificates").add_subparsers(dest="pki_command", required=True)
-    pi = pk.add_parser("init-dev", help="create (or complete) the development PKI for the directory's agencies")
+    pi = pk.add_parser("init-dev",
+                       help="create (or complete) the development PKI for the directory's agencies")
     add_common_options(pi)
     pi.add_argument("--pki-dir", type=Path, help="where (GATEWAY_PKI_DIR; default DATA_DIR/pki)")
     pi.set_defaults(run="ops:pki_init_dev")
 
     ev = sub.add_parser("envelope", help="envelopes").add_subparsers(dest="envelope_command", required=True)
-    ec = ev.add_parser("check", help="check an envelope file offline: parse, schema (every fault), attachments")
+    ec = ev.add_parser("check",
+                       help="check an envelope file offline: parse, schema (every fault), attachments")
     ec.add_argument("file", help="envelope XML file, or - for standard input")
     ec.add_argument("--json", action="store_true", help="print the report as JSON")
     ec.set_defaults(run="letters:envelope_check")
@@ -128,7 +133,8 @@ def _add_letter_and_pki_commands(sub: argparse._SubParsersAction[argparse.Argume
 
 
 def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    a = sub.add_parser("audit", help="tamper-evident audit log").add_subparsers(dest="audit_command", required=True)
+    a = sub.add_parser("audit", help="tamper-evident audit log").add_subparsers(dest="audit_command",
+                                                                                 required=True)
     v = a.add_parser("verify", help="verify archive files, an evidence bundle or the live database")
     add_common_options(v)
     v.add_argument("path", nargs="?", help="archive file, directory of archives, or evidence bundle (.zip)")
@@ -174,7 +180,8 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway", description="Saraban gateway: official letters between agencies")
+    p = argparse.ArgumentParser(prog="gateway",
+                                description="Saraban gateway: official letters between agencies")
     sub = p.add_subparsers(dest="command", required=True)
     _add_server_commands(sub)
     _add_letter_and_pki_commands(sub)

@@ -31,7 +31,8 @@ async def _exchange(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, a
     try:
         yield settings, pool, build_services(
             settings=settings, pool=pool, directory=Directory.load(settings.directory_path),
-            sealer=DigestOnlySealer(), clock=SystemClock(), metrics=Metrics(), http=None, worker="cli").exchange
+            sealer=DigestOnlySealer(), clock=SystemClock(), metrics=Metrics(), http=None,
+            worker="cli").exchange
     finally:
         await pool.close()
 
@@ -68,7 +69,8 @@ async def deliveries_requeue(args: argparse.Namespace) -> int:
 async def pki_init_dev(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     directory = Directory.load(settings.directory_path)
-    dev = await asyncio.to_thread(init_dev_pki, settings.pki_path, {a.code: a.name_th for a in directory.all()})
+    dev = await asyncio.to_thread(init_dev_pki, settings.pki_path,
+                                  {a.code: a.name_th for a in directory.all()})
     print(f"development PKI in {dev.directory}")
     print(f"  trust anchor:     {dev.anchors}")
     print(f"  gateway seal:     {dev.seal_cert}")

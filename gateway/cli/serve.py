@@ -78,7 +78,8 @@ async def supervise(settings: Settings) -> int:
                                 env=dict(env, GATEWAY_NODE_NAME=f"{os.uname().nodename}:w{i}"))
 
     procs = {i: spawn(i) for i in range(settings.workers)}
-    print(f"Saraban gateway listening on {settings.base_url} ({settings.workers} worker processes)", flush=True)
+    print(f"Saraban gateway listening on {settings.base_url} ({settings.workers} worker processes)",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
