@@ -98,9 +98,11 @@ class Directory:
 
     def digest(self) -> str:
         """SHA-256 of the directory's content (order-independent), for the audit log."""
-        rows = [[a.code, a.name_th, a.name_en, a.parent, a.province, a.route.kind, sorted(a.route.settings.items()),
-                 sorted(a.token_sha256), sorted(a.cert_fingerprints), a.active] for a in self.all()]
-        return hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+        rows = [[a.code, a.name_th, a.name_en, a.parent, a.province, a.route.kind,
+                 sorted(a.route.settings.items()), sorted(a.token_sha256), sorted(a.cert_fingerprints),
+                 a.active] for a in self.all()]
+        return hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True,
+                                         default=str).encode()).hexdigest()
 
     def agency_for_token(self, token: str) -> str | None:
         """The agency a bearer token authenticates.
@@ -130,29 +132,34 @@ class Directory:
                 raise ConfigError(f"directory: {where} must be an object", field=where)
             code = str(raw.get("code", ""))
             if not _CODE.match(code):
-                raise ConfigError(f"directory: {where}.code {code!r} must be 5 or 10 digits", field=f"{where}.code")
+                raise ConfigError(f"directory: {where}.code {code!r} must be 5 or 10 digits",
+                                  field=f"{where}.code")
             if code in agencies:
                 raise ConfigError(f"directory: agency {code} appears twice", field=f"{where}.code")
             route_raw = raw.get("route") or {"kind": "pull"}
             kind = route_raw.get("kind")
             if kind not in ROUTE_KINDS:
-                raise ConfigError(f"directory: agency {code}: route.kind {kind!r} must be one of {ROUTE_KINDS}",
-                                  field=f"{where}.route.kind")
+                raise ConfigError(f"directory: agency {code}: route.kind {kind!r} must be one of "
+                                  f"{ROUTE_KINDS}", field=f"{where}.route.kind")
             settings = {k: v for k, v in route_raw.items() if k != "kind"}
             if kind in ("push", "ecms") and not settings.get("url"):
-                raise ConfigError(f"directory: agency {code}: route {kind} needs a url", field=f"{where}.route.url")
+                raise ConfigError(f"directory: agency {code}: route {kind} needs a url",
+                                  field=f"{where}.route.url")
             if kind == "folder" and not settings.get("path"):
-                raise ConfigError(f"directory: agency {code}: route folder needs a path", field=f"{where}.route.path")
+                raise ConfigError(f"directory: agency {code}: route folder needs a path",
+                                  field=f"{where}.route.path")
             tokens = tuple(token_digest(t) for t in raw.get("tokens", ())) + tuple(
                 str(d).lower() for d in raw.get("token_sha256", ()))
             for name in ("name_th", "name_en"):
                 if not raw.get(name):
-                    raise ConfigError(f"directory: agency {code}: {name} is required", field=f"{where}.{name}")
+                    raise ConfigError(f"directory: agency {code}: {name} is required",
+                                      field=f"{where}.{name}")
             agencies[code] = Agency(
                 code=code, name_th=raw["name_th"], name_en=raw["name_en"],
                 route=Route(kind=kind, settings=MappingProxyType(settings)),
                 parent=raw.get("parent"), province=raw.get("province"), token_sha256=tokens,
-                cert_fingerprints=tuple(str(f).lower().replace(":", "") for f in raw.get("cert_fingerprints", ())),
+                cert_fingerprints=tuple(str(f).lower().replace(":", "")
+                                        for f in raw.get("cert_fingerprints", ())),
                 active=bool(raw.get("active", True)),
             )
         for a in agencies.values():

@@ -98,7 +98,8 @@ def build_body(body: Body, parent: etree._Element | None = None) -> etree._Eleme
             ls = body.legacy_signature
             legacy = _add(el, "LegacySignature")
             _add_opt(legacy, "TypeCode", ls.type_code)
-            _add_opt(legacy, "Signature", base64.b64encode(ls.signature).decode("ascii") if ls.signature else None)
+            _add_opt(legacy, "Signature",
+                     base64.b64encode(ls.signature).decode("ascii") if ls.signature else None)
         return el
     if isinstance(body, Notifier):
         el = _start(parent, "Notifier", Id=body.id)

@@ -172,8 +172,8 @@ def read_letter(el: etree._Element) -> Letter:
 
 def _read_party(el: etree._Element) -> Party:
     k = _Kids(el)
-    return Party(agency=el.get("agency", ""), given_name=_text(k, "GivenName"), family_name=_text(k, "FamilyName"),
-                 job_title=_text(k, "JobTitle"))
+    return Party(agency=el.get("agency", ""), given_name=_text(k, "GivenName"),
+                 family_name=_text(k, "FamilyName"), job_title=_text(k, "JobTitle"))
 
 
 def read_notifier(el: etree._Element) -> Notifier:
@@ -238,8 +238,9 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
             raise EnvelopeError("content is not valid base64", code="attachment.base64_invalid",
                                 field=f"{where}/Content") from None
         check_content(where, content, declared_size=_req(k, "Size"), declared_sha256=_req(k, "Sha256"))
-        out.append(Attachment(id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
-                              content=content, role=a.get("role", "enclosure")))
+        out.append(Attachment(id=a.get("Id", ""), file_name=_req(k, "FileName"),
+                              mime_type=_req(k, "MimeType"), content=content,
+                              role=a.get("role", "enclosure")))
     return tuple(out)
 
 

@@ -42,7 +42,8 @@ def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.
     root = copy.deepcopy(_submission_template())
     header, receipt = root[0], root[1]
     when = at.isoformat()
-    for element, text in zip(header, (receipt_id, message_id, MessageType.RECEIPT.value, when, gateway_code), strict=False):
+    for element, text in zip(header, (receipt_id, message_id, MessageType.RECEIPT.value, when, gateway_code),
+                             strict=False):
         element.text = text
     header[5][0].text = sender  # Recipients/Recipient
     for element, text in zip(receipt, ("submission", message_id, sender, sha256_hex, when), strict=False):
@@ -52,7 +53,8 @@ def submission_receipt(*, message_id: str, sender: str, sha256_hex: str, at: dt.
 
 @functools.lru_cache(maxsize=1)
 def _submission_template() -> etree._Element:
-    """A submission receipt built once by :func:`build_envelope_tree`, values to be replaced (never handed out)."""
+    """A submission receipt built once by :func:`build_envelope_tree`, values to be replaced (never handed
+    out)."""
     placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     root = build_envelope_tree(Envelope(
         header=Header(message_id="-", message_type=MessageType.RECEIPT, created_at=placeholder, sender="-",
@@ -66,12 +68,14 @@ def _submission_template() -> etree._Element:
 
 
 def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conversation_id: str | None,
-                              sender: str, recipient: str, sha256_hex: str, at: dt.datetime) -> tuple[str, bytes]:
+                              sender: str, recipient: str, sha256_hex: str,
+                              at: dt.datetime) -> tuple[str, bytes]:
     """(receipt message id, envelope bytes) for the receipt sent back to ``sender``."""
     receipt_id = f"receipt-{delivery_id}"
     env = Envelope(
-        header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at, sender=recipient,
-                      recipients=(sender,), conversation_id=conversation_id or message_id,
+        header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at,
+                      sender=recipient, recipients=(sender,),
+                      conversation_id=conversation_id or message_id,
                       ref_to_message_id=message_id),
         body=Receipt(kind="delivery", message_id=message_id, sender=sender, sha256=sha256_hex, at=at,
                      recipient=recipient, delivery_id=str(delivery_id)),

@@ -216,12 +216,14 @@ class Dispatcher:
                             outcome = None
                         else:
                             try:
-                                parts = await parts_store.list_parts(self.pool, c.message_pk) if c.parts else ()
+                                parts = (await parts_store.list_parts(self.pool, c.message_pk)
+                                         if c.parts else ())
                                 outcome = await adapter.deliver(OutboundDelivery(
                                     delivery_id=c.id, message_id=c.message_id, sender=c.sender,
                                     recipient=c.recipient, envelope=c.forwarded, route=agency.route,
                                     attempt=c.attempts, parts=parts,
-                                    open_part=functools.partial(parts_store.iter_chunks, self.pool, c.message_pk)))
+                                    open_part=functools.partial(parts_store.iter_chunks, self.pool,
+                                                                c.message_pk)))
                             except Exception as exc:  # an adapter bug must not lose the letter
                                 log.exception("adapter raised")
                                 outcome = Retry(f"internal: {type(exc).__name__}")
@@ -239,7 +241,8 @@ class Dispatcher:
                 log.error("could not record delivery outcome", error=f"{type(exc).__name__}: {exc}")
                 return isinstance(outcome, Delivered)
 
-    async def _record_durably(self, c: ClaimedDelivery, route: str, outcome: Outcome, started: dt.datetime) -> bool:
+    async def _record_durably(self, c: ClaimedDelivery, route: str, outcome: Outcome,
+                              started: dt.datetime) -> bool:
         """Record the outcome; while the database is away (restart, failover) keep trying for half
         the lease, so a short outage delays the next step by seconds rather than a whole lease. If
         the commit landed but its answer was lost, the retry fails on the attempt's key and stops:

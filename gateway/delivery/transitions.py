@@ -31,12 +31,14 @@ class Attempt:
 
 
 def decide(outcome: Outcome, claim: ClaimedDelivery, policy: RetryPolicy, attempt: Attempt, *,
-           breaker_threshold: int, receipt: bytes = b"", receipt_message: NewMessage | None = None) -> Transition:
+           breaker_threshold: int, receipt: bytes = b"",
+           receipt_message: NewMessage | None = None) -> Transition:
     """The transition ``outcome`` makes of ``claim``.
 
     ``receipt`` and ``receipt_message`` (a delivered outcome): the signed delivery receipt and the
     message carrying it back to the sender, made beforehand by the caller (signing is not pure)."""
-    base = Transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished, message_pk=claim.message_pk,
+    base = Transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished,
+                      message_pk=claim.message_pk,
                       recipient=claim.recipient, actor="gateway", details={}, worker=attempt.worker,
                       attempt=claim.attempts, started_at=attempt.started, reset_destination=True)
     if isinstance(outcome, Delivered):
@@ -50,13 +52,14 @@ def decide(outcome: Outcome, claim: ClaimedDelivery, policy: RetryPolicy, attemp
     # A failure: the office did not answer usefully. The backoff its destination gets, should this
     # failure open the circuit: the step is how far past the threshold its consecutive failures are.
     step = max(1, claim.destination_failures + 1 - breaker_threshold + 1)
-    failed = replace(base, reason=outcome.reason, reset_destination=False, breaker_threshold=breaker_threshold,
-                     backoff_s=policy.delay(step))
+    failed = replace(base, reason=outcome.reason, reset_destination=False,
+                     breaker_threshold=breaker_threshold, backoff_s=policy.delay(step))
     due = policy.next_attempt(attempts=claim.attempts, now=attempt.finished, expires_at=claim.expires_at,
                               retry_after_s=outcome.retry_after)
     if due is None:
-        return replace(failed, outcome="dead", details={"recipient": claim.recipient, "reason": outcome.reason,
-                                                        "attempts": claim.attempts})
+        return replace(failed, outcome="dead",
+                       details={"recipient": claim.recipient, "reason": outcome.reason,
+                                "attempts": claim.attempts})
     return replace(failed, outcome="retry", due_at=due,
                    details={"recipient": claim.recipient, "reason": outcome.reason, "attempt": claim.attempts,
                             "next_attempt_at": due.isoformat()})

@@ -178,8 +178,8 @@ class Acceptance:
             return await self._duplicate(h.sender, h.message_id, checked.sha256)
         if isinstance(pk, SentOtherwise):
             assert letter is not None  # only a letter carries a resend guard
-            raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already sent to "
-                                      f"{pk.recipient} as another letter; withdraw that one first",
+            raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already "
+                                      f"sent to {pk.recipient} as another letter; withdraw that one first",
                                       recipient=pk.recipient)
         self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
         if notifier is not None:
@@ -191,7 +191,8 @@ class Acceptance:
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
                             sha256=checked.sha256_hex)
 
-    async def _insert_with_parts(self, new: NewMessage, spooled: Sequence[SpooledPart]) -> int | SentOtherwise | None:
+    async def _insert_with_parts(self, new: NewMessage,
+                                 spooled: Sequence[SpooledPart]) -> int | SentOtherwise | None:
         """A letter with files beside it: its own transaction (too big to share a group commit),
         the files copied from the spool chunk by chunk; all of it commits or none."""
         async with self.pool.acquire() as conn, conn.transaction():

@@ -38,7 +38,8 @@ class Operators:
             if last == digest:
                 return False
             await audit.append(conn, at=now, actor=actor, kind="directory.changed",
-                               details={"sha256": digest, "previous_sha256": last, "agencies": len(self.directory)})
+                               details={"sha256": digest, "previous_sha256": last,
+                                        "agencies": len(self.directory)})
         log.info("directory change recorded in the audit log", sha256=digest)
         return True
 
@@ -47,8 +48,10 @@ class Operators:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await deliveries.requeue(conn, delivery_id, now, now + dt.timedelta(seconds=self.ttl_s))
             if row is None:
-                raise Conflict(f"delivery {delivery_id} is not dead or waiting", code="delivery.not_requeueable")
-            await audit.append(conn, at=now, actor=actor, kind="delivery.requeued", message_pk=row["message_pk"],
-                               delivery_id=delivery_id, details={"recipient": row["recipient"]})
+                raise Conflict(f"delivery {delivery_id} is not dead or waiting",
+                               code="delivery.not_requeueable")
+            await audit.append(conn, at=now, actor=actor, kind="delivery.requeued",
+                               message_pk=row["message_pk"], delivery_id=delivery_id,
+                               details={"recipient": row["recipient"]})
         self.metrics.requeued.inc()
         self._wake()

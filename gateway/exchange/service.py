@@ -66,7 +66,8 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         withdrawals=Withdrawals(pool=pool, clock=clock),
         inbox=PullInbox(pool=pool, clock=clock, metrics=metrics, acks=acks, receipts=receipts, wake=wake),
         stamps=stamps,
-        operators=Operators(pool=pool, directory=directory, clock=clock, metrics=metrics, ttl_s=ttl_s, wake=wake),
+        operators=Operators(pool=pool, directory=directory, clock=clock, metrics=metrics, ttl_s=ttl_s,
+                            wake=wake),
     )
 
 
@@ -78,8 +79,8 @@ class LegacyPort:
         self._x = exchange
         self.directory = exchange.directory
 
-    async def submit(self, data: bytes, *, agency: str, channel: str = "native", evidence: bytes | None = None,
-                     resend_guard: str | None = None) -> SubmitResult:
+    async def submit(self, data: bytes, *, agency: str, channel: str = "native",
+                     evidence: bytes | None = None, resend_guard: str | None = None) -> SubmitResult:
         return await self._x.accept.submit(data, agency=agency, channel=channel, evidence=evidence,
                                            resend_guard=resend_guard)
 
@@ -101,8 +102,8 @@ class LegacyPort:
                                                 sender=sender, recipient=recipient)
 
     async def withdraw(self, sender: str, *, letter_number: str, letter_date: dt.date, recipient: str) -> int:
-        return await self._x.withdrawals.withdraw(sender, letter_number=letter_number, letter_date=letter_date,
-                                                  recipient=recipient)
+        return await self._x.withdrawals.withdraw(sender, letter_number=letter_number,
+                                                  letter_date=letter_date, recipient=recipient)
 
     async def outbound(self, sender: str, *, limit: int = 100) -> Sequence[OutboundItem]:
         return await self._x.status.outbound(sender, limit=limit)

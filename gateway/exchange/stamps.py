@@ -37,7 +37,8 @@ class Stamps:
             for letter_sender in h.recipients:
                 row = await letters.letter_for_notifier(
                     self.pool, letter_sender=letter_sender, ref_to_message_id=h.ref_to_message_id,
-                    letter_number=notifier.letter_number, letter_date=notifier.letter_date, answering=h.sender)
+                    letter_number=notifier.letter_number, letter_date=notifier.letter_date,
+                    answering=h.sender)
                 if row is None:
                     continue
                 main = next((a for a in read_attachments(gxml.parse(row["received"]))

@@ -69,11 +69,12 @@ class Status:
     async def find_letter(self, *, letter_number: str, letter_date: dt.date, sender: str | None = None,
                           recipient: str | None = None) -> LetterRef | None:
         """The latest letter by number and date that is still live for ``recipient`` (e-CMS correlation)."""
-        row = await letters.find(self.pool, letter_number=letter_number, letter_date=letter_date, sender=sender,
-                                 recipient=recipient)
+        row = await letters.find(self.pool, letter_number=letter_number, letter_date=letter_date,
+                                 sender=sender, recipient=recipient)
         if row is None:
             return None
-        return LetterRef(message_id=row["message_id"], sender=row["sender"], recipients=tuple(row["recipients"]))
+        return LetterRef(message_id=row["message_id"], sender=row["sender"],
+                         recipients=tuple(row["recipients"]))
 
     async def outbound(self, sender: str, *, limit: int = 100) -> list[OutboundItem]:
         """What ``sender`` sent lately, with one overall state per item (e-CMS OutboundStatus)."""
@@ -82,5 +83,6 @@ class Status:
             states = set(r["statuses"])
             overall = ("delivered" if states == {"delivered"} else "withdrawn" if states == {"withdrawn"}
                        else "dead" if "dead" in states else "pending")
-            out.append(OutboundItem(message_id=r["message_id"], letter_number=r["letter_number"], status=overall))
+            out.append(OutboundItem(message_id=r["message_id"], letter_number=r["letter_number"],
+                                    status=overall))
         return out

@@ -24,7 +24,8 @@ class Withdrawals:
                                           recipient=recipient)
             return await self._record(conn, sender, rows)
 
-    async def withdraw_message(self, sender: str, message_id: str, recipients: Sequence[str] | None = None) -> int:
+    async def withdraw_message(self, sender: str, message_id: str,
+                               recipients: Sequence[str] | None = None) -> int:
         """Withdraw a letter by message id from some or all recipients; returns how many deliveries."""
         if await messages.get(self.pool, sender, message_id) is None:
             raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")

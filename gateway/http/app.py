@@ -78,7 +78,8 @@ async def _pki(app: web.Application) -> AsyncIterator[None]:
     trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY])
     app[keys.TRUST] = trust
     if keys.SEALER not in app:
-        app[keys.SEALER] = PkiSealer(trust.seal_signer) if trust.seal_signer is not None else DigestOnlySealer()
+        app[keys.SEALER] = (PkiSealer(trust.seal_signer) if trust.seal_signer is not None
+                            else DigestOnlySealer())
     if keys.AUDIT_SIGNER not in app and not settings.audit_key_path and trust.seal_signer is not None:
         # Checkpoints of the audit chain are signed with the gateway's seal key: auditors verify
         # them offline with the same certificate as receipts and seals.

@@ -38,8 +38,8 @@ class Services:
     dispatcher: Dispatcher
 
 
-def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directory, sealer: Sealer, clock: Clock,
-                   metrics: Metrics, http: aiohttp.ClientSession | None, worker: str,
+def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directory, sealer: Sealer,
+                   clock: Clock, metrics: Metrics, http: aiohttp.ClientSession | None, worker: str,
                    verifier: Verifier | None = None, pdf_checker: Any = None,
                    trust_store: TrustStore | None = None, with_admission: bool = False) -> Services:
     """``trust_store`` verifies offices' signed acknowledgements; without it a signed ack is refused,
@@ -54,7 +54,8 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
     dispatcher = Dispatcher(pool=pool, directory=directory, adapters=adapters, retry=retry, receipts=receipts,
                             clock=clock, metrics=metrics, settings=settings.dispatch, worker=worker)
     admission = Admission(
-        rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst, max_queue_depth=settings.max_queue_depth,
+        rate_per_agency=settings.rate_per_agency, burst=settings.rate_burst,
+        max_queue_depth=settings.max_queue_depth,
         depth=lambda: deliveries.outbound_depth(pool), workers=settings.workers) if with_admission else None
     exchange = build_exchange(
         pool=pool, directory=directory,

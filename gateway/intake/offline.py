@@ -64,7 +64,8 @@ def check_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> Re
         return Report((Finding(exc.code, exc.field or "/", exc.message),), {})
     findings: list[Finding] = []
     if next(root.iter(etree.Comment), None) is not None:
-        findings.append(Finding("envelope.comment_forbidden", "/", "a comment is not accepted in an envelope"))
+        findings.append(Finding("envelope.comment_forbidden", "/",
+                                "a comment is not accepted in an envelope"))
     if next(root.iter(etree.ProcessingInstruction), None) is not None:
         findings.append(Finding("envelope.pi_forbidden", "/", "a processing instruction is not accepted"))
     for err in _xmlschema().iter_errors(root):

@@ -38,8 +38,9 @@ log = structlog.get_logger(__name__)
 #: OperatorInterventionError covers a server shutting down or restarting after a crash (57P01, 57P02,
 #: 57P03), which is what surviving backends answer while PostgreSQL crashes; InternalClientError is
 #: asyncpg's "cannot switch to state" on a connection that broke mid-transaction.
-TRANSIENT_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError, ConnectionError,
-                    OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, asyncio.TimeoutError)
+TRANSIENT_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                    ConnectionError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    asyncio.TimeoutError)
 
 T = TypeVar("T")
 
@@ -148,7 +149,8 @@ async def migrate(conn: Connection) -> list[int]:
             if m.version in done:
                 continue
             await conn.execute(m.sql)
-            await conn.execute("INSERT INTO gateway_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+            await conn.execute("INSERT INTO gateway_migrations (version, name) VALUES ($1, $2)",
+                               m.version, m.name)
             applied_now.append(m.version)
             log.info("migration applied", version=m.version, name=m.name)
     return applied_now
@@ -160,7 +162,8 @@ async def create_from_schema(conn: Connection) -> None:
         await conn.execute(schema_sql())
         await conn.execute(_BOOKKEEPING)
         for m in migrations():
-            await conn.execute("INSERT INTO gateway_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+            await conn.execute("INSERT INTO gateway_migrations (version, name) VALUES ($1, $2)",
+                               m.version, m.name)
 
 
 async def pending_migrations(conn: Connection) -> list[int]:

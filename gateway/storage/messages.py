@@ -108,9 +108,9 @@ async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
 
 def message_row(m: NewMessage, ord_: int) -> tuple[Any, ...]:
     """``m`` as a ``new_message`` composite (migration 0008), numbered ``ord_`` in its batch."""
-    return (ord_, m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id, m.letter_number,
-            m.letter_date, m.subject, m.speed, m.secrecy, m.channel, m.received_sha256, m.received, m.forwarded,
-            m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
+    return (ord_, m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id,
+            m.letter_number, m.letter_date, m.subject, m.speed, m.secrecy, m.channel, m.received_sha256,
+            m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
             m.notifier_kind, m.registry_number, m.parts, m.resend_guard)
 
 
@@ -125,7 +125,8 @@ async def insert_many(db: Executor, batch: Sequence[NewMessage]) -> list[int | S
 
     One array of the ``new_message`` composite type and one of ``new_delivery`` (asyncpg has no named
     parameters; these replace 28 positional arrays, see ``bench/sql_forms.py`` for the two measured)."""
-    rows = await db.fetch(queries["insert_messages"], [message_row(m, i) for i, m in enumerate(batch, start=1)],
+    rows = await db.fetch(queries["insert_messages"],
+                          [message_row(m, i) for i, m in enumerate(batch, start=1)],
                           [d for i, m in enumerate(batch, start=1) for d in delivery_rows(m, i)])
     out: list[int | SentOtherwise | None] = [None] * len(batch)
     for r in rows:

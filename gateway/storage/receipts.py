@@ -77,7 +77,8 @@ class ReceiptFactory:
             forwarded=signed, evidence=ack, receipt=signed, accepted_at=at,
             expires_at=at + dt.timedelta(seconds=self.ttl_s),
             deliveries=[NewDelivery(uuid.uuid4(), d.sender, route, status)],
-            audit={"kind": "delivery receipt", "for_delivery": str(d.delivery_id), "message_id": d.message_id})
+            audit={"kind": "delivery receipt", "for_delivery": str(d.delivery_id),
+                   "message_id": d.message_id})
 
 
 async def for_message(db: Executor, message_pk: int) -> list[dict[str, Any]]:

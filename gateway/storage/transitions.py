@@ -81,6 +81,7 @@ async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
             receipts.append(message_row(t.receipt_message, i))
             receipt_deliveries.extend(delivery_rows(t.receipt_message, i))
     rows = await db.fetch(queries["apply_delivery_transitions"],
-                          [_row(t, i) for i, t in enumerate(transitions, start=1)], receipts, receipt_deliveries)
+                          [_row(t, i) for i, t in enumerate(transitions, start=1)], receipts,
+                          receipt_deliveries)
     applied = {r["ord"]: r["applied"] for r in rows}
     return [bool(applied.get(i)) for i in range(1, len(transitions) + 1)]

@@ -55,7 +55,8 @@ class User:
 
 def check_password_strength(password: str) -> None:
     if len(password) < 10:
-        raise GatewayError("a password needs at least 10 characters", code="user.weak_password", field="password")
+        raise GatewayError("a password needs at least 10 characters", code="user.weak_password",
+                           field="password")
 
 
 async def add(pool: asyncpg.Pool, *, username: str, password: str, role: Role, agency: str | None,
@@ -65,7 +66,8 @@ async def add(pool: asyncpg.Pool, *, username: str, password: str, role: Role, a
         raise GatewayError("agency users need an agency code, other roles none", code="user.agency",
                            field="agency")
     async with pool.acquire() as conn, conn.transaction():
-        done = await conn.fetchval(queries["user_insert"], username, _HASHER.hash(password), role.value, agency, now)
+        done = await conn.fetchval(queries["user_insert"], username, _HASHER.hash(password), role.value,
+                                   agency, now)
         if done is None:
             raise Conflict(f"user {username} exists", code="user.exists", field="username")
         await audit.append(conn, at=now, actor=actor, kind="user.added",
@@ -73,15 +75,18 @@ async def add(pool: asyncpg.Pool, *, username: str, password: str, role: Role, a
     return User(username, role, agency, False)
 
 
-async def set_password(pool: asyncpg.Pool, username: str, password: str, *, now: dt.datetime, actor: str) -> None:
+async def set_password(pool: asyncpg.Pool, username: str, password: str, *, now: dt.datetime,
+                       actor: str) -> None:
     check_password_strength(password)
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(queries["user_set_password"], username, _HASHER.hash(password), now) is None:
             raise NotFound(f"no user {username}", code="user.not_found", field="username")
-        await audit.append(conn, at=now, actor=actor, kind="user.password_changed", details={"username": username})
+        await audit.append(conn, at=now, actor=actor, kind="user.password_changed",
+                           details={"username": username})
 
 
-async def set_disabled(pool: asyncpg.Pool, username: str, disabled: bool, *, now: dt.datetime, actor: str) -> None:
+async def set_disabled(pool: asyncpg.Pool, username: str, disabled: bool, *, now: dt.datetime,
+                       actor: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(queries["user_set_disabled"], username, disabled, now) is None:
             raise NotFound(f"no user {username}", code="user.not_found", field="username")
@@ -104,8 +109,8 @@ async def authenticate_password(pool: asyncpg.Pool, username: str, password: str
     if row is None or row["disabled"]:
         return None
     if _HASHER.check_needs_rehash(row["password_hash"]):
-        await pool.execute(queries["user_set_password"], username, await asyncio.to_thread(_HASHER.hash, password),
-                           dt.datetime.now(dt.UTC))
+        await pool.execute(queries["user_set_password"], username,
+                           await asyncio.to_thread(_HASHER.hash, password), dt.datetime.now(dt.UTC))
     return User.from_row(row)
 
 
@@ -115,7 +120,8 @@ async def issue_token(pool: asyncpg.Pool, username: str, label: str, *, now: dt.
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchrow(queries["user_get"], username) is None:
             raise NotFound(f"no user {username}", code="user.not_found", field="username")
-        await conn.execute(queries["api_token_insert"], hashlib.sha256(token.encode()).digest(), username, label, now)
+        await conn.execute(queries["api_token_insert"], hashlib.sha256(token.encode()).digest(), username,
+                           label, now)
         await audit.append(conn, at=now, actor=actor, kind="user.token_issued",
                            details={"username": username, "label": label})
     return token
