@@ -1,5 +1,6 @@
 """What the HTTP adapters (push, e-CMS node) share: the table of HTTP statuses worth retrying,
-reading Retry-After, and the table of transport failures that mean "try again later" (timeouts, refused or reset connections)."""
+reading Retry-After, and the table of transport failures that mean "try again later" (timeouts,
+refused or reset connections)."""
 
 from __future__ import annotations
 

@@ -100,20 +100,23 @@ class AckVerifier:
             self._check_digest(claimed, expected)
             return {"ack_signed": False, "ack_sha256_checked": claimed is not None}
         if self.trust is None:
-            raise AckRefused("a signed DeliveryAck cannot be verified here (no trust store)", field="Signature")
+            raise AckRefused("a signed DeliveryAck cannot be verified here (no trust store)",
+                             field="Signature")
         try:
             verified = await verify_signed_ack(body, self.trust, agency=agency)
         except AgencyError as exc:
-            raise AckRefused(f"the ack is signed by a certificate that may not sign for {agency}: {exc.message}",
-                             code="ack.wrong_agency", field="Signature") from None
+            raise AckRefused(f"the ack is signed by a certificate that may not sign for {agency}: "
+                             f"{exc.message}", code="ack.wrong_agency", field="Signature") from None
         except PkiError as exc:
             raise AckRefused(f"the ack's signature does not verify ({exc.code}: {exc.message})",
                              field=exc.field or "Signature") from None
         if verified.delivery_id != delivery_id:
             raise AckRefused(f"the signed ack names delivery {verified.delivery_id!r}", field="DeliveryId")
         self._check_digest(verified.sha256, expected)
-        return {"ack_signed": True, "ack_verified": True, "ack_signer": verified.signer.subject.rfc4514_string(),
-                "ack_signer_sha256": fingerprint(verified.signer), "ack_signer_agency": verified.agency_code,
+        return {"ack_signed": True, "ack_verified": True,
+                "ack_signer": verified.signer.subject.rfc4514_string(),
+                "ack_signer_sha256": fingerprint(verified.signer),
+                "ack_signer_agency": verified.agency_code,
                 "ack_signature_algorithm": verified.signature_algorithm,
                 "ack_sha256_checked": verified.sha256 is not None}
 
@@ -169,5 +172,6 @@ class PushAdapter:
             facts = await self.acks.verify(body, agency=d.recipient, delivery_id=str(d.delivery_id),
                                            delivered=d.envelope)
         except AckRefused as exc:
-            return Retry(f"http {status} with an acknowledgement that is not valid ({exc.code}: {exc.message})")
+            return Retry(f"http {status} with an acknowledgement that is not valid "
+                         f"({exc.code}: {exc.message})")
         return Delivered(ack=body, facts=facts)

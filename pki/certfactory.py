@@ -37,7 +37,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from pki.keys import PrivateKey, PublicKey
 
 __all__ = [
-    "AGENCY_ID_PREFIX", "EKU_DOCUMENT_SIGNING", "CertFactory", "Issued", "agency_name", "simple_name", "new_key",
+    "AGENCY_ID_PREFIX", "EKU_DOCUMENT_SIGNING", "CertFactory", "Issued", "agency_name", "simple_name",
+    "new_key",
 ]
 
 #: Prefix of the organizationIdentifier value that carries the agency code.
@@ -109,9 +110,11 @@ class Issued:
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption())
 
-    def write(self, cert_path: Path, key_path: Path | None = None, chain: Sequence[x509.Certificate] = ()) -> None:
+    def write(self, cert_path: Path, key_path: Path | None = None,
+              chain: Sequence[x509.Certificate] = ()) -> None:
         cert_path.parent.mkdir(parents=True, exist_ok=True)
-        cert_path.write_bytes(self.cert_pem + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+        cert_path.write_bytes(self.cert_pem
+                              + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
         if key_path is not None and self.key is not None:
             _write_private(key_path, self.key_pem)
 
@@ -162,7 +165,8 @@ class CertFactory:
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
             .add_extension(_ca_key_usage(), critical=True)
             .add_extension(ski, critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                           critical=False)
             .sign(key, hashes.SHA256())
         )
         return cls(Issued(cert, key), now=now)

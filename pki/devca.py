@@ -203,8 +203,8 @@ def _is_ip(host: str) -> bool:
 def _issue_agency(directory: Path, factory: CertFactory, code: str, name: str) -> dict[str, Any]:
     chain = [factory.ca.cert]
     base = f"agencies/{code}"
-    factory.agency_signing(code, name).write(directory / f"{base}/signing.pem", directory / f"{base}/signing.key",
-                                             chain)
+    factory.agency_signing(code, name).write(directory / f"{base}/signing.pem",
+                                             directory / f"{base}/signing.key", chain)
     factory.issue(agency_name(code, name, purpose="TLS client"), profile="tls-client", days=397).write(
         directory / f"{base}/tls-client.pem", directory / f"{base}/tls-client.key", chain)
     return {"name": name,
@@ -230,7 +230,8 @@ def _load(directory: Path, manifest: dict[str, Any]) -> DevPki:
 
     agencies = {
         code: AgencyCredentials(code=code, name=a["name"], signing_cert=p(a["signing"]["cert"]),
-                                signing_key=p(a["signing"]["key"]), tls_client_cert=p(a["tls_client"]["cert"]),
+                                signing_key=p(a["signing"]["key"]),
+                                tls_client_cert=p(a["tls_client"]["cert"]),
                                 tls_client_key=p(a["tls_client"]["key"]))
         for code, a in manifest["agencies"].items()
     }

@@ -28,7 +28,8 @@ attachment.digest_mismatch     an attachment's Size or Sha256 does not match its
                                instead of signature.invalid when that is why the signature fails)
 attachment.content_invalid     an attachment's Content is not valid base64
 envelope.structure             the envelope lacks a part the signature needs (body Id ...)
-<what>.not_xml                 not well-formed XML (``<what>`` is ``envelope``, ``ack`` ...: the caller's word)
+<what>.not_xml                 not well-formed XML (``<what>`` is ``envelope``, ``ack`` ...: the
+                               caller's word)
 <what>.dtd_forbidden           the document declares a DTD or entities
 <what>.too_large               the document is larger than the caller's limit
 envelope.encoding_unsupported  an envelope that is not UTF-8 (or US-ASCII)

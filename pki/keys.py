@@ -35,7 +35,8 @@ from signxml.algorithms import SignatureMethod
 
 from pki.errors import KeyUnavailable
 
-__all__ = ["Signer", "FileSigner", "Pkcs11Signer", "ExternalKey", "key_algorithm_of", "PrivateKey", "PublicKey"]
+__all__ = ["Signer", "FileSigner", "Pkcs11Signer", "ExternalKey", "key_algorithm_of", "PrivateKey",
+           "PublicKey"]
 
 #: The key types the gateway signs with: ECDSA (P-256, P-384) and RSA.
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -221,7 +222,8 @@ class ExternalKey:
             algorithm = next((a for a in args if not isinstance(a, padding.AsymmetricPadding)), None)
         if isinstance(algorithm, ec.ECDSA):
             algorithm = algorithm.algorithm
-        pad = kwargs.get("padding") or next((a for a in args if isinstance(a, padding.AsymmetricPadding)), None)
+        pad = kwargs.get("padding") or next((a for a in args if isinstance(a, padding.AsymmetricPadding)),
+                                            None)
         if pad is not None and not isinstance(pad, padding.PKCS1v15):
             raise KeyUnavailable("external keys sign RSA with PKCS#1 v1.5 only")
         name = getattr(algorithm, "name", None)  # a HashAlgorithm; None for anything else (Prehashed ...)
@@ -257,7 +259,8 @@ class Pkcs11Signer(_SignerBase):
             token = lib.get_token(token_label=token_label)
             self._session = token.open(user_pin=pin)
             key_type = KeyType.EC if self.key_algorithm.startswith("ecdsa") else KeyType.RSA
-            key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=key_type, label=key_label)
+            key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=key_type,
+                                        label=key_label)
         except Exception as exc:  # python-pkcs11 raises many unrelated types; wrap at the boundary
             raise KeyUnavailable(f"PKCS#11 key {key_label!r} on token {token_label!r}: "
                                  f"{type(exc).__name__} {exc}") from None

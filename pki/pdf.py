@@ -172,7 +172,8 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
     """Validate every signature in ``pdf_bytes`` against ``trust``; raise only for an unreadable PDF."""
     _, sigs = await asyncio.to_thread(_reader, bytes(pdf_bytes))
     reports = []
-    usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
+    usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
+                                match_all_key_usages=False)
     for sig in sigs:
         context = trust.validation_context()
         try:
@@ -314,7 +315,8 @@ class _ProtocolPdfSigner(signers.Signer):
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm.lower() != self._signer.hash_name:
-            raise PdfError(f"this key signs with {self._signer.hash_name}, pyHanko asked for {digest_algorithm}")
+            raise PdfError(f"this key signs with {self._signer.hash_name}, pyHanko asked for "
+                           f"{digest_algorithm}")
         raw = await asyncio.to_thread(self._signer.sign, data)
         return raw_to_der_ecdsa(raw) if self._is_ec else raw
 
@@ -331,7 +333,8 @@ async def async_sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = 
 
 def sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = "AuthorSignature",
              reason: str | None = None) -> bytes:
-    """Synchronous :func:`async_sign_pdf` for scripts and tests; inside a running loop, await the async one."""
+    """Synchronous :func:`async_sign_pdf` for scripts and tests; inside a running loop, await the async
+    one."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -341,7 +344,8 @@ def sign_pdf(pdf_bytes: bytes, signer: Signer, *, field_name: str = "AuthorSigna
 
 def find_thai_font(explicit: str | os.PathLike | None = None) -> Path:
     """A Thai TrueType font: ``explicit``, ``$SARABAN_THAI_FONT``, or a known fonts-thai-tlwg path."""
-    candidates: Sequence[str | os.PathLike] = [c for c in (explicit, os.environ.get("SARABAN_THAI_FONT")) if c]
+    candidates: Sequence[str | os.PathLike] = [c for c in (explicit, os.environ.get("SARABAN_THAI_FONT"))
+                                               if c]
     candidates = [*candidates, *THAI_FONT_CANDIDATES]
     for candidate in candidates:
         path = Path(candidate)
@@ -408,11 +412,13 @@ def make_demo_pdf(lines: Sequence[str] = ("Official letter", "No. 0105/123"), *,
         pdf_name("/BaseFont"): pdf_name("/Helvetica"), pdf_name("/Encoding"): pdf_name("/WinAnsiEncoding")}))
     ops = [b"BT /F1 16 Tf 72 700 Td 22 TL"]
     for line in lines:
-        escaped = line.encode("cp1252", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        escaped = (line.encode("cp1252", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(")
+                   .replace(b")", b"\\)"))
         ops.append(b"(" + escaped + b") Tj T*")
     ops.append(b"ET")
     content = writer.add_object(generic.StreamObject(stream_data=b"\n".join(ops)))
-    resources = generic.DictionaryObject({pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})})
+    resources = generic.DictionaryObject({pdf_name("/Font"):
+                                          generic.DictionaryObject({pdf_name("/F1"): font})})
     writer.insert_page(PageObject(contents=content, media_box=list(media_box), resources=resources))
     out = io.BytesIO()
     writer.write(out)

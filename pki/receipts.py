@@ -70,7 +70,8 @@ class VerifiedReceipt:
 
 @dataclass(frozen=True)
 class VerifiedAck:
-    """A receiving office's signed ``DeliveryAck`` whose signature verified; fields read from the signed tree."""
+    """A receiving office's signed ``DeliveryAck`` whose signature verified; fields read from the signed
+    tree."""
 
     #: The DeliveryAck as signed (signxml's ``signed_xml``: the signature itself excluded).
     root: etree._Element
@@ -153,8 +154,10 @@ async def verify_receipt(receipt_bytes: bytes, gateway: x509.Certificate | Trust
     except ValueError:
         raise StructureError("receipt At is not a date-time", field="Receipt/At") from None
     return VerifiedReceipt(root=signed, receipt=receipt, kind=_text(receipt, "Kind") or "",
-                           message_id=_text(receipt, "MessageId") or "", sender=_text(receipt, "Sender") or "",
-                           recipient=_text(receipt, "Recipient"), delivery_id=_text(receipt, "DeliveryId"),
+                           message_id=_text(receipt, "MessageId") or "",
+                           sender=_text(receipt, "Sender") or "",
+                           recipient=_text(receipt, "Recipient"),
+                           delivery_id=_text(receipt, "DeliveryId"),
                            sha256=_text(receipt, "Sha256") or "", at=at, signer=cert, raw=raw)
 
 
@@ -198,4 +201,5 @@ async def verify_signed_ack(ack_bytes: bytes, trust: TrustStore, *, agency: str)
     validated = await trust.validate_signer(cert, usage="document-signing", intermediates=certs[1:])
     code = trust.check_agency(cert, agency)
     return VerifiedAck(root=signed, delivery_id=_text(signed, "DeliveryId"), sha256=_text(signed, "Sha256"),
-                       signer=cert, validated=validated, agency_code=code, signature_algorithm=alg_name(method))
+                       signer=cert, validated=validated, agency_code=code,
+                       signature_algorithm=alg_name(method))

@@ -42,12 +42,15 @@ def sign_detached(parts: Parts, signer: Signer, references: Sequence[str], *, si
         holders = index.get(uri[1:], []) if uri.startswith("#") else []
         if len(holders) != 1:
             # signxml would silently sign the whole document for an unresolvable detached reference
-            raise StructureError(f"reference {uri} must name exactly one element, found {len(holders)}", field=uri)
+            raise StructureError(f"reference {uri} must name exactly one element, found {len(holders)}",
+                                 field=uri)
         resolved[uri[1:]] = holders[0]
     if signature_id in index:
-        raise StructureError(f"Id {signature_id!r} is already used in the envelope", field=f"@Id={signature_id}")
-    xs = make_signer(signer, xades=xades, method=SignatureConstructionMethod.detached, signature_id=signature_id,
-                     signature_method=signature_method, digest_algorithm=digest_algorithm)
+        raise StructureError(f"Id {signature_id!r} is already used in the envelope",
+                             field=f"@Id={signature_id}")
+    xs = make_signer(signer, xades=xades, method=SignatureConstructionMethod.detached,
+                     signature_id=signature_id, signature_method=signature_method,
+                     digest_algorithm=digest_algorithm)
     xs.resolved = resolved
     # no KeyValue beside the certificate (XAdESSigner adds one unless told; XMLSigner never does)
     signature = xs.sign(parts.root, key=signer.xmldsig_key, cert=[signer.certificate, *signer.chain],
@@ -78,7 +81,8 @@ def _sign_envelope(envelope_bytes: bytes, signer: Signer, *, xades: bool = True,
     return serialize(root)
 
 
-def sign_envelope(envelope_bytes: bytes, signer: Signer, *, xades: bool = True, sign_header: bool = False) -> bytes:
+def sign_envelope(envelope_bytes: bytes, signer: Signer, *, xades: bool = True,
+                  sign_header: bool = False) -> bytes:
     """Add the author's signature (``Id="AuthorSignature"``) to an envelope and return the new bytes.
 
     Covers the body and every attachment by ``#Id`` (and ``#Header`` when

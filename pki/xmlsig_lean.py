@@ -52,7 +52,8 @@ def lean_signature(signer: Signer, references: Sequence[tuple[str, etree._Elemen
 
 
 @per_certificate(64)
-def signature_template(method_uri: str, n_refs: int, enveloped: bool, *certs: x509.Certificate) -> etree._Element:
+def signature_template(method_uri: str, n_refs: int, enveloped: bool,
+                       *certs: x509.Certificate) -> etree._Element:
     """The shape of a lean signature with everything but the per-document values (see :func:`lean_signature`).
 
     Never handed out: :func:`lean_signature` signs a deep copy. Keyed by the

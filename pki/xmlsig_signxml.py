@@ -157,7 +157,8 @@ class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
     # and most current signers write), so every letter paid a failed validation (~40 us) and an
     # exception before the schema that fits. Same three schemas, same any-of rule, the one that
     # fits current signatures first; the last stays last, so a refusal reports the same error.
-    schema_files: ClassVar[list[str]] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd", "XAdES01903v141-201506.xsd"]
+    schema_files: ClassVar[list[str]] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd",
+                                         "XAdES01903v141-201506.xsd"]
 
     def _verify_cert_digests(self, verify_result: VerifyResult) -> None:
         # signxml re-wraps every KeyInfo certificate as PEM (textwrap) and parses it per letter;
@@ -176,7 +177,8 @@ class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
         v1 = self._find(props, "xades:SigningCertificate", require=False)
         v2 = self._find(props, "xades:SigningCertificateV2", require=False)
         if (v1 is None) == (v2 is None):
-            raise InvalidInput("Expected to find exactly one of xades:SigningCertificate or xades:SigningCertificateV2")
+            raise InvalidInput("Expected to find exactly one of xades:SigningCertificate or "
+                               "xades:SigningCertificateV2")
         self._verify_cert_digest(v1 if v1 is not None else v2, certs=certs, signing_cert=signing_cert)
 
 
@@ -287,7 +289,8 @@ def make_signer(signer: Signer, *, xades: bool, method: SignatureConstructionMet
         cls = _WeakXAdESSigner if weak else _XAdESSigner
     else:
         cls = _WeakXMLSigner if weak else _Signer
-    xs = cls(method=method, signature_algorithm=sm, digest_algorithm=digest_algorithm, c14n_algorithm=EXC_C14N)
+    xs = cls(method=method, signature_algorithm=sm, digest_algorithm=digest_algorithm,
+             c14n_algorithm=EXC_C14N)
     # Our Id first: the XAdES annotator derives QualifyingProperties/@Target from it.
     xs.signature_annotators.insert(0, _set_id(signature_id))
     return xs
@@ -331,5 +334,6 @@ def run_signxml(root: etree._Element, signature_index: int, cert: x509.Certifica
             "signature.wrapping" if "Ambiguous" in message else "signature.invalid"
         raise SignatureError(f"signature is malformed: {message}", code=code, field="Signatures") from None
     except (SignXMLException, etree.DocumentInvalid, ValueError) as exc:
-        raise SignatureError(f"signature is malformed: {exc}", code="signature.invalid", field="Signatures") from None
+        raise SignatureError(f"signature is malformed: {exc}", code="signature.invalid",
+                             field="Signatures") from None
     return results if isinstance(results, list) else [results]
