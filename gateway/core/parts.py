@@ -148,7 +148,8 @@ def _unreadable(exc: Exception, index: int) -> EnvelopeError:
     """A part whose header block aiohttp could not read: a header line with a control character or a
     name that is not a token (``InvalidHeader``), too many headers, or a broken body."""
     what = "a header line is not valid" if isinstance(exc, BadHttpMessage) else "it is not readable"
-    detail = ascii(exc.args[0])[:120] if isinstance(exc, BadHttpMessage) and exc.args else str(exc)[:200]
+    # ascii(): the offending bytes are quoted with escapes, never echoed raw into the answer
+    detail = ascii(exc.args[0] if isinstance(exc, BadHttpMessage) and exc.args else str(exc))[:200]
     return _invalid(f"part {index}: {what} ({detail})", field=f"part[{index}]")
 
 
