@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import codecs
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -35,6 +37,7 @@ from gateway.core.envelope import (
     Speed,
 )
 from gateway.core.envelope_builder import build_envelope
+from gateway.core.parts import build_related
 
 HERE = Path(__file__).resolve().parent
 INPUTS = HERE / "inputs"
@@ -221,18 +224,18 @@ def build() -> None:
     # ------------------------------------------------------------------ depth, attributes
     add("deep-nesting-300", "300 nested elements inside the Body (libxml2's limit is 256)",
         replace(base, "<Body>เนื้อความ</Body>".encode(), b"<Body>" + b"<x>" * 300 + b"</x>" * 300 + b"</Body>"),
-        400, "envelope.not_xml")
+        400, "envelope.too_complex", "depth")
     add("deep-nesting-100000", "100,000 nested elements", b"<a>" * 100_000 + b"</a>" * 100_000, 400,
-        "envelope.not_xml")
-    add("deep-nesting-200", "200 nested elements (under the parser limit) where text is expected",
+        "envelope.too_complex", "depth")
+    add("deep-nesting-200", "200 nested elements (under libxml2's limit, over the gateway's 64)",
         replace(base, "<Body>เนื้อความ</Body>".encode(), b"<Body>" + b"<x>" * 200 + b"</x>" * 200 + b"</Body>"),
-        400, "envelope.schema_invalid", "/Envelope/Letter/Body")
+        400, "envelope.too_complex", "depth")
     add("huge-attribute", "a 900 kB attribute value on the Envelope",
         replace(base, b'version="1"', b'version="1" x="' + b"A" * 900_000 + b'"'), 400, "envelope.schema_invalid",
         "/Envelope")
     add("many-attributes", "5,000 unknown attributes on one element (quadratic in some validators)",
         replace(base, b'version="1"', b'version="1" ' + b" ".join(b'a%d="x"' % i for i in range(5000))), 400,
-        "envelope.schema_invalid", "/Envelope")
+        "envelope.too_complex", "attributes")
     add("xml-id-on-header", "xml:id attributes used to plant a second 'Letter' id",
         replace(base, b"<Header>", b'<Header xml:id="Letter">'), 400, "envelope.schema_invalid", "/Envelope/Header")
 
@@ -314,9 +317,9 @@ def build() -> None:
     add("utf8-surrogate", "a UTF-16 surrogate encoded in UTF-8 (ED A0 80)", replace(base, subject, b"\xed\xa0\x80"),
         400, "envelope.not_xml")
     add("bom-utf16le-on-utf8", "a UTF-16LE byte-order mark in front of UTF-8 bytes", b"\xff\xfe" + base, 400,
-        "envelope.not_xml")
+        "envelope.encoding_unsupported", "/")
     add("bom-utf32-on-utf8", "a UTF-32BE byte-order mark in front of UTF-8 bytes", b"\x00\x00\xfe\xff" + base, 400,
-        "envelope.not_xml")
+        "envelope.encoding_unsupported", "/")
     add("bom-twice", "two UTF-8 byte-order marks", b"\xef\xbb\xbf\xef\xbb\xbf" + base, 400, "envelope.not_xml")
     add("nul-byte", "a NUL byte in the subject", replace(base, subject, b"a\x00b"), 400, "envelope.not_xml")
     add("control-char-reference", "a character reference to U+0001", replace(base, subject, b"&#1;"), 400,
@@ -428,6 +431,123 @@ def build() -> None:
         400, None, transport="raw", content_length=10, raw_headers={"Transfer-Encoding": "chunked"}, **header)
     add("content-length-huge", "Content-Length of 10^15 with a small body", None, 413, "envelope.too_large",
         transport="raw", content_length=10 ** 15, **header)
+    build_parts_encodings_limits(base)
+
+
+# ---------------------------------------------------------------------------- issue 13: classes 4, 6 and 8
+# Part headers of a multipart/related submission, byte order marks against the XML declaration, and the
+# parser's shape limits (attributes, names, namespace URIs, depth).
+
+PART = b"%PDF-1.4\n% a file beside the envelope\n"
+
+
+def related_letter() -> tuple[bytes, str]:
+    """(body, Content-Type) of a valid multipart/related submission: the envelope, then part <att-2>
+    (application/pdf, signed type) beside it."""
+    env = dataclasses.replace(envelope(), attachments=(
+        *envelope().attachments,
+        Attachment.external_part(id="att-2", file_name="แผนที่.pdf", mime_type="application/pdf", size=len(PART),
+                                 sha256=hashlib.sha256(PART).hexdigest())))
+    return build_related(build_envelope(env), {"att-2": ("application/pdf", PART)})
+
+
+def part_header(body: bytes, name: bytes, value: bytes, *, part: int = 2) -> bytes:
+    """Set header ``name`` of part ``part`` (1: the envelope) to the raw ``value``."""
+    heads = [i for i in range(len(body)) if body.startswith(b"--saraban-", i)]
+    start = heads[part - 1]
+    end = body.index(b"\r\n\r\n", start)
+    lines = body[start:end].split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(name.lower() + b":")]
+    return body[:start] + b"\r\n".join([*kept, name + b": " + value]) + body[end:]
+
+
+def build_parts_encodings_limits(base: bytes) -> None:
+    body, ctype = related_letter()
+    multipart = {"ext": "mime", "content_type": ctype}
+    # class 4: every part header checked at the edge (request.multipart_invalid, naming part and header)
+    for name, description, header, value, part, field in [
+        ("part-content-type-nul", "a NUL inside a part's Content-Type", b"Content-Type", b"application/p\x00df", 2,
+         "part[2]"),
+        ("part-content-type-control", "a control character (0x01) in a part's Content-Type", b"Content-Type",
+         b"application/\x01pdf", 2, "part[2]"),
+        ("part-content-type-not-utf8", "bytes that are not UTF-8 in a part's Content-Type", b"Content-Type",
+         b"application/\xff\xfepdf", 2, "part[2]/Content-Type"),
+        ("part-content-type-thai", "Thai letters in a part's Content-Type", b"Content-Type",
+         "application/พีดีเอฟ".encode(), 2, "part[2]/Content-Type"),
+        ("part-content-type-not-a-type", "a part's Content-Type that is no type/subtype", b"Content-Type", b"pdf",
+         2, "part[2]/Content-Type"),
+        ("part-content-id-not-utf8", "bytes that are not UTF-8 in a part's Content-ID", b"Content-ID",
+         b"<att-\xff2>", 2, "part[2]/Content-ID"),
+        ("part-transfer-encoding-not-utf8", "bytes that are not UTF-8 in Content-Transfer-Encoding",
+         b"Content-Transfer-Encoding", b"bin\xe0ary", 2, "part[2]/Content-Transfer-Encoding"),
+        ("part-disposition-not-utf8", "bytes that are not UTF-8 in a part's Content-Disposition",
+         b"Content-Disposition", b'attachment; filename="\xff\xfe.pdf"', 2, "part[2]/Content-Disposition"),
+        ("part-disposition-nul", "a NUL in a part's Content-Disposition file name", b"Content-Disposition",
+         b'attachment; filename="a\x00.pdf"', 2, "part[2]"),
+        ("part-header-name-not-utf8", "a header name with a byte that is not UTF-8", b"X-\xffNote", b"1", 2,
+         "part[2]"),
+        ("envelope-part-content-type-nul", "a NUL in the envelope part's Content-Type", b"Content-Type",
+         b"application/xml; charset=\x00", 1, "part[1]"),
+        ("envelope-part-charset-not-utf8", "bytes that are not UTF-8 in the envelope part's charset",
+         b"Content-Type", b"application/xml; charset=\xff", 1, "part[1]/Content-Type"),
+    ]:
+        add(name, description, part_header(body, header, value, part=part), 400, "request.multipart_invalid", field,
+            **multipart)
+    add("part-type-contradicts-signed-type", "a part sent as text/html whose signed Attachment says application/pdf "
+        "(the recipient would have been served HTML)", part_header(body, b"Content-Type", b"text/html"), 422,
+        "attachment.type_mismatch", "part <att-2>/Content-Type",
+        expect_signatures_required={"status": 422, "code": "signature.missing"}, **multipart)
+
+    # class 6: a byte order mark and the XML declaration that disagree (envelope.encoding_unsupported)
+    text = base.decode("utf-8")
+    for name, description, data in [
+        ("bom-utf8-declared-utf16", "a UTF-8 byte order mark, then encoding='UTF-16' (read as UTF-8 by libxml2)",
+         codecs.BOM_UTF8 + replace(base, b"encoding='UTF-8'", b"encoding='UTF-16'")),
+        ("bom-utf8-declared-latin1", "a UTF-8 byte order mark, then encoding='ISO-8859-1'",
+         codecs.BOM_UTF8 + replace(base, b"encoding='UTF-8'", b"encoding='ISO-8859-1'")),
+        ("bom-utf16le-declared-utf8", "the letter in UTF-16LE with its byte order mark, declared UTF-8",
+         codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+        ("bom-utf16be-declared-utf16le", "a UTF-16BE byte order mark, declared UTF-16LE",
+         codecs.BOM_UTF16_BE + text.replace("encoding='UTF-8'", "encoding='UTF-16LE'").encode("utf-16-be")),
+        ("bom-utf32le-declared-utf8", "the letter in UTF-32LE with its byte order mark, declared UTF-8",
+         codecs.BOM_UTF32_LE + text.encode("utf-32-le")),
+        ("bom-utf8-before-utf16-text", "a UTF-8 byte order mark before a declaration written in UTF-16LE",
+         codecs.BOM_UTF8 + text.encode("utf-16-le")),
+    ]:
+        add(name, description, data, 400, "envelope.encoding_unsupported", "/")
+
+    # class 8: the parser's shape limits, checked while the tree is built (envelope.too_complex)
+    signatures = b'<Signatures xmlns:ds="http://www.w3.org/2000/09/xmldsig#">%s</Signatures></Envelope>'
+    for name, description, data, limit in [
+        ("attributes-10000-in-signatures", "10,000 attributes on a ds:Signature (a zone the XSD skips)",
+         replace(base, b"</Envelope>", signatures % (b"<ds:Signature "
+                                                      + b" ".join(b'a%d="x"' % i for i in range(10_000)) + b"/>")),
+         "attributes"),
+        ("attributes-65", "65 attributes on one element (the limit is 64)",
+         replace(base, b"<Speed>", b"<x " + b" ".join(b'a%d="x"' % i for i in range(65)) + b"/><Speed>"),
+         "attributes"),
+        ("namespace-declarations-100", "100 namespace declarations on one element",
+         replace(base, b"<Speed>", b"<x " + b" ".join(b'xmlns:p%d="urn:x"' % i for i in range(100)) + b"/><Speed>"),
+         "attributes"),
+        ("element-name-40000", "an element name of 40,000 characters",
+         replace(base, b"<Speed>", b"<" + b"n" * 40_000 + b"/><Speed>"), "name"),
+        ("attribute-name-300", "an attribute name of 300 characters",
+         replace(base, b"<Speed>", b"<x " + b"a" * 300 + b'="1"/><Speed>'), "name"),
+        ("prefix-300", "a namespace prefix of 300 characters",
+         replace(base, b"<Speed>", b"<" + b"p" * 300 + b':x xmlns:' + b"p" * 300 + b'="urn:x"/><Speed>'), "name"),
+        ("namespace-uri-900k", "a namespace URI of 900,000 characters (the issue's was 1 MB)",
+         replace(base, b"<Speed>", b'<x xmlns:z="urn:' + b"u" * 900_000 + b'"/><Speed>'), "namespace"),
+        ("default-namespace-uri-2000", "a default namespace URI of 2,000 characters in Signatures",
+         replace(base, b"</Envelope>", signatures % (b'<ds:Signature xmlns="urn:' + b"u" * 2000 + b'"/>')),
+         "namespace"),
+        ("nesting-65", "65 nested elements (the limit is 64)",
+         replace(base, b"<Speed>", b"<x>" * 63 + b"</x>" * 63 + b"<Speed>"), "depth"),
+        ("nesting-254", "254 nested elements, just under libxml2's own limit",
+         replace(base, b"<Speed>", b"<x>" * 252 + b"</x>" * 252 + b"<Speed>"), "depth"),
+        ("nesting-in-signatures", "100 nested ds:Object elements in Signatures (a zone the XSD skips)",
+         replace(base, b"</Envelope>", signatures % (b"<ds:Object>" * 100 + b"</ds:Object>" * 100)), "depth"),
+    ]:
+        add(name, description, data, 400, "envelope.too_complex", limit)
 
 
 def write(check: bool = False) -> int:

@@ -14,6 +14,17 @@ travels beside the envelope, as AS4 carries payloads (SOAP with attachments):
   Attachment element, so the signed digest binds the part to the letter; the
   gateway checks every part against the digest in the *verified* tree.
 
+A part's own headers are not signed: every one is checked at the edge (printable ASCII of the
+right shape for those the gateway reads, no control character nor undecodable byte in any),
+else ``request.multipart_invalid`` naming the part and the header. What a receiver gets comes
+from the verified envelope only: a file is stored, pushed and served under its signed
+``Attachment`` ``MimeType`` (and, for a download, ``FileName``), never under the part's
+``Content-Type``. A part whose Content-Type names another type than the signed one is refused
+(``attachment.type_mismatch``, :func:`gateway.intake.checks._match_parts`): the sending system
+contradicts its author, and saying so at once beats storing the letter under either type; a
+generic one (absent, ``application/octet-stream``: what multipart libraries send by default)
+says nothing and is fine.
+
 The gateway never holds a whole part in memory. :func:`read_related` streams
 each part to a spool file while hashing it (chunks of :data:`READ_CHUNK`),
 within per-part, per-request and part-count limits; the accept transaction
@@ -31,13 +42,16 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
+from gateway.core import xml
 from gateway.core.envelope import Envelope
 from gateway.core.errors import EnvelopeError
 from pki.digests import check_content
@@ -49,6 +63,19 @@ STORE_CHUNK = 1024 * 1024
 
 _CID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 _BINARY_ENCODINGS = ("", "binary", "8bit", "7bit")
+#: The type a part may carry instead of its signed MimeType: it says nothing (RFC 2046's default).
+GENERIC_TYPE = "application/octet-stream"
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\]|\\.)*\"))*"
+                         r"[ \t]*;?[ \t]*")
+_PRINTABLE = re.compile(r"[\t\x20-\x7e]*")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: The part headers the gateway reads, as it names them in a refusal.
+READ_HEADERS = {h.lower(): h for h in ("Content-Type", "Content-ID", "Content-Transfer-Encoding",
+                                         "Content-Encoding")}
+#: Longest part header value the gateway reads (RFC 5322's line limit).
+MAX_HEADER_CHARS = 998
 
 
 def is_related(request: web.Request) -> bool:
@@ -61,6 +88,9 @@ class SpooledPart:
 
     content_id: str
     content_type: str
+    """As received: the part's own Content-Type (lower case, no parameters; empty when absent),
+    unsigned. Once checked (:func:`gateway.intake.checks._match_parts`): the signed Attachment's
+    ``MimeType``, the only type stored and sent on."""
     path: Path
     size: int
     sha256: str
@@ -110,8 +140,50 @@ class Limits:
     """Files per request (the envelope allows at most 100 attachments)."""
 
 
-def _invalid(message: str, field: str = "Content-Type", status: int = 400) -> EnvelopeError:
+def _invalid(message: str, field: str = "Content-Type") -> EnvelopeError:
     return EnvelopeError(message, code="request.multipart_invalid", field=field)
+
+
+def _unreadable(exc: Exception, index: int) -> EnvelopeError:
+    """A part whose header block aiohttp could not read: a header line with a control character or a
+    name that is not a token (``InvalidHeader``), too many headers, or a broken body."""
+    what = "a header line is not valid" if isinstance(exc, BadHttpMessage) else "it is not readable"
+    # ascii(): the offending bytes are quoted with escapes, never echoed raw into the answer
+    detail = ascii(exc.args[0] if isinstance(exc, BadHttpMessage) and exc.args else str(exc))[:200]
+    return _invalid(f"part {index}: {what} ({detail})", field=f"part[{index}]")
+
+
+def check_part_headers(headers: Mapping[str, str], where: str) -> None:
+    """Every header of one part, before anything is read from it (``request.multipart_invalid``,
+    ``field`` ``part[n]/<header>``): those the gateway reads are printable ASCII of at most
+    :data:`MAX_HEADER_CHARS` (a Content-Type a media type), any other has no control character
+    and no byte that is not UTF-8 (aiohttp hands those on as lone surrogates)."""
+    for name, value in headers.items():
+        read = READ_HEADERS.get(name.lower())
+        field = f"{where}/{read or name}"
+        if read is not None:
+            if len(value) > MAX_HEADER_CHARS or not _PRINTABLE.fullmatch(value):
+                raise _invalid(f"{read} must be printable ASCII of at most {MAX_HEADER_CHARS} characters, "
+                               f"not {ascii(value)[:80]}", field=field)
+        elif _CONTROL.search(value) or not value.isascii() and not _encodes(value):
+            raise _invalid(f"{name} holds a control character or bytes that are not UTF-8", field=field)
+    ctype = headers.get("Content-Type")
+    if ctype is not None and not _MEDIA_TYPE.fullmatch(ctype.strip()):
+        raise _invalid(f"Content-Type {ascii(ctype)[:80]} is not a media type (type/subtype)",
+                       field=f"{where}/Content-Type")
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    """The part's Content-Type without parameters, lower case; empty when absent."""
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
 async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path | None = None
@@ -136,12 +208,13 @@ async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path 
         while True:
             try:
                 part = await reader.next()
-            except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
-                raise _invalid(f"part {index + 1} is not readable: {exc}", field=f"part[{index + 1}]") from None
+            except (ValueError, AssertionError, aiohttp.ClientPayloadError, BadHttpMessage) as exc:
+                raise _unreadable(exc, index + 1) from None
             if part is None:
                 break
             index += 1
             where = f"part[{index}]"
+            check_part_headers(part.headers, where)
             if not isinstance(part, aiohttp.BodyPartReader):
                 raise _invalid("nested multipart bodies are not accepted", field=where)
             if len(spool.parts) >= limits.max_parts:
@@ -170,11 +243,14 @@ async def read_related(request: web.Request, limits: Limits, *, spool_dir: Path 
 async def _read_envelope_part(reader: aiohttp.MultipartReader, limits: Limits) -> bytes:
     try:
         first = await reader.next()
-    except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
-        raise _invalid(f"the first part is not readable: {exc}", field="part[1]") from None
+    except (ValueError, AssertionError, aiohttp.ClientPayloadError, BadHttpMessage) as exc:
+        raise _unreadable(exc, 1) from None
+    if first is None:
+        raise _invalid("the body has no part: the first part must be the envelope", field="part[1]")
+    check_part_headers(first.headers, "part[1]")
     if not isinstance(first, aiohttp.BodyPartReader):
         raise _invalid("the first part must be the envelope (application/xml)", field="part[1]")
-    ctype = (first.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    ctype = media_type(first.headers)
     if ctype not in ("application/xml", "text/xml"):
         raise EnvelopeError(f"the first part must be the envelope as application/xml, not {ctype or 'untyped'}",
                             code="request.unsupported_media_type", field="part[1]/Content-Type")
@@ -207,8 +283,8 @@ async def _spool_part(part: aiohttp.BodyPartReader, path: Path, cid: str, limits
                 raise EnvelopeError(f"the body is over {limits.max_total_bytes} bytes", code="request.too_large")
             digest.update(chunk)
             fh.write(chunk)
-    ctype = (part.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
-    return SpooledPart(content_id=cid, content_type=ctype, path=path, size=size, sha256=digest.hexdigest())
+    return SpooledPart(content_id=cid, content_type=media_type(part.headers), path=path, size=size,
+                       sha256=digest.hexdigest())
 
 
 # --------------------------------------------------------------------------- sending
@@ -222,6 +298,35 @@ class PartInfo:
     content_type: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class SignedFile:
+    """What the verified envelope says of a file beside it: all that a download may tell the receiver."""
+
+    mime_type: str
+    file_name: str
+
+    @property
+    def content_disposition(self) -> str:
+        """``attachment`` with the name twice (RFC 6266): an ASCII stand-in for old clients, then the exact
+        name as ``filename*`` (RFC 5987: UTF-8, percent-encoded), so a Thai name arrives intact and no
+        character of it (quote, CR, LF, slash) can end the header or name a path."""
+        fallback = "".join(c if c.isascii() and (c.isalnum() or c in " ._-()+,") else "_"
+                           for c in self.file_name).strip() or "file"
+        exact = urllib.parse.quote(self.file_name, safe="")
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
+
+
+def signed_file(envelope: bytes, content_id: str) -> SignedFile | None:
+    """The signed ``MimeType`` and ``FileName`` of the Attachment whose file is part ``<content_id>``,
+    read from ``envelope`` (the bytes the receiver verifies); None when it names no such part."""
+    ns = f"{{{xml.ENVELOPE_NS}}}"
+    for a in xml.parse(envelope).iterfind(f"{ns}Attachments/{ns}Attachment"):
+        if a.get("Id") == content_id and a.find(f"{ns}ContentRef") is not None:
+            return SignedFile(mime_type=a.findtext(f"{ns}MimeType") or GENERIC_TYPE,
+                              file_name=a.findtext(f"{ns}FileName") or content_id)
+    return None
 
 
 def related_payload(envelope: bytes, parts: Sequence[PartInfo],

@@ -1,8 +1,9 @@
 """The gateway's XML entry point: the hardened parser, schemas and validation.
 
 Every byte string that came from outside is parsed by :func:`parse`, which is
-:func:`pki.xmlparse.parse` (no DTD, no entities, no network, bounded size and
-depth; its docstring says how) with its refusals raised as the gateway's
+:func:`pki.xmlparse.parse` (no DTD, no entities, no network, bounded size,
+depth, attributes, names and namespace URIs; BOM and declaration agree; its
+docstring says how) with its refusals raised as the gateway's
 :class:`EnvelopeError`, same code, field and status.
 
 Schemas are compiled once through :mod:`importlib.resources` and cached;
@@ -35,7 +36,8 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "envel
     """Parse untrusted XML bytes into an element tree, or raise :class:`EnvelopeError`.
 
     The checks and codes are :func:`pki.xmlparse.parse`'s (``<what>.too_large``,
-    ``<what>.not_xml``, ``<what>.dtd_forbidden``, ``envelope.encoding_unsupported``).
+    ``<what>.not_xml``, ``<what>.dtd_forbidden``, ``<what>.encoding_unsupported``,
+    ``<what>.too_complex``).
     """
     try:
         return xmlparse.parse(data, max_bytes=max_bytes, what=what)

@@ -259,17 +259,23 @@ async def inbox_item(request: web.Request) -> web.Response:
 
 async def inbox_part(request: web.Request) -> web.StreamResponse:
     """Role: agency. One file of an inbox item that travels beside its envelope (``ContentRef``
-    ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it."""
+    ``cid:<content_id>``), streamed; ``X-Saraban-Sha256`` is its SHA-256 as the envelope declares it.
+    Its Content-Type and Content-Disposition (``attachment``, the file name per RFC 6266) are the
+    signed ``MimeType`` and ``FileName`` read from the envelope the recipient verifies, never
+    anything the sender's request said beside it."""
     agency = await auth.require_agency(request)
     exchange = appstate.exchange(request.app)
     item = await exchange.inbox.inbox_item(agency, _delivery_id(request))
     cid = request.match_info["content_id"]
     info = next((p for p in await exchange.inbox.parts_of(item.message_pk) if p.content_id == cid), None)
-    if info is None:
+    signed = parts.signed_file(item.envelope, cid) if info is not None else None
+    if info is None or signed is None:
         raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",
                        field="content_id")
-    response = web.StreamResponse(headers={"Content-Type": info.content_type, "X-Saraban-Sha256": info.sha256,
-                                           "X-Saraban-Delivery-Id": str(item.delivery_id)})
+    response = web.StreamResponse(headers={
+        "Content-Type": signed.mime_type, "Content-Disposition": signed.content_disposition,
+        "X-Content-Type-Options": "nosniff", "X-Saraban-Sha256": info.sha256,
+        "X-Saraban-Delivery-Id": str(item.delivery_id)})
     response.content_length = info.size
     await response.prepare(request)
     async for chunk in exchange.inbox.part_chunks(item.message_pk, cid):

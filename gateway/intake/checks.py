@@ -43,7 +43,7 @@ from gateway.core.envelope import Attachment, Envelope, Letter, MessageType, Not
 from gateway.core.envelope_builder import build_envelope_tree
 from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
-from gateway.core.parts import SpooledPart
+from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
 from pki.digests import check_digest
 
@@ -239,9 +239,11 @@ def _refuse_comments(root: etree._Element) -> None:
 
 def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledPart]) -> tuple[SpooledPart, ...]:
     """Every external attachment has its part, of the declared (signed) size and SHA-256; no part is extra.
+    The parts come back typed with their Attachment's signed ``MimeType``: the only type stored and sent
+    on. A part whose own Content-Type names another type is refused (see :mod:`gateway.core.parts`).
 
     Codes: ``attachment.part_missing``, ``attachment.digest_mismatch`` (pki.digests),
-    ``attachment.part_unreferenced``.
+    ``attachment.type_mismatch``, ``attachment.part_unreferenced``.
     """
     matched = []
     for i, a in enumerate(attachments, start=1):
@@ -253,7 +255,10 @@ def _match_parts(attachments: Sequence[Attachment], parts: Mapping[str, SpooledP
             raise EnvelopeError(f"attachment {a.id} refers to part <{a.id}>, which the request does not carry",
                                 code="attachment.part_missing", field=f"{where}/ContentRef")
         check_digest(where, size=p.size, sha256_hex=p.sha256, declared_size=a.size, declared_sha256=a.sha256)
-        matched.append(p)
+        if p.content_type not in ("", GENERIC_TYPE, a.mime_type):
+            raise EnvelopeError(f"part <{a.id}> is sent as {p.content_type}, its signed MimeType is {a.mime_type}",
+                                code="attachment.type_mismatch", field=f"part <{a.id}>/Content-Type")
+        matched.append(replace(p, content_type=a.mime_type))
     extra = sorted(set(parts) - {p.content_id for p in matched})
     if extra:
         raise EnvelopeError(f"part <{extra[0]}> is not referenced by any Attachment's ContentRef",

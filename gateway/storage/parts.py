@@ -17,7 +17,8 @@ from gateway.storage.db import queries
 
 
 async def insert(conn: Connection, message_pk: int, parts: Iterable[SpooledPart]) -> None:
-    """Store every part of ``message_pk``; call inside the transaction that inserts the message."""
+    """Store every part of ``message_pk``; call inside the transaction that inserts the message.
+    Each is stored under ``content_type`` as the checks left it: its signed Attachment's MimeType."""
     for p in parts:
         chunks = -(-p.size // STORE_CHUNK)
         await conn.execute(queries["insert_part"], message_pk, p.content_id, p.content_type, p.size,

@@ -46,7 +46,7 @@ def test_excessive_depth_is_refused():
     doc = b"<a>" * 5000 + b"</a>" * 5000
     with pytest.raises(EnvelopeError) as e:
         xml.parse(doc)
-    assert e.value.code == "envelope.not_xml"
+    assert (e.value.code, e.value.field) == ("envelope.too_complex", "depth")
 
 
 def test_schema_error_names_the_field():
