@@ -25,6 +25,7 @@ from ocsp_responder import OcspResponder
 from signxml import XMLSigner
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
 
+from pki import pdf
 from pki.certfactory import CertFactory, Issued, agency_name, simple_name
 from pki.errors import PkiError
 from pki.fetch import FetchPolicy, allow_list_of
@@ -123,6 +124,20 @@ async def test_an_untrusted_envelope_signer_and_ack_signer_cause_no_fetch(dev_pk
     assert info.value.code == "certificate.untrusted"
     assert time.monotonic() - t0 < 1.0
     assert trap.connections == 0
+
+
+async def test_a_pdf_signed_by_an_untrusted_certificate_causes_no_fetch(dev_pki, trap):
+    """The main PDF's signatures are validated with the store's context: the same rules hold."""
+    leaf, inter = rogue_chain(trap)
+    signed = await pdf.async_sign_pdf(pdf.make_demo_pdf(), FileSigner(leaf.key, leaf.cert, [inter.cert]))
+    seen = Seen()
+    trust = dev_pki.trust_store(ocsp=True, revocation="hard-fail", fetch_allow=["127.0.0.1"], on_fetch=seen)
+    t0 = time.monotonic()
+    report = await pdf.validate_pdf(signed, trust)
+    assert not report.ok and not report.signatures[0].trusted
+    assert time.monotonic() - t0 < 1.0
+    assert trap.connections == 0
+    assert seen.outcomes() <= {"refused_untrusted"}
 
 
 # --------------------------------------------------------------------------- the allow-list
