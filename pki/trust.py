@@ -2,7 +2,11 @@
 
 Path building, validity periods, key usage and revocation (CRLs given at
 construction, OCSP/CRL fetched over HTTP when allowed) are pyHanko's
-certvalidator's job; this module wraps it with three things the hot path needs:
+certvalidator's job. It fetches only through :mod:`pki.fetch`: never an issuer
+(paths are built from the configured anchors and intermediates), OCSP and CRLs
+only for a path that ends in a configured anchor, only from allowed hosts, within
+a time budget; what cannot be fetched leaves revocation unknown and the policy
+decides. This module wraps it with three things the hot path needs:
 
 * **A cache.** A successful validation is kept per (certificate fingerprint,
   usage) until the earliest of: the end of the path's validity, and ``ttl``
@@ -40,14 +44,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
 
 from pki.errors import AgencyError, CertificateError, PkiError
+from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, allow_list_of, urls_of
 
 __all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "per_certificate", "Usage"]
 
 Usage = Literal["document-signing", "seal", "tls-client", "tls-server", "any"]
 RevocationMode = Literal["hard-fail", "soft-fail", "off"]
+#: What a validation established about revocation: checked with nothing found against the path
+#: ("ok"), could not be established and tolerated by soft-fail ("unknown"), not checked ("off").
+RevocationFact = Literal["ok", "unknown", "off"]
 
 _AGENCY_RE = re.compile(r"^GOVTH-([0-9]{5}|[0-9]{10})$")
 _DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
@@ -177,6 +185,8 @@ class ValidatedCert:
     valid_from: dt.datetime
     #: Soft-fail notes: revocation checks that could not be done and were tolerated.
     soft_failures: tuple[str, ...] = ()
+    #: ``"unknown"`` when there are soft-fail notes, ``"off"`` when revocation is not checked.
+    revocation: RevocationFact = "ok"
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -222,7 +232,10 @@ class TrustStore:
         negative_ttl: dt.timedelta = dt.timedelta(seconds=30),
         max_entries: int = 10_000,
         http_session: Any = None,
-        fetch_timeout: float = 5.0,
+        fetch_timeout: float = 1.0,
+        fetch_budget: float = 2.0,
+        fetch_allow: Iterable[str] | None = None,
+        on_fetch: FetchObserver | None = None,
         max_extra_intermediates: int = 4,
     ) -> None:
         """
@@ -236,7 +249,12 @@ class TrustStore:
         :param binding: agency binding rules; default: by the code in the subject, no pins.
         :param ttl: how long a positive result (and its revocation information) is reused.
         :param negative_ttl: how long a time-independent failure is reused.
-        :param http_session: an ``aiohttp.ClientSession`` for fetching (the app's shared one).
+        :param http_session: an ``aiohttp.ClientSession`` for fetching (default: one per validation).
+        :param fetch_timeout: seconds one OCSP or CRL request may take.
+        :param fetch_budget: seconds of fetching one validation may spend in all.
+        :param fetch_allow: hosts (``host`` or ``host:port``) fetching may reach; default: the hosts
+            the anchors and intermediates name in their AIA and CRL distribution points.
+        :param on_fetch: ``on_fetch(kind, outcome)`` for every fetch and refusal (see :mod:`pki.fetch`).
         """
         self.anchors = tuple(anchors)
         self.intermediates = tuple(intermediates)
@@ -251,7 +269,12 @@ class TrustStore:
         self.negative_ttl = negative_ttl
         self.max_entries = max_entries
         self._http_session = http_session
-        self._fetch_timeout = fetch_timeout
+        allow = allow_list_of((*self.anchors, *self.intermediates)) if fetch_allow is None else fetch_allow
+        try:
+            self.fetch_policy = FetchPolicy.parse(",".join(allow), timeout=fetch_timeout, budget=fetch_budget)
+        except ValueError as exc:
+            raise PkiError(f"fetch allow-list: {exc}", code="pki.config") from None
+        self.on_fetch = on_fetch
         self._max_extra = max_extra_intermediates
         self._asn1_anchors = [_to_asn1(c) for c in self.anchors]
         self._asn1_intermediates = [_to_asn1(c) for c in self.intermediates]
@@ -278,9 +301,9 @@ class TrustStore:
         """A fresh pyHanko ValidationContext with this store's anchors, CRLs and fetch policy."""
         moment = at or self._clock()
         kwargs: dict[str, Any] = {}
-        if self.ocsp:
-            kwargs["fetcher_backend"] = AIOHttpFetcherBackend(self._http_session,
-                                                              per_request_timeout=self._fetch_timeout)
+        if self.ocsp:  # the context closes the backend (and its session) with the validation
+            kwargs["fetcher_backend"] = OwnedFetcherBackend(GuardedFetcherBackend(
+                self.fetch_policy, session=self._http_session, on_fetch=self.on_fetch))
         return ValidationContext(
             trust_roots=self._asn1_anchors,
             other_certs=self._asn1_intermediates + [_to_asn1(c) for c in extra_certs[: self._max_extra]],
@@ -353,7 +376,14 @@ class TrustStore:
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
-            return _map_error(exc)
+            error = _map_error(exc)
+            if error.code == "certificate.untrusted" and self.ocsp and self.on_fetch is not None:
+                # no path to an anchor: the leaf's revocation URLs are not fetched (its issuer URLs were
+                # refused by the path builder's fetcher); count them as refused for the same reason
+                for kind, _ in urls_of(cert):
+                    if kind != "issuer":
+                        self.on_fetch(kind, "refused_untrusted")
+            return error
         finally:
             await _close_context(context)
         # iter_certs runs root -> leaf; ValidatedCert.path is leaf -> root.
@@ -361,9 +391,12 @@ class TrustStore:
         valid_from = max(c.not_valid_before_utc for c in chain)
         valid_until = min([c.not_valid_after_utc for c in chain] + [moment + self.ttl])
         notes = tuple(str(e) for e in context.soft_fail_exceptions)
+        revocation: RevocationFact = "off" if self.revocation == "off" else "unknown" if notes else "ok"
+        if notes:  # an unknown status is asked again soon, not trusted for the whole ttl
+            valid_until = min(valid_until, moment + self.negative_ttl)
         return ValidatedCert(cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert),
                              usage=usage, checked_at=moment, valid_from=min(valid_from, moment),
-                             valid_until=valid_until, soft_failures=notes)
+                             valid_until=valid_until, soft_failures=notes, revocation=revocation)
 
 
 async def _close_context(context: ValidationContext) -> None:

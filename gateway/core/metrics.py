@@ -37,6 +37,9 @@ class Metrics:
                                  ["edge"], registry=r)
         self.delivery_latency = Histogram("gateway_delivery_latency_seconds", "Acceptance to delivery",
                                           ["route"], buckets=_LATENCY_BUCKETS + (60, 300, 3600), registry=r)
+        self.pki_fetches = Counter("gateway_pki_fetches", "Revocation fetches (OCSP, CRL) and refusals to fetch "
+                                   "(issuer: never fetched), by outcome: ok, error, timeout, refused_host, "
+                                   "refused_untrusted, refused_budget", ["kind", "outcome"], registry=r)
 
     def set_queue_depth(self, rows: list[dict]) -> None:
         self.queue_depth.clear()

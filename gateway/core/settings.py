@@ -140,6 +140,11 @@ class Settings:
     """Comma-separated CRL files (PEM or DER) the trust store knows from start-up, for CAs whose
     certificates name no CRL or OCSP URL the gateway can reach; read once at start-up (restart to
     load newer CRLs). A file that cannot be read or parsed stops start-up."""
+    fetch_allow: str | None = None
+    """Comma-separated hosts (any port) or host:port (IPv6 in brackets) that revocation checks may fetch
+    OCSP answers and CRLs from, over http(s) only, and only for a chain that ends in a trust anchor
+    (issuers are never fetched). Unset: the hosts the configured anchors and intermediates name in
+    their AIA and CRL distribution points; ``none``: no host. Empty with hard-fail stops start-up."""
     require_signature: bool = True
     """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
     allow_sha1: bool = False

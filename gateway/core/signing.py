@@ -2,8 +2,9 @@
 
 Built once at start-up (keys are loaded once: an RSA key load costs ~240 ms):
 
-* the **trust store** (anchors, intermediates, revocation policy, and the
-  directory's certificate pins as the agency binding);
+* the **trust store** (anchors, intermediates, revocation policy, the hosts
+  revocation checks may fetch from, and the directory's certificate pins as the
+  agency binding);
 * the **verifier** that :class:`gateway.intake.checks.Intake` calls: the author's
   signature over the body and every attachment, the signer's path to a trust
   anchor, the signer's authority for the sending agency, attachment digests;
@@ -30,12 +31,14 @@ from lxml import etree
 
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError, EnvelopeError
+from gateway.core.metrics import Metrics
 from gateway.core.sealing import PdfChecker, Verifier
 from gateway.core.settings import Settings
 from gateway.core.xml import ENVELOPE_NS
 from pki import pdf as pdfsig
 from pki.devca import DevPki, init_dev_pki
 from pki.errors import PkiError
+from pki.fetch import FetchPolicy
 from pki.keys import FileSigner, Signer
 from pki.receipts import sign_receipt
 from pki.seal import seal_envelope
@@ -96,6 +99,8 @@ class Trust:
             if r.signed:
                 facts.update(signer=r.signer_subject, signer_agency=r.agency_code,
                              signature_algorithm=r.signature_algorithm)
+            if verified.validated is not None:  # "unknown": soft-fail accepted without revocation status
+                facts["revocation"] = verified.validated.revocation
             return verified.root, facts
 
         return verify
@@ -173,8 +178,44 @@ def _crls(paths: str) -> list[x509.CertificateRevocationList]:
     return out
 
 
-def build_trust(settings: Settings, directory: Directory) -> Trust:
-    """Blocking (key generation on a first development start): run in a thread at start-up."""
+def _fetch_allow(settings: Settings) -> list[str] | None:
+    """``GATEWAY_FETCH_ALLOW`` as entries; None (unset) lets the trust store derive them from the CAs."""
+    if settings.fetch_allow is None:
+        return None
+    if settings.fetch_allow.strip().lower() == "none":
+        return []
+    try:
+        FetchPolicy.parse(settings.fetch_allow)
+    except ValueError as exc:
+        raise ConfigError(f"GATEWAY_FETCH_ALLOW: {exc}", field="GATEWAY_FETCH_ALLOW") from None
+    return [h for h in settings.fetch_allow.split(",") if h.strip()]
+
+
+def _trust_store(settings: Settings, anchors: list[x509.Certificate], intermediates: list[x509.Certificate],
+                 binding: AgencyBinding, metrics: Metrics | None) -> TrustStore:
+    def count(kind: str, outcome: str) -> None:
+        if metrics is not None:
+            metrics.pki_fetches.labels(kind=kind, outcome=outcome).inc()
+
+    store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
+                       crls=_crls(settings.crl_files), fetch_allow=_fetch_allow(settings), on_fetch=count)
+    allow = sorted(store.fetch_policy.allow)
+    if settings.revocation == "hard-fail" and not allow:
+        raise ConfigError(
+            "GATEWAY_REVOCATION=hard-fail needs hosts to fetch revocation information from, and there are none: "
+            "the trust anchors and intermediates name no OCSP or CRL host and GATEWAY_FETCH_ALLOW names none. "
+            "Set GATEWAY_FETCH_ALLOW to your CAs' OCSP and CRL hosts (host or host:port, comma-separated), "
+            "or use GATEWAY_REVOCATION=soft-fail", field="GATEWAY_FETCH_ALLOW")
+    log.info("revocation checks", policy=settings.revocation, fetch_allow=allow,
+             derived=settings.fetch_allow is None)
+    return store
+
+
+def build_trust(settings: Settings, directory: Directory, metrics: Metrics | None = None) -> Trust:
+    """Blocking (key generation on a first development start): run in a thread at start-up.
+
+    ``metrics`` counts the trust store's fetches and refusals to fetch (``gateway_pki_fetches_total``).
+    """
     binding = AgencyBinding.from_directory({a.code: a.cert_fingerprints for a in directory.all()
                                             if a.cert_fingerprints})
     dev = None
@@ -190,8 +231,7 @@ def build_trust(settings: Settings, directory: Directory) -> Trust:
     else:
         raise ConfigError("production needs GATEWAY_TRUST_ANCHORS (PEM files of trusted CAs)",
                           field="GATEWAY_TRUST_ANCHORS")
-    store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
-                       crls=_crls(settings.crl_files))
+    store = _trust_store(settings, anchors, intermediates, binding, metrics)
     signer = None
     if settings.seal:
         if settings.seal_key and settings.seal_cert:
