@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -37,6 +38,8 @@ from gateway.storage.deliveries import InboxItem
 log = structlog.get_logger(__name__)
 
 XML_TYPES = ("application/xml", "text/xml")
+#: A client's X-Request-Id is echoed only if it is short printable ASCII; any other gets a new id.
+_REQUEST_ID = re.compile(r"[!-~]{1,64}")
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -61,6 +64,14 @@ def _error_answer(body: dict[str, str], status: int, request_id: str, *,
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-Id if it is 1..64 printable ASCII characters, else a new one: the id
+    is echoed in a header and in error bodies, and a header is bytes the client chose (aiohttp
+    reads bytes that are not UTF-8 as surrogates, which no answer can encode)."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The API's and the console's one exit for errors. A domain error answers in the edge's form
@@ -71,7 +82,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     client's bad input that :mod:`gateway.http.params` should have caught: it answers 400
     ``request.invalid``, is logged as a warning and counted in ``gateway_input_safety_net_total``
     (a safety net; the tests require it never to be hit)."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request_id = request_id_of(request)
     console = request.path.startswith("/console")
     with log_context(request_id=request_id, path=request.path, method=request.method):
         try:

@@ -399,3 +399,40 @@ async def test_a_data_error_the_edge_missed_is_a_400_counted_and_logged_never_a_
     assert safety_net_hits(callers.gw) == before + 1
     edge = "console" if console else "api"
     assert f'gateway_input_safety_net_total{{edge="{edge}"}}' in app[keys.METRICS].render().decode()
+
+
+# ---------------------------------------------------------------------------- headers echoed or hashed
+
+
+REQUEST_IDS = [b"\xff\xfe\xfd", b"abc\xed\xa0\x80", "เลขคำขอ".encode(), b"a" * 65, b"id with\x01control",
+               b"id\x7fdel", b"<script>alert(1)</script>\x80"]
+
+
+@pytest.mark.parametrize("request_id", REQUEST_IDS, ids=range(len(REQUEST_IDS)))
+@pytest.mark.parametrize("target", ["/v1/inbox", "/v1/messages/%00", "/console/letters?since=2404-02-29",
+                                    "/nowhere"])
+async def test_a_request_id_that_is_not_short_printable_ascii_is_replaced(callers, request_id, target):
+    headers = callers.headers("console-auditor" if target.startswith("/console") else "agency")
+    if target == "/v1/inbox":
+        headers = {}  # refused: 401
+    answer = await send(callers.gw.url, "GET", target, headers=headers, raw_headers=b"X-Request-Id: " + request_id
+                        + b"\r\n")
+    if answer.status == 400 and "x-request-id" not in answer.headers:
+        return  # the HTTP layer refused the header itself (control characters), before the application
+    assert answer.status < 500, answer.body[:300]
+    echoed = answer.headers["x-request-id"]
+    assert echoed.encode("latin-1") != request_id and re.fullmatch(r"[0-9a-f]{32}", echoed), echoed
+    if not target.startswith("/console"):
+        assert answer.json()["request_id"] == echoed
+
+
+async def test_a_short_printable_request_id_is_echoed(callers):
+    answer = await send(callers.gw.url, "GET", "/v1/inbox", headers={"X-Request-Id": "req-42.abc_DEF:9"})
+    assert answer.status == 401 and answer.headers["x-request-id"] == "req-42.abc_DEF:9"
+    assert answer.json()["request_id"] == "req-42.abc_DEF:9"
+
+
+@pytest.mark.parametrize("token", [b"\xff\xfe", "โทเค็น".encode(), b"tok\xed\xa0\x80"])
+async def test_a_bearer_token_that_is_not_ascii_is_an_invalid_token(callers, token):
+    answer = await send(callers.gw.url, "GET", "/v1/inbox", raw_headers=b"Authorization: Bearer " + token + b"\r\n")
+    assert (answer.status, answer.json()["code"]) == (401, "auth.invalid_token")
