@@ -37,6 +37,8 @@ from gateway.storage.deliveries import InboxItem
 
 log = structlog.get_logger(__name__)
 
+#: The envelope's media types (README: application/xml; text/xml is its RFC 7303 alias). Parameters such
+#: as charset are allowed; other types, ``+xml`` ones included (image/svg+xml...), are not an envelope.
 XML_TYPES = ("application/xml", "text/xml")
 #: A client's X-Request-Id is echoed only if it is short printable ASCII; any other gets a new id.
 _REQUEST_ID = re.compile(r"[!-~]{1,64}")
@@ -157,9 +159,10 @@ async def read_body(request: web.Request, *, what: str = "request") -> bytes:
 
 
 def _require_xml(request: web.Request) -> None:
-    ctype = request.content_type
-    if ctype not in XML_TYPES and not ctype.endswith("+xml"):
-        raise EnvelopeError(f"Content-Type must be application/xml, not {ctype or 'missing'}",
+    ctype = request.content_type  # the media type only, lower case, without its parameters
+    if ctype not in XML_TYPES:
+        shown = ascii(ctype) if ctype and request.headers.get("Content-Type") else "missing"
+        raise EnvelopeError(f"Content-Type must be application/xml (or text/xml), not {shown}",
                             code="request.unsupported_media_type", field="Content-Type")
 
 

@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -31,7 +32,7 @@ from gateway.core import appkeys as keys
 from gateway.http import params
 from gateway.storage import search, users
 from tests.fuzz.conftest import Gateway
-from tests.support import OPM, TOKENS
+from tests.support import OPM, TOKENS, letter_bytes
 
 PASSWORD = "รหัสผ่านยาวพอ-123"
 U = "00000000-0000-4000-8000-000000000001"
@@ -436,3 +437,26 @@ async def test_a_short_printable_request_id_is_echoed(callers):
 async def test_a_bearer_token_that_is_not_ascii_is_an_invalid_token(callers, token):
     answer = await send(callers.gw.url, "GET", "/v1/inbox", raw_headers=b"Authorization: Bearer " + token + b"\r\n")
     assert (answer.status, answer.json()["code"]) == (401, "auth.invalid_token")
+
+
+# ---------------------------------------------------------------------------- the envelope's media type
+
+
+@pytest.mark.parametrize("ctype", ["image/svg+xml", "application/soap+xml", "application/xhtml+xml",
+                                   "application/atom+xml", "application/xml-dtd", "text/xml-external-parsed-entity",
+                                   "application/rss+xml; charset=utf-8", "text/plain", "application/octet-stream"])
+async def test_only_the_xml_types_the_readme_lists_are_an_envelope(callers, ctype):
+    data = letter_bytes(message_id=f"ct-{uuid.uuid4().hex[:8]}")
+    answer = await send(callers.gw.url, "POST", "/v1/messages", body=data,
+                        headers={**callers.headers("agency"), "Content-Type": ctype})
+    body = answer.json()
+    assert (answer.status, body["code"], body["field"]) == (415, "request.unsupported_media_type", "Content-Type")
+
+
+@pytest.mark.parametrize("ctype", ["application/xml", "text/xml", "application/xml; charset=utf-8",
+                                   "Application/XML; charset=UTF-8", "text/xml;charset=utf-8"])
+async def test_the_readme_s_xml_types_with_parameters_are_accepted(callers, ctype):
+    data = letter_bytes(message_id=f"ct-{uuid.uuid4().hex[:8]}")
+    answer = await send(callers.gw.url, "POST", "/v1/messages", body=data,
+                        headers={**callers.headers("agency"), "Content-Type": ctype})
+    assert answer.status == 202, answer.body[:300]
