@@ -23,6 +23,7 @@ import random
 import sys
 from pathlib import Path
 
+from conformance.hostile import edges
 from gateway.core.envelope import (
     Attachment,
     Envelope,
@@ -428,6 +429,9 @@ def build() -> None:
         400, None, transport="raw", content_length=10, raw_headers={"Transfer-Encoding": "chunked"}, **header)
     add("content-length-huge", "Content-Length of 10^15 with a small body", None, 413, "envelope.too_large",
         transport="raw", content_length=10 ** 15, **header)
+
+    # ------------------------------------------------------------------ around the envelope (edges.py)
+    edges.build(add, ENTRIES)
 
 
 def write(check: bool = False) -> int:
