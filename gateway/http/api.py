@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import importlib.resources
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
+import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,7 +28,7 @@ from gateway.core import parts
 from gateway.core.errors import EnvelopeError, NotFound, Unavailable
 from gateway.core.logging import log_context
 from gateway.core.parts import PartInfo
-from gateway.http import appstate, auth
+from gateway.http import appstate, auth, params
 from gateway.http.console.errors import error_page
 from gateway.http.errors import DOMAIN_ERRORS, DomainError, status_for
 from gateway.intake.limits import body_deadline_s
@@ -35,7 +37,11 @@ from gateway.storage.deliveries import InboxItem
 
 log = structlog.get_logger(__name__)
 
+#: The envelope's media types (README: application/xml; text/xml is its RFC 7303 alias). Parameters such
+#: as charset are allowed; other types, ``+xml`` ones included (image/svg+xml...), are not an envelope.
 XML_TYPES = ("application/xml", "text/xml")
+#: A client's X-Request-Id is echoed only if it is short printable ASCII; any other gets a new id.
+_REQUEST_ID = re.compile(r"[!-~]{1,64}")
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -60,12 +66,25 @@ def _error_answer(body: dict[str, str], status: int, request_id: str, *,
                              dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-Id if it is 1..64 printable ASCII characters, else a new one: the id
+    is echoed in a header and in error bodies, and a header is bytes the client chose (aiohttp
+    reads bytes that are not UTF-8 as surrogates, which no answer can encode)."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The API's and the console's one exit for errors. A domain error answers in the edge's form
     (JSON here, a page in the console); anything else is a bug: 500, logged with its traceback and
-    counted in ``gateway_unhandled_errors_total``."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    counted in ``gateway_unhandled_errors_total``.
+
+    The database refusing a value (``asyncpg.DataError``: a NUL, a time out of range...) is a
+    client's bad input that :mod:`gateway.http.params` should have caught: it answers 400
+    ``request.invalid``, is logged as a warning and counted in ``gateway_input_safety_net_total``
+    (a safety net; the tests require it never to be hit)."""
+    request_id = request_id_of(request)
     console = request.path.startswith("/console")
     with log_context(request_id=request_id, path=request.path, method=request.method):
         try:
@@ -89,6 +108,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
                 return _error_answer({"code": code, "message": exc.reason}, exc.status, request_id)
             raise
+        except asyncpg.DataError as exc:  # bad input the edge let through: the client's, not a bug
+            edge = "console" if console else "api"
+            log.warning("input reached the database unchecked", edge=edge, error=ascii(f"{type(exc).__name__}: {exc}"))
+            request.app[keys.METRICS].input_safety_net.labels(edge=edge).inc()
+            refused = EnvelopeError("a parameter holds a value the database cannot take", code="request.invalid")
+            if console:
+                return await error_page(request, refused, request_id)
+            return error_response(refused, request_id)
         except db.TRANSIENT_ERRORS as exc:  # the database is restarting or failing over: retry, not a bug
             log.warning("database unavailable", error=f"{type(exc).__name__}: {exc}")
             unavailable = Unavailable("the database is not reachable right now; retry later",
@@ -132,9 +159,10 @@ async def read_body(request: web.Request, *, what: str = "request") -> bytes:
 
 
 def _require_xml(request: web.Request) -> None:
-    ctype = request.content_type
-    if ctype not in XML_TYPES and not ctype.endswith("+xml"):
-        raise EnvelopeError(f"Content-Type must be application/xml, not {ctype or 'missing'}",
+    ctype = request.content_type  # the media type only, lower case, without its parameters
+    if ctype not in XML_TYPES:
+        shown = ascii(ctype) if ctype and request.headers.get("Content-Type") else "missing"
+        raise EnvelopeError(f"Content-Type must be application/xml (or text/xml), not {shown}",
                             code="request.unsupported_media_type", field="Content-Type")
 
 
@@ -175,58 +203,63 @@ async def submit_message(request: web.Request) -> web.Response:
 async def message_status(request: web.Request) -> web.Response:
     """Role: agency (the sender). Status per recipient."""
     agency = await auth.require_agency(request)
-    status = await appstate.exchange(request.app).status.message_status(agency, request.match_info["message_id"])
-    return _json(status)
+    message_id = params.required(request.match_info, "message_id", "message_id")
+    return _json(await appstate.exchange(request.app).status.message_status(agency, message_id))
+
+
+#: At most as many recipients as an envelope may name (schemas/envelope-v1.xsd).
+MAX_RECIPIENTS = 5000
+
+
+def _recipients(body: object) -> list[str] | None:
+    """The ``recipients`` of a withdrawal body: None (all), or a list of agency codes."""
+    if not isinstance(body, dict):
+        raise EnvelopeError("body must be JSON like {\"recipients\": [\"1550100000\"]}", code="request.invalid",
+                            field="body")
+    recipients = body.get("recipients")
+    if recipients is None:
+        return None
+    if not isinstance(recipients, list) or len(recipients) > MAX_RECIPIENTS:
+        raise EnvelopeError(f"recipients must be a list of at most {MAX_RECIPIENTS} agency codes",
+                            code="request.invalid", field="recipients")
+    return [params.check(r, "recipients", "agency") for r in recipients]
 
 
 async def withdraw_message(request: web.Request) -> web.Response:
     """Role: agency (the sender). Withdraw a letter from all or some recipients (JSON body
     ``{"recipients": [...]}`` optional), e.g. after a rejection, before sending it again."""
     agency = await auth.require_agency(request)
+    message_id = params.required(request.match_info, "message_id", "message_id")
     recipients = None
     if request.can_read_body:
         try:
             body = json.loads(await read_body(request) or b"{}")
-            recipients = body.get("recipients")
-        except (ValueError, AttributeError):
+        except ValueError:  # not JSON, or not UTF-8
             raise EnvelopeError("body must be JSON like {\"recipients\": [\"1550100000\"]}",
                                 code="request.invalid", field="body") from None
-        if recipients is not None and not (isinstance(recipients, list)
-                                           and all(isinstance(r, str) for r in recipients)):
-            raise EnvelopeError("recipients must be a list of agency codes", code="request.invalid",
-                                field="recipients")
+        recipients = _recipients(body)
     exchange = appstate.exchange(request.app)
-    count = await exchange.withdrawals.withdraw_message(agency, request.match_info["message_id"], recipients)
-    return _json({"withdrawn": count,
-                  "status": await exchange.status.message_status(agency, request.match_info["message_id"])})
+    count = await exchange.withdrawals.withdraw_message(agency, message_id, recipients)
+    return _json({"withdrawn": count, "status": await exchange.status.message_status(agency, message_id)})
 
 
 async def stamped_letter(request: web.Request) -> web.Response:
     """Role: agency (the letter's sender, or that recipient). The main PDF with the recipient's
     receiving stamp (ตรารับ: registry number, Buddhist-era date, time)."""
     agency = await auth.require_agency(request)
-    pdf = await appstate.exchange(request.app).stamps.stamped_letter(agency, request.match_info["message_id"],
-                                                          request.match_info["recipient"])
+    message_id = params.required(request.match_info, "message_id", "message_id")
+    recipient = params.required(request.match_info, "recipient", "agency")
+    pdf = await appstate.exchange(request.app).stamps.stamped_letter(agency, message_id, recipient)
     return web.Response(body=pdf, content_type="application/pdf")
 
 
 # ---------------------------------------------------------------------------- pull inbox
 
 
-def _delivery_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["delivery_id"])
-    except ValueError:
-        raise NotFound("no such delivery", code="inbox.not_found", field="delivery_id") from None
-
-
 async def inbox(request: web.Request) -> web.Response:
     """Role: agency. Unacknowledged items for the calling agency, oldest first."""
     agency = await auth.require_agency(request)
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
+    limit = params.limit(request.query, default=50, top=500)
     exchange = appstate.exchange(request.app)
     items = await exchange.inbox.inbox(agency, limit=limit)
     out = []
@@ -248,7 +281,7 @@ async def inbox_item(request: web.Request) -> web.Response:
     """Role: agency. The sealed envelope of one inbox item."""
     agency = await auth.require_agency(request)
     exchange = appstate.exchange(request.app)
-    item = await exchange.inbox.inbox_item(agency, _delivery_id(request))
+    item = await exchange.inbox.inbox_item(agency, params.path_delivery_id(request.match_info))
     headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
                "X-Saraban-Sender": item.sender}
     if item.parts:  # one Link per file that travels beside the envelope
@@ -264,9 +297,10 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
     signed ``MimeType`` and ``FileName`` read from the envelope the recipient verifies, never
     anything the sender's request said beside it."""
     agency = await auth.require_agency(request)
+    delivery_id = params.path_delivery_id(request.match_info)
+    cid = params.required(request.match_info, "content_id", "content_id")
     exchange = appstate.exchange(request.app)
-    item = await exchange.inbox.inbox_item(agency, _delivery_id(request))
-    cid = request.match_info["content_id"]
+    item = await exchange.inbox.inbox_item(agency, delivery_id)
     info = next((p for p in await exchange.inbox.parts_of(item.message_pk) if p.content_id == cid), None)
     signed = parts.signed_file(item.envelope, cid) if info is not None else None
     if info is None or signed is None:
@@ -287,7 +321,7 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
 async def inbox_ack(request: web.Request) -> web.Response:
     """Role: agency. Acknowledge an inbox item (optionally with a DeliveryAck document)."""
     agency = await auth.require_agency(request)
-    delivery_id = _delivery_id(request)
+    delivery_id = params.path_delivery_id(request.match_info)
     body = await read_body(request, what="ack")
     ack = None
     if body:

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import io
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, TypedDict
@@ -23,7 +22,7 @@ from aiohttp import web
 from gateway.audit import live
 from gateway.audit.evidence import build_bundle
 from gateway.core import appkeys as keys
-from gateway.core.errors import EnvelopeError, NotFound
+from gateway.core.errors import NotFound
 from gateway.http import appstate, auth, params
 from gateway.storage import search
 
@@ -41,14 +40,12 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 
 def _limit(q: Query, default: int = 100, top: int = 1000) -> int:
-    try:
-        return max(1, min(int(q.get("limit", default)), top))
-    except ValueError:
-        raise EnvelopeError("limit must be a number", code="request.invalid", field="limit") from None
+    return params.limit(q, default=default, top=top)
 
 
 def _filter(q: Query) -> search.LetterFilter:
-    return params.letter_filter(q, agency=q.get("agency") or None, since=params.timestamp(q.get("since"), "since"),
+    return params.letter_filter(q, agency=params.optional(q, "agency", "agency"),
+                                since=params.timestamp(q.get("since"), "since"),
                                 until=params.timestamp(q.get("until"), "until"))
 
 
@@ -79,15 +76,11 @@ async def audit_letters(request: web.Request) -> web.Response:
     return _json({"items": [_letter(r) for r in rows], "next": _next(rows[-1]) if more else None})
 
 
-def _export_format(q: Query) -> str:
-    fmt = q.get("format", "csv")
-    if fmt not in ("csv", "jsonl", "json"):
-        raise EnvelopeError("format must be csv or jsonl", code="request.invalid", field="format")
-    return fmt
-
-
 async def _start_export(request: web.Request, fmt: str, name: str, fields: Sequence[str]) -> web.StreamResponse:
-    """Begin a streamed export; for CSV, a BOM (so spreadsheet programs read the Thai as UTF-8) and the header."""
+    """Begin a streamed export; for CSV, a BOM (so spreadsheet programs read the Thai as UTF-8) and the header.
+
+    Called once every parameter is checked and the first page is read: a refusal (400) or a
+    database error can then still answer as itself, never as a 200 cut short."""
     resp = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{name}.{"csv" if fmt == "csv" else "jsonl"}"'})
@@ -105,13 +98,11 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
     q = request.query
     f = _filter(q)  # every parameter is checked before the answer starts: a 400 cannot follow a 200
     after = params.letter_cursor(q.get("after"))
-    fmt = _export_format(q)
-    resp = await _start_export(request, fmt, "letters", LETTER_FIELDS)
+    fmt = params.export_format(q)
     pool = request.app[keys.POOL]
-    while True:
-        rows = await search.letters(pool, f, after=after, limit=EXPORT_PAGE)
-        if not rows:
-            break
+    rows = await search.letters(pool, f, after=after, limit=EXPORT_PAGE)  # the first page, before the 200
+    resp = await _start_export(request, fmt, "letters", LETTER_FIELDS)
+    while rows:
         buf = io.StringIO()
         if fmt == "csv":
             w = csv.writer(buf)
@@ -123,9 +114,9 @@ async def audit_letters_export(request: web.Request) -> web.StreamResponse:
             for r in rows:
                 buf.write(json.dumps(_letter(r), ensure_ascii=False) + "\n")
         await resp.write(buf.getvalue().encode("utf-8"))
-        after = (rows[-1]["accepted_at"], rows[-1]["pk"])
         if len(rows) < EXPORT_PAGE:
             break
+        rows = await search.letters(pool, f, after=(rows[-1]["accepted_at"], rows[-1]["pk"]), limit=EXPORT_PAGE)
     await resp.write_eof()
     return resp
 
@@ -143,10 +134,10 @@ class EventFilter(TypedDict):
 
 
 def _event_filter(q: Query) -> EventFilter:
-    return {"kind": q.get("kind") or None, "since": params.timestamp(q.get("since"), "since"),
+    return {"kind": params.optional(q, "kind", "kind"), "since": params.timestamp(q.get("since"), "since"),
             "until": params.timestamp(q.get("until"), "until"), "message_pk": params.bigint(q.get("letter"), "letter"),
-            "agency": q.get("agency") or None, "number": q.get("number") or None,
-            "subject": q.get("subject") or None}
+            "agency": params.optional(q, "agency", "agency"), "number": params.optional(q, "number", "text"),
+            "subject": params.optional(q, "subject", "text")}
 
 
 def _event(r: Row) -> dict[str, Any]:
@@ -175,11 +166,11 @@ async def audit_events_export(request: web.Request) -> web.StreamResponse:
     q = request.query
     f = _event_filter(q)  # checked before the answer starts
     before = params.bigint(q.get("before"), "before")
-    fmt = _export_format(q)
-    resp = await _start_export(request, fmt, "events", EVENT_FIELDS)
+    fmt = params.export_format(q)
     pool = request.app[keys.POOL]
+    rows = await search.events(pool, **f, before_seq=before, limit=EXPORT_PAGE)  # the first page, before the 200
+    resp = await _start_export(request, fmt, "events", EVENT_FIELDS)
     while True:
-        rows = await search.events(pool, **f, before_seq=before, limit=EXPORT_PAGE)
         buf = io.StringIO()
         w = csv.writer(buf)
         for r in rows:
@@ -192,7 +183,7 @@ async def audit_events_export(request: web.Request) -> web.StreamResponse:
         await resp.write(buf.getvalue().encode("utf-8"))
         if len(rows) < EXPORT_PAGE:
             break
-        before = rows[-1]["seq"]
+        rows = await search.events(pool, **f, before_seq=rows[-1]["seq"], limit=EXPORT_PAGE)
     await resp.write_eof()
     return resp
 
@@ -214,7 +205,7 @@ async def evidence(request: web.Request) -> web.Response:
     if data is None:
         raise NotFound("no such letter", code="letter.not_found")
     return web.Response(body=data, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="evidence-{request.match_info["pk"]}.zip"'})
+                        headers={"Content-Disposition": f'attachment; filename="evidence-{pk}.zip"'})
 
 
 async def dead(request: web.Request) -> web.Response:
@@ -229,10 +220,7 @@ async def dead(request: web.Request) -> web.Response:
 async def requeue(request: web.Request) -> web.Response:
     """Role: operator, admin. Requeue a dead or waiting delivery (audited with the operator's name)."""
     principal = await auth.require(request, *OPERATORS)
-    try:
-        delivery_id = uuid.UUID(request.match_info["delivery_id"])
-    except ValueError:
-        raise NotFound("no such delivery", code="delivery.not_found") from None
+    delivery_id = params.path_delivery_id(request.match_info)
     await appstate.exchange(request.app).operators.requeue(delivery_id, actor=principal.subject)
     return _json({"delivery_id": str(delivery_id), "status": "requeued"})
 

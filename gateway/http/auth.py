@@ -8,6 +8,7 @@ whose SHA-256 is in the directory. Every route states the role it needs;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -38,11 +39,19 @@ class Principal:
     """How they authenticated: token, certificate, session."""
 
 
+#: A bearer token is printable ASCII (RFC 6750's token68 and then some); anything else, bytes that
+#: are not UTF-8 included (aiohttp reads them as surrogates, which cannot be hashed), is no token we issued.
+_TOKEN = re.compile(r"[!-~]{1,4096}")
+
+
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+        token = value.strip()
+        if not _TOKEN.fullmatch(token):
+            raise AuthError("unknown token", code="auth.invalid_token")
+        return token
     return None
 
 

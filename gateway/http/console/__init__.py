@@ -33,6 +33,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
+from gateway.http import params
 
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")
 
@@ -105,7 +106,10 @@ async def _context(request: web.Request) -> dict[str, object]:
 
 
 async def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
+    """The form's token must be the session's (403 otherwise); one that cannot be a token at all (a NUL,
+    text that is not ASCII: ``hmac.compare_digest`` refuses to compare it) is a bad request (400)."""
+    given = params.optional(form, "csrf", "csrf") or ""
     session = await get_session(request)
     expected = session.get("csrf")
-    if not expected or not hmac.compare_digest(str(form.get("csrf", "")), expected):
+    if not expected or not hmac.compare_digest(given, expected):
         raise web.HTTPForbidden(text="CSRF token missing or wrong / โทเค็นป้องกันการปลอมคำขอไม่ถูกต้อง")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
+from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -19,9 +20,12 @@ from gateway.core.clock import BANGKOK
 from gateway.core.errors import GatewayError
 from gateway.http import appstate, params
 from gateway.http.console import check_csrf
+from gateway.http.console.errors import page_for
 from gateway.intake.limits import Throttled
 from gateway.storage import search, users
+from gateway.storage.search import LetterFilter
 from gateway.storage.users import Role
+from pki import thaidate
 
 Page = dict[str, object]
 """What a page handler gives its template."""
@@ -37,7 +41,9 @@ async def need(request: web.Request, *roles: str) -> users.User:
     user = await users.get(request.app[keys.POOL], name) if name else None
     if user is None or user.disabled:
         session.pop("user", None)
-        raise web.HTTPFound(f"/console/login?next={request.path_qs}" if request.method == "GET" else "/console/login")
+        # the path as it came, percent-encoded: a decoded one may hold what a Location header cannot
+        raise web.HTTPFound("/console/login?" + urlencode({"next": request.rel_url.raw_path_qs})
+                            if request.method == "GET" else "/console/login")
     if user.role.value not in roles:
         raise web.HTTPForbidden(text=f"this page needs the role {' or '.join(roles)}")
     return user
@@ -49,38 +55,41 @@ async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray 
     return form
 
 
-def _safe_next(value: object) -> str:
-    return value if isinstance(value, str) and value.startswith("/console/") and not value.startswith("//") else "/console/letters"
+def _safe_next(source: Mapping[str, object]) -> str:
+    """Where to go after logging in: a console path of ``source``'s ``next`` (checked), else the letters."""
+    value = params.optional(source, "next", "next")
+    return value if value and value.startswith("/console/") and not value.startswith("//") else "/console/letters"
 
 
 @aiohttp_jinja2.template("login.html")
 async def login_page(request: web.Request) -> Page:
     """Public. The login form."""
-    return {"next": _safe_next(request.query.get("next")), "error": None}
+    return {"next": _safe_next(request.query), "error": None}
 
 
 async def login(request: web.Request) -> web.Response:
     """Public. Check the password; start a fresh session (no fixation)."""
     form = await _form(request)
-    username, address = str(form.get("username", "")), request.remote or "-"
+    username = params.optional(form, "username", "username") or ""
+    password = params.optional(form, "password", "password") or ""
+    after, address = _safe_next(form), request.remote or "-"
     throttle = appstate.login_throttle(request.app)
     try:
         throttle.check(username, address)
     except Throttled as exc:
         response = aiohttp_jinja2.render_template("login.html", request, {
-            "next": _safe_next(form.get("next")), "error": True, "throttled": True}, status=429)
+            "next": after, "error": True, "throttled": True}, status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    user = await users.authenticate_password(request.app[keys.POOL], username, str(form.get("password", "")))
+    user = await users.authenticate_password(request.app[keys.POOL], username, password)
     if user is None:
         throttle.failed(username, address)
-        return aiohttp_jinja2.render_template("login.html", request, {
-            "next": _safe_next(form.get("next")), "error": True}, status=401)
+        return aiohttp_jinja2.render_template("login.html", request, {"next": after, "error": True}, status=401)
     throttle.succeeded(username)
     session = await new_session(request)
     session["user"] = {"username": user.username, "role": user.role.value, "agency": user.agency}
     session["csrf"] = secrets.token_urlsafe(32)
-    raise web.HTTPFound(_safe_next(form.get("next")))
+    raise web.HTTPFound(after)
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -97,29 +106,58 @@ async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/console/letters")
 
 
-def _parse_day(value: str | None, *, end: bool = False) -> dt.datetime | None:
-    """A date typed by a person: Gregorian (2026-11-22) or Buddhist era (2569-11-22), Bangkok day."""
-    if not value:
+#: The letter search's fields as the form labels them: a refusal names the field in Thai.
+SEARCH_FIELDS = {"subject": "เรื่อง", "number": "ที่", "agency": "หน่วยงาน", "since": "ตั้งแต่", "until": "ถึง",
+                 "status": "สถานะ", "type": "ประเภท", "after_at": "หน้าถัดไป", "after_pk": "หน้าถัดไป"}
+
+
+def _day(q: Mapping[str, str], field: str, *, end: bool = False) -> dt.datetime | None:
+    """A date typed by a person (:func:`pki.thaidate.parse_date`: Gregorian 2026-11-22 or Buddhist era
+    2569-11-22) as the start of that Bangkok day, or of the next one (``end``); a day that does not
+    exist or that PostgreSQL cannot hold is refused in Thai, naming the field."""
+    value = params.optional(q, field, "day")
+    if value is None:
         return None
     try:
-        d = dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise GatewayError(f"{value!r} is not a date (YYYY-MM-DD)", code="request.invalid", field="date") from None
-    if d.year > 2400:
-        d = d.replace(year=d.year - 543)
-    start = dt.datetime.combine(d, dt.time(), BANGKOK)
-    return start + dt.timedelta(days=1) if end else start
+        start = dt.datetime.combine(thaidate.parse_date(value), dt.time(), BANGKOK)
+        t = start + dt.timedelta(days=1) if end else start
+        t.astimezone(dt.UTC)  # PostgreSQL's range, as params.in_range
+    except thaidate.DateError as exc:
+        raise GatewayError(f"{exc.thai} ({exc.english})", code="request.invalid", field=field) from None
+    except OverflowError:
+        raise GatewayError("วันที่นี้อยู่นอกช่วงที่ค้นได้ (ค.ศ. 1 ถึง 9999) (the date is out of range)",
+                           code="request.invalid", field=field) from None
+    return t
+
+
+def _letter_search(q: Mapping[str, str], user: users.User) -> tuple[LetterFilter, tuple[dt.datetime, int] | None]:
+    agency = user.agency if user.role is Role.AGENCY else params.optional(q, "agency", "agency")
+    f = params.letter_filter(q, agency=agency, since=_day(q, "since"), until=_day(q, "until", end=True))
+    return f, params.letter_keyset(q.get("after_at"), q.get("after_pk"))
+
+
+def _search_refused(request: web.Request, user: users.User, exc: GatewayError) -> web.Response:
+    """The search form again, with the refusal above it naming the field (400)."""
+    status, heading_th, heading_en = page_for(exc.code)
+    field = exc.field or ""
+    error = {"heading_th": heading_th, "heading_en": heading_en, "label": SEARCH_FIELDS.get(field, field),
+             "field": field, "message": exc.message, "code": exc.code}
+    return aiohttp_jinja2.render_template("letters.html", request, {
+        "rows": [], "q": request.query, "next_q": None, "user": user, "directory": request.app[keys.DIRECTORY],
+        "error": error}, status=status)
 
 
 @aiohttp_jinja2.template("letters.html")
-async def letters_page(request: web.Request) -> Page:
+async def letters_page(request: web.Request) -> Page | web.Response:
     """Agency (its own letters), operator, auditor, admin. Letter search with keyset pages."""
     user = await need(request, *EVERYONE)
     q = request.query
-    agency = user.agency if user.role is Role.AGENCY else (q.get("agency") or None)
-    f = params.letter_filter(q, agency=agency, since=_parse_day(q.get("since")),
-                             until=_parse_day(q.get("until"), end=True))
-    after = params.letter_keyset(q.get("after_at"), q.get("after_pk"))
+    try:
+        f, after = _letter_search(q, user)
+    except GatewayError as exc:
+        if not exc.code.startswith("request."):
+            raise
+        return _search_refused(request, user, exc)
     rows = await search.letters(request.app[keys.POOL], f, after=after, limit=PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -129,7 +167,7 @@ async def letters_page(request: web.Request) -> Page:
         nq.update(after_at=rows[-1]["accepted_at"].isoformat(), after_pk=str(rows[-1]["pk"]))
         next_q = nq
     return {"rows": rows, "q": q, "next_q": next_q, "user": user,
-            "directory": request.app[keys.DIRECTORY]}
+            "directory": request.app[keys.DIRECTORY], "error": None}
 
 
 @aiohttp_jinja2.template("letter.html")
@@ -161,22 +199,20 @@ async def dead_page(request: web.Request) -> Page:
     user = await need(request, *STAFF)
     q = request.query
     after = params.dead_keyset(q.get("after_at"), q.get("after_id"))
+    done = params.delivery_id(params.optional(q, "requeued", "delivery_id"), "requeued")
     rows = await search.dead_letters(request.app[keys.POOL], after=after, limit=PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     next_q = {"after_at": rows[-1]["created_at"].isoformat(), "after_id": str(rows[-1]["id"])} if more else None
     return {"rows": rows, "next_q": next_q, "user": user, "can_requeue": user.role in (Role.OPERATOR, Role.ADMIN),
-            "done": q.get("requeued")}
+            "done": str(done) if done else None}
 
 
 async def requeue(request: web.Request) -> web.Response:
     """Operator, admin. Requeue a dead (or waiting) delivery; an audit event names the operator."""
     user = await need(request, Role.OPERATOR.value, Role.ADMIN.value)
     await _form(request)
-    try:
-        delivery_id = uuid.UUID(request.match_info["delivery_id"])
-    except ValueError:
-        raise web.HTTPNotFound(text="no such delivery") from None
+    delivery_id = params.path_delivery_id(request.match_info)
     await appstate.exchange(request.app).operators.requeue(delivery_id, actor=f"user:{user.username}")
     raise web.HTTPFound(f"/console/dead?requeued={delivery_id}")
 
@@ -185,7 +221,7 @@ async def requeue(request: web.Request) -> web.Response:
 async def directory_page(request: web.Request) -> Page:
     """Operator, auditor, admin. The agency directory (ทำเนียบหน่วยงาน) and routes."""
     user = await need(request, *STAFF)
-    q = (request.query.get("q") or "").strip()
+    q = (params.optional(request.query, "q", "text") or "").strip()
     agencies = [a for a in request.app[keys.DIRECTORY].all()
                 if not q or q in a.code or q in a.name_th or q.lower() in a.name_en.lower()]
     return {"agencies": agencies[:500], "total": len(agencies), "q": q, "user": user}
