@@ -15,6 +15,7 @@ signature.references           the signature does not cover exactly the expected
 signature.algorithm            algorithm, digest or key size outside the allow-list
 signature.wrapping             a signed Id is duplicated, misplaced or not the verified node
 signature.sealed               the envelope already carries a gateway seal
+signature.structure            ``env:Signatures`` holds what no signature may carry (:mod:`pki.sigzone`)
 certificate.untrusted          no path to a trust anchor (unknown issuer)
 certificate.expired            the signer (or a CA in its path) has expired
 certificate.not_yet_valid      the signer (or a CA in its path) is not valid yet

@@ -8,6 +8,9 @@ wrapping:
    processing instructions are removed (c14n drops them, so a comment inside
    a signed text node would otherwise let ``.text`` read something other than
    what was signed).
+   Then ``env:Signatures`` may hold only validated signatures and nothing they
+   do not sign (:func:`pki.sigzone.check_signature_zone`), signed or not: what a
+   signature carries beyond its references travels to receivers too.
 2. Before any cryptography, the algorithms are allow-listed and the reference
    list is checked against the document (:mod:`pki.xmlsig_policy`): every
    ``URI`` a bare ``#id`` naming exactly one element, in the place the standard
@@ -41,6 +44,7 @@ from lxml import etree
 
 from pki.digests import check_content
 from pki.errors import AttachmentError, CertificateError, PkiError, SignatureError, StructureError
+from pki.sigzone import check_signature_zone
 from pki.trust import TrustStore, Usage, ValidatedCert, agency_of, fingerprint, per_certificate
 from pki.xmlsig_parts import (
     DS,
@@ -294,6 +298,10 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
     """The report on ``root``'s author signature, and the verified envelope when it holds."""
     parts = envelope_parts(root)
     report = ValidationReport(signature_required=require_signature)
+    try:
+        check_signature_zone(root)
+    except PkiError as exc:
+        return _fail(report, exc), None
     found = author_signature(parts)
     index = id_index(root)
     if found is None:

@@ -127,6 +127,87 @@ def add(name: str, description: str, body: bytes | None, status: int, code: str 
     ENTRIES.append(entry)
 
 
+# ====================================================================== the signature zone (issue 13, class 7)
+# env:Signatures is validated by the XML-DSig and XAdES schemas; what they leave open (wildcards, mixed
+# content, unreferenced objects, a second signature nobody verifies, a seal the gateway did not make) is
+# refused by pki.sigzone before any signature is verified, so the answer is the same with signatures required.
+_DS_NS = b'xmlns:ds="http://www.w3.org/2000/09/xmldsig#"'
+_XI = b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" parse="text"/>'
+
+
+def zone_signature(sig_id: str, *, inside: bytes = b"", uri: bytes = b"#Letter", references: bytes = b"") -> bytes:
+    """A ds:Signature the XML-DSig schema accepts (digest and value are placeholders: never verified, the
+    shape is refused first), with ``inside`` after its SignatureValue."""
+    digest = b"<ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>" \
+             b"<ds:DigestValue>" + base64.b64encode(bytes(32)) + b"</ds:DigestValue>"
+    return (b'<ds:Signature ' + _DS_NS + b' Id="' + sig_id.encode() + b'"><ds:SignedInfo>'
+            b'<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+            b'<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>'
+            b'<ds:Reference URI="' + uri + b'">' + digest + b"</ds:Reference>" + references + b"</ds:SignedInfo>"
+            b"<ds:SignatureValue>" + base64.b64encode(bytes(64)) + b"</ds:SignatureValue>" + inside
+            + b"</ds:Signature>")
+
+
+def signature_zone(base: bytes) -> None:
+    def zone(*signatures: bytes) -> bytes:
+        return replace(base, b"</Envelope>", b"<Signatures>" + b"".join(signatures) + b"</Signatures></Envelope>")
+
+    forged = (b"<ds:Object>" + body_of(base).split(b"</Header>", 1)[1].split(b"<Attachments>")[0]
+              .replace(b'<Letter Id="Letter">', b'<Letter xmlns="urn:th:gov:saraban:envelope:1">')
+              .replace("ขอเชิญประชุมคณะกรรมการ".encode(), "โอนเงินด่วนเข้าบัญชีนี้".encode()) + b"</ds:Object>")
+    where = "Signatures/Signature[1]"
+    add("sigzone-forged-letter-in-object", "a forged, unsigned Letter in a ds:Object of the only signature",
+        zone(zone_signature("AuthorSignature", inside=forged)), 422, "signature.structure", f"{where}/Object[1]")
+    add("sigzone-second-signature-forged-letter", "a second ds:Signature carrying a forged, unsigned Letter",
+        zone(zone_signature("AuthorSignature"), zone_signature("Cosign", inside=forged)), 422,
+        "signature.structure", "Signatures/Signature[2]/Object[1]")
+    add("sigzone-second-signature", "a second, well-formed author-side signature (nobody would verify it)",
+        zone(zone_signature("AuthorSignature"), zone_signature("Cosign")), 422, "signature.structure",
+        "Signatures/Signature[2]")
+    add("sigzone-object-xinclude", "a ds:Object holding an XInclude of /etc/passwd",
+        zone(zone_signature("AuthorSignature", inside=b"<ds:Object>" + _XI + b"</ds:Object>")), 422,
+        "signature.structure", f"{where}/Object[1]")
+    add("sigzone-referenced-object-xinclude", "a ds:Object the signature references, holding an XInclude",
+        zone(zone_signature("AuthorSignature", inside=b'<ds:Object Id="o1">' + _XI + b"</ds:Object>",
+                            references=b'<ds:Reference URI="#o1"><ds:DigestMethod Algorithm="http://www.w3.org/'
+                            b'2001/04/xmlenc#sha256"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference>')),
+        422, "signature.structure", f"{where}/Object[1]/include[1]")
+    add("sigzone-xinclude-in-keyinfo", "an XInclude in KeyInfo (an ##other wildcard of the XML-DSig schema)",
+        zone(zone_signature("AuthorSignature", inside=b"<ds:KeyInfo>" + _XI + b"</ds:KeyInfo>")), 422,
+        "signature.structure", f"{where}/KeyInfo[1]/include[1]")
+    add("sigzone-unreferenced-xades-object", "XAdES qualifying properties the signature does not reference",
+        zone(zone_signature("AuthorSignature", inside=b'<ds:Object><xades:QualifyingProperties xmlns:xades="http:'
+                            b'//uri.etsi.org/01903/v1.3.2#" Target="#AuthorSignature"><xades:SignedProperties '
+                            b'Id="sp"/></xades:QualifyingProperties></ds:Object>')), 422, "signature.structure",
+        f"{where}/Object[1]")
+    add("sigzone-undeclared-xades-element", "an element of the XAdES namespace that XAdES does not declare, in a "
+        "referenced ds:Object (a lax wildcard)",
+        zone(zone_signature("AuthorSignature", uri=b"#o1", inside=b'<ds:Object Id="o1"><xades:Script xmlns:xades='
+                            b'"http://uri.etsi.org/01903/v1.3.2#">alert(1)</xades:Script></ds:Object>')), 422,
+        "signature.structure", f"{where}/Object[1]/Script[1]")
+    add("sigzone-xslt-transform", "an XSLT stylesheet inside a Transform (an ##other wildcard)",
+        zone(zone_signature("AuthorSignature", references=b'<ds:Reference URI="#att-1"><ds:Transforms><ds:Transform '
+                            b'Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"><xsl:stylesheet xmlns:xsl='
+                            b'"http://www.w3.org/1999/XSL/Transform" version="1.0"/></ds:Transform></ds:Transforms>'
+                            b'<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>'
+                            b'AAAA</ds:DigestValue></ds:Reference>')), 422, "signature.structure",
+        f"{where}/SignedInfo[1]/Reference[2]/Transforms[1]/Transform[1]/stylesheet[1]")
+    add("sigzone-retrieval-method", "a RetrievalMethod naming a URL a verifier would fetch",
+        zone(zone_signature("AuthorSignature", inside=b'<ds:KeyInfo><ds:RetrievalMethod URI="http://127.0.0.1:9/'
+                            b'key"/></ds:KeyInfo>')), 422, "signature.structure",
+        f"{where}/KeyInfo[1]/RetrievalMethod[1]")
+    add("sigzone-external-reference", "a Reference to a network address instead of #id",
+        zone(zone_signature("AuthorSignature", uri=b"http://127.0.0.1:9/letter")), 422, "signature.structure",
+        f"{where}/SignedInfo[1]/Reference[1]")
+    add("sigzone-text-in-keyinfo", "markup-like text in KeyInfo (mixed content in the XML-DSig schema)",
+        zone(zone_signature("AuthorSignature", inside=b"<ds:KeyInfo>&lt;script&gt;alert(1)&lt;/script&gt;"
+                            b"<ds:KeyName>k</ds:KeyName></ds:KeyInfo>")), 422, "signature.structure",
+        f"{where}/KeyInfo[1]")
+    add("sigzone-forged-seal", "a ds:Signature claiming to be the gateway's seal in a submitted envelope",
+        zone(zone_signature("AuthorSignature"), zone_signature("GatewaySeal")), 422, "signature.sealed",
+        "Signatures/Signature[2]")
+
+
 def build() -> None:
     base = good()
     rng = random.Random(20261122)
@@ -244,20 +325,21 @@ def build() -> None:
     add("duplicate-id", "an attachment carrying the Letter's Id",
         replace(base, b'Id="att-1"', b'Id="Letter"'), 400, "envelope.schema_invalid",
         "/Envelope/Attachments/Attachment")
-    add("id-hidden-in-signatures", "a copy of the Letter with Id='Letter' hidden in Signatures (skipped by the XSD)",
+    add("id-hidden-in-signatures", "a copy of the Letter with Id='Letter' hidden in Signatures, outside any "
+        "signature (the XSD admits only ds:Signature there)",
         replace(base, b"</Envelope>", b'<Signatures><ds:Object xmlns:ds="http://www.w3.org/2000/09/xmldsig#" '
                 b'Id="Letter">' + body_of(base).split(b"</Header>", 1)[1].split(b"<Attachments>")[0]
                 .replace(b"<Letter ", b"<Letter " + ns + b" ")
-                + b"</ds:Object></Signatures></Envelope>"), 422, "envelope.structure",
-        expect_signatures_required={"status": 422, "code": "signature.missing"})
-    add("signature-garbage", "a ds:Signature whose SignedInfo is nonsense",
+                + b"</ds:Object></Signatures></Envelope>"), 400, "envelope.schema_invalid",
+        "/Envelope/Signatures/Object")
+    add("signature-garbage", "a ds:Signature whose SignedInfo is nonsense (validated by the XML-DSig schema)",
         replace(base, b"</Envelope>", b'<Signatures><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
-                b"<ds:SignedInfo>nonsense</ds:SignedInfo></ds:Signature></Signatures></Envelope>"), 422,
-        "signature.invalid")
-    add("too-many-signatures", "11 elements in Signatures (the limit is 10)",
-        replace(base, b"</Envelope>", b'<Signatures xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
-                + b"<ds:Signature/>" * 11 + b"</Signatures></Envelope>"), 400, "envelope.schema_invalid",
-        "/Envelope/Signatures/Signature[11]")
+                b"<ds:SignedInfo>nonsense</ds:SignedInfo></ds:Signature></Signatures></Envelope>"), 400,
+        "envelope.schema_invalid", "/Envelope/Signatures/Signature/SignedInfo")
+    add("too-many-signatures", "11 well-formed signatures in Signatures (the limit is 2: the author's and the seal)",
+        replace(base, b"</Envelope>", b'<Signatures>' + b"".join(zone_signature(f"s{i}") for i in range(11))
+                + b"</Signatures></Envelope>"), 400, "envelope.schema_invalid", "/Envelope/Signatures/Signature[3]")
+    signature_zone(base)
 
     # ------------------------------------------------------------------ attachments
     add("attachments-over-limit", "101 attachments (the limit is 100)", good(attachments=101), 413,

@@ -46,6 +46,7 @@ from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
 from pki.digests import check_digest
+from pki.sigzone import check_signature_zone
 
 SCHEMA = "envelope-v1.xsd"
 
@@ -161,6 +162,8 @@ class Intake:
         _refuse_processing_instructions(root)
         _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
         xml.validate(SCHEMA, root)
+        # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
+        check_signature_zone(root, seal=False)
         _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")

@@ -37,7 +37,8 @@ from pki.sign import _sign_envelope, sign_envelope
 from pki.trust import AgencyBinding, fingerprint
 from pki.verify import validate_envelope, verify_envelope
 from pki.xmlsig_lean import signature_template
-from pki.xmlsig_parts import AUTHOR_SIGNATURE_ID
+from pki.xmlsig_parts import AUTHOR_SIGNATURE_ID, envelope_parts, id_index
+from pki.xmlsig_policy import check_references
 from pki.xmlsig_signxml import _DigestCachedCert, _XAdESVerifier
 from tests.support import delivery_ack
 
@@ -207,8 +208,14 @@ async def test_wrapping_signed_letter_moved_into_object_with_fake_in_place(lette
         obj = etree.SubElement(signature, DS + "Object")
         original.addprevious(fake)
         obj.append(original)  # moves the signed letter out of its place
-        error = await expect_code("signature.wrapping", dump(root), trust)
-        assert error.field == "#Letter"
+        # an env:Letter is nothing a signature may carry (pki.sigzone), before any reference is looked at ...
+        error = await expect_code("signature.structure", dump(root), trust)
+        assert error.field == "Signatures/Signature[1]/Object[1]/Letter[1]"
+        # ... and the reference check on its own still sees the wrapping
+        parts = envelope_parts(root)
+        with pytest.raises(PkiError) as info:
+            check_references(signature, id_index(root), required=[parts.body, *parts.attachments])
+        assert (info.value.code, info.value.field) == ("signature.wrapping", "#Letter")
 
 
 async def test_wrapping_duplicated_id(letter, signer1, trust):
@@ -223,12 +230,19 @@ async def test_wrapping_duplicated_id(letter, signer1, trust):
 
 
 async def test_extra_reference(letter, signer1, trust):
-    root = tree(letter)
-    signatures = etree.SubElement(root, E + "Signatures")
-    etree.SubElement(signatures, DS + "Object", Id="Extra").text = "not part of the letter"
-    signed = _sign_envelope(dump(root), signer1, xades=False, references=["#Letter", "#att-1", "#Extra"])
-    validate("envelope-v1.xsd", tree(signed))
-    await expect_code("signature.references", signed, trust)
+    """A reference to something that is not a part of the envelope standard: an Object of the signature
+    (referenced, so pki.sigzone lets it be; a ds:Object directly in Signatures is refused before,
+    tests/pki/test_signature_zone.py)."""
+    root = tree(sign_envelope(letter, signer1, xades=False))
+    signature = root.find(f"{E}Signatures/{DS}Signature")
+    obj = etree.SubElement(signature, DS + "Object", Id="Extra")
+    etree.SubElement(etree.SubElement(obj, DS + "KeyInfo"), DS + "KeyName").text = "not part of the letter"
+    last = signature.findall(f"{DS}SignedInfo/{DS}Reference")[-1]
+    extra = copy.deepcopy(last)
+    extra.set("URI", "#Extra")
+    last.addnext(extra)
+    validate("envelope-v1.xsd", tree(dump(root)))
+    await expect_code("signature.references", dump(root), trust)
 
 
 async def test_missing_reference(letter, signer1, trust):
