@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from adapters.errors import AdapterError
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, translate
 from pki.errors import PkiError
 
 Command = Callable[[argparse.Namespace], Coroutine[None, None, int]]
@@ -210,11 +210,7 @@ EX_SOFTWARE: Final = 70
 
 
 def exit_status(code: str) -> int:
-    family, _, kind = code.partition(".")
-    for key in (code, f".{kind}" if kind else "", f"{family}."):
-        if key in EXIT_STATUS:
-            return EXIT_STATUS[key]
-    return EX_DATAERR
+    return translate(EXIT_STATUS, code, EX_DATAERR)
 
 
 def main(argv: list[str] | None = None) -> int:

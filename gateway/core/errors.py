@@ -14,6 +14,23 @@ must never take that path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def lookup_keys(code: str) -> tuple[str, ...]:
+    """The keys an edge's table is searched by, most specific first: the code itself, its kind
+    (``".too_large"`` for ``ack.too_large``) and its family (``"ack."``)."""
+    family, _, kind = code.partition(".")
+    return (code, f".{kind}", f"{family}.") if kind else (code, f"{family}.")
+
+
+def translate(table: Mapping[str, T], code: str, default: T) -> T:
+    """``code``'s entry in an edge's translation table (:func:`lookup_keys` order), else ``default``."""
+    return next((table[key] for key in lookup_keys(code) if key in table), default)
+
 
 class GatewayError(Exception):
     """Root of every error the gateway reports to a client or operator."""

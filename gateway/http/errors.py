@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from adapters.errors import AdapterError
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, lookup_keys, translate
 from pki.errors import PkiError
 
 #: The roots of the domain errors of the three packages: stable codes, no wire form.
@@ -100,19 +100,11 @@ STATUS: Final[dict[str, int]] = {
 DEFAULT_STATUS: Final = 400
 
 
-def _keys(code: str) -> tuple[str, str, str]:
-    family, _, kind = code.partition(".")
-    return code, f".{kind}" if kind else "", f"{family}."
-
-
 def status_for(code: str) -> int:
     """The HTTP status of a domain error code: the code's own entry, else its kind's, else its family's."""
-    for key in _keys(code):
-        if key in STATUS:
-            return STATUS[key]
-    return DEFAULT_STATUS
+    return translate(STATUS, code, DEFAULT_STATUS)
 
 
 def known(code: str) -> bool:
     """Whether ``code``, its kind or its family has an entry (the test of every raised code uses this)."""
-    return any(key in STATUS for key in _keys(code))
+    return any(key in STATUS for key in lookup_keys(code))

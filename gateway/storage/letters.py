@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -82,6 +81,3 @@ async def last_directory_digest(conn: Connection) -> str | None:
     value: str | None = await conn.fetchval(queries["last_directory_digest"])
     return value
 
-
-def delivery_ids(rows: Sequence[asyncpg.Record]) -> list[uuid.UUID]:
-    return [r["id"] for r in rows]

@@ -14,7 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from adapters.errors import AdapterError
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, translate
 from pki.errors import PkiError
 
 #: Code or family -> (HTTP status, heading: Thai, then English).
@@ -44,7 +44,7 @@ DEFAULT_PAGE: Final = (400, "ทำรายการไม่สำเร็จ
 
 def page_for(code: str) -> tuple[int, str, str]:
     """(status, Thai heading, English heading) of a domain error code."""
-    return PAGES.get(code) or PAGES.get(code.split(".", 1)[0] + ".") or DEFAULT_PAGE
+    return translate(PAGES, code, DEFAULT_PAGE)
 
 
 async def error_page(request: web.Request, exc: GatewayError | PkiError | AdapterError,
