@@ -82,7 +82,7 @@ def _unchecked_input(case: Case, response: Response | None) -> bool:
 
 def _echoed_header(case: Case, response: Response | None) -> bool:
     """aiohttp's own plain-text 500: the refusal could not carry the request id back."""
-    rid = (case.headers or {}).get("X-Request-Id")
+    rid = case.headers.get("X-Request-Id") if case.headers else None
     return response is not None and response.status_code == 500 and rid is not None \
         and _content_type(response).startswith("text/plain") and not (rid.isascii() and rid.isprintable())
 

@@ -92,8 +92,8 @@ NOT_A_PAGE = Known(
     "such letter or delivery) answer text/plain",
     lambda path, values, status, ctype, body: status in (403, 404) and ctype.startswith("text/plain"))
 CONSOLE_KNOWN = (CONSOLE_UNCHECKED, BE_DATE, ECHOED_HEADER, NOT_A_PAGE)
-#: (edge, defect) -> [hits, first example]; printed with the test's output when any.
-HITS: dict[tuple[str, str], list[object]] = {}
+#: (edge, defect) -> [hits, first example]; written to test-artifacts/fuzz/console-ecms.json.
+HITS: dict[tuple[str, str], tuple[list[int], str]] = {}
 
 
 def record_or_raise(edge: str, known: tuple[Known, ...], path: str, values: Mapping[str, str], status: int,
@@ -101,7 +101,7 @@ def record_or_raise(edge: str, known: tuple[Known, ...], path: str, values: Mapp
     hit = next((k for k in known if k.matches(path, values, status, ctype, body)), None)
     if hit is None:
         raise AssertionError(f"{problem}: {status} {ctype} for {path} {dict(values)!r}: {body[:300]!r}")
-    HITS.setdefault((edge, hit.name), [0, f"{status} {path} {dict(values)!r}"])[0] += 1  # type: ignore[index, operator]
+    HITS.setdefault((edge, hit.name), ([0], f"{status} {path} {dict(values)!r}"))[0][0] += 1
 
 
 # ---------------------------------------------------------------------------- console
@@ -170,7 +170,7 @@ LOGGED_IN = st.sampled_from([*STAFF] * 3 + ["nobody"])
 @pytest.mark.parametrize("page", sorted(PAGES))
 @settings(max_examples=examples(40))
 @given(who=LOGGED_IN, data=st.data())
-async def test_console_pages_with_hostile_queries(console, who, page, data):
+async def test_console_pages_with_hostile_queries(console: Console, who: str, page: str, data: st.DataObject) -> None:
     names = PAGES[page]
     # one or two parameters: more, and one that is merely invalid hides what the others would reach
     query = data.draw(st.dictionaries(st.sampled_from(names), HOSTILE, min_size=1, max_size=2)) if names else {}
@@ -180,12 +180,12 @@ async def test_console_pages_with_hostile_queries(console, who, page, data):
 
 @settings(max_examples=examples(30))
 @given(who=WHO, pk=st.one_of(st.integers(min_value=0).map(str), st.sampled_from(["9223372036854775808", "0" * 40])))
-async def test_console_letter_page_with_hostile_ids(console, who, pk):
+async def test_console_letter_page_with_hostile_ids(console: Console, who: str, pk: str) -> None:
     await console_get(console, who, f"/console/letters/{pk}", {}, {})
 
 
 @pytest.mark.xfail(strict=False, reason=CONSOLE_UNCHECKED.name)
-async def test_known_login_with_a_nul_username(console):
+async def test_known_login_with_a_nul_username(console: Console) -> None:
     """(Before the login property test, whose failed logins warm up the throttle for this address.)"""
     async with aiohttp.ClientSession(base_url=console.gateway.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         page = await (await s.get("/console/login")).text()
@@ -198,7 +198,8 @@ async def test_known_login_with_a_nul_username(console):
 
 @settings(max_examples=examples(40))
 @given(username=HOSTILE, password=HOSTILE, next_=HOSTILE, good_csrf=st.booleans())
-async def test_console_login_form_with_hostile_fields(console, username, password, next_, good_csrf):
+async def test_console_login_form_with_hostile_fields(console: Console, username: str, password: str, next_: str,
+                                                      good_csrf: bool) -> None:
     async with aiohttp.ClientSession(base_url=console.gateway.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         page = await (await s.get("/console/login")).text()
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1) if good_csrf else "x"  # type: ignore[union-attr]
@@ -212,7 +213,8 @@ async def test_console_login_form_with_hostile_fields(console, username, passwor
 @given(who=WHO, action=st.sampled_from(["/console/deliveries/{}/requeue", "/console/audit/verify", "/console/logout"]),
        delivery=st.one_of(st.uuids().map(str), HOSTILE.filter(lambda v: "/" not in v and "?" not in v and "#" not in v)),
        good_csrf=st.booleans())
-async def test_console_forms_with_hostile_ids(console, who, action, delivery, good_csrf):
+async def test_console_forms_with_hostile_ids(console: Console, who: str, action: str, delivery: str,
+                                             good_csrf: bool) -> None:
     # a logout ends the session: it is tried from a session of its own (logging back in many times would
     # meet the login throttle, which the login form test has warmed up for this address)
     own = action == "/console/logout"
@@ -270,7 +272,8 @@ XML_HOSTILE = HOSTILE.map(lambda v: "".join(c for c in v if c in "\t\n\r" or (or
            "Authorization": st.sampled_from(["Bearer t-11002", "Bearer nope", "Basic eA==", ""]),
            "Content-Type": st.sampled_from(["text/xml", "application/soap+xml", "text/plain", "text/xml; charset=TIS-620",
                                             "image/svg+xml"])}))
-async def test_ecms_fields_and_headers_with_hostile_values(gateway, source, picks, headers):
+async def test_ecms_fields_and_headers_with_hostile_values(gateway: Gateway, source: str, picks: list[tuple[int, str]],
+                                                           headers: dict[str, str]) -> None:
     root = etree.fromstring(vector(source))
     leaves = [el for el in root.iter() if isinstance(el.tag, str) and len(el) == 0]
     for pick, text in picks:
@@ -284,7 +287,7 @@ async def test_ecms_fields_and_headers_with_hostile_values(gateway, source, pick
 @settings(max_examples=examples(30))
 @given(source=st.sampled_from(TREES), at=st.integers(min_value=0), raw=st.sampled_from(
     [b"\x00", b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"&#0;", b"&#xD800;", b"\x1b"]))
-async def test_ecms_raw_bytes_no_parser_accepts(gateway, source, at, raw):
+async def test_ecms_raw_bytes_no_parser_accepts(gateway: Gateway, source: str, at: int, raw: bytes) -> None:
     data = bytearray(vector(source))
     start = data.index(b"<soap", 0) if b"<soap" in data else 0
     i = start + at % (len(data) - start)
@@ -320,7 +323,7 @@ KNOWN_CASES = [
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.path} {c.query or c.headers} as {c.who}",
                                                marks=pytest.mark.xfail(strict=False, reason=c.known.name))
                                   for c in KNOWN_CASES])
-async def test_known_console_defect_cases(console, case):
+async def test_known_console_defect_cases(console: Console, case: KnownCase) -> None:
     url = URL(case.path).with_query(case.query) if case.query else URL(case.path)
     async with console.sessions[case.who].get(url, headers=case.headers, allow_redirects=False) as r:
         body, status, ctype = await r.read(), r.status, r.headers.get("Content-Type", "")
@@ -332,6 +335,7 @@ async def test_known_console_defect_cases(console, case):
 def test_hits_are_reported() -> None:
     """What the property tests above counted as known defects, in test-artifacts/fuzz/console-ecms.json."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    report = [{"edge": edge, "defect": name, "hits": hit[0], "first": hit[1]} for (edge, name), hit in sorted(HITS.items())]
+    report = [{"edge": edge, "defect": name, "hits": count[0], "first": first}
+              for (edge, name), (count, first) in sorted(HITS.items())]
     (ARTIFACTS / "console-ecms.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n",
                                                   encoding="utf-8")
