@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # poppler (render stamped PDFs), Chromium (browser tests of the console).
 DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium
 
-.PHONY: run test test-fast lint venv system-deps bench conformance clean
+.PHONY: run test test-fast lint venv system-deps bench conformance fuzz-explore clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: $(STAMP)
 
 conformance: $(STAMP)
 	$(BIN)/pytest -q conformance
+
+# API fuzzing, exploring: 1,000 random examples per operation of the OpenAPI document (make test runs 50,
+# the same every run), and ten times the property tests' examples. Findings: test-artifacts/fuzz/.
+fuzz-explore: $(STAMP)
+	SCHEMATHESIS_EXAMPLES=1000 HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q -p no:cacheprovider \
+	    tests/fuzz/test_schemathesis.py tests/fuzz/test_console_ecms_properties.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info test-artifacts

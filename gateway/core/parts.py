@@ -318,15 +318,29 @@ class SignedFile:
         return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
 
 
-def signed_file(envelope: bytes, content_id: str) -> SignedFile | None:
-    """The signed ``MimeType`` and ``FileName`` of the Attachment whose file is part ``<content_id>``,
-    read from ``envelope`` (the bytes the receiver verifies); None when it names no such part."""
+def signed_files(envelope: bytes) -> dict[str, SignedFile]:
+    """Content-ID -> the signed ``MimeType`` and ``FileName`` of each Attachment whose file travels
+    beside ``envelope`` (the bytes the receiver verifies)."""
     ns = f"{{{xml.ENVELOPE_NS}}}"
-    for a in xml.parse(envelope).iterfind(f"{ns}Attachments/{ns}Attachment"):
-        if a.get("Id") == content_id and a.find(f"{ns}ContentRef") is not None:
-            return SignedFile(mime_type=a.findtext(f"{ns}MimeType") or GENERIC_TYPE,
-                              file_name=a.findtext(f"{ns}FileName") or content_id)
-    return None
+    return {a.get("Id") or "": SignedFile(mime_type=a.findtext(f"{ns}MimeType") or GENERIC_TYPE,
+                                          file_name=a.findtext(f"{ns}FileName") or a.get("Id") or "")
+            for a in xml.parse(envelope).iterfind(f"{ns}Attachments/{ns}Attachment")
+            if a.find(f"{ns}ContentRef") is not None}
+
+
+def signed_file(envelope: bytes, content_id: str) -> SignedFile | None:
+    """The signed type and name of part ``<content_id>``; None when the envelope names no such part."""
+    return signed_files(envelope).get(content_id)
+
+
+def as_signed(envelope: bytes, infos: Sequence[PartInfo]) -> tuple[PartInfo, ...]:
+    """The stored parts with each MIME type as ``envelope`` signs it: what a listing shows and a push
+    sends never rests on the stored column (rows written before issue 13 held the part's own header)."""
+    if not infos:
+        return ()
+    signed = signed_files(envelope)
+    return tuple(dataclasses.replace(p, content_type=signed[p.content_id].mime_type) if p.content_id in signed
+                 else p for p in infos)
 
 
 def related_payload(envelope: bytes, parts: Sequence[PartInfo],

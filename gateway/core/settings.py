@@ -144,7 +144,7 @@ class Settings:
     """Comma-separated hosts (any port) or host:port (IPv6 in brackets) that revocation checks may fetch
     OCSP answers and CRLs from, over http(s) only, and only for a chain that ends in a trust anchor
     (issuers are never fetched). Unset: the hosts the configured anchors and intermediates name in
-    their AIA and CRL distribution points; ``none``: no host. Empty with hard-fail stops start-up."""
+    their AIA and CRL distribution points; ``none``: no host. Empty with hard-fail and no ``crl_files`` stops start-up."""
     require_signature: bool = True
     """Refuse envelopes without a valid author signature (XML-DSig/XAdES) from an authorised signer."""
     allow_sha1: bool = False

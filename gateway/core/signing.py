@@ -200,12 +200,13 @@ def _trust_store(settings: Settings, anchors: list[x509.Certificate], intermedia
     store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
                        crls=_crls(settings.crl_files), fetch_allow=_fetch_allow(settings), on_fetch=count)
     allow = sorted(store.fetch_policy.allow)
-    if settings.revocation == "hard-fail" and not allow:
+    if settings.revocation == "hard-fail" and not allow and not settings.crl_files.strip():
         raise ConfigError(
-            "GATEWAY_REVOCATION=hard-fail needs hosts to fetch revocation information from, and there are none: "
-            "the trust anchors and intermediates name no OCSP or CRL host and GATEWAY_FETCH_ALLOW names none. "
-            "Set GATEWAY_FETCH_ALLOW to your CAs' OCSP and CRL hosts (host or host:port, comma-separated), "
-            "or use GATEWAY_REVOCATION=soft-fail", field="GATEWAY_FETCH_ALLOW")
+            "GATEWAY_REVOCATION=hard-fail needs revocation information, and there is none: the trust anchors "
+            "and intermediates name no OCSP or CRL host, GATEWAY_FETCH_ALLOW names none and GATEWAY_CRL_FILES "
+            "is empty. Set GATEWAY_FETCH_ALLOW to your CAs' OCSP and CRL hosts (host or host:port, "
+            "comma-separated), or GATEWAY_CRL_FILES to their CRLs, or use GATEWAY_REVOCATION=soft-fail",
+            field="GATEWAY_FETCH_ALLOW")
     log.info("revocation checks", policy=settings.revocation, fetch_allow=allow,
              derived=settings.fetch_allow is None)
     return store

@@ -57,6 +57,7 @@ from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.logging import log_context
 from gateway.core.metrics import Metrics
+from gateway.core.parts import as_signed
 from gateway.core.settings import DispatchSettings
 from gateway.delivery.retry import RetryPolicy
 from gateway.delivery.transitions import Attempt, decide
@@ -216,7 +217,7 @@ class Dispatcher:
                             outcome = None
                         else:
                             try:
-                                parts = (await parts_store.list_parts(self.pool, c.message_pk)
+                                parts = (as_signed(c.forwarded, await parts_store.list_parts(self.pool, c.message_pk))
                                          if c.parts else ())
                                 outcome = await adapter.deliver(OutboundDelivery(
                                     delivery_id=c.id, message_id=c.message_id, sender=c.sender,

@@ -38,6 +38,8 @@ CODES: Final[dict[str, tuple[str, str]]] = {
     "ECMS-105": ("schema_invalid", "The operation does not match the e-CMS schema (the field is named)."),
     "ECMS-106": ("timeout",
                  "The request body did not arrive in time (a body trickled in is not waited for)."),
+    "ECMS-107": ("too_complex", "The request exceeds a parser limit (nesting depth, attributes per element, "
+                 "name or namespace length); the limit is named."),
     "ECMS-200": ("auth_required", "The caller is not authenticated (token or client certificate)."),
     "ECMS-201": ("wrong_sender", "The request names a sender department other than the caller."),
     "ECMS-202": ("not_yours", "The ProcessID or letter belongs to another agency."),
@@ -75,9 +77,12 @@ TO_WIRE: Final[dict[str, str]] = {
     # 1xx: the request (the hardened parser, the SOAP shape, the e-CMS schema)
     "ecms.not_xml": "ECMS-100",
     "envelope.encoding_unsupported": "ECMS-100",
+    "ecms.encoding_unsupported": "ECMS-100",
     "ecms.dtd_forbidden": "ECMS-101",
     "ecms.too_large": "ECMS-102",
     "envelope.too_large": "ECMS-102",
+    "ecms.too_complex": "ECMS-107",
+    "envelope.too_complex": "ECMS-107",
     "ecms.not_soap": "ECMS-103",
     "ecms.unknown_operation": "ECMS-104",
     "ecms.schema_invalid": "ECMS-105",

@@ -48,6 +48,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+import asyncpg
 import structlog
 from lxml import etree
 
@@ -78,6 +79,7 @@ from gateway.ecms.legacy import LegacySignatureReport, verify_letter_signature
 from gateway.ecms.lookups import LOOKUPS
 from gateway.ecms.settings import EcmsSettings
 from gateway.exchange.records import LetterRef, OutboundItem
+from gateway.exchange.service import DATABASE_UNAVAILABLE
 from gateway.intake.checks import BuiltEnvelope
 from pki.errors import PkiError
 from pki.trust import TrustStore
@@ -193,18 +195,32 @@ class EcmsFacade:
                                 code="auth.required")
             soap.validate_operation(req)
             answer_el = await self._run(req, caller, now, data)
+        except asyncpg.DataError as exc:  # bad input the edge let through: the client's, not a bug
+            log.warning("input reached the database unchecked", edge="ecms", operation=req.operation,
+                        error=ascii(f"{type(exc).__name__}: {exc}"))
+            self.metrics.input_safety_net.labels(edge="ecms").inc()
+            return self._refusal(req, now, EcmsError("a field holds a value the database cannot take",
+                                                     code="ecms.schema_invalid", field=req.operation), caller)
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("database unavailable", operation=req.operation, error=f"{type(exc).__name__}: {exc}")
+            return self._server_fault("ECMS-503", "the database is not reachable right now; retry later",
+                                      req.operation)
         except (GatewayError, PkiError, AdapterError) as exc:
-            wire = to_wire(exc)
-            if wire.code == "ECMS-503":
-                return self._server_fault(wire.code, wire.description, req.operation)
-            log.info("ecms request refused", operation=req.operation, agency=caller, ecms_code=wire.code,
-                     code=exc.code)
-            answer_el = soap.response(req.response_name, process_id="", at=now,
-                                      errors=[(wire.code, wire.description)])
-            return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation, (wire.code,))
+            return self._refusal(req, now, exc, caller)
         except Exception:
             return self._unhandled(req.operation, caller)
         return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation)
+
+    def _refusal(self, req: soap.SoapRequest, now: dt.datetime, exc: GatewayError | PkiError | AdapterError,
+                 caller: str | None) -> Answer:
+        """A domain error as the operation's answer with its ErrorDetail (ECMS-503: a server fault)."""
+        wire = to_wire(exc)
+        if wire.code == "ECMS-503":
+            return self._server_fault(wire.code, wire.description, req.operation)
+        log.info("ecms request refused", operation=req.operation, agency=caller, ecms_code=wire.code,
+                 code=exc.code)
+        answer_el = soap.response(req.response_name, process_id="", at=now, errors=[(wire.code, wire.description)])
+        return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation, (wire.code,))
 
     async def _run(self, req: soap.SoapRequest, caller: str, now: dt.datetime, data: bytes) -> etree._Element:
         lookup = LOOKUPS.get(req.operation)

@@ -13,7 +13,7 @@ from adapters.push import AckVerifier
 from gateway.core.clock import Clock
 from gateway.core.errors import Conflict, NotFound
 from gateway.core.metrics import Metrics
-from gateway.core.parts import PartInfo
+from gateway.core.parts import PartInfo, as_signed
 from gateway.storage import deliveries, transitions
 from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import DeliveryStatus, InboxItem
@@ -43,9 +43,9 @@ class PullInbox:
             raise NotFound(f"no delivery {delivery_id} in the inbox of {agency}", code="inbox.not_found")
         return InboxItem.from_row(row)
 
-    async def parts_of(self, message_pk: int) -> tuple[PartInfo, ...]:
-        """The files stored beside a message's envelope."""
-        return await parts_store.list_parts(self.pool, message_pk)
+    async def parts_of(self, item: InboxItem) -> tuple[PartInfo, ...]:
+        """The files stored beside an item's envelope, each with the MIME type its envelope signs."""
+        return as_signed(item.envelope, await parts_store.list_parts(self.pool, item.message_pk))
 
     def part_chunks(self, message_pk: int, content_id: str) -> AsyncIterator[bytes]:
         """One stored file, chunk by chunk."""

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -33,6 +33,7 @@ from gateway.exchange.status import Status
 from gateway.exchange.withdraw import Withdrawals
 from gateway.intake.checks import Intake
 from gateway.intake.limits import Admission
+from gateway.storage.db import TRANSIENT_ERRORS
 from gateway.storage.deliveries import InboxItem
 from gateway.storage.receipts import ReceiptFactory
 
@@ -69,6 +70,11 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         operators=Operators(pool=pool, directory=directory, clock=clock, metrics=metrics, ttl_s=ttl_s,
                             wake=wake),
     )
+
+
+#: What the database raises when it is restarting, failing over or unreachable (retry later, not a bug):
+#: for the callers that must not import the storage layer (the e-CMS facade).
+DATABASE_UNAVAILABLE: Final = TRANSIENT_ERRORS
 
 
 class LegacyPort:

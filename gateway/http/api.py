@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler
 from adapters.push import check_ack
 from gateway.core import appkeys as keys
 from gateway.core import parts
-from gateway.core.errors import EnvelopeError, NotFound, Unavailable
+from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
 from gateway.core.logging import log_context
 from gateway.core.parts import PartInfo
 from gateway.http import appstate, auth, params
@@ -101,12 +101,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # (aiohttp's exception does not keep the limit as an attribute: reading exc.max_size
             # raised AttributeError here, and aiohttp answered a chunked oversized body with 500)
             limit = request.app[keys.SETTINGS].max_body_bytes
-            return error_response(EnvelopeError(f"the body is larger than {limit} bytes",
-                                                code="request.too_large"), request_id)
+            too_large = EnvelopeError(f"the body is larger than {limit} bytes", code="request.too_large")
+            if console:
+                return await error_page(request, too_large, request_id)
+            return error_response(too_large, request_id)
         except web.HTTPException as exc:  # aiohttp's own answers (no route, wrong method): keep the status
-            if exc.status >= 400 and exc.content_type != "application/json" and not console:
+            if exc.status >= 400 and exc.content_type != "application/json":
                 code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, f"http.{exc.status}")
-                return _error_answer({"code": code, "message": exc.reason}, exc.status, request_id)
+                if console and code in ("not_found", "method_not_allowed"):
+                    return await error_page(request, GatewayError(exc.reason, code=code), request_id, exc.status)
+                if not console:
+                    return _error_answer({"code": code, "message": exc.reason}, exc.status, request_id)
             raise
         except asyncpg.DataError as exc:  # bad input the edge let through: the client's, not a bug
             edge = "console" if console else "api"
@@ -267,7 +272,7 @@ async def inbox(request: web.Request) -> web.Response:
         entry: dict[str, object] = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
                  "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
         if i.parts:
-            entry["parts"] = _part_links(i, await exchange.inbox.parts_of(i.message_pk))
+            entry["parts"] = _part_links(i, await exchange.inbox.parts_of(i))
         out.append(entry)
     return _json({"items": out})
 
@@ -286,7 +291,7 @@ async def inbox_item(request: web.Request) -> web.Response:
                "X-Saraban-Sender": item.sender}
     if item.parts:  # one Link per file that travels beside the envelope
         headers["Link"] = ", ".join(f'<{p["href"]}>; rel="item"; anchor="cid:{p["content_id"]}"'
-                                    for p in _part_links(item, await exchange.inbox.parts_of(item.message_pk)))
+                                    for p in _part_links(item, await exchange.inbox.parts_of(item)))
     return web.Response(body=item.envelope, content_type="application/xml", charset="utf-8", headers=headers)
 
 
@@ -301,7 +306,7 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
     cid = params.required(request.match_info, "content_id", "content_id")
     exchange = appstate.exchange(request.app)
     item = await exchange.inbox.inbox_item(agency, delivery_id)
-    info = next((p for p in await exchange.inbox.parts_of(item.message_pk) if p.content_id == cid), None)
+    info = next((p for p in await exchange.inbox.parts_of(item) if p.content_id == cid), None)
     signed = parts.signed_file(item.envelope, cid) if info is not None else None
     if info is None or signed is None:
         raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",

@@ -121,10 +121,17 @@ async def _exchange(app: web.Application) -> AsyncIterator[None]:
             pass
 
 
+#: The longest request line the HTTP layer reads (aiohttp's default is 8190 bytes). Every query parameter at
+#: its documented maxLength, percent-encoded (a Thai character is 9 bytes, another up to 12), is about 25 KB:
+#: a 1000-character Thai subject search must reach the API, which then answers in JSON.
+REQUEST_LINE_MAX = 65536
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, directory: Directory | None = None,
                sealer: Sealer | None = None, http: aiohttp.ClientSession | None = None,
                audit_signer: CheckpointSigner | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[api.error_middleware],
+                          handler_args={"max_line_size": REQUEST_LINE_MAX})
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.DIRECTORY] = directory or Directory.load(settings.directory_path)

@@ -68,6 +68,7 @@ STATUS: Final[dict[str, int]] = {
     # who asks
     "auth.": 401,
     "auth.forbidden": 403,
+    "auth.csrf": 403,
     "auth.wrong_sender": 403,
     "auth.too_many_attempts": 429,
     "throttled": 429,
@@ -80,7 +81,6 @@ STATUS: Final[dict[str, int]] = {
     "inbox.": 404,
     "inbox.not_pending": 409,
     "delivery.": 409,
-    "delivery.not_found": 404,
     "stamp.": 404,
     "user.": 400,
     "user.exists": 409,

@@ -59,6 +59,19 @@ def test_doctype_after_long_prolog_is_refused():
     assert codes.ecms_code_for(info.value) in ("ECMS-101", "ECMS-100")
 
 
+@pytest.mark.parametrize(("data", "code", "limit"), [
+    (b"<a>" * 300 + b"</a>" * 300, "ECMS-107", "depth"),
+    (b"<a " + b" ".join(b"x%d='1'" % i for i in range(2000)) + b"/>", "ECMS-107", "attributes"),
+    (b"\xef\xbb\xbf<?xml version='1.0' encoding='UTF-16'?><a/>", "ECMS-100", "/"),
+])
+def test_parser_limits_and_a_contradicted_bom_are_request_faults_not_refused_letters(data, code, limit):
+    """Beyond the hardened parser's limits (issue 13, class 8) or a BOM its declaration contradicts
+    (class 6): not e-CMS at all, a SOAP Client fault naming the limit, never ECMS-309."""
+    with pytest.raises(EcmsError) as info:
+        soap.parse_request(data)
+    assert (codes.ecms_code_for(info.value), info.value.field) == (code, limit)
+
+
 def test_fault_carries_error_detail():
     xml = soap.serialize(soap.envelope(soap.fault("ECMS-100", "not XML")))
     root = etree.fromstring(xml)

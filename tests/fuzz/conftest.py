@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -44,7 +45,7 @@ async def count_rows(pool) -> dict[str, int]:
 @dataclass
 class Gateway:
     client: TestClient
-    pool: object
+    pool: asyncpg.Pool
     url: str
     token: str = TOKENS[OPM]
 

@@ -17,14 +17,19 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from gateway.core import appkeys as keys
 from gateway.core.ecmswire import soap
 from gateway.ecms.codes import CODES
 from gateway.ecms.settings import ECMS_PATH
+from gateway.exchange.service import LegacyPort
 from tests.fuzz.conftest import examples
 from tests.fuzz.properties import keep
 from tests.fuzz.test_fuzz_native import TEXT, XML_CHAR
@@ -43,7 +48,7 @@ def _well_formed(name: str) -> bool:
 
 TREES = [name for name in SOURCES if _well_formed(name)]
 HEADERS = {"Authorization": "Bearer t-11008", "Content-Type": "text/xml; charset=utf-8"}
-NOT_ECMS_AT_ALL = {"ECMS-100", "ECMS-101", "ECMS-102", "ECMS-103", "ECMS-104"}
+NOT_ECMS_AT_ALL = {"ECMS-100", "ECMS-101", "ECMS-102", "ECMS-103", "ECMS-104", "ECMS-107"}
 _serial = itertools.count(1)
 
 
@@ -138,3 +143,30 @@ async def test_random_operations(gateway, operation, children, wsa):
     etree.SubElement(header, f"{{{wsa}}}to").text = "https://gateway.example/ecms-ws01/service2"
     etree.SubElement(env, f"{{{ns}}}Body").append(op)
     await check(gateway, etree.tostring(env, xml_declaration=True, encoding="UTF-8"), "operation")
+
+
+@pytest.mark.input_safety_net
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (asyncpg.exceptions.CharacterNotInRepertoireError, 200, "ECMS-105"),  # the client's input: a refusal
+    (asyncpg.DataError, 200, "ECMS-105"),
+    (ConnectionRefusedError, 503, "ECMS-503"),  # the database away: retry later, not a bug
+])
+async def test_the_database_refusing_or_away_is_never_ecms_500(gateway, monkeypatch, error, status, code):
+    """The e-CMS edge's safety net, as the API's: a value the database refuses is a refusal counted in
+    ``gateway_input_safety_net_total{edge="ecms"}``; a database away is ECMS-503; neither is a bug."""
+    async def refused(*_a: object, **_kw: object) -> None:
+        raise error("invalid byte sequence for encoding \"UTF8\": 0x00")
+
+    monkeypatch.setattr(LegacyPort, "submit", refused)
+    metrics = gateway.client.app[keys.METRICS]
+
+    def count(counter: Any) -> float:
+        return sum(s.value for m in counter.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels.get("edge") == "ecms")
+
+    nets, bugs = count(metrics.input_safety_net), count(metrics.unhandled)
+    async with gateway.client.post(ECMS_PATH, data=vector("letter-vb-linqws.xml"), headers=HEADERS) as r:
+        body = await r.read()
+    codes = [e.findtext("ErrorCode") for e in etree.fromstring(body).iter("ErrorDetail")]
+    assert (r.status, codes) == (status, [code]), body[:500]
+    assert (count(metrics.input_safety_net), count(metrics.unhandled)) == (nets + (code == "ECMS-105"), bugs)

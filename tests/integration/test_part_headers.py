@@ -17,10 +17,11 @@ import urllib.parse
 
 import pytest
 
+from gateway.core import appkeys as keys
 from gateway.core.parts import build_related
 from pki.sign import sign_envelope
-from tests.integration.test_parts import BIG, auth, counts, external_letter, spool_files
-from tests.support import CMI, OPM
+from tests.integration.test_parts import BIG, MultipartOffice, auth, counts, external_letter, spool_files
+from tests.support import CMI, KKN, OPM
 
 ATT2 = b"Content-ID: <att-2>"
 
@@ -159,3 +160,23 @@ async def test_a_lying_type_in_the_store_is_never_what_is_served(make_client, po
     await pool.execute("UPDATE message_parts SET content_type = 'text/html'")
     _, got = await _fetch_part(client)
     _assert_served_as_signed(got)
+
+
+async def test_a_lying_type_in_the_store_is_never_listed_nor_pushed(make_client, pool):
+    """The inbox listing, the Link headers and the push adapter's multipart also take the type from
+    the envelope, not from the stored column (rows stored in wave 1 held the part's own header)."""
+    office = await MultipartOffice().start()
+    try:
+        client = await make_client(routes={KKN: {"kind": "push", "url": office.url}})
+        body, ctype = _related(external_letter(message_id="stored-lie-2", recipients=(CMI, KKN)))
+        assert (await client.post("/v1/messages", data=body, headers=auth(ctype=ctype))).status == 202
+        await pool.execute("UPDATE message_parts SET content_type = 'text/html'")
+        part, got = await _fetch_part(client)
+        assert part["content_type"] == "image/tiff"
+        _assert_served_as_signed(got)
+        d = client.app[keys.DISPATCHER]
+        assert await d.dispatch_once() == 1
+        await d.drain()
+        assert office.types == {"envelope": "application/xml; charset=utf-8", "att-2": "image/tiff"}
+    finally:
+        await office.runner.cleanup()

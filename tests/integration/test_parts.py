@@ -177,6 +177,8 @@ class MultipartOffice:
 
     def __init__(self):
         self.received: dict[str, dict[str, bytes]] = {}
+        self.types: dict[str, str] = {}
+        """Content-ID -> the Content-Type the part was pushed with."""
         self.runner = None
         self.url = ""
 
@@ -187,6 +189,7 @@ class MultipartOffice:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             parts[part.headers["Content-ID"].strip("<>")] = await part.read()
+            self.types[part.headers["Content-ID"].strip("<>")] = part.headers["Content-Type"]
         self.received[delivery_id] = parts
         return web.Response(body=delivery_ack(delivery_id=uuid.UUID(delivery_id)), content_type="application/xml")
 

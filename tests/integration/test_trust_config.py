@@ -53,6 +53,18 @@ async def test_crl_files_setting_reaches_the_trust_store(crl_file, code, revoked
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
 
 
+async def test_hard_fail_with_crl_files_and_no_host_to_fetch_from_starts_and_judges_by_the_files(
+        revoked_signer, make_client, pool):
+    """An installation whose CAs publish CRLs it copies in (no OCSP, no reachable CRL host): hard-fail
+    with GATEWAY_CRL_FILES and GATEWAY_FETCH_ALLOW=none starts, and the file decides."""
+    signer, d = revoked_signer
+    client = await make_client(require_signature=True, seal=True, revocation="hard-fail", fetch_allow="none",
+                               crl_files=str(d / "issuing.crl.pem"))
+    r = await client.post("/v1/messages", data=sign_envelope(letter_bytes(sender=OPM, recipients=(CMI,)), signer),
+                          headers=auth())
+    assert r.status == 422 and (await r.json())["code"] == "certificate.revoked"
+
+
 def test_crl_files_are_read_from_the_environment_and_checked_at_start_up(revoked_signer, dev_pki, workdir):
     _, d = revoked_signer
     directory = Directory.from_dict(directory_dict())

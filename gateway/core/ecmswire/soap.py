@@ -116,14 +116,14 @@ def parse_request(data: bytes, *, max_bytes: int = gxml.DEFAULT_MAX_BYTES,
                   validate: bool = True) -> SoapRequest:
     """Parse and check one SOAP request; raise :class:`EcmsError` with a stable domain code.
 
-    Codes: the hardened parser's ``ecms.not_xml``, ``ecms.dtd_forbidden``, ``ecms.too_large``
-    (and ``envelope.encoding_unsupported``), then ``ecms.not_soap`` (not a SOAP 1.1 envelope),
+    Codes: the hardened parser's ``ecms.not_xml``, ``ecms.dtd_forbidden``, ``ecms.too_large``,
+    ``ecms.too_complex`` and ``ecms.encoding_unsupported`` (naming the limit or ``/``), then ``ecms.not_soap`` (not a SOAP 1.1 envelope),
     ``ecms.unknown_operation`` (no single, known operation), ``ecms.schema_invalid``.
     """
     try:
         root = gxml.parse(data, max_bytes=max_bytes, what="ecms")
     except EnvelopeError as exc:
-        raise EcmsError(exc.message, code=exc.code) from None
+        raise EcmsError(exc.message, code=exc.code, field=exc.field) from None
     if root.tag == f"{{{SOAP12_NS}}}Envelope":
         raise EcmsError("SOAP 1.2 is not e-CMS; send a SOAP 1.1 envelope", code="ecms.not_soap",
                         field="Envelope")

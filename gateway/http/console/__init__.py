@@ -33,6 +33,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
+from gateway.core.errors import AuthError
 from gateway.http import params
 
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")
@@ -112,4 +113,5 @@ async def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
     session = await get_session(request)
     expected = session.get("csrf")
     if not expected or not hmac.compare_digest(given, expected):
-        raise web.HTTPForbidden(text="CSRF token missing or wrong / โทเค็นป้องกันการปลอมคำขอไม่ถูกต้อง")
+        raise AuthError("the form was not sent from this console session (its CSRF token is missing or wrong); "
+                        "open the page again and resend", code="auth.csrf")

@@ -23,13 +23,15 @@ PAGES: Final[dict[str, tuple[int, str, str]]] = {
     "request.too_large": (413, "ข้อมูลใหญ่เกินกำหนด", "The request is too large"),
     "auth.": (401, "กรุณาเข้าสู่ระบบ", "Please log in"),
     "auth.forbidden": (403, "ไม่มีสิทธิ์ดูหน้านี้", "You may not see this page"),
+    "auth.csrf": (403, "แบบฟอร์มหมดอายุหรือไม่ได้ส่งจากหน้านี้ กรุณาเปิดหน้าใหม่แล้วส่งอีกครั้ง",
+                  "The form expired or did not come from this console; open the page again"),
     "auth.no_agency": (403, "บัญชีนี้ไม่ได้ผูกกับหน่วยงาน", "This account has no agency"),
     "auth.too_many_attempts": (429, "ลองหลายครั้งเกินไป", "Too many attempts"),
     "throttled.": (429, "มีคำขอมากเกินไป", "Too many requests"),
     "not_found": (404, "ไม่พบสิ่งที่ค้นหา", "Not found"),
+    "method_not_allowed": (405, "หน้านี้ใช้วิธีนี้ไม่ได้", "This page does not take this method"),
     "message.not_found": (404, "ไม่พบหนังสือ", "No such letter"),
     "delivery.": (409, "ทำรายการนี้ไม่ได้", "This cannot be done now"),
-    "delivery.not_found": (404, "ไม่พบรายการส่ง", "No such delivery"),
     "user.": (400, "ข้อมูลผู้ใช้ไม่ถูกต้อง", "The user details are not valid"),
     "audit.": (409, "บันทึกตรวจสอบ", "Audit log"),
     "envelope.": (422, "หนังสือไม่ผ่านการตรวจ", "The letter was refused"),
@@ -48,8 +50,10 @@ def page_for(code: str) -> tuple[int, str, str]:
 
 
 async def error_page(request: web.Request, exc: GatewayError | PkiError | AdapterError,
-                     request_id: str) -> web.Response:
-    status, heading_th, heading_en = page_for(exc.code)
+                     request_id: str, status: int | None = None) -> web.Response:
+    """The page for ``exc`` (``status``: the router's own, for a path or method it does not know)."""
+    page_status, heading_th, heading_en = page_for(exc.code)
+    status = status or page_status
     response = aiohttp_jinja2.render_template("error.html", request, {
         "heading_th": heading_th, "heading_en": heading_en, "message": exc.message, "field": exc.field,
         "code": exc.code, "request_id": request_id}, status=status)

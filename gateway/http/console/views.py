@@ -17,7 +17,7 @@ from gateway.audit import live, timeline
 from gateway.audit.signing import load_certificate
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
-from gateway.core.errors import GatewayError
+from gateway.core.errors import AuthError, GatewayError, NotFound
 from gateway.http import appstate, params
 from gateway.http.console import check_csrf
 from gateway.http.console.errors import page_for
@@ -45,7 +45,7 @@ async def need(request: web.Request, *roles: str) -> users.User:
         raise web.HTTPFound("/console/login?" + urlencode({"next": request.rel_url.raw_path_qs})
                             if request.method == "GET" else "/console/login")
     if user.role.value not in roles:
-        raise web.HTTPForbidden(text=f"this page needs the role {' or '.join(roles)}")
+        raise AuthError(f"this page needs the role {' or '.join(roles)}", code="auth.forbidden")
     return user
 
 
@@ -179,7 +179,7 @@ async def letter_page(request: web.Request) -> Page:
     msg = await search.message(pool, pk)
     if msg is None or (user.role is Role.AGENCY
                        and (user.agency is None or not await search.visible_to(pool, pk, user.agency))):
-        raise web.HTTPNotFound(text="no such letter")
+        raise NotFound("no such letter", code="message.not_found")
     steps, dels = await timeline.build(pool, msg)
     return {"m": msg, "steps": steps, "deliveries": dels, "user": user, "directory": request.app[keys.DIRECTORY]}
 
