@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ from adapters.push import AckVerifier
 from gateway.core.clock import Clock
 from gateway.core.errors import Conflict, NotFound
 from gateway.core.metrics import Metrics
-from gateway.core.parts import PartInfo, as_signed
+from gateway.core.parts import PartInfo, SignedFile, as_signed, signed_file
 from gateway.storage import deliveries, transitions
 from gateway.storage import parts as parts_store
 from gateway.storage.deliveries import DeliveryStatus, InboxItem
@@ -46,6 +47,16 @@ class PullInbox:
     async def parts_of(self, item: InboxItem) -> tuple[PartInfo, ...]:
         """The files stored beside an item's envelope, each with the MIME type its envelope signs."""
         return as_signed(item.envelope, await parts_store.list_parts(self.pool, item.message_pk))
+
+    async def part_of(self, item: InboxItem, content_id: str) -> tuple[PartInfo, SignedFile] | None:
+        """One stored file of an item and what its envelope signs of it (type, name), reading the
+        envelope once; None when the envelope or the store has no such part."""
+        signed = signed_file(item.envelope, content_id)
+        if signed is None:
+            return None
+        info = next((p for p in await parts_store.list_parts(self.pool, item.message_pk)
+                     if p.content_id == content_id), None)
+        return None if info is None else (dataclasses.replace(info, content_type=signed.mime_type), signed)
 
     def part_chunks(self, message_pk: int, content_id: str) -> AsyncIterator[bytes]:
         """One stored file, chunk by chunk."""

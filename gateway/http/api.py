@@ -306,11 +306,11 @@ async def inbox_part(request: web.Request) -> web.StreamResponse:
     cid = params.required(request.match_info, "content_id", "content_id")
     exchange = appstate.exchange(request.app)
     item = await exchange.inbox.inbox_item(agency, delivery_id)
-    info = next((p for p in await exchange.inbox.parts_of(item) if p.content_id == cid), None)
-    signed = parts.signed_file(item.envelope, cid) if info is not None else None
-    if info is None or signed is None:
+    found = await exchange.inbox.part_of(item, cid)
+    if found is None:
         raise NotFound(f"delivery {item.delivery_id} has no part {cid}", code="inbox.part_not_found",
                        field="content_id")
+    info, signed = found
     response = web.StreamResponse(headers={
         "Content-Type": signed.mime_type, "Content-Disposition": signed.content_disposition,
         "X-Content-Type-Options": "nosniff", "X-Saraban-Sha256": info.sha256,
