@@ -58,8 +58,8 @@ def directory_dict(routes: dict[str, dict] | None = None) -> dict:
     routes = routes or {}
     names = {OPM: ("สำนักนายกรัฐมนตรี", "Office of the Prime Minister", None, None),
              MOI: ("กระทรวงมหาดไทย", "Ministry of Interior", None, None),
-             CMI: ("ศาลากลางจังหวัดเชียงใหม่", "Chiang Mai Provincial Hall", MOI, "เชียงใหม่"),
-             KKN: ("ศาลากลางจังหวัดขอนแก่น", "Khon Kaen Provincial Hall", MOI, "ขอนแก่น")}
+             CMI: ("ศาลากลางจังหวัดเชียงใหม่", "Chiang Mai Provincial Hall", MOI, "50"),
+             KKN: ("ศาลากลางจังหวัดขอนแก่น", "Khon Kaen Provincial Hall", MOI, "40")}
     return {"agencies": [
         {"code": code, "name_th": th, "name_en": en, "parent": parent, "province": prov,
          "route": routes.get(code, {"kind": "pull"}), "tokens": [TOKENS[code]]}

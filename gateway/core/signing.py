@@ -217,8 +217,7 @@ def build_trust(settings: Settings, directory: Directory, metrics: Metrics | Non
 
     ``metrics`` counts the trust store's fetches and refusals to fetch (``gateway_pki_fetches_total``).
     """
-    binding = AgencyBinding.from_directory({a.code: a.cert_fingerprints for a in directory.all()
-                                            if a.cert_fingerprints})
+    binding = AgencyBinding(directory.pins())  # a live view: directory changes re-pin at once
     dev = None
     if settings.trust_anchors:
         anchors = _pems(settings.trust_anchors)

@@ -19,15 +19,38 @@ that ``openapi.json`` documents exactly the API routes.
 
 from __future__ import annotations
 
-from aiohttp import web
+from functools import partial
+
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 
 from gateway.ecms import endpoint as ecms
 from gateway.http import api, auditor_api
 from gateway.http.console import views as console
 
 
+async def expect_handler(request: web.Request) -> None:
+    """``Expect: 100-continue`` is answered as aiohttp does; any other expectation is ignored.
+
+    RFC 9110 (10.1.1) lets a server answer 417 to an expectation it does not know, or serve the
+    request; aiohttp's default answered 417 with a plain-text body that no operation documents, to
+    any client (or probe) that sent a stray ``Expect``. Serving the request keeps every answer one
+    the OpenAPI document names."""
+    if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
+class _Router:
+    """``app.router`` with :func:`expect_handler` on every route."""
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        self.add_get = partial(router.add_get, expect_handler=expect_handler)
+        self.add_post = partial(router.add_post, expect_handler=expect_handler)
+
+
 def setup_routes(app: web.Application) -> None:
-    router = app.router
+    router = _Router(app.router)
 
     # native API: letters (agencies)
     router.add_post("/v1/messages", api.submit_message)

@@ -29,8 +29,11 @@ from gateway.storage.messages import NewDelivery, NewMessage
 
 def first_status(directory: Directory, adapters: Mapping[str, Adapter], recipient: str) -> tuple[str, str]:
     """(route kind, first status) of a new delivery to ``recipient``: queued for a route the gateway
-    pushes, waiting in the inbox for one the office pulls."""
-    route = directory[recipient].route
+    pushes, waiting in the inbox for one the office pulls (a ``via`` route: its hub's route)."""
+    served = directory.route_of(recipient)
+    if served is None:
+        raise KeyError(recipient)
+    route = served[1]
     adapter = adapters.get(route.kind)
     pushes = True if adapter is None else adapter.pushes
     return route.kind, (DeliveryStatus.QUEUED.value if pushes else DeliveryStatus.INBOX.value)

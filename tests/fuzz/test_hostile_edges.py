@@ -433,6 +433,29 @@ async def test_a_short_printable_request_id_is_echoed(callers):
     assert answer.json()["request_id"] == "req-42.abc_DEF:9"
 
 
+@pytest.mark.parametrize("target", ["/healthz", "/v1/inbox", "/console/login"])
+async def test_an_unknown_expectation_is_ignored_never_a_417(callers, target):
+    """Found by schemathesis: ``Expect: Ne.Ws`` on ``GET /healthz`` got aiohttp's plain-text 417."""
+    answer = await send(callers.gw.url, "GET", target, raw_headers=b"Expect: Ne.Ws\r\n")
+    assert answer.status in (200, 401), (answer.status, answer.body[:200])
+
+
+async def test_expect_100_continue_is_still_honoured(callers):
+    parts = urlsplit(callers.gw.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                     b"Content-Type: application/xml\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert first.startswith(b"HTTP/1.1 100 Continue"), first
+        writer.write(b"{}")
+        rest = await asyncio.wait_for(reader.read(65536), timeout=10)
+        assert rest.startswith(b"HTTP/1.1 401"), rest[:200]
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("token", [b"\xff\xfe", "โทเค็น".encode(), b"tok\xed\xa0\x80"])
 async def test_a_bearer_token_that_is_not_ascii_is_an_invalid_token(callers, token):
     answer = await send(callers.gw.url, "GET", "/v1/inbox", raw_headers=b"Authorization: Bearer " + token + b"\r\n")
