@@ -179,6 +179,43 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     ut.set_defaults(run="audit:users_token")
 
 
+def _add_directory_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = add_common_options
+    d = sub.add_parser("directory", help="the agency directory (ทำเนียบหน่วยงาน)").add_subparsers(
+        dest="directory_command", required=True)
+    sh = d.add_parser("show", help="one agency's entry (now or at a past version), with --history")
+    common(sh)
+    sh.add_argument("code")
+    sh.add_argument("--at", type=int, help="directory version")
+    sh.add_argument("--history", action="store_true")
+    sh.set_defaults(run="directory:directory_show")
+    ex = d.add_parser("export", help="the whole directory as JSON or CSV (now or at a past version)")
+    common(ex)
+    ex.add_argument("--format", choices=["json", "csv"], default="json")
+    ex.add_argument("--at", type=int, help="directory version")
+    ex.add_argument("--out", help="file (default: standard output)")
+    ex.set_defaults(run="directory:directory_export")
+    for name, fn, text in (("diff", "directory_diff", "what importing FILE would change"),
+                           ("import", "directory_import", "import FILE (JSON, CSV or an e-CMS GetOrganizationList "
+                                                          "answer): prints the changes; --yes applies them")):
+        p = d.add_parser(name, help=text)
+        common(p)
+        p.add_argument("file")
+        p.add_argument("--replace", action="store_true", help="agencies not in FILE are removed")
+        if name == "import":
+            p.add_argument("--yes", action="store_true", help="apply the changes")
+            p.add_argument("--reason", help="why (kept in the audit log)")
+        p.set_defaults(run=f"directory:{fn}")
+    st = d.add_parser("set", help="change one agency: field=value (name_th, kind, province, route.url, ...)")
+    common(st)
+    st.add_argument("code")
+    st.add_argument("assignments", nargs="*")
+    st.add_argument("--route-kind", choices=["push", "pull", "ecms", "folder", "via"],
+                    help="a new route (its settings as route.url=..., route.agency=...)")
+    st.add_argument("--reason", help="why (kept in the audit log)")
+    st.set_defaults(run="directory:directory_set")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway",
                                 description="Saraban gateway: official letters between agencies")
@@ -186,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     _add_server_commands(sub)
     _add_letter_and_pki_commands(sub)
     _add_audit_commands(sub)
+    _add_directory_commands(sub)
     return p
 
 

@@ -1,4 +1,4 @@
-"""What operators do to the exchange: requeue a dead delivery; the directory's changes on record."""
+"""What operators do to the exchange: requeue a dead delivery."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.errors import Conflict
 from gateway.core.metrics import Metrics
-from gateway.storage import audit, deliveries, letters
+from gateway.storage import audit, deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -27,21 +27,6 @@ class Operators:
         self.metrics = metrics
         self.ttl_s = ttl_s
         self._wake = wake
-
-    async def record_directory(self, *, actor: str = "gateway") -> bool:
-        """Audit a change of the agency directory (who exists, routes, credentials): an event
-        when this process starts with a directory unlike the last one recorded. True if recorded."""
-        digest = self.directory.digest()
-        now = self.clock.now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            last = await letters.last_directory_digest(conn)
-            if last == digest:
-                return False
-            await audit.append(conn, at=now, actor=actor, kind="directory.changed",
-                               details={"sha256": digest, "previous_sha256": last,
-                                        "agencies": len(self.directory)})
-        log.info("directory change recorded in the audit log", sha256=digest)
-        return True
 
     async def requeue(self, delivery_id: uuid.UUID, *, actor: str) -> None:
         now = self.clock.now()

@@ -25,6 +25,7 @@ from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import Sealer
 from gateway.exchange.accept import Acceptance, SubmitResult
+from gateway.exchange.directory import LiveDirectory
 from gateway.exchange.inbox import PullInbox
 from gateway.exchange.operators import Operators
 from gateway.exchange.records import LetterRef, OutboundItem
@@ -47,6 +48,7 @@ class Exchange:
     inbox: PullInbox
     stamps: Stamps
     operators: Operators
+    live_directory: LiveDirectory
 
     def for_ecms(self) -> LegacyPort:
         """The narrow interface the e-CMS facade speaks to."""
@@ -69,6 +71,7 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         stamps=stamps,
         operators=Operators(pool=pool, directory=directory, clock=clock, metrics=metrics, ttl_s=ttl_s,
                             wake=wake),
+        live_directory=LiveDirectory(pool=pool, directory=directory, clock=clock),
     )
 
 

@@ -109,9 +109,11 @@ async def _exchange(app: web.Application) -> AsyncIterator[None]:
         pdf_checker=trust.pdf_checker(settings) if settings.validate_pdf else None, with_admission=True)
     app[keys.EXCHANGE] = services.exchange
     app[keys.DISPATCHER] = dispatcher = services.dispatcher
-    await services.exchange.operators.record_directory()
+    live = services.exchange.live_directory
+    await live.start()  # the configured directory synchronised into the database, then kept live
     task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
     yield
+    await live.stop()
     if task is not None:
         await dispatcher.stop()
         task.cancel()

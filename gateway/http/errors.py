@@ -76,6 +76,7 @@ STATUS: Final[dict[str, int]] = {
     # what they ask about
     "message.": 409,
     "message.not_found": 404,
+    "agency.not_found": 404,
     "letter.": 404,
     "letter.sent_otherwise": 409,
     "inbox.": 404,

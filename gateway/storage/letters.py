@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from gateway.storage import Connection, Executor
+from gateway.storage import Executor
 from gateway.storage.db import queries
 
 
@@ -74,10 +74,4 @@ async def stamped_pdf(db: Executor, *, agency: str, message_id: str, recipient: 
         row = await db.fetchrow(queries["stamped_letter"], agency, message_id, recipient)
     return None if row is None else bytes(row["pdf"])
 
-
-async def last_directory_digest(conn: Connection) -> str | None:
-    """The digest of the directory last recorded, under a lock held to the end of the transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", 0x5A4A_BA4E_0D1C)
-    value: str | None = await conn.fetchval(queries["last_directory_digest"])
-    return value
 

@@ -249,9 +249,6 @@ WHERE m.sender = $1 AND m.message_id = $2 AND s.recipient = $3;
 -- name: outbound_depth
 SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending', 'retry_wait');
 
--- name: last_directory_digest
-SELECT details->>'sha256' FROM audit_events WHERE kind = 'directory.changed' ORDER BY seq DESC LIMIT 1;
-
 -- name: insert_part
 INSERT INTO message_parts (message_pk, content_id, content_type, size, sha256, chunks)
 VALUES ($1, $2, $3, $4, $5, $6);

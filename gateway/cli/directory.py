@@ -1,0 +1,174 @@
+"""``gateway directory ...``: show, export, diff, import and set the directory in PostgreSQL.
+
+An import first prints what it would change (added, changed, removed, with the route changes
+named, since a route redirects an agency's letters) and applies only with ``--yes``; a file
+with bad rows names every row and field and changes nothing. Every applied change is a new
+directory version and an audit event, in force in every running gateway process within a
+second (``LISTEN/NOTIFY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import actor, now, open_pool
+from gateway.core.directory import Directory, agency_from_dict
+from gateway.core.directory_io import read_csv, read_organization_list, write_csv
+from gateway.core.errors import ConfigError, NotFound
+from gateway.storage import directory as store
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal, or asked for)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.shown = label, max(total, 1), -1
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        pct = min(100, done * 100 // self.total)
+        if self.live and pct != self.shown:
+            self.shown = pct
+            bar = "#" * (pct // 4)
+            print(f"\r{self.label} [{bar:<25}] {pct:3d}% {done}/{self.total}", end="", file=sys.stderr)
+            if pct == 100:
+                print(file=sys.stderr)
+
+
+def read_file(path: str) -> dict[str, dict[str, Any]]:
+    """Entries from a directory JSON file, a CSV export or an e-CMS GetOrganizationList answer."""
+    raw = Path(path).read_bytes()
+    if path.endswith(".csv"):
+        text = raw.decode("utf-8-sig")
+        return read_csv(text, progress=_Progress(f"อ่าน {Path(path).name}", text.count("\n") - 1))
+    if raw.lstrip().startswith(b"<"):
+        return read_organization_list(raw)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is neither CSV, XML nor JSON: {exc}", field="file") from None
+    return {a.code: a.to_dict() for a in Directory.from_dict(data).all()}
+
+
+def _route(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "-"
+    route = dict(entry.get("route") or {})
+    kind = route.pop("kind", "pull")
+    return kind + (" " + " ".join(f"{k}={v}" for k, v in sorted(route.items())) if route else "")
+
+
+def print_diff(changes: store.Diff, *, limit: int = 50) -> None:
+    s = changes.summary()
+    print(f"เพิ่ม (added) {s['added']}, แก้ไข (changed) {s['changed']}, ลบ (removed) {s['removed']}")
+    for c in changes.changes[:limit]:
+        name = (c.after or c.before or {}).get("name_th", "")
+        line = f"  {c.kind:<8} {c.code} {name}"
+        if _route(c.before) != _route(c.after) and c.before is not None and c.after is not None:
+            line += f"  ROUTE {_route(c.before)} -> {_route(c.after)}"
+        print(line)
+    if len(changes.changes) > limit:
+        print(f"  ... and {len(changes.changes) - limit} more")
+
+
+async def directory_show(args: argparse.Namespace) -> int:
+    _, pool = await open_pool(args)
+    try:
+        found = await store.entries(pool, at=args.at)
+        entry = found.get(args.code)
+        if entry is None:
+            raise NotFound(f"agency {args.code} is not in the directory" + (f" at version {args.at}" if args.at
+                                                                             else ""), code="agency.not_found")
+        print(json.dumps(entry, ensure_ascii=False, indent=2))
+        if args.history:
+            for h in await store.history(pool, args.code):
+                print(f"version {h['version']} {h['at'].isoformat()} {h['actor']}: {h['reason']}")
+    finally:
+        await pool.close()
+    return 0
+
+
+async def directory_export(args: argparse.Namespace) -> int:
+    _, pool = await open_pool(args)
+    try:
+        version = args.at or await store.current_version(pool)
+        directory = await store.load_at(pool, version)
+    finally:
+        await pool.close()
+    text = (write_csv(directory.all()) if args.format == "csv"
+            else json.dumps({"version": version, **directory.to_dict()}, ensure_ascii=False, indent=1) + "\n")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"{len(directory)} agencies (version {version}) -> {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+async def _plan(args: argparse.Namespace, new: dict[str, dict[str, Any]]) -> int:
+    settings, pool = await open_pool(args)
+    try:
+        async with pool.acquire() as conn:
+            before = await store.entries(conn)
+            after = dict(new) if args.replace else {**before, **new}
+            Directory.from_dict({"agencies": list(after.values())})  # the result must be whole
+            changes = store.diff(before, after)
+            print_diff(changes)
+            if not getattr(args, "yes", False):
+                if changes.changes and args.run.endswith("import"):
+                    print("nothing applied: run again with --yes to apply", file=sys.stderr)
+                return 0
+            version, _ = await store.apply(conn, new, at=now(), actor=actor(), only=args.replace,
+                                           reason=getattr(args, "reason", None) or f"import of {args.file}")
+    finally:
+        await pool.close()
+    print(f"applied as directory version {version}" if version else "nothing to change", file=sys.stderr)
+    return 0
+
+
+async def directory_diff(args: argparse.Namespace) -> int:
+    args.yes = False
+    return await _plan(args, read_file(args.file))
+
+
+async def directory_import(args: argparse.Namespace) -> int:
+    return await _plan(args, read_file(args.file))
+
+
+def _set(entry: dict[str, Any], assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{assignment!r} must be field=value", field="assignment")
+    if key.startswith("route."):
+        entry.setdefault("route", {})[key.removeprefix("route.")] = value
+    elif key.startswith("contact."):
+        entry.setdefault("contact", {})[key.removeprefix("contact.")] = value
+    elif key in ("active", "generated"):
+        entry[key] = value.lower() in ("1", "true", "yes")
+    elif key in ("name_th", "name_en", "kind", "parent", "province", "district"):
+        entry[key] = value or None
+    else:
+        raise ConfigError(f"{key} cannot be set here", field=key)
+
+
+async def directory_set(args: argparse.Namespace) -> int:
+    settings, pool = await open_pool(args)
+    try:
+        async with pool.acquire() as conn:
+            entry = dict((await store.entries(conn)).get(args.code) or {"code": args.code})
+            if args.route_kind:
+                entry["route"] = {"kind": args.route_kind}
+            for assignment in args.assignments:
+                _set(entry, assignment)
+            agency_from_dict(entry, args.code)
+            version, changes = await store.apply(conn, {args.code: entry}, at=now(), actor=actor(), only=False,
+                                                 reason=args.reason or f"set {args.code}")
+    finally:
+        await pool.close()
+    print_diff(changes)
+    print(f"applied as directory version {version}" if version else "nothing to change", file=sys.stderr)
+    return 0

@@ -1,0 +1,54 @@
+-- Named queries of the agency directory (gateway.storage.directory).
+
+-- name: directory_lock
+SELECT pg_advisory_xact_lock(6510110501);
+
+-- name: directory_current_version
+SELECT coalesce(max(version), 0) FROM directory_versions;
+
+-- name: directory_version_row
+SELECT version, at, actor, reason, sha256, source_sha256, agencies, changes
+FROM directory_versions WHERE version = $1;
+
+-- name: directory_last_source
+SELECT source_sha256 FROM directory_versions WHERE source_sha256 IS NOT NULL ORDER BY version DESC LIMIT 1;
+
+-- name: directory_entries
+SELECT code, entry FROM agencies ORDER BY code;
+
+-- name: directory_entries_at
+-- The directory as it was at version $1: each agency's latest history row at or before it.
+SELECT code, after AS entry FROM (
+    SELECT DISTINCT ON (code) code, after FROM agency_history WHERE version <= $1
+    ORDER BY code, version DESC) h
+WHERE after IS NOT NULL ORDER BY code;
+
+-- name: directory_insert_version
+INSERT INTO directory_versions (version, at, actor, reason, sha256, source_sha256, agencies, changes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: directory_insert_history
+INSERT INTO agency_history (version, code, before, after)
+SELECT $1, c, b, a FROM unnest($2::text[], $3::jsonb[], $4::jsonb[]) AS u (c, b, a);
+
+-- name: directory_delete
+DELETE FROM agencies WHERE code = ANY ($1::text[]);
+
+-- name: directory_upsert
+INSERT INTO agencies (code, entry, version, name_th, name_en, kind, parent, province)
+SELECT c, e, $1, e->>'name_th', e->>'name_en', e->>'kind', e->>'parent', e->>'province'
+FROM unnest($2::text[], $3::jsonb[]) AS u (c, e)
+ON CONFLICT (code) DO UPDATE SET entry = excluded.entry, version = excluded.version, name_th = excluded.name_th,
+    name_en = excluded.name_en, kind = excluded.kind, parent = excluded.parent, province = excluded.province;
+
+-- name: directory_history_of
+SELECT h.version, v.at, v.actor, v.reason, h.before, h.after
+FROM agency_history h JOIN directory_versions v USING (version)
+WHERE h.code = $1 ORDER BY h.version DESC LIMIT $2;
+
+-- name: directory_versions_list
+SELECT version, at, actor, reason, sha256, agencies, changes FROM directory_versions
+ORDER BY version DESC LIMIT $1;
+
+-- name: directory_version_sha
+SELECT sha256 FROM directory_versions WHERE version = $1;
