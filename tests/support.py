@@ -62,6 +62,7 @@ def directory_dict(routes: dict[str, dict] | None = None) -> dict:
              KKN: ("ศาลากลางจังหวัดขอนแก่น", "Khon Kaen Provincial Hall", MOI, "40")}
     return {"agencies": [
         {"code": code, "name_th": th, "name_en": en, "parent": parent, "province": prov,
+         **({"kind": "provincial_administration"} if prov else {}),
          "route": routes.get(code, {"kind": "pull"}), "tokens": [TOKENS[code]]}
         for code, (th, en, parent, prov) in names.items()]}
 

@@ -177,13 +177,19 @@ class _Snapshot:
     by_fingerprint: Mapping[str, str]
     pins: Mapping[str, frozenset[str]]
     version: int
+    served: Mapping[str, tuple[str, ...]]
+    """hub -> the agencies it serves through a ``via`` route (itself first)."""
 
     @classmethod
     def of(cls, agencies: Mapping[str, Agency], version: int) -> _Snapshot:
+        served: dict[str, list[str]] = {}
+        for a in sorted(agencies.values(), key=lambda a: a.code):
+            if a.via is not None:
+                served.setdefault(a.via, [a.via]).append(a.code)
         return cls(dict(agencies), {d: a.code for a in agencies.values() for d in a.token_sha256},
                    {f: a.code for a in agencies.values() for f in a.pinned},
                    {a.code: frozenset(a.pinned) for a in agencies.values() if a.pinned},
-                   version)
+                   version, {k: tuple(v) for k, v in served.items()})
 
 
 class _Pins(Mapping[str, frozenset[str]]):
@@ -242,6 +248,10 @@ class Directory:
             return code, agency.route
         target = self._snap.agencies.get(hub)
         return (hub, target.route) if target is not None else None
+
+    def served_by(self, code: str) -> tuple[str, ...]:
+        """The agencies whose letters ``code`` receives: itself and those routed ``via`` it (a hub's inbox)."""
+        return self._snap.served.get(code, (code,))
 
     def pins(self) -> Mapping[str, frozenset[str]]:
         """A live view of the certificate pins: always those of the current snapshot."""

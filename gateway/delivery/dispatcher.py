@@ -200,14 +200,15 @@ class Dispatcher:
         bound = log_context(
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
         with bound:
-            agency = self.directory.get(c.recipient)
+            served = self.directory.route_of(c.recipient)  # a 'via' office: its hub's route
             started = self.clock.now()
             t0 = time.perf_counter()
-            if agency is None:
+            if served is None:
                 outcome: Outcome | None = Permanent("recipient is no longer in the directory")
                 route_kind = c.route
             else:
-                route_kind = agency.route.kind
+                route = served[1]
+                route_kind = route.kind
                 adapter = self.adapters.get(route_kind)
                 if adapter is None:
                     outcome = Retry(f"no adapter for route {route_kind}")
@@ -221,7 +222,7 @@ class Dispatcher:
                                          if c.parts else ())
                                 outcome = await adapter.deliver(OutboundDelivery(
                                     delivery_id=c.id, message_id=c.message_id, sender=c.sender,
-                                    recipient=c.recipient, envelope=c.forwarded, route=agency.route,
+                                    recipient=c.recipient, envelope=c.forwarded, route=route,
                                     attempt=c.attempts, parts=parts,
                                     open_part=functools.partial(parts_store.iter_chunks, self.pool,
                                                                 c.message_pk)))

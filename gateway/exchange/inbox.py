@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
 from adapters.push import AckVerifier
 from gateway.core.clock import Clock
+from gateway.core.directory import Directory
 from gateway.core.errors import Conflict, NotFound
 from gateway.core.metrics import Metrics
 from gateway.core.parts import PartInfo, SignedFile, as_signed, signed_file
@@ -24,8 +25,10 @@ from gateway.storage.transitions import Transition
 
 class PullInbox:
     def __init__(self, *, pool: asyncpg.Pool, clock: Clock, metrics: Metrics, acks: AckVerifier,
-                 receipts: ReceiptFactory, wake: Callable[[], None]) -> None:
+                 receipts: ReceiptFactory, wake: Callable[[], None], directory: Directory) -> None:
         self.pool = pool
+        #: A hub's inbox also holds the letters of the offices routed ``via`` it.
+        self.directory = directory
         self.clock = clock
         self.metrics = metrics
         #: Checks a pulled delivery's DeliveryAck (signature, signer's agency, digest).
@@ -36,10 +39,11 @@ class PullInbox:
     async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[InboxItem]:
         """The oldest waiting items; ``receipts=False`` (the e-CMS facade) leaves delivery receipts
         out, which stay in the native inbox (``GET /v1/inbox``) until acknowledged there."""
-        return await deliveries.inbox(self.pool, agency, max(1, min(limit, 500)), receipts=receipts)
+        return await deliveries.inbox(self.pool, self.directory.served_by(agency), max(1, min(limit, 500)),
+                                      receipts=receipts)
 
     async def inbox_item(self, agency: str, delivery_id: uuid.UUID) -> InboxItem:
-        row = await deliveries.inbox_item(self.pool, agency, delivery_id)
+        row = await deliveries.inbox_item(self.pool, self.directory.served_by(agency), delivery_id)
         if row is None or row["status"] != DeliveryStatus.INBOX.value:
             raise NotFound(f"no delivery {delivery_id} in the inbox of {agency}", code="inbox.not_found")
         return InboxItem.from_row(row)
@@ -71,7 +75,7 @@ class PullInbox:
         message back to the sender are then one transition, applied in one round trip.
         """
         row = await deliveries.lock_for_ack(self.pool, delivery_id)
-        self._check(row, agency, delivery_id)
+        self._check(row, self.directory.served_by(agency), agency, delivery_id)
         assert row is not None
         if row["status"] == DeliveryStatus.DELIVERED.value:
             return "delivered"
@@ -87,11 +91,13 @@ class PullInbox:
             recipient=row["recipient"], forwarded_sha256=sha), at=now, ack=ack)
         [applied] = await transitions.apply(self.pool, [Transition(
             delivery_id=delivery_id, outcome="delivered", at=now, message_pk=row["message_pk"],
-            recipient=agency, actor=agency, details={"recipient": agency, "sha256": sha.hex(), **facts},
+            recipient=row["recipient"], actor=agency,
+            details={"recipient": row["recipient"], "sha256": sha.hex(), **facts,
+                     **({"via": agency} if agency != row["recipient"] else {})},
             receipt=receipt, ack=ack, receipt_message=message)])
         if not applied:  # acknowledged twice at once, or withdrawn meanwhile
             again = await deliveries.lock_for_ack(self.pool, delivery_id)
-            self._check(again, agency, delivery_id)
+            self._check(again, self.directory.served_by(agency), agency, delivery_id)
             assert again is not None
             if again["status"] == DeliveryStatus.DELIVERED.value:
                 return "delivered"
@@ -101,8 +107,8 @@ class PullInbox:
         return "delivered"
 
     @staticmethod
-    def _check(row: asyncpg.Record | None, agency: str, delivery_id: uuid.UUID) -> None:
-        if row is None or row["recipient"] != agency:
+    def _check(row: asyncpg.Record | None, served: Sequence[str], agency: str, delivery_id: uuid.UUID) -> None:
+        if row is None or row["recipient"] not in served:
             raise NotFound(f"no delivery {delivery_id} for {agency}", code="inbox.not_found")
         if row["status"] not in (DeliveryStatus.INBOX.value, DeliveryStatus.DELIVERED.value):
             raise Conflict(f"delivery {delivery_id} is {row['status']}", code="inbox.not_pending")

@@ -270,7 +270,8 @@ async def inbox(request: web.Request) -> web.Response:
     out = []
     for i in items:
         entry: dict[str, object] = {"delivery_id": str(i.delivery_id), "message_id": i.message_id, "sender": i.sender,
-                 "type": i.message_type, "queued_at": i.queued_at.isoformat(), "href": f"/v1/inbox/{i.delivery_id}"}
+                 "recipient": i.recipient, "type": i.message_type, "queued_at": i.queued_at.isoformat(),
+                 "href": f"/v1/inbox/{i.delivery_id}"}
         if i.parts:
             entry["parts"] = _part_links(i, await exchange.inbox.parts_of(i))
         out.append(entry)
@@ -288,7 +289,7 @@ async def inbox_item(request: web.Request) -> web.Response:
     exchange = appstate.exchange(request.app)
     item = await exchange.inbox.inbox_item(agency, params.path_delivery_id(request.match_info))
     headers = {"X-Saraban-Delivery-Id": str(item.delivery_id), "X-Saraban-Message-Id": item.message_id,
-               "X-Saraban-Sender": item.sender}
+               "X-Saraban-Sender": item.sender, "X-Saraban-Recipient": item.recipient}
     if item.parts:  # one Link per file that travels beside the envelope
         headers["Link"] = ", ".join(f'<{p["href"]}>; rel="item"; anchor="cid:{p["content_id"]}"'
                                     for p in _part_links(item, await exchange.inbox.parts_of(item)))

@@ -8,6 +8,7 @@
 ``/v1/audit/...``              auditor API (:mod:`gateway.http.auditor_api`)
 ``/v1/deliveries/...``         operator API: dead letters, requeue, queues
 ``/v1/queues``                 (:mod:`gateway.http.auditor_api`)
+``/v1/directory/...``          the agency directory (:mod:`gateway.http.directory_api`)
 ``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.endpoint`)
 ``/console...``                the staff console, server-rendered (:mod:`gateway.http.console.views`)
 =============================  ==============================================================
@@ -25,7 +26,8 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
 from gateway.ecms import endpoint as ecms
-from gateway.http import api, auditor_api
+from gateway.http import api, auditor_api, directory_api
+from gateway.http.console import directory as console_directory
 from gateway.http.console import views as console
 
 
@@ -47,6 +49,7 @@ class _Router:
     def __init__(self, router: web.UrlDispatcher) -> None:
         self.add_get = partial(router.add_get, expect_handler=expect_handler)
         self.add_post = partial(router.add_post, expect_handler=expect_handler)
+        self.add_put = partial(router.add_put, expect_handler=expect_handler)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -79,6 +82,12 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/v1/deliveries/{delivery_id}/requeue", auditor_api.requeue)
     router.add_get("/v1/queues", auditor_api.queues)
 
+    # the directory: search and show (every participant), history (staff), change (admin)
+    router.add_get("/v1/directory/agencies", directory_api.agencies)
+    router.add_get("/v1/directory/agencies/{code}", directory_api.agency)
+    router.add_put("/v1/directory/agencies/{code}", directory_api.put_agency)
+    router.add_get("/v1/directory/agencies/{code}/history", directory_api.agency_history)
+
     # e-CMS SOAP 1.1 facade, for saraban systems that speak e-CMS (agencies). Its EcmsFacade is built
     # once the exchange exists, in a cleanup context of the app (unless a test put one in already).
     router.add_post(ecms.ECMS_PATH, ecms.handle)
@@ -96,6 +105,8 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/console/queues", console.queues_page)
     router.add_get("/console/dead", console.dead_page)
     router.add_post("/console/deliveries/{delivery_id}/requeue", console.requeue)
-    router.add_get("/console/directory", console.directory_page)
+    router.add_get("/console/directory", console_directory.directory_page)
+    router.add_get("/console/directory/{code}", console_directory.agency_page)
+    router.add_post("/console/directory/{code}", console_directory.agency_edit)
     router.add_get("/console/audit", console.audit_page)
     router.add_post("/console/audit/verify", console.audit_verify)

@@ -7,6 +7,7 @@ import enum
 import functools
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -95,12 +96,14 @@ class InboxItem:
     message_pk: int = 0
     parts: int = 0
     """Files stored beside the envelope, fetched from ``/v1/inbox/{delivery_id}/parts/{content_id}``."""
+    recipient: str = ""
+    """Whom it is for: the caller, or an office the caller serves as its hub (a ``via`` route)."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> InboxItem:
         return cls(delivery_id=row["id"], message_id=row["message_id"], sender=row["sender"],
                    message_type=row["message_type"], envelope=row["forwarded"], queued_at=row["created_at"],
-                   message_pk=row["message_pk"], parts=row["parts"])
+                   message_pk=row["message_pk"], parts=row["parts"], recipient=row["recipient"])
 
 
 async def claim_due(db: Executor, *, now: dt.datetime, limit: int, lease: dt.timedelta,
@@ -123,13 +126,14 @@ async def attempts(db: Executor, delivery_id: uuid.UUID) -> list[dict]:
     return [dict(r) for r in await db.fetch(queries["delivery_attempts"], delivery_id)]
 
 
-async def inbox(db: Executor, agency: str, limit: int, *, receipts: bool = True) -> list[InboxItem]:
-    """The oldest items waiting for ``agency``; ``receipts=False`` leaves delivery receipts out."""
-    return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], agency, limit, receipts)]
+async def inbox(db: Executor, agencies: Sequence[str], limit: int, *, receipts: bool = True) -> list[InboxItem]:
+    """The oldest items waiting for ``agencies`` (an agency and the offices it serves as a hub);
+    ``receipts=False`` leaves delivery receipts out."""
+    return [InboxItem.from_row(r) for r in await db.fetch(queries["inbox"], list(agencies), limit, receipts)]
 
 
-async def inbox_item(db: Executor, agency: str, delivery_id: uuid.UUID) -> asyncpg.Record | None:
-    return await db.fetchrow(queries["inbox_item"], agency, delivery_id)
+async def inbox_item(db: Executor, agencies: Sequence[str], delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    return await db.fetchrow(queries["inbox_item"], list(agencies), delivery_id)
 
 
 async def lock_for_ack(db: Executor, delivery_id: uuid.UUID) -> asyncpg.Record | None:

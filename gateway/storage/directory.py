@@ -122,8 +122,9 @@ async def apply(conn: Connection, new: Mapping[str, dict[str, Any]], *, at: dt.d
         removed = [c.code for c in changes.changes if c.after is None]
         if removed:
             await conn.execute(queries["directory_delete"], removed)
-        kept = [c for c in changes.changes if c.after is not None]
-        await conn.execute(queries["directory_upsert"], version, [c.code for c in kept], [c.after for c in kept])
+        upserts = [c for c in changes.changes if c.after is not None]
+        await conn.execute(queries["directory_upsert"], version, [c.code for c in upserts],
+                           [c.after for c in upserts])
         previous = await conn.fetchval(queries["directory_version_sha"], version - 1)
         listed = changes.changes[:AUDIT_DETAIL_LIMIT]
         await audit.append(conn, at=at, actor=actor, kind="directory.changed", details={

@@ -34,6 +34,12 @@ API = {
     ("GET", "/v1/deliveries/dead"): ({"operator", "auditor", "admin"}, "/v1/deliveries/dead"),
     ("POST", "/v1/deliveries/{delivery_id}/requeue"): ({"operator", "admin"}, f"/v1/deliveries/{U}/requeue"),
     ("GET", "/v1/queues"): ({"operator", "auditor", "admin"}, "/v1/queues"),
+    ("GET", "/v1/directory/agencies"): ({"agency", "operator", "auditor", "admin"}, "/v1/directory/agencies"),
+    ("GET", "/v1/directory/agencies/{code}"): ({"agency", "operator", "auditor", "admin"},
+                                               f"/v1/directory/agencies/{CMI}"),
+    ("GET", "/v1/directory/agencies/{code}/history"): ({"operator", "auditor", "admin"},
+                                                       f"/v1/directory/agencies/{CMI}/history"),
+    ("PUT", "/v1/directory/agencies/{code}"): ({"admin"}, f"/v1/directory/agencies/{CMI}"),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"),
           ("GET", "/console/login"), ("POST", "/console/login")}
@@ -51,6 +57,8 @@ CONSOLE = {
     ("POST", "/console/deliveries/{delivery_id}/requeue"): ({"operator", "admin"},
                                                              f"/console/deliveries/{U}/requeue"),
     ("GET", "/console/directory"): ({"operator", "auditor", "admin"}, "/console/directory"),
+    ("GET", "/console/directory/{code}"): ({"operator", "auditor", "admin"}, f"/console/directory/{CMI}"),
+    ("POST", "/console/directory/{code}"): ({"admin"}, f"/console/directory/{CMI}"),
     ("GET", "/console/audit"): ({"operator", "auditor", "admin"}, "/console/audit"),
     ("POST", "/console/audit/verify"): ({"auditor", "admin"}, "/console/audit/verify"),
 }

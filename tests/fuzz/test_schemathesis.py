@@ -135,7 +135,7 @@ def live(module_database_url: str, tmp_path_factory: pytest.TempPathFactory,
 
 
 #: Who calls an operation, by its first tag.
-ROLE_OF_TAG = {"agency": "agency", "auditor": "auditor", "operator": "operator", "operations": None,
+ROLE_OF_TAG = {"agency": "agency", "auditor": "auditor", "operator": "operator", "admin": "admin", "operations": None,
                "e-CMS": "e-CMS"}
 OTHERS = ["nobody", "bogus", "agency", "recipient", "auditor", "operator", "clerk", "admin"]
 

@@ -217,16 +217,6 @@ async def requeue(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"/console/dead?requeued={delivery_id}")
 
 
-@aiohttp_jinja2.template("directory.html")
-async def directory_page(request: web.Request) -> Page:
-    """Operator, auditor, admin. The agency directory (ทำเนียบหน่วยงาน) and routes."""
-    user = await need(request, *STAFF)
-    q = (params.optional(request.query, "q", "text") or "").strip()
-    agencies = [a for a in request.app[keys.DIRECTORY].all()
-                if not q or q in a.code or q in a.name_th or q.lower() in a.name_en.lower()]
-    return {"agencies": agencies[:500], "total": len(agencies), "q": q, "user": user}
-
-
 @aiohttp_jinja2.template("audit.html")
 async def audit_page(request: web.Request) -> Page:
     """Operator, auditor, admin. Audit chain status; auditors and admins can run a verification."""

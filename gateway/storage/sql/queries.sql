@@ -68,18 +68,19 @@ GROUP BY recipient, status ORDER BY recipient, status;
 -- $3 false leaves delivery receipts out (in SQL, before the LIMIT): the e-CMS
 -- facade has no form for them, and skipping them after the LIMIT let enough
 -- receipts hide every letter behind them.
-SELECT d.id, d.created_at, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
+-- $1: the agency and those it serves through a 'via' route (a hub's inbox holds its offices' letters).
+SELECT d.id, d.created_at, d.recipient, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
        m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
-WHERE d.recipient = $1 AND d.status = 'inbox' AND ($3::boolean OR m.message_type <> 'receipt')
+WHERE d.recipient = ANY ($1::text[]) AND d.status = 'inbox' AND ($3::boolean OR m.message_type <> 'receipt')
 ORDER BY d.created_at, d.id
 LIMIT $2;
 
 -- name: inbox_item
-SELECT d.id, d.created_at, d.status::text AS status, m.message_id, m.sender,
+SELECT d.id, d.created_at, d.recipient, d.status::text AS status, m.message_id, m.sender,
        m.message_type::text AS message_type, m.forwarded, m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
-WHERE d.recipient = $1 AND d.id = $2;
+WHERE d.recipient = ANY ($1::text[]) AND d.id = $2;
 
 -- name: delivery_for_ack
 -- (read outside a transaction: the row lock lasts only for the statement)

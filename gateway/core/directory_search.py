@@ -1,0 +1,98 @@
+"""Search the agency directory in memory: by Thai or English name, code, kind and province.
+
+A scan over a national directory (11,000 agencies) that lower-cases every name on each call
+costs several milliseconds; so the first search of a :class:`Directory` builds a small index
+(per agency one lower-cased text of code and names, plus the agencies of each kind and of
+each province, all in code order) and keeps it for that directory until its snapshot is
+replaced (:meth:`Directory.on_change` drops it). Nothing is kept for a directory no longer
+referenced (a weak mapping).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.core.directory import Agency, Directory
+
+
+@dataclass(frozen=True)
+class _Index:
+    version: int
+    size: int
+    agencies: tuple[Agency, ...]
+    texts: tuple[str, ...]
+    """Per agency (same order): code, Thai and English name, case-folded, joined by NUL (so that
+    a query never matches across two fields)."""
+    by_kind: dict[str, tuple[int, ...]]
+    by_province: dict[str, tuple[int, ...]]
+
+
+_INDEXES: weakref.WeakKeyDictionary[Directory, _Index] = weakref.WeakKeyDictionary()
+_WATCHED: weakref.WeakSet[Directory] = weakref.WeakSet()
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _index(directory: Directory) -> _Index:
+    index = _INDEXES.get(directory)
+    if index is not None and index.version == directory.version and index.size == len(directory):
+        return index
+    agencies = tuple(directory.all())
+    by_kind: dict[str, list[int]] = {}
+    by_province: dict[str, list[int]] = {}
+    for i, a in enumerate(agencies):
+        by_kind.setdefault(a.kind, []).append(i)
+        if a.province is not None:
+            by_province.setdefault(a.province, []).append(i)
+    index = _Index(directory.version, len(agencies), agencies,
+                   tuple("\x00".join((a.code, _normal(a.name_th), _normal(a.name_en))) for a in agencies),
+                   {k: tuple(v) for k, v in by_kind.items()}, {k: tuple(v) for k, v in by_province.items()})
+    _INDEXES[directory] = index
+    if directory not in _WATCHED:
+        _WATCHED.add(directory)
+        directory.on_change(_forget)
+    return index
+
+
+def _forget(directory: Directory) -> None:
+    _INDEXES.pop(directory, None)
+
+
+def search(directory: Directory, q: str | None = None, kind: str | None = None,
+           province: str | None = None, limit: int = 50) -> list[Agency]:
+    """Agencies matching every criterion given, in code order, at most ``limit``.
+
+    ``q`` matches a code prefix (digits only) or a part of the Thai or English name (case and
+    repeated spaces ignored); ``kind`` is one of ``KINDS``; ``province`` a 2-digit code.
+    """
+    if limit <= 0:
+        return []
+    index = _index(directory)
+    candidates: Sequence[int] = range(len(index.agencies))
+    if kind is not None:
+        candidates = index.by_kind.get(kind, ())
+    if province is not None:
+        in_province = index.by_province.get(province, ())
+        candidates = in_province if kind is None else [i for i in in_province if index.agencies[i].kind == kind]
+    needle = _normal(q) if q else ""
+    out: list[Agency] = []
+    if not needle:
+        out = [index.agencies[i] for i in candidates[:limit]]
+    elif needle.isdigit():
+        for i in candidates:
+            if index.agencies[i].code.startswith(needle):
+                out.append(index.agencies[i])
+                if len(out) == limit:
+                    break
+    else:
+        texts = index.texts
+        for i in candidates:
+            if needle in texts[i]:
+                out.append(index.agencies[i])
+                if len(out) == limit:
+                    break
+    return out
