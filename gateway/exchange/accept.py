@@ -213,8 +213,10 @@ class Acceptance:
         seen = set(recipients)
         seen.add(sender)
         version = self.directory.version
-        out = []
+        out: list[lists_store.Expansion] = []
         for lst in lists:
+            if any(e.list_name == lst.name for e in out):  # named twice (by name and e-CMS code)
+                continue
             members = [code for code in expand(lst, self.directory) if code != sender]
             out.append(lists_store.Expansion(list_name=lst.name, directory_version=version,
                                              member_count=len(members), members_sha256=members_digest(members)))

@@ -35,9 +35,15 @@ async def upsert(db: Executor, lists: Sequence[DistributionList], *, at: dt.date
                      [x.ecms_code for x in lists], at)
 
 
-async def get_many(db: Executor, names: Sequence[str]) -> dict[str, DistributionList]:
-    """The lists among ``names`` that exist, by name."""
-    return {r["name"]: _from_row(r) for r in await db.fetch(queries["get_lists"], list(names))}
+async def get_many(db: Executor, keys: Sequence[str]) -> dict[str, DistributionList]:
+    """The lists among ``keys`` that exist, by the key that named them: a list's name, or its e-CMS
+    pseudo-organization code (``99xxx``, which is how an e-CMS letter names a list)."""
+    wanted = set(keys)
+    out: dict[str, DistributionList] = {}
+    for r in await db.fetch(queries["get_lists"], list(wanted)):
+        lst = _from_row(r)
+        out.update({k: lst for k in (lst.name, lst.ecms_code) if k in wanted})
+    return out
 
 
 async def by_ecms_codes(db: Executor, codes: Sequence[str]) -> dict[str, DistributionList]:

@@ -152,3 +152,12 @@ async def test_lists_upsert_and_read_back(pool):
     await lists_store.upsert(pool, [dataclasses.replace(HALLS, name_th="ศาลากลาง")], at=FakeClock().now())
     assert await lists_store.all_lists(pool) == [dataclasses.replace(HALLS, name_th="ศาลากลาง"), static]
     assert await lists_store.by_ecms_codes(pool, ["99002", "99003"]) == {"99002": static}
+
+
+async def test_a_list_named_by_its_ecms_code_is_the_same_list(pool):
+    directory = Directory.from_dict(directory_dict(halls=2))
+    await lists_store.upsert(pool, [dataclasses.replace(HALLS, ecms_code="99001")], at=FakeClock().now())
+    result = await acceptance(pool, directory).submit(to_lists("99001", "provincial-halls"), agency=OPM)
+    assert await deliveries(pool) == ["1500000100", "1500000200"]
+    assert [(e.list_name, e.member_count) for e in await lists_store.expansions(pool, result.message_pk)] \
+        == [("provincial-halls", 2)]

@@ -16,9 +16,9 @@ WHERE (distribution_lists.name_th, distribution_lists.rule, distribution_lists.m
       IS DISTINCT FROM (EXCLUDED.name_th, EXCLUDED.rule, EXCLUDED.members, EXCLUDED.ecms_code);
 
 -- name: get_lists
--- The named lists that exist ($1 names).
+-- The lists that exist among $1, each a name or an e-CMS pseudo-organization code (99xxx).
 SELECT name, name_th, rule::text AS rule, members, ecms_code FROM distribution_lists
-WHERE name = ANY ($1::text[]);
+WHERE name = ANY ($1::text[]) OR ecms_code = ANY ($1::text[]);
 
 -- name: get_lists_by_ecms_code
 -- The lists behind e-CMS pseudo-organization codes ($1 codes).
