@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gateway.core.errors import ConfigError
 from gateway.core.lists import DistributionList, Rule
 from gateway.storage import Executor
 from gateway.storage.db import encode_json, queries
@@ -28,7 +29,20 @@ def _from_row(row: asyncpg.Record) -> DistributionList:
 
 async def upsert(db: Executor, lists: Sequence[DistributionList], *, at: dt.datetime) -> None:
     """Create or update ``lists`` (one statement; a list whose definition did not change keeps its
-    ``updated_at``). Lists not named are left as they are."""
+    ``updated_at``). Lists not named are left as they are. An e-CMS code another list already has:
+    :class:`ConfigError` ``config.list_invalid`` naming the entry, and nothing changes."""
+    try:
+        await _upsert(db, lists, at)
+    except asyncpg.UniqueViolationError:
+        taken = {x.ecms_code: x.name for x in await all_lists(db) if x.ecms_code is not None}
+        i = next((i for i, x in enumerate(lists) if x.ecms_code is not None
+                  and taken.get(x.ecms_code, x.name) != x.name), 0)
+        code = lists[i].ecms_code or ""
+        raise ConfigError(f"lists[{i}].ecms_code {code} belongs to list {taken.get(code, '(another)')}",
+                          code="config.list_invalid", field=f"lists[{i}].ecms_code") from None
+
+
+async def _upsert(db: Executor, lists: Sequence[DistributionList], at: dt.datetime) -> None:
     await db.execute(queries["upsert_lists"], [x.name for x in lists], [x.name_th for x in lists],
                      [None if x.rule is None else encode_json(x.rule.to_dict()) for x in lists],
                      [None if x.members is None else encode_json(list(x.members)) for x in lists],

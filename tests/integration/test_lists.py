@@ -4,6 +4,7 @@ when the list does not exist, and thousands of deliveries in one letter."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -11,8 +12,8 @@ from adapters.pull import PullAdapter
 from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.core.envelope_builder import build_envelope
-from gateway.core.errors import EnvelopeError
-from gateway.core.lists import DistributionList, Rule, members_digest
+from gateway.core.errors import ConfigError, EnvelopeError
+from gateway.core.lists import DistributionList, Rule, load_lists, members_digest
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import DigestOnlySealer
 from gateway.exchange.accept import Acceptance
@@ -161,3 +162,17 @@ async def test_a_list_named_by_its_ecms_code_is_the_same_list(pool):
     assert await deliveries(pool) == ["1500000100", "1500000200"]
     assert [(e.list_name, e.member_count) for e in await lists_store.expansions(pool, result.message_pk)] \
         == [("provincial-halls", 2)]
+
+
+async def test_seeding_from_a_directory_file(pool, tmp_path):
+    path = tmp_path / "directory.json"
+    path.write_text(json.dumps({**directory_dict(), "lists": [HALLS.to_dict(), {**NORTH.to_dict(), "ecms_code": "99001"}]},
+                               ensure_ascii=False), encoding="utf-8")
+    await lists_store.upsert(pool, load_lists(path), at=FakeClock().now())
+    assert [x.name for x in await lists_store.all_lists(pool)] == ["north-districts", "provincial-halls"]
+    # a code already taken by another list: refused, naming the entry, nothing changed
+    with pytest.raises(ConfigError) as err:
+        await lists_store.upsert(pool, [dataclasses.replace(HALLS, name_th="ใหม่", ecms_code="99001")],
+                                 at=FakeClock().now())
+    assert (err.value.code, err.value.field) == ("config.list_invalid", "lists[0].ecms_code")
+    assert (await lists_store.get_many(pool, ["provincial-halls"]))["provincial-halls"] == HALLS
