@@ -5,7 +5,8 @@ the message, every delivery in one statement and the frozen expansion), unsigned
 that the figure is the list's own cost. Each run is a new letter to the same list.
 
 Usage: python bench/lists_accept.py [--quick] [--offices N] [--runs R]
-Prints ``offices= runs= accept_median_s= accept_max_s= expand_ms=`` last.
+Prints ``offices= runs= accept_median_s= accept_max_s= expand_ms= progress_ms= page_ms=`` last
+(progress: the sender's summary of one letter's deliveries; page: 100 recipients from the middle).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def directory(n: int) -> Directory:
                                 + [agency(f"15{i:06d}00", "ministry_provincial_office") for i in range(1, n + 1)]})
 
 
-async def run(dsn: str, offices: int, runs: int) -> tuple[list[float], float]:
+async def run(dsn: str, offices: int, runs: int) -> tuple[list[float], float, float, float]:
     pool = await db.create_pool(dsn, min_size=1, max_size=4)
     try:
         d = directory(offices)
@@ -63,11 +64,20 @@ async def run(dsn: str, offices: int, runs: int) -> tuple[list[float], float]:
             data = build_envelope(dataclasses.replace(env, header=dataclasses.replace(
                 env.header, recipient_lists=("offices",))))
             t0 = time.perf_counter()
-            await accept.submit(data, agency=OPM)
+            result = await accept.submit(data, agency=OPM)
             times.append(time.perf_counter() - t0)
         n = await pool.fetchval("SELECT count(*) FROM deliveries")
         assert n == offices * (runs + 1), n
-        return times[1:], expand_ms
+        await lists_store.progress(pool, result.message_pk)
+        t0 = time.perf_counter()
+        progress = await lists_store.progress(pool, result.message_pk)
+        progress_ms = (time.perf_counter() - t0) * 1000
+        assert progress.total == offices
+        t0 = time.perf_counter()
+        page = await lists_store.recipients_page(pool, result.message_pk, after=f"15{offices // 2:06d}00")
+        page_ms = (time.perf_counter() - t0) * 1000
+        assert len(page.items) == min(100, offices - offices // 2)
+        return times[1:], expand_ms, progress_ms, page_ms
     finally:
         await pool.close()
 
@@ -81,9 +91,10 @@ def main() -> None:
     offices = args.offices or (2000 if args.quick else 8000)
     runs = args.runs or (2 if args.quick else 5)
     with database("lists") as (_admin, dsn):
-        times, expand_ms = asyncio.run(run(dsn, offices, runs))
+        times, expand_ms, progress_ms, page_ms = asyncio.run(run(dsn, offices, runs))
     print(f"offices={offices} runs={runs} accept_median_s={statistics.median(times):.3f} "
-          f"accept_max_s={max(times):.3f} expand_ms={expand_ms:.1f}")
+          f"accept_max_s={max(times):.3f} expand_ms={expand_ms:.1f} progress_ms={progress_ms:.1f} "
+          f"page_ms={page_ms:.1f}")
 
 
 if __name__ == "__main__":

@@ -114,17 +114,21 @@ class Progress:
     total: int
     by_status: Mapping[str, int]
     """Count per :class:`DeliveryStatus` value, every status present (0 when none)."""
+    answers: Mapping[str, int]
+    """Recipients (not withdrawn) by their registry's latest answer (``accepted`` = registered, with
+    a registry number; ``received``, ``rejected``, ``invalid``, ...); only kinds that occur."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"total": self.total, "by_status": dict(self.by_status)}
+        return {"total": self.total, "by_status": dict(self.by_status), "answers": dict(self.answers)}
 
 
 async def progress(db: Executor, message_pk: int) -> Progress:
-    """Summary counts of the letter's deliveries by status (one grouped count)."""
+    """Summary counts of the letter's deliveries by status, and of its recipients by registry answer."""
     counts = {s.value: 0 for s in DeliveryStatus}
     for r in await db.fetch(queries["delivery_progress"], message_pk):
         counts[r["status"]] = r["n"]
-    return Progress(total=sum(counts.values()), by_status=counts)
+    answers = {r["kind"]: r["n"] for r in await db.fetch(queries["registry_answers"], message_pk)}
+    return Progress(total=sum(counts.values()), by_status=counts, answers=answers)
 
 
 @dataclass(frozen=True)

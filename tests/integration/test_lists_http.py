@@ -12,7 +12,7 @@ from gateway.ecms.settings import ECMS_PATH
 from gateway.storage import lists as lists_store
 from tests.ecms.helpers import errors
 from tests.integration.test_ecms import ecms_letter
-from tests.support import CMI, KKN, MOI, OPM, TOKENS, letter
+from tests.support import CMI, KKN, MOI, OPM, TOKENS, letter, notifier_bytes
 
 HALLS = DistributionList("two-halls", "ศาลากลางจังหวัดเชียงใหม่และขอนแก่น", (CMI, KKN, OPM), None, ecms_code="99001")
 
@@ -43,6 +43,16 @@ async def test_native_letter_to_a_list_and_to_an_unknown_one(make_client, pool):
     body = await r.json()
     assert (body["code"], body["field"]) == ("envelope.unknown_recipient", "Header/Recipients/RecipientList[2]")
     assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+
+    # the sender's progress: statuses, and one registry that registered the letter (เลขทะเบียนรับ)
+    r = await client.post("/v1/messages", data=notifier_bytes(sender=CMI, recipient=OPM, ref="circular-1"),
+                          headers=auth(CMI))
+    assert r.status == 202, await r.text()
+    pk = await pool.fetchval("SELECT pk FROM messages WHERE message_id = 'circular-1'")
+    progress = await lists_store.progress(pool, pk)
+    assert progress.total == 3 and progress.by_status["inbox"] == 3 and progress.answers == {"accepted": 1}
+    page = await lists_store.recipients_page(pool, pk, limit=2)
+    assert [s.recipient for s in page.items] == sorted([CMI, KKN, MOI])[:2] and page.next_after is not None
 
 
 async def test_ecms_letter_to_a_list_code(make_client, pool):

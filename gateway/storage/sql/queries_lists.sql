@@ -46,3 +46,12 @@ SELECT status::text AS status, count(*)::integer AS n FROM deliveries WHERE mess
 SELECT recipient, status::text AS status, attempts, last_error, delivered_at, id FROM deliveries
 WHERE message_pk = $1 AND ($2::text IS NULL OR recipient > $2)
 ORDER BY recipient LIMIT $3;
+
+-- name: registry_answers
+-- How the recipients' registries answered a letter: count per latest answer (received, accepted,
+-- rejected, invalid, ...; the rule of latest_registry_answer). Recipients with no answer are not counted.
+SELECT ans.notifier_kind AS kind, count(*)::integer AS n
+FROM deliveries d
+CROSS JOIN LATERAL latest_registry_answer(d.message_pk, d.recipient) ans
+WHERE d.message_pk = $1 AND d.status <> 'withdrawn'
+GROUP BY ans.notifier_kind;
