@@ -109,24 +109,24 @@ def _str(raw: Mapping[str, Any], key: str, where: str, *, pattern: re.Pattern[st
     value = raw.get(key)
     if value is None:
         if required:
-            raise ConfigError(f"{where}.{key} is required", code="config.list_invalid", field=f"{where}.{key}")
+            raise ConfigError(f"{where}.{key} is required", field=f"{where}.{key}")
         return None
     if not isinstance(value, str) or not value.strip() or (pattern is not None and not pattern.match(value)):
-        raise ConfigError(f"{where}.{key} is not valid: {value!r}", code="config.list_invalid",
+        raise ConfigError(f"{where}.{key} is not valid: {value!r}",
                           field=f"{where}.{key}")
     return value
 
 
 def rule_from_dict(raw: Any, where: str) -> Rule:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} must be an object", code="config.list_invalid", field=where)
+        raise ConfigError(f"{where} must be an object", field=where)
     unknown = sorted(set(raw) - {"kind", "province", "ministry", "parent"})
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]} is not a rule field", code="config.list_invalid",
+        raise ConfigError(f"{where}.{unknown[0]} is not a rule field",
                           field=f"{where}.{unknown[0]}")
     kind = _str(raw, "kind", where, required=True)
     if kind is None or kind not in KINDS:
-        raise ConfigError(f"{where}.kind {kind!r} is not one of {', '.join(KINDS)}", code="config.list_invalid",
+        raise ConfigError(f"{where}.kind {kind!r} is not one of {', '.join(KINDS)}",
                           field=f"{where}.kind")
     return Rule(kind=kind, province=_str(raw, "province", where, pattern=re.compile(r"^[0-9]{2}$")),
                 ministry=_str(raw, "ministry", where, pattern=re.compile(r"^[0-9]{2}$")),
@@ -135,23 +135,23 @@ def rule_from_dict(raw: Any, where: str) -> Rule:
 
 def list_from_dict(raw: Any, where: str) -> DistributionList:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where} must be an object", code="config.list_invalid", field=where)
+        raise ConfigError(f"{where} must be an object", field=where)
     name = _str(raw, "name", where, pattern=NAME, required=True)
     name_th = _str(raw, "name_th", where, required=True)
     assert name is not None and name_th is not None  # required
     members_raw, rule_raw = raw.get("members"), raw.get("rule")
     if (members_raw is None) == (rule_raw is None):
-        raise ConfigError(f"{where} needs exactly one of members and rule", code="config.list_invalid",
+        raise ConfigError(f"{where} needs exactly one of members and rule",
                           field=f"{where}.members")
     members: tuple[str, ...] | None = None
     if members_raw is not None:
         if not isinstance(members_raw, list) or not members_raw:
             raise ConfigError(f"{where}.members must be a non-empty list of agency codes",
-                              code="config.list_invalid", field=f"{where}.members")
+                              field=f"{where}.members")
         for i, code in enumerate(members_raw):
             if not isinstance(code, str) or not _CODE.match(code):
                 raise ConfigError(f"{where}.members[{i}] is not an agency code: {code!r}",
-                                  code="config.list_invalid", field=f"{where}.members[{i}]")
+                                  field=f"{where}.members[{i}]")
         members = tuple(dict.fromkeys(members_raw))
     return DistributionList(name=name, name_th=name_th, members=members,
                             rule=None if rule_raw is None else rule_from_dict(rule_raw, f"{where}.rule"),
@@ -160,17 +160,17 @@ def list_from_dict(raw: Any, where: str) -> DistributionList:
 
 def lists_from_dict(data: Mapping[str, Any]) -> tuple[DistributionList, ...]:
     """The ``"lists"`` section of a directory file (none: ``()``). Errors are :class:`ConfigError`
-    (code ``config.list_invalid``) whose field names the entry, e.g. ``lists[2].rule.kind``."""
+    (code ``config.invalid``) whose field names the entry, e.g. ``lists[2].rule.kind``."""
     raw = data.get("lists", [])
     if not isinstance(raw, list):
-        raise ConfigError("lists must be a list", code="config.list_invalid", field="lists")
+        raise ConfigError("lists must be a list", field="lists")
     out = [list_from_dict(entry, f"lists[{i}]") for i, entry in enumerate(raw)]
     for key in ("name", "ecms_code"):
         seen: set[str] = set()
         for i, lst in enumerate(out):
             value = getattr(lst, key)
             if value is not None and value in seen:
-                raise ConfigError(f"lists[{i}].{key} {value} is used twice", code="config.list_invalid",
+                raise ConfigError(f"lists[{i}].{key} {value} is used twice",
                                   field=f"lists[{i}].{key}")
             if value is not None:
                 seen.add(value)

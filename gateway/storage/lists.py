@@ -30,17 +30,17 @@ def _from_row(row: asyncpg.Record) -> DistributionList:
 async def upsert(db: Executor, lists: Sequence[DistributionList], *, at: dt.datetime) -> None:
     """Create or update ``lists`` (one statement; a list whose definition did not change keeps its
     ``updated_at``). Lists not named are left as they are. An e-CMS code another list already has:
-    :class:`ConfigError` ``config.list_invalid`` naming the entry, and nothing changes."""
+    :class:`ConfigError` ``config.invalid`` naming the entry, and nothing changes."""
     taken = {x.ecms_code: x.name for x in await all_lists(db) if x.ecms_code is not None}
     for i, x in enumerate(lists):
         owner = taken.get(x.ecms_code or "", x.name)
         if owner != x.name and not any(y.name == owner and y.ecms_code != x.ecms_code for y in lists):
             raise ConfigError(f"lists[{i}].ecms_code {x.ecms_code} belongs to list {owner}",
-                              code="config.list_invalid", field=f"lists[{i}].ecms_code")
+                              field=f"lists[{i}].ecms_code")
     try:
         await _upsert(db, lists, at)
     except asyncpg.UniqueViolationError:  # taken meanwhile, or moved between two lists in one go
-        raise ConfigError("an ecms_code of these lists belongs to another list", code="config.list_invalid",
+        raise ConfigError("an ecms_code of these lists belongs to another list",
                           field="lists") from None
 
 

@@ -174,5 +174,5 @@ async def test_seeding_from_a_directory_file(pool, tmp_path):
     with pytest.raises(ConfigError) as err:
         await lists_store.upsert(pool, [dataclasses.replace(HALLS, name_th="ใหม่", ecms_code="99001")],
                                  at=FakeClock().now())
-    assert (err.value.code, err.value.field) == ("config.list_invalid", "lists[0].ecms_code")
+    assert (err.value.code, err.value.field) == ("config.invalid", "lists[0].ecms_code")
     assert (await lists_store.get_many(pool, ["provincial-halls"]))["provincial-halls"] == HALLS

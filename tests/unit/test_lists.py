@@ -81,7 +81,7 @@ def test_a_bad_list_entry_names_its_field(entry, field):
         return
     with pytest.raises(ConfigError) as err:
         lists_from_dict({"lists": [entry]})
-    assert err.value.code == "config.list_invalid" and err.value.field == field
+    assert err.value.code == "config.invalid" and err.value.field == field
 
 
 def test_names_and_ecms_codes_are_unique():
