@@ -40,11 +40,20 @@ from lxml import etree
 
 from gateway.core import xml
 from gateway.core.directory import Directory
-from gateway.core.envelope import Attachment, Envelope, Letter, MessageType, Notifier, Receipt, Secrecy
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Notifier,
+    Receipt,
+    Secrecy,
+)
 from gateway.core.envelope_builder import build_envelope_tree
 from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
-from gateway.core.lists import DistributionList
+from gateway.core.lists import DistributionList, expand
 from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
 from pki.digests import check_digest
@@ -189,14 +198,14 @@ class Intake:
         # is refused as unsigned, whatever its attachments.)
         env = built.envelope if built is not None else read_envelope(root, attachments=False)
         self._check_policy(env, allow_receipts=allow_receipts)
-        lists = await self._lists(env.header.recipient_lists)
+        lists = await self._lists(env.header, sender)
         if self.verifier is not None:
             verified, signature_facts = await self.verifier(data, root, sender, channel=channel)
             facts.update(signature_facts)
             if verified is not root:
                 root, env = verified, read_envelope(verified)
                 self._check_policy(env, allow_receipts=allow_receipts)
-                lists = await self._lists(env.header.recipient_lists)
+                lists = await self._lists(env.header, sender)
         if built is None and not env.attachments:
             env = replace(env, attachments=read_attachments(root))
         h = env.header
@@ -211,9 +220,12 @@ class Intake:
         return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
                                parts=checked_parts, lists=lists)
 
-    async def _lists(self, names: Sequence[str]) -> tuple[DistributionList, ...]:
+    async def _lists(self, h: Header, sender: str) -> tuple[DistributionList, ...]:
         """The named distribution lists, in order; ``envelope.unknown_recipient`` naming the
-        ``RecipientList`` (the same code as an unknown agency: both are recipients that do not exist)."""
+        ``RecipientList`` (the same code as an unknown agency: both are recipients that do not exist),
+        also when the lists are all the recipients and have no active member but the sender
+        (a letter to nobody is not accepted)."""
+        names = h.recipient_lists
         if not names:
             return ()
         found = await self.lists(names) if self.lists is not None else {}
@@ -222,7 +234,11 @@ class Intake:
                 raise EnvelopeError(f"distribution list {name} does not exist at this gateway",
                                     code="envelope.unknown_recipient",
                                     field=f"Header/Recipients/RecipientList[{i}]")
-        return tuple(found[name] for name in names)
+        lists = tuple(found[name] for name in names)
+        if not h.recipients and all(set(expand(x, self.directory)) <= {sender} for x in lists):
+            raise EnvelopeError(f"distribution list {names[0]} has no active member: the letter would reach nobody",
+                                code="envelope.unknown_recipient", field="Header/Recipients/RecipientList[1]")
+        return lists
 
     def _check_policy(self, env: Envelope, *, allow_receipts: bool) -> None:
         """What the envelope may be, whoever signed it: its type, its recipients, its secrecy."""

@@ -176,3 +176,17 @@ async def test_seeding_from_a_directory_file(pool, tmp_path):
                                  at=FakeClock().now())
     assert (err.value.code, err.value.field) == ("config.invalid", "lists[0].ecms_code")
     assert (await lists_store.get_many(pool, ["provincial-halls"]))["provincial-halls"] == HALLS
+
+
+async def test_a_list_with_no_member_but_the_sender_is_a_letter_to_nobody(pool):
+    directory = Directory.from_dict(directory_dict(halls=0))  # OPM, the sender, is the only hall
+    await lists_store.upsert(pool, [HALLS], at=FakeClock().now())
+    with pytest.raises(EnvelopeError) as err:
+        await acceptance(pool, directory).submit(to_lists("provincial-halls"), agency=OPM)
+    assert (err.value.code, err.value.field) == ("envelope.unknown_recipient", "Header/Recipients/RecipientList[1]")
+    assert "nobody" in err.value.message
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    # with an agency named as well, the letter goes to that agency
+    result = await acceptance(pool, directory).submit(to_lists("provincial-halls", recipients=(MOI,)), agency=OPM)
+    assert await deliveries(pool) == [MOI]
+    assert [e.member_count for e in await lists_store.expansions(pool, result.message_pk)] == [0]
