@@ -64,6 +64,9 @@ class Header:
     """Recipient agency codes, in the order given, without repeats."""
     conversation_id: str | None = None
     ref_to_message_id: str | None = None
+    recipient_lists: tuple[str, ...] = ()
+    """Distribution lists (``RecipientList``) named among the recipients, in the order given, without
+    repeats; expanded into agencies at acceptance (:mod:`gateway.core.lists`)."""
 
 
 @dataclass(frozen=True)

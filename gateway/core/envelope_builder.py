@@ -60,6 +60,8 @@ def build_header(h: Header, parent: etree._Element | None = None) -> etree._Elem
     recipients = _add(el, "Recipients")
     for r in h.recipients:
         _add(recipients, "Recipient", r)
+    for name in h.recipient_lists:
+        _add(recipients, "RecipientList", name)
     return el
 
 

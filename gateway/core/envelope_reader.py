@@ -111,11 +111,16 @@ def _date(value: str, field_name: str) -> dt.date:
 def read_header(root: etree._Element) -> Header:
     h = _sub(_Kids(root), "Header")
     recipients: list[str] = []
+    lists: list[str] = []
     rec = h.get("Recipients")
     for r in ([] if rec is None else _Kids(rec).all("Recipient")):
         code = (r.text or "").strip()
         if code not in recipients:
             recipients.append(code)
+    for r in ([] if rec is None else _Kids(rec).all("RecipientList")):
+        name = (r.text or "").strip()
+        if name not in lists:
+            lists.append(name)
     return Header(
         message_id=_req(h, "MessageId"),
         message_type=MessageType(_req(h, "MessageType")),
@@ -124,6 +129,7 @@ def read_header(root: etree._Element) -> Header:
         recipients=tuple(recipients),
         conversation_id=_text(h, "ConversationId"),
         ref_to_message_id=_text(h, "RefToMessageId"),
+        recipient_lists=tuple(lists),
     )
 
 

@@ -72,6 +72,7 @@ from gateway.core.ecmswire.tables import NOTIFIER_ELEMENTS, NOTIFIER_KINDS
 from gateway.core.envelope import Envelope, NotifierKind, Secrecy
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, NotFound
+from gateway.core.lists import ECMS_CODE
 from gateway.core.metrics import Metrics
 from gateway.core.parts import inline_external
 from gateway.ecms.codes import to_wire
@@ -264,8 +265,9 @@ class EcmsFacade:
         if letter.sender.department != caller:
             raise EcmsError(f"SenderParty department {letter.sender.department} is not the caller {caller}",
                             code="auth.wrong_sender", field=f"{where}/SenderParty/DepartmentOrganization/ID")
-        for i, r in enumerate(letter.receivers, start=1):
-            self._agency_or_error(r.department, f"{where}/ReceiverParty[{i}]/DepartmentOrganization/ID")
+        for i, r in enumerate(letter.receivers, start=1):  # a list's code (99xxx): checked at intake
+            if not ECMS_CODE.match(r.department):
+                self._agency_or_error(r.department, f"{where}/ReceiverParty[{i}]/DepartmentOrganization/ID")
         if letter.secrecy is Secrecy.TOP_SECRET:
             raise EcmsError("secrecy ลับที่สุด (top secret) is never carried electronically",
                             code="policy.top_secret", field=f"{where}/SecretCode")

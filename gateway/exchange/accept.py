@@ -2,7 +2,11 @@
 
 Accepting a letter is one database transaction (one round trip): the message
 with the exact bytes received and the sealed bytes to forward, one delivery per
-recipient, and the audit event. A unique key on (sender, message id) turns a
+recipient, and the audit event. A letter naming distribution lists has them
+expanded here against the directory in force (gateway.core.lists.expand: union with
+the explicit recipients, no repeats, never the sender), all its deliveries
+inserted in the same one statement, and each list's frozen expansion recorded
+beside it in the same transaction (gateway.storage.lists). A unique key on (sender, message id) turns a
 repeated submission into the original receipt. The answer (a signed receipt)
 is sent only after that commit: a 202 is never given for a letter the database
 does not hold. If the connection drops during the commit, the insert is retried
@@ -27,6 +31,7 @@ from adapters.base import Adapter
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, Unavailable
+from gateway.core.lists import DistributionList, expand, members_digest
 from gateway.core.metrics import Metrics
 from gateway.core.parts import SpooledPart
 from gateway.core.receipts import submission_receipt
@@ -35,6 +40,7 @@ from gateway.exchange.stamps import Stamps
 from gateway.intake.checks import CheckedEnvelope, Intake
 from gateway.intake.limits import Admission
 from gateway.storage import audit, db, messages
+from gateway.storage import lists as lists_store
 from gateway.storage import parts as parts_store
 from gateway.storage.batching import GroupCommitter
 from gateway.storage.deliveries import DeliveryStatus
@@ -137,8 +143,9 @@ class Acceptance:
             message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now,
             gateway_code=self.gateway_code))
         forwarded = self.sealer.seal_envelope(checked.raw)
+        recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
-        for recipient in h.recipients:
+        for recipient in recipients:
             route, status = first_status(self.directory, self.adapters, recipient)
             new_deliveries.append(NewDelivery(uuid.uuid4(), recipient, route, status))
         letter, notifier = env.letter, env.notifier
@@ -157,6 +164,8 @@ class Acceptance:
             resend_guard=resend_guard if letter is not None else None,
             audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
                    "recipients": list(h.recipients), "sha256": checked.sha256_hex,
+                   **({"recipient_lists": {e.list_name: e.member_count for e in expansions},
+                       "deliveries": len(new_deliveries)} if expansions else {}),
                    **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
                       if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
                    **({"notifier": notifier.kind.value} if notifier else {}),
@@ -166,7 +175,9 @@ class Acceptance:
         parts = checked.parts
 
         async def insert() -> int | SentOtherwise | None:
-            return await (self._insert_with_parts(new, parts) if parts else self.committer.submit(new))
+            if parts or expansions:
+                return await self._insert_alone(new, parts, expansions)
+            return await self.committer.submit(new)
 
         try:
             pk = await db.call_with_retries(insert, _db_retry)
@@ -184,21 +195,48 @@ class Acceptance:
         self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
         if notifier is not None:
             await self.stamps.make(pk, h, notifier)
-        log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(h.recipients),
+        log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(new_deliveries),
                  message_pk=pk)
         if any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
             self._wake()
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
                             sha256=checked.sha256_hex)
 
-    async def _insert_with_parts(self, new: NewMessage,
-                                 spooled: Sequence[SpooledPart]) -> int | SentOtherwise | None:
-        """A letter with files beside it: its own transaction (too big to share a group commit),
-        the files copied from the spool chunk by chunk; all of it commits or none."""
+    def _expand(self, sender: str, explicit: Sequence[str], lists: Sequence[DistributionList],
+                ) -> tuple[list[str], list[lists_store.Expansion]]:
+        """Every recipient (the explicit ones first, in their order, then each list's members by
+        code, no repeats, never the sender) and each list's expansion, against one directory
+        snapshot (nothing here awaits, so no directory change can come in between)."""
+        recipients = list(explicit)
+        if not lists:
+            return recipients, []
+        seen = set(recipients)
+        seen.add(sender)
+        version = self.directory.version
+        out: list[lists_store.Expansion] = []
+        for lst in lists:
+            if any(e.list_name == lst.name for e in out):  # named twice (by name and e-CMS code)
+                continue
+            members = [code for code in expand(lst, self.directory) if code != sender]
+            out.append(lists_store.Expansion(list_name=lst.name, directory_version=version,
+                                             member_count=len(members), members_sha256=members_digest(members)))
+            for code in members:
+                if code not in seen:
+                    seen.add(code)
+                    recipients.append(code)
+        return recipients, out
+
+    async def _insert_alone(self, new: NewMessage, spooled: Sequence[SpooledPart],
+                            expansions: Sequence[lists_store.Expansion]) -> int | SentOtherwise | None:
+        """A letter with files beside it or sent to distribution lists: its own transaction (too big
+        to share a group commit): the files copied from the spool chunk by chunk, the lists' frozen
+        expansions recorded; all of it commits or none."""
         async with self.pool.acquire() as conn, conn.transaction():
             pk = await messages.insert(conn, new)
             if isinstance(pk, int):
-                await parts_store.insert(conn, pk, spooled)
+                if spooled:
+                    await parts_store.insert(conn, pk, spooled)
+                await lists_store.record_expansions(conn, pk, expansions)
             return pk
 
     async def _duplicate(self, sender: str, message_id: str, sha256: bytes) -> SubmitResult:

@@ -34,6 +34,7 @@ from gateway.exchange.status import Status
 from gateway.exchange.withdraw import Withdrawals
 from gateway.intake.checks import Intake
 from gateway.intake.limits import Admission
+from gateway.storage import lists as lists_store
 from gateway.storage.db import TRANSIENT_ERRORS
 from gateway.storage.deliveries import InboxItem
 from gateway.storage.receipts import ReceiptFactory
@@ -60,6 +61,8 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
                    clock: Clock, metrics: Metrics, wake: Callable[[], None], gateway_code: str,
                    stamp_received: bool, admission: Admission | None) -> Exchange:
     stamps = Stamps(pool=pool, directory=directory, clock=clock, enabled=stamp_received)
+    if intake.lists is None:  # distribution lists live in this database (gateway.storage.lists)
+        intake.lists = lists_store.source(pool)
     return Exchange(
         directory=directory,
         accept=Acceptance(pool=pool, directory=directory, intake=intake, sealer=sealer, adapters=adapters,

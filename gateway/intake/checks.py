@@ -4,7 +4,8 @@
 instructions; at most 100 attachments), 3. XSD (then no attachment declared
 larger than the request limit), 4. header:
 the sender is the authenticated agency, the message type matches the body,
-5. recipients exist in the directory, 6. policy (top-secret is never carried),
+5. recipients exist in the directory, and the distribution lists it names exist (looked up through
+``lists``; a list is not limited in size, explicit recipients are, to the XSD's 5,000), 6. policy (top-secret is never carried),
 7. attachments decode and match their declared size and SHA-256, 8. the
 author's signature and the signer's authority for the sender (when a verifier
 is configured), 9. files sent beside the envelope (multipart/related, see
@@ -30,7 +31,7 @@ the two ways through agree on every e-CMS shape it generates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,10 +40,20 @@ from lxml import etree
 
 from gateway.core import xml
 from gateway.core.directory import Directory
-from gateway.core.envelope import Attachment, Envelope, Letter, MessageType, Notifier, Receipt, Secrecy
+from gateway.core.envelope import (
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Notifier,
+    Receipt,
+    Secrecy,
+)
 from gateway.core.envelope_builder import build_envelope_tree
 from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
+from gateway.core.lists import DistributionList, expand
 from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
 from pki.digests import check_digest
@@ -51,6 +62,9 @@ from pki.sigzone import check_signature_zone
 SCHEMA = "envelope-v1.xsd"
 
 _BODY_TYPES = {MessageType.LETTER: Letter, MessageType.NOTIFIER: Notifier, MessageType.RECEIPT: Receipt}
+
+#: Looks distribution lists up by name: the ones that exist (``gateway.storage.lists.source``).
+ListSource = Callable[[Sequence[str]], Awaitable[Mapping[str, DistributionList]]]
 
 @dataclass(frozen=True)
 class CheckedEnvelope:
@@ -64,6 +78,8 @@ class CheckedEnvelope:
     """What was established: schema_valid, signature facts from the verifier."""
     parts: tuple[SpooledPart, ...] = ()
     """Files received beside the envelope, each checked against its verified Attachment."""
+    lists: tuple[DistributionList, ...] = ()
+    """The distribution lists the header names (``recipient_lists``), as defined when checked."""
 
     @property
     def sha256_hex(self) -> str:
@@ -134,8 +150,11 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
 
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Verifier | None = None,
-                 pdf_checker: PdfChecker | None = None, max_part_bytes: int | None = None) -> None:
+                 pdf_checker: PdfChecker | None = None, max_part_bytes: int | None = None,
+                 lists: ListSource | None = None) -> None:
         self.directory = directory
+        #: Distribution lists by name (``None``: this gateway has none; a letter naming one is refused).
+        self.lists = lists
         self.max_bytes = max_bytes
         self.max_part_bytes = max_part_bytes or max_bytes
         self.verifier = verifier
@@ -179,12 +198,14 @@ class Intake:
         # is refused as unsigned, whatever its attachments.)
         env = built.envelope if built is not None else read_envelope(root, attachments=False)
         self._check_policy(env, allow_receipts=allow_receipts)
+        lists = await self._lists(env.header, sender)
         if self.verifier is not None:
             verified, signature_facts = await self.verifier(data, root, sender, channel=channel)
             facts.update(signature_facts)
             if verified is not root:
                 root, env = verified, read_envelope(verified)
                 self._check_policy(env, allow_receipts=allow_receipts)
+                lists = await self._lists(env.header, sender)
         if built is None and not env.attachments:
             env = replace(env, attachments=read_attachments(root))
         h = env.header
@@ -197,7 +218,27 @@ class Intake:
                     content = next(p for p in checked_parts if p.content_id == main.id).read_bytes()
                 facts.update(await self.pdf_checker(content, h.sender))
         return CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env, facts=facts,
-                               parts=checked_parts)
+                               parts=checked_parts, lists=lists)
+
+    async def _lists(self, h: Header, sender: str) -> tuple[DistributionList, ...]:
+        """The named distribution lists, in order; ``envelope.unknown_recipient`` naming the
+        ``RecipientList`` (the same code as an unknown agency: both are recipients that do not exist),
+        also when the lists are all the recipients and have no active member but the sender
+        (a letter to nobody is not accepted)."""
+        names = h.recipient_lists
+        if not names:
+            return ()
+        found = await self.lists(names) if self.lists is not None else {}
+        for i, name in enumerate(names, start=1):
+            if name not in found:
+                raise EnvelopeError(f"distribution list {name} does not exist at this gateway",
+                                    code="envelope.unknown_recipient",
+                                    field=f"Header/Recipients/RecipientList[{i}]")
+        lists = tuple(found[name] for name in names)
+        if not h.recipients and all(set(expand(x, self.directory)) <= {sender} for x in lists):
+            raise EnvelopeError(f"distribution list {names[0]} has no active member: the letter would reach nobody",
+                                code="envelope.unknown_recipient", field="Header/Recipients/RecipientList[1]")
+        return lists
 
     def _check_policy(self, env: Envelope, *, allow_receipts: bool) -> None:
         """What the envelope may be, whoever signed it: its type, its recipients, its secrecy."""

@@ -79,6 +79,8 @@ def check_envelope(data: bytes, *, max_bytes: int = xml.DEFAULT_MAX_BYTES) -> Re
     h, letter = env.header, env.letter
     summary: dict[str, Any] = {"message_id": h.message_id, "type": h.message_type.value, "sender": h.sender,
                "recipients": list(h.recipients), "created_at": h.created_at.isoformat()}
+    if h.recipient_lists:
+        summary["recipient_lists"] = list(h.recipient_lists)
     if letter is not None:
         summary.update(number=letter.number, date=letter.date.isoformat(), date_thai=thai_date(letter.date),
                        subject=letter.subject,

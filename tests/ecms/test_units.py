@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -20,7 +21,7 @@ from gateway.core.ecmswire import building, mapping, reading, records, soap, tab
 from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
-from gateway.core.xml import parse
+from gateway.core.xml import parse, validate
 from gateway.ecms import codes
 from gateway.ecms.legacy import verify_letter_signature
 from tests.ecms.conftest import load_vector
@@ -209,3 +210,17 @@ def test_tampered_letter_does_not_verify():
     gov.find(f".//{{{soap.RAM_NS}}}Subject").text = "เรื่องที่ถูกแก้"
     report = verify_letter_signature(gov, allow_sha1=True, agency_fingerprints=(fp,))
     assert report.present and not report.intact and not report.valid
+
+
+def test_a_list_pseudo_organization_code_becomes_a_recipient_list(directory):
+    """ReceiverParty 99xxx names a distribution list (gateway/ecms/CODES.md), not an agency."""
+    letter = _letter("letter-vb-linqws")
+    receivers = (*letter.receivers, dataclasses.replace(letter.receivers[0], department="99001"))
+    letter = dataclasses.replace(letter, receivers=receivers)
+    env = mapping.letter_to_envelope(letter, sender="11008", message_id="ecms.x", directory=directory,
+                                     created_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC))
+    assert "99001" not in env.header.recipients and env.header.recipient_lists == ("99001",)
+    tree = parse(build_envelope(env))
+    validate("envelope-v1.xsd", tree)
+    native = read_envelope(tree)
+    assert native.header.recipient_lists == ("99001",) and native.header.recipients == env.header.recipients

@@ -1,12 +1,14 @@
 """gateway envelope check: the offline checker integrators run before sending."""
 
 import base64
+import dataclasses
 import json
 import subprocess
 import sys
 
+from gateway.core.envelope_builder import build_envelope
 from gateway.intake.offline import check_envelope
-from tests.support import letter_bytes
+from tests.support import letter, letter_bytes
 
 
 def test_a_valid_letter_reads_with_its_fields():
@@ -14,6 +16,20 @@ def test_a_valid_letter_reads_with_its_fields():
     assert report.ok
     assert report.summary["subject"] == "ขอเชิญประชุม" and report.summary["date_thai"].endswith("2569")
     assert report.summary["attachments"][0]["mime_type"] == "application/pdf"
+
+
+def test_a_letter_to_distribution_lists_reads_with_them():
+    env = letter(recipients=())
+    only_lists = dataclasses.replace(env, header=dataclasses.replace(env.header, recipient_lists=("provincial-halls",)))
+    report = check_envelope(build_envelope(only_lists))
+    assert report.ok and report.summary["recipients"] == []
+    assert report.summary["recipient_lists"] == ["provincial-halls"]
+    both = dataclasses.replace(only_lists, header=dataclasses.replace(only_lists.header, recipients=("1550100000",)))
+    assert check_envelope(build_envelope(both)).summary["recipients"] == ["1550100000"]
+    # neither agencies nor lists: refused by the schema; nor a list name with capitals
+    assert not check_envelope(build_envelope(env)).ok
+    bad = dataclasses.replace(env, header=dataclasses.replace(env.header, recipient_lists=("Halls",)))
+    assert check_envelope(build_envelope(bad)).findings[0].code == "envelope.schema_invalid"
 
 
 def test_schema_faults_name_the_position_and_what_was_expected():

@@ -7,7 +7,9 @@ and proposed to the lead as optional fields):
 * ID → Number, CorrespondenceDate → Date, Subject → Subject;
 * SpeedCode / SecretCode → Speed / Secrecy (:mod:`gateway.core.ecmswire.tables`);
 * SenderParty/DepartmentOrganization/ID → Header/Sender (5-digit codes as-is),
-  each ReceiverParty/DepartmentOrganization/ID → Header/Recipients;
+  each ReceiverParty/DepartmentOrganization/ID → Header/Recipients/Recipient, except a
+  distribution list's pseudo-organization code (``99xxx``, :data:`gateway.core.lists.ECMS_CODE`)
+  → Header/Recipients/RecipientList (see ``gateway/ecms/CODES.md``);
 * ReceiverParty/JobTitle (else its names, else the agency's Thai name) → Addressee (เรียน);
 * GovernmentSignature/SignerParty names and Title (else SenderParty names and
   JobTitle) → Signer/Name ("given family") and Signer/Position;
@@ -47,6 +49,7 @@ from gateway.core.envelope import (
 from gateway.core.envelope import (
     Party as NativeParty,
 )
+from gateway.core.lists import ECMS_CODE
 
 #: e-CMS data that does not travel on (always kept in the stored SOAP evidence). Parties' names and
 #: job titles, SendDate and the GovernmentSignature travel in Letter/Parties, SentAt, LegacySignature.
@@ -126,7 +129,9 @@ def notifier_message_id(sender: str, recipient: str, n: EcmsNotifier) -> str:
 def letter_to_envelope(letter: EcmsLetter, *, sender: str, message_id: str, created_at: dt.datetime,
                        directory: Directory | None = None) -> Envelope:
     """The native envelope for an e-CMS letter (unsigned; the gateway seals what it forwards)."""
-    recipients = tuple(dict.fromkeys(r.department for r in letter.receivers))
+    codes = tuple(dict.fromkeys(r.department for r in letter.receivers))
+    recipients = tuple(c for c in codes if not ECMS_CODE.match(c))
+    recipient_lists = tuple(c for c in codes if ECMS_CODE.match(c))
     signer_name, signer_position = _signer_fields(letter, directory)
     native = Letter(
         number=_clip(letter.id), date=letter.date, subject=_clip(letter.subject),
@@ -153,7 +158,8 @@ def letter_to_envelope(letter: EcmsLetter, *, sender: str, message_id: str, crea
                                 file_name=f"attachment-{i}.{MIME_TYPES.get(a.mime_code, 'bin')}",
                                 mime_type=a.mime_code, content=a.content, role="enclosure"))
     header = Header(message_id=message_id, message_type=MessageType.LETTER, created_at=created_at,
-                    sender=sender, recipients=recipients, conversation_id=message_id)
+                    sender=sender, recipients=recipients, conversation_id=message_id,
+                    recipient_lists=recipient_lists)
     return Envelope(header=header, body=native, attachments=tuple(files))
 
 
