@@ -21,13 +21,24 @@ FROM deliveries d WHERE d.message_pk = $1 ORDER BY d.recipient;
 -- SKIP LOCKED lets any number of gateway processes claim side by side; an
 -- expired lease ('sending' with next_attempt_at in the past) is simply due.
 -- Destinations still backing off are left alone: no network work for them.
-WITH due AS (
-    SELECT d.id FROM deliveries d
-    WHERE d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
+-- Two lanes, each in due order: ordinary deliveries first, then those of circular letters ('bulk'),
+-- so one letter to thousands of offices never holds an ordinary letter behind it.
+WITH ordinary AS (
+    SELECT d.id, d.next_attempt_at FROM deliveries d
+    WHERE NOT d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
       AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
     ORDER BY d.next_attempt_at
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
+), bulk AS (
+    SELECT d.id, d.next_attempt_at FROM deliveries d
+    WHERE d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
+      AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
+    ORDER BY d.next_attempt_at
+    LIMIT greatest($2 - (SELECT count(*) FROM ordinary), 0)
+    FOR UPDATE OF d SKIP LOCKED
+), due AS (
+    SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
 )
 UPDATE deliveries d
 SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1

@@ -49,9 +49,11 @@ CREATE TABLE deliveries (
     created_at      timestamptz NOT NULL,
     expires_at      timestamptz NOT NULL,
     delivered_at    timestamptz,
-    CONSTRAINT deliveries_message_recipient UNIQUE (message_pk, recipient)
+    CONSTRAINT deliveries_message_recipient UNIQUE (message_pk, recipient),
+    -- One of more than 50 deliveries of one message (a circular letter): claimed after ordinary ones.
+    bulk            boolean NOT NULL DEFAULT false
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at)
+CREATE INDEX deliveries_due ON deliveries (bulk, next_attempt_at)
     WHERE status IN ('queued', 'sending', 'retry_wait');
 CREATE INDEX deliveries_pending_by_recipient ON deliveries (recipient)
     WHERE status IN ('queued', 'retry_wait');
@@ -305,7 +307,9 @@ LANGUAGE sql VOLATILE AS $$
 WITH input AS (
     SELECT * FROM unnest(batch)
 ), r AS (
-    SELECT * FROM unnest(dels)
+    -- A message with more than 50 deliveries (a circular letter) is bulk: its deliveries are
+    -- claimed after ordinary ones that are due (claim_due), so it never starves other letters.
+    SELECT u.*, count(*) OVER (PARTITION BY u.ord) > 50 AS bulk FROM unnest(dels) u
 ), blocked AS (
     -- The e-CMS resend rule: the first recipient whose latest live letter from this sender with
     -- this number and date is another letter than the guard (neither it nor a resend, guard.r<n>).
@@ -341,9 +345,10 @@ WITH input AS (
     SELECT m.pk, i.ord, i.accepted_at, i.audit, i.sender FROM m
     JOIN input i ON i.sender = m.sender AND i.message_id = m.message_id
 ), d AS (
-    INSERT INTO deliveries (id, message_pk, recipient, route, status, next_attempt_at, created_at, expires_at)
+    INSERT INTO deliveries (id, message_pk, recipient, route, status, next_attempt_at, created_at, expires_at, bulk)
     SELECT r.id, mi.pk, r.recipient, r.route, r.status::delivery_status,
-           greatest(mi.accepted_at, coalesce(dest.backoff_until, mi.accepted_at)), mi.accepted_at, r.expires_at
+           greatest(mi.accepted_at, coalesce(dest.backoff_until, mi.accepted_at)), mi.accepted_at, r.expires_at,
+           r.bulk
     FROM r JOIN mi ON mi.ord = r.ord
     LEFT JOIN destinations dest ON dest.agency = r.recipient
 ), a AS (

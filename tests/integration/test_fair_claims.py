@@ -1,0 +1,42 @@
+"""Fairness: a circular letter to many offices never holds an ordinary letter behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gateway.core import appkeys as keys
+from gateway.storage import deliveries
+from gateway.storage import directory as store
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
+
+pytestmark = pytest.mark.asyncio
+OFFICES = [f"98{i:08d}" for i in range(120)]
+
+
+def auth(agency=OPM):
+    return {"Authorization": f"Bearer {TOKENS[agency]}", "Content-Type": "application/xml"}
+
+
+async def test_an_ordinary_letter_is_claimed_before_a_circular_s_backlog(make_client, pool, clock):
+    client = await make_client(routes={KKN: {"kind": "push", "url": "http://127.0.0.1:9/kkn"}})
+    offices = {code: {"code": code, "name_th": f"สำนักงานทดสอบ {code}", "name_en": f"Test office {code}",
+                      "kind": "local_administration", "parent": CMI, "generated": True,
+                      "route": {"kind": "push", "url": f"http://127.0.0.1:9/{code}"}} for code in OFFICES}
+    async with pool.acquire() as conn:
+        await store.apply(conn, offices, at=clock.now(), actor="test", reason="offices", only=False)
+    await client.app[keys.EXCHANGE].live_directory.reload()
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=tuple(OFFICES), message_id="circular"),
+                          headers=auth())
+    assert r.status == 202, await r.text()
+    clock.advance(1)
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=(KKN,), message_id="ordinary"),
+                          headers=auth())
+    assert r.status == 202, await r.text()
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE bulk") == len(OFFICES)
+    clock.advance(1)
+    claimed = await deliveries.claim_due(pool, now=clock.now(), limit=10, lease=dt.timedelta(seconds=60),
+                                         worker="w")
+    assert len(claimed) == 10 and KKN in [c.recipient for c in claimed]  # due later, yet claimed first
+    assert sum(1 for c in claimed if c.message_id == "circular") == 9  # the rest of the batch is not wasted
