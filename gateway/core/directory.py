@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -328,10 +329,33 @@ def _text(raw: Mapping[str, Any], name: str, where: str, code: str, *, required:
     return value.strip()
 
 
+def _storable(value: Any, where: str, depth: int = 0) -> None:
+    """Only what PostgreSQL's jsonb holds: no NUL, no lone surrogate, no NaN or infinity, shallow."""
+    if depth > 4:
+        raise ConfigError(f"directory: {where} is nested too deeply", field=where)
+    if isinstance(value, str):
+        if "\x00" in value or len(value) > 2000:
+            raise ConfigError(f"directory: {where} must be text without NUL, at most 2000 characters", field=where)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"directory: {where} is not valid Unicode text", field=where) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"directory: {where} must be a finite number", field=where)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _storable(k, f"{where}.{k!s:.40}", depth + 1)
+            _storable(v, f"{where}.{k!s:.40}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _storable(v, f"{where}[{i}]", depth + 1)
+
+
 def agency_from_dict(raw: Any, where: str) -> Agency:
     """One agency from its directory-file form; a :class:`ConfigError` names the field."""
     if not isinstance(raw, dict):
         raise ConfigError(f"directory: {where} must be an object", field=where)
+    _storable(raw, where)
     code = str(raw.get("code", ""))
     if not _CODE.match(code):
         raise ConfigError(f"directory: {where}.code {code!r} must be 5 or 10 digits", field=f"{where}.code")

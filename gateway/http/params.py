@@ -82,6 +82,7 @@ KINDS: Final[dict[str, Kind]] = {
     "password": Kind(1024, "a password"),
     "csrf": Kind(128, "the form's CSRF token", re.compile(r"[A-Za-z0-9_\-]+")),
     "next": Kind(2048, "a console path"),
+    "name": Kind(300, "an agency's name (at most 300 characters)"),
     "province": Kind(2, "a province code (2 digits, as geothai)", re.compile(r"[0-9]{2}")),
 }
 

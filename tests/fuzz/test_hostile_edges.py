@@ -125,7 +125,8 @@ async def _console_login(url: str, username: str) -> tuple[str, str]:
 async def callers(gateway) -> Callers:
     now = dt.datetime.now(dt.UTC)
     tokens, cookies, csrf = {}, {}, {}
-    for name, role in (("auditor", users.Role.AUDITOR), ("operator", users.Role.OPERATOR)):
+    for name, role in (("auditor", users.Role.AUDITOR), ("operator", users.Role.OPERATOR),
+                       ("admin", users.Role.ADMIN)):
         if await users.get(gateway.pool, name) is None:
             await users.add(gateway.pool, username=name, password=PASSWORD, role=role, agency=None, now=now,
                             actor="test")
@@ -247,6 +248,35 @@ PARAMETERS: list[Param] = [
        f"/console/deliveries/{U}/requeue", "csrf", body="csrf={v}"),
     _p("GET", "/console/directory", "q", "query", "console-operator", "/console/directory?q={v}", "text",
        free_text=True),
+    _p("GET", "/console/directory", "kind", "query", "console-operator", "/console/directory?kind={v}", "enum"),
+    _p("GET", "/console/directory", "province", "query", "console-operator", "/console/directory?province={v}",
+       "province"),
+    _p("GET", "/console/directory/{code}", "code", "path", "console-operator", "/console/directory/{v}", "agency"),
+    _p("POST", "/console/directory/{code}", "code", "path", "console-admin", "/console/directory/{v}", "agency",
+       body="csrf={csrf}&name_th=x&name_en=x"),
+    _p("POST", "/console/directory/{code}", "name_th", "form", "console-admin", "/console/directory/1550100198",
+       "name", body="csrf={csrf}&name_th={v}&name_en=x&parent=1500000000&kind=district_office", free_text=True),
+    _p("POST", "/console/directory/{code}", "csrf", "form", "console-admin", "/console/directory/1550100198",
+       "csrf", body="csrf={v}&name_th=x&name_en=x"),
+    # the directory API
+    _p("GET", "/v1/directory/agencies", "q", "query", "agency", "/v1/directory/agencies?q={v}", "text",
+       free_text=True),
+    _p("GET", "/v1/directory/agencies", "kind", "query", "agency", "/v1/directory/agencies?kind={v}", "enum"),
+    _p("GET", "/v1/directory/agencies", "province", "query", "agency", "/v1/directory/agencies?province={v}",
+       "province"),
+    _p("GET", "/v1/directory/agencies", "limit", "query", "agency", "/v1/directory/agencies?limit={v}", "number"),
+    _p("GET", "/v1/directory/agencies/{code}", "code", "path", "agency", "/v1/directory/agencies/{v}", "agency"),
+    _p("GET", "/v1/directory/agencies/{code}", "at", "query", "agency",
+       "/v1/directory/agencies/1550100000?at={v}", "number"),
+    _p("GET", "/v1/directory/agencies/{code}/history", "code", "path", "operator",
+       "/v1/directory/agencies/{v}/history", "agency"),
+    _p("GET", "/v1/directory/agencies/{code}/history", "limit", "query", "operator",
+       "/v1/directory/agencies/1550100000/history?limit={v}", "number"),
+    _p("PUT", "/v1/directory/agencies/{code}", "code", "path", "admin", "/v1/directory/agencies/{v}", "agency"),
+    _p("PUT", "/v1/directory/agencies/{code}", "body.name_th", "json", "admin", "/v1/directory/agencies/1550100199",
+       "name", body='{{"name_th": "{v}", "name_en": "x", "parent": "1500000000", "kind": "district_office"}}'),
+    _p("PUT", "/v1/directory/agencies/{code}", "reason", "json", "admin", "/v1/directory/agencies/1550100199",
+       "text", body='{{"name_th": "x", "name_en": "x", "parent": "1500000000", "reason": "{v}"}}', free_text=True),
     _p("POST", "/console/audit/verify", "csrf", "form", "console-auditor", "/console/audit/verify", "csrf",
        body="csrf={v}"),
     _p("POST", "/console/logout", "csrf", "form", "console-auditor", "/console/logout", "csrf", body="csrf={v}"),

@@ -57,8 +57,9 @@ async def agency_page(request: web.Request) -> Page:
 def entry_from_form(code: str, form: Any, current: dict[str, Any]) -> dict[str, Any]:
     entry = dict(current)
     entry["code"] = code
-    for name in ("name_th", "name_en", "kind", "parent", "province", "district"):
-        value = (params.optional(form, name, "text") or "").strip()
+    for name, kind in (("name_th", "name"), ("name_en", "name"), ("kind", "enum"), ("parent", "agency"),
+                       ("province", "province"), ("district", "text")):
+        value = (params.optional(form, name, kind) or "").strip()
         entry[name] = value or None
     route_kind = params.optional(form, "route_kind", "enum") or "pull"
     target = (params.optional(form, "route_target", "text") or "").strip()
@@ -83,6 +84,7 @@ async def agency_edit(request: web.Request) -> web.Response:
             await store.apply(conn, {code: entry}, at=request.app[keys.CLOCK].now(), actor=f"user:{user.username}",
                               reason=reason, only=False)
     except ConfigError as exc:
-        raise params.invalid(str(exc).removeprefix("directory: "), str(exc.field or "form")) from None
+        raise params.invalid(str(exc).removeprefix("directory: "),
+                             str(exc.field or "form").removeprefix("form.")) from None
     await appstate.exchange(request.app).live_directory.reload()
     raise web.HTTPSeeOther(f"/console/directory/{code}")
