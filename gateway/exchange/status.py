@@ -12,6 +12,7 @@ from gateway.core.envelope import MessageType
 from gateway.core.errors import NotFound
 from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.storage import deliveries, letters, messages
+from gateway.storage import lists as lists_store
 from gateway.storage.deliveries import DeliveryStatus
 
 
@@ -24,12 +25,18 @@ class Status:
     def __init__(self, *, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def message_status(self, sender: str, message_id: str) -> dict[str, Any]:
-        """Transport state per recipient, and the business answer of each recipient's registry."""
+    async def message_status(self, sender: str, message_id: str, *, after: str | None = None,
+                             limit: int = 100) -> dict[str, Any]:
+        """A summary of every recipient (6,912 of 8,000 delivered, 41 registered, 3 dead), then one
+        page of recipients in code order (``after`` the last code of the previous page): transport
+        state per recipient and the business answer of each recipient's registry."""
         rec = await messages.get(self.pool, sender, message_id)
         if rec is None:
             raise NotFound(f"no message {message_id} from {sender}", code="message.not_found")
-        dels = await deliveries.for_message(self.pool, rec.pk)
+        summary = await lists_store.progress(self.pool, rec.pk)
+        dels = await deliveries.for_message(self.pool, rec.pk, after=after, limit=limit + 1)
+        more = len(dels) > limit
+        dels = dels[:limit]
         answers: dict[str, dict[str, Any]] = {}
         history: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for e in await letters.history(self.pool, rec.pk):
@@ -51,6 +58,8 @@ class Status:
             "letter_number": rec.letter_number, "subject": rec.subject,
             "accepted_at": rec.accepted_at.isoformat(), "sha256": rec.received_sha256.hex(),
             "resent_as": resent,
+            "summary": summary.to_dict(),
+            "next": dels[-1].recipient if more else None,
             "recipients": [
                 {"recipient": d.recipient, "delivery_id": str(d.id), "route": d.route,
                  "status": _public_status(d.status), "attempts": d.attempts,

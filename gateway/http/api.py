@@ -206,10 +206,13 @@ async def submit_message(request: web.Request) -> web.Response:
 
 
 async def message_status(request: web.Request) -> web.Response:
-    """Role: agency (the sender). Status per recipient."""
+    """Role: agency (the sender). A summary over every recipient, then status per recipient, a page at a time."""
     agency = await auth.require_agency(request)
     message_id = params.required(request.match_info, "message_id", "message_id")
-    return _json(await appstate.exchange(request.app).status.message_status(agency, message_id))
+    after = params.optional(request.query, "after", "agency")
+    limit = params.limit(request.query, default=100, top=1000)
+    return _json(await appstate.exchange(request.app).status.message_status(agency, message_id, after=after,
+                                                                            limit=limit))
 
 
 #: At most as many recipients as an envelope may name (schemas/envelope-v1.xsd).

@@ -118,8 +118,10 @@ async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_a
     await db.execute(queries["release_claim"], delivery_id, worker, due_at, attempt)
 
 
-async def for_message(db: Executor, message_pk: int) -> list[DeliveryView]:
-    return [DeliveryView.from_row(r) for r in await db.fetch(queries["message_deliveries"], message_pk)]
+async def for_message(db: Executor, message_pk: int, *, after: str | None = None,
+                      limit: int = 1_000_000) -> list[DeliveryView]:
+    """A message's deliveries by recipient code: those after ``after``, at most ``limit`` (keyset pages)."""
+    return [DeliveryView.from_row(r) for r in await db.fetch(queries["message_deliveries"], message_pk, after, limit)]
 
 
 async def attempts(db: Executor, delivery_id: uuid.UUID) -> list[dict]:

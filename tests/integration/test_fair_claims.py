@@ -40,3 +40,25 @@ async def test_an_ordinary_letter_is_claimed_before_a_circular_s_backlog(make_cl
                                          worker="w")
     assert len(claimed) == 10 and KKN in [c.recipient for c in claimed]  # due later, yet claimed first
     assert sum(1 for c in claimed if c.message_id == "circular") == 9  # the rest of the batch is not wasted
+
+
+async def test_the_sender_sees_a_summary_and_pages_of_recipients(make_client, pool, clock):
+    client = await make_client()
+    offices = {code: {"code": code, "name_th": f"สำนักงานทดสอบ {code}", "name_en": f"Test office {code}",
+                      "kind": "local_administration", "parent": CMI, "route": {"kind": "pull"}} for code in OFFICES}
+    async with pool.acquire() as conn:
+        await store.apply(conn, offices, at=clock.now(), actor="test", reason="offices", only=False)
+    await client.app[keys.EXCHANGE].live_directory.reload()
+    r = await client.post("/v1/messages", data=letter_bytes(recipients=tuple(OFFICES), message_id="circular"),
+                          headers=auth())
+    assert r.status == 202
+    seen, after = [], None
+    while True:
+        q = {"limit": "50", **({"after": after} if after else {})}
+        body = await (await client.get("/v1/messages/circular", params=q, headers=auth())).json()
+        assert body["summary"]["total"] == len(OFFICES) and body["summary"]["by_status"]["inbox"] == len(OFFICES)
+        seen += [x["recipient"] for x in body["recipients"]]
+        after = body["next"]
+        if after is None:
+            break
+    assert seen == sorted(OFFICES)

@@ -14,7 +14,9 @@ FROM messages WHERE pk = $1;
 -- name: message_deliveries
 SELECT d.id, d.recipient, d.route, d.status::text AS status, d.attempts, d.next_attempt_at,
        d.last_error, d.created_at, d.delivered_at, d.expires_at
-FROM deliveries d WHERE d.message_pk = $1 ORDER BY d.recipient;
+FROM deliveries d WHERE d.message_pk = $1 AND ($2::text IS NULL OR d.recipient > $2)
+ORDER BY d.recipient
+LIMIT $3;
 
 -- name: claim_due
 -- Claim up to $2 due deliveries for this worker ($4) with a lease of $3.
