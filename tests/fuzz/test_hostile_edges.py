@@ -182,6 +182,8 @@ EVENT_QUERY = [("kind", "kind", {}), ("since", "time", {"time": "instant"}), ("u
 
 PARAMETERS: list[Param] = [
     _p("GET", "/v1/messages/{message_id}", "message_id", "path", "agency", "/v1/messages/{v}", "message_id"),
+    _p("GET", "/v1/messages/{message_id}", "after", "query", "agency", "/v1/messages/m-1?after={v}", "agency"),
+    _p("GET", "/v1/messages/{message_id}", "limit", "query", "agency", "/v1/messages/m-1?limit={v}", "number"),
     _p("POST", "/v1/messages/{message_id}/withdraw", "message_id", "path", "agency", "/v1/messages/{v}/withdraw",
        "message_id"),
     _p("POST", "/v1/messages/{message_id}/withdraw", "recipients", "json", "agency", "/v1/messages/m-1/withdraw",
