@@ -28,8 +28,9 @@ system-deps:
 	  else echo "please install (as root): apt-get install$$missing" >&2; exit 1; fi; \
 	fi
 
+# The national example directory (11,174 agencies, config/national/) is imported on the first start.
 run: $(STAMP)
-	$(BIN)/gateway serve
+	GATEWAY_DIRECTORY_PATH=$${GATEWAY_DIRECTORY_PATH:-config/directory.national.json} $(BIN)/gateway serve
 
 # The house: pyflakes/isort/bugbear/pyupgrade, types, and the stage layers (pyproject.toml).
 lint: $(STAMP)

@@ -246,7 +246,7 @@ BUILT_CODES = {"envelope.dtd_forbidden", "ack.too_large", "request.too_large", "
 CONSOLE_ONLY = {"auth.csrf"}
 API_FAMILIES = ("request", "envelope", "recipient", "attachment", "signature", "certificate", "pdf", "policy", "ack",
                 "auth", "throttled", "message", "letter", "inbox", "delivery", "stamp", "not_found",
-                "method_not_allowed", "conflict", "unavailable")
+                "method_not_allowed", "conflict", "unavailable", "agency")
 
 
 def test_each_error_status_enumerates_exactly_the_codes_that_answer_it() -> None:
