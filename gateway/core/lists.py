@@ -98,6 +98,20 @@ def expand(lst: DistributionList, directory: Directory) -> tuple[str, ...]:
                         if a.active and rule.matches(a.kind, a.province, a.code, a.parent)))
 
 
+def check_against(lists: Iterable[DistributionList], directory: Directory) -> None:
+    """:class:`ConfigError` naming the first entry that refers to an agency the directory does not
+    have (a static member, or a rule's parent), e.g. ``lists[1].members[3]``: for an import that must
+    change nothing when a row is wrong. (An inactive agency is fine: expansion leaves it out.)"""
+    for i, lst in enumerate(lists):
+        for j, code in enumerate(lst.members or ()):
+            if code not in directory:
+                raise ConfigError(f"lists[{i}].members[{j}] {code} is not in the directory",
+                                  field=f"lists[{i}].members[{j}]")
+        if lst.rule is not None and lst.rule.parent is not None and lst.rule.parent not in directory:
+            raise ConfigError(f"lists[{i}].rule.parent {lst.rule.parent} is not in the directory",
+                              field=f"lists[{i}].rule.parent")
+
+
 def members_digest(codes: Iterable[str]) -> str:
     """SHA-256 (hex) of the sorted codes, one per line with a final newline: what the frozen
     expansion of a letter records, so anyone holding the list of recipients can check it."""

@@ -4,7 +4,7 @@ import pytest
 
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
-from gateway.core.lists import DistributionList, Rule, expand, lists_from_dict, members_digest
+from gateway.core.lists import DistributionList, Rule, check_against, expand, lists_from_dict, members_digest
 
 
 def _agency(code, kind, province=None, parent=None, active=True):
@@ -95,3 +95,14 @@ def test_names_and_ecms_codes_are_unique():
     with pytest.raises(ConfigError) as err:
         lists_from_dict({"lists": {"a": 1}})
     assert err.value.field == "lists"
+
+
+def test_checking_lists_against_the_directory_names_the_unknown_agency():
+    ok = [DistributionList("a", "ก", ("1550300000",), None), DistributionList("b", "ข", None, Rule("school"))]
+    check_against(ok, DIRECTORY)  # an inactive member is known
+    with pytest.raises(ConfigError) as err:
+        check_against([*ok, DistributionList("c", "ค", ("1550100000", "9999999999"), None)], DIRECTORY)
+    assert err.value.field == "lists[2].members[1]"
+    with pytest.raises(ConfigError) as err:
+        check_against([DistributionList("d", "ง", None, Rule("school", parent="9999999999"))], DIRECTORY)
+    assert err.value.field == "lists[0].rule.parent"
