@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
+from gateway.core.lists import DistributionList
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import CheckpointSigner, Sealer
 from gateway.core.settings import Settings
@@ -22,6 +23,8 @@ from gateway.core.signing import Trust
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 DIRECTORY = web.AppKey("directory", Directory)
+#: The distribution lists of the directory file (none when the directory was given as an object).
+DIRECTORY_LISTS: web.AppKey[tuple[DistributionList, ...]] = web.AppKey("directory_lists")
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)

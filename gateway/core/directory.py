@@ -125,9 +125,10 @@ class Agency:
 
     @property
     def pinned(self) -> tuple[str, ...]:
-        """Fingerprints accepted for this agency now: ``cert_fingerprints`` and unretired certificates."""
+        """Signing fingerprints accepted for this agency now: ``cert_fingerprints`` and unretired
+        certificates registered for signing (a TLS-only certificate signs nothing)."""
         return tuple(dict.fromkeys([*self.cert_fingerprints, *(c.sha256 for c in self.certificates
-                                                               if c.retired_at is None)]))
+                                                               if c.retired_at is None and "signing" in c.usage)]))
     token_sha256: tuple[str, ...] = ()
     """SHA-256 (hex) of the development bearer tokens that authenticate this agency."""
     cert_fingerprints: tuple[str, ...] = ()
@@ -359,6 +360,9 @@ def agency_from_dict(raw: Any, where: str) -> Agency:
     code = str(raw.get("code", ""))
     if not _CODE.match(code):
         raise ConfigError(f"directory: {where}.code {code!r} must be 5 or 10 digits", field=f"{where}.code")
+    if len(code) == 5 and code.startswith("99"):
+        raise ConfigError(f"directory: {where}.code {code}: 5-digit codes 99xxx are reserved for distribution "
+                          "lists (their e-CMS pseudo-organization codes)", field=f"{where}.code")
     route_raw = raw.get("route") or {"kind": "pull"}
     if not isinstance(route_raw, dict):
         raise ConfigError(f"directory: agency {code}: route must be an object", field=f"{where}.route")

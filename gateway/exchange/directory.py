@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -19,8 +20,10 @@ import structlog
 
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
+from gateway.core.lists import DistributionList, check_against
 from gateway.storage import db
 from gateway.storage import directory as store
+from gateway.storage import lists as lists_store
 
 log = structlog.get_logger(__name__)
 
@@ -36,9 +39,14 @@ class LiveDirectory:
         self._wake = asyncio.Event()
         self._reloading = asyncio.Lock()
 
-    async def start(self, *, actor: str = "gateway") -> None:
+    async def start(self, *, actor: str = "gateway", lists: Sequence[DistributionList] = ()) -> None:
+        """Synchronise the configured directory (and the distribution lists its file names) into the
+        database, then put the database's directory in force and follow its changes."""
         async with self.pool.acquire() as conn:
             version = await store.sync_from_start(conn, self.directory, at=self.clock.now(), actor=actor)
+            if lists:
+                check_against(lists, self.directory)
+                await lists_store.upsert(conn, lists, at=self.clock.now())
         if version:
             log.info("directory imported at start-up", version=version, agencies=len(self.directory))
         await self._listen()  # before reading: a change committed from now on is not missed

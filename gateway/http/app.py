@@ -25,6 +25,7 @@ from gateway.audit.wiring import audit_ctx
 from gateway.core import appkeys as keys
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.directory import Directory
+from gateway.core.lists import load_lists
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import CheckpointSigner, DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
@@ -110,7 +111,9 @@ async def _exchange(app: web.Application) -> AsyncIterator[None]:
     app[keys.EXCHANGE] = services.exchange
     app[keys.DISPATCHER] = dispatcher = services.dispatcher
     live = services.exchange.live_directory
-    await live.start()  # the configured directory synchronised into the database, then kept live
+    # the configured directory (and its file's distribution lists) synchronised into the database, then kept live
+    lists = app[keys.DIRECTORY_LISTS]
+    await live.start(lists=lists)
     task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
     yield
     await live.stop()
@@ -137,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
     app[keys.DIRECTORY] = directory or Directory.load(settings.directory_path)
+    app[keys.DIRECTORY_LISTS] = () if directory is not None else load_lists(settings.directory_path)
     app[keys.METRICS] = Metrics()
     if sealer is not None:
         app[keys.SEALER] = sealer
