@@ -72,7 +72,9 @@ class ExpiringCertificate:
     not_after: dt.datetime
     """End of validity."""
     days_left: int
-    """Whole days until ``not_after`` (rounded down; negative once expired)."""
+    """Whole days until ``not_after``, negative once expired: whole days since then (both rounded toward
+    zero, so a certificate that ends in 6 days 23 hours has 6 left, one that ended 2 days and a second
+    ago has -2)."""
     bucket: str
     """Tightest bucket: ``expired``, ``7d``, ``30d`` or ``60d``."""
     replaced: bool
@@ -141,7 +143,7 @@ def _entries(agency: Agency, now: dt.datetime) -> Iterable[ExpiringCertificate]:
         yield ExpiringCertificate(
             agency=agency.code, name_th=agency.name_th, name_en=agency.name_en, sha256=cert.sha256,
             usage=cert.usage, not_after=cert.not_after,
-            days_left=math.floor((cert.not_after - now) / _DAY), bucket=bucket,
+            days_left=math.trunc((cert.not_after - now) / _DAY), bucket=bucket,
             replaced=_replaced(cert, accepted, now), subject=cert.subject)
 
 
