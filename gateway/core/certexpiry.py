@@ -105,6 +105,13 @@ class ExpiryReport:
         """The entries whose tightest bucket is ``bucket``."""
         return tuple(e for e in self.entries if e.bucket == bucket)
 
+    def within(self, label: str) -> tuple[ExpiringCertificate, ...]:
+        """The entries counted under ``label`` (``expired``; ``7d``/``30d``/``60d`` cumulative, as the gauge)."""
+        if label == "expired":
+            return self.in_bucket("expired")
+        window = dict(WINDOWS)[label]
+        return tuple(e for e in self.entries if e.bucket != "expired" and e.not_after - self.at <= window)
+
     def agencies(self, bucket: str | None = None) -> list[str]:
         """Codes of the agencies affected (in ``bucket`` only, if given), soonest first, each once."""
         return list(dict.fromkeys(e.agency for e in self.entries if bucket is None or e.bucket == bucket))
