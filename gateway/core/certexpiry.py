@@ -139,10 +139,11 @@ def _replaced(cert: AgencyCertificate, others: Iterable[AgencyCertificate], now:
 
 
 def _entries(agency: Agency, now: dt.datetime) -> Iterable[ExpiringCertificate]:
-    pinned = set(agency.pinned)
-    accepted = [c for c in agency.certificates if c.sha256 in pinned]
+    # the certificates Agency.pinned admits: unretired, or pinned by fingerprint besides
+    accepted = [c for c in agency.certificates if c.retired_at is None or c.sha256 in agency.cert_fingerprints]
+    horizon = now + HORIZON
     for cert in accepted:
-        if cert.not_after is None:
+        if cert.not_after is None or cert.not_after > horizon:
             continue
         bucket = bucket_of(cert.not_after, now)
         if bucket is None:
@@ -157,7 +158,7 @@ def _entries(agency: Agency, now: dt.datetime) -> Iterable[ExpiringCertificate]:
 def expiring(directory: Directory, now: dt.datetime) -> ExpiryReport:
     """Every accepted certificate of an active agency that is expired or expires within 60 days of ``now``."""
     version = directory.version  # read before the agencies: a report never claims a newer version than it read
-    entries = sorted((e for a in directory.all() if a.active for e in _entries(a, now)),
+    entries = sorted((e for a in directory.all() if a.active and a.certificates for e in _entries(a, now)),
                      key=lambda e: (e.not_after, e.agency, e.sha256))
     counts = dict.fromkeys(BUCKETS, 0)
     for e in entries:

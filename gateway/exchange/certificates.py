@@ -11,8 +11,8 @@ event ``certificates expiring``, with the counts and the soonest agencies: a
 warning when any certificate is expired or within 7 days, info otherwise.
 
 Each gateway process runs its own watch: the gauge is per process like every
-other metric, and the work is a scan of the in-memory directory (about 10 ms for
-8,000 agencies), not a query. The clock is passed in; tests call :meth:`check`
+other metric, and the work is a scan of the in-memory directory (about 11 ms for
+8,000 agencies with two certificates each), not a query. The clock is passed in; tests call :meth:`check`
 after moving a fake clock instead of waiting for the loop.
 """
 

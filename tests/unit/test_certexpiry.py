@@ -12,7 +12,7 @@ from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
 from gateway.exchange.certificates import CertificateWatch
-from pki.certfactory import CertFactory, agency_name
+from pki.certfactory import CertFactory
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
 A, B, C, D = "0100000000", "1550100000", "1550200000", "1500000000"
