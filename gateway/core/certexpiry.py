@@ -50,9 +50,13 @@ _DAY = dt.timedelta(days=1)
 
 
 class CertificateEntryError(GatewayError):
-    """A certificate offered for registration cannot be read or does not fit (``certificate.*`` codes)."""
+    """A certificate offered for registration cannot be read or does not fit.
 
-    code = "certificate.unreadable"
+    The code is ``request.invalid`` (a bad field of what was sent, as for any other bad parameter) and
+    ``field`` says which: ``certificate`` (not a PEM certificate, or one naming another agency) or
+    ``usage``. The ``certificate.*`` codes stay those of a signer refused while it signs."""
+
+    code = "request.invalid"
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def certificate_entry(pem: bytes, usage: str | Iterable[str] = CERT_USAGES, *,
     usages = (usage,) if isinstance(usage, str) else tuple(usage)
     if not usages or any(u not in CERT_USAGES for u in usages) or len(set(usages)) != len(usages):
         raise CertificateEntryError(f"usage must be one or both of {', '.join(CERT_USAGES)}",
-                                    code="certificate.usage", field="usage")
+                                    field="usage")
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except (ValueError, TypeError):
@@ -197,7 +201,7 @@ def certificate_entry(pem: bytes, usage: str | Iterable[str] = CERT_USAGES, *,
         if named != agency:
             raise CertificateEntryError(f"the certificate names agency {named or 'none'}, not {agency} "
                                         "(organizationIdentifier GOVTH-<code>)",
-                                        code="certificate.wrong_agency", field="certificate")
+                                        field="certificate")
     return AgencyCertificate(sha256=cert.fingerprint(hashes.SHA256()).hex(), usage=usages,
                              not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
                              subject=cert.subject.rfc4514_string())

@@ -142,18 +142,19 @@ def test_certificate_entry_reads_fingerprint_validity_and_subject(factory):
     assert d[A].certificates == (entry,) and entry.sha256 in d[A].pinned
 
 
-@pytest.mark.parametrize(("pem", "usage", "agency", "code", "field"), [
-    (b"not a certificate", "signing", None, "certificate.unreadable", "certificate"),
-    (b"", "signing", None, "certificate.unreadable", "certificate"),
-    (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "tls", None, "certificate.unreadable",
-     "certificate"),
-    (None, "email", None, "certificate.usage", "usage"),
-    (None, (), None, "certificate.usage", "usage"),
-    (None, ("tls", "tls"), None, "certificate.usage", "usage"),
-    (None, "signing", B, "certificate.wrong_agency", "certificate"),
+@pytest.mark.parametrize(("pem", "usage", "agency", "field", "says"), [
+    (b"not a certificate", "signing", None, "certificate", "not a PEM certificate"),
+    (b"", "signing", None, "certificate", "not a PEM certificate"),
+    (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "tls", None, "certificate",
+     "not a PEM certificate"),
+    (None, "email", None, "usage", "usage must be"),
+    (None, (), None, "usage", "usage must be"),
+    (None, ("tls", "tls"), None, "usage", "usage must be"),
+    (None, "signing", B, "certificate", f"names agency {A}, not {B}"),
 ])
-def test_certificate_entry_refuses_with_a_code_naming_the_field(factory, pem, usage, agency, code, field):
+def test_certificate_entry_refuses_with_a_code_naming_the_field(factory, pem, usage, agency, field, says):
     pem = pem if pem is not None else factory.agency_signing(A, "สำนักนายกรัฐมนตรี").cert_pem
     with pytest.raises(CertificateEntryError) as err:
         certificate_entry(pem, usage, agency=agency)
-    assert (err.value.code, err.value.field) == (code, field)
+    assert (err.value.code, err.value.field) == ("request.invalid", field)
+    assert says in err.value.message
