@@ -1,4 +1,5 @@
-"""Which agency certificates expire soon (ใบรับรองที่ใกล้หมดอายุ), and registering one from its PEM.
+"""Which agency certificates expire soon (ใบรับรองที่ใกล้หมดอายุ), registering one from its PEM, and
+which registered TLS client certificates an agency may log in with.
 
 A pure reading of the directory at an instant: no I/O, the time is passed in.
 The metrics job (:mod:`gateway.exchange.certificates`), the console page and a
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 
 from gateway.core.directory import CERT_USAGES, Agency, AgencyCertificate, Directory
 from gateway.core.errors import GatewayError
+from pki.errors import AgencyError
 from pki.trust import agency_of
 
 #: Windows before expiry, tightest first, as (label, length).
@@ -205,3 +207,22 @@ def certificate_entry(pem: bytes, usage: str | Iterable[str] = CERT_USAGES, *,
     return AgencyCertificate(sha256=cert.fingerprint(hashes.SHA256()).hex(), usage=usages,
                              not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
                              subject=cert.subject.rfc4514_string())
+
+
+def check_tls_client(agency: Agency, sha256: str) -> None:
+    """Raise ``certificate.wrong_agency`` unless a TLS client certificate may authenticate ``agency``.
+
+    An agency that registers TLS certificates (``usage`` containing ``tls``) logs in only with one of
+    them that is not retired (or one pinned in ``cert_fingerprints``): during a rotation old and new
+    both work, after retiring the old one only the new. An agency that registers none is bound, as
+    before, by the code in the certificate's subject alone (checked by the caller). Validity and
+    revocation are the trust store's, checked before this.
+    """
+    tls = [c for c in agency.certificates if "tls" in c.usage]
+    if not tls or sha256 in agency.cert_fingerprints:
+        return
+    if any(c.sha256 == sha256 and c.retired_at is None for c in tls):
+        return
+    retired = any(c.sha256 == sha256 for c in tls)
+    raise AgencyError(f"this TLS client certificate {'was retired' if retired else 'is not registered'} "
+                      f"for agency {agency.code}", field="certificate")

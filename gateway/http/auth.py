@@ -15,10 +15,11 @@ from aiohttp import web
 from cryptography import x509
 
 from gateway.core import appkeys as keys
+from gateway.core.certexpiry import check_tls_client
 from gateway.core.errors import AuthError
 from gateway.storage import users
 from pki.errors import PkiError
-from pki.trust import agency_of
+from pki.trust import agency_of, fingerprint
 
 AGENCY = "agency"
 OPERATOR = "operator"
@@ -76,6 +77,7 @@ async def _from_certificate(request: web.Request) -> Principal | None:
         raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
     try:
         await request.app[keys.TRUST].store.validate_signer(cert, usage="tls-client")
+        check_tls_client(directory[agency], fingerprint(cert))  # registered TLS certificates, if any
     except PkiError as exc:
         raise AuthError(f"client certificate refused: {exc.message}", code=f"auth.{exc.code}") from None
     return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")

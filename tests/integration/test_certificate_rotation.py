@@ -9,19 +9,25 @@ old certificate retired refuses it at once, through the binding and through POST
 import dataclasses
 import datetime as dt
 import json
+import ssl
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from gateway.core import appkeys as keys
 from gateway.core.certexpiry import certificate_entry, expiring
 from gateway.core.directory import AgencyCertificate, Directory
+from gateway.core.signing import build_trust, server_ssl_context
+from gateway.http.app import create_app
 from pki.certfactory import agency_name
 from pki.errors import AgencyError, CertificateError
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
 from pki.trust import AgencyBinding
+from tests.integration.conftest import make_settings
 from tests.integration.test_submit import auth, counts
-from tests.support import CMI, OPM, directory_dict, letter_bytes
+from tests.support import CMI, OPM, directory_dict, free_port, letter_bytes
 
 NAME = "สำนักนายกรัฐมนตรี"
 
@@ -139,3 +145,46 @@ async def test_the_trust_store_refuses_an_expired_certificate_whatever_the_pins(
     with pytest.raises(CertificateError) as err:
         await store.validate_signer(expired.cert)
     assert err.value.code == "certificate.expired"
+
+
+# ---------------------------------------------------------------------------- TLS client certificates
+
+
+@pytest.fixture
+async def mtls_gateway(database_url, workdir, dev_pki):
+    """The gateway app on HTTPS with client certificates (the TLS context ``gateway serve`` builds)."""
+    settings = make_settings(database_url, workdir, tls=True, client_certs="optional", pki_dir=dev_pki.directory)
+    directory = directory_with([])
+    app = create_app(settings, directory=directory)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    ctx = server_ssl_context(settings, build_trust(settings, directory))
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+    yield f"https://127.0.0.1:{port}", directory
+    await runner.cleanup()
+
+
+async def inbox_status(url: str, dev_pki, workdir, issued, name: str) -> tuple[int, str]:
+    issued.write(workdir / f"{name}.pem", workdir / f"{name}.key", [dev_pki.intermediate_cert])
+    ctx = ssl.create_default_context(cafile=str(dev_pki.anchors))
+    ctx.load_cert_chain(str(workdir / f"{name}.pem"), str(workdir / f"{name}.key"))
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/v1/inbox", ssl=ctx) as r:
+        body = await r.json()
+        return r.status, body.get("code", "") if isinstance(body, dict) else ""
+
+
+async def test_tls_client_rotation_old_and_new_until_the_old_one_is_retired(mtls_gateway, dev_pki, workdir):
+    url, directory = mtls_gateway
+    factory = dev_pki.issuing_factory()
+    old, new, stray = (factory.issue(agency_name(OPM, NAME), profile="tls-client") for _ in range(3))
+    old_entry, new_entry = (certificate_entry(i.cert_pem, "tls", agency=OPM) for i in (old, new))
+    # nothing registered for TLS: the agency code in the subject binds, as before
+    assert (await inbox_status(url, dev_pki, workdir, stray, "stray"))[0] == 200
+    directory.replace(directory_with([old_entry, new_entry]))
+    assert (await inbox_status(url, dev_pki, workdir, old, "old"))[0] == 200
+    assert (await inbox_status(url, dev_pki, workdir, new, "new"))[0] == 200
+    assert await inbox_status(url, dev_pki, workdir, stray, "stray") == (401, "auth.certificate.wrong_agency")
+    directory.replace(directory_with([retire(old_entry, dt.datetime.now(dt.UTC)), new_entry]))
+    assert await inbox_status(url, dev_pki, workdir, old, "old") == (401, "auth.certificate.wrong_agency")
+    assert (await inbox_status(url, dev_pki, workdir, new, "new"))[0] == 200
