@@ -44,6 +44,10 @@ class Metrics:
         self.pki_fetches = Counter("gateway_pki_fetches", "Revocation fetches (OCSP, CRL) and refusals to fetch "
                                    "(issuer: never fetched), by outcome: ok, error, timeout, refused_host, "
                                    "refused_untrusted, refused_budget", ["kind", "outcome"], registry=r)
+        self.certificates_expiring = Gauge(
+            "gateway_agency_certificates_expiring", "Accepted agency certificates that expire within 7d, 30d, "
+            "60d (cumulative) or have expired (within=\"expired\"), from the directory in force "
+            "(gateway.core.certexpiry)", ["within"], registry=r)
 
     def set_queue_depth(self, rows: list[dict]) -> None:
         self.queue_depth.clear()

@@ -15,10 +15,11 @@ from aiohttp import web
 from cryptography import x509
 
 from gateway.core import appkeys as keys
+from gateway.core.certexpiry import check_tls_client
 from gateway.core.errors import AuthError
 from gateway.storage import users
 from pki.errors import PkiError
-from pki.trust import agency_of
+from pki.trust import agency_of, fingerprint
 
 AGENCY = "agency"
 OPERATOR = "operator"
@@ -60,8 +61,9 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 async def _from_certificate(request: web.Request) -> Principal | None:
     """The agency named by a verified TLS client certificate (chain checked by the TLS layer
-    against the trust anchors, then validity, revocation and the agency binding by the
-    trust store, cached per certificate)."""
+    against the trust anchors, then validity and revocation by the trust store, cached per
+    certificate, and the agency's registered TLS certificates, if it registers any:
+    :func:`gateway.core.certexpiry.check_tls_client`)."""
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
@@ -76,8 +78,13 @@ async def _from_certificate(request: web.Request) -> Principal | None:
         raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
     try:
         await request.app[keys.TRUST].store.validate_signer(cert, usage="tls-client")
+        current = directory.get(agency)  # the snapshot in force after the await, which may be newer
+        if current is not None:
+            check_tls_client(current, fingerprint(cert))  # registered TLS certificates, if any
     except PkiError as exc:
         raise AuthError(f"client certificate refused: {exc.message}", code=f"auth.{exc.code}") from None
+    if current is None:
+        raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
     return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")
 
 
