@@ -27,6 +27,7 @@ from aiohttp.http import HttpVersion11
 
 from gateway.ecms import endpoint as ecms
 from gateway.http import api, auditor_api, directory_api
+from gateway.http.console import certificates as console_certificates
 from gateway.http.console import directory as console_directory
 from gateway.http.console import views as console
 
@@ -108,5 +109,6 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/console/directory", console_directory.directory_page)
     router.add_get("/console/directory/{code}", console_directory.agency_page)
     router.add_post("/console/directory/{code}", console_directory.agency_edit)
+    router.add_get("/console/certificates", console_certificates.certificates_page)
     router.add_get("/console/audit", console.audit_page)
     router.add_post("/console/audit/verify", console.audit_verify)

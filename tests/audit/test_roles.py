@@ -57,6 +57,7 @@ CONSOLE = {
     ("POST", "/console/deliveries/{delivery_id}/requeue"): ({"operator", "admin"},
                                                              f"/console/deliveries/{U}/requeue"),
     ("GET", "/console/directory"): ({"operator", "auditor", "admin"}, "/console/directory"),
+    ("GET", "/console/certificates"): ({"operator", "auditor", "admin"}, "/console/certificates"),
     ("GET", "/console/directory/{code}"): ({"operator", "auditor", "admin"}, f"/console/directory/{CMI}"),
     ("POST", "/console/directory/{code}"): ({"admin"}, f"/console/directory/{CMI}"),
     ("GET", "/console/audit"): ({"operator", "auditor", "admin"}, "/console/audit"),

@@ -253,6 +253,8 @@ PARAMETERS: list[Param] = [
     _p("GET", "/console/directory", "kind", "query", "console-operator", "/console/directory?kind={v}", "enum"),
     _p("GET", "/console/directory", "province", "query", "console-operator", "/console/directory?province={v}",
        "province"),
+    _p("GET", "/console/certificates", "within", "query", "console-operator", "/console/certificates?within={v}",
+       "enum"),
     _p("GET", "/console/directory/{code}", "code", "path", "console-operator", "/console/directory/{v}", "agency"),
     _p("POST", "/console/directory/{code}", "code", "path", "console-admin", "/console/directory/{v}", "agency",
        body="csrf={csrf}&name_th=x&name_en=x"),

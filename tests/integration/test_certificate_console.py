@@ -14,9 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.core import appkeys as keys
 from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
-from gateway.exchange.certificates import certificates_ctx
 from gateway.http.app import create_app
-from gateway.http.console.certificates import certificates_page
 from gateway.storage import users
 from tests.audit.conftest import PASSWORD, login
 from tests.integration.conftest import make_settings
@@ -50,8 +48,6 @@ async def console(database_url, workdir):
     clock = FakeClock(NOW)
     app = create_app(make_settings(database_url, workdir), clock=clock, directory=directory(START))
     # what the integrator adds: the route (gateway.http.routes) and the watch (create_app's cleanup_ctx)
-    app.router.add_get("/console/certificates", certificates_page)
-    app.cleanup_ctx.append(certificates_ctx)
     client = TestClient(TestServer(app))
     await client.start_server()
     pool = app[keys.POOL]
