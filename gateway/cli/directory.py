@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import actor, now, open_pool
+from gateway.core.certexpiry import certificate_entry
 from gateway.core.directory import Directory, agency_from_dict
 from gateway.core.directory_io import read_csv, read_organization_list, write_csv
 from gateway.core.errors import ConfigError, NotFound
@@ -171,4 +172,39 @@ async def directory_set(args: argparse.Namespace) -> int:
         await pool.close()
     print_diff(changes)
     print(f"applied as directory version {version}" if version else "nothing to change", file=sys.stderr)
+    return 0
+
+
+async def directory_cert_add(args: argparse.Namespace) -> int:
+    """Register a certificate for an agency (read from its PEM): during a rotation old and new are both
+    accepted until the old one is retired."""
+    entry_cert = certificate_entry(Path(args.pem).read_bytes(), args.usage.split(","), agency=args.code)
+    return await _change_certificates(args, lambda certs: [c for c in certs if c["sha256"] != entry_cert.sha256]
+                                      + [entry_cert.to_dict()], f"certificate {entry_cert.sha256[:16]} registered")
+
+
+async def directory_cert_retire(args: argparse.Namespace) -> int:
+    """Retire a registered certificate (after its successor is in use): refused from now on."""
+    sha = args.sha256.lower().replace(":", "")
+
+    def retire(certs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not any(c["sha256"] == sha for c in certs):
+            raise NotFound(f"agency {args.code} has no certificate {sha}", code="agency.not_found", field="sha256")
+        return [dict(c, retired_at=now().isoformat()) if c["sha256"] == sha else c for c in certs]
+    return await _change_certificates(args, retire, f"certificate {sha[:16]} retired")
+
+
+async def _change_certificates(args: argparse.Namespace, change: Any, what: str) -> int:
+    _, pool = await open_pool(args)
+    try:
+        async with pool.acquire() as conn:
+            entry = (await store.entries(conn)).get(args.code)
+            if entry is None:
+                raise NotFound(f"agency {args.code} is not in the directory", code="agency.not_found", field="code")
+            entry = dict(entry, certificates=change(list(entry.get("certificates") or [])))
+            version, changes = await store.apply(conn, {args.code: entry}, at=now(), actor=actor(), only=False,
+                                                 reason=args.reason or f"{args.code}: {what}")
+    finally:
+        await pool.close()
+    print(f"{what}; directory version {version}", file=sys.stderr)
     return 0

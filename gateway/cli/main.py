@@ -214,6 +214,19 @@ def _add_directory_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
                     help="a new route (its settings as route.url=..., route.agency=...)")
     st.add_argument("--reason", help="why (kept in the audit log)")
     st.set_defaults(run="directory:directory_set")
+    ca = d.add_parser("cert-add", help="register an agency's certificate from its PEM (signing and/or tls)")
+    common(ca)
+    ca.add_argument("code")
+    ca.add_argument("pem")
+    ca.add_argument("--usage", default="signing,tls", help="signing, tls or signing,tls")
+    ca.add_argument("--reason", help="why (kept in the audit log)")
+    ca.set_defaults(run="directory:directory_cert_add")
+    cr = d.add_parser("cert-retire", help="retire an agency's certificate after a rotation (refused from now on)")
+    common(cr)
+    cr.add_argument("code")
+    cr.add_argument("sha256")
+    cr.add_argument("--reason", help="why (kept in the audit log)")
+    cr.set_defaults(run="directory:directory_cert_retire")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -113,3 +113,27 @@ async def test_import_shows_the_diff_and_applies_only_with_yes(make_client, data
     exported = _cli(database_url, "export", "--at", "1")
     assert json.loads(exported.stdout)["version"] == 1
     assert "history" not in _cli(database_url, "show", CMI, "--history").stderr
+
+
+async def test_certificates_are_registered_from_their_pem_and_retired_by_cli(make_client, database_url, dev_pki,
+                                                                             pool):
+    client = await make_client()
+    directory = client.app[keys.DIRECTORY]
+    pem = dev_pki.agencies[CMI].signing_cert
+    wrong = _cli(database_url, "cert-add", KKN, str(pem))
+    assert wrong.returncode != 0 and "certificate" in wrong.stderr, wrong.stderr  # it names another agency
+    added = _cli(database_url, "cert-add", CMI, str(pem), "--usage", "signing")
+    assert added.returncode == 0, added.stderr
+    [cert] = (await store.entries(pool))[CMI]["certificates"]
+    assert cert["usage"] == ["signing"] and cert["not_after"] and "retired_at" not in cert
+    assert (await store.entries(pool))[CMI]["token_sha256"]  # the agency's other credentials are kept
+    deadline = time.monotonic() + 1.0
+    while cert["sha256"] not in directory.get(CMI).pinned:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    retired = _cli(database_url, "cert-retire", CMI, cert["sha256"])
+    assert retired.returncode == 0, retired.stderr
+    deadline = time.monotonic() + 1.0
+    while cert["sha256"] in directory.get(CMI).pinned:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
