@@ -22,6 +22,7 @@ from gateway.http import appstate, params
 from gateway.http.console import check_csrf
 from gateway.http.console.errors import page_for
 from gateway.intake.limits import Throttled
+from gateway.storage import lists as lists_store
 from gateway.storage import search, users
 from gateway.storage.search import LetterFilter
 from gateway.storage.users import Role
@@ -181,7 +182,9 @@ async def letter_page(request: web.Request) -> Page:
                        and (user.agency is None or not await search.visible_to(pool, pk, user.agency))):
         raise NotFound("no such letter", code="message.not_found")
     steps, dels = await timeline.build(pool, msg)
-    return {"m": msg, "steps": steps, "deliveries": dels, "user": user, "directory": request.app[keys.DIRECTORY]}
+    progress = await lists_store.progress(pool, pk)
+    return {"m": msg, "steps": steps, "deliveries": dels, "user": user, "directory": request.app[keys.DIRECTORY],
+            "progress": progress}
 
 
 @aiohttp_jinja2.template("queues.html")
