@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.core.errors import ConfigError
 
@@ -374,6 +375,16 @@ def agency_from_dict(raw: Any, where: str) -> Agency:
     needs = {"push": "url", "ecms": "url", "folder": "path", "via": "agency"}.get(kind)
     if needs and not settings.get(needs):
         raise ConfigError(f"directory: agency {code}: route {kind} needs {needs}", field=f"{where}.route.{needs}")
+    if needs == "url":
+        try:
+            url = urlsplit(str(settings["url"]))
+            bad = (url.scheme not in ("http", "https") or not url.hostname or bool(url.username or url.password)
+                   or url.port == 0)
+        except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+            bad = True
+        if bad:
+            raise ConfigError(f"directory: agency {code}: route url must be an http(s) URL with a host and no "
+                              "user or password in it", field=f"{where}.route.url")
     agency_kind = raw.get("kind") or ("ministry" if raw.get("parent") is None else "department")
     if agency_kind not in KINDS:
         raise ConfigError(f"directory: agency {code}: kind {agency_kind!r} must be one of {tuple(KINDS)}",
