@@ -20,7 +20,9 @@ from gateway.core.certexpiry import certificate_entry
 from gateway.core.directory import Directory, agency_from_dict
 from gateway.core.directory_io import read_csv, read_organization_list, write_csv
 from gateway.core.errors import ConfigError, NotFound
+from gateway.core.lists import DistributionList, check_against, lists_from_dict
 from gateway.storage import directory as store
+from gateway.storage import lists as lists_store
 
 
 class _Progress:
@@ -116,19 +118,35 @@ async def _plan(args: argparse.Namespace, new: dict[str, dict[str, Any]]) -> int
         async with pool.acquire() as conn:
             before = await store.entries(conn)
             after = dict(new) if args.replace else {**before, **new}
-            Directory.from_dict({"agencies": list(after.values())})  # the result must be whole
+            result = Directory.from_dict({"agencies": list(after.values())})  # the result must be whole
+            lists = _lists_of(args.file)
+            check_against(lists, result)
             changes = store.diff(before, after)
             print_diff(changes)
+            if lists:
+                print(f"รายชื่อส่งเวียน (distribution lists): {', '.join(lst.name for lst in lists)}")
             if not getattr(args, "yes", False):
                 if changes.changes and args.run.endswith("import"):
                     print("nothing applied: run again with --yes to apply", file=sys.stderr)
                 return 0
-            version, _ = await store.apply(conn, new, at=now(), actor=actor(), only=args.replace,
-                                           reason=getattr(args, "reason", None) or f"import of {args.file}")
+            async with conn.transaction():  # the agencies and the lists together, or nothing
+                version, _ = await store.apply(conn, new, at=now(), actor=actor(), only=args.replace,
+                                               reason=getattr(args, "reason", None) or f"import of {args.file}")
+                if lists:
+                    await lists_store.upsert(conn, lists, at=now())
     finally:
         await pool.close()
     print(f"applied as directory version {version}" if version else "nothing to change", file=sys.stderr)
     return 0
+
+
+def _lists_of(path: str) -> tuple[DistributionList, ...]:
+    """The ``"lists"`` section of a directory JSON file (CSV and e-CMS answers carry none)."""
+    raw = Path(path).read_bytes()
+    if path.endswith(".csv") or raw.lstrip().startswith(b"<"):
+        return ()
+    data = json.loads(raw)
+    return lists_from_dict(data) if isinstance(data, dict) else ()
 
 
 async def directory_diff(args: argparse.Namespace) -> int:

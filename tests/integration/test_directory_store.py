@@ -103,6 +103,7 @@ async def test_import_shows_the_diff_and_applies_only_with_yes(make_client, data
     data = directory_dict()
     data["agencies"] = [dict(a, route={"kind": "push", "url": "https://cmi.example/in"}) if a["code"] == CMI
                         else a for a in data["agencies"]]
+    data["lists"] = [{"name": "halls", "name_th": "ศาลากลางจังหวัด", "rule": {"kind": "provincial_administration"}}]
     path = workdir / "new.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     shown = _cli(database_url, "import", str(path))
@@ -110,6 +111,7 @@ async def test_import_shows_the_diff_and_applies_only_with_yes(make_client, data
     assert await store.current_version(pool) == 1
     applied = _cli(database_url, "import", str(path), "--yes")
     assert applied.returncode == 0 and await store.current_version(pool) == 2, applied.stderr
+    assert await pool.fetchval("SELECT name_th FROM distribution_lists WHERE name = 'halls'") == "ศาลากลางจังหวัด"
     exported = _cli(database_url, "export", "--at", "1")
     assert json.loads(exported.stdout)["version"] == 1
     assert "history" not in _cli(database_url, "show", CMI, "--history").stderr
