@@ -23,6 +23,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -33,6 +34,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
+from gateway.core.envelope import SECRECY_TH, SPEED_TH, Secrecy, Speed
 from gateway.core.errors import AuthError
 from gateway.http import params
 
@@ -92,6 +94,16 @@ def setup(app: web.Application) -> None:
                                context_processors=[_context])
     env.filters["thai_dt"] = thai_datetime
     env.filters["thai_date"] = thai_date
+    # speed and secrecy as a clerk reads them (ด่วนที่สุด, ลับ), the code after it in small print
+    env.filters["speed_th"] = lambda v: _label(SPEED_TH, Speed, v)
+    env.filters["secrecy_th"] = lambda v: _label(SECRECY_TH, Secrecy, v)
+
+
+def _label(table: Mapping[Any, str], kind: Any, value: str | None) -> str:
+    try:
+        return table[kind(value)]
+    except ValueError:
+        return value or "–"
 
 
 async def _context(request: web.Request) -> dict[str, object]:
