@@ -47,6 +47,7 @@ import functools
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 import asyncpg
 import structlog
@@ -54,7 +55,7 @@ import tenacity
 
 from adapters.base import Adapter, Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from gateway.core.clock import Clock
-from gateway.core.directory import Directory
+from gateway.core.directory import Directory, Route
 from gateway.core.logging import log_context
 from gateway.core.metrics import Metrics
 from gateway.core.parts import as_signed
@@ -201,6 +202,9 @@ class Dispatcher:
             delivery_id=str(c.id), message_id=c.message_id, sender=c.sender, recipient=c.recipient)
         with bound:
             served = self.directory.route_of(c.recipient)  # a 'via' office: its hub's route
+            if c.pinned_route is not None:  # a route-change notice to the agency's old route
+                pinned = dict(c.pinned_route)
+                served = (c.recipient, Route(kind=str(pinned.pop("kind", c.route)), settings=MappingProxyType(pinned)))
             started = self.clock.now()
             t0 = time.perf_counter()
             if served is None:

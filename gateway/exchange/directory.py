@@ -21,6 +21,7 @@ import structlog
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.lists import DistributionList, check_against
+from gateway.exchange.route_notices import RouteNotices
 from gateway.storage import db
 from gateway.storage import directory as store
 from gateway.storage import lists as lists_store
@@ -29,8 +30,11 @@ log = structlog.get_logger(__name__)
 
 
 class LiveDirectory:
-    def __init__(self, *, pool: asyncpg.Pool, directory: Directory, clock: Clock, poll_s: float = 5.0) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, directory: Directory, clock: Clock, poll_s: float = 5.0,
+                 notices: RouteNotices | None = None) -> None:
         self.pool = pool
+        #: Tells agencies whose route changed, over the old and the new route.
+        self.notices = notices
         self.directory = directory
         self.clock = clock
         self.poll_s = poll_s
@@ -68,8 +72,14 @@ class LiveDirectory:
             fresh = await store.load(conn)
         if fresh is None or fresh.version <= self.directory.version:
             return False
+        before = self.directory.version
         self.directory.replace(fresh)
         log.info("directory in force", version=fresh.version, agencies=len(fresh))
+        if self.notices is not None:
+            try:
+                await self.notices.send(before, fresh.version)
+            except db.TRANSIENT_ERRORS as exc:  # another process, or the next start, sends them
+                log.warning("route change notices not sent now", error=str(exc))
         return True
 
     def _notified(self, *_: object) -> None:

@@ -29,6 +29,7 @@ from gateway.exchange.directory import LiveDirectory
 from gateway.exchange.inbox import PullInbox
 from gateway.exchange.operators import Operators
 from gateway.exchange.records import LetterRef, OutboundItem
+from gateway.exchange.route_notices import RouteNotices
 from gateway.exchange.stamps import Stamps
 from gateway.exchange.status import Status
 from gateway.exchange.withdraw import Withdrawals
@@ -75,7 +76,9 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         stamps=stamps,
         operators=Operators(pool=pool, directory=directory, clock=clock, metrics=metrics, ttl_s=ttl_s,
                             wake=wake),
-        live_directory=LiveDirectory(pool=pool, directory=directory, clock=clock),
+        live_directory=LiveDirectory(pool=pool, directory=directory, clock=clock, notices=RouteNotices(
+            pool=pool, directory=directory, sealer=sealer, clock=clock, adapters=adapters, gateway_code=gateway_code,
+            ttl_s=ttl_s)),
     )
 
 

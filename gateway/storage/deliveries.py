@@ -9,6 +9,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -49,6 +50,8 @@ class ClaimedDelivery:
     destination_failures: int
     """Consecutive failures of the destination when claimed (>0: the next attempt is a probe)."""
     conversation_id: str | None = None
+    pinned_route: dict[str, Any] | None = None
+    """A route-change notice to the old route: this route (kind and settings), not the one in force."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ClaimedDelivery:

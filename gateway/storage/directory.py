@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -157,3 +158,35 @@ async def history(db: Executor, code: str, *, limit: int = 100) -> list[dict[str
 
 async def versions(db: Executor, *, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["directory_versions_list"], limit)]
+
+
+async def route_changes(db: Executor, after: int, upto: int) -> list[dict[str, Any]]:
+    """Agencies whose route changed in versions (``after``, ``upto``]: version, code, entries before and after."""
+    return [dict(r) for r in await db.fetch(queries["directory_route_changes"], after, upto)]
+
+
+@dataclass(frozen=True)
+class RouteNotice:
+    """A notice from the gateway to an agency that its route changed, over one route."""
+
+    sender: str
+    message_id: str
+    subject: str
+    received: bytes
+    forwarded: bytes
+    at: dt.datetime
+    delivery_id: uuid.UUID
+    recipient: str
+    route_kind: str
+    pinned_route: dict[str, Any] | None
+    status: str
+    expires_at: dt.datetime
+    audit: dict[str, Any]
+
+
+async def insert_route_notice(db: Executor, n: RouteNotice) -> bool:
+    """Store the notice with its delivery and audit event; False if it was stored before (by any process)."""
+    pk = await db.fetchval(queries["insert_route_notice"], n.sender, n.message_id, n.subject,
+                           hashlib.sha256(n.received).digest(), n.received, n.forwarded, n.at, n.delivery_id,
+                           n.recipient, n.route_kind, n.pinned_route, n.status, n.expires_at, n.audit)
+    return pk is not None

@@ -48,7 +48,7 @@ FROM due, messages m
 WHERE d.id = due.id AND m.pk = d.message_pk
 RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
           m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded, m.parts,
-          m.conversation_id,
+          m.conversation_id, d.pinned_route,
           coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
               AS destination_failures;
 

@@ -52,3 +52,30 @@ ORDER BY version DESC LIMIT $1;
 
 -- name: directory_version_sha
 SELECT sha256 FROM directory_versions WHERE version = $1;
+
+-- name: directory_route_changes
+-- Agencies whose route changed in versions ($1, $2], with who changed it, when and why.
+SELECT h.version, h.code, h.before AS before_entry, h.after AS after_entry, v.at, v.actor, v.reason
+FROM agency_history h JOIN directory_versions v USING (version)
+WHERE h.version > $1 AND h.version <= $2 AND h.before IS NOT NULL AND h.after IS NOT NULL
+  AND h.before->'route' IS DISTINCT FROM h.after->'route'
+ORDER BY h.version, h.code;
+
+-- name: insert_route_notice
+-- A route-change notice from the gateway ($1) to one agency, over the route $11 (pinned: the old
+-- route; NULL: the route in force). Idempotent on (sender, message_id): every gateway process may
+-- try to send the notices of a version; one succeeds. Accepted and audited in one statement.
+WITH m AS (
+    INSERT INTO messages (sender, message_id, message_type, subject, speed, secrecy, channel, received_sha256,
+                          received, forwarded, receipt, accepted_at)
+    VALUES ($1, $2, 'letter', $3, 'normal', 'normal', 'gateway', $4, $5, $6, '', $7)
+    ON CONFLICT (sender, message_id) DO NOTHING
+    RETURNING pk
+), d AS (
+    INSERT INTO deliveries (id, message_pk, recipient, route, status, next_attempt_at, created_at, expires_at,
+                            pinned_route)
+    SELECT $8, m.pk, $9, $10, $12::delivery_status, $7, $7, $13, $11 FROM m
+)
+INSERT INTO audit_events (at, actor, kind, message_pk, details)
+SELECT $7, $1, 'message.accepted', m.pk, $14::jsonb FROM m
+RETURNING message_pk;

@@ -51,7 +51,9 @@ CREATE TABLE deliveries (
     delivered_at    timestamptz,
     CONSTRAINT deliveries_message_recipient UNIQUE (message_pk, recipient),
     -- One of more than 50 deliveries of one message (a circular letter): claimed after ordinary ones.
-    bulk            boolean NOT NULL DEFAULT false
+    bulk            boolean NOT NULL DEFAULT false,
+    -- A route-change notice to an agency's old route: the route to use instead of the one in force.
+    pinned_route    jsonb
 );
 CREATE INDEX deliveries_due ON deliveries (bulk, next_attempt_at)
     WHERE status IN ('queued', 'sending', 'retry_wait');
