@@ -9,7 +9,8 @@ import pytest
 from gateway.core import appkeys as keys
 from gateway.storage import deliveries
 from gateway.storage import directory as store
-from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
+from tests.integration.test_dispatch import cycle
+from tests.support import CMI, KKN, OPM, TOKENS, Office, letter_bytes
 
 pytestmark = pytest.mark.asyncio
 OFFICES = [f"98{i:08d}" for i in range(120)]
@@ -62,3 +63,32 @@ async def test_the_sender_sees_a_summary_and_pages_of_recipients(make_client, po
         if after is None:
             break
     assert seen == sorted(OFFICES)
+
+
+async def test_a_circular_where_some_offices_fail_reaches_every_other_office(make_client, pool, clock):
+    good, down, refusing = (await Office(name="good").start(), await Office(name="down", fail_first=10**6).start(),
+                            await Office(name="refusing", fail_first=10**6, fail_status=404).start())
+    try:
+        client = await make_client()
+        where = {code: (good if i % 5 else down if i % 10 else refusing) for i, code in enumerate(OFFICES[:60])}
+        offices = {code: {"code": code, "name_th": f"สำนักงานทดสอบ {code}", "name_en": f"Test office {code}",
+                          "kind": "local_administration", "parent": CMI,
+                          "route": {"kind": "push", "url": office.url}} for code, office in where.items()}
+        async with pool.acquire() as conn:
+            await store.apply(conn, offices, at=clock.now(), actor="test", reason="offices", only=False)
+        await client.app[keys.EXCHANGE].live_directory.reload()
+        r = await client.post("/v1/messages", data=letter_bytes(recipients=tuple(where), message_id="circular"),
+                              headers=auth())
+        assert r.status == 202
+        for _ in range(3):
+            await cycle(client)
+        got = {r["recipient"]: r["status"] for r in await pool.fetch(
+            "SELECT d.recipient, d.status::text AS status FROM deliveries d JOIN messages m ON m.pk = d.message_pk "
+            "WHERE m.message_id = 'circular'")}
+        assert {c for c, s in got.items() if s == "delivered"} == {c for c, o in where.items() if o is good}
+        assert {c for c, s in got.items() if s == "dead"} == {c for c, o in where.items() if o is refusing}
+        assert {c for c, s in got.items() if s == "retry_wait"} == {c for c, o in where.items() if o is down}
+        assert len(good.received) == 48 and len(set(good.message_ids.values())) == 1
+    finally:
+        for o in (good, down, refusing):
+            await o.stop()
