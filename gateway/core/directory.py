@@ -306,14 +306,21 @@ class Directory:
 
     @classmethod
     def load(cls, path: str | Path) -> Directory:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"directory file {p} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"directory file {p} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_directory_file(path))
+
+
+def read_directory_file(path: str | Path) -> Mapping[str, Any]:
+    """A directory file's JSON object (agencies, lists); a :class:`ConfigError` says what is wrong with it."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"directory file {p} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"directory file {p} is not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"directory file {p} is not a JSON object", field="/")
+    return data
 
 
 def _text(raw: Mapping[str, Any], name: str, where: str, code: str, *, required: bool = False,

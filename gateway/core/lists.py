@@ -21,14 +21,13 @@ may be seeded from a directory file's top-level ``"lists"`` section
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.core.directory import KINDS, Directory
+from gateway.core.directory import KINDS, Directory, read_directory_file
 from gateway.core.errors import ConfigError
 
 #: A list's name: what ``RecipientList`` carries (schemas/envelope-v1.xsd, type ListName).
@@ -193,13 +192,4 @@ def lists_from_dict(data: Mapping[str, Any]) -> tuple[DistributionList, ...]:
 
 def load_lists(path: str | Path) -> tuple[DistributionList, ...]:
     """The ``"lists"`` section of the directory file at ``path`` (what start-up seeds the database with)."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"directory file {p} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"directory file {p} is not valid JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"directory file {p} is not a JSON object", field="/")
-    return lists_from_dict(data)
+    return lists_from_dict(read_directory_file(path))
