@@ -79,7 +79,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             response.force_close()
             return response
         if answer is None:
-            caller = identify_caller(request, facade.directory, facade.settings)
+            caller = await identify_caller(request, facade.directory, facade.settings, facade.trust)
             answer = await facade.handle(bytes(data), caller=caller)
     return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
 

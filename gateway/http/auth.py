@@ -12,14 +12,11 @@ import re
 from dataclasses import dataclass
 
 from aiohttp import web
-from cryptography import x509
 
 from gateway.core import appkeys as keys
-from gateway.core.certexpiry import check_tls_client
+from gateway.core.clientcert import agency_of_client
 from gateway.core.errors import AuthError
 from gateway.storage import users
-from pki.errors import PkiError
-from pki.trust import agency_of, fingerprint
 
 AGENCY = "agency"
 OPERATOR = "operator"
@@ -71,20 +68,7 @@ async def _from_certificate(request: web.Request) -> Principal | None:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
-    cert = x509.load_der_x509_certificate(der)
-    agency = agency_of(cert)
-    directory = request.app[keys.DIRECTORY]
-    if agency is None or agency not in directory:
-        raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
-    try:
-        await request.app[keys.TRUST].store.validate_signer(cert, usage="tls-client")
-        current = directory.get(agency)  # the snapshot in force after the await, which may be newer
-        if current is not None:
-            check_tls_client(current, fingerprint(cert))  # registered TLS certificates, if any
-    except PkiError as exc:
-        raise AuthError(f"client certificate refused: {exc.message}", code=f"auth.{exc.code}") from None
-    if current is None:
-        raise AuthError("the client certificate names no agency in the directory", code="auth.unknown_certificate")
+    agency = await agency_of_client(der, request.app[keys.DIRECTORY], request.app[keys.TRUST].store)
     return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from gateway.core import appkeys as keys
 from gateway.core.certexpiry import certificate_entry, expiring
 from gateway.core.directory import AgencyCertificate, Directory
+from gateway.core.ecmswire import soap
 from gateway.core.signing import build_trust, server_ssl_context
 from gateway.http.app import create_app
 from pki.certfactory import agency_name
@@ -25,6 +26,8 @@ from pki.errors import AgencyError, CertificateError
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
 from pki.trust import AgencyBinding
+from tests.ecms.helpers import errors as ecms_errors
+from tests.ecms.helpers import request as ecms_request
 from tests.integration.conftest import make_settings
 from tests.integration.test_submit import auth, counts
 from tests.support import CMI, OPM, directory_dict, free_port, letter_bytes
@@ -188,3 +191,28 @@ async def test_tls_client_rotation_old_and_new_until_the_old_one_is_retired(mtls
     directory.replace(directory_with([retire(old_entry, dt.datetime.now(dt.UTC)), new_entry]))
     assert await inbox_status(url, dev_pki, workdir, old, "old") == (401, "auth.certificate.wrong_agency")
     assert (await inbox_status(url, dev_pki, workdir, new, "new"))[0] == 200
+
+
+async def ecms_answer(url: str, dev_pki, workdir, issued, name: str) -> list[str]:
+    """The e-CMS endpoint's ErrorDetail codes for a look-up made with this client certificate."""
+    issued.write(workdir / f"{name}.pem", workdir / f"{name}.key", [dev_pki.intermediate_cert])
+    ctx = ssl.create_default_context(cafile=str(dev_pki.anchors))
+    ctx.load_cert_chain(str(workdir / f"{name}.pem"), str(workdir / f"{name}.key"))
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{url}/ecms-ws01/service2", data=ecms_request(soap.U.GetMinistryOrganizationList()), ssl=ctx,
+            headers={"Content-Type": "text/xml; charset=utf-8"}) as r:
+        assert r.status == 200
+        return ecms_errors(await r.read())
+
+
+async def test_the_ecms_endpoint_admits_a_client_certificate_as_the_native_api_does(mtls_gateway, dev_pki,
+                                                                                   workdir):
+    """Issue 14: the certificate that opens GET /v1/inbox got ECMS-200 auth.required on every SOAP call."""
+    url, directory = mtls_gateway
+    factory = dev_pki.issuing_factory()
+    old, new = (factory.issue(agency_name(OPM, NAME), profile="tls-client") for _ in range(2))
+    assert await ecms_answer(url, dev_pki, workdir, old, "old") == []  # chain + agency in the subject
+    old_entry, new_entry = (certificate_entry(i.cert_pem, "tls", agency=OPM) for i in (old, new))
+    directory.replace(directory_with([retire(old_entry, dt.datetime.now(dt.UTC)), new_entry]))
+    assert await ecms_answer(url, dev_pki, workdir, new, "new") == []
+    assert await ecms_answer(url, dev_pki, workdir, old, "old") == ["ECMS-200"]  # retired: refused, as natively
