@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 from gateway.core.errors import ConfigError
 
 ROUTE_KINDS = ("push", "pull", "ecms", "folder", "via")
+#: The setting each route kind must name: where it goes (a pull route needs none).
+ROUTE_TARGET: Mapping[str, str] = MappingProxyType({"push": "url", "ecms": "url", "folder": "path", "via": "agency"})
 #: Kinds of agency (ประเภทหน่วยงาน), with their Thai labels.
 KINDS: Mapping[str, str] = MappingProxyType({
     "ministry": "กระทรวง",
@@ -379,7 +381,7 @@ def agency_from_dict(raw: Any, where: str) -> Agency:
         raise ConfigError(f"directory: agency {code}: route.kind {kind!r} must be one of {ROUTE_KINDS}",
                           field=f"{where}.route.kind")
     settings = {k: v for k, v in route_raw.items() if k != "kind"}
-    needs = {"push": "url", "ecms": "url", "folder": "path", "via": "agency"}.get(kind)
+    needs = ROUTE_TARGET.get(kind)
     if needs and not settings.get(needs):
         raise ConfigError(f"directory: agency {code}: route {kind} needs {needs}", field=f"{where}.route.{needs}")
     if needs == "url":

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core import xml
-from gateway.core.directory import Agency, agency_from_dict
+from gateway.core.directory import ROUTE_TARGET, Agency, agency_from_dict
 from gateway.core.errors import ConfigError
 
 #: CSV columns, in order. ``route_target`` is the route's url (push, ecms), path (folder) or hub code (via).
 CSV_COLUMNS = ("code", "name_th", "name_en", "kind", "parent", "province", "district", "route_kind",
                "route_target", "contact_name", "contact_email", "contact_phone", "generated", "active")
-_TARGET = {"push": "url", "ecms": "url", "folder": "path", "via": "agency"}
 _TRUE, _FALSE = ("1", "true", "yes", "ใช่"), ("", "0", "false", "no", "ไม่ใช่")
 MAX_ERRORS = 100
 
@@ -63,8 +62,8 @@ def entry_from_row(row: dict[str, str], number: int, errors: list[RowError]) -> 
     kind = (row.get("route_kind") or "pull").strip()
     route: dict[str, Any] = {"kind": kind}
     target = (row.get("route_target") or "").strip()
-    if target and kind in _TARGET:
-        route[_TARGET[kind]] = target
+    if target and kind in ROUTE_TARGET:
+        route[ROUTE_TARGET[kind]] = target
     entry: dict[str, Any] = {"code": (row.get("code") or "").strip(), "route": route}
     for name in ("name_th", "name_en", "kind", "parent", "province", "district"):
         value = (row.get(name) or "").strip()
@@ -118,7 +117,7 @@ def write_csv(agencies: Iterable[Agency]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for a in agencies:
-        target = a.route.settings.get(_TARGET.get(a.route.kind, ""), "")
+        target = a.route.settings.get(ROUTE_TARGET.get(a.route.kind, ""), "")
         w.writerow([a.code, a.name_th, a.name_en, a.kind, a.parent or "", a.province or "", a.district or "",
                     a.route.kind, target, a.contact.get("name", ""), a.contact.get("email", ""),
                     a.contact.get("phone", ""), "yes" if a.generated else "no", "yes" if a.active else "no"])

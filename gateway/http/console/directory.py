@@ -8,16 +8,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from gateway.core import appkeys as keys
-from gateway.core.directory import KINDS, ROUTE_KINDS, agency_from_dict
+from gateway.core.directory import KINDS, ROUTE_KINDS, ROUTE_TARGET, agency_from_dict
 from gateway.core.directory_search import search
 from gateway.core.errors import ConfigError, NotFound
 from gateway.http import appstate, params
 from gateway.http.console.views import STAFF, Page, _form, need
 from gateway.storage import directory as store
 from gateway.storage.users import Role
-
-#: The form's route target field is the route's url, path or hub, by route kind.
-_TARGET = {"push": "url", "ecms": "url", "folder": "path", "via": "agency"}
 
 
 @aiohttp_jinja2.template("directory.html")
@@ -49,7 +46,7 @@ async def agency_page(request: web.Request) -> Page:
     served = directory.route_of(code)
     return {"a": agency, "code": code, "history": history, "kinds": KINDS, "route_kinds": ROUTE_KINDS,
             "hub": directory.get(served[0]) if served and served[0] != code else None,
-            "target": (agency.route.settings.get(_TARGET.get(agency.route.kind, ""), "") if agency else ""),
+            "target": (agency.route.settings.get(ROUTE_TARGET.get(agency.route.kind, ""), "") if agency else ""),
             "can_edit": user.role is Role.ADMIN, "version": directory.version, "user": user,
             "error": request.query.get("error", "")[:300]}
 
@@ -63,7 +60,7 @@ def entry_from_form(code: str, form: Any, current: dict[str, Any]) -> dict[str, 
         entry[name] = value or None
     route_kind = params.optional(form, "route_kind", "enum") or "pull"
     target = (params.optional(form, "route_target", "text") or "").strip()
-    entry["route"] = {"kind": route_kind, **({_TARGET[route_kind]: target} if route_kind in _TARGET else {})}
+    entry["route"] = {"kind": route_kind, **({ROUTE_TARGET[route_kind]: target} if route_kind in ROUTE_TARGET else {})}
     contact = {k: (params.optional(form, f"contact_{k}", "text") or "").strip() for k in ("name", "email", "phone")}
     entry["contact"] = {k: v for k, v in contact.items() if v}
     entry["active"] = form.get("active") == "yes"
