@@ -32,6 +32,7 @@ from lxml import etree
 from adapters.errors import AdapterError
 from gateway.core.directory import Directory
 from gateway.core.ecmswire import soap
+from gateway.core.ecmswire.empties import without_blank_optionals
 from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.errors import GatewayError
 from gateway.core.metrics import Metrics
@@ -40,7 +41,7 @@ from gateway.ecms.lookups import LOOKUPS
 from gateway.ecms.ports import Call, Context, EcmsExchange, Operation, QueuedItem, Submitted
 from gateway.ecms.queue import Queue
 from gateway.ecms.sending import Sending
-from gateway.ecms.settings import EcmsSettings
+from gateway.ecms.settings import ECMS_PATH, EcmsSettings
 from gateway.exchange.service import DATABASE_UNAVAILABLE
 from pki.errors import PkiError
 from pki.trust import TrustStore
@@ -95,7 +96,7 @@ class EcmsFacade:
             req = soap.parse_request(data, max_bytes=self.settings.max_bytes, validate=False)
         except GatewayError as exc:  # not e-CMS at all: a SOAP Fault with the ErrorDetail
             wire = to_wire(exc)
-            status = 413 if wire.code == "ECMS-102" else 500
+            status = 413 if wire.code == "ECMS-102" else 500 if soap_fault else 200
             log.info("ecms request unreadable", agency=caller, ecms_code=wire.code, code=exc.code)
             return Answer(status, soap.serialize(soap.envelope(soap.fault(wire.code, wire.description))),
                           error_codes=(wire.code,))
@@ -105,7 +106,7 @@ class EcmsFacade:
             if caller is None:
                 raise EcmsError("authenticate with a bearer token or an agency client certificate",
                                 code="auth.required")
-            soap.validate_operation(req)
+            without_blank_optionals(req.body, lambda: soap.validate_operation(req))
             answer_el = await self._run(Call(req, caller, now, data, endpoint_url))
         except asyncpg.DataError as exc:  # bad input the edge let through: the client's, not a bug
             log.warning("input reached the database unchecked", edge="ecms", operation=req.operation,
@@ -137,7 +138,8 @@ class EcmsFacade:
     async def _run(self, call: Call) -> etree._Element:
         lookup = LOOKUPS.get(call.req.operation)
         if lookup is not None:
-            return lookup(call.req.response_name, self.directory, self.settings, call.now)
+            url = self.settings.public_url or call.endpoint_url or ECMS_PATH
+            return lookup(call.req.response_name, self.directory, self.settings, call.now, url)
         return await self.operations[call.req.operation](call)
 
     def _unhandled(self, operation: str | None, caller: str | None) -> Answer:

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.core import appkeys as keys
 from gateway.ecms.settings import ECMS_PATH
-from tests.ecms.replay import A, B, MODES, Conversation, Wire
+from tests.ecms.replay import MODES, A, B, Conversation, Wire
 from tests.ecms.replay_clients import BoiDms, Letter
 
 pytestmark = pytest.mark.timeout(300)
@@ -110,6 +110,10 @@ async def conversation(wire: Wire, c: Conversation) -> None:
     async def no_receipts_piled() -> None:
         for agency in (A, B):
             _eq([i.message_type for i in await exchange.inbox.inbox(agency)], [])
+        kept = await wire.running.app[keys.POOL].fetchval(
+            "SELECT count(*) FROM messages m WHERE message_type = 'receipt' AND receipt IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk)")
+        assert kept == 8, kept  # each of the 8 items pulled and deleted: its signed receipt kept, not queued
 
     steps = [
         ("GetMinistryOrganizationList", ministries),

@@ -49,8 +49,13 @@ async def test_soap_over_http_with_token_in_url_or_header(gateway_url):
         async with http.post(gateway_url, data=request(soap.U.GetSpeedCodes()),
                              headers={"Authorization": "Bearer wrong"}) as resp:
             assert errors(await resp.read()) == ["ECMS-200"]
+        # not XML: e-CMS clients throw on anything but 200 and never read the body, so 200 + ErrorDetail
         async with http.post(gateway_url, data=b"<a/>" * 10) as resp:
-            assert resp.status == 500 and errors(await resp.read()) == ["ECMS-100"]
+            assert resp.status == 200 and errors(await resp.read()) == ["ECMS-100"]
+        # a generated SOAP stack (it sends SOAPAction) reads SOAP 1.1 faults from HTTP 500
+        async with http.post(gateway_url, data=b"<a/>" * 10, headers={"SOAPAction": '""'}) as resp:
+            body = await resp.read()
+            assert resp.status == 500 and errors(body) == ["ECMS-100"] and b"Fault" in body
 
 
 async def test_oversize_body_is_413(exchange, clock):
