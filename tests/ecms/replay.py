@@ -62,6 +62,8 @@ class Wire:
         self.running = running
         self.http = http
         self.statuses: list[int] = []
+        #: (agency, request, HTTP status, answer) of every post, in order (for :mod:`tests.ecms.vector_export`).
+        self.log: list[tuple[str, bytes, int, bytes]] = []
 
     def url(self, agency: str) -> str:
         return self.running.urls[agency]
@@ -72,6 +74,7 @@ class Wire:
                                   ssl=ctx if ctx is not None else False) as resp:
             data = await resp.read()
             self.statuses.append(resp.status)
+            self.log.append((agency, body, resp.status, data))
         if resp.status != 200:
             raise WebException(f"The remote server returned an error: ({resp.status})")
         return data
@@ -141,14 +144,21 @@ class Conversation:
     family: str
     mode: str
     results: list[tuple[str, str | None]] = field(default_factory=list)
+    wire: Wire | None = None
+    """When set, each step remembers which of the wire's posts it made (``posts``)."""
+    posts: list[tuple[str, int, int]] = field(default_factory=list)
+    """(step name, first post, end) into ``wire.log``."""
 
     async def step(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        start = len(self.wire.log) if self.wire is not None else 0
         try:
             await run()
         except Exception as exc:  # noqa: BLE001 - a replayed client's failure is a step's outcome
             self.results.append((name, f"{type(exc).__name__}: {exc}"[:400]))
         else:
             self.results.append((name, None))
+        if self.wire is not None:
+            self.posts.append((name, start, len(self.wire.log)))
 
     @property
     def passed(self) -> int:

@@ -18,6 +18,7 @@ from gateway.core import appkeys as keys
 from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.replay import MODES, A, B, Conversation, Wire
 from tests.ecms.replay_clients import BoiDms, Letter
+from tests.ecms.vector_export import export
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -157,6 +158,9 @@ async def conversation(wire: Wire, c: Conversation) -> None:
 async def test_boi_dms_conversation(mode, database_url, workdir, dev_pki):
     c = Conversation("BOI-DMS", mode)
     async with MODES[mode](database_url, workdir, dev_pki) as running, aiohttp.ClientSession() as http:
-        await conversation(Wire(running, http), c)
+        c.wire = wire = Wire(running, http)
+        await conversation(wire, c)
     print(c.summary())
+    if mode == "token":
+        export(c, wire, (L1.number, L2.number))
     assert c.passed == len(c.results), c.summary()

@@ -172,3 +172,12 @@ async def test_conformance_runner_against_the_facade(gateway_url, capsys):
 
     assert await run(gateway_url, "t-11008") == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+async def test_conformance_conversations_against_the_facade(gateway_url, capsys):
+    """The kit's client conversations (conformance/ecms/conversations, recorded from the replays in
+    test_clients_*.py) pass against the facade, twice in a row on the same gateway."""
+    assert await run(gateway_url, "t-11008", token_b="t-11002") == 0
+    assert await run(gateway_url, "t-11008", token_b="t-11002") == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "boi-dms 31 A refused: truncated XML" in out and "mil-doc 38 B refused" in out
