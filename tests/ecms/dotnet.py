@@ -18,6 +18,7 @@ A read of a missing node raises :class:`NullReference`, as .NET's NullReferenceE
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -92,7 +93,10 @@ class Node:
         return list(self.el.attrib.items())
 
 
-def need(node: Node | Text | None) -> Node | Text:
+N = TypeVar("N", bound=Node | Text)
+
+
+def need(node: N | None) -> N:
     """``node.X`` where node may be Nothing."""
     if node is None:
         raise NullReference("Object reference not set to an instance of an object.")

@@ -78,7 +78,7 @@ class BoiDms:
         rows = []
         for n in d.get_elements_by_tag_name("OrganizationList"):
             name = need(n.item("name"))
-            rows.append({"En-Name": name.inner_text, "Th-Name": need(name.next_sibling).inner_text,  # type: ignore[union-attr]
+            rows.append({"En-Name": name.inner_text, "Th-Name": need(name.next_sibling).inner_text,
                          "ECMS-URL": need(n.item("ECMS-URL")).inner_text,
                          "OrganizationID": need(n.item("OrganizationID")).inner_text})
         return rows
@@ -145,7 +145,7 @@ class BoiDms:
             def at(*names: str) -> Node:
                 node: Node = c
                 for name in names:
-                    node = need(node.item(name))  # type: ignore[assignment]
+                    node = need(node.item(name))
                 return node
 
             for key in ("ID", "CorrespondenceDate", "Subject", "SecretCode", "SpeedCode", "Attachment", "SendDate",
@@ -165,7 +165,7 @@ class BoiDms:
                 ret["attachments"].append((dict(a.attributes)["mimeCode"], a.inner_text))
             g = d.first("ram:GovernmentSignature")  # and then ds:Signature ... as the VB code does
             ret["TypeCode"] = need(g.item("ram:TypeCode")).inner_text
-            need(need(g.item("ds:Signature")).item("ds:SignedInfo"))  # type: ignore[union-attr]
+            need(need(g.item("ds:Signature")).item("ds:SignedInfo"))
         except NullReference as exc:  # "Error Exception : " & ex.Message; GetNewInbound goes on regardless
             ret["error"] = str(exc)
         return ret
@@ -195,7 +195,7 @@ class BoiDms:
             n = d.first(element)
             for key in ("LetterID", "CorrespondenceDate", "Subject", "AcceptDate"):
                 ret[key] = need(n.item(key)).inner_text
-            ret["AcceptDepartmentCode"] = need(need(n.item("AcceptDepartment")).item("Code")).inner_text  # type: ignore[union-attr]
+            ret["AcceptDepartmentCode"] = need(need(n.item("AcceptDepartment")).item("Code")).inner_text
             if accept_id is not None:
                 ret["AcceptID"] = need(n.item("AcceptID")).inner_text
         return ret
@@ -213,7 +213,7 @@ class BoiDms:
             ret[key] = need(n.item(key)).inner_text
         if element in ("AcceptLetterNotifier", "InvalidAcceptIDNotifier"):
             ret["AcceptID"] = need(n.item("AcceptID")).inner_text
-        ret["AcceptDepartmentCode"] = need(need(n.item("AcceptDepartment")).item("Code")).inner_text  # type: ignore[union-attr]
+        ret["AcceptDepartmentCode"] = need(need(n.item("AcceptDepartment")).item("Code")).inner_text
         return ret
 
     async def withdraw(self, letter_id: str, date: str, sender: str, accept: str) -> dict[str, str]:
@@ -407,11 +407,11 @@ class MilDoc:
                              "</CorrespondenceDeleteGovernmentDocumentRequest>")
         return self.errors(d)
 
-    async def outbound_status(self) -> list[tuple[str, str, str]]:
+    async def outbound_status(self) -> list[tuple[str, ...]]:
         d = await self._post("<OutboundStatusRequest />")
         if self.errors(d):
             raise AssertionError(f"ErrorDetail {self.errors(d)}")
-        return [tuple(need(n.item(k)).inner_text for k in ("ProcessID", "LetterID", "ProcessStatus"))  # type: ignore[misc]
+        return [tuple(need(n.item(k)).inner_text for k in ("ProcessID", "LetterID", "ProcessStatus"))
                 for n in d.get_elements_by_tag_name("Outbound")]
 
     async def raw(self, data: bytes) -> list[tuple[str, str]]:
