@@ -80,9 +80,6 @@ class Wire:
         return data
 
 
-Mode = Callable[..., Any]
-
-
 @asynccontextmanager
 async def token_mode(database_url: str, workdir: Path, dev_pki: Any) -> AsyncIterator[Running]:
     """Plain HTTP, the development token in each agency's configured URL."""
