@@ -9,7 +9,21 @@ The vectors are byte-for-byte what real clients send, so they name their own age
 caller must be agency 11008 sending to 11002 (both in config/directory.example.json, 11008
 with the development token ``dev-token-ega``). A URL without a path gets ``/ecms-ws01/service2``.
 ``--cafile`` trusts a private CA (the gateway's development root) for HTTPS.
-Prints one line per vector and ``N passed, N failed``; exits non-zero on a failure.
+
+A vector's ``expect.reads`` lists element names (qualified as written, e.g. ``processID``,
+``ram:ID``, ``Value``) that must be in the answer: the names real clients read with
+``GetElementsByTagName``/``SelectSingleNode``, case-sensitively.
+
+With ``--token-b`` (the token of agency 11002, the receiver) the runner also replays the
+conversations in ``conversations/<client>.json``: whole exchanges between 11008 (A) and 11002 (B) as
+a real client family writes them (look-ups, letters, pull and delete, notifiers, withdraw and resend,
+status, refusals). Each step posts its request as agency A or B after replacing ``{{name}}`` with a
+value captured earlier (``capture``: the first ``ProcessID`` of an answer) and ``{{run}}`` with an id
+unique to this run (so letter numbers are new each time), then checks the HTTP status, the
+ErrorCodes and ``reads``. A step needs the items of the steps before it: the runner first pulls and
+deletes whatever waits for 11008 and 11002 (the vectors' letters among them), so point it at a test
+gateway, never at one whose queues hold real letters.
+Prints one line per vector and step and ``N passed, N failed``; exits non-zero on a failure.
 """
 
 from __future__ import annotations
@@ -19,14 +33,29 @@ import asyncio
 import json
 import ssl
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from lxml import etree
+from lxml.builder import ElementMaker
 
 VECTORS = Path(__file__).parent / "vectors"
+CONVERSATIONS = Path(__file__).parent / "conversations"
 ECMS_PATH = "/ecms-ws01/service2"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+def qualified_names(root: etree._Element) -> set[str]:
+    """Every element's name as a .NET reader matches it: ``prefix:local`` as written, or ``local``."""
+    names = set()
+    for el in root.iter():
+        if isinstance(el.tag, str):
+            local = etree.QName(el).localname
+            names.add(f"{el.prefix}:{local}" if el.prefix else local)
+    return names
 
 
 def check(spec: dict, status: int, body: bytes) -> str | None:
@@ -34,11 +63,67 @@ def check(spec: dict, status: int, body: bytes) -> str | None:
     if status != expect["http_status"]:
         return f"HTTP {status}, expected {expect['http_status']}"
     try:
-        codes = [e.findtext("ErrorCode") for e in etree.fromstring(body).iter("ErrorDetail")]
+        root = etree.fromstring(body)
     except etree.XMLSyntaxError:
         return "answer is not XML"
+    codes = [e.findtext("ErrorCode") for e in root.iter("ErrorDetail")]
     wanted = [] if expect["ok"] else [expect["error_code"]]
-    return None if codes == wanted else f"ErrorCodes {codes}, expected {wanted}"
+    if codes != wanted:
+        return f"ErrorCodes {codes}, expected {wanted}"
+    missing = sorted(set(expect.get("reads", ())) - qualified_names(root))
+    return f"the answer lacks {missing}, which clients read" if missing else None
+
+
+def first_process_id(body: bytes) -> str:
+    try:
+        return next((e.text or "" for e in etree.fromstring(body).iter("ProcessID")), "")
+    except etree.XMLSyntaxError:
+        return ""
+
+
+_SOAP = ElementMaker(namespace=SOAP11, nsmap={"SOAP-ENV": SOAP11})
+_U = ElementMaker()
+
+
+async def drain(http: aiohttp.ClientSession, url: str, headers: dict[str, str], *, limit: int = 10_000) -> int:
+    """Pull and delete whatever waits for one party, so that a conversation starts on an empty queue
+    (the runner's own preparation, not a client's step). Returns how many items it removed."""
+    def request(op: etree._Element) -> bytes:
+        return etree.tostring(_SOAP.Envelope(_SOAP.Body(op)), xml_declaration=True, encoding="UTF-8")
+
+    for removed in range(limit):
+        async with http.post(url, data=request(_U.CorrespondenceLetterInboundRequest()), headers=headers) as resp:
+            pid = first_process_id(await resp.read())
+        if not pid:
+            return removed
+        async with http.post(url, data=request(_U.CorrespondenceLetterDeleteRequest(_U.ProcessID(pid))),
+                             headers=headers) as resp:
+            await resp.read()
+    return limit
+
+
+async def run_conversation(http: aiohttp.ClientSession, path: Path, urls: dict[str, str],
+                           headers: dict[str, dict[str, str]]) -> tuple[int, int]:
+    """Replay one conversation file; ``urls``/``headers`` by party (A, B). Returns (passed, failed)."""
+    for party in ("A", "B"):
+        await drain(http, urls[party], headers[party])
+    conversation = json.loads(path.read_text(encoding="utf-8"))
+    values: dict[str, str] = {"run": uuid.uuid4().hex[:8]}
+    passed = failed = 0
+    for i, step in enumerate(conversation["steps"], start=1):
+        data = step["request"]
+        for name, value in values.items():
+            data = data.replace("{{" + name + "}}", value)
+        party = step["as"]
+        async with http.post(urls[party], data=data.encode("utf-8"), headers=headers[party]) as resp:
+            body = await resp.read()
+            problem = check(step, resp.status, body)
+        for name in step.get("capture", ()):
+            values[name] = first_process_id(body)
+        label = f"{path.stem} {i:02d} {party} {step['name']}"
+        print(f"{'ok  ' if problem is None else 'FAIL'} {label}{'' if problem is None else ': ' + problem}")
+        passed, failed = (passed + 1, failed) if problem is None else (passed, failed + 1)
+    return passed, failed
 
 
 def endpoint(url: str) -> str:
@@ -46,10 +131,17 @@ def endpoint(url: str) -> str:
     return url.rstrip("/") + ECMS_PATH if urlsplit(url).path in ("", "/") else url
 
 
-async def run(url: str, token: str | None, cafile: str | None = None) -> int:
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Content-Type": "text/xml; charset=utf-8", **({"Authorization": f"Bearer {token}"} if token else {})}
+
+
+async def run(url: str, token: str | None, cafile: str | None = None, token_b: str | None = None,
+              url_b: str | None = None) -> int:
+    """Every vector as agency 11008; with ``token_b`` (or ``url_b``: 11002's own URL, e.g. one that
+    carries its key) the conversations too."""
     passed = failed = 0
     url = endpoint(url)
-    headers = {"Content-Type": "text/xml; charset=utf-8", **({"Authorization": f"Bearer {token}"} if token else {})}
+    headers = _headers(token)
     connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=cafile)) if cafile else None
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), connector=connector) as http:
         for path in sorted(VECTORS.glob("*.xml")):
@@ -58,6 +150,12 @@ async def run(url: str, token: str | None, cafile: str | None = None) -> int:
                 problem = check(spec, resp.status, await resp.read())
             print(f"{'ok  ' if problem is None else 'FAIL'} {path.stem}{'' if problem is None else ': ' + problem}")
             passed, failed = (passed + 1, failed) if problem is None else (passed, failed + 1)
+        if token_b or url_b:
+            urls = {"A": url, "B": endpoint(url_b) if url_b else url}
+            party_headers: dict[str, Any] = {"A": headers, "B": _headers(token_b)}
+            for path in sorted(CONVERSATIONS.glob("*.json")):
+                p, f = await run_conversation(http, path, urls, party_headers)
+                passed, failed = passed + p, failed + f
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
@@ -67,8 +165,10 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--token", help="bearer token of agency 11008 (example directory: dev-token-ega)")
     parser.add_argument("--cafile", help="PEM file of the CA to trust for HTTPS (e.g. DATA_DIR/pki/trust/anchors.pem)")
+    parser.add_argument("--token-b", help="bearer token of agency 11002 (example directory: dev-token-ops-ict): "
+                        "also replay the client conversations")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.url, args.token, args.cafile)))
+    sys.exit(asyncio.run(run(args.url, args.token, args.cafile, token_b=args.token_b)))
 
 
 if __name__ == "__main__":

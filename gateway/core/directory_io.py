@@ -18,7 +18,9 @@ from gateway.core import xml
 from gateway.core.directory import ROUTE_TARGET, Agency, agency_from_dict
 from gateway.core.errors import ConfigError
 
-#: CSV columns, in order. ``route_target`` is the route's url (push, ecms), path (folder) or hub code (via).
+#: CSV columns, in order. ``route_target`` is the route's url (push, ecms), path (folder) or hub code (via), or
+#: for a pull route its protocol ("ecms": the agency pulls through the e-CMS facade only; see
+#: ``gateway/ecms/CODES.md``).
 CSV_COLUMNS = ("code", "name_th", "name_en", "kind", "parent", "province", "district", "route_kind",
                "route_target", "contact_name", "contact_email", "contact_phone", "generated", "active")
 _TRUE, _FALSE = ("1", "true", "yes", "ใช่"), ("", "0", "false", "no", "ไม่ใช่")
@@ -64,6 +66,8 @@ def entry_from_row(row: dict[str, str], number: int, errors: list[RowError]) -> 
     target = (row.get("route_target") or "").strip()
     if target and kind in ROUTE_TARGET:
         route[ROUTE_TARGET[kind]] = target
+    elif target and kind == "pull":  # a pull route's target names its protocol: "ecms" (e-CMS facade only)
+        route["protocol"] = target
     entry: dict[str, Any] = {"code": (row.get("code") or "").strip(), "route": route}
     for name in ("name_th", "name_en", "kind", "parent", "province", "district"):
         value = (row.get(name) or "").strip()
@@ -117,7 +121,7 @@ def write_csv(agencies: Iterable[Agency]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for a in agencies:
-        target = a.route.settings.get(ROUTE_TARGET.get(a.route.kind, ""), "")
+        target = a.route.settings.get(ROUTE_TARGET.get(a.route.kind, "protocol"), "")
         w.writerow([a.code, a.name_th, a.name_en, a.kind, a.parent or "", a.province or "", a.district or "",
                     a.route.kind, target, a.contact.get("name", ""), a.contact.get("email", ""),
                     a.contact.get("phone", ""), "yes" if a.generated else "no", "yes" if a.active else "no"])

@@ -80,7 +80,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return response
         if answer is None:
             caller = await identify_caller(request, facade.directory, facade.settings, facade.trust)
-            answer = await facade.handle(bytes(data), caller=caller)
+            answer = await facade.handle(bytes(data), caller=caller,
+                                         endpoint_url=f"{request.scheme}://{request.host}{ECMS_PATH}",
+                                         soap_fault="SOAPAction" in request.headers)
     return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
 
 

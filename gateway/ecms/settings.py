@@ -33,7 +33,7 @@ class EcmsSettings:
     """Accept development bearer tokens (off in the production profile: certificates only)."""
     allow_url_token: bool = True
     """Accept the development token as ``?token=`` so that clients change only the URL."""
-    lowercase_process_id_alias: bool = False
+    lowercase_process_id_alias: bool = True
     """Also emit ``processID`` in outbound-notifier answers (one public client reads that)."""
     public_url: str = ""
     """The gateway's e-CMS URL, advertised as ECMS-URL by GetOrganizationList."""

@@ -2,7 +2,9 @@
 
 When a letter is delivered (pushed and acknowledged, or pulled and acknowledged),
 the gateway signs a delivery receipt and sends it back to the letter's sender as
-a new message of its own (:class:`ReceiptFactory` makes the row to store). Both
+a new message of its own (:class:`ReceiptFactory` makes the row to store), queued for the sender
+unless the sender pulls over e-CMS only (:func:`pulls_over_ecms_only`): then the receipt is stored
+with its audit event and no delivery, since nothing could ever fetch it. Both
 the dispatcher and the pull inbox make one; the receipt is written with the
 delivery it acknowledges (:mod:`gateway.storage.transitions`).
 """
@@ -39,6 +41,13 @@ def first_status(directory: Directory, adapters: Mapping[str, Adapter], recipien
     return route.kind, (DeliveryStatus.QUEUED.value if pushes else DeliveryStatus.INBOX.value)
 
 
+def pulls_over_ecms_only(directory: Directory, agency: str) -> bool:
+    """``agency`` is served by a pull route marked ``"protocol": "ecms"``: its system pulls through the
+    e-CMS facade only, which never hands out delivery receipts."""
+    served = directory.route_of(agency)
+    return served is not None and served[1].kind == "pull" and served[1].settings.get("protocol") == "ecms"
+
+
 @dataclass(frozen=True)
 class Delivered:
     """What a delivered delivery is: identity of the letter and the bytes that travelled."""
@@ -72,6 +81,9 @@ class ReceiptFactory:
             sender=d.sender, recipient=d.recipient, sha256_hex=d.forwarded_sha256.hex(), at=at)
         signed = self.sealer.sign_receipt(receipt_env)
         route, status = first_status(self.directory, self.adapters, d.sender)
+        # An agency that pulls over e-CMS only could never fetch a receipt (e-CMS has no form for
+        # one; its clients ask OutboundStatusRequest): the receipt is kept as evidence, not queued.
+        queued = not pulls_over_ecms_only(self.directory, d.sender)
         return signed, NewMessage(
             sender=d.recipient, message_id=receipt_id, message_type=MessageType.RECEIPT.value,
             conversation_id=d.conversation_id, ref_to_message_id=d.message_id,
@@ -79,9 +91,11 @@ class ReceiptFactory:
             received_sha256=hashlib.sha256(receipt_env).digest(), received=receipt_env,
             forwarded=signed, evidence=ack, receipt=signed, accepted_at=at,
             expires_at=at + dt.timedelta(seconds=self.ttl_s),
-            deliveries=[NewDelivery(uuid.uuid4(), d.sender, route, status)],
+            deliveries=[NewDelivery(uuid.uuid4(), d.sender, route, status)] if queued else [],
             audit={"kind": "delivery receipt", "for_delivery": str(d.delivery_id),
-                   "message_id": d.message_id})
+                   "message_id": d.message_id,
+                   **({} if queued else {"not_queued": "the sender pulls over e-CMS only, which has no "
+                                                       "form for delivery receipts"})})
 
 
 async def for_message(db: Executor, message_pk: int) -> list[dict[str, Any]]:

@@ -6,7 +6,9 @@ The in-memory exchange implements the service interface the facade codes
 against, including the additions requested from the lead (find_letter,
 withdraw, outbound, submit's resend_guard); the e2e tests in test_e2e.py use the real service.
 
-Client shapes replayed by the vectors in conformance/ecms/vectors (each JSON names its source):
+Client shapes replayed by the vectors in conformance/ecms/vectors (each JSON names its source); whole
+conversations of both clients, as they write and read SOAP, against the real gateway in each admission
+mode are test_clients_*.py (harness: replay.py, replay_clients.py, dotnet.py):
 * ScoreSolutions/BOI-DMS, LinqWS/THeGIF/RequestTHeGIFLinqWS.vb and
   frmTestTHEGif.aspx.vb (VB.NET, string-built SOAP: ``http://w3.org/2005/08/addressing``,
   ``wsa:to``, empty MessageID, GovernmentSignature beside the letter, reads answers by

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,10 @@ from lxml.builder import ElementMaker
 from signxml import XMLSigner
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
+from gateway.core.directory import Directory
+from gateway.core.directory_io import entry_from_row, write_csv
 from gateway.core.ecmswire import building, mapping, reading, records, soap, tables
+from gateway.core.ecmswire.empties import is_blank, without_blank_optionals
 from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
@@ -151,7 +156,9 @@ def test_notifier_round_trip(element, kind):
     assert native.notifier.kind is kind and native.header.ref_to_message_id == "ecms.abc"
     back = mapping.envelope_to_notifier(native)
     assert (back.element, back.letter_id, back.date, back.subject, back.accept_id, back.accept_department) == \
-           (element, n.letter_id, n.date, n.subject, n.accept_id, "11002")
+           (element, n.letter_id, n.date, n.subject, n.accept_id,
+            # the letter's receiving department: the notifier's recipient when the letter's sender sent it
+            "11008" if element == "InvalidAcceptIDNotifier" else "11002")
     assert reading.read_notifier(building.build_notifier(back)) == back
 
 
@@ -163,7 +170,7 @@ def test_codes_md_matches_the_table():
 # ----------------------------------------------------------------- legacy signatures
 
 
-def _signed_gov_doc(sha1: bool):
+def _signed_gov_doc(sha1: bool, *, blank_optionals: bool = False):
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "11008 test signer")])
@@ -178,6 +185,14 @@ def _signed_gov_doc(sha1: bool):
 
     gov = building.build_government_document(_letter())
     letter = gov.find(f"{{{soap.RAM_NS}}}CorrespondenceLetter")
+    if blank_optionals:  # as mil-doc writes a letter without references or enclosures
+        r = f"{{{soap.RAM_NS}}}"
+        ref = etree.Element(f"{r}ReferenceCorrespondence")
+        for tag in ("ID", "CorrespondenceDate", "Subject"):
+            etree.SubElement(ref, f"{r}{tag}").text = ""
+        letter.find(f"{r}ReceiverParty").addnext(ref)
+        etree.SubElement(letter, f"{r}AttachmentBinaryObject", mimeCode="")
+        gov.remove(gov.find(f"{r}GovernmentSignature"))  # the signed one below is the only one
     signer = LegacySigner(method=__import__("signxml").methods.detached,
                           signature_algorithm=SignatureMethod.RSA_SHA1 if sha1 else SignatureMethod.RSA_SHA256,
                           digest_algorithm=DigestAlgorithm.SHA1 if sha1 else DigestAlgorithm.SHA256,
@@ -197,6 +212,31 @@ def test_legacy_signature_verifies_and_is_pinned(sha1):
     assert report.sha1 is sha1
     unpinned = verify_letter_signature(gov, allow_sha1=True, agency_fingerprints=())
     assert unpinned.intact and not unpinned.trusted
+
+
+def test_blank_optional_structures_are_absent_and_a_signature_over_them_still_verifies():
+    """mil-doc's empty ReferenceCorrespondence (ECMS-105 before) and empty AttachmentBinaryObject are set
+    aside for the schema check and put back, so a legacy signature that covers them still verifies."""
+    gov, fp, _ = _signed_gov_doc(False, blank_optionals=True)
+    req = soap.parse_request(request(soap.U.CorrespondenceLetterOutboundRequest(gov)), validate=False)
+    with pytest.raises(EcmsError) as refused:
+        soap.validate_operation(req)
+    assert refused.value.code == "ecms.schema_invalid"
+    without_blank_optionals(req.body, lambda: soap.validate_operation(req))
+    signed = req.body.find(f"{{{soap.RSM_NS}}}GovernmentDocument")
+    assert verify_letter_signature(signed, allow_sha1=False, agency_fingerprints=(fp,)).valid
+    letter, plain = reading.read_letter(signed), _letter()
+    assert letter.references == plain.references and letter.attachments == plain.attachments  # blanks not carried
+
+
+def test_a_blank_structure_is_absent_but_a_partly_filled_one_is_still_checked():
+    r = f"{{{soap.RAM_NS}}}"
+    ref = etree.Element(f"{r}ReferenceCorrespondence")
+    etree.SubElement(ref, f"{r}ID").text = " "
+    etree.SubElement(ref, f"{r}Subject").text = ""
+    assert is_blank(ref)
+    etree.SubElement(ref, f"{r}CorrespondenceDate").text = "2024-01-02"
+    assert not is_blank(ref)
 
 
 def test_sha1_refused_unless_the_legacy_profile_allows_it():
@@ -224,3 +264,14 @@ def test_a_list_pseudo_organization_code_becomes_a_recipient_list(directory):
     validate("envelope-v1.xsd", tree)
     native = read_envelope(tree)
     assert native.header.recipient_lists == ("99001",) and native.header.recipients == env.header.recipients
+
+
+def test_an_ecms_only_pull_route_survives_the_directory_csv():
+    """The route that keeps receipts out of an e-CMS agency's inbox must survive export and import."""
+    directory = Directory.from_dict({"agencies": [
+        {"code": "11008", "name_th": "สำนักงานรัฐบาลอิเล็กทรอนิกส์", "name_en": "EGA",
+         "route": {"kind": "pull", "protocol": "ecms"}},
+        {"code": "11002", "name_th": "สำนักงานปลัดกระทรวง ICT", "name_en": "OPS ICT", "route": {"kind": "pull"}}]})
+    rows = list(csv.DictReader(io.StringIO(write_csv(directory.all()))))
+    routes = {r["code"]: entry_from_row(r, i, [])["route"] for i, r in enumerate(rows, start=2)}
+    assert routes == {"11008": {"kind": "pull", "protocol": "ecms"}, "11002": {"kind": "pull"}}

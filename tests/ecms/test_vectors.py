@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conformance.ecms.runner import check
 from tests.ecms.conftest import VECTORS
 from tests.ecms.helpers import body_child, errors
 
@@ -23,6 +24,7 @@ async def test_vector(name, facade):
     spec = json.loads((VECTORS / f"{name}.json").read_text(encoding="utf-8"))
     answer = await facade.handle((VECTORS / f"{name}.xml").read_bytes(), caller=spec["caller"])
     expect = spec["expect"]
+    assert check(spec, answer.status, answer.body) is None, answer.body[:500]  # status, codes, reads
     assert answer.status == expect["http_status"], answer.body[:500]
     if expect["ok"]:
         assert errors(answer.body) == []

@@ -238,12 +238,16 @@ def notifier_to_envelope(n: EcmsNotifier, *, sender: str, recipient: str, messag
 
 
 def envelope_to_notifier(env: Envelope) -> EcmsNotifier:
-    """The e-CMS notifier for a native notifier envelope (AcceptDepartment = who sent it)."""
+    """The e-CMS notifier for a native notifier envelope. AcceptDepartment is the letter's receiving
+    department (the one that registers it): who sent the notifier, except for InvalidAcceptIDNotifier,
+    which the letter's sender sends *to* that department (as the answer to its sender says too)."""
     n = env.notifier
     if n is None:
         raise ValueError("not a notifier envelope")
     at = n.registered_at or env.header.created_at
+    accepting = (env.header.recipients[0] if n.kind is NotifierKind.INVALID_REGISTRY_NUMBER and env.header.recipients
+                 else env.header.sender)
     return EcmsNotifier(
         element=NOTIFIER_ELEMENTS[n.kind], letter_id=n.letter_number, date=n.letter_date,
         subject=n.subject or "", accept_id=n.registry_number or "",
-        accept_date=at.replace(microsecond=0).isoformat(), accept_department=env.header.sender)
+        accept_date=at.replace(microsecond=0).isoformat(), accept_department=accepting)

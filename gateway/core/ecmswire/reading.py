@@ -1,7 +1,7 @@
 """Reading e-CMS XML into records, and the small parsers (dates, code tables, MIME types, base64).
 
 Reading takes an element already checked by :func:`gateway.core.ecmswire.soap.parse_request`
-(schema-valid); the business checks the schema cannot express (dates, code tables, base64) raise
+(schema-valid once blank optional structures are set aside, :mod:`.empties`, which reading skips); the business checks the schema cannot express (dates, code tables, base64) raise
 :class:`EcmsError` with a stable domain code and the field.
 """
 
@@ -17,6 +17,7 @@ from typing import Final
 
 from lxml import etree
 
+from gateway.core.ecmswire.empties import is_blank
 from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.ecmswire.records import BinaryObject, EcmsLetter, EcmsNotifier, Party, Reference, Signer
 from gateway.core.ecmswire.soap import DS_NS, RAM_NS
@@ -163,6 +164,8 @@ def read_letter(gov_doc: etree._Element) -> EcmsLetter:
     where = "GovernmentDocument/CorrespondenceLetter"
     refs = []
     for i, r in enumerate(k.all(f"{_R}ReferenceCorrespondence"), start=1):
+        if is_blank(r):
+            continue  # an empty placeholder (mil-doc writes one when a letter has no reference)
         rk = _Children(r)
         refs.append(Reference(id=rk.text(f"{_R}ID").strip(),
                               date=parse_date(rk.text(f"{_R}CorrespondenceDate"),
@@ -198,7 +201,7 @@ def read_letter(gov_doc: etree._Element) -> EcmsLetter:
         main_letter=main,
         attachments=tuple(attachments),
         signature_type=sk.text(f"{_R}TypeCode").strip() if sig is not None else "",
-        signer=_signer(signer_el) if signer_el is not None else None,
+        signer=_signer(signer_el) if signer_el is not None and not is_blank(signer_el) else None,
         has_signature=ds_sig is not None,
         signature_xml=etree.tostring(ds_sig, with_tail=False) if ds_sig is not None else b"",
     )
