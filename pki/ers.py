@@ -49,6 +49,7 @@ Renewal (RFC 4998 5.2)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,9 +188,10 @@ def decode_path(der: bytes | None) -> Path | None:
     return [[bytes(h.native) for h in lst] for lst in ReducedHashtree.load(der)]
 
 
-def make_ats(alg: str, path: Path | None, token: bytes) -> ArchiveTimeStamp:
+def make_ats(alg: str, path: Path | None, token: bytes | cms.ContentInfo) -> ArchiveTimeStamp:
     """One ArchiveTimeStamp: the algorithm, the reduced hash tree (if any) and the RFC 3161 token."""
-    fields: dict[str, object] = {"digest_algorithm": {"algorithm": alg}, "time_stamp": cms.ContentInfo.load(token)}
+    ci = cms.ContentInfo.load(token) if isinstance(token, bytes) else token
+    fields: dict[str, object] = {"digest_algorithm": {"algorithm": alg}, "time_stamp": ci}
     if path is not None:
         fields["reduced_hashtree"] = ReducedHashtree.load(encode_path(path))
     return ArchiveTimeStamp(fields)
@@ -255,3 +257,48 @@ def load_record(der: bytes) -> list[list[ArchiveTimeStamp]]:
         for ats in chain:
             ats_alg(ats), ats_path(ats), ats["time_stamp"]["content"]["signer_infos"].native
     return chains
+
+
+def token_facts(token: bytes) -> tuple[dt.datetime, dt.datetime, str, bytes]:
+    """(genTime, the TSA certificate's notAfter, imprint algorithm, imprint) of an RFC 3161 token.
+    Raises ``ValueError`` when the token does not carry its TSA certificate."""
+    sd = cms.ContentInfo.load(token)["content"]
+    info = sd["encap_content_info"]["content"].parsed
+    sid = sd["signer_infos"][0]["sid"]
+    for c in sd["certificates"] or []:
+        cert = c.chosen
+        if (sid.name == "issuer_and_serial_number" and cert.issuer == sid.chosen["issuer"]
+                and cert.serial_number == sid.chosen["serial_number"].native) or (
+                sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native):
+            return (info["gen_time"].native, cert["tbs_certificate"]["validity"]["not_after"].native,
+                    str(info["message_imprint"]["hash_algorithm"]["algorithm"].native),
+                    bytes(info["message_imprint"]["hashed_message"].native))
+    raise ValueError("the time-stamp token does not carry its TSA certificate (ask the TSA with certReq)")
+
+
+def parse_weak_hashes(text: str) -> dict[str, dt.datetime]:
+    """``GATEWAY_WEAK_HASHES``: ``sha256@2035-01-01,sha1`` -> {name: weak from (UTC midnight)}; a name with no
+    date is weak from always. Raises ``ValueError`` naming the part it cannot read."""
+    out: dict[str, dt.datetime] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, day = part.partition("@")
+        name = name.strip().lower().replace("-", "_")
+        if name not in (*HASHES, "sha1", "md5", "sha224"):
+            raise ValueError(f"unknown hash algorithm {name!r} in {part!r}")
+        try:
+            since = (dt.datetime.fromisoformat(day.strip()).replace(tzinfo=dt.UTC) if day.strip()
+                     else dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+        except ValueError:
+            raise ValueError(f"{part!r}: the date must be YYYY-MM-DD") from None
+        out[name] = since
+    return out
+
+
+def strong_hash(preferred: str, weak: dict[str, dt.datetime]) -> str:
+    """The hash for new trees: ``preferred`` unless it is declared weak, else the first of SHA-512, SHA3-512."""
+    for alg in (preferred, "sha512", "sha3_512"):
+        if alg in HASHES and alg not in weak:
+            return alg
+    raise ValueError("every hash algorithm the records may use is declared weak")

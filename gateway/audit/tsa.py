@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,22 @@ def http_timestamper(session: aiohttp.ClientSession, url: str, *, timeout: float
     async def stamp(data: bytes) -> bytes:
         token = await stamper.async_timestamp(hashlib.sha256(data).digest(), "sha256")
         return token.dump()
+
+    return stamp
+
+
+DigestStamper = Callable[[bytes, str], Awaitable[bytes]]
+"""Returns an RFC 3161 TimeStampToken (DER) whose message imprint is exactly (digest, algorithm): what the
+batched stamps of seals and receipts need (:mod:`gateway.audit.stamping`), the imprint being a tree's root."""
+
+
+def http_digest_stamper(session: aiohttp.ClientSession, url: str, *, timeout: float = 10.0) -> DigestStamper:
+    """A :data:`DigestStamper` posting to ``url`` over ``session`` (pyHanko's client checks the nonce)."""
+    stamper = HTTPTimeStamper(url, session=session, timeout=timeout)
+
+    async def stamp(digest: bytes, alg: str) -> bytes:
+        token = await stamper.async_timestamp(digest, alg)
+        return bytes(token.dump())
 
     return stamp
 
