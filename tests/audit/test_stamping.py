@@ -3,10 +3,14 @@ their RFC 4998 records renewed through 2026-2040 with a fake clock: TSA replaced
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import os
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -154,3 +158,47 @@ async def test_records_from_2026_verify_in_2040_after_tsa_replacement_and_sha256
     seal = next(r for r in await evidence_records_for(pool, ids[5]) if r.kind == "seal")
     check = await verify_evidence_record(seal.er, seal.data, d(2040), [root.cert], weak=weak)
     assert [(p.code, p.where) for p in check.problems] == [("er.renewal_missing", "chain 1, time-stamp 0")]
+
+
+async def test_gateway_audit_renew_killed_mid_way_resumes_and_renews_every_record_once(pool, database_url, tsa_now):
+    root, server = tsa_now
+    clock = FakeClock(dt.datetime.now(UTC))
+    async with aiohttp.ClientSession() as session:
+        ids = await accept_letters(pool, clock, 0, 60)
+        await StampingJob(pool, clock=clock, stamper=http_digest_stamper(session, server.url)).stamp_all()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "GATEWAY_DATABASE_URL": database_url,
+           "GATEWAY_AUDIT_TSA_URL": server.url, "GATEWAY_WEAK_HASHES": "sha256@2035-01-01",
+           "GATEWAY_LOG_FORMAT": "json"}
+    cmd = [sys.executable, "-m", "gateway.cli.main", "audit", "renew", "--chunk", "10"]
+    server.delay_s = 0.3
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    seen = []
+    while len(seen) < 2:  # two chunks committed, then SIGKILL in the middle of the third
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        assert line, "the renewal ended before it was killed"
+        if line.startswith("hash-tree "):
+            seen.append(line)
+    proc.kill()
+    await proc.wait()
+    assert seen == ["hash-tree 10/120\n", "hash-tree 20/120\n"]
+    done = await pool.fetchval("SELECT count(*) FROM er_items WHERE alg = 'sha512'")
+    assert 20 <= done < 120
+    assert await pool.fetchval("SELECT renew_item FROM er_state") > 0
+
+    server.delay_s = 0.0
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert f"{120 - done} records re-hashed with sha512" in out.decode() and "resumed after item" in out.decode()
+    # every record renewed exactly once: two chains each, and the hash-tree stamps cover each item once
+    assert await pool.fetchval("SELECT count(*) FROM er_items WHERE chains = 2 AND alg = 'sha512'") == 120
+    assert await pool.fetchval("SELECT count(*) FROM er_item_chains WHERE chain = 1") == 120
+    assert await pool.fetchval("SELECT sum(leaves) FROM er_stamps WHERE purpose = 'hash-tree-renewal'") == 120
+    assert await pool.fetchval("SELECT renew_item FROM er_state") == 0  # the run finished
+    recs = await evidence_records_for(pool, ids[42])
+    for rec in recs:
+        check = await verify_evidence_record(rec.er, rec.data, dt.datetime.now(UTC), [root.cert],
+                                             weak={"sha256": d(2035)})
+        assert check.ok and [s.alg for s in check.relied_on] == ["sha256", "sha512"], check.summary()

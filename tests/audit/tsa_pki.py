@@ -3,6 +3,7 @@ at a given time (pyHanko's DummyTimeStamper, RSA), and the same TSA served over 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import os
@@ -102,8 +103,12 @@ class TsaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/tsa"
         self._runner: web.AppRunner | None = None
+        self.delay_s = 0.0
+        """Answer this much later (a slow TSA, so a test can kill a client mid-way)."""
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         req = tsp.TimeStampReq.load(await request.read())
         return web.Response(body=self.tsa.respond(req).dump(), content_type="application/timestamp-reply")
 
