@@ -175,45 +175,55 @@ def root_from_path(alg: str, leaf: bytes, path: Path | None) -> bytes | None:
     return h
 
 
+def _tlv(tag: int, content: bytes) -> bytes:
+    """One DER element (the records are written by hand: fast, and the bytes are exactly these)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(size))) + size + content
+
+
+#: DER of each hash's OBJECT IDENTIFIER (NIST hash algorithms arc 2.16.840.1.101.3.4.2).
+_OID = {name: _tlv(0x06, bytes.fromhex("6086480165030402") + bytes((n,)))
+        for name, n in (("sha256", 1), ("sha384", 2), ("sha512", 3), ("sha3_256", 8), ("sha3_384", 9),
+                        ("sha3_512", 10))}
+
+
 def encode_path(path: Path | None) -> bytes | None:
-    """The DER of a reduced hash tree (what the database keeps per item)."""
+    """The DER of a reduced hash tree, ``SEQUENCE OF PartialHashtree`` (what the database keeps per item)."""
     if path is None:
         return None
-    return bytes(ReducedHashtree([PartialHashtree([core.OctetString(h) for h in lst]) for lst in path]).dump())
+    return _tlv(0x30, b"".join(_tlv(0x30, b"".join(_tlv(0x04, h) for h in lst)) for lst in path))
 
 
 def decode_path(der: bytes | None) -> Path | None:
     if der is None:
         return None
-    return [[bytes(h.native) for h in lst] for lst in ReducedHashtree.load(der)]
+    return [[bytes(h.native) for h in lst] for lst in ReducedHashtree.load(bytes(der))]
 
 
-def make_ats(alg: str, path: Path | None, token: bytes | cms.ContentInfo) -> ArchiveTimeStamp:
-    """One ArchiveTimeStamp: the algorithm, the reduced hash tree (if any) and the RFC 3161 token."""
-    ci = cms.ContentInfo.load(token) if isinstance(token, bytes) else token
-    fields: dict[str, object] = {"digest_algorithm": {"algorithm": alg}, "time_stamp": ci}
-    if path is not None:
-        fields["reduced_hashtree"] = ReducedHashtree.load(encode_path(path))
-    return ArchiveTimeStamp(fields)
+def make_ats(alg: str, path: Path | bytes | None, token: bytes) -> bytes:
+    """The DER of one ArchiveTimeStamp: ``[0]`` the algorithm, ``[2]`` the reduced hash tree (given as lists
+    or as its stored DER; left out for a lone leaf) and the RFC 3161 token (a ContentInfo)."""
+    path_der = encode_path(path) if isinstance(path, list) else path
+    body = _tlv(0xA0, _OID[alg])  # [0] IMPLICIT AlgorithmIdentifier (no parameters)
+    if path_der is not None:
+        body += b"\xa2" + bytes(path_der)[1:]  # [2] IMPLICIT: the SEQUENCE's tag replaced, content as is
+    return _tlv(0x30, body + bytes(token))
 
 
-def encode_sequence(chains: Sequence[Sequence[ArchiveTimeStamp]]) -> bytes:
-    """``atsc``: the DER of the ArchiveTimeStampSequence of these chains (the hash-tree renewal input)."""
-    return bytes(ArchiveTimeStampSequence([ArchiveTimeStampChain(list(c)) for c in chains]).dump())
+def encode_sequence(chains: Sequence[Sequence[bytes]]) -> bytes:
+    """``atsc``: the DER of the ArchiveTimeStampSequence of these chains of ATS DERs (the hash-tree renewal
+    input: the whole SEQUENCE, tag and length included)."""
+    return _tlv(0x30, b"".join(_tlv(0x30, b"".join(c)) for c in chains))
 
 
-def encode_record(chains: Sequence[Sequence[ArchiveTimeStamp]]) -> bytes:
-    """The DER of an EvidenceRecord holding these chains (oldest first)."""
-    algs: list[str] = []
-    for chain in chains:
-        a = ats_alg(chain[0])
-        if a not in algs:
-            algs.append(a)
-    return bytes(EvidenceRecord({
-        "version": 1,
-        "digest_algorithms": [{"algorithm": a} for a in algs],
-        "archive_time_stamp_sequence": ArchiveTimeStampSequence([ArchiveTimeStampChain(list(c)) for c in chains]),
-    }).dump())
+def encode_record(chains: Sequence[Sequence[bytes]], algs: Sequence[str]) -> bytes:
+    """The DER of an EvidenceRecord holding these chains of ATS DERs (oldest first); ``algs``: each chain's."""
+    distinct = list(dict.fromkeys(algs))
+    return _tlv(0x30, b"\x02\x01\x01" + _tlv(0x30, b"".join(_tlv(0x30, _OID[a]) for a in distinct))
+                + encode_sequence(chains))
 
 
 def tst_info(ats: ArchiveTimeStamp) -> tsp.TSTInfo:
@@ -235,9 +245,9 @@ def ats_path(ats: ArchiveTimeStamp) -> Path | None:
     return [[bytes(h.native) for h in lst] for lst in rht]
 
 
-def renewal_leaf(alg: str, previous: ArchiveTimeStamp) -> bytes:
+def renewal_leaf(alg: str, previous_token: bytes) -> bytes:
     """Time-stamp renewal: the hash of the previous ATS's timeStamp field (its DER, tag included)."""
-    return digest(alg, previous["time_stamp"].dump())
+    return digest(alg, previous_token)
 
 
 def rehash_leaf(alg: str, data: bytes, atsc: bytes) -> bytes:

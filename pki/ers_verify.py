@@ -153,7 +153,7 @@ def _expected_first(check: ErCheck, k: int, alg: str, data_objects: Sequence[byt
             return None
     if k == 0:
         return [ers.digest(alg, d) for d in data_objects]
-    atsc = ers.encode_sequence(chains[:k])
+    atsc = ers.encode_sequence([[a.dump() for a in c] for c in chains[:k]])
     return [ers.rehash_leaf(alg, d, atsc) for d in data_objects]
 
 
@@ -200,7 +200,7 @@ async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence
                 if leaves is None:
                     return check
             else:
-                leaves = [ers.renewal_leaf(alg, chain[j - 1])]
+                leaves = [ers.renewal_leaf(alg, chain[j - 1]["time_stamp"].dump())]
             expected = _check_tree(check, where, alg, ats, leaves)
             imprint = ers.tst_info(ats)["message_imprint"]
             if imprint["hash_algorithm"]["algorithm"].native != alg:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import cms
 from cryptography import x509
 
 from gateway.storage.db import queries
@@ -46,8 +45,9 @@ class EvidenceRecordFile:
         return f"{self.kind}-{self.receipt_pk}.ers" if self.receipt_pk else f"{self.kind}.ers"
 
 
-async def load_chains(conn: Any, item_ids: Sequence[int]) -> dict[int, list[list[ers.ArchiveTimeStamp]]]:
-    """The ArchiveTimeStampChains of each item (oldest first), built from the stored parts."""
+async def load_chains(conn: Any, item_ids: Sequence[int]) -> dict[int, tuple[list[list[bytes]], list[str]]]:
+    """Each item's ArchiveTimeStampChains (DER of each ATS, oldest first) and each chain's algorithm,
+    assembled from the stored parts."""
     rows = await conn.fetch(queries["er_item_chains_for"], list(item_ids))
     firsts: dict[int, list[Any]] = defaultdict(list)
     for r in rows:
@@ -55,29 +55,25 @@ async def load_chains(conn: Any, item_ids: Sequence[int]) -> dict[int, list[list
     stamp_ids = sorted({r["stamp_id"] for r in rows})
     stamps = {s["id"]: s for s in await conn.fetch(queries["er_stamps_by_id"], stamp_ids)}
     renewal_of = {r["prev_id"]: r for r in await conn.fetch(queries["er_renewals_from"], stamp_ids)}
-    parsed: dict[int, Any] = {}
-
-    def content(stamp_id: int, token: bytes) -> Any:  # one parsed token per stamp, shared by its items
-        if stamp_id not in parsed:
-            parsed[stamp_id] = cms.ContentInfo.load(bytes(token))
-        return parsed[stamp_id]
-
-    out: dict[int, list[list[ers.ArchiveTimeStamp]]] = {}
+    renewal_ats: dict[int, bytes] = {}  # a renewal's ATS is the same bytes for every item that shares it
+    out: dict[int, tuple[list[list[bytes]], list[str]]] = {}
     for item_id, chain_rows in firsts.items():
-        chains: list[list[ers.ArchiveTimeStamp]] = []
+        chains: list[list[bytes]] = []
+        algs: list[str] = []
         for n, r in enumerate(chain_rows):
             stamp = stamps[r["stamp_id"]]
-            alg = stamp["alg"]
             cutoff = chain_rows[n + 1]["stamp_id"] if n + 1 < len(chain_rows) else None
-            chain = [ers.make_ats(alg, ers.decode_path(r["path"]), content(stamp["id"], stamp["token"]))]
+            chain = [ers.make_ats(stamp["alg"], r["path"], stamp["token"])]
             tip = stamp["id"]
             while tip in renewal_of and (cutoff is None or renewal_of[tip]["stamp_id"] < cutoff):
                 ren = renewal_of[tip]
-                chain.append(ers.make_ats(ren["alg"], ers.decode_path(ren["path"]),
-                                          content(ren["stamp_id"], ren["token"])))
+                if tip not in renewal_ats:
+                    renewal_ats[tip] = ers.make_ats(ren["alg"], ren["path"], ren["token"])
+                chain.append(renewal_ats[tip])
                 tip = ren["stamp_id"]
             chains.append(chain)
-        out[item_id] = chains
+            algs.append(stamp["alg"])
+        out[item_id] = (chains, algs)
     return out
 
 
@@ -89,7 +85,7 @@ async def evidence_records_for(pool: Any, message_id: str, *, sender: str | None
         chains = await load_chains(conn, [i["id"] for i in items])
     return [EvidenceRecordFile(kind=i["kind"], message_pk=i["message_pk"], sender=i["sender"],
                                message_id=i["message_id"], receipt_pk=i["receipt_pk"], data=bytes(i["data"]),
-                               er=ers.encode_record(chains[i["id"]]))
+                               er=ers.encode_record(*chains[i["id"]]))
             for i in items if i["id"] in chains]
 
 

@@ -72,8 +72,9 @@ class RenewalReport:
     seconds: float = 0.0
 
 
-def _rehash(alg: str, items: list[tuple[int, bytes]], chains: dict[int, list[list[Any]]]) -> ers.Tree:
-    leaves = [ers.rehash_leaf(alg, data, ers.encode_sequence(chains[i])) for i, data in items]
+def _rehash(alg: str, items: list[tuple[int, bytes]], chains: dict[int, tuple[list[list[bytes]], list[str]]]
+            ) -> ers.Tree:
+    leaves = [ers.rehash_leaf(alg, data, ers.encode_sequence(chains[i][0])) for i, data in items]
     return ers.build_tree(alg, leaves)
 
 

@@ -35,12 +35,21 @@ def test_tree_vectors_follow_rfc4998_sorting_and_concatenation():
     assert ers.decode_path(ers.encode_path(tree.paths[3])) == tree.paths[3]
     # a fixed vector: the root over the hashes of the bytes 0..4
     assert tree.root.hex() == hashlib.sha256(b"".join(sorted([n01, n234]))).hexdigest()
+    # the hand-written DER is what asn1crypto reads back, field by field
+    ats = ers.ArchiveTimeStamp.load(ers.make_ats("sha256", tree.paths[3], _token()))
+    assert ats["digest_algorithm"]["algorithm"].native == "sha256" and ers.ats_path(ats) == tree.paths[3]
+    assert ats.dump(force=True) == ats.dump()
     lone = ers.build_tree("sha256", h[:1])
     assert lone.root == h[0] and lone.paths == [None]
     for n in (2, 3, 7, 64, 1001):
         leaves = [hashlib.sha512(str(i).encode()).digest() for i in range(n)]
         t = ers.build_tree("sha512", leaves)
         assert all(ers.root_from_path("sha512", leaves[i], t.paths[i]) == t.root for i in range(n))
+
+
+def _token() -> bytes:
+    root = TsaRoot(d(2025), d(2060))
+    return Tsa(root, d(2025), d(2030), "T").stamp(b"\x00" * 32, "sha256")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +69,7 @@ def life():
     ats0 = [ers.make_ats("sha256", tree0.paths[i], tok0) for i in range(5)]
 
     tsa_b.clock = lambda: d(2031, 3)
-    tok1 = tsa_b.stamp(ers.renewal_leaf("sha256", ats0[0]), "sha256")  # all five share ats0's token
+    tok1 = tsa_b.stamp(ers.renewal_leaf("sha256", tok0), "sha256")  # all five share ats0's token
     ats1 = ers.make_ats("sha256", None, tok1)
     chain0 = [[a, ats1] for a in ats0]
 
@@ -71,9 +80,9 @@ def life():
     ats2 = [ers.make_ats("sha512", tree2.paths[i], tok2) for i in range(5)]
 
     tsa_c.clock = lambda: d(2036, 6)
-    tok3 = tsa_c.stamp(ers.renewal_leaf("sha512", ats2[0]), "sha512")
+    tok3 = tsa_c.stamp(ers.renewal_leaf("sha512", tok2), "sha512")
     ats3 = ers.make_ats("sha512", None, tok3)
-    records = [ers.encode_record([chain0[i], [ats2[i], ats3]]) for i in range(5)]
+    records = [ers.encode_record([chain0[i], [ats2[i], ats3]], ["sha256", "sha512"]) for i in range(5)]
     return {"root": root, "objects": objects, "records": records, "chain0": chain0, "ats2": ats2,
             "ats3": ats3, "tok0": tok0, "tree0": tree0, "tsa_a": tsa_a}
 
@@ -112,7 +121,7 @@ async def test_one_byte_changed_is_a_precise_no(life):
 async def test_a_missing_renewal_is_a_precise_no(life):
     i = 2
     # the 2036 time-stamp renewal is missing: TSA B's certificate expired 2037, before 2040
-    no_ts = ers.encode_record([life["chain0"][i], [life["ats2"][i]]])
+    no_ts = ers.encode_record([life["chain0"][i], [life["ats2"][i]]], ["sha256", "sha512"])
     check = await verify_evidence_record(no_ts, life["objects"][i], d(2040), [life["root"].cert], weak=WEAK)
     assert [(p.code, p.where) for p in check.problems] == [("er.renewal_missing", "chain 1, time-stamp 0")]
     assert "2037-01-01" in check.problems[0].detail
@@ -120,7 +129,7 @@ async def test_a_missing_renewal_is_a_precise_no(life):
     check = await verify_evidence_record(no_ts, life["objects"][i], d(2036, 3), [life["root"].cert], weak=WEAK)
     assert check.ok, check.summary()
     # the hash-tree renewal is missing: SHA-256 weak from 2035 and nothing renewed it
-    no_tree = ers.encode_record([life["chain0"][i]])
+    no_tree = ers.encode_record([life["chain0"][i]], ["sha256"])
     check = await verify_evidence_record(no_tree, life["objects"][i], d(2040), [life["root"].cert], weak=WEAK)
     codes = [p.code for p in check.problems]
     assert "er.hash_weak" in codes and "er.renewal_missing" in codes
