@@ -126,11 +126,13 @@ def node_shaped(alg: str, data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Tree:
-    """A hash tree over leaves: the root, and each leaf's reduced hash tree (``None`` for a lone leaf)."""
+    """A hash tree over leaves: the root, and each leaf's reduced hash tree (``None`` for a lone leaf) as
+    lists and as DER (``SEQUENCE OF PartialHashtree``, what the database keeps)."""
 
     alg: str
     root: bytes
     paths: list[Path | None]
+    ders: list[bytes | None]
 
 
 def build_tree(alg: str, leaves: Sequence[bytes]) -> Tree:
@@ -138,8 +140,9 @@ def build_tree(alg: str, leaves: Sequence[bytes]) -> Tree:
     if not leaves:
         raise ValueError("a hash tree needs at least one leaf")
     if len(leaves) == 1:
-        return Tree(alg, bytes(leaves[0]), [None])
+        return Tree(alg, bytes(leaves[0]), [None], [None])
     paths: list[Path] = [[] for _ in leaves]
+    chunks: list[list[bytes]] = [[] for _ in leaves]  # each list's DER, encoded once per node and shared
     members: list[list[int]] = [[i] for i in range(len(leaves))]  # leaves under each node of the level
     level = [bytes(h) for h in leaves]
     first = True
@@ -154,12 +157,14 @@ def build_tree(alg: str, leaves: Sequence[bytes]) -> Tree:
             for j in g:
                 # the first list holds the leaf and its siblings; later lists only the siblings
                 listed = sorted(values) if first else sorted(level[k] for k in g if k != j)
+                der = _tlv(0x30, b"".join(_tlv(0x04, h) for h in listed))
                 for leaf in members[j]:
                     paths[leaf].append(listed)
+                    chunks[leaf].append(der)
             nxt.append(node(alg, values))
             nxt_members.append([leaf for j in g for leaf in members[j]])
         level, members, first = nxt, nxt_members, False
-    return Tree(alg, level[0], list(paths))
+    return Tree(alg, level[0], list(paths), [_tlv(0x30, b"".join(c)) for c in chunks])
 
 
 def root_from_path(alg: str, leaf: bytes, path: Path | None) -> bytes | None:

@@ -112,7 +112,7 @@ async def _hash_tree(conn: Any, *, clock: Clock, stamper: DigestStamper, policy:
             stamp_id = await conn.fetchval(queries["er_stamp_insert"], "hash-tree-renewal", policy.alg, tree.root,
                                            len(items), token, gen_time, not_after, clock.now())
             await conn.execute(queries["er_rehash_apply"], [r["id"] for r in rows], [r["chains"] for r in rows],
-                               [ers.encode_path(p) for p in tree.paths], stamp_id, policy.alg)
+                               tree.ders, stamp_id, policy.alg)
             mark = rows[-1]["id"]
             await conn.execute(queries["er_renew_progress"], policy.alg, mark, clock.now())
         chunks += 1
@@ -146,7 +146,7 @@ async def _timestamps(conn: Any, *, clock: Clock, stamper: DigestStamper, policy
                 stamp_id = await conn.fetchval(queries["er_stamp_insert"], "timestamp-renewal", alg, tree.root,
                                                len(group), token, gen_time, not_after, clock.now())
                 await conn.execute(queries["er_renewals_insert"], [t["id"] for t in group], stamp_id,
-                                   [ers.encode_path(p) for p in tree.paths])
+                                   tree.ders)
             seen.add(stamp_id)  # a TSA whose own certificate ends within the margin is not asked again now
             if not_after <= due:
                 log.warning("the TSA certificate itself ends within the renewal margin", not_after=str(not_after))

@@ -136,7 +136,7 @@ class StampingJob:
             stamp_id = await conn.fetchval(queries["er_stamp_insert"], "initial", alg, tree.root, len(objects),
                                            token, gen_time, not_after, now)
             await conn.execute(queries["er_items_stamped"], [o[0] for o in objects], [o[1] for o in objects],
-                               [o[2] for o in objects], [ers.encode_path(p) for p in tree.paths], alg, stamp_id)
+                               [o[2] for o in objects], tree.ders, alg, stamp_id)
             if await conn.execute(queries["er_watermark"], low, mark, now) != "UPDATE 1":
                 raise RuntimeError("the stamping watermark moved under the job's lock")
         log.info("seals and receipts time-stamped", objects=len(objects), stamp=stamp_id, alg=alg)

@@ -45,6 +45,7 @@ def test_tree_vectors_follow_rfc4998_sorting_and_concatenation():
         leaves = [hashlib.sha512(str(i).encode()).digest() for i in range(n)]
         t = ers.build_tree("sha512", leaves)
         assert all(ers.root_from_path("sha512", leaves[i], t.paths[i]) == t.root for i in range(n))
+        assert all(t.ders[i] == ers.encode_path(t.paths[i]) for i in range(n))
 
 
 def _token() -> bytes:

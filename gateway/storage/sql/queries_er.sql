@@ -94,16 +94,14 @@ LIMIT $3;
 
 -- name: er_rehash_apply
 -- A hash-tree renewal of a chunk: each item's new chain under stamp $4, once (a chain number is taken once).
-WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[]) AS t(item_id, chain, path)
-), ch AS (
+WITH ch AS (
     INSERT INTO er_item_chains (item_id, chain, stamp_id, path)
-    SELECT item_id, chain, $4, path FROM input
+    SELECT item_id, chain, $4, path FROM unnest($1::bigint[], $2::integer[], $3::bytea[]) AS t(item_id, chain, path)
     ON CONFLICT DO NOTHING
-    RETURNING item_id
+    RETURNING item_id, chain
 )
-UPDATE er_items i SET chains = input.chain + 1, alg = $5
-FROM input WHERE i.id = input.item_id AND i.id IN (SELECT item_id FROM ch);
+UPDATE er_items i SET chains = ch.chain + 1, alg = $5
+FROM ch WHERE i.id = ch.item_id;
 
 -- name: er_renew_progress
 UPDATE er_state SET renew_alg = $1, renew_item = $2, updated_at = $3;
