@@ -90,7 +90,8 @@ async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Cer
     ok = bool(status.get("intact")) and bool(status.get("valid"))
     signer = status.get("signing_cert")
     return TokenCheck(ok=ok, gen_time=status.get("timestamp"),
-                      anchored=anchored and bool(status.get("trusted")),
+                      anchored=anchored and status.get("trust_problem_indic") is None
+                      and status.get("validation_path") is not None,
                       tsa=signer.subject.human_friendly if signer is not None else None,
                       problem=None if ok else "time-stamp token is not intact or not over this checkpoint")
 
