@@ -76,6 +76,19 @@ async def test_every_seal_and_receipt_is_stamped_and_a_tsa_outage_only_delays_it
         assert await job.stamp_all() == 60  # a seal and a receipt each, two trees (25 + 5 letters)
         assert (await pending(pool)).count == 0 and server.tsa.requests == 2
 
+        # a delivery receipt (as apply_delivery_transitions writes it: the receipt and the event together)
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT d.id, d.message_pk FROM deliveries d JOIN messages m "
+                                      "ON m.pk = d.message_pk WHERE m.message_id = $1", ids[3])
+            await conn.execute("INSERT INTO receipts (message_pk, delivery_id, kind, receipt, created_at) "
+                               "VALUES ($1, $2, 'delivery', $3, $4)", row["message_pk"], row["id"],
+                               b"<DeliveryReceipt/>" * 50, clock.now())
+            await conn.execute("INSERT INTO audit_events (at, actor, kind, message_pk, delivery_id) "
+                               "VALUES ($1, 'test', 'delivery.delivered', $2, $3)", clock.now(),
+                               row["message_pk"], row["id"])
+        await ChainSealer(pool, clock=clock).seal_until(await pool.fetchval("SELECT max(seq) FROM audit_events"))
+        assert await job.stamp_all() == 1
+
         # the TSA goes away: intake goes on, the new letters wait, nothing half-stored
         await server.stop()
         more = await accept_letters(pool, clock, 30, 10)
@@ -83,14 +96,14 @@ async def test_every_seal_and_receipt_is_stamped_and_a_tsa_outage_only_delays_it
         assert r.error and r.stamped == 0
         p = await pending(pool)
         assert p.count == 10 and p.oldest is not None
-        assert await pool.fetchval("SELECT count(*) FROM er_items") == 60
+        assert await pool.fetchval("SELECT count(*) FROM er_items") == 61
         await server.start()  # back, same address
         assert await job.stamp_all() == 20
         assert (await pending(pool)).count == 0
 
-    for mid in (ids[3], more[7]):
+    for mid, kinds in ((ids[3], ["delivery-receipt", "receipt", "seal"]), (more[7], ["receipt", "seal"])):
         recs = await evidence_records_for(pool, mid)
-        assert sorted(r.kind for r in recs) == ["receipt", "seal"]
+        assert sorted(r.kind for r in recs) == kinds
         for rec in recs:
             check = await verify_evidence_record(rec.er, rec.data, dt.datetime.now(UTC), [root.cert])
             assert check.ok, check.summary()
