@@ -20,9 +20,11 @@ from gateway.audit.renewal import RenewalPolicy, renew
 from gateway.audit.sealer import ChainSealer, SealerSettings
 from gateway.audit.stamping import StampingJob, StampSettings, pending
 from gateway.audit.tsa import http_digest_stamper
+from gateway.core import appkeys as keys
 from gateway.core.clock import FakeClock
 from gateway.storage import messages
 from tests.audit.tsa_pki import Tsa, TsaRoot, TsaServer
+from tests.support import OPM, TOKENS, letter_bytes, wait_for
 
 UTC = dt.UTC
 
@@ -215,3 +217,32 @@ async def test_gateway_audit_renew_killed_mid_way_resumes_and_renews_every_recor
         check = await verify_evidence_record(rec.er, rec.data, dt.datetime.now(UTC), [root.cert],
                                              weak={"sha256": d(2035)})
         assert check.ok and [s.alg for s in check.relied_on] == ["sha256", "sha512"], check.summary()
+
+
+async def test_in_the_gateway_a_tsa_outage_never_stops_intake_and_letters_are_stamped_when_it_returns(
+        app_client, tsa_now):
+    root, server = tsa_now
+    await server.stop()
+    client = await app_client(audit_tsa_url=server.url, er_stamp_interval_s=0.05)
+    pool = client.app[keys.POOL]
+    headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+    data = letter_bytes(subject="ขอเชิญประชุม")
+    assert (await client.post("/v1/messages", data=data, headers=headers)).status == 202
+    mid = await pool.fetchval("SELECT message_id FROM messages WHERE subject = 'ขอเชิญประชุม'")
+    await wait_for(lambda: _some_pending(pool), what="the letter pending a time-stamp")
+    assert await evidence_records_for(pool, mid) == []
+    await server.start()
+    await wait_for(lambda: _none_pending(pool), timeout=60, what="the letter time-stamped after the TSA returned")
+    recs = await evidence_records_for(pool, mid)
+    assert sorted(r.kind for r in recs) == ["receipt", "seal"]
+    for rec in recs:
+        check = await verify_evidence_record(rec.er, rec.data, dt.datetime.now(UTC), [root.cert])
+        assert check.ok, check.summary()
+
+
+async def _some_pending(pool) -> bool:
+    return (await pending(pool)).count > 0
+
+
+async def _none_pending(pool) -> bool:
+    return (await pending(pool)).count == 0
