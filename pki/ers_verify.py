@@ -157,13 +157,16 @@ def _expected_first(check: ErCheck, k: int, alg: str, data_objects: Sequence[byt
     return [ers.rehash_leaf(alg, d, atsc) for d in data_objects]
 
 
-def _check_tree(check: ErCheck, where: str, alg: str, ats: ers.ArchiveTimeStamp, leaves: list[bytes]) -> bytes:
+def _check_tree(check: ErCheck, where: str, alg: str, ats: ers.ArchiveTimeStamp, leaves: list[bytes],
+                renewal: bool) -> bytes:
     """The imprint the ATS must carry (the root from its first leaf); problems for the others."""
     path = ers.ats_path(ats)
     if path is not None and any(leaf not in path[0] for leaf in leaves):
-        check.problems.append(ErProblem("er.data_mismatch", where,
-                                        "the hash of the data object is not in the reduced hash tree "
-                                        "(the data object differs from what was stamped)"))
+        check.problems.append(ErProblem(
+            "er.data_mismatch", where,
+            "the hash of the previous time-stamp is not in this renewal's reduced hash tree" if renewal else
+            "the hash of the data object is not in the reduced hash tree "
+            "(the data object differs from what was stamped)"))
     root = ers.root_from_path(alg, leaves[0], path)
     return root if root is not None else b""
 
@@ -201,7 +204,7 @@ async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence
                     return check
             else:
                 leaves = [ers.renewal_leaf(alg, chain[j - 1]["time_stamp"].dump())]
-            expected = _check_tree(check, where, alg, ats, leaves)
+            expected = _check_tree(check, where, alg, ats, leaves, renewal=j > 0)
             imprint = ers.tst_info(ats)["message_imprint"]
             if imprint["hash_algorithm"]["algorithm"].native != alg:
                 check.problems.append(ErProblem("er.algorithm", where,
@@ -220,6 +223,12 @@ async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence
         previous = gen
         moment = ers.tst_info(flat[n + 1][2])["gen_time"].native if n + 1 < len(flat) else at
         await _check_token(check, _where(k, j), ats, imprint, moment, anchors)
+        sig_alg = ats["time_stamp"]["content"]["signer_infos"][0]["digest_algorithm"]["algorithm"].native
+        if sig_alg in weak and weak[sig_alg] <= moment:
+            check.problems.append(ErProblem(
+                "er.hash_weak", _where(k, j),
+                f"the TSA signed with {sig_alg}, declared weak from {weak[sig_alg]:%Y-%m-%d}, and the token "
+                f"was not renewed before then (it had to hold until {moment:%Y-%m-%d})"))
         signer = _signer_cert(ats["time_stamp"]["content"])
         check.relied_on.append(ReliedStamp(
             chain=k, index=j, alg=alg, gen_time=gen, checked_at=moment,
