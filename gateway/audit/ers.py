@@ -79,9 +79,11 @@ async def load_chains(conn: Any, item_ids: Sequence[int]) -> dict[int, tuple[lis
 
 async def evidence_records_for(pool: Any, message_id: str, *, sender: str | None = None) -> list[EvidenceRecordFile]:
     """The Evidence Records of a letter's seal, submission receipt and delivery receipts (those stamped so
-    far; a letter accepted during a TSA outage has none until the TSA answers again)."""
+    far; a letter accepted during a TSA outage has none until the TSA answers again). Give ``sender``: a
+    message id is unique per sender only, and without it the messages table is scanned."""
     async with pool.acquire() as conn:
-        items = await conn.fetch(queries["er_items_of_message"], message_id, sender)
+        items = (await conn.fetch(queries["er_items_of_message"], message_id, sender) if sender is not None
+                 else await conn.fetch(queries["er_items_of_message_id"], message_id))
         chains = await load_chains(conn, [i["id"] for i in items])
     return [EvidenceRecordFile(kind=i["kind"], message_pk=i["message_pk"], sender=i["sender"],
                                message_id=i["message_id"], receipt_pk=i["receipt_pk"], data=bytes(i["data"]),

@@ -156,8 +156,8 @@ async def test_records_from_2026_verify_in_2040_after_tsa_replacement_and_sha256
     finally:
         await server.stop()
 
-    recs = await evidence_records_for(pool, ids[5])
-    assert len(recs) == 2
+    recs = await evidence_records_for(pool, ids[5], sender="0100000000")
+    assert len(recs) == 2 and await evidence_records_for(pool, ids[5], sender="0200000000") == []
     for rec in recs:
         check = await verify_evidence_record(rec.er, rec.data, d(2040), [root.cert], weak=weak)
         assert check.ok, check.summary()

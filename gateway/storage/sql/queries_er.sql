@@ -72,13 +72,24 @@ WITH RECURSIVE r AS (
 SELECT r.prev_id, r.stamp_id, r.path, s.alg, s.token FROM r JOIN er_stamps s ON s.id = r.stamp_id;
 
 -- name: er_items_of_message
--- The time-stamped objects of a letter (its seal, its submission receipt, its delivery receipts) and their bytes.
+-- The time-stamped objects of a letter (its seal, its submission receipt, its delivery receipts) and their
+-- bytes, by sender and message id (the unique key's index).
 SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
        CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
 FROM messages m
 JOIN er_items i ON i.message_pk = m.pk
 LEFT JOIN receipts r ON r.pk = i.receipt_pk
-WHERE m.message_id = $1 AND ($2::text IS NULL OR m.sender = $2)
+WHERE m.sender = $2 AND m.message_id = $1
+ORDER BY m.pk, i.id;
+
+-- name: er_items_of_message_id
+-- The same by message id alone, for every sender that used it (no index on message_id alone: a scan).
+SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
+       CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+FROM messages m
+JOIN er_items i ON i.message_pk = m.pk
+LEFT JOIN receipts r ON r.pk = i.receipt_pk
+WHERE m.message_id = $1
 ORDER BY m.pk, i.id;
 
 -- name: er_items_to_rehash
