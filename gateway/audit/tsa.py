@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,22 @@ def http_timestamper(session: aiohttp.ClientSession, url: str, *, timeout: float
     async def stamp(data: bytes) -> bytes:
         token = await stamper.async_timestamp(hashlib.sha256(data).digest(), "sha256")
         return token.dump()
+
+    return stamp
+
+
+DigestStamper = Callable[[bytes, str], Awaitable[bytes]]
+"""Returns an RFC 3161 TimeStampToken (DER) whose message imprint is exactly (digest, algorithm): what the
+batched stamps of seals and receipts need (:mod:`gateway.audit.stamping`), the imprint being a tree's root."""
+
+
+def http_digest_stamper(session: aiohttp.ClientSession, url: str, *, timeout: float = 10.0) -> DigestStamper:
+    """A :data:`DigestStamper` posting to ``url`` over ``session`` (pyHanko's client checks the nonce)."""
+    stamper = HTTPTimeStamper(url, session=session, timeout=timeout)
+
+    async def stamp(digest: bytes, alg: str) -> bytes:
+        token = await stamper.async_timestamp(digest, alg)
+        return bytes(token.dump())
 
     return stamp
 
@@ -74,7 +90,8 @@ async def check_token(token: bytes, data: bytes, *, tsa_roots: Iterable[x509.Cer
     ok = bool(status.get("intact")) and bool(status.get("valid"))
     signer = status.get("signing_cert")
     return TokenCheck(ok=ok, gen_time=status.get("timestamp"),
-                      anchored=anchored and bool(status.get("trusted")),
+                      anchored=anchored and status.get("trust_problem_indic") is None
+                      and status.get("validation_path") is not None,
                       tsa=signer.subject.human_friendly if signer is not None else None,
                       problem=None if ok else "time-stamp token is not intact or not over this checkpoint")
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
+from gateway.audit.renewal import RenewalPolicy, renew
 from gateway.audit.sealer import ChainSealer, SealerSettings, TimeStamper
 from gateway.audit.signing import PemSigner
-from gateway.audit.tsa import http_timestamper
+from gateway.audit.stamping import StampingJob, StampSettings
+from gateway.audit.tsa import http_digest_stamper, http_timestamper
 from gateway.core import appkeys as keys
 from gateway.core.sealing import CheckpointSigner
 from gateway.core.settings import Settings
+from pki.ers import parse_weak_hashes, strong_hash
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +45,29 @@ async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
                                                  checkpoint_seconds=settings.audit_checkpoint_seconds))
     app[keys.AUDIT_SEALER] = sealer
     task = asyncio.create_task(sealer.run())
+    stamping = stamping_job(app, settings)
+    stamp_task = asyncio.create_task(stamping.run()) if stamping is not None else None
     yield
     sealer.stop()
     await task
+    if stamping is not None and stamp_task is not None:
+        stamping.stop()
+        await stamp_task
+
+
+def stamping_job(app: web.Application, settings: Settings) -> StampingJob | None:
+    """The job that time-stamps seals and receipts and renews their records (needs ``audit_tsa_url``)."""
+    if not settings.audit_tsa_url:
+        return None
+    weak = parse_weak_hashes(settings.weak_hashes)
+    stamper = http_digest_stamper(app[keys.HTTP], settings.audit_tsa_url)
+    pool, clock = app[keys.POOL], app[keys.CLOCK]
+    policy = RenewalPolicy(weak=weak, alg=strong_hash(settings.er_hash, weak),
+                           margin=dt.timedelta(days=settings.er_renew_days))
+
+    async def renewer() -> object:
+        return await renew(pool, clock=clock, stamper=stamper, policy=policy)
+
+    return StampingJob(pool, clock=clock, stamper=stamper, renewer=renewer,
+                       settings=StampSettings(interval_s=settings.er_stamp_interval_s,
+                                              batch=settings.er_stamp_batch, alg=policy.alg))

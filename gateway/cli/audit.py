@@ -8,22 +8,27 @@ terminal, from the first line of stdin; never from argv, never logged.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import sys
 from pathlib import Path
 
+import aiohttp
 from cryptography import x509
 
 from gateway.audit import live
 from gateway.audit.export import drop_archived, export_next
+from gateway.audit.renewal import RenewalError, RenewalPolicy
+from gateway.audit.renewal import renew as run_renewal
 from gateway.audit.sealer import ChainSealer
 from gateway.audit.signing import load_certificate
-from gateway.audit.tsa import check_checkpoints
+from gateway.audit.tsa import check_checkpoints, http_digest_stamper
 from gateway.audit.verify import load_files, parse_export, verify_path
 from gateway.audit.wiring import signer_from_settings
 from gateway.cli.common import actor, now, open_pool
 from gateway.core.clock import SystemClock
 from gateway.storage import users
+from pki.ers import parse_weak_hashes, strong_hash
 
 
 def _read_password(prompt: str = "Password: ") -> str:
@@ -146,4 +151,45 @@ async def users_token(args: argparse.Namespace) -> int:
         await pool.close()
     print(token)
     print("store it now: it is not shown again (the gateway keeps only its SHA-256)", file=sys.stderr)
+    return 0
+
+
+# ---- gateway audit renew: RFC 4998 Evidence Records (gateway.audit.renewal) ----
+
+async def renew(args: argparse.Namespace) -> int:
+    """Hash-tree renewal of every record in a weak hash, then time-stamp renewal of every tip due."""
+    settings, pool = await open_pool(args)
+    if not settings.audit_tsa_url:
+        await pool.close()
+        print("gateway: renewal needs a time-stamping authority (GATEWAY_AUDIT_TSA_URL)", file=sys.stderr)
+        return 2
+    weak = parse_weak_hashes(settings.weak_hashes)
+    policy = RenewalPolicy(weak=weak, alg=strong_hash(settings.er_hash, weak), chunk=args.chunk,
+                           margin=dt.timedelta(days=settings.er_renew_days))
+    tty = sys.stderr.isatty()
+    names = {"hash-tree": "ต่ออายุต้นไม้แฮช / hash-tree renewal", "timestamp": "ต่ออายุตราเวลา / time-stamp renewal"}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if tty:
+            pct = f" {100 * done // total}%" if total else ""
+            print(f"\r{names[phase]}: {done}/{total}{pct}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"{phase} {done}/{total}", file=sys.stderr, flush=True)
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            report = await run_renewal(pool, clock=SystemClock(), stamper=http_digest_stamper(
+                session, settings.audit_tsa_url), policy=policy, progress=progress)
+    except RenewalError as exc:
+        print(f"\ngateway: {exc} (what was committed stands; run again to resume)", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    if tty:
+        print(file=sys.stderr)
+    rate = report.bytes_hashed / 1e6 / report.seconds if report.seconds else 0.0
+    resumed = f", resumed after item {report.resumed_after}" if report.resumed_after else ""
+    print(f"ต่ออายุแล้ว / renewed: {report.rehashed} records re-hashed with {policy.alg} "
+          f"({report.bytes_hashed / 1e6:.1f} MB, {rate:.1f} MB/s), {report.tips_renewed} time-stamps renewed, "
+          f"{report.tokens} tokens, {report.seconds:.1f} s{resumed}")
     return 0

@@ -154,6 +154,11 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     add_common_options(d)
     d.add_argument("--through", type=int, required=True, help="last seq of an exported archive")
     d.set_defaults(run="audit:drop")
+    rn = a.add_parser("renew", help="renew RFC 4998 evidence records: time-stamps before the TSA certificate "
+                      "ends, hash trees at once when a hash is declared weak (resumable)")
+    add_common_options(rn)
+    rn.add_argument("--chunk", type=int, default=2000, help="records per hash tree, token and commit")
+    rn.set_defaults(run="audit:renew")
 
     u = sub.add_parser("users", help="console users and staff API tokens").add_subparsers(
         dest="users_command", required=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gateway.core.errors import ConfigError
+from pki.ers import parse_weak_hashes, strong_hash
 
 
 def _default_data_dir() -> Path:
@@ -189,6 +190,18 @@ class Settings:
     """RFC 3161 time-stamping authority for checkpoints (optional)."""
     audit_retention_days: float = 3650.0
     """Exported audit events younger than this are never dropped from the database."""
+    er_hash: str = "sha256"
+    """Hash of the trees over seals and receipts (RFC 4998 Evidence Records); a weak one is never used."""
+    weak_hashes: str = ""
+    """Hash algorithms declared weak, from when: ``sha256@2035-01-01,sha1``. Records in a weak one are
+    re-hashed at once (hash-tree renewal, ``gateway audit renew``), and verification refuses a chain not
+    renewed before that date."""
+    er_renew_days: float = 180.0
+    """Renew a time-stamp this many days before its TSA certificate ends."""
+    er_stamp_interval_s: float = 5.0
+    """How often the job that time-stamps seals and receipts (with ``audit_tsa_url``) wakes."""
+    er_stamp_batch: int = 5000
+    """Audit events (seals and receipts) under one time-stamp at most."""
     session_secret_path: Path | None = None
     """32-byte key file for console session cookies (default: data_dir/session.key, created once)."""
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -249,6 +262,10 @@ class Settings:
         if settings.body_timeout_s <= 0 or settings.body_min_rate <= 0:
             raise ConfigError("GATEWAY_BODY_TIMEOUT_S and GATEWAY_BODY_MIN_RATE must be positive",
                               field="GATEWAY_BODY_TIMEOUT_S")
+        try:
+            strong_hash(settings.er_hash, parse_weak_hashes(settings.weak_hashes))
+        except ValueError as exc:
+            raise ConfigError(f"GATEWAY_WEAK_HASHES / GATEWAY_ER_HASH: {exc}", field="GATEWAY_WEAK_HASHES") from None
         if settings.log_format not in ("json", "console", "auto"):
             raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
         return settings
