@@ -63,5 +63,7 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                       verifier=verifier, pdf_checker=pdf_checker),
         sealer=sealer, adapters=adapters, receipts=receipts, acks=acks, ttl_s=retry.ttl_s, clock=clock,
         metrics=metrics, wake=dispatcher.wake, gateway_code=settings.gateway_code,
-        stamp_received=settings.stamp_received, admission=admission)
+        stamp_received=settings.stamp_received, admission=admission,
+        trust_store=trust_store if verifier is not None else None,
+        pending_s=settings.validation_pending_hours * 3600 if settings.revocation == "hard-fail" else 0.0)
     return Services(exchange=exchange, dispatcher=dispatcher)
