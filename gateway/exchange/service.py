@@ -32,8 +32,8 @@ from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.exchange.route_notices import RouteNotices
 from gateway.exchange.stamps import Stamps
 from gateway.exchange.status import Status
-from gateway.exchange.withdraw import Withdrawals
 from gateway.exchange.validation import ValidationRecorder
+from gateway.exchange.withdraw import Withdrawals
 from gateway.intake.checks import Intake
 from gateway.intake.limits import Admission
 from gateway.storage import lists as lists_store

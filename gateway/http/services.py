@@ -24,6 +24,7 @@ from gateway.core.sealing import Sealer
 from gateway.core.settings import Settings
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.retry import RetryPolicy
+from gateway.exchange.pending import PendingChecks, PendingGauges
 from gateway.exchange.service import Exchange, build_exchange
 from gateway.intake.checks import Intake, Verifier
 from gateway.intake.limits import Admission
@@ -36,6 +37,8 @@ from pki.trust import TrustStore
 class Services:
     exchange: Exchange
     dispatcher: Dispatcher
+    #: Re-checks letters held in validation-pending (None when that state cannot arise).
+    pending: PendingChecks | None = None
 
 
 def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directory, sealer: Sealer,
@@ -66,4 +69,11 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
         stamp_received=settings.stamp_received, admission=admission,
         trust_store=trust_store if verifier is not None else None,
         pending_s=settings.validation_pending_hours * 3600 if settings.revocation == "hard-fail" else 0.0)
-    return Services(exchange=exchange, dispatcher=dispatcher)
+    pending = None
+    accept = exchange.accept
+    if accept.pending_s > 0 and trust_store is not None:
+        pending = PendingChecks(pool=pool, trust=trust_store, recorder=accept.validation, clock=clock,
+                                directory=directory, adapters=adapters, sealer=sealer,
+                                gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
+                                gauges=PendingGauges(metrics.registry), allow_sha1=settings.allow_sha1)
+    return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)

@@ -75,17 +75,21 @@ class Pending:
     since: dt.datetime
     deadline: dt.datetime
     checks: int
+    letter_number: str | None = None
+    letter_date: dt.date | None = None
+    subject: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Pending:
         return cls(message_pk=row["message_pk"], sender=row["sender"], message_id=row["message_id"],
-                   received=bytes(row["received"]), deliveries=json.loads(row["deliveries"]), since=row["since"],
-                   deadline=row["deadline"], checks=row["checks"])
+                   received=bytes(row["received"]), deliveries=list(row["deliveries"]), since=row["since"],
+                   deadline=row["deadline"], checks=row["checks"], letter_number=row["letter_number"],
+                   letter_date=row["letter_date"], subject=row["subject"])
 
 
 async def add_pending(db: Executor, message_pk: int, deliveries: Sequence[Mapping[str, Any]], *, since: dt.datetime,
                       deadline: dt.datetime) -> None:
-    await db.execute(queries["ltv_pending_insert"], message_pk, json.dumps(list(deliveries)), since, deadline, since)
+    await db.execute(queries["ltv_pending_insert"], message_pk, [dict(d) for d in deliveries], since, deadline, since)
 
 
 async def due_pending(conn: Executor, now: dt.datetime, limit: int) -> list[Pending]:
@@ -99,7 +103,7 @@ async def backoff_pending(conn: Executor, message_pk: int, next_check: dt.dateti
 
 async def release_pending(conn: Executor, p: Pending, now: dt.datetime) -> None:
     """The check completed: create the planned deliveries and remove the pending row."""
-    await conn.execute(queries["ltv_release_deliveries"], p.message_pk, now, json.dumps(p.deliveries))
+    await conn.execute(queries["ltv_release_deliveries"], p.message_pk, now, p.deliveries)
     await conn.execute(queries["ltv_pending_delete"], p.message_pk)
 
 
@@ -110,3 +114,12 @@ async def drop_pending(conn: Executor, message_pk: int) -> None:
 async def pending_stats(db: Executor) -> tuple[int, dt.datetime | None]:
     row = await db.fetchrow(queries["ltv_pending_stats"])
     return (row["pending"], row["oldest"]) if row is not None else (0, None)
+
+
+async def directory_entry_at(db: Executor, code: str, version: int) -> dict[str, Any] | None:
+    """``code``'s directory entry at ``version`` with the version's record (None if no such version)."""
+    row = await db.fetchrow(queries["ltv_directory_entry_at"], code, version)
+    if row is None:
+        return None
+    return {"version": row["version"], "at": row["at"].isoformat(), "actor": row["actor"], "reason": row["reason"],
+            "directory_sha256": row["sha256"], "code": code, "entry": row["entry"]}

@@ -24,7 +24,8 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_pk) DO NOTHING;
 
 -- name: ltv_pending_due
 -- Claimed row by row (any number of gateway processes), the letter's received bytes with it.
-SELECT p.message_pk, p.deliveries, p.since, p.deadline, p.checks, m.sender, m.message_id, m.received
+SELECT p.message_pk, p.deliveries, p.since, p.deadline, p.checks, m.sender, m.message_id, m.received,
+       m.letter_number, m.letter_date, m.subject
 FROM validation_pending p JOIN messages m ON m.pk = p.message_pk
 WHERE p.next_check_at <= $1
 ORDER BY p.next_check_at
@@ -50,3 +51,11 @@ FROM jsonb_to_recordset($3::jsonb) AS d(id uuid, recipient text, route text, sta
                                            expires_at timestamptz, bulk boolean)
 LEFT JOIN destinations dest ON dest.agency = d.recipient
 ON CONFLICT DO NOTHING;
+
+-- name: ltv_directory_entry_at
+-- One agency's directory entry as it was at version $2 (its latest history row at or before it),
+-- with that version's record.
+SELECT v.version, v.at, v.actor, v.reason, v.sha256,
+       (SELECT after FROM agency_history h WHERE h.code = $1 AND h.version <= $2
+        ORDER BY h.version DESC LIMIT 1) AS entry
+FROM directory_versions v WHERE v.version = $2;
