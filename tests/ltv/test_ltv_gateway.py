@@ -36,7 +36,9 @@ AT_2040 = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 @pytest.fixture
 async def gateway(database_url, workdir):
     clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-    world = await World(clock.now, code=OPM).start()
+    # the responders answer with the real time: the gateway's trust store reads the system clock
+    # (gateway.core.signing builds it), while the app's clock (deadlines, backoff) is the fake one
+    world = await World(lambda: dt.datetime.now(dt.UTC), code=OPM).start()
     (workdir / "root.pem").write_bytes(world.root.ca.cert.public_bytes(serialization.Encoding.PEM))
     (workdir / "issuing.pem").write_bytes(world.issuing.ca.cert.public_bytes(serialization.Encoding.PEM))
     settings = make_settings(database_url, workdir, require_signature=True, revocation="hard-fail",
@@ -175,7 +177,7 @@ async def test_pending_letter_refused_with_a_notifier_when_revoked_or_out_of_tim
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'จะถูกปฏิเสธ'")
     if how == "revoked":
         world.down = False
-        world.revoked[world.author.cert.serial_number] = clock.now() - dt.timedelta(minutes=1)
+        world.revoked[world.author.cert.serial_number] = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         clock.advance(120)
     else:
         clock.advance(3600 + 1)
