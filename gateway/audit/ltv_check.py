@@ -175,9 +175,10 @@ async def _check_report(rep: Report, files: Mapping[str, bytes], event: dict[str
                                     f"{failure.code if failure else 'invalid'}: {failure.message if failure else ''}"))
         return
     verdict = next(iter(trust.verdicts.values()), None)
+    until = verdict.control_time if verdict is not None else None
     relied = ", ".join(f"{n}" for n, _ in sorted(items.values()) if not n.endswith(".cert.der"))
     rep.notes.append(f"author's signature ({result.signer_subject}) valid at {signing_time.isoformat()}, proven by "
-                     f"{basis}; path good until {verdict.control_time.isoformat() if verdict else '?'}; judged "
+                     f"{basis}; path good until {until.isoformat() if until else '?'}; judged "
                      f"at {at.date().isoformat()} from the bundle only; relied on trust snapshot "
                      f"v{report.get('trust_version')} and {relied}")
     if directory:

@@ -7,10 +7,15 @@ responder and CRL server run on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -89,7 +94,13 @@ def rewrite(bundle: bytes, change) -> bytes:
     return out.getvalue()
 
 
-async def test_letter_accepted_now_verifies_in_2040_from_the_bundle_alone(gateway):
+async def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "gateway.cli.main", *args], env=env,
+                                   capture_output=True, text=True, timeout=120)
+
+
+async def test_letter_accepted_now_verifies_in_2040_from_the_bundle_alone(gateway, workdir):
     world = gateway.world
     data = signed_letter(world, subject="หลักฐานระยะยาว")
     r = await gateway.post("/v1/messages", data=data, headers=auth())
@@ -119,13 +130,23 @@ async def test_letter_accepted_now_verifies_in_2040_from_the_bundle_alone(gatewa
     rep = await check_bundle_at(bundle, gateway.signer.certificate, at=AT_2040)
     assert rep.ok, rep.summary()
     assert any("author's signature" in n and "2040-01-01" in n for n in rep.notes), rep.summary()
+    # the auditor's command: only the bundle, the gateway's certificate and the date
+    (workdir / "bundle.zip").write_bytes(bundle)
+    (workdir / "gateway.pem").write_bytes(gateway.signer.certificate.public_bytes(serialization.Encoding.PEM))
+    done = await cli("audit", "verify", str(workdir / "bundle.zip"), "--cert", str(workdir / "gateway.pem"),
+                     "--at", "2040-01-01")
+    assert done.returncode == 0 and done.stdout.startswith("OK"), done.stdout + done.stderr
 
     # one OCSP answer removed: a precise no naming the item
     ocsp_name = next(n for n in names if n.endswith(".ocsp.der"))
-    rep = await check_bundle_at(rewrite(bundle, lambda n, d: None if n == ocsp_name else d),
-                                gateway.signer.certificate, at=AT_2040)
+    no_ocsp = rewrite(bundle, lambda n, d: None if n == ocsp_name else d)
+    rep = await check_bundle_at(no_ocsp, gateway.signer.certificate, at=AT_2040)
     assert not rep.ok and any(p.code == "validation" and ocsp_name[len("validation/"):][:16] in p.message
                               for p in rep.problems), rep.summary()
+    (workdir / "bundle.zip").write_bytes(no_ocsp)
+    done = await cli("audit", "verify", str(workdir / "bundle.zip"), "--cert", str(workdir / "gateway.pem"),
+                     "--at", "2040-01-01")
+    assert done.returncode == 1 and "validation" in done.stdout, done.stdout + done.stderr
     # one byte changed in a kept CRL: named as changed
     crl_name = next(n for n in names if n.endswith(".crl.der"))
     flipped = rewrite(bundle, lambda n, d: d[:-1] + bytes([d[-1] ^ 1]) if n == crl_name else d)
