@@ -29,6 +29,8 @@ from gateway.exchange.pending import PendingChecks
 from gateway.http.app import create_app
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
+from gateway.storage import users
+from tests.audit.conftest import PASSWORD, login
 from tests.audit.keys import TestSigner
 from tests.integration.conftest import make_settings
 from tests.integration.test_submit import auth
@@ -174,6 +176,17 @@ async def test_ocsp_outage_under_hard_fail_holds_the_letter_then_forwards_it(gat
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE message_pk = $1", pk) == 0
     count, oldest = await checks.refresh_gauges()
     assert count == 1 and oldest is not None
+
+    async def gauge():  # the app's own re-check loop sets the gauges each round (every 5 s)
+        text = await (await gateway.get("/metrics")).text()
+        return "gateway_validation_pending 1.0" in text and "gateway_validation_pending_oldest_seconds" in text
+
+    await wait_for(gauge, timeout=15, what="the validation-pending gauge")
+    await users.add(pool, username="op", password=PASSWORD, role=users.Role.OPERATOR, agency=None,
+                    now=dt.datetime.now(dt.UTC), actor="test")
+    await login(gateway, "op")
+    page = await (await gateway.get("/console/queues")).text()
+    assert "รอตรวจสถานะใบรับรอง" in page and "1 ฉบับ" in page
     world.down = False
     clock.advance(3600 - 60)  # within the pending time, after any backoff
 
