@@ -75,5 +75,6 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
         pending = PendingChecks(pool=pool, trust=trust_store, recorder=accept.validation, clock=clock,
                                 directory=directory, adapters=adapters, sealer=sealer,
                                 gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
-                                gauges=PendingGauges(metrics.registry), allow_sha1=settings.allow_sha1)
+                                gauges=PendingGauges(metrics.registry), allow_sha1=settings.allow_sha1,
+                                first_s=settings.validation_recheck_s)
     return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)
