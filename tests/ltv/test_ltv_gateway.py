@@ -27,9 +27,9 @@ from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.exchange.pending import PendingChecks
 from gateway.http.app import create_app
+from gateway.storage import users
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
-from gateway.storage import users
 from tests.audit.conftest import PASSWORD, login
 from tests.audit.keys import TestSigner
 from tests.integration.conftest import make_settings

@@ -15,7 +15,17 @@ from cryptography.hazmat.primitives import serialization
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
 from tests.ltv.world import World
-from tests.support import CMI, OPM, TOKENS, GatewayProcess, directory_dict, free_port, gateway_env, letter_bytes, wait_for
+from tests.support import (
+    CMI,
+    OPM,
+    TOKENS,
+    GatewayProcess,
+    directory_dict,
+    free_port,
+    gateway_env,
+    letter_bytes,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
