@@ -28,6 +28,9 @@ from gateway.storage import Executor
 from gateway.storage import ltv as store
 
 MANIFEST_FORMAT = "saraban-evidence-manifest/1"
+#: Audit events that name a validation report: the letter accepted (author), accepted after
+#: validation-pending, an office's signed acknowledgement.
+KINDS = ("message.accepted", "validation.completed", "delivery.delivered")
 EXTENSIONS = {"report": "report.json", "trust": "trust.json", "cert": "cert.der", "ocsp": "ocsp.der",
               "crl": "crl.der"}
 
@@ -44,7 +47,7 @@ def report_refs(events: Iterable[Mapping[str, Any]]) -> list[tuple[int, str]]:
         if isinstance(details, str):
             details = json.loads(details)
         sha = details.get("validation_sha256")
-        if e.get("kind") in ("message.accepted", "validation.completed") and isinstance(sha, str):
+        if e.get("kind") in KINDS and isinstance(sha, str):
             out.append((int(e["seq"]), sha))
     return out
 

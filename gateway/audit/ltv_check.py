@@ -38,12 +38,13 @@ from typing import Any
 
 from cryptography import x509
 
-from gateway.audit.ltv_bundle import names_of
+from gateway.audit.ltv_bundle import KINDS, names_of
 from gateway.audit.tsa import check_token
 from gateway.audit.verify import Problem, Report, check_bundle, parse_export
 from pki.errors import PkiError
 from pki.ltv import REPORT_FORMAT, sha256_hex
 from pki.ltv_verify import PastTrust
+from pki.receipts import verify_signed_ack
 from pki.trust import AgencyBinding
 from pki.verify import validate_author
 from pki.xmlsig_parts import parse_for_verify
@@ -70,7 +71,7 @@ async def check_bundle_at(data: bytes, cert: x509.Certificate, *, at: dt.datetim
         parsed = parse_export(name, files[name])
         events += [e.content for e in parsed.entries if e.content is not None]
         checkpoints += parsed.checkpoints
-    refs = [e for e in events if e.get("kind") in ("message.accepted", "validation.completed")
+    refs = [e for e in events if e.get("kind") in KINDS
             and isinstance((e.get("details") or {}).get("validation_sha256"), str)]
     if not refs:
         rep.problems.append(Problem(None, "validation", "the signed chain names no validation report for this "
@@ -146,9 +147,6 @@ async def _check_report(rep: Report, files: Mapping[str, bytes], event: dict[str
     if report.get("bottom_line") == "pending" and event["kind"] == "message.accepted":
         rep.notes.append(f"seq {seq}: accepted into validation-pending (revocation not yet established)")
         return
-    if received is None or sender is None:
-        rep.problems.append(Problem(seq, "validation", "received.xml or its accepted event is missing"))
-        return
     stamps = [(t, what) for covers, t, what in proven if covers >= seq]
     signing_time, basis = min(stamps) if stamps else (
         dt.datetime.fromisoformat(event["at"]), "the event's time in the gateway's signed audit chain (no "
@@ -161,26 +159,62 @@ async def _check_report(rep: Report, files: Mapping[str, bytes], event: dict[str
     pins = (directory.get("entry") or {}).get("certificates") or []
     trust = PastTrust(anchors, certs=certs, ocsps=ocsps, crls=crls, poe_time=signing_time,
                       signing_time=signing_time, at=at,
-                      binding=AgencyBinding.from_directory({sender: pins}) if pins else None)
+                      binding=AgencyBinding.from_directory({sender: pins}) if pins and sender else None)
+    roles = {sig.get("role") for sig in report.get("signatures", [])}
+    if "ack" in roles:
+        whose = await _judge_ack(rep, files, event, trust, signing_time, at)
+    else:
+        whose = await _judge_author(rep, received, sender, seq, trust, signing_time, at)
+    if whose is None:
+        return
+    verdict = next(iter(trust.verdicts.values()), None)
+    until = verdict.control_time if verdict is not None else None
+    relied = ", ".join(f"{n}" for n, _ in sorted(items.values()) if not n.endswith(".cert.der"))
+    rep.notes.append(f"{whose} valid at {signing_time.isoformat()}, proven by "
+                     f"{basis}; path good until {until.isoformat() if until else '?'}; judged "
+                     f"at {at.date().isoformat()} from the bundle only; relied on trust snapshot "
+                     f"v{report.get('trust_version')} and {relied}")
+    if directory and "ack" not in roles:
+        rep.notes.append(f"sender {sender} in directory version {directory.get('version')}: "
+                         f"{(directory.get('entry') or {}).get('name_th', '?')}")
+
+
+async def _judge_author(rep: Report, received: bytes | None, sender: str | None, seq: int, trust: PastTrust,
+                        signing_time: dt.datetime, at: dt.datetime) -> str | None:
+    """The author's signature over ``received.xml`` at ``signing_time``: who signed, or None (a problem added)."""
+    if received is None or sender is None:
+        rep.problems.append(Problem(seq, "validation", "received.xml or its accepted event is missing"))
+        return None
     try:
         result, _ = await validate_author(received, parse_for_verify(received), trust, sender=sender,
                                           allow_sha1=False, require_signature=True)
     except PkiError as exc:
         rep.problems.append(Problem(seq, "validation", f"received.xml cannot be read: {exc.code}: {exc.message}"))
-        return
+        return None
     if not result.ok:
         failure = result.failure
         rep.problems.append(Problem(seq, "validation", f"the author's signature does not hold at "
                                     f"{signing_time.isoformat()} (verifier's now {at.date().isoformat()}): "
                                     f"{failure.code if failure else 'invalid'}: {failure.message if failure else ''}"))
-        return
-    verdict = next(iter(trust.verdicts.values()), None)
-    until = verdict.control_time if verdict is not None else None
-    relied = ", ".join(f"{n}" for n, _ in sorted(items.values()) if not n.endswith(".cert.der"))
-    rep.notes.append(f"author's signature ({result.signer_subject}) valid at {signing_time.isoformat()}, proven by "
-                     f"{basis}; path good until {until.isoformat() if until else '?'}; judged "
-                     f"at {at.date().isoformat()} from the bundle only; relied on trust snapshot "
-                     f"v{report.get('trust_version')} and {relied}")
-    if directory:
-        rep.notes.append(f"sender {sender} in directory version {directory.get('version')}: "
-                         f"{(directory.get('entry') or {}).get('name_th', '?')}")
+        return None
+    return f"author's signature ({result.signer_subject})"
+
+
+async def _judge_ack(rep: Report, files: Mapping[str, bytes], event: dict[str, Any], trust: PastTrust,
+                     signing_time: dt.datetime, at: dt.datetime) -> str | None:
+    """The office's signed acknowledgement of the event's delivery, among ``receipts/*-ack.xml``."""
+    seq, delivery_id = event["seq"], event.get("delivery_id")
+    recipient = (event.get("details") or {}).get("recipient") or event.get("actor")
+    failures = []
+    for name in sorted(n for n in files if n.startswith("receipts/") and n.endswith("-ack.xml")):
+        try:
+            verified = await verify_signed_ack(files[name], trust, agency=str(recipient))
+        except PkiError as exc:
+            failures.append(f"{name}: {exc.code}: {exc.message}")
+            continue
+        if verified.delivery_id == delivery_id:
+            return f"{name} (signed by {verified.signer.subject.rfc4514_string()})"
+    rep.problems.append(Problem(seq, "validation", f"no signed acknowledgement of delivery {delivery_id} holds at "
+                                f"{signing_time.isoformat()} (verifier's now {at.date().isoformat()}): "
+                                + ("; ".join(failures) or "none in the bundle")))
+    return None

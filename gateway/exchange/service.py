@@ -40,7 +40,6 @@ from gateway.storage import lists as lists_store
 from gateway.storage.db import TRANSIENT_ERRORS
 from gateway.storage.deliveries import InboxItem
 from gateway.storage.receipts import ReceiptFactory
-from pki.trust import TrustStore
 
 
 @dataclass(frozen=True)
@@ -62,10 +61,10 @@ class Exchange:
 def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
                    adapters: Mapping[str, Adapter], receipts: ReceiptFactory, acks: AckVerifier, ttl_s: float,
                    clock: Clock, metrics: Metrics, wake: Callable[[], None], gateway_code: str,
-                   stamp_received: bool, admission: Admission | None, trust_store: TrustStore | None = None,
+                   stamp_received: bool, admission: Admission | None, validation: ValidationRecorder | None = None,
                    pending_s: float = 0.0) -> Exchange:
-    """``trust_store``: the store intake verifies with; given, each letter's validation material is kept
-    (:mod:`gateway.exchange.validation`) and, with ``pending_s``, validation-pending is possible."""
+    """``validation``: keeps each letter's validation material (:mod:`gateway.exchange.validation`); with
+    it and ``pending_s``, validation-pending is possible."""
     stamps = Stamps(pool=pool, directory=directory, clock=clock, enabled=stamp_received)
     if intake.lists is None:  # distribution lists live in this database (gateway.storage.lists)
         intake.lists = lists_store.source(pool)
@@ -73,9 +72,8 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         directory=directory,
         accept=Acceptance(pool=pool, directory=directory, intake=intake, sealer=sealer, adapters=adapters,
                           ttl_s=ttl_s, clock=clock, metrics=metrics, stamps=stamps, admission=admission,
-                          wake=wake, gateway_code=gateway_code, pending_s=pending_s if trust_store else 0.0,
-                          validation=ValidationRecorder(pool=pool, trust=trust_store, clock=clock)
-                          if trust_store is not None else None),
+                          wake=wake, gateway_code=gateway_code, pending_s=pending_s if validation else 0.0,
+                          validation=validation),
         status=Status(pool=pool),
         withdrawals=Withdrawals(pool=pool, clock=clock),
         inbox=PullInbox(pool=pool, clock=clock, metrics=metrics, acks=acks, receipts=receipts, wake=wake,

@@ -49,13 +49,14 @@ class ValidationRecorder:
         return self._snapshot
 
     async def record(self, capture: Capture, facts: Mapping[str, Any], *, directory_version: int | None,
-                     ) -> dict[str, Any]:
-        """Store the material of one acceptance; the facts to add to its audit event."""
+                     role: str = "author") -> dict[str, Any]:
+        """Store the material of one acceptance (``role``: whose signature, ``author`` or ``ack``); the
+        facts to add to its audit event."""
         if capture.empty:
             return {}
         snap = await self.snapshot()
         rec = record_of(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
-                        roles=["author"])
+                        roles=[role])
         new = {k: v for k, v in rec.items.items() if k not in self._known}
         if new:
             await store.put_items(self.pool, new, at=self.clock.now())
@@ -64,6 +65,10 @@ class ValidationRecorder:
             self._known.update(new)
         return {"validation_sha256": rec.report_sha256, "trust_snapshot": snap.version,
                 "directory_version": directory_version, "validation": rec.report["bottom_line"]}
+
+    async def record_ack(self, capture: Capture, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`record` for an office's signed acknowledgement (``AckVerifier.record``)."""
+        return await self.record(capture, facts, directory_version=None, role="ack")
 
 
 #: Kind of the submission receipt of a letter accepted into validation-pending.

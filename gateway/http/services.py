@@ -26,6 +26,7 @@ from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.retry import RetryPolicy
 from gateway.exchange.pending import PendingChecks, PendingGauges
 from gateway.exchange.service import Exchange, build_exchange
+from gateway.exchange.validation import ValidationRecorder
 from gateway.intake.checks import Intake, Verifier
 from gateway.intake.limits import Admission
 from gateway.storage import deliveries
@@ -47,7 +48,10 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                    trust_store: TrustStore | None = None, with_admission: bool = False) -> Services:
     """``trust_store`` verifies offices' signed acknowledgements; without it a signed ack is refused,
     never kept unverified. ``http`` ``None`` (the CLI): only the pull and folder adapters."""
-    acks = AckVerifier(trust_store)
+    # what each signed letter's and ack's validation relied on is kept (issue 16) where signatures are checked
+    validation = ValidationRecorder(pool=pool, trust=trust_store, clock=clock) \
+        if trust_store is not None and verifier is not None else None
+    acks = AckVerifier(trust_store, record=validation.record_ack if validation is not None else None)
     adapters: dict[str, Adapter] = {"pull": PullAdapter(), "folder": FolderAdapter()}
     if http is not None:
         adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s, acks=acks)
@@ -67,7 +71,7 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
         sealer=sealer, adapters=adapters, receipts=receipts, acks=acks, ttl_s=retry.ttl_s, clock=clock,
         metrics=metrics, wake=dispatcher.wake, gateway_code=settings.gateway_code,
         stamp_received=settings.stamp_received, admission=admission,
-        trust_store=trust_store if verifier is not None else None,
+        validation=validation,
         pending_s=settings.validation_pending_hours * 3600 if settings.revocation == "hard-fail" else 0.0)
     pending = None
     accept = exchange.accept

@@ -123,3 +123,16 @@ async def directory_entry_at(db: Executor, code: str, version: int) -> dict[str,
         return None
     return {"version": row["version"], "at": row["at"].isoformat(), "actor": row["actor"], "reason": row["reason"],
             "directory_sha256": row["sha256"], "code": code, "entry": row["entry"]}
+
+
+async def validation_state(db: Executor, message_pk: int) -> dict[str, Any] | None:
+    """``{"state": "pending", since, deadline, checks}``, ``{"state": "refused", code}`` or None."""
+    row = await db.fetchrow(queries["ltv_validation_state"], message_pk)
+    if row is None:
+        return None
+    if row["since"] is not None:
+        return {"state": "pending", "since": row["since"].isoformat(), "deadline": row["deadline"].isoformat(),
+                "checks": row["checks"]}
+    if row["refused"] is not None:
+        return {"state": "refused", "code": row["refused"]}
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -33,9 +34,10 @@ from pki.sign import sign_envelope
 from tests.audit.conftest import PASSWORD, login
 from tests.audit.keys import TestSigner
 from tests.integration.conftest import make_settings
+from tests.integration.test_signed_acks import sign_ack
 from tests.integration.test_submit import auth
-from tests.ltv.world import World
-from tests.support import CMI, OPM, directory_dict, letter_bytes, wait_for
+from tests.ltv.world import World, office_signer
+from tests.support import CMI, OPM, Office, directory_dict, letter_bytes, wait_for
 
 AT_2040 = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 
@@ -161,13 +163,60 @@ async def test_letter_accepted_now_verifies_in_2040_from_the_bundle_alone(gatewa
     assert not rep.ok and any(p.code == "validation" and "signature.invalid" in p.message for p in rep.problems)
 
 
+async def test_an_office_signed_ack_is_kept_and_verifies_in_2040(gateway, workdir, database_url):
+    world = gateway.world
+    office_cert = office_signer(world, CMI)
+    cmi_signer = FileSigner(office_cert.key, office_cert.cert, [world.issuing.ca.cert])
+    office = await Office(name="cmi", answer=lambda did, body: sign_ack(
+        cmi_signer, did, sha256=hashlib.sha256(body).hexdigest())).start()
+    try:
+        # the same gateway database, a second app whose directory pushes to the office
+        settings = gateway.app[keys.SETTINGS]
+        app = create_app(settings, clock=gateway.clock, directory=Directory.from_dict(json.loads(json.dumps(
+            directory_dict({CMI: {"kind": "push", "url": office.url}})))), audit_signer=gateway.signer)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            r = await client.post("/v1/messages", data=signed_letter(world, subject="ตอบรับลงนาม"), headers=auth())
+            assert r.status == 202, await r.text()
+            d = app[keys.DISPATCHER]
+            await d.dispatch_once()
+            await d.drain()
+            pool = app[keys.POOL]
+            pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'ตอบรับลงนาม'")
+            details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'delivery.delivered' "
+                                          "AND message_pk = $1", pk)
+            assert details["ack_verified"] is True and details["validation_sha256"]
+            client.signer = gateway.signer
+            bundle = await bundle_of(client, pk)
+        finally:
+            await client.close()
+    finally:
+        await office.stop()
+    rep = await check_bundle_at(bundle, gateway.signer.certificate, at=AT_2040)
+    assert rep.ok, rep.summary()
+    assert any("-ack.xml (signed by" in n for n in rep.notes), rep.summary()
+
+    def flip(name: str, data: bytes) -> bytes:  # one character of the office's signature value changed
+        if not name.endswith("-ack.xml"):
+            return data
+        i = data.index(b"SignatureValue>") + len(b"SignatureValue>")
+        return data[:i] + (b"B" if data[i:i + 1] != b"B" else b"C") + data[i + 1:]
+
+    rep = await check_bundle_at(rewrite(bundle, flip), gateway.signer.certificate, at=AT_2040)
+    assert not rep.ok and any("no signed acknowledgement" in p.message for p in rep.problems), rep.summary()
+
+
 async def test_ocsp_outage_under_hard_fail_holds_the_letter_then_forwards_it(gateway):
     world, clock = gateway.world, gateway.clock
     pool = gateway.app[keys.POOL]
     world.down = True
-    r = await gateway.post("/v1/messages", data=signed_letter(world, subject="รอตรวจ"), headers=auth())
+    r = await gateway.post("/v1/messages", data=signed_letter(world, subject="รอตรวจ", message_id="held-1"),
+                           headers=auth())
     assert r.status == 202, await r.text()
     assert b"submission-pending" in await r.read()
+    status = await (await gateway.get("/v1/messages/held-1", headers=auth())).json()
+    assert status["validation"]["state"] == "pending" and status["recipients"] == []
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'รอตรวจ'")
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE message_pk = $1", pk) == 0  # nothing claimable
     assert await pool.fetchval("SELECT count(*) FROM validation_pending WHERE message_pk = $1", pk) == 1
@@ -199,6 +248,8 @@ async def test_ocsp_outage_under_hard_fail_holds_the_letter_then_forwards_it(gat
     details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'validation.completed' "
                                   "AND message_pk = $1", pk)
     assert details["validation"] == "valid" and details["validation_sha256"]
+    status = await (await gateway.get("/v1/messages/held-1", headers=auth())).json()
+    assert status["validation"] is None and len(status["recipients"]) == 1
 
 
 @pytest.mark.parametrize("how", ["revoked", "timeout"])
@@ -206,7 +257,8 @@ async def test_pending_letter_refused_with_a_notifier_when_revoked_or_out_of_tim
     world, clock = gateway.world, gateway.clock
     pool = gateway.app[keys.POOL]
     world.down = True
-    r = await gateway.post("/v1/messages", data=signed_letter(world, subject="จะถูกปฏิเสธ"), headers=auth())
+    r = await gateway.post("/v1/messages", data=signed_letter(world, subject="จะถูกปฏิเสธ", message_id="refused-1"),
+                           headers=auth())
     assert r.status == 202
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'จะถูกปฏิเสธ'")
     if how == "revoked":
@@ -229,6 +281,8 @@ async def test_pending_letter_refused_with_a_notifier_when_revoked_or_out_of_tim
     notice = await pool.fetchrow("SELECT m.message_type, d.recipient FROM messages m JOIN deliveries d ON "
                                  "d.message_pk = m.pk WHERE m.message_id = $1", f"validation-refused-{pk}")
     assert notice["message_type"] == "notifier" and notice["recipient"] == OPM
+    status = await (await gateway.get("/v1/messages/refused-1", headers=auth())).json()
+    assert status["validation"] == {"state": "refused", "code": details["code"]}
 
 
 def pending_checks(client) -> PendingChecks:

@@ -52,6 +52,7 @@ class World:
                                             not_after=T0 + dt.timedelta(days=365 * 10))
         self.author = self.issuing.agency_signing(self.code, "สำนักนายกรัฐมนตรี", not_before=T0,
                                                   not_after=dt.datetime(2028, 1, 1, tzinfo=dt.UTC))
+        self.known = {self.author.cert.serial_number: self.author.cert}
         self.url = base
         return self
 
@@ -67,7 +68,7 @@ class World:
         req = ocsp.load_der_ocsp_request(await request.read())
         now = self.clock()
         revoked_at = self.revoked.get(req.serial_number)
-        cert = self.author.cert if req.serial_number == self.author.cert.serial_number else None
+        cert = self.known.get(req.serial_number)
         if cert is None:
             body = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         else:
@@ -114,3 +115,11 @@ def _with_crl_dp(cert: x509.Certificate, url: str, issuer: CertFactory) -> x509.
 
 def name_of(code: str) -> x509.Name:
     return agency_name(code, "test")
+
+
+def office_signer(world: World, code: str) -> Issued:
+    """A document-signing certificate for office ``code`` from the world's issuing CA, known to its OCSP."""
+    issued = world.issuing.agency_signing(code, "สำนักงานผู้รับ", not_before=T0,
+                                          not_after=dt.datetime(2028, 1, 1, tzinfo=dt.UTC))
+    world.known[issued.cert.serial_number] = issued.cert
+    return issued

@@ -59,3 +59,10 @@ SELECT v.version, v.at, v.actor, v.reason, v.sha256,
        (SELECT after FROM agency_history h WHERE h.code = $1 AND h.version <= $2
         ORDER BY h.version DESC LIMIT 1) AS entry
 FROM directory_versions v WHERE v.version = $2;
+
+-- name: ltv_validation_state
+-- A letter's validation-pending state: held (since, deadline), or refused (the audit event's code).
+SELECT p.since, p.deadline, p.checks,
+       (SELECT details->>'code' FROM audit_events e WHERE e.message_pk = $1 AND e.kind = 'validation.refused'
+        ORDER BY seq DESC LIMIT 1) AS refused
+FROM (SELECT 1) one LEFT JOIN validation_pending p ON p.message_pk = $1;
