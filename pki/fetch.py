@@ -406,6 +406,9 @@ class GuardedFetcherBackend(FetcherBackend):
         self.policy = policy
         self.on_fetch = on_fetch
         self.cache = cache
+        #: Requests made that got no usable answer (error, timeout, time budget spent): an outage, as
+        #: opposed to fetches the policy refused (validation-pending waits out the first kind only).
+        self.unreachable = 0
         self._shared = session
         self._owned: aiohttp.ClientSession | None = None
 
@@ -417,8 +420,14 @@ class GuardedFetcherBackend(FetcherBackend):
         return self._owned
 
     def get_fetchers(self) -> Fetchers:
-        run = _Run(self.policy, self._session, self.on_fetch)
+        run = _Run(self.policy, self._session, self._observe)
         return Fetchers(ocsp_fetcher=_OcspFetcher(run, self.cache), crl_fetcher=_CrlFetcher(run), cert_fetcher=_IssuerRefuser(run))
+
+    def _observe(self, kind: str, outcome: str) -> None:
+        if outcome in ("error", "timeout", "refused_budget"):
+            self.unreachable += 1
+        if self.on_fetch is not None:
+            self.on_fetch(kind, outcome)
 
     async def close(self) -> None:
         session, self._owned = self._owned, None

@@ -60,10 +60,7 @@ RevocationMode = Literal["hard-fail", "soft-fail", "off"]
 #: ("pending", see :func:`pki.ltv.tolerating_unknown_revocation`).
 RevocationFact = Literal["ok", "unknown", "off", "pending"]
 
-#: Validations of the current task are appended here while :func:`pki.ltv.capturing` is active: the
-#: long-term validation material of a letter is gathered from wherever intake validated a certificate
-#: (author's XML signature, a PDF signature's context) without threading a collector through every
-#: verifier signature (see :mod:`pki.ltv`).
+#: The current task's validations, while :func:`pki.ltv.capturing` is active (see :mod:`pki.ltv`).
 CAPTURE: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("pki_ltv_capture", default=None)
 #: While set, hard-fail turns "revocation could not be established" into ``revocation="pending"``
 #: instead of ``certificate.revocation_unknown`` (validation-pending acceptance).
@@ -321,13 +318,23 @@ class TrustStore:
 
         Inside :func:`pki.ltv.capturing` the context is recorded, so that what it fetched (a PDF
         signature's OCSP answers and CRLs) is kept with the letter."""
+        context, _ = self._context(at=at, extra_certs=extra_certs, revocation=revocation)
+        captured = CAPTURE.get()
+        if captured is not None:
+            captured.append(context)
+        return context
+
+    def _context(self, *, at: dt.datetime | None, extra_certs: Sequence[x509.Certificate],
+                 revocation: RevocationMode | None) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
         moment = at or self._clock()
         mode = revocation or self.revocation
         kwargs: dict[str, Any] = {}
+        backend = None
         if self.ocsp:  # the context closes the backend (and its session) with the validation
-            kwargs["fetcher_backend"] = OwnedFetcherBackend(GuardedFetcherBackend(
-                self.fetch_policy, session=self._http_session, on_fetch=self.on_fetch, cache=self.ocsp_cache))
-        context = ValidationContext(
+            backend = GuardedFetcherBackend(self.fetch_policy, session=self._http_session, on_fetch=self.on_fetch,
+                                            cache=self.ocsp_cache)
+            kwargs["fetcher_backend"] = OwnedFetcherBackend(backend)
+        return ValidationContext(
             trust_roots=self._asn1_anchors,
             other_certs=self._asn1_intermediates + [_to_asn1(c) for c in extra_certs[: self._max_extra]],
             moment=moment,
@@ -336,11 +343,7 @@ class TrustStore:
             ocsps=[],
             revocation_mode="none" if mode == "off" else mode,
             **kwargs,
-        )
-        captured = CAPTURE.get()
-        if captured is not None:
-            captured.append(context)
-        return context
+        ), backend
 
     async def validate_signer(self, cert: x509.Certificate, *, at: dt.datetime | None = None,
                               usage: Usage = "document-signing",
@@ -402,16 +405,14 @@ class TrustStore:
                         intermediates: Sequence[x509.Certificate]) -> ValidatedCert | PkiError:
         self.stats["validations"] += 1
         key_usage, ekus, eku_optional = _USAGES[usage]
-        token = CAPTURE.set(None)  # the validated result is captured, not its working contexts
-        context = self.validation_context(at=moment, extra_certs=intermediates)
-        CAPTURE.reset(token)
+        context, backend = self._context(at=moment, extra_certs=intermediates, revocation=None)
         validator = CertificateValidator(_to_asn1(cert), validation_context=context)
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
             error = _map_error(exc)
             if error.code == "certificate.revocation_unknown" and TOLERATE_UNKNOWN.get() \
-                    and self.revocation == "hard-fail":
+                    and self.revocation == "hard-fail" and backend is not None and backend.unreachable:
                 return await self._validate_pending(cert, moment, usage, intermediates, error)
             if error.code == "certificate.untrusted" and self.ocsp and self.on_fetch is not None:
                 # no path to an anchor: the leaf's revocation URLs are not fetched (its issuer URLs were
@@ -437,10 +438,9 @@ class TrustStore:
 
     async def _validate_pending(self, cert: x509.Certificate, moment: dt.datetime, usage: str,
                                 intermediates: Sequence[x509.Certificate], error: PkiError) -> ValidatedCert | PkiError:
-        """Hard-fail could not establish revocation: everything else is checked again under soft-fail
-        (chain, validity, usage) and the result says ``pending``; any other failure stands."""
+        """Hard-fail could not reach the responders: all else is checked again under soft-fail, ``pending``."""
         key_usage, ekus, eku_optional = _USAGES[usage]
-        context = self.validation_context(at=moment, extra_certs=intermediates, revocation="soft-fail")
+        context, _ = self._context(at=moment, extra_certs=intermediates, revocation="soft-fail")
         validator = CertificateValidator(_to_asn1(cert), validation_context=context)
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)

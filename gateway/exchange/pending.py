@@ -59,6 +59,10 @@ log = structlog.get_logger(__name__)
 
 Action = Literal["forward", "retry", "refuse"]
 
+#: Why a letter is refused when its pending time ran out: an audit event's and notifier's reason, never
+#: an answer to a request (the letter was accepted, pending), so not in any edge's error table.
+TIMED_OUT = "validation.timeout"
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -77,7 +81,7 @@ def decide(code: str | None, *, now: dt.datetime, deadline: dt.datetime, checks:
     if code != "certificate.revocation_unknown":
         return Decision("refuse", code=code)
     if now >= deadline:
-        return Decision("refuse", code="validation.timeout")
+        return Decision("refuse", code=TIMED_OUT)
     wait = min(first_s * (2 ** min(checks, 30)), max_s)
     return Decision("retry", next_check=min(now + dt.timedelta(seconds=wait), deadline))
 

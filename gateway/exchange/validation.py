@@ -35,17 +35,24 @@ class ValidationRecorder:
         self._known: set[str] = set()
         self._max_known = max_known
         self._snapshot: store.TrustVersion | None = None
+        self._snapshot_key: tuple[Any, Any] | None = None
         self._lock = asyncio.Lock()
 
     async def snapshot(self) -> store.TrustVersion:
         """The trust store's snapshot version, recorded (with an audit event) when it changed."""
+        key = (self.trust.anchors, self.trust.intermediates)  # held, so compared by identity safely
+        held = self._snapshot_key
+        if self._snapshot is not None and held is not None and held[0] is key[0] and held[1] is key[1]:
+            return self._snapshot  # the same sets as last time: nothing to hash on the submit path
         items, sha = trust_snapshot(self.trust.anchors, self.trust.intermediates)
         if self._snapshot is not None and self._snapshot.sha256 == sha:
+            self._snapshot_key = key
             return self._snapshot
         async with self._lock:
             if self._snapshot is None or self._snapshot.sha256 != sha:
                 self._snapshot = await store.trust_version(self.pool, sha, items, at=self.clock.now())
                 self._known.update(items)
+            self._snapshot_key = key
         return self._snapshot
 
     async def record(self, capture: Capture, facts: Mapping[str, Any], *, directory_version: int | None,

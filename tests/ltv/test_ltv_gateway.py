@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 
+from gateway.audit.evidence import build_bundle
 from gateway.audit.ltv_check import check_bundle_at
 from gateway.core import appkeys as keys
 from gateway.core.clock import FakeClock
@@ -71,7 +72,6 @@ def signed_letter(world: World, **kw) -> bytes:
 
 
 async def bundle_of(client, pk: int) -> bytes:
-    from gateway.audit.evidence import build_bundle
     pool = client.app[keys.POOL]
     sealer = client.app[keys.AUDIT_SEALER]
 

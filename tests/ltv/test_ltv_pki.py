@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from gateway.core.clock import FakeClock
 from pki.errors import PkiError
@@ -55,7 +56,6 @@ async def accept(w: World) -> tuple[bytes, object]:
 def past(w: World, rec, *, drop_kind: str | None = None) -> PastTrust:
     sig = rec.report["signatures"][0]
     certs = [rec.items[s][1] for s in sig["path"]]
-    from cryptography import x509
     parsed = [x509.load_der_x509_certificate(d) for d in certs]
     ocsps = [rec.items[s][1] for s in sig["ocsp"]]
     crls = [rec.items[s][1] for s in sig["crls"]]

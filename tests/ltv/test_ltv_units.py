@@ -39,7 +39,7 @@ async def test_every_change_of_anchors_or_intermediates_is_a_new_version_with_an
         intermediates = (first.ca.cert,)
 
     store = Store()
-    rec = ValidationRecorder(pool=pool, trust=store, clock=FakeClock(NOW))  # type: ignore[arg-type]
+    rec = ValidationRecorder(pool=pool, trust=store, clock=FakeClock(NOW))  # type: ignore[arg-type]  # reads anchors and intermediates only
     v1 = await rec.snapshot()
     assert (await rec.snapshot()).version == v1.version
     store.intermediates = (first.ca.cert, second.ca.cert)
@@ -49,5 +49,5 @@ async def test_every_change_of_anchors_or_intermediates_is_a_new_version_with_an
     assert [e["details"]["version"] for e in events] == [v1.version, v2.version]
     assert events[1]["details"]["previous"] == v1.sha256 and len(events[1]["details"]["intermediates"]) == 2
     # a second process finding the same set recorded does not add a version
-    again = ValidationRecorder(pool=pool, trust=store, clock=FakeClock(NOW))  # type: ignore[arg-type]
+    again = ValidationRecorder(pool=pool, trust=store, clock=FakeClock(NOW))  # type: ignore[arg-type]  # reads anchors and intermediates only
     assert (await again.snapshot()).version == v2.version

@@ -41,7 +41,7 @@ class World:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # a started site has a server
         base = f"http://127.0.0.1:{self.port}"
         self.root = CertFactory.new_root("LTV Test Root", now=T0, years=20)
         ca = self.root.issue(simple_name("LTV Test Issuing CA"), profile="ca", not_before=T0,
@@ -78,7 +78,7 @@ class World:
                 this_update=now - dt.timedelta(seconds=5), next_update=now + dt.timedelta(hours=4),
                 revocation_time=revoked_at, revocation_reason=x509.ReasonFlags.key_compromise if revoked_at else None,
             ).responder_id(ocsp.OCSPResponderEncoding.HASH, self.responder.cert).certificates([self.responder.cert])
-            body = builder.sign(self.responder.key, hashes.SHA256())  # type: ignore[arg-type]
+            body = builder.sign(self.responder.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key from new_key
         return web.Response(body=body.public_bytes(serialization.Encoding.DER),
                             content_type="application/ocsp-response")
 
@@ -90,14 +90,14 @@ class World:
         builder = (x509.CertificateRevocationListBuilder().issuer_name(self.root.ca.cert.subject)
                    .last_update(now - dt.timedelta(seconds=5)).next_update(now + dt.timedelta(days=7))
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       self.root.ca.cert.public_key()), critical=False)  # type: ignore[arg-type]
+                       self.root.ca.cert.public_key()), critical=False)  # type: ignore[arg-type]  # an EC key
                    .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False))
         ca_serial = self.issuing.ca.cert.serial_number
         if ca_serial in self.revoked and self.revoked[ca_serial] <= now:
             builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(ca_serial)
                                                       .revocation_date(self.revoked[ca_serial]).build())
         assert self.root.ca.key is not None
-        crl = builder.sign(self.root.ca.key, hashes.SHA256())  # type: ignore[arg-type]
+        crl = builder.sign(self.root.ca.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key
         return web.Response(body=crl.public_bytes(serialization.Encoding.DER), content_type="application/pkix-crl")
 
 
@@ -110,7 +110,7 @@ def _with_crl_dp(cert: x509.Certificate, url: str, issuer: CertFactory) -> x509.
     builder = builder.add_extension(x509.CRLDistributionPoints(
         [x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)]), critical=False)
     assert issuer.ca.key is not None
-    return builder.sign(issuer.ca.key, hashes.SHA256())  # type: ignore[arg-type]
+    return builder.sign(issuer.ca.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key
 
 
 def name_of(code: str) -> x509.Name:
