@@ -28,6 +28,7 @@ event, and its sender gets an InvalidLetterNotifier from the gateway naming the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -151,7 +152,7 @@ class PendingChecks:
                 if self.recorder is not None:
                     facts = await self.recorder.record(cap, {"signed": True, "recheck": p.checks + 1},
                                                        directory_version=self.directory.version)
-                await store.release_pending(conn, p, now)
+                await store.release_pending(conn, self._routed(p), now)
                 await audit.append(conn, at=now, actor="gateway", kind="validation.completed", message_pk=p.message_pk,
                                    details={"message_id": p.message_id, "checks": p.checks + 1,
                                             "pending_seconds": int((now - p.since).total_seconds()), **facts})
@@ -168,6 +169,17 @@ class PendingChecks:
                 log.warning("validation-pending letter refused", message_id=p.message_id, sender=p.sender,
                             code=decision.code)
             return decision.action
+
+    def _routed(self, p: store.Pending) -> store.Pending:
+        """The planned deliveries with each recipient's route in force now (it may have changed while held)."""
+        out = []
+        for d in p.deliveries:
+            try:
+                route, status = first_status(self.directory, self.adapters, d["recipient"])
+            except KeyError:  # no longer served: the route planned at acceptance (a dead letter if it fails)
+                route, status = d["route"], d["status"]
+            out.append({**d, "route": route, "status": status})
+        return dataclasses.replace(p, deliveries=out)
 
     async def _notify(self, conn: Executor, p: store.Pending, code: str, now: dt.datetime) -> None:
         """An InvalidLetterNotifier from the gateway to the sender (letters only: a notifier names a letter)."""
