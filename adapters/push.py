@@ -42,6 +42,7 @@ other 4xx                                            Permanent   refused for goo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from gateway.core import xml
 from gateway.core.errors import GatewayError
 from gateway.core.parts import related_payload
 from pki.errors import AgencyError, PkiError
+from pki.ltv import Capture, capturing
 from pki.receipts import verify_signed_ack
 from pki.trust import fingerprint
 
@@ -85,6 +87,9 @@ class AckVerifier:
 
     #: The gateway's trust store (anchors, revocation policy, the directory's agency binding).
     trust: Any = None
+    #: Keeps what a signed ack's validation relied on (issue 16): ``await record(capture, facts)`` returns
+    #: facts to add (the report's name); None keeps nothing.
+    record: Callable[[Capture, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     async def verify(self, body: bytes, *, agency: str, delivery_id: str, delivered: bytes) -> dict[str, Any]:
         """Facts about ``body`` (a DeliveryAck from ``agency`` that :func:`check_ack` passed), or raise
@@ -103,7 +108,8 @@ class AckVerifier:
             raise AckRefused("a signed DeliveryAck cannot be verified here (no trust store)",
                              field="Signature")
         try:
-            verified = await verify_signed_ack(body, self.trust, agency=agency)
+            with capturing() as capture:
+                verified = await verify_signed_ack(body, self.trust, agency=agency)
         except AgencyError as exc:
             raise AckRefused(f"the ack is signed by a certificate that may not sign for {agency}: "
                              f"{exc.message}", code="ack.wrong_agency", field="Signature") from None
@@ -113,12 +119,15 @@ class AckVerifier:
         if verified.delivery_id != delivery_id:
             raise AckRefused(f"the signed ack names delivery {verified.delivery_id!r}", field="DeliveryId")
         self._check_digest(verified.sha256, expected)
-        return {"ack_signed": True, "ack_verified": True,
+        facts = {"ack_signed": True, "ack_verified": True,
                 "ack_signer": verified.signer.subject.rfc4514_string(),
                 "ack_signer_sha256": fingerprint(verified.signer),
                 "ack_signer_agency": verified.agency_code,
                 "ack_signature_algorithm": verified.signature_algorithm,
                 "ack_sha256_checked": verified.sha256 is not None}
+        if self.record is not None:
+            facts.update(await self.record(capture, facts))
+        return facts
 
     @staticmethod
     def _check_digest(claimed: str | None, expected: str) -> None:

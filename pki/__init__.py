@@ -19,6 +19,8 @@ Modules (each with a docstring explaining its design):
   * :mod:`pki.seal`           – the gateway seal, made and verified.
   * :mod:`pki.receipts`       – signed receipts and offices' signed delivery acknowledgements.
 
+* :mod:`pki.ltv`      – what a validation relied on (path, OCSP answers, CRLs), kept content-addressed.
+* :mod:`pki.ltv_verify` – judging a signature years later from that material (pyHanko past validation).
 * :mod:`pki.pdf`      – PAdES validation and signing, the Thai receiving stamp (ตรารับ).
 * :mod:`pki.thaidate` – Buddhist-era dates for people.
 

@@ -21,14 +21,20 @@ through its own HTTP fetchers:
   fetchers, i.e. with the validation context). A request that would start after the budget is spent
   is not made (``refused_budget``). A failed or refused fetch is a pyHanko fetch error, so the
   revocation policy decides: soft-fail notes it and accepts, hard-fail refuses.
+* **A cache of OCSP answers** (:class:`OcspCache`, one per trust store): an answer is reused, for the
+  same certificate and issuer, until its ``nextUpdate`` (never past it, never without one), so the
+  submit path with revocation on pays one request per signer key per responder period, not one a
+  letter; a reused answer is reported as ``cached``.
 * **Outcomes.** Every request and every refusal is reported as ``on_fetch(kind, outcome)``: kind
   ``ocsp``, ``crl`` or ``issuer``; outcome ``ok``, ``error``, ``timeout``, ``refused_host``,
-  ``refused_untrusted`` or ``refused_budget`` (the gateway counts them in a metric).
+  ``refused_untrusted``, ``refused_budget`` or ``cached`` (the gateway counts them in a metric).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -56,7 +62,7 @@ from pyhanko_certvalidator.fetchers.common_utils import (
 )
 from pyhanko_certvalidator.util import get_ocsp_urls, get_relevant_crl_dps, issuer_serial
 
-__all__ = ["FetchPolicy", "GuardedFetcherBackend", "FetchObserver", "allow_list_of", "urls_of"]
+__all__ = ["FetchPolicy", "GuardedFetcherBackend", "FetchObserver", "OcspCache", "allow_list_of", "urls_of"]
 
 #: ``on_fetch(kind, outcome)``: kind ocsp / crl / issuer, outcome as in the module docstring.
 FetchObserver = Callable[[str, str], None]
@@ -226,15 +232,65 @@ async def _read_at_most(response: aiohttp.ClientResponse, limit: int, url: str) 
     return b"".join(chunks)
 
 
+class OcspCache:
+    """OCSP answers by (certificate, issuer) until their ``nextUpdate`` on ``clock``; bounded, oldest out."""
+
+    def __init__(self, clock: Callable[[], dt.datetime], max_entries: int = 50_000) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._entries: dict[tuple[bytes, object], tuple[ocsp.OCSPResponse, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tag: tuple[bytes, object]) -> ocsp.OCSPResponse | None:
+        hit = self._entries.get(tag)
+        if hit is None:
+            return None
+        if self._clock() >= hit[1]:
+            with self._lock:
+                self._entries.pop(tag, None)
+            return None
+        return hit[0]
+
+    def put(self, tag: tuple[bytes, object], response: ocsp.OCSPResponse) -> None:
+        until = _next_update(response)
+        if until is None or until <= self._clock():
+            return  # an answer without nextUpdate says "ask me every time"
+        with self._lock:
+            while len(self._entries) >= self._max:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[tag] = (response, until)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _next_update(response: ocsp.OCSPResponse) -> dt.datetime | None:
+    """The earliest nextUpdate of the answer's single responses (None if any lacks one)."""
+    try:
+        singles = response["response_bytes"]["response"].parsed["tbs_response_data"]["responses"]
+        times = [s["next_update"].native for s in singles]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not times or any(t is None for t in times):
+        return None
+    return min(times)
+
+
 class _OcspFetcher(OCSPFetcher):
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: _Run, cache: OcspCache | None = None) -> None:
         self._run = run
+        self._cache = cache
         self._responses: dict[tuple[bytes, object], ocsp.OCSPResponse] = {}
 
     async def fetch(self, cert: AnyCert, authority: Authority) -> ocsp.OCSPResponse:
         tag = (issuer_serial(cert), authority.hashable)
         if tag in self._responses:
             return self._responses[tag]
+        cached = self._cache.get(tag) if self._cache is not None else None
+        if cached is not None:
+            self._run.report("ocsp", "cached")
+            self._responses[tag] = cached
+            return cached
         request = format_ocsp_request(cert, authority, certid_hash_algo="sha1", request_nonces=True)
         failures = []
         for url in get_ocsp_urls(cert):
@@ -252,6 +308,8 @@ class _OcspFetcher(OCSPFetcher):
                 continue
             self._run.report("ocsp", "ok")
             self._responses[tag] = response
+            if self._cache is not None and response["response_status"].native == "successful":
+                self._cache.put(tag, response)
             return response
         raise cv_errors.OCSPFetchError("; ".join(failures) or "no OCSP URL")
 
@@ -344,9 +402,13 @@ class GuardedFetcherBackend(FetcherBackend):
     """
 
     def __init__(self, policy: FetchPolicy, *, session: aiohttp.ClientSession | None = None,
-                 on_fetch: FetchObserver | None = None) -> None:
+                 on_fetch: FetchObserver | None = None, cache: OcspCache | None = None) -> None:
         self.policy = policy
         self.on_fetch = on_fetch
+        self.cache = cache
+        #: Requests made that got no usable answer (error, timeout, time budget spent): an outage, as
+        #: opposed to fetches the policy refused (validation-pending waits out the first kind only).
+        self.unreachable = 0
         self._shared = session
         self._owned: aiohttp.ClientSession | None = None
 
@@ -358,8 +420,14 @@ class GuardedFetcherBackend(FetcherBackend):
         return self._owned
 
     def get_fetchers(self) -> Fetchers:
-        run = _Run(self.policy, self._session, self.on_fetch)
-        return Fetchers(ocsp_fetcher=_OcspFetcher(run), crl_fetcher=_CrlFetcher(run), cert_fetcher=_IssuerRefuser(run))
+        run = _Run(self.policy, self._session, self._observe)
+        return Fetchers(ocsp_fetcher=_OcspFetcher(run, self.cache), crl_fetcher=_CrlFetcher(run), cert_fetcher=_IssuerRefuser(run))
+
+    def _observe(self, kind: str, outcome: str) -> None:
+        if outcome in ("error", "timeout", "refused_budget"):
+            self.unreachable += 1
+        if self.on_fetch is not None:
+            self.on_fetch(kind, outcome)
 
     async def close(self) -> None:
         session, self._owned = self._owned, None

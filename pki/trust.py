@@ -28,6 +28,7 @@ The clock is passed in (``clock``); tests move it instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 import operator
@@ -47,15 +48,23 @@ from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
 
 from pki.errors import AgencyError, CertificateError, PkiError
-from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, allow_list_of, urls_of
+from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, OcspCache, allow_list_of, urls_of
 
 __all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "per_certificate", "Usage"]
 
 Usage = Literal["document-signing", "seal", "tls-client", "tls-server", "any"]
 RevocationMode = Literal["hard-fail", "soft-fail", "off"]
 #: What a validation established about revocation: checked with nothing found against the path
-#: ("ok"), could not be established and tolerated by soft-fail ("unknown"), not checked ("off").
-RevocationFact = Literal["ok", "unknown", "off"]
+#: ("ok"), could not be established and tolerated by soft-fail ("unknown"), not checked ("off"),
+#: could not be established under hard-fail and accepted only into the validation-pending state
+#: ("pending", see :func:`pki.ltv.tolerating_unknown_revocation`).
+RevocationFact = Literal["ok", "unknown", "off", "pending"]
+
+#: The current task's validations, while :func:`pki.ltv.capturing` is active (see :mod:`pki.ltv`).
+CAPTURE: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("pki_ltv_capture", default=None)
+#: While set, hard-fail turns "revocation could not be established" into ``revocation="pending"``
+#: instead of ``certificate.revocation_unknown`` (validation-pending acceptance).
+TOLERATE_UNKNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar("pki_ltv_tolerate", default=False)
 
 _AGENCY_RE = re.compile(r"^GOVTH-([0-9]{5}|[0-9]{10})$")
 _DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
@@ -185,8 +194,13 @@ class ValidatedCert:
     valid_from: dt.datetime
     #: Soft-fail notes: revocation checks that could not be done and were tolerated.
     soft_failures: tuple[str, ...] = ()
-    #: ``"unknown"`` when there are soft-fail notes, ``"off"`` when revocation is not checked.
+    #: ``"unknown"`` when there are soft-fail notes, ``"off"`` when revocation is not checked,
+    #: ``"pending"`` when hard-fail could not establish it and the caller tolerated that.
     revocation: RevocationFact = "ok"
+    #: DER of every OCSP response the validation knew (fetched or cached), for long-term validation.
+    ocsp: tuple[bytes, ...] = ()
+    #: DER of every CRL the validation knew (fetched or configured).
+    crls: tuple[bytes, ...] = ()
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -275,6 +289,8 @@ class TrustStore:
         except ValueError as exc:
             raise PkiError(f"fetch allow-list: {exc}", code="pki.config") from None
         self.on_fetch = on_fetch
+        #: OCSP answers kept until their nextUpdate, shared by every validation of this store.
+        self.ocsp_cache = OcspCache(self._clock)
         self._max_extra = max_extra_intermediates
         self._asn1_anchors = [_to_asn1(c) for c in self.anchors]
         self._asn1_intermediates = [_to_asn1(c) for c in self.intermediates]
@@ -296,14 +312,28 @@ class TrustStore:
         """Raise ``certificate.wrong_agency`` unless ``cert`` may sign for ``sender``."""
         return self.binding.check(cert, sender)
 
-    def validation_context(self, *, at: dt.datetime | None = None,
-                           extra_certs: Sequence[x509.Certificate] = ()) -> ValidationContext:
-        """A fresh pyHanko ValidationContext with this store's anchors, CRLs and fetch policy."""
+    def validation_context(self, *, at: dt.datetime | None = None, extra_certs: Sequence[x509.Certificate] = (),
+                           revocation: RevocationMode | None = None) -> ValidationContext:
+        """A fresh pyHanko ValidationContext with this store's anchors, CRLs and fetch policy.
+
+        Inside :func:`pki.ltv.capturing` the context is recorded, so that what it fetched (a PDF
+        signature's OCSP answers and CRLs) is kept with the letter."""
+        context, _ = self._context(at=at, extra_certs=extra_certs, revocation=revocation)
+        captured = CAPTURE.get()
+        if captured is not None:
+            captured.append(context)
+        return context
+
+    def _context(self, *, at: dt.datetime | None, extra_certs: Sequence[x509.Certificate],
+                 revocation: RevocationMode | None) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
         moment = at or self._clock()
+        mode = revocation or self.revocation
         kwargs: dict[str, Any] = {}
+        backend = None
         if self.ocsp:  # the context closes the backend (and its session) with the validation
-            kwargs["fetcher_backend"] = OwnedFetcherBackend(GuardedFetcherBackend(
-                self.fetch_policy, session=self._http_session, on_fetch=self.on_fetch))
+            backend = GuardedFetcherBackend(self.fetch_policy, session=self._http_session, on_fetch=self.on_fetch,
+                                            cache=self.ocsp_cache)
+            kwargs["fetcher_backend"] = OwnedFetcherBackend(backend)
         return ValidationContext(
             trust_roots=self._asn1_anchors,
             other_certs=self._asn1_intermediates + [_to_asn1(c) for c in extra_certs[: self._max_extra]],
@@ -311,9 +341,9 @@ class TrustStore:
             allow_fetching=self.ocsp,
             crls=list(self._crls),
             ocsps=[],
-            revocation_mode="none" if self.revocation == "off" else self.revocation,
+            revocation_mode="none" if mode == "off" else mode,
             **kwargs,
-        )
+        ), backend
 
     async def validate_signer(self, cert: x509.Certificate, *, at: dt.datetime | None = None,
                               usage: Usage = "document-signing",
@@ -333,9 +363,11 @@ class TrustStore:
             self.stats["hits"] += 1
             if isinstance(entry.result, PkiError):
                 raise entry.result
-            return entry.result
+            return _captured(entry.result)
         pending = self._inflight.get(key)
-        if pending is not None and at is None:
+        if TOLERATE_UNKNOWN.get():  # a result only this caller may take: not shared, not cached
+            result = await self._validate(cert, moment, usage, intermediates)
+        elif pending is not None and at is None:
             result = await asyncio.shield(pending)
         else:
             future = asyncio.get_running_loop().create_future()
@@ -352,10 +384,12 @@ class TrustStore:
             self._store(key, result, moment)
         if isinstance(result, PkiError):
             raise result
-        return result
+        return _captured(result)
 
     def _store(self, key: tuple[str, str], result: ValidatedCert | PkiError, moment: dt.datetime) -> None:
         if isinstance(result, ValidatedCert):
+            if result.revocation == "pending":
+                return  # never reused: the next letter asks the responder again
             entry = _Entry(result, result.valid_from, result.valid_until)
         elif result.code in ("certificate.untrusted", "certificate.revoked", "certificate.key_usage",
                              "certificate.algorithm", "certificate.invalid"):
@@ -371,12 +405,15 @@ class TrustStore:
                         intermediates: Sequence[x509.Certificate]) -> ValidatedCert | PkiError:
         self.stats["validations"] += 1
         key_usage, ekus, eku_optional = _USAGES[usage]
-        context = self.validation_context(at=moment, extra_certs=intermediates)
+        context, backend = self._context(at=moment, extra_certs=intermediates, revocation=None)
         validator = CertificateValidator(_to_asn1(cert), validation_context=context)
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
             error = _map_error(exc)
+            if error.code == "certificate.revocation_unknown" and TOLERATE_UNKNOWN.get() \
+                    and self.revocation == "hard-fail" and backend is not None and backend.unreachable:
+                return await self._validate_pending(cert, moment, usage, intermediates, error)
             if error.code == "certificate.untrusted" and self.ocsp and self.on_fetch is not None:
                 # no path to an anchor: the leaf's revocation URLs are not fetched (its issuer URLs were
                 # refused by the path builder's fetcher); count them as refused for the same reason
@@ -396,7 +433,32 @@ class TrustStore:
             valid_until = min(valid_until, moment + self.negative_ttl)
         return ValidatedCert(cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert),
                              usage=usage, checked_at=moment, valid_from=min(valid_from, moment),
-                             valid_until=valid_until, soft_failures=notes, revocation=revocation)
+                             valid_until=valid_until, soft_failures=notes, revocation=revocation,
+                             ocsp=tuple(r.dump() for r in context.ocsps), crls=tuple(c.dump() for c in context.crls))
+
+    async def _validate_pending(self, cert: x509.Certificate, moment: dt.datetime, usage: str,
+                                intermediates: Sequence[x509.Certificate], error: PkiError) -> ValidatedCert | PkiError:
+        """Hard-fail could not reach the responders: all else is checked again under soft-fail, ``pending``."""
+        key_usage, ekus, eku_optional = _USAGES[usage]
+        context, _ = self._context(at=moment, extra_certs=intermediates, revocation="soft-fail")
+        validator = CertificateValidator(_to_asn1(cert), validation_context=context)
+        try:
+            path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
+        except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
+            return _map_error(exc)
+        finally:
+            await _close_context(context)
+        chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
+        return ValidatedCert(cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert),
+                             usage=usage, checked_at=moment, valid_from=moment, valid_until=moment,
+                             soft_failures=(error.message,), revocation="pending")
+
+
+def _captured(result: ValidatedCert) -> ValidatedCert:
+    captured = CAPTURE.get()
+    if captured is not None:
+        captured.append(result)
+    return result
 
 
 async def _close_context(context: ValidationContext) -> None:

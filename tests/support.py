@@ -323,11 +323,11 @@ async def trickle(host: str, port: int, head: bytes, first_bytes: bytes) -> tupl
 
 async def stored_counts(pool, tables=("messages", "deliveries", "receipts")) -> dict[str, int]:
     """Rows a submission can leave behind in ``tables``, and ``audit_events``: not start-up's
-    directory event, nor the ``message.rejected`` event that records a refusal (who, why and a
+    directory and trust-snapshot events, nor the ``message.rejected`` event that records a refusal (who, why and a
     digest, never the bytes). One definition, so "nothing stored" means the same in every test."""
     out = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
     out["audit_events"] = await pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'message.rejected')")
+        "SELECT count(*) FROM audit_events WHERE kind NOT IN ('directory.changed', 'trust.snapshot', 'message.rejected')")
     return out
 
 

@@ -13,6 +13,10 @@ A ZIP holding:
                             stretch from a letter event up to the signed checkpoint that covers it,
                             the letter's events in full and other events as leaf digests only
 ``gateway.pem``             the gateway certificate, for convenience: verify with the one you trust
+``validation/*``            what the letter's signature validation relied on, ``directory.json`` the
+                            sender's directory entry then (:mod:`gateway.audit.ltv_bundle`)
+``manifest.json``           every file's SHA-256, what the bundle relies on, and the names of
+                            ``evidence-records/*`` entries (RFC 4998) when present
 
 ``gateway audit verify bundle.zip --cert gateway.pem`` checks each proof
 file, every checkpoint signature, and that ``received.xml`` and every
@@ -33,7 +37,7 @@ from asyncpg.pool import PoolConnectionProxy
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.audit import timeline
+from gateway.audit import ltv_bundle, timeline
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
 from gateway.storage import parts as parts_store
@@ -81,13 +85,16 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
         # storage.Executor names Pool and Connection; a pool's connection proxy is one at run time
         recs = await receipts.for_message(conn, pk)
         related = await search.related(conn, m["message_id"])
+        ltv_files, ltv_manifest = await ltv_bundle.entries(conn, sender=m["sender"], events=events)
     steps, dels = await timeline.build(pool, m)
     buf = io.BytesIO()
+    listed: dict[str, str] = {}
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         def put(name: str, data: bytes) -> None:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: same letter, same bytes
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
+            listed[name] = hashlib.sha256(data).hexdigest()
 
         put("received.xml", m["received"])
         put("forwarded.xml", m["forwarded"])
@@ -106,6 +113,8 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
             put(f"related/{r['message_type']}-{r['pk']}.xml", r["received"])
         for i, p in enumerate(proofs, start=1):
             put(f"chain-{i:03d}.jsonl", p)
+        for name in sorted(ltv_files):
+            put(name, ltv_files[name])
         if certificate is not None:
             put("gateway.pem", certificate.public_bytes(serialization.Encoding.PEM))
         put("letter.json", json.dumps({
@@ -121,5 +130,11 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
             "timeline": [{"at": s.at.isoformat(), "kind": s.kind, "th": s.label_th, "en": s.label_en,
                           "agency": s.agency, "audit_seq": s.seq} for s in steps],
             "audit_events": [e["seq"] for e in events],
+        }, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
+        put("manifest.json", json.dumps({
+            "format": ltv_bundle.MANIFEST_FORMAT, **ltv_manifest, "files": listed,
+            # hook for RFC 4998 evidence records: entries evidence-records/* are listed here and handed to
+            # the evidence-record verifier by gateway.audit.ltv_check
+            "evidence_records": sorted(n for n in listed if n.startswith("evidence-records/")),
         }, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
     return buf.getvalue()

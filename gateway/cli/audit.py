@@ -11,19 +11,22 @@ import argparse
 import datetime as dt
 import getpass
 import sys
+import zipfile
 from pathlib import Path
 
 import aiohttp
 from cryptography import x509
 
 from gateway.audit import live
+from gateway.audit.evidence import build_bundle
 from gateway.audit.export import drop_archived, export_next
+from gateway.audit.ltv_check import check_bundle_at
 from gateway.audit.renewal import RenewalError, RenewalPolicy
 from gateway.audit.renewal import renew as run_renewal
 from gateway.audit.sealer import ChainSealer
 from gateway.audit.signing import load_certificate
 from gateway.audit.tsa import check_checkpoints, http_digest_stamper
-from gateway.audit.verify import load_files, parse_export, verify_path
+from gateway.audit.verify import Problem, load_files, parse_export, verify_path
 from gateway.audit.wiring import signer_from_settings
 from gateway.cli.common import actor, now, open_pool
 from gateway.core.clock import SystemClock
@@ -50,17 +53,37 @@ async def verify(args: argparse.Namespace) -> int:
         print("gateway: --cert (the gateway certificate, PEM) is required", file=sys.stderr)
         return 2
     cert = _cert(args.cert)
+    try:
+        at = _day(args.at) if getattr(args, "at", None) else None
+    except ValueError:
+        print(f"gateway: --at {args.at!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
     if args.database:
         _, pool = await open_pool(args)
         try:
             rep = await live.verify_database(pool, cert)
+            for pk in getattr(args, "letter", None) or []:
+                bundle = await build_bundle(pool, pk, certificate=cert)
+                if bundle is None:
+                    rep.problems.append(Problem(None, "format", f"letter {pk} is not in the database"))
+                elif at is not None:
+                    one = await check_bundle_at(bundle, cert, at=at)
+                    rep.problems += one.problems
+                    rep.notes += [f"letter {pk}: {n}" for n in one.notes]
         finally:
             await pool.close()
     else:
         if not args.path:
             print("gateway: give an archive file, a directory, a bundle, or --database", file=sys.stderr)
             return 2
-        rep = verify_path(Path(args.path), cert)
+        path = Path(args.path)
+        if at is not None and path.is_file() and zipfile.is_zipfile(path):
+            rep = await check_bundle_at(path.read_bytes(), cert, at=at)
+        else:
+            rep = verify_path(path, cert)
+            if at is not None:
+                rep.notes.append("archive files carry each letter's validation report by name only (signed); "
+                                 "judge a letter --at a date from its evidence bundle or --database --letter")
         try:
             stamped = [c for name, data in load_files(Path(args.path)) if name.endswith(".jsonl")
                        for c in parse_export(name, data).checkpoints if c.get("tsa_token")]
@@ -69,6 +92,11 @@ async def verify(args: argparse.Namespace) -> int:
         await check_checkpoints(rep, stamped)
     print(rep.summary())
     return 0 if rep.ok else 1
+
+
+def _day(text: str) -> dt.datetime:
+    """``YYYY-MM-DD`` as the start of that day, UTC (the verifier's now)."""
+    return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=dt.UTC)
 
 
 async def export(args: argparse.Namespace) -> int:

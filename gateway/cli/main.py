@@ -140,6 +140,11 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     v.add_argument("path", nargs="?", help="archive file, directory of archives, or evidence bundle (.zip)")
     v.add_argument("--cert", help="the gateway certificate (PEM or DER)")
     v.add_argument("--database", action="store_true", help="verify the chain in the database")
+    v.add_argument("--at", help="the verifier's now (YYYY-MM-DD): judge each letter's signature at its proven "
+                                "signing time from the kept validation material only (bundles; --database with "
+                                "--letter)")
+    v.add_argument("--letter", type=int, action="append", default=[],
+                   help="with --database and --at: also judge this letter (pk) from the database; repeatable")
     v.set_defaults(run="audit:verify")
     e = a.add_parser("export", help="export the next closed range (up to a checkpoint) to a file")
     add_common_options(e)

@@ -137,6 +137,12 @@ class Settings:
     """Comma-separated PEM files of intermediate CAs."""
     revocation: Revocation = "soft-fail"
     """Revocation checking of signer certificates: hard-fail, soft-fail or off."""
+    validation_pending_hours: float = 24.0
+    """Under hard-fail: how long a letter whose author's revocation status cannot be established
+    (responders unreachable) waits in the validation-pending state, re-checked with backoff, before it
+    is refused with a notifier to the sender; 0 refuses such letters at once."""
+    validation_recheck_s: float = 30.0
+    """First wait before a validation-pending letter is checked again; doubled each time, at most 30 min."""
     crl_files: str = ""
     """Comma-separated CRL files (PEM or DER) the trust store knows from start-up, for CAs whose
     certificates name no CRL or OCSP URL the gateway can reach; read once at start-up (restart to

@@ -37,16 +37,19 @@ from gateway.core.parts import SpooledPart
 from gateway.core.receipts import submission_receipt
 from gateway.core.sealing import Sealer
 from gateway.exchange.stamps import Stamps
+from gateway.exchange.validation import ValidationRecorder, pending_receipt
 from gateway.intake.checks import CheckedEnvelope, Intake
 from gateway.intake.limits import Admission
 from gateway.storage import audit, db, messages
 from gateway.storage import lists as lists_store
+from gateway.storage import ltv as ltv_store
 from gateway.storage import parts as parts_store
 from gateway.storage.batching import GroupCommitter
 from gateway.storage.deliveries import DeliveryStatus
 from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
 from gateway.storage.receipts import first_status
 from pki.errors import PkiError
+from pki.ltv import Capture, capturing, tolerating_unknown_revocation
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +64,8 @@ class SubmitResult:
     """The signed submission receipt (the same bytes for a repeated submission)."""
     duplicate: bool
     sha256: str
+    pending: bool = False
+    """Accepted into validation-pending: held, not forwarded, until the revocation check completes."""
 
 
 def _db_retry() -> tenacity.AsyncRetrying:
@@ -76,8 +81,13 @@ class Acceptance:
     def __init__(self, *, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
                  adapters: Mapping[str, Adapter], ttl_s: float, clock: Clock, metrics: Metrics,
                  stamps: Stamps, admission: Admission | None, wake: Callable[[], None],
-                 gateway_code: str) -> None:
+                 gateway_code: str, validation: ValidationRecorder | None = None,
+                 pending_s: float = 0.0) -> None:
         self.pool = pool
+        #: Keeps each letter's validation material (``None``: not kept, e.g. signatures off).
+        self.validation = validation
+        #: How long a letter may wait in validation-pending (0: no such state; hard-fail refuses).
+        self.pending_s = pending_s
         self.directory = directory
         self.intake = intake
         self.sealer = sealer
@@ -109,16 +119,31 @@ class Acceptance:
                 self.metrics.rejected.labels(code=exc.code).inc()
                 raise
         try:
-            checked = await self.intake.check(data, agency=agency, channel=channel, parts=parts)
+            checked, capture = await self._check(data, agency=agency, channel=channel, parts=parts)
         except (GatewayError, PkiError) as exc:
             self.metrics.rejected.labels(code=exc.code).inc()
             await self._record_rejection(agency, channel, data, exc)
             raise
         try:
-            return await self.store(checked, channel=channel, evidence=evidence, resend_guard=resend_guard)
+            return await self.store(checked, channel=channel, evidence=evidence, resend_guard=resend_guard,
+                                    capture=capture)
         except Conflict as exc:  # the message id was used for other bytes, or the letter was sent otherwise
             await self._record_rejection(agency, channel, data, exc)
             raise
+
+    async def _check(self, data: bytes, *, agency: str, channel: str,
+                     parts: Mapping[str, SpooledPart] | None) -> tuple[CheckedEnvelope, Capture]:
+        """Intake's checks, capturing what they validated. Under hard-fail, a signer whose revocation
+        status cannot be established (responders unreachable) is checked once more with everything
+        but that, and the letter goes to validation-pending (when ``pending_s`` allows it)."""
+        with capturing() as capture:
+            try:
+                return await self.intake.check(data, agency=agency, channel=channel, parts=parts), capture
+            except PkiError as exc:
+                if exc.code != "certificate.revocation_unknown" or self.pending_s <= 0:
+                    raise
+        with capturing() as capture, tolerating_unknown_revocation():
+            return await self.intake.check(data, agency=agency, channel=channel, parts=parts), capture
 
     async def _record_rejection(self, agency: str, channel: str, data: bytes,
                                 exc: GatewayError | PkiError) -> None:
@@ -135,13 +160,19 @@ class Acceptance:
                         error=f"{type(err).__name__}: {err}")
 
     async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None,
-                    resend_guard: str | None = None) -> SubmitResult:
+                    resend_guard: str | None = None, capture: Capture | None = None) -> SubmitResult:
         env = checked.envelope
         h = env.header
         now = self.clock.now()
-        receipt = self.sealer.sign_receipt(submission_receipt(
-            message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex, at=now,
-            gateway_code=self.gateway_code))
+        pending = capture is not None and capture.pending
+        if capture is not None and self.validation is not None:
+            checked.facts.update(await self.validation.record(capture, checked.facts,
+                                                              directory_version=self.directory.version))
+        receipt = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
+                                     at=now, gateway_code=self.gateway_code)
+        if pending:
+            receipt = pending_receipt(receipt)
+        receipt = self.sealer.sign_receipt(receipt)
         forwarded = self.sealer.seal_envelope(checked.raw)
         recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
@@ -158,7 +189,7 @@ class Acceptance:
             speed=letter.speed.value if letter else None, secrecy=letter.secrecy.value if letter else None,
             channel=channel, received_sha256=checked.sha256, received=checked.raw, forwarded=forwarded,
             evidence=evidence, receipt=receipt, accepted_at=now,
-            expires_at=now + dt.timedelta(seconds=self.ttl_s), deliveries=new_deliveries,
+            expires_at=now + dt.timedelta(seconds=self.ttl_s), deliveries=[] if pending else new_deliveries,
             notifier_kind=notifier.kind.value if notifier else None,
             registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
             resend_guard=resend_guard if letter is not None else None,
@@ -169,14 +200,17 @@ class Acceptance:
                    **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
                       if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
                    **({"notifier": notifier.kind.value} if notifier else {}),
+                   **({"validation_pending": True} if pending else {}),
                    **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
                    **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
         )
         parts = checked.parts
 
+        held = new_deliveries if pending else []
+
         async def insert() -> int | SentOtherwise | None:
-            if parts or expansions:
-                return await self._insert_alone(new, parts, expansions)
+            if parts or expansions or held:
+                return await self._insert_alone(new, parts, expansions, held)
             return await self.committer.submit(new)
 
         try:
@@ -197,10 +231,10 @@ class Acceptance:
             await self.stamps.make(pk, h, notifier)
         log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(new_deliveries),
                  message_pk=pk)
-        if any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
+        if not pending and any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
             self._wake()
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
-                            sha256=checked.sha256_hex)
+                            sha256=checked.sha256_hex, pending=pending)
 
     def _expand(self, sender: str, explicit: Sequence[str], lists: Sequence[DistributionList],
                 ) -> tuple[list[str], list[lists_store.Expansion]]:
@@ -227,7 +261,8 @@ class Acceptance:
         return recipients, out
 
     async def _insert_alone(self, new: NewMessage, spooled: Sequence[SpooledPart],
-                            expansions: Sequence[lists_store.Expansion]) -> int | SentOtherwise | None:
+                            expansions: Sequence[lists_store.Expansion],
+                            held: Sequence[NewDelivery] = ()) -> int | SentOtherwise | None:
         """A letter with files beside it or sent to distribution lists: its own transaction (too big
         to share a group commit): the files copied from the spool chunk by chunk, the lists' frozen
         expansions recorded; all of it commits or none."""
@@ -237,6 +272,11 @@ class Acceptance:
                 if spooled:
                     await parts_store.insert(conn, pk, spooled)
                 await lists_store.record_expansions(conn, pk, expansions)
+                if held:  # validation-pending: the deliveries wait beside the letter, not claimable
+                    await ltv_store.add_pending(conn, pk, [
+                        {"id": str(d.id), "recipient": d.recipient, "route": d.route, "status": d.status,
+                         "expires_at": new.expires_at.isoformat(), "bulk": len(held) > 50} for d in held],
+                        since=new.accepted_at, deadline=new.accepted_at + dt.timedelta(seconds=self.pending_s))
             return pk
 
     async def _duplicate(self, sender: str, message_id: str, sha256: bytes) -> SubmitResult:

@@ -32,6 +32,7 @@ from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.exchange.route_notices import RouteNotices
 from gateway.exchange.stamps import Stamps
 from gateway.exchange.status import Status
+from gateway.exchange.validation import ValidationRecorder
 from gateway.exchange.withdraw import Withdrawals
 from gateway.intake.checks import Intake
 from gateway.intake.limits import Admission
@@ -60,7 +61,10 @@ class Exchange:
 def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, sealer: Sealer,
                    adapters: Mapping[str, Adapter], receipts: ReceiptFactory, acks: AckVerifier, ttl_s: float,
                    clock: Clock, metrics: Metrics, wake: Callable[[], None], gateway_code: str,
-                   stamp_received: bool, admission: Admission | None) -> Exchange:
+                   stamp_received: bool, admission: Admission | None, validation: ValidationRecorder | None = None,
+                   pending_s: float = 0.0) -> Exchange:
+    """``validation``: keeps each letter's validation material (:mod:`gateway.exchange.validation`); with
+    it and ``pending_s``, validation-pending is possible."""
     stamps = Stamps(pool=pool, directory=directory, clock=clock, enabled=stamp_received)
     if intake.lists is None:  # distribution lists live in this database (gateway.storage.lists)
         intake.lists = lists_store.source(pool)
@@ -68,7 +72,8 @@ def build_exchange(*, pool: asyncpg.Pool, directory: Directory, intake: Intake, 
         directory=directory,
         accept=Acceptance(pool=pool, directory=directory, intake=intake, sealer=sealer, adapters=adapters,
                           ttl_s=ttl_s, clock=clock, metrics=metrics, stamps=stamps, admission=admission,
-                          wake=wake, gateway_code=gateway_code),
+                          wake=wake, gateway_code=gateway_code, pending_s=pending_s if validation else 0.0,
+                          validation=validation),
         status=Status(pool=pool),
         withdrawals=Withdrawals(pool=pool, clock=clock),
         inbox=PullInbox(pool=pool, clock=clock, metrics=metrics, acks=acks, receipts=receipts, wake=wake,

@@ -13,6 +13,7 @@ from gateway.core.errors import NotFound
 from gateway.exchange.records import LetterRef, OutboundItem
 from gateway.storage import deliveries, letters, messages
 from gateway.storage import lists as lists_store
+from gateway.storage import ltv as ltv_store
 from gateway.storage.deliveries import DeliveryStatus
 
 
@@ -58,6 +59,8 @@ class Status:
             "letter_number": rec.letter_number, "subject": rec.subject,
             "accepted_at": rec.accepted_at.isoformat(), "sha256": rec.received_sha256.hex(),
             "resent_as": resent,
+            # held until the author's revocation check completes, or refused by it (issue 16)
+            "validation": await ltv_store.validation_state(self.pool, rec.pk),
             "summary": summary.to_dict(),
             "next": dels[-1].recipient if more else None,
             "recipients": [

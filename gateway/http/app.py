@@ -116,7 +116,14 @@ async def _exchange(app: web.Application) -> AsyncIterator[None]:
     lists = app[keys.DIRECTORY_LISTS]
     await live.start(lists=lists)
     task = asyncio.create_task(dispatcher.run()) if settings.dispatch.enabled else None
+    if services.exchange.accept.validation is not None:  # a changed trust store is a new dated snapshot now
+        await services.exchange.accept.validation.snapshot()
+    # letters held in validation-pending (hard-fail, responders unreachable) are re-checked in the background
+    pending = asyncio.create_task(services.pending.run()) if services.pending is not None else None
     yield
+    if pending is not None and services.pending is not None:
+        services.pending.stop()
+        await pending
     await live.stop()
     if task is not None:
         await dispatcher.stop()

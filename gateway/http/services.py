@@ -24,7 +24,9 @@ from gateway.core.sealing import Sealer
 from gateway.core.settings import Settings
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.retry import RetryPolicy
+from gateway.exchange.pending import PendingChecks, PendingGauges
 from gateway.exchange.service import Exchange, build_exchange
+from gateway.exchange.validation import ValidationRecorder
 from gateway.intake.checks import Intake, Verifier
 from gateway.intake.limits import Admission
 from gateway.storage import deliveries
@@ -36,6 +38,8 @@ from pki.trust import TrustStore
 class Services:
     exchange: Exchange
     dispatcher: Dispatcher
+    #: Re-checks letters held in validation-pending (None when that state cannot arise).
+    pending: PendingChecks | None = None
 
 
 def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directory, sealer: Sealer,
@@ -44,7 +48,10 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                    trust_store: TrustStore | None = None, with_admission: bool = False) -> Services:
     """``trust_store`` verifies offices' signed acknowledgements; without it a signed ack is refused,
     never kept unverified. ``http`` ``None`` (the CLI): only the pull and folder adapters."""
-    acks = AckVerifier(trust_store)
+    # what each signed letter's and ack's validation relied on is kept (issue 16) where signatures are checked
+    validation = ValidationRecorder(pool=pool, trust=trust_store, clock=clock) \
+        if trust_store is not None and verifier is not None else None
+    acks = AckVerifier(trust_store, record=validation.record_ack if validation is not None else None)
     adapters: dict[str, Adapter] = {"pull": PullAdapter(), "folder": FolderAdapter()}
     if http is not None:
         adapters["push"] = PushAdapter(http, timeout_s=settings.dispatch.request_timeout_s, acks=acks)
@@ -63,5 +70,15 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                       verifier=verifier, pdf_checker=pdf_checker),
         sealer=sealer, adapters=adapters, receipts=receipts, acks=acks, ttl_s=retry.ttl_s, clock=clock,
         metrics=metrics, wake=dispatcher.wake, gateway_code=settings.gateway_code,
-        stamp_received=settings.stamp_received, admission=admission)
-    return Services(exchange=exchange, dispatcher=dispatcher)
+        stamp_received=settings.stamp_received, admission=admission,
+        validation=validation,
+        pending_s=settings.validation_pending_hours * 3600 if settings.revocation == "hard-fail" else 0.0)
+    pending = None
+    accept = exchange.accept
+    if accept.pending_s > 0 and trust_store is not None:
+        pending = PendingChecks(pool=pool, trust=trust_store, recorder=accept.validation, clock=clock,
+                                directory=directory, adapters=adapters, sealer=sealer,
+                                gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
+                                gauges=PendingGauges(metrics.registry), allow_sha1=settings.allow_sha1,
+                                first_s=settings.validation_recheck_s)
+    return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)

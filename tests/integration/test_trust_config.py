@@ -44,9 +44,10 @@ def revoked_signer(dev_pki, tmp_path_factory):
 async def test_crl_files_setting_reaches_the_trust_store(crl_file, code, revoked_signer, make_client, pool):
     signer, d = revoked_signer
     kw = {"crl_files": str(d / crl_file)} if crl_file else {}
-    # hard-fail needs a host to fetch from (the development CAs name none): the CRL's own, which never answers
+    # hard-fail needs a host to fetch from (the development CAs name none): the CRL's own, which never answers;
+    # no validation-pending time, so that the unreachable control is refused at once (tests/ltv holds it instead)
     client = await make_client(require_signature=True, seal=True, revocation="hard-fail",
-                               fetch_allow="127.0.0.1:9", **kw)
+                               fetch_allow="127.0.0.1:9", validation_pending_hours=0, **kw)
     data = sign_envelope(letter_bytes(sender=OPM, recipients=(CMI,)), signer)
     r = await client.post("/v1/messages", data=data, headers=auth())
     assert r.status == 422 and (await r.json())["code"] == code

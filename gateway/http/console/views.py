@@ -23,6 +23,7 @@ from gateway.http.console import check_csrf
 from gateway.http.console.errors import page_for
 from gateway.intake.limits import Throttled
 from gateway.storage import lists as lists_store
+from gateway.storage import ltv as ltv_store
 from gateway.storage import search, users
 from gateway.storage.search import LetterFilter
 from gateway.storage.users import Role
@@ -193,7 +194,10 @@ async def queues_page(request: web.Request) -> Page:
     user = await need(request, *STAFF)
     rows = await search.queue_by_destination(request.app[keys.POOL])
     now = request.app[keys.CLOCK].now()
-    return {"rows": rows, "now": now, "user": user, "directory": request.app[keys.DIRECTORY]}
+    pending, oldest = await ltv_store.pending_stats(request.app[keys.POOL])
+    return {"rows": rows, "now": now, "user": user, "directory": request.app[keys.DIRECTORY],
+            "pending": pending, "pending_oldest": oldest,
+            "pending_age_min": int((now - oldest).total_seconds() // 60) if oldest else 0}
 
 
 @aiohttp_jinja2.template("dead.html")

@@ -1,0 +1,92 @@
+"""Keeping each accepted letter's validation material (issue 16; the design is in :mod:`pki.ltv`).
+
+:class:`ValidationRecorder` turns what intake validated (a :class:`pki.ltv.Capture`) into items in
+PostgreSQL and two facts for the letter's audit event: ``validation_sha256`` (the report; the signed
+chain thereby vouches for it and everything it names) and ``trust_snapshot`` (the trust-anchor set
+version in force). The directory version in force is recorded as ``directory_version``.
+
+Cost on the submit path: the report is the only item that changes from letter to letter (and not
+even it while the trust store's cached result is reused); items this process already stored are not
+sent again (a set of names in memory), so a letter costs one small ``INSERT .. ON CONFLICT DO
+NOTHING``, and nothing at all when its report was stored before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from lxml import etree
+
+from gateway.core import xml
+from gateway.core.clock import Clock
+from gateway.storage import ltv as store
+from pki.ltv import Capture, record_of, trust_snapshot
+from pki.trust import TrustStore
+
+
+class ValidationRecorder:
+    def __init__(self, *, pool: asyncpg.Pool, trust: TrustStore, clock: Clock, max_known: int = 200_000) -> None:
+        self.pool = pool
+        self.trust = trust
+        self.clock = clock
+        self._known: set[str] = set()
+        self._max_known = max_known
+        self._snapshot: store.TrustVersion | None = None
+        self._snapshot_key: tuple[Any, Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> store.TrustVersion:
+        """The trust store's snapshot version, recorded (with an audit event) when it changed."""
+        key = (self.trust.anchors, self.trust.intermediates)  # held, so compared by identity safely
+        held = self._snapshot_key
+        if self._snapshot is not None and held is not None and held[0] is key[0] and held[1] is key[1]:
+            return self._snapshot  # the same sets as last time: nothing to hash on the submit path
+        items, sha = trust_snapshot(self.trust.anchors, self.trust.intermediates)
+        if self._snapshot is not None and self._snapshot.sha256 == sha:
+            self._snapshot_key = key
+            return self._snapshot
+        async with self._lock:
+            if self._snapshot is None or self._snapshot.sha256 != sha:
+                self._snapshot = await store.trust_version(self.pool, sha, items, at=self.clock.now())
+                self._known.update(items)
+            self._snapshot_key = key
+        return self._snapshot
+
+    async def record(self, capture: Capture, facts: Mapping[str, Any], *, directory_version: int | None,
+                     role: str = "author") -> dict[str, Any]:
+        """Store the material of one acceptance (``role``: whose signature, ``author`` or ``ack``); the
+        facts to add to its audit event."""
+        if capture.empty:
+            return {}
+        snap = await self.snapshot()
+        rec = record_of(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
+                        roles=[role])
+        new = {k: v for k, v in rec.items.items() if k not in self._known}
+        if new:
+            await store.put_items(self.pool, new, at=self.clock.now())
+            if len(self._known) > self._max_known:
+                self._known.clear()
+            self._known.update(new)
+        return {"validation_sha256": rec.report_sha256, "trust_snapshot": snap.version,
+                "directory_version": directory_version, "validation": rec.report["bottom_line"]}
+
+    async def record_ack(self, capture: Capture, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`record` for an office's signed acknowledgement (``AckVerifier.record``)."""
+        return await self.record(capture, facts, directory_version=None, role="ack")
+
+
+#: Kind of the submission receipt of a letter accepted into validation-pending.
+PENDING_KIND = "submission-pending"
+
+
+def pending_receipt(receipt: bytes) -> bytes:
+    """The unsigned submission receipt with Kind ``submission-pending``: the gateway holds the letter
+    and has not forwarded it; a delivery receipt or a refusal notifier follows."""
+    root = xml.parse(receipt)
+    kind = root.find(f"{{{xml.ENVELOPE_NS}}}Receipt/{{{xml.ENVELOPE_NS}}}Kind")
+    assert kind is not None  # the gateway built this receipt
+    kind.text = PENDING_KIND
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))

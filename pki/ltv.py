@@ -1,0 +1,171 @@
+"""Long-term validation material: what a signature's validation relied on, kept as it was.
+
+A signature checked today must still be provable in 2040, after its certificates expired, a CA was
+revoked and the responders are gone. So at acceptance the gateway keeps, for every certificate it
+validated (the author's XML signature, the main PDF's PAdES signatures, an office's signed
+acknowledgement), the full path, every OCSP answer and CRL the validation used (those covering the
+OCSP responder's own certificate included: pyHanko fetches them into the same context), the facts
+and the bottom line, and the trust-anchor snapshot in force (ETSI's B-LT material).
+
+**Content addressed.** Each item (a certificate, an OCSP answer, a CRL, a report, a trust snapshot)
+is named by the SHA-256 of its bytes and stored once however many letters rely on it: thousands of
+letters signed with one agency key within one OCSP period share every item except their report, and
+the report itself is shared while the trust store's cached result is reused. :class:`Record` is one
+letter's set: ``items`` (sha256 hex -> (kind, bytes)) and the ``report`` naming them.
+
+**Capture without plumbing.** :func:`capturing` sets a context variable that
+:meth:`pki.trust.TrustStore.validate_signer` and :meth:`~pki.trust.TrustStore.validation_context`
+append to, so what intake validated is gathered wherever in the verifier it happened;
+:func:`tolerating_unknown_revocation` lets hard-fail answer ``revocation="pending"`` instead of
+refusing (the validation-pending state; the gateway re-checks later).
+
+The report is canonical JSON (sorted keys, no spaces): the same facts give the same bytes, hence
+the same name, and the audit chain records that name (``validation_sha256``), so the signed chain
+vouches for the report and the report for every item.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko_certvalidator import ValidationContext
+
+from pki.trust import CAPTURE, TOLERATE_UNKNOWN, ValidatedCert
+
+__all__ = ["REPORT_FORMAT", "TRUST_FORMAT", "Capture", "Record", "capturing", "canonical", "record_of",
+           "sha256_hex", "trust_snapshot", "tolerating_unknown_revocation"]
+
+REPORT_FORMAT = "saraban-validation/1"
+TRUST_FORMAT = "saraban-trust-snapshot/1"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON: one byte string per value (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class Capture:
+    """What the trust store validated while :func:`capturing` was active, in order."""
+
+    validated: list[ValidatedCert] = field(default_factory=list)
+    contexts: list[ValidationContext] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        """Some certificate's revocation could not be established (validation-pending)."""
+        return any(v.revocation == "pending" for v in self.validated)
+
+    @property
+    def empty(self) -> bool:
+        return not self.validated and not self.contexts
+
+
+@contextlib.contextmanager
+def capturing() -> Iterator[Capture]:
+    """Collect this task's validations (see the module docstring)."""
+    found: list[Any] = []
+    token = CAPTURE.set(found)
+    cap = Capture()
+    try:
+        yield cap
+    finally:
+        CAPTURE.reset(token)
+        for item in found:
+            (cap.validated if isinstance(item, ValidatedCert) else cap.contexts).append(item)
+
+
+@contextlib.contextmanager
+def tolerating_unknown_revocation() -> Iterator[None]:
+    token = TOLERATE_UNKNOWN.set(True)
+    try:
+        yield
+    finally:
+        TOLERATE_UNKNOWN.reset(token)
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One letter's validation material: the items and the report that names them."""
+
+    #: sha256 hex -> (kind, bytes); kinds: cert, ocsp, crl, report, trust.
+    items: Mapping[str, tuple[str, bytes]]
+    #: SHA-256 (hex) of the report, itself one of ``items``.
+    report_sha256: str
+    #: The report as a dict (what ``items[report_sha256]`` holds, decoded).
+    report: Mapping[str, Any]
+
+
+def trust_snapshot(anchors: Sequence[x509.Certificate], intermediates: Sequence[x509.Certificate],
+                   ) -> tuple[dict[str, tuple[str, bytes]], str]:
+    """Items of a trust-anchor set and the SHA-256 of its snapshot document (its identity)."""
+    items: dict[str, tuple[str, bytes]] = {}
+    names: dict[str, list[str]] = {"anchors": [], "intermediates": []}
+    for role, certs in (("anchors", anchors), ("intermediates", intermediates)):
+        for cert in certs:
+            der = _der(cert)
+            sha = sha256_hex(der)
+            items[sha] = ("cert", der)
+            names[role].append(sha)
+    doc = canonical({"format": TRUST_FORMAT, "anchors": sorted(names["anchors"]),
+                     "intermediates": sorted(names["intermediates"])})
+    sha = sha256_hex(doc)
+    items[sha] = ("trust", doc)
+    return items, sha
+
+
+def _put(items: dict[str, tuple[str, bytes]], kind: str, data: bytes) -> str:
+    sha = sha256_hex(data)
+    items.setdefault(sha, (kind, data))
+    return sha
+
+
+def record_of(capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
+              trust_version: int | None, roles: Sequence[str] = ()) -> Record:
+    """The material of one acceptance: each validated certificate (``roles[i]`` names the i-th,
+    else ``signer``), the revocation data of each other context (a PDF signature's), the facts
+    (scalars only) and the bottom line."""
+    items: dict[str, tuple[str, bytes]] = {}
+    signatures = []
+    for i, v in enumerate(capture.validated):
+        signatures.append({
+            "role": roles[i] if i < len(roles) else "signer",
+            "usage": v.usage,
+            "path": [_put(items, "cert", _der(c)) for c in v.path],
+            "ocsp": sorted({_put(items, "ocsp", d) for d in v.ocsp}),
+            "crls": sorted({_put(items, "crl", d) for d in v.crls}),
+            "revocation": v.revocation,
+            "checked_at": v.checked_at.astimezone(dt.UTC).isoformat(),
+            "soft_failures": list(v.soft_failures),
+        })
+    for ctx in capture.contexts:
+        ocsps = sorted({_put(items, "ocsp", r.dump()) for r in ctx.ocsps})
+        crls = sorted({_put(items, "crl", c.dump()) for c in ctx.crls})
+        if ocsps or crls:
+            signatures.append({"role": "pdf", "usage": "document-signing", "path": [], "ocsp": ocsps,
+                               "crls": crls, "revocation": "ok", "checked_at": ctx.moment.isoformat(),
+                               "soft_failures": []})
+    scalar = {k: v for k, v in facts.items() if isinstance(v, (str, bool, int)) or v is None}
+    pending = any(s["revocation"] == "pending" for s in signatures)
+    report = {"format": REPORT_FORMAT, "trust_snapshot": trust_sha256, "trust_version": trust_version,
+              "facts": scalar, "signatures": signatures,
+              "bottom_line": "pending" if pending else "valid"}
+    data = canonical(report)
+    sha = _put(items, "report", data)
+    return Record(items=items, report_sha256=sha, report=report)
