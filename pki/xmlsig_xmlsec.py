@@ -47,7 +47,7 @@ from pki.xmlsig_signxml import signature_schemas
 __all__ = ["XMLSEC_VERSION", "check_linked", "verify_with_xmlsec"]
 
 #: The libxmlsec1 version the binding was built with, e.g. ``(1, 3, 9)``.
-XMLSEC_VERSION: Final = xmlsec.get_libxmlsec_version()
+XMLSEC_VERSION: Final[tuple[int, ...]] = getattr(xmlsec, "get_libxmlsec_version", lambda: (0,))()  # not in its stubs
 _C = xmlsec.constants
 _REFERENCE_TRANSFORMS: Final = (_C.TransformExclC14N, _C.TransformEnveloped, _C.TransformSha256,
                                 _C.TransformSha384, _C.TransformSha512)
