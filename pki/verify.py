@@ -239,7 +239,8 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
     xades = bool(grandchildren(signature, DS + "Object", XADES + "QualifyingProperties"))
     try:
         results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
-                                  {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1)
+                                  {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,
+                                  certs=[cert, *check.extra_certs])
         # The elements handed downstream must be the very ones whose bytes were digested.
         for uri, result in zip(uris, results, strict=False):
             if result.signed_xml is not resolved[uri]:

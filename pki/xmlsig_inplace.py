@@ -48,6 +48,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -81,11 +82,12 @@ class _NotHere(Exception):
 
 def verify_detached(root: etree._Element, signature: etree._Element, signature_index: int,
                     cert: x509.Certificate, uris: Sequence[str], resolved: dict[str, etree._Element], *,
-                    xades: bool, allow_sha1: bool) -> list[VerifyResult]:
+                    xades: bool, allow_sha1: bool,
+                    certs: Sequence[x509.Certificate] | None = None) -> list[VerifyResult]:
     """One result per reference (SignedInfo order) whose ``signed_xml`` is the in-tree element, or
     :class:`pki.errors.SignatureError` (from signxml, which judges every signature the fast path does not
     accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`."""
-    results = verify_in_place(signature, cert, uris, resolved, xades=xades)
+    results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs)
     if results is not None:
         return results
     return run_signxml(root, signature_index, cert, len(uris), xades=xades, allow_sha1=allow_sha1,
@@ -93,16 +95,21 @@ def verify_detached(root: etree._Element, signature: etree._Element, signature_i
 
 
 def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
-                    resolved: dict[str, etree._Element], *, xades: bool) -> list[VerifyResult] | None:
-    """The results when the signature verifies in the shape described in the module docstring, else None."""
+                    resolved: dict[str, etree._Element], *, xades: bool,
+                    certs: Sequence[x509.Certificate] | None = None) -> list[VerifyResult] | None:
+    """The results when the signature verifies in the shape described in the module docstring, else None.
+
+    ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
+    """
     try:
-        return _verify(signature, cert, uris, resolved, xades)
+        return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs)
     except (_NotHere, InvalidSignature, PkiError, ValueError, TypeError, KeyError, IndexError, binascii.Error):
         return None
 
 
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
-            resolved: dict[str, etree._Element], xades: bool) -> list[VerifyResult]:
+            resolved: dict[str, etree._Element], xades: bool,
+            certs: Sequence[x509.Certificate]) -> list[VerifyResult]:
     if any(c.tag not in _SIGNATURE_CHILDREN for c in signature):
         raise _NotHere
     key_info = child(signature, DS + "KeyInfo")
@@ -127,15 +134,14 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
         if element.tag == _SIGNED_PROPERTIES:
             signed_properties = element
         digested.append((canonical, element))
-    method = SignatureMethod(signed_info[1].get("Algorithm"))
-    _check_value(cert, method, base64.b64decode(value_el.text or ""), c14n(signed_info))
+    _check_value(cert, signed_info[1].get("Algorithm"), base64.b64decode(value_el.text or ""), c14n(signed_info))
     if xades:
         if signed_properties is None:
             raise _NotHere
         ssp = child(signed_properties, XADES + "SignedSignatureProperties")
         if ssp is None:
             raise _NotHere
-        _check_signing_certificate(ssp, signature, cert)
+        _check_signing_certificate(ssp, certs, cert)
     pem = _public_pem(cert)
     out: list[VerifyResult] = []
     for canonical, element in digested:
@@ -147,28 +153,47 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
     return out
 
 
-def _check_value(cert: x509.Certificate, method: SignatureMethod, raw: bytes, signed_info_c14n: bytes) -> None:
-    key = cert.public_key()
-    algorithm = digest_algorithm_implementations[method]()
-    if method.name.startswith("ECDSA_") and isinstance(key, ec.EllipticCurvePublicKey):
+def _check_value(cert: x509.Certificate, method_uri: str | None, raw: bytes, signed_info_c14n: bytes) -> None:
+    key = _public_key(cert)
+    scheme = _SCHEMES.get(method_uri or "")
+    if scheme is None:
+        raise _NotHere
+    family, algorithm = scheme
+    if family == "ECDSA_" and isinstance(key, ec.EllipticCurvePublicKey):
         width = (key.key_size + 7) // 8
         if len(raw) != 2 * width:
             raise _NotHere
         der = encode_dss_signature(int.from_bytes(raw[:width], "big"), int.from_bytes(raw[width:], "big"))
-        key.verify(der, signed_info_c14n, ec.ECDSA(algorithm))
-    elif method.name.startswith("RSA_") and isinstance(key, rsa.RSAPublicKey):
+        key.verify(der, signed_info_c14n, algorithm)
+    elif family == "RSA_" and isinstance(key, rsa.RSAPublicKey):
         key.verify(raw, signed_info_c14n, padding.PKCS1v15(), algorithm)
     else:
         raise _NotHere
 
 
-def _check_signing_certificate(ssp: etree._Element, signature: etree._Element,
+def _scheme(method: SignatureMethod) -> tuple[str, object]:
+    algorithm = digest_algorithm_implementations[method]()
+    return ("ECDSA_", ec.ECDSA(algorithm)) if method.name.startswith("ECDSA_") else ("RSA_", algorithm)
+
+
+#: Signature method URI -> (key family, what ``verify`` takes), built once (the ECDSA object checks its
+#: argument's type on every construction).
+_SCHEMES: dict[str, tuple[str, Any]] = {m.value: _scheme(m) for m in SignatureMethod
+                                         if m.name.startswith(("ECDSA_", "RSA_")) and "PSS" not in m.name
+                                         and m in digest_algorithm_implementations}
+
+
+@per_certificate()
+def _public_key(cert: x509.Certificate) -> Any:
+    return cert.public_key()
+
+
+def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certificate],
                                signing_cert: x509.Certificate) -> None:
     """signxml's XAdES certificate rule (``XAdESVerifier._verify_cert_digests``), on the in-tree elements."""
     holders = [c for c in ssp if c.tag in (XADES + "SigningCertificate", XADES + "SigningCertificateV2")]
     if len(holders) != 1:
         raise _NotHere
-    certs = keyinfo_certs(signature)
     for i, cert_el in enumerate(c for c in holders[0] if c.tag == XADES + "Cert"):
         cert_digest = child(cert_el, XADES + "CertDigest")
         if cert_digest is None or len(cert_digest) < 2:
@@ -183,7 +208,13 @@ def _check_signing_certificate(ssp: etree._Element, signature: etree._Element,
 
 def _schema_valid(signature: etree._Element, xades: bool) -> bool:
     """Valid against one of the schemas signxml would validate this signature with (validated in place)."""
-    return any(schema.validate(signature) for schema in signature_schemas(xades))
+    schemas = _SCHEMAS.get(xades)
+    if schemas is None:
+        schemas = _SCHEMAS[xades] = tuple(signature_schemas(xades))
+    return any(schema.validate(signature) for schema in schemas)
+
+
+_SCHEMAS: dict[bool, tuple[etree.XMLSchema, ...]] = {}
 
 
 @per_certificate()
