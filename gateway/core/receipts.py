@@ -21,7 +21,7 @@ import uuid
 from lxml import etree
 
 from gateway.core.envelope import Envelope, Header, MessageType, Receipt
-from gateway.core.envelope_builder import build_envelope, build_envelope_tree
+from gateway.core.envelope_builder import build_envelope_tree
 
 _RECEIPT_IDS = uuid.UUID("6f1c2a5e-8d2b-4c1e-9a57-3b0f4d6e2a10")
 
@@ -84,8 +84,9 @@ def _submission_template() -> etree._Element:
 
 def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conversation_id: str | None,
                               sender: str, recipient: str, sha256_hex: str,
-                              at: dt.datetime) -> tuple[str, bytes]:
-    """(receipt message id, envelope bytes) for the receipt sent back to ``sender``."""
+                              at: dt.datetime) -> tuple[str, ReceiptBytes]:
+    """(receipt message id, envelope bytes) for the receipt sent back to ``sender`` (with their tree: the
+    sealer signs it as built)."""
     receipt_id = f"receipt-{delivery_id}"
     env = Envelope(
         header=Header(message_id=receipt_id, message_type=MessageType.RECEIPT, created_at=at,
@@ -95,4 +96,7 @@ def delivery_receipt_envelope(*, delivery_id: uuid.UUID, message_id: str, conver
         body=Receipt(kind="delivery", message_id=message_id, sender=sender, sha256=sha256_hex, at=at,
                      recipient=recipient, delivery_id=str(delivery_id)),
     )
-    return receipt_id, build_envelope(env)
+    tree = build_envelope_tree(env)
+    receipt_bytes = ReceiptBytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
+    receipt_bytes.tree = tree
+    return receipt_id, receipt_bytes

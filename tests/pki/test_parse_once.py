@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from lxml import etree
 from samples import envelope
 
-from gateway.core.receipts import ReceiptBytes, submission_receipt
+from gateway.core.receipts import ReceiptBytes, delivery_receipt_envelope, submission_receipt
 from gateway.core.signing import PkiSealer, VerifiedTrees
 from pki.receipts import sign_receipt, verify_receipt
 from pki.seal import seal_envelope, verify_sealed
@@ -72,3 +73,14 @@ async def test_the_built_receipt_tree_is_signed_without_a_parse(seal_signer):
     assert _without_values(signed) == _without_values(sign_receipt(unsigned, seal_signer))
     verified = await verify_receipt(signed, seal_signer.certificate)
     assert (verified.message_id, verified.sender, verified.sha256) == ("m-1", "00001", "ab" * 32)
+
+
+async def test_the_delivery_receipt_tree_is_signed_as_built(seal_signer):
+    at = dt.datetime(2026, 12, 6, 3, 0, tzinfo=dt.UTC)
+    _, receipt = delivery_receipt_envelope(delivery_id=uuid.UUID(int=7), message_id="m-2", conversation_id=None,
+                                           sender="00001", recipient="00002", sha256_hex="cd" * 32, at=at)
+    assert isinstance(receipt, ReceiptBytes)
+    assert receipt == etree.tostring(receipt.tree, xml_declaration=True, encoding="UTF-8")
+    signed = PkiSealer(seal_signer, VerifiedTrees()).sign_receipt(receipt)
+    verified = await verify_receipt(signed, seal_signer.certificate)
+    assert (verified.kind, verified.delivery_id, verified.recipient) == ("delivery", str(uuid.UUID(int=7)), "00002")
