@@ -33,7 +33,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
+
+from bench.common import post_all
+from gateway.core import xml
+from pki.xmlsig_parts import DS, c14n, envelope_parts
+from tests.support import free_port
 
 #: Stages that own everything below them on a stack (a log call inside the seal is logging, the trust
 #: look-up inside the signature check is trust), in this order.
@@ -120,12 +129,6 @@ def per_call_us(fn: Callable[[], object], n: int = 400) -> float:
 
 def crypto_primitives(signed_letter: bytes, signer) -> dict[str, float]:
     """µs of the cryptographic primitives on one of the run's letters."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-    from gateway.core import xml
-    from pki.xmlsig_parts import DS, c14n, envelope_parts
 
     root = etree.fromstring(signed_letter)
     parts = envelope_parts(root)
@@ -155,7 +158,6 @@ def crypto_primitives(signed_letter: bytes, signer) -> dict[str, float]:
     def parse_schema() -> None:
         schema.validate(etree.fromstring(signed_letter))
 
-    import structlog
     logger = structlog.wrap_logger(structlog.PrintLogger(open(os.devnull, "w")),  # noqa: SIM115
                                    processors=[structlog.processors.TimeStamper(fmt="iso"),
                                                structlog.processors.JSONRenderer()])
@@ -167,8 +169,6 @@ def crypto_primitives(signed_letter: bytes, signer) -> dict[str, float]:
 
 async def http_primitive(body: bytes, clients: int, n: int) -> float:
     """CPU µs per request of an aiohttp server (its own process) answering the same POST with an empty 200."""
-    from bench.common import post_all
-    from tests.support import free_port
 
     port = free_port()
     code = ("import sys\nfrom aiohttp import web\n"

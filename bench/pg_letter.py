@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,8 +28,14 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database, figures, postgres_cpu  # noqa: E402
+from bench.submit import make_letters  # noqa: E402
+from gateway.core.receipts import submission_receipt  # noqa: E402
 from gateway.storage import messages  # noqa: E402
 from gateway.storage.messages import NewDelivery, NewMessage  # noqa: E402
+from pki.devca import init_dev_pki  # noqa: E402
+from pki.receipts import sign_receipt  # noqa: E402
+from pki.seal import seal_envelope  # noqa: E402
+from tests.support import CMI, KKN, OPM  # noqa: E402
 
 _LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
 _SIZES = """SELECT c.relname, pg_relation_size(c.oid) AS size FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -37,15 +44,6 @@ _SIZES = """SELECT c.relname, pg_relation_size(c.oid) AS size FROM pg_class c JO
 
 def real_letters(count: int = 40) -> list[tuple[bytes, bytes, bytes]]:
     """(received, forwarded, receipt) of ``count`` letters signed, sealed and receipted as bench/submit.py sends them."""
-    import tempfile
-
-    from bench.submit import make_letters
-    from gateway.core.receipts import submission_receipt
-    from pki.devca import init_dev_pki
-    from pki.receipts import sign_receipt
-    from pki.seal import seal_envelope
-    from tests.support import CMI, KKN, OPM
-
     dev = init_dev_pki(Path(tempfile.mkdtemp(prefix="sgw-pgletter-")), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่",
                                                                         KKN: "ขอนแก่น"})
     seal = dev.seal_signer()
