@@ -12,7 +12,7 @@ three signatures made per letter, durability as shipped.
 ``*_cpu_ms_per_letter``  CPU of each process group per letter: the gateway (every worker), PostgreSQL
                    (every postgres process), the offices, and the load generator (this process).
 
-    python bench/e2e.py [--quick] [--letters N] [--clients C] [--workers W]
+    python bench/e2e.py [--quick] [--letters N] [--clients C] [--workers W] [--profile]
 
 Figures last, on one line of key=value pairs.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.budget import StackSampler  # noqa: E402
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
 from bench.scale import OFFICES, OfficeProcess, _serve_offices  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
@@ -74,7 +76,7 @@ def _tree_cpu(pid: int) -> float:
 
 
 async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: str, warm: list[bytes],
-              timed: list[bytes], clients: int, timeout: float) -> dict[str, float]:
+              timed: list[bytes], clients: int, timeout: float, profile: bool = False) -> dict[str, float]:
     for p in procs:
         await p.wait_ready()
     for o in offices:
@@ -89,8 +91,9 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
         cpu0 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
                 time.process_time())
         t0 = time.time()
-        _rate, _lat, codes = await post_all(url, timed, headers=headers, clients=clients)
-        row = await _wait(conn, ids, timeout)
+        with StackSampler(procs[0].proc.pid) if profile else contextlib.nullcontext() as sampler:
+            _rate, _lat, codes = await post_all(url, timed, headers=headers, clients=clients)
+            row = await _wait(conn, ids, timeout)
         cpu1 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
                 time.process_time())
         latencies = [float(r["s"]) for r in await conn.fetch(_LATENCY, ids)]
@@ -100,6 +103,9 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
     elapsed = (row["last"].timestamp() - t0) if row["last"] else float("nan")
     per = [(b - a) / n * 1000 if a is not None and b is not None else float("nan") for a, b in zip(cpu0, cpu1,
                                                                                                    strict=True)]
+    if sampler is not None:
+        for stage, share in sampler.shares().items():
+            print(f"  {stage:40s} {share * per[0] * 1000:7.0f} µs per letter (gateway)")
     print(f"status codes: {codes}; delivered: {row['letters']} letter deliveries, {row['receipts']} receipts "
           f"back of {2 * n} each")
     return {"letters_per_s": n / elapsed, "p50_ms": percentile(latencies, 50) * 1000,
@@ -115,6 +121,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
     ap.add_argument("--serve-offices", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_offices:  # the offices' child process (bench/scale.py's)
@@ -140,7 +147,7 @@ def main() -> None:
             proc = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
             try:
                 result = asyncio.run(run([proc], [receivers, sender], dsn, letters[:100], letters[100:],
-                                         args.clients, args.timeout))
+                                         args.clients, args.timeout, args.profile))
             finally:
                 proc.stop()
     finally:
