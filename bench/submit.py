@@ -5,7 +5,11 @@ single-row durable insert rate (each row a committed transaction carrying the
 same bytes, with the same concurrency), so the ratio shows how close the
 gateway is to what the database itself can do.
 
-Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P]
+Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P] [--signed] [--profile]
+
+``--profile`` (with ``--signed``) samples the gateway processes with py-spy during the
+timed load and prints the CPU budget per letter, stage by stage, next to each stage's
+primitive measured in the same run (see bench/budget.py); the README keeps that table.
 Prints its figures last, on one line of key=value pairs, including the CPU the
 gateway processes and the load generator spent per letter (psutil, process_time):
 on a shared machine those are steadier than letters/s.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -26,6 +31,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.budget import OTHER, StackSampler, crypto_primitives, http_primitive, table  # noqa: E402
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
 from pki.devca import init_dev_pki
 from pki.sign import sign_envelope
@@ -41,6 +47,12 @@ from tests.support import (  # noqa: E402
     write_directory,  # noqa: E402
 )
 
+#: Why a stage may stand further than 2x from its primitive (measured: see the README's budget table).
+NOTES = {
+    OTHER: "no primitive: exchange/accept bookkeeping, routing, metrics, the group committer",
+    "trust": "primitive = a cache look-up: the signer's path is validated once, then cached",
+}
+
 
 def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:
     """``n`` distinct ~5 KB letters; signed by ``signer`` (XAdES) when given (outside the timing)."""
@@ -53,7 +65,8 @@ def make_letters(n: int, size: int = 5000, signer=None) -> list[bytes]:
     return out
 
 
-async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes) -> float:
+async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes,
+                          cpu: dict[str, float] | None = None) -> float:
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, k text UNIQUE, body bytea)")
     await conn.close()
@@ -64,10 +77,16 @@ async def raw_insert_rate(dsn: str, rows: int, concurrency: int, payload: bytes)
         for i in counter:
             await pool.execute("INSERT INTO bench_raw (k, body) VALUES ($1, $2)", f"k{i}", payload)
 
-    t0 = time.perf_counter()
+    pg0, c0, t0 = await postgres_cpu(dsn), time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
+    c1 = time.process_time()
     await pool.close()
+    pg1 = await postgres_cpu(dsn)
+    if cpu is not None:  # per row, µs: the client (asyncpg) and the server (every postgres process)
+        cpu["database client"] = (c1 - c0) / rows * 1e6
+        if pg0 is not None and pg1 is not None:
+            cpu["PostgreSQL"] = (pg1 - pg0) / rows * 1e6
     return rows / elapsed
 
 
@@ -85,7 +104,10 @@ def main() -> None:
                     help="letters signed by the sender (XAdES), signatures required, gateway seal and signed receipts")
     ap.add_argument("--processes", type=int, default=2,
                     help="gateway worker processes (gateway serve --workers)")
+    ap.add_argument("--profile", action="store_true",
+                    help="the CPU budget per letter by stage, next to each stage's primitive (implies --signed)")
     args = ap.parse_args()
+    args.signed = args.signed or args.profile
     n = args.letters or (600 if args.quick else 6000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
     directory = write_directory(workdir / "directory.json")
@@ -97,8 +119,10 @@ def main() -> None:
         pki_env = {"GATEWAY_PKI_DIR": str(workdir / "pki"), "GATEWAY_REQUIRE_SIGNATURE": "true",
                    "GATEWAY_SEAL": "true", "GATEWAY_REVOCATION": "off"}
     letters = make_letters(n + 200, signer=signer)
+    primitive: dict[str, float] = {}
+    shares: dict[str, float] = {}
     with database("submit") as (_admin, dsn):
-        raw = asyncio.run(raw_insert_rate(dsn, n, args.clients, letters[0]))
+        raw = asyncio.run(raw_insert_rate(dsn, n, args.clients, letters[0], primitive))
         procs = []
         try:
             port = free_port()
@@ -114,9 +138,14 @@ def main() -> None:
                     await p.wait_ready()
                 urls = [p.url for p in procs]
                 await load(urls, letters[:200], args.clients)  # warm-up
-                pg0, gw0, client0 = await postgres_cpu(dsn), gateway_cpu(procs), time.process_time()
-                result = await load(urls, letters[200:], args.clients)
-                gw1, client1, pg1 = gateway_cpu(procs), time.process_time(), await postgres_cpu(dsn)
+                sampler = StackSampler(procs[0].proc.pid) if args.profile else contextlib.nullcontext()
+                with sampler:
+                    pg0, gw0, client0 = await postgres_cpu(dsn), gateway_cpu(procs), time.process_time()
+                    result = await load(urls, letters[200:], args.clients)
+                    gw1, client1, pg1 = gateway_cpu(procs), time.process_time(), await postgres_cpu(dsn)
+                if args.profile:
+                    shares.update(sampler.shares())
+                    primitive["HTTP"] = await http_primitive(letters[0], args.clients, min(n, 2000))
                 return result, gw1 - gw0, client1 - client0, None if pg0 is None or pg1 is None else pg1 - pg0
 
             (rate, lat, codes), gw_cpu, client_cpu, pg_cpu = asyncio.run(run())
@@ -124,6 +153,14 @@ def main() -> None:
             for p in procs:
                 p.stop()
     print(f"status codes: {codes}")
+    budget = {}
+    if args.profile:
+        primitive.update(crypto_primitives(letters[0], signer))
+        gw_us = gw_cpu / n * 1e6
+        budget = {stage: share * gw_us for stage, share in shares.items()}
+        if pg_cpu is not None:
+            budget["PostgreSQL"] = pg_cpu / n * 1e6
+        print(table(budget, primitive, NOTES))
     print(figures(letters=n, clients=args.clients, processes=args.processes, signed=int(args.signed),
                   letters_per_s=rate,
                   p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
@@ -132,7 +169,8 @@ def main() -> None:
                   **({} if pg_cpu is None else {
                       "postgres_cpu_ms_per_letter": pg_cpu / n * 1000,
                       # the most 2 cores could carry if CPU were the only limit and nothing else ran
-                      "cpu_bound_letters_per_s_2_cores": 2 / ((gw_cpu + client_cpu + pg_cpu) / n)})))
+                      "cpu_bound_letters_per_s_2_cores": 2 / ((gw_cpu + client_cpu + pg_cpu) / n)}),
+                  **{f"budget_{k.split()[0].lower()}_us": v for k, v in budget.items()}))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from pki.xmlsig_parts import (
 from pki.xmlsig_policy import alg_name, check_algorithms, keyinfo_certs
 from pki.xmlsig_signxml import run_signxml
 
-__all__ = ["VerifiedReceipt", "sign_receipt", "verify_receipt", "VerifiedAck", "verify_signed_ack"]
+__all__ = ["VerifiedReceipt", "sign_receipt", "sign_receipt_tree", "verify_receipt", "VerifiedAck", "verify_signed_ack"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,12 @@ def sign_receipt(receipt_xml: bytes, signer: Signer) -> bytes:
     goes into ``env:Signatures`` with ``URI=""`` and the enveloped-signature
     transform, so every byte of the receipt except the signature is covered.
     """
-    root = parse(receipt_xml)
+    return sign_receipt_tree(parse(receipt_xml), signer)
+
+
+def sign_receipt_tree(root: etree._Element, signer: Signer) -> bytes:
+    """:func:`sign_receipt` of a receipt tree the gateway built (signed in place, not serialised and parsed
+    again first)."""
     parts = envelope_parts(root)
     if parts.body.tag != E + "Receipt":
         raise StructureError("a receipt envelope has a Receipt body", field="Receipt")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cryptography import x509
+from lxml import etree
 
 from pki.errors import PkiError, SignatureError, StructureError
 from pki.keys import Signer
@@ -36,7 +37,7 @@ from pki.xmlsig_parts import (
     signatures_container,
 )
 
-__all__ = ["SealedEnvelope", "seal_envelope", "verify_sealed"]
+__all__ = ["SealedEnvelope", "seal_envelope", "seal_tree", "verify_sealed"]
 
 
 class SealedEnvelope(NamedTuple):
@@ -58,7 +59,13 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
     ``Id="AuthorSignature"`` if it has none). Call it on the verified bytes
     (:attr:`pki.verify.VerifiedEnvelope.raw`).
     """
-    root = parse(envelope_bytes)
+    return seal_tree(parse(envelope_bytes), seal_signer, xades=xades)
+
+
+def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False) -> bytes:
+    """:func:`seal_envelope` of the tree already parsed from the verified bytes (changed in place: the seal is
+    added to it), without parsing them again: the tree :func:`pki.verify.verify_envelope` verified
+    (:attr:`pki.verify.VerifiedEnvelope.root`) is the one sealed."""
     parts = envelope_parts(root)
     if parts.header is None:
         raise StructureError("the envelope has no Header", field="Header")

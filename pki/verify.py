@@ -1,7 +1,8 @@
 """Verifying an envelope's author signature: "see what is signed".
 
-signxml verifies the cryptography under a pinned configuration
-(:mod:`pki.xmlsig_signxml`). Around it, this module defends against signature
+The cryptography is checked in place (:mod:`pki.xmlsig_inplace`), with signxml
+under a pinned configuration (:mod:`pki.xmlsig_signxml`) judging every shape the
+fast path does not accept. Around it, this module defends against signature
 wrapping:
 
 1. The tree is parsed once by :func:`pki.xmlparse.parse` and comments and
@@ -46,6 +47,7 @@ from pki.digests import check_content
 from pki.errors import AttachmentError, CertificateError, PkiError, SignatureError, StructureError
 from pki.sigzone import check_signature_zone
 from pki.trust import TrustStore, Usage, ValidatedCert, agency_of, fingerprint, per_certificate
+from pki.xmlsig_inplace import verify_detached
 from pki.xmlsig_parts import (
     DS,
     XADES,
@@ -61,7 +63,6 @@ from pki.xmlsig_parts import (
     strip_comments,
 )
 from pki.xmlsig_policy import alg_name, check_algorithms, check_references, keyinfo_certs
-from pki.xmlsig_signxml import run_signxml
 
 __all__ = ["ValidationReport", "VerifiedEnvelope", "validate_envelope", "verify_envelope"]
 
@@ -237,8 +238,9 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
         return check
     xades = bool(grandchildren(signature, DS + "Object", XADES + "QualifyingProperties"))
     try:
-        results = run_signxml(parts.root, signature_index(parts, signature), cert, len(uris), xades=xades,
-                              allow_sha1=allow_sha1, resolved={u[1:]: e for u, e in resolved.items()})
+        results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
+                                  {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,
+                                  certs=[cert, *check.extra_certs])
         # The elements handed downstream must be the very ones whose bytes were digested.
         for uri, result in zip(uris, results, strict=False):
             if result.signed_xml is not resolved[uri]:

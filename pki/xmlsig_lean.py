@@ -8,7 +8,9 @@ emits (same algorithms, ``ds`` prefix, one exclusive-c14n Transform per
 reference, X509Data with the certificate then the chain); the tests verify
 its output with *stock* ``signxml.XMLVerifier``, so interoperability is
 checked, not assumed. Author signatures (and XAdES) are still made by
-signxml (:mod:`pki.sign`), and every incoming signature is verified by signxml.
+signxml (:mod:`pki.sign`). Incoming detached signatures are checked in place
+(:mod:`pki.xmlsig_inplace`, signxml judging every other shape), enveloped ones
+(receipts, acknowledgements) by signxml.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ else:
     _SignerBase = object
 
 _SIGNXML_NS = dict(signxml_namespaces)
+#: The XAdES schemas a signature may be valid against (any one), in the order they are tried: see
+#: ``_XAdESVerifier.schema_files``.
+XADES_SCHEMAS: list[str] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd", "XAdES01903v141-201506.xsd"]
 
 
 class _InPlaceVerifierMixin(_VerifierBase):
@@ -157,8 +160,7 @@ class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
     # and most current signers write), so every letter paid a failed validation (~40 us) and an
     # exception before the schema that fits. Same three schemas, same any-of rule, the one that
     # fits current signatures first; the last stays last, so a refusal reports the same error.
-    schema_files: ClassVar[list[str]] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd",
-                                         "XAdES01903v141-201506.xsd"]
+    schema_files: ClassVar[list[str]] = XADES_SCHEMAS
 
     def _verify_cert_digests(self, verify_result: VerifyResult) -> None:
         # signxml re-wraps every KeyInfo certificate as PEM (textwrap) and parses it per letter;
@@ -182,6 +184,11 @@ class _XAdESVerifier(_InPlaceVerifierMixin, XAdESVerifier):
         self._verify_cert_digest(v1 if v1 is not None else v2, certs=certs, signing_cert=signing_cert)
 
 
+def signature_schemas(xades: bool) -> list[etree.XMLSchema]:
+    """The schemas signxml validates a signature against (any one must hold), loaded once by signxml."""
+    return _XAdESVerifier.schemas() if xades else _Verifier.schemas()
+
+
 class _DigestCachedCert:
     """A certificate as signxml's XAdES check uses it, with DER and digests computed once per certificate.
 
@@ -201,7 +208,7 @@ class _DigestCachedCert:
         self.cert = cert
 
     def fingerprint(self, algorithm: hashes.HashAlgorithm) -> bytes:
-        return _cert_fingerprint(self.cert, type(algorithm))
+        return cert_fingerprint(self.cert, type(algorithm))
 
     def public_bytes(self, encoding: Encoding) -> bytes:
         return _cert_der(self.cert) if encoding == Encoding.DER else self.cert.public_bytes(encoding)
@@ -213,7 +220,7 @@ def _cached(cert: x509.Certificate) -> x509.Certificate:
 
 
 @per_certificate()
-def _cert_fingerprint(cert: x509.Certificate, algorithm: type[hashes.HashAlgorithm]) -> bytes:
+def cert_fingerprint(cert: x509.Certificate, algorithm: type[hashes.HashAlgorithm]) -> bytes:
     return cert.fingerprint(algorithm())
 
 

@@ -40,7 +40,7 @@ class DigestOnlySealer:
         return envelope
 
     def sign_receipt(self, receipt: bytes) -> bytes:
-        return receipt
+        return bytes(receipt)  # plain bytes (a ReceiptBytes carries its tree)
 
 
 class CheckpointSigner(Protocol):

@@ -32,6 +32,7 @@ from lxml import etree
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError, EnvelopeError
 from gateway.core.metrics import Metrics
+from gateway.core.receipts import ReceiptBytes
 from gateway.core.sealing import PdfChecker, Verifier
 from gateway.core.settings import Settings
 from gateway.core.xml import ENVELOPE_NS
@@ -40,26 +41,76 @@ from pki.devca import DevPki, init_dev_pki
 from pki.errors import PkiError
 from pki.fetch import FetchPolicy
 from pki.keys import FileSigner, Signer
-from pki.receipts import sign_receipt
-from pki.seal import seal_envelope
+from pki.receipts import sign_receipt, sign_receipt_tree
+from pki.seal import seal_envelope, seal_tree
 from pki.trust import AgencyBinding, TrustStore
 from pki.verify import verify_envelope
 
 log = structlog.get_logger(__name__)
 
 
+class VerifiedTrees:
+    """The tree each envelope's bytes were verified as, handed from the verifier to the sealer.
+
+    Parse once: intake parses the bytes received, the verifier checks the
+    author's signature on that tree, and the seal is added to the same tree
+    (:func:`pki.seal.seal_tree`) instead of to a second parse of the bytes
+    (~0.1 ms for a 9 KB letter). The entry is keyed by the bytes object
+    itself (held by the entry, so its ``id`` cannot be reused while it is
+    there, and a hit is confirmed with ``is``): only a tree parsed from
+    exactly the object the sealer is handed is ever taken, once. Bounded: a
+    letter refused after its signature was checked leaves an entry that the
+    oldest-first eviction removes (at most ``maxsize`` entries and
+    ``max_bytes`` of letters held, so refused large letters cannot pile up);
+    a miss only costs the parse.
+    """
+
+    def __init__(self, maxsize: int = 1024, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._held = 0
+        self._trees: dict[int, tuple[bytes, etree._Element]] = {}
+
+    def put(self, raw: bytes, root: etree._Element) -> None:
+        if len(raw) > self.max_bytes // 4:
+            return  # a large letter is parsed again rather than held
+        self.take(raw)
+        while self._trees and (len(self._trees) >= self.maxsize or self._held + len(raw) > self.max_bytes):
+            self._held -= len(self._trees.pop(next(iter(self._trees)))[0])
+        self._trees[id(raw)] = (raw, root)
+        self._held += len(raw)
+
+    def take(self, raw: bytes) -> etree._Element | None:
+        entry = self._trees.get(id(raw))
+        if entry is None or entry[0] is not raw:
+            return None
+        del self._trees[id(raw)]
+        self._held -= len(raw)
+        return entry[1]
+
+
+#: One per process: the verifier (:meth:`Trust.verifier`) puts, :class:`PkiSealer` takes.
+VERIFIED_TREES = VerifiedTrees()
+
+
 class PkiSealer:
     """The gateway's seal and receipt signatures, with the key loaded once."""
 
-    def __init__(self, signer: Signer) -> None:
+    def __init__(self, signer: Signer, trees: VerifiedTrees = VERIFIED_TREES) -> None:
         self.signer = signer
+        self.trees = trees
         subject = signer.certificate.subject.rfc4514_string()
         self.description = f"sealed by {subject} ({signer.key_algorithm})"
 
     def seal_envelope(self, envelope: bytes) -> bytes:
+        tree = self.trees.take(envelope)
+        if tree is not None:
+            return seal_tree(tree, self.signer)
         return seal_envelope(envelope, self.signer)
 
     def sign_receipt(self, receipt: bytes) -> bytes:
+        if isinstance(receipt, ReceiptBytes):
+            return sign_receipt_tree(receipt.tree, self.signer)
         return sign_receipt(receipt, self.signer)
 
 
@@ -93,6 +144,8 @@ class Trust:
                 return root, {"signed": False}
             verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
                                                      require_signature=require, root=root)
+            if verified.root is root and verified.raw is raw:
+                VERIFIED_TREES.put(raw, root)  # the seal goes onto this tree (parse once)
             r = verified.report
             facts: dict[str, Any] = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
                      "signer_authorised": r.signer_authorised, "digests_ok": r.digests_ok}

@@ -1,0 +1,160 @@
+"""End to end with signatures: signed letters delivered to two push offices, delivery receipts back at the sender.
+
+Every letter is XAdES-signed by the sending agency (signatures required), sealed by the gateway,
+answered with a signed submission receipt, pushed to two offices (Chiang Mai and Khon Kaen, the
+real ``tests.support.Office`` in a child process, acknowledging each delivery), and each delivery
+becomes a signed delivery receipt pushed back to the sender's own office: three deliveries and
+three signatures made per letter, durability as shipped.
+
+``letters_per_s``  letters from the first submit until the last delivery receipt reached the
+                   sender's office (the database's ``delivered_at``), over that time.
+``p50_ms``/``p99_ms``  per letter delivery: ``accepted_at`` to ``delivered_at`` (submit to delivered).
+``*_cpu_ms_per_letter``  CPU of each process group per letter: the gateway (every worker), PostgreSQL
+                   (every postgres process), the offices, and the load generator (this process).
+
+    python bench/e2e.py [--quick] [--letters N] [--clients C] [--workers W] [--profile]
+
+Figures last, on one line of key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.budget import StackSampler  # noqa: E402
+from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
+from bench.scale import OFFICES, OfficeProcess, _serve_offices  # noqa: E402
+from bench.submit import make_letters  # noqa: E402
+from pki.devca import init_dev_pki  # noqa: E402
+from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
+
+_DONE = """
+SELECT count(*) FILTER (WHERE d.status = 'delivered' AND m.message_type = 'letter') AS letters,
+       count(*) FILTER (WHERE d.status = 'delivered' AND m.message_type = 'receipt') AS receipts,
+       max(d.delivered_at) AS last
+  FROM deliveries d JOIN messages m ON m.pk = d.message_pk
+ WHERE coalesce(m.ref_to_message_id, m.message_id) = ANY($1::text[])"""
+_LATENCY = """
+SELECT extract(epoch FROM d.delivered_at - m.accepted_at) AS s
+  FROM deliveries d JOIN messages m ON m.pk = d.message_pk
+ WHERE m.message_type = 'letter' AND m.message_id = ANY($1::text[]) AND d.status = 'delivered'"""
+
+
+def _ids(bodies: list[bytes]) -> list[str]:
+    ids = []
+    for body in bodies:  # the envelope's default namespace: <MessageId> (bench/scale.py reads them the same way)
+        start = body.index(b"<MessageId>") + len(b"<MessageId>")
+        ids.append(body[start:body.index(b"</MessageId>", start)].decode())
+    return ids
+
+
+async def _wait(conn: asyncpg.Connection, ids: list[str], timeout: float) -> asyncpg.Record:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = await conn.fetchrow(_DONE, ids)
+        if (row["letters"] >= 2 * len(ids) and row["receipts"] >= 2 * len(ids)) or time.monotonic() > deadline:
+            return row
+        await asyncio.sleep(0.1)
+
+
+def _tree_cpu(pid: int) -> float:
+    top = psutil.Process(pid)
+    return sum(sum(q.cpu_times()[:2]) for q in (top, *top.children(recursive=True)))
+
+
+async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: str, warm: list[bytes],
+              timed: list[bytes], clients: int, timeout: float, profile: bool = False) -> dict[str, float]:
+    for p in procs:
+        await p.wait_ready()
+    for o in offices:
+        await o.wait_ready()
+    headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+    url = f"{procs[0].url}/v1/messages"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await post_all(url, warm, headers=headers, clients=clients)
+        await _wait(conn, _ids(warm), timeout)
+        ids = _ids(timed)
+        cpu0 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
+                time.process_time())
+        t0 = time.time()
+        with StackSampler(procs[0].proc.pid) if profile else contextlib.nullcontext() as sampler:
+            _rate, _lat, codes = await post_all(url, timed, headers=headers, clients=clients)
+            row = await _wait(conn, ids, timeout)
+        cpu1 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
+                time.process_time())
+        latencies = [float(r["s"]) for r in await conn.fetch(_LATENCY, ids)]
+    finally:
+        await conn.close()
+    n = len(timed)
+    elapsed = (row["last"].timestamp() - t0) if row["last"] else float("nan")
+    per = [(b - a) / n * 1000 if a is not None and b is not None else float("nan") for a, b in zip(cpu0, cpu1,
+                                                                                                   strict=True)]
+    if sampler is not None:
+        for stage, share in sampler.shares().items():
+            print(f"  {stage:40s} {share * per[0] * 1000:7.0f} µs per letter (gateway)")
+    print(f"status codes: {codes}; delivered: {row['letters']} letter deliveries, {row['receipts']} receipts "
+          f"back of {2 * n} each")
+    return {"letters_per_s": n / elapsed, "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "delivered": row["letters"], "receipts_back": row["receipts"],
+            "gateway_cpu_ms_per_letter": per[0], "postgres_cpu_ms_per_letter": per[1],
+            "offices_cpu_ms_per_letter": per[2], "client_cpu_ms_per_letter": per[3]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="400 letters instead of 3000")
+    ap.add_argument("--letters", type=int)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
+    ap.add_argument("--serve-offices", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_offices:  # the offices' child process (bench/scale.py's)
+        asyncio.run(_serve_offices(json.loads(args.serve_offices)))
+        return
+    n = args.letters or (400 if args.quick else 3000)
+    workdir = Path(tempfile.mkdtemp(prefix="sgw-e2e-", dir="/tmp"))
+    dev = init_dev_pki(workdir / "pki", {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
+    letters = make_letters(n + 100, signer=dev.agency_signer(OPM))
+    receivers = OfficeProcess(log_path=workdir / "offices.log").start()
+    sender = OfficeProcess(log_path=workdir / "sender.log", ports={"opm": free_port()}).start()
+    routes = {agency: {"kind": "push", "url": receivers.url(name)} for name, agency in OFFICES.items()}
+    routes[OPM] = {"kind": "push", "url": sender.url("opm")}
+    directory = write_directory(workdir / "directory.json", routes)
+    try:
+        with database("e2e") as (_admin, dsn):
+            port = free_port()
+            env = gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
+                              GATEWAY_LOG_LEVEL="warning", GATEWAY_RATE_PER_AGENCY="0", GATEWAY_VALIDATE_PDF="false",
+                              GATEWAY_WORKERS=str(args.workers), GATEWAY_POOL_MAX="20",
+                              GATEWAY_PKI_DIR=str(workdir / "pki"), GATEWAY_REQUIRE_SIGNATURE="true",
+                              GATEWAY_SEAL="true", GATEWAY_REVOCATION="off")
+            proc = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
+            try:
+                result = asyncio.run(run([proc], [receivers, sender], dsn, letters[:100], letters[100:],
+                                         args.clients, args.timeout, args.profile))
+            finally:
+                proc.stop()
+    finally:
+        receivers.stop()
+        sender.stop()
+    print(figures(letters=n, clients=args.clients, workers=args.workers, signed=1, **result, cores=os.cpu_count()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The gateway against its peer, django-pyas2, back to back at the same concurrency (8 in flight).
+
+The peer (``../shared/peers/pyas2/run.sh``: django-pyas2 from PyPI under /tmp,
+gunicorn with 2 sync workers, PostgreSQL 15, signed AS2 messages of ~5 KB each
+answered with a signed MDN) runs first; then ``bench/submit.py --signed``
+(XAdES-signed letters of ~5 KB, signatures required, gateway seal and signed
+receipts, durability as shipped). CPU per message is server + database for
+both: the peer's gunicorn tree plus its PostgreSQL tree, the gateway's
+processes plus every PostgreSQL process. ratio = peer CPU per message / gateway
+CPU per letter.
+
+    python bench/versus.py            # 2000 messages each
+    python bench/versus.py --quick    # 400 messages each (the peer's venv is reused when present)
+
+Prints ``peer_cpu_ms= gateway_cpu_ms= ratio= peer_per_s= gateway_per_s= peer_p99_ms= gateway_p99_ms=`` last.
+On a machine shared with other jobs both sides are inflated alike; read the ratio, and run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT.parent / "shared" / "peers" / "pyas2" / "run.sh"
+
+
+def run_peer(n: int, root: Path, port: int, pg_port: int, wait_quiet: int) -> dict:
+    env = {**os.environ, "ROOT": str(root), "N": str(n), "LEVELS": "8", "DBS": "postgres", "PORT": str(port),
+           "PGPORT": str(pg_port), "WAIT_QUIET": str(wait_quiet), "RESULTS_DIR": str(root / "results")}
+    if (root / "venv" / "bin" / "python").exists():
+        env["REUSE_VENV"] = "1"
+    out = subprocess.run(["bash", str(PEER)], env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"the peer's run.sh failed ({out.returncode})")
+    rows = [json.loads(line) for line in (root / "results" / "last_run.jsonl").read_text().splitlines() if line]
+    row = next(r for r in rows if r["concurrency"] == 8)
+    print(f"peer: {out.stdout.strip().splitlines()[-1]}", flush=True)
+    return row
+
+
+def run_gateway(n: int) -> dict[str, str]:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "submit.py"), "--signed", "--clients", "8",
+                          "--letters", str(n)], capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"bench/submit.py failed ({out.returncode})")
+    last = out.stdout.strip().splitlines()[-1]
+    print(f"gateway: {last}", flush=True)
+    return dict(pair.split("=", 1) for pair in last.split())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="400 messages each instead of 2000")
+    ap.add_argument("-n", type=int, help="messages each")
+    ap.add_argument("--peer-root", type=Path, default=Path("/tmp/pyas2peer-versus"))
+    ap.add_argument("--peer-port", type=int, default=8472)
+    ap.add_argument("--peer-pg-port", type=int, default=5435)
+    ap.add_argument("--wait-quiet", type=int, default=10,
+                    help="seconds the peer waits for the machine to go idle before its timed run")
+    args = ap.parse_args()
+    n = args.n or (400 if args.quick else 2000)
+    peer = run_peer(n, args.peer_root, args.peer_port, args.peer_pg_port, args.wait_quiet)
+    gateway = run_gateway(n)
+    peer_cpu = float(peer["server_cpu_ms_per_msg"]) + float(peer["db_cpu_ms_per_msg"])
+    gateway_cpu = float(gateway["gateway_cpu_ms_per_letter"]) + float(gateway["postgres_cpu_ms_per_letter"])
+    print(f"peer: server {peer['server_cpu_ms_per_msg']} + database {peer['db_cpu_ms_per_msg']} ms CPU per message, "
+          f"other jobs {peer['other_cores']} cores; gateway: {gateway['gateway_cpu_ms_per_letter']} + PostgreSQL "
+          f"{gateway['postgres_cpu_ms_per_letter']} ms CPU per letter; {os.cpu_count()} cores")
+    print(f"peer_cpu_ms={peer_cpu:.2f} gateway_cpu_ms={gateway_cpu:.2f} ratio={peer_cpu / gateway_cpu:.1f} "
+          f"peer_per_s={peer['msgs_per_s']} gateway_per_s={gateway['letters_per_s']} "
+          f"peer_p99_ms={peer['p99_ms']} gateway_p99_ms={gateway['p99_ms']} n={n} concurrency=8")
+
+
+if __name__ == "__main__":
+    main()
