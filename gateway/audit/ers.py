@@ -10,6 +10,8 @@ renewal made after the item's chain ``c + 1`` began: a renewal job runs alone, s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +91,42 @@ async def evidence_records_for(pool: Any, message_id: str, *, sender: str | None
                                message_id=i["message_id"], receipt_pk=i["receipt_pk"], data=bytes(i["data"]),
                                er=ers.encode_record(*chains[i["id"]]))
             for i in items if i["id"] in chains]
+
+
+BUNDLE_DIR = "evidence-records/"
+"""Where an evidence bundle keeps a letter's records (``manifest.json`` names the file each covers)."""
+
+
+def data_name(rec: EvidenceRecordFile) -> str:
+    """The bundle file a record covers: the sealed envelope, the submission receipt, or the delivery
+    receipt kept beside its record (``evidence-records/delivery-receipt-<pk>.xml``)."""
+    if rec.kind == "seal":
+        return "forwarded.xml"
+    if rec.kind == "receipt":
+        return "submission-receipt.xml"
+    return f"{BUNDLE_DIR}{rec.name.removesuffix('.ers')}.xml"
+
+
+def bundle_verifier(at: dt.datetime, tsa_trust: Sequence[x509.Certificate], *,
+                    weak: Mapping[str, dt.datetime] | None = None) -> Any:
+    """The ``er_verifier`` of :func:`gateway.audit.ltv_check.check_bundle_at`: checks one record of a
+    bundle over the file ``manifest.json`` says it covers, and answers (problems, {sha256: proven time}).
+    The seal's record also proves the letter as received: the sealed envelope holds the author's signed
+    letter, verified before it was sealed."""
+    async def verify(name: str, er_bytes: bytes, files: Mapping[str, bytes]) -> tuple[list[str], dict[str, Any]]:
+        covers = json.loads(files.get("manifest.json", b"{}")).get("evidence_record_data", {})
+        target = covers.get(name)
+        if target is None or target not in files:
+            return [f"er.data_missing: the file this record covers ({target or 'not named'}) is not in the "
+                    "bundle"], {}
+        check = await _verify(er_bytes, files[target], at, tsa_trust, weak=weak)
+        if not check.ok or check.proven_at is None:
+            return [f"{p.code} ({p.where}): {p.detail}" for p in check.problems] or ["er.unproven"], {}
+        proven = {hashlib.sha256(files[target]).hexdigest(): check.proven_at}
+        if target == "forwarded.xml" and "received.xml" in files:
+            proven[hashlib.sha256(files["received.xml"]).hexdigest()] = check.proven_at
+        return [], proven
+    return verify
 
 
 async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence[bytes], at: dt.datetime,

@@ -37,7 +37,7 @@ from asyncpg.pool import PoolConnectionProxy
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.audit import ltv_bundle, timeline
+from gateway.audit import ers, ltv_bundle, timeline
 from gateway.audit.chain import GENESIS, dumps
 from gateway.audit.export import checkpoint_line, digest_line, event_line
 from gateway.storage import parts as parts_store
@@ -87,6 +87,7 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
         related = await search.related(conn, m["message_id"])
         ltv_files, ltv_manifest = await ltv_bundle.entries(conn, sender=m["sender"], events=events)
     steps, dels = await timeline.build(pool, m)
+    records = await ers.evidence_records_for(pool, m["message_id"], sender=m["sender"])
     buf = io.BytesIO()
     listed: dict[str, str] = {}
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -115,6 +116,12 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
             put(f"chain-{i:03d}.jsonl", p)
         for name in sorted(ltv_files):
             put(name, ltv_files[name])
+        covers: dict[str, str] = {}  # evidence record -> the bundle file it is over
+        for rec in records:
+            put(f"{ers.BUNDLE_DIR}{rec.name}", rec.er)
+            covers[f"{ers.BUNDLE_DIR}{rec.name}"] = ers.data_name(rec)
+            if rec.kind == "delivery-receipt":
+                put(ers.data_name(rec), rec.data)
         if certificate is not None:
             put("gateway.pem", certificate.public_bytes(serialization.Encoding.PEM))
         put("letter.json", json.dumps({
@@ -135,6 +142,7 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
             "format": ltv_bundle.MANIFEST_FORMAT, **ltv_manifest, "files": listed,
             # hook for RFC 4998 evidence records: entries evidence-records/* are listed here and handed to
             # the evidence-record verifier by gateway.audit.ltv_check
-            "evidence_records": sorted(n for n in listed if n.startswith("evidence-records/")),
+            "evidence_records": sorted(n for n in listed if n.startswith(ers.BUNDLE_DIR) and n.endswith(".ers")),
+            "evidence_record_data": covers,
         }, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
     return buf.getvalue()

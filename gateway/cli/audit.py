@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 from cryptography import x509
 
-from gateway.audit import live
+from gateway.audit import ers, live
 from gateway.audit.evidence import build_bundle
 from gateway.audit.export import drop_archived, export_next
 from gateway.audit.ltv_check import check_bundle_at
@@ -58,6 +58,13 @@ async def verify(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"gateway: --at {args.at!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
         return 2
+    try:
+        weak = parse_weak_hashes(getattr(args, "weak_hashes", "") or "")
+    except ValueError as exc:
+        print(f"gateway: --weak-hashes: {exc}", file=sys.stderr)
+        return 2
+    er_verifier = (ers.bundle_verifier(at, [_cert(p) for p in getattr(args, "tsa_root", [])] + [cert], weak=weak)
+                   if at is not None else None)
     if args.database:
         _, pool = await open_pool(args)
         try:
@@ -67,7 +74,7 @@ async def verify(args: argparse.Namespace) -> int:
                 if bundle is None:
                     rep.problems.append(Problem(None, "format", f"letter {pk} is not in the database"))
                 elif at is not None:
-                    one = await check_bundle_at(bundle, cert, at=at)
+                    one = await check_bundle_at(bundle, cert, at=at, er_verifier=er_verifier)
                     rep.problems += one.problems
                     rep.notes += [f"letter {pk}: {n}" for n in one.notes]
         finally:
@@ -78,7 +85,7 @@ async def verify(args: argparse.Namespace) -> int:
             return 2
         path = Path(args.path)
         if at is not None and path.is_file() and zipfile.is_zipfile(path):
-            rep = await check_bundle_at(path.read_bytes(), cert, at=at)
+            rep = await check_bundle_at(path.read_bytes(), cert, at=at, er_verifier=er_verifier)
         else:
             rep = verify_path(path, cert)
             if at is not None:

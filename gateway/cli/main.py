@@ -145,6 +145,12 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                                 "--letter)")
     v.add_argument("--letter", type=int, action="append", default=[],
                    help="with --database and --at: also judge this letter (pk) from the database; repeatable")
+    v.add_argument("--tsa-root", action="append", default=[],
+                   help="with --at: a time-stamping authority's root certificate (PEM) the bundle's evidence "
+                        "records must chain to, besides --cert; repeatable")
+    v.add_argument("--weak-hashes", default="",
+                   help="with --at: hash algorithms the auditor holds weak, e.g. sha256@2035-01-01 (an evidence "
+                        "record must have been renewed off them in time)")
     v.set_defaults(run="audit:verify")
     e = a.add_parser("export", help="export the next closed range (up to a checkpoint) to a file")
     add_common_options(e)
