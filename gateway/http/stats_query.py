@@ -16,7 +16,7 @@ with a code inside it; any other scope is 403.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -163,9 +163,21 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 COUNTS = ("letters", "delivered", "dead", "answered", "registered")
 
 
-async def volumes(pool: asyncpg.Pool, qn: Question) -> dict[str, Any]:
+async def filled_volumes(pool: asyncpg.Pool, qn: Question) -> list[dict[str, Any]]:
+    """The counts of every day (or hour) of the period, zeros included, in order."""
     rows = await stats.volumes(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until,
                                grain=qn.grain, start=qn.start, end=qn.end)
+    if qn.grain == "hour":
+        hours = int((qn.end - qn.start).total_seconds() // 3600)
+        slots: list[Any] = [(qn.start + dt.timedelta(hours=i)).astimezone(dt.UTC) for i in range(hours)]
+    else:
+        slots = [qn.since + dt.timedelta(days=i) for i in range((qn.until - qn.since).days + 1)]
+    have = {r["at"]: r for r in rows}
+    return [have.get(at) or {"at": at, **dict.fromkeys(COUNTS, 0)} for at in slots]
+
+
+async def volumes(pool: asyncpg.Pool, qn: Question) -> dict[str, Any]:
+    rows = await filled_volumes(pool, qn)
     totals = {k: sum(int(r[k]) for r in rows) for k in COUNTS}
     return {"question": qn.echo(), "items": [_row(r) for r in rows], "totals": totals}
 
@@ -195,9 +207,10 @@ async def service_levels(pool: asyncpg.Pool, qn: Question, directory: Directory,
 
 async def failures(pool: asyncpg.Pool, qn: Question, directory: Directory) -> dict[str, Any]:
     open_rows = await stats.open_failures(pool, agencies=qn.agencies)
-    trend = await stats.volumes(pool, side="r", agencies=qn.agencies, since=qn.since, until=qn.until, grain="day",
-                                start=qn.start, end=qn.end)
-    refused, refused_trend = await stats.refusals(pool, agencies=qn.agencies, start=qn.start, end=qn.end)
+    trend = await filled_volumes(pool, replace(qn, grain="day", side="recipient"))
+    refused, refused_days = await stats.refusals(pool, agencies=qn.agencies, start=qn.start, end=qn.end)
+    per_day = {r["day"]: r["n"] for r in refused_days}
+    refused_trend = [{"day": r["at"], "n": per_day.get(r["at"], 0)} for r in trend]
     for r in open_rows:
         entry = directory.get(r["agency"])
         r["name_th"] = entry.name_th if entry else None

@@ -44,7 +44,7 @@ from gateway.storage.db import queries
 
 BUCKETS = 48
 """Latency buckets: 0 .. 47."""
-METRICS = {"d": "delivery", "a": "answer", "g": "registered"}
+METRICS = {"d": "delivery", "a": "answer", "g": "registration"}
 """Latency metric codes: acceptance -> delivery, delivery -> received answer, delivery -> registered."""
 PERCENTILES = (50, 90, 99)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.envelope import NotifierKind
+from gateway.storage import transitions
 from tests.support import TOKENS, letter_bytes, notifier_bytes
 
 
@@ -28,3 +29,16 @@ async def answer(client, registry: str, sender: str, message_id: str, kind: Noti
     r = await client.post("/v1/messages", data=notifier_bytes(sender=registry, recipient=sender, ref=message_id,
                                                                kind=kind), headers=auth(registry))
     assert r.status == 202, await r.text()
+
+
+async def refuse(pool, message_id: str, recipient: str, *, at, reason: str = "HTTP 410 Gone") -> None:
+    """The office refuses the delivery for good (a dead letter), as the dispatcher records it: the
+    delivery is claimed by a worker, then its permanent refusal is applied as a transition."""
+    row = await pool.fetchrow("UPDATE deliveries d SET status = 'sending', leased_by = 'test-worker', attempts = 1 "
+                              "FROM messages m WHERE m.pk = d.message_pk AND m.message_id = $1 AND d.recipient = $2 "
+                              "RETURNING d.id, d.message_pk", message_id, recipient)
+    (applied,) = await transitions.apply(pool, [transitions.Transition(
+        delivery_id=row["id"], outcome="dead", at=at, message_pk=row["message_pk"], recipient=recipient,
+        actor="gateway", details={"reason": reason, "permanent": True}, worker="test-worker", attempt=1,
+        started_at=at, reason=reason, permanent=True, reset_destination=True)])
+    assert applied

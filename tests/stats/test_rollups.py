@@ -62,7 +62,7 @@ async def test_letters_deliveries_answers_and_refusals_are_rolled_up(make_client
     assert total["delivery"]["p50_s"] == stats.bucket_upper(stats.bucket_of(90))
     assert total["delivery"]["p99_s"] == stats.bucket_upper(stats.bucket_of(120))
     assert per[CMI]["answer"]["p50_s"] == stats.bucket_upper(stats.bucket_of(690))
-    assert per[CMI]["registered"]["p90_s"] == stats.bucket_upper(stats.bucket_of(3690))
+    assert per[CMI]["registration"]["p90_s"] == stats.bucket_upper(stats.bucket_of(3690))
     refused, _ = await stats.refusals(pool, agencies=None, start=clock.now() - dt.timedelta(days=1),
                                       end=clock.now() + dt.timedelta(hours=1))
     assert [(r["agency"], r["code"], r["n"]) for r in refused] == [(OPM, "envelope.unknown_recipient", 1)]

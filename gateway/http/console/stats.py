@@ -8,6 +8,7 @@ agency sees its own subtree (a ministry's user the whole ministry); staff see ev
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import aiohttp_jinja2
@@ -19,7 +20,6 @@ from gateway.http import stats_query
 from gateway.http.console import THAI_MONTHS
 from gateway.http.console.views import EVERYONE, need
 from gateway.http.stats_query import Question
-from gateway.storage import stats
 
 Page = dict[str, Any]
 
@@ -30,16 +30,17 @@ GRAINS_TH = {"day": "รายวัน", "hour": "รายชั่วโม�
 
 
 def duration_th(seconds: float | None) -> str:
-    """A duration as a person reads it: "≤ 45 วินาที", "≤ 12 นาที", "≤ 3.0 ชม.", "≤ 2.5 วัน"."""
+    """A duration as a person reads it, rounded up (a percentile is an upper edge): "≤ 45 วินาที",
+    "≤ 3 นาที", "≤ 3.5 ชม.", "≤ 2.5 วัน"."""
     if seconds is None:
         return "–"
     if seconds < 60:
-        return f"≤ {seconds:.0f} วินาที"
+        return f"≤ {math.ceil(seconds)} วินาที"
     if seconds < 3600:
-        return f"≤ {seconds / 60:.0f} นาที"
+        return f"≤ {math.ceil(seconds / 60)} นาที"
     if seconds < 86400:
-        return f"≤ {seconds / 3600:.1f} ชม."
-    return f"≤ {seconds / 86400:.1f} วัน"
+        return f"≤ {math.ceil(seconds / 360) / 10:.1f} ชม."
+    return f"≤ {math.ceil(seconds / 8640) / 10:.1f} วัน"
 
 
 def short_label(at: dt.date | dt.datetime, grain: str) -> str:
@@ -75,16 +76,10 @@ async def volumes_page(request: web.Request) -> Page:
     completed, dead letters, registry answers, per day or hour, for the exchange, a ministry, a province or
     an agency."""
     qn, user = await _question(request, "sender")
-    data = await stats_query.volumes(request.app[keys.POOL], qn)
-    rows = await _raw_volumes(request, qn)
+    rows = await stats_query.filled_volumes(request.app[keys.POOL], qn)
+    data = {"totals": {k: sum(int(r[k]) for r in rows) for k in stats_query.COUNTS}}
     points = {k: [(short_label(r["at"], qn.grain), int(r[k])) for r in rows] for k in ("letters", "delivered", "dead")}
     return {**_common(request, qn, user), "data": data, "rows": rows, "points": points}
-
-
-async def _raw_volumes(request: web.Request, qn: Question) -> list[dict[str, Any]]:
-    """The volumes with their days and hours as dates (the page labels them in Thai)."""
-    return await stats.volumes(request.app[keys.POOL], side=qn.side_code, agencies=qn.agencies, since=qn.since,
-                               until=qn.until, grain=qn.grain, start=qn.start, end=qn.end)
 
 
 @aiohttp_jinja2.template("stats_service.html")
