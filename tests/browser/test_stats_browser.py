@@ -3,7 +3,6 @@ and figures that match the letters this test sends, delivers, answers, refuses a
 
 from __future__ import annotations
 
-
 import pytest
 
 from gateway.core import appkeys as keys
