@@ -1,4 +1,4 @@
-"""Console and auditor API at scale: seed N letters and 10×N events set-based, time every page.
+"""Console, auditor API and statistics at scale: seed N letters and ~12×N events set-based, time every page.
 
     .venv/bin/python bench/console.py --quick        # 20,000 letters, 200,000 events
     .venv/bin/python bench/console.py                # 1,000,000 letters, 10,000,000 events
@@ -7,6 +7,13 @@ Runs an embedded PostgreSQL in a temporary directory (or GATEWAY_BENCH_DATABASE_
 an empty database), seeds with generate_series (no Python loops), starts the
 gateway app in process, logs in as an operator and an auditor, requests each
 page several times and prints p50/p99. The last line is key=value pairs.
+
+Statistics: the letters, deliveries, registry answers and refusals are seeded with the audit events
+the gateway writes for them (as insert_messages and apply_delivery_transitions do), then the
+gateway's rollup job (gateway.storage.stats.roll, the same code the background job runs) rolls
+them all up, and the rollups are checked against a full scan of the letters and deliveries
+(``rollup_differences`` must be 0). The statistics pages ask about the 30 days before the middle
+letter (about 100,000 letters of a million) over ~3,500 agencies.
 
 Seeding 1,000,000 letters takes ~6 minutes; to iterate on queries, keep the
 database and reuse it (a database that already holds the bench letters is not
@@ -41,7 +48,7 @@ from gateway.core.clock import SystemClock
 from gateway.core.directory import Directory
 from gateway.core.settings import DispatchSettings, Settings
 from gateway.http.app import create_app
-from gateway.storage import db, users
+from gateway.storage import db, stats, users
 from tests.audit.keys import TestSigner
 from tests.support import directory_dict
 
@@ -50,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 SEED = """
 INSERT INTO messages (sender, message_id, message_type, letter_number, letter_date, subject, speed, secrecy,
                       received_sha256, received, forwarded, receipt, accepted_at)
-SELECT CASE WHEN g % 2 = 0 THEN '0100000000' ELSE '1500000000' END,
+SELECT CASE g % 4 WHEN 0 THEN '0100000000' WHEN 1 THEN '1500000000' ELSE '17' || lpad((g % 500)::text, 8, '0') END,
        'bench-' || g, 'letter', 'นร ' || (g % 9000) || '/ว ' || g, date '2026-01-01' + (g % 300),
        (ARRAY['ขอเชิญประชุมคณะกรรมการ','ขออนุมัติงบประมาณ','รายงานผลการดำเนินงาน','แจ้งเวียนหนังสือสั่งการ',
               'ขอความอนุเคราะห์ข้อมูล'])[1 + g % 5] || ' ครั้งที่ ' || g,
@@ -63,9 +70,12 @@ INSERT INTO deliveries (id, message_pk, recipient, route, status, attempts, next
 SELECT gen_random_uuid(), m.pk, r.code, 'push',
        (CASE WHEN m.pk % 1000 = 0 THEN 'dead' WHEN m.pk % 97 = 0 THEN 'retry_wait' WHEN m.pk % 89 = 0 THEN 'queued'
              ELSE 'delivered' END)::delivery_status,
-       1, m.accepted_at, m.accepted_at, m.accepted_at + interval '7 days', m.accepted_at + interval '3 seconds',
+       1, m.accepted_at, m.accepted_at, m.accepted_at + interval '7 days',
+       -- from 2 s to about an hour; some offices (by code) much slower than others
+       m.accepted_at + (2 + (m.pk * 7919) % 900 + r.slow * 60) * interval '1 second',
        CASE WHEN m.pk % 1000 = 0 THEN 'HTTP 410' END
-FROM messages m CROSS JOIN (VALUES ('1550100000'), ('1550200000')) r (code);
+FROM messages m CROSS JOIN LATERAL (VALUES (CASE WHEN m.pk % 2 = 0 THEN '1550100000' ELSE '1550200000' END, 0),
+                                           ('16' || lpad((m.pk % 3000)::text, 8, '0'), (m.pk % 3000) % 50)) r (code, slow);
 
 INSERT INTO audit_events (at, actor, kind, message_pk, details)
 SELECT m.accepted_at + k * interval '1 second', 'gateway',
@@ -74,6 +84,39 @@ SELECT m.accepted_at + k * interval '1 second', 'gateway',
        m.pk, jsonb_build_object('recipient', '1550100000', 'k', k)
 FROM messages m CROSS JOIN generate_series(0, 9) k
 ORDER BY m.pk, k;  -- in time order, as a real log is written (seq follows at)
+
+-- what the statistics roll up: every delivery that completed or died is an event naming it (as
+-- apply_delivery_transitions writes them), registry answers are notifiers back to the sender, and
+-- refused submissions are message.rejected events with their code
+INSERT INTO audit_events (at, actor, kind, message_pk, delivery_id, details)
+SELECT coalesce(d.delivered_at, d.created_at + interval '1 hour'), 'gateway',
+       CASE d.status WHEN 'delivered' THEN 'delivery.delivered' ELSE 'delivery.dead' END, d.message_pk, d.id, '{}'
+FROM deliveries d WHERE d.status IN ('delivered', 'dead') ORDER BY d.message_pk, d.recipient;
+
+INSERT INTO messages (sender, message_id, message_type, ref_to_message_id, letter_number, letter_date,
+                      notifier_kind, registry_number, received_sha256, received, forwarded, receipt, accepted_at)
+SELECT d.recipient, 'bench-n-' || m.pk, 'notifier', m.message_id, m.letter_number, m.letter_date,
+       CASE WHEN m.pk % 6 = 0 THEN 'accepted' ELSE 'received' END, CASE WHEN m.pk % 6 = 0 THEN 'รับ ' || m.pk END,
+       sha256(('n' || m.pk)::bytea), '\\x3c782f3e'::bytea, '\\x3c782f3e'::bytea, '\\x3c722f3e'::bytea,
+       d.delivered_at + (m.pk % 40) * interval '5 minutes'
+FROM messages m JOIN deliveries d ON d.message_pk = m.pk AND d.recipient IN ('1550100000', '1550200000')
+WHERE m.message_type = 'letter' AND m.pk % 3 = 0 AND d.status = 'delivered' ORDER BY m.pk;
+
+INSERT INTO deliveries (id, message_pk, recipient, route, status, attempts, next_attempt_at, created_at, expires_at)
+SELECT gen_random_uuid(), n.pk, l.sender, 'pull', 'inbox', 0, n.accepted_at, n.accepted_at, n.accepted_at + interval '7 days'
+FROM messages n JOIN messages l ON l.message_id = n.ref_to_message_id AND l.message_type = 'letter'
+WHERE n.message_type = 'notifier' AND n.message_id LIKE 'bench-n-%';
+
+INSERT INTO audit_events (at, actor, kind, message_pk, details)
+SELECT n.accepted_at, n.sender, 'message.accepted', n.pk, '{}' FROM messages n
+WHERE n.message_type = 'notifier' AND n.message_id LIKE 'bench-n-%' ORDER BY n.pk;
+
+INSERT INTO audit_events (at, actor, kind, details)
+SELECT timestamptz '2026-01-01 00:00+07' + g * interval '2500 seconds',
+       CASE g % 3 WHEN 0 THEN '0100000000' ELSE '17' || lpad((g % 500)::text, 8, '0') END, 'message.rejected',
+       jsonb_build_object('code', (ARRAY['signature.untrusted', 'envelope.schema_invalid',
+                                         'envelope.unknown_recipient'])[1 + g % 3])
+FROM generate_series(1, greatest($1 / 100, 1)) g;
 
 INSERT INTO destinations (agency, consecutive_failures, failing_since, backoff_until, last_error, updated_at)
 VALUES ('1550200000', 4, now(), now() + interval '5 minutes', 'HTTP 503', now());
@@ -132,6 +175,19 @@ async def main() -> None:
         await sealer.seal_once(force_checkpoint=True)
         if seal_rate is not None:
             print(f"sealed {events} events at {seal_rate:,.0f}/s", flush=True)
+        # the statistics: the gateway's rollup job over every event, then the rollups against a full scan
+        t0 = time.perf_counter()
+        rolled_before = await pool.fetchval("SELECT events FROM stats_watermark")
+        await stats.catch_up(pool, now=dt.datetime.now(dt.UTC))
+        rolled = await pool.fetchval("SELECT events FROM stats_watermark") - rolled_before
+        roll_s = time.perf_counter() - t0
+        roll_rate = rolled / roll_s if rolled else 0.0
+        print(f"rolled up {rolled} events in {roll_s:.1f} s ({roll_rate:,.0f}/s)", flush=True)
+        t0 = time.perf_counter()
+        mismatches = await stats.check_against_full_scan(pool)
+        scan_s = time.perf_counter() - t0
+        print(f"rollups against a full scan: {len(mismatches)} differences ({scan_s:.1f} s)", *mismatches[:10],
+              sep="\n", flush=True)
         now = dt.datetime.now(dt.UTC)
         for name, role in (("op", users.Role.OPERATOR), ("aud", users.Role.AUDITOR)):
             if not reuse:
@@ -175,6 +231,22 @@ async def main() -> None:
             "api_letter_events": ("/v1/audit/events", {"letter": str(pk)}, h),
             "api_evidence": (f"/v1/audit/letters/{pk}/evidence.zip", {}, h),
         }
+        # statistics over the last 30 days of the letters (about 100,000 of a million), and one day per hour
+        until = late
+        month = {"since": str(until - dt.timedelta(days=29)), "until": str(until)}
+        week = {"since": str(until - dt.timedelta(days=6)), "until": str(until)}
+        pages.update({
+            "stats_volumes": ("/console/stats", month, None),
+            "stats_volumes_hourly": ("/console/stats", {**week, "grain": "hour"}, None),
+            "stats_volumes_ministry": ("/console/stats", {**month, "scope": "ministry", "code": "1500000000",
+                                                          "side": "recipient"}, None),
+            "stats_service": ("/console/stats/service", month, None),
+            "stats_service_senders": ("/console/stats/service", {**month, "side": "sender"}, None),
+            "stats_failures": ("/console/stats/failures", month, None),
+            "api_stats_volumes": ("/v1/stats/volumes", {**month, "scope": "agency", "code": "1550100000"}, h),
+            "api_stats_service": ("/v1/stats/service-levels", month, h),
+            "api_stats_failures": ("/v1/stats/failures", month, h),
+        })
         # keyset: page 2 of the plain search
         first = await (await client.get("/v1/audit/letters", params={"limit": "50"}, headers=h)).json()
         pages["api_letters_page2"] = ("/v1/audit/letters", {"limit": "50", "after": first["next"]}, h)
@@ -199,7 +271,11 @@ async def main() -> None:
                   f"p99 {results[name][1]:7.1f} ms", flush=True)
         await client.close()
         worst = max(v[1] for v in results.values())
+        worst_stats = max(v[1] for k, v in results.items() if "stats" in k)
         figures = {"letters": n, "events": events, "reused": int(reuse), "seed_s": f"{seed_s:.1f}",
+                   "rolled_events": rolled, "roll_s": f"{roll_s:.1f}", "roll_per_s": f"{roll_rate:.0f}",
+                   "rollup_differences": len(mismatches), "full_scan_s": f"{scan_s:.1f}",
+                   "stats_worst_p99_ms": f"{worst_stats:.1f}",
                    **({"seal_per_s": f"{seal_rate:.0f}"} if seal_rate is not None else {}),
                    **{f"{k}_p50_ms": f"{v[0]:.1f}" for k, v in results.items()},
                    **{f"{k}_p99_ms": f"{v[1]:.1f}" for k, v in results.items()},

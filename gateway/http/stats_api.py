@@ -12,7 +12,7 @@ import json
 from aiohttp import web
 
 from gateway.core import appkeys as keys
-from gateway.http import auth, stats_query
+from gateway.http import auth, params, stats_query
 from gateway.http.stats_query import Question
 
 EVERYONE = (auth.AGENCY, auth.OPERATOR, auth.AUDITOR, auth.ADMIN)
@@ -38,9 +38,12 @@ async def volumes(request: web.Request) -> web.Response:
 
 async def service_levels(request: web.Request) -> web.Response:
     """Role: agency (its own subtree), operator, auditor, admin. Time from acceptance to delivery and from
-    delivery to the registry's answer (p50/p90/p99) per agency; the slowest; those that never answer."""
+    delivery to the registry's answer (p50/p90/p99) per agency (the ``limit`` busiest); the slowest; those
+    that never answer."""
     qn = await _question(request, default_side="recipient")
-    return _json(await stats_query.service_levels(request.app[keys.POOL], qn, request.app[keys.DIRECTORY]))
+    limit = params.limit(request.query, default=100, top=10_000)
+    return _json(await stats_query.service_levels(request.app[keys.POOL], qn, request.app[keys.DIRECTORY],
+                                                  limit=limit))
 
 
 async def failures(request: web.Request) -> web.Response:

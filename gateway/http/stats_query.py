@@ -182,25 +182,29 @@ async def volumes(pool: asyncpg.Pool, qn: Question) -> dict[str, Any]:
     return {"question": qn.echo(), "items": [_row(r) for r in rows], "totals": totals}
 
 
-async def service_levels(pool: asyncpg.Pool, qn: Question, directory: Directory, *,
+async def service_levels(pool: asyncpg.Pool, qn: Question, directory: Directory, *, limit: int = 100,
                          slowest: int = 20) -> dict[str, Any]:
+    """Overall and per-agency levels; ``agencies`` lists the ``limit`` agencies with the most letters
+    (``agencies_total`` says how many there are); the slowest and the silent are found among all."""
     overall, per = await stats.service_levels(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since,
                                               until=qn.until)
     totals = await stats.agency_totals(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since,
                                        until=qn.until)
-    agencies = []
-    for code in sorted(set(per) | set(totals)):
+    def entry(code: str) -> dict[str, Any]:
         t = totals.get(code, {})
-        entry = directory.get(code)
-        agencies.append({"agency": code, "name_th": entry.name_th if entry else None,
-                         **{k: int(t.get(k) or 0) for k in COUNTS},
-                         **(per.get(code) or {m: {"count": 0, "p50_s": None, "p90_s": None, "p99_s": None}
-                                              for m in stats.METRICS.values()})})
-    timed = [a for a in agencies if a["delivery"]["p90_s"] is not None]
-    slow = sorted(timed, key=lambda a: (-a["delivery"]["p90_s"], -a["delivered"], a["agency"]))[:slowest]
-    silent = [a for a in agencies if a["delivered"] > 0 and a["answered"] == 0 and a["registered"] == 0]
-    return {"question": qn.echo(), "overall": overall, "agencies": agencies,
-            "slowest": [a["agency"] for a in slow], "never_answering": [a["agency"] for a in silent],
+        agency = directory.get(code)
+        return {"agency": code, "name_th": agency.name_th if agency else None,
+                **{k: int(t.get(k) or 0) for k in COUNTS}, **(per.get(code) or stats.empty_levels())}
+
+    codes = set(per) | set(totals)
+    busiest = sorted(codes, key=lambda c: (-int(totals.get(c, {}).get("letters") or 0), c))[:limit]
+    timed = [c for c in per if per[c]["delivery"]["p90_s"] is not None]
+    slow = sorted(timed, key=lambda c: (-per[c]["delivery"]["p90_s"], -int(totals.get(c, {}).get("delivered") or 0),
+                                        c))[:slowest]
+    silent = sorted(c for c, t in totals.items() if t["delivered"] and not t["answered"] and not t["registered"])
+    return {"question": qn.echo(), "overall": overall, "agencies": [entry(c) for c in busiest],
+            "agencies_total": len(codes), "slowest": [entry(c) for c in slow],
+            "never_answering": [entry(c) for c in silent[:limit]], "never_answering_total": len(silent),
             "resolution": "log-scale buckets, factor √2 apart; a percentile is its bucket's upper edge, "
                           "at most 41% above the true value"}
 

@@ -169,25 +169,24 @@ async def agency_totals(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str
     return {r["agency"]: dict(r) for r in rows}
 
 
-def _levels(hists: Mapping[str, Mapping[int, int]]) -> Row:
-    out: Row = {}
-    for code, name in METRICS.items():
-        h = hists.get(code, {})
-        out[name] = {"count": sum(h.values()),
-                     **{f"p{q}_s": percentile(h, q) for q in PERCENTILES}}
-    return out
+def empty_levels() -> Row:
+    """The levels of an agency with no duration measured."""
+    return {name: {"count": 0, **{f"p{q}_s": None for q in PERCENTILES}} for name in METRICS.values()}
 
 
 async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
                          until: dt.date) -> tuple[Row, dict[str, Row]]:
-    """The percentiles over the days for the whole scope, and per agency."""
-    total: dict[str, dict[int, int]] = defaultdict(dict)
-    for r in await pool.fetch(queries["stats_latency_total"], side, agencies, since, until):
-        total[r["metric"]][r["bucket"]] = r["n"]
-    per: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for r in await pool.fetch(queries["stats_latency_by_agency"], side, agencies, since, until):
-        per[r["agency"]][r["metric"]][r["bucket"]] = r["n"]
-    return _levels(total), {a: _levels(h) for a, h in per.items()}
+    """The percentiles over the days for the whole scope, and per agency (computed in SQL from the
+    histograms: the same ranks as :func:`percentile`)."""
+    out: dict[str, Row] = {}
+    for whole in (True, False):
+        for r in await pool.fetch(queries["stats_levels_by_agency"], side, agencies, since, until, whole):
+            level = out.setdefault(r["agency"] if not whole else "", empty_levels())[METRICS[r["metric"]]]
+            level["count"] = r["count"]
+            for q in PERCENTILES:
+                b = r[f"b{q}"]
+                level[f"p{q}_s"] = bucket_upper(b) if b is not None else None
+    return out.pop("", empty_levels()), out
 
 
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,

@@ -293,6 +293,7 @@ PARAMETERS: list[Param] = [
     # statistics (scope, period in Gregorian or Buddhist-era days, grain, side), as JSON and as pages
     *[_p("GET", route, n, "query", role, f"{route}?{n}={{v}}", k, **kw)
       for route, role in STATS_ROUTES for n, k, kw in STATS_QUERY],
+    _p("GET", "/v1/stats/service-levels", "limit", "query", "auditor", "/v1/stats/service-levels?limit={v}", "number"),
 ]
 #: Routes that read no parameter (the envelope's Content-Type is tested below; its body by the corpus).
 NO_PARAMETERS = {("POST", "/v1/messages"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),

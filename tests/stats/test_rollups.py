@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -141,3 +142,27 @@ async def test_a_roller_killed_mid_round_loses_and_doubles_nothing(make_client, 
     assert kills == 6
     await stats.catch_up(pool, now=clock.now())
     await _counted_once(pool)
+
+
+async def test_percentiles_in_sql_are_those_of_the_documented_rule(pool):
+    """The service levels' SQL ranks (stats_levels_by_agency) agree with :func:`stats.percentile`."""
+
+
+    rng = random.Random(18)
+    day = dt.date(2026, 11, 22)
+    hists = {f"{1550100000 + i}": {b: rng.randint(1, 50) for b in rng.sample(range(48), rng.randint(1, 9))}
+             for i in range(30)}
+    for agency, hist in hists.items():
+        for b, n in hist.items():
+            await pool.execute("INSERT INTO stats_latency (side, agency, day, metric, bucket, n) "
+                               "VALUES ('r', $1, $2, 'd', $3, $4)", agency, day + dt.timedelta(days=b % 3), b, n)
+    overall, per = await stats.service_levels(pool, side="r", agencies=None, since=day,
+                                              until=day + dt.timedelta(days=2))
+    whole: dict[int, int] = {}
+    for agency, hist in hists.items():
+        for q in (50, 90, 99):
+            assert per[agency]["delivery"][f"p{q}_s"] == stats.percentile(hist, q), (agency, q)
+        for b, n in hist.items():
+            whole[b] = whole.get(b, 0) + n
+    assert [overall["delivery"][f"p{q}_s"] for q in (50, 90, 99)] == [stats.percentile(whole, q) for q in (50, 90, 99)]
+    assert overall["delivery"]["count"] == sum(whole.values())

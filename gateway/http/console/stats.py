@@ -89,9 +89,7 @@ async def service_page(request: web.Request) -> Page:
     offices whose registry never answers."""
     qn, user = await _question(request, "recipient")
     data = await stats_query.service_levels(request.app[keys.POOL], qn, request.app[keys.DIRECTORY])
-    by_code = {a["agency"]: a for a in data["agencies"]}
-    return {**_common(request, qn, user), "data": data, "slowest": [by_code[c] for c in data["slowest"]],
-            "silent": [by_code[c] for c in data["never_answering"]]}
+    return {**_common(request, qn, user), "data": data, "slowest": data["slowest"], "silent": data["never_answering"]}
 
 
 @aiohttp_jinja2.template("stats_failures.html")
