@@ -174,19 +174,25 @@ def empty_levels() -> Row:
     return {name: {"count": 0, **{f"p{q}_s": None for q in PERCENTILES}} for name in METRICS.values()}
 
 
+def _levels(hists: Mapping[str, Mapping[int, int]]) -> Row:
+    out = empty_levels()
+    for code, name in METRICS.items():
+        h = hists.get(code)
+        if h:
+            out[name] = {"count": sum(h.values()), **{f"p{q}_s": percentile(h, q) for q in PERCENTILES}}
+    return out
+
+
 async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
                          until: dt.date) -> tuple[Row, dict[str, Row]]:
-    """The percentiles over the days for the whole scope, and per agency (computed in SQL from the
-    histograms: the same ranks as :func:`percentile`)."""
-    out: dict[str, Row] = {}
-    for whole in (True, False):
-        for r in await pool.fetch(queries["stats_levels_by_agency"], side, agencies, since, until, whole):
-            level = out.setdefault(r["agency"] if not whole else "", empty_levels())[METRICS[r["metric"]]]
-            level["count"] = r["count"]
-            for q in PERCENTILES:
-                b = r[f"b{q}"]
-                level[f"p{q}_s"] = bucket_upper(b) if b is not None else None
-    return out.pop("", empty_levels()), out
+    """The percentiles over the days for the whole scope, and per agency, from one pass over the
+    histograms (summed per agency, metric and bucket in SQL, ranked here)."""
+    whole: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    per: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for r in await pool.fetch(queries["stats_latency_by_agency"], side, agencies, since, until):
+        per[r["agency"]][r["metric"]][r["bucket"]] = r["n"]
+        whole[r["metric"]][r["bucket"]] += r["n"]
+    return _levels(whole), {a: _levels(h) for a, h in per.items()}
 
 
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,
