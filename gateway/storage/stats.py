@@ -31,8 +31,10 @@ below the true value, at most 41 % (√2) above it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,19 +124,21 @@ async def roll(pool: asyncpg.Pool, *, now: dt.datetime, batch: int = 50_000) -> 
     return RollResult(locked=True, events=events, watermark=upto, more=more)
 
 
-async def catch_up(pool: asyncpg.Pool, *, now: dt.datetime, rounds: int = 1000) -> int:
-    """Roll until nothing final is left (on demand: tests, the benchmark, the CLI); the watermark."""
-    mark = 0
-    for _ in range(rounds):
+async def catch_up(pool: asyncpg.Pool, *, now: dt.datetime, timeout_s: float = 120.0) -> int:
+    """Roll until every event numbered before this call is counted (on demand: tests, the benchmark,
+    ``gateway stats roll``); the watermark. Waits for the transactions that hold such numbers to end,
+    and for another process's round, at most ``timeout_s``."""
+    target = await pool.fetchval(queries["audit_seq_last"])
+    deadline = time.monotonic() + timeout_s
+    while True:
         r = await roll(pool, now=now)
-        mark = r.watermark
-        if r.locked and not r.more:
-            # a fence set in this round is ready at the next one once its transactions end
-            again = await roll(pool, now=now)
-            mark = again.watermark if again.locked else mark
-            if not again.more and again.events == 0:
-                return mark
-    return mark
+        if r.locked and r.watermark >= target and not r.more:
+            return r.watermark
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the statistics did not catch up with event {target} in {timeout_s:.0f} s "
+                               f"(watermark {r.watermark}): a transaction that holds an audit number still runs")
+        if not r.more:
+            await asyncio.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------- what the pages read
