@@ -104,7 +104,7 @@ WHERE m.message_type = 'letter' AND m.pk % 3 = 0 AND d.status = 'delivered' ORDE
 
 INSERT INTO deliveries (id, message_pk, recipient, route, status, attempts, next_attempt_at, created_at, expires_at)
 SELECT gen_random_uuid(), n.pk, l.sender, 'pull', 'inbox', 0, n.accepted_at, n.accepted_at, n.accepted_at + interval '7 days'
-FROM messages n JOIN messages l ON l.message_id = n.ref_to_message_id AND l.message_type = 'letter'
+FROM messages n JOIN messages l ON l.pk = substr(n.message_id, 9)::bigint  -- bench-n-<letter pk>
 WHERE n.message_type = 'notifier' AND n.message_id LIKE 'bench-n-%';
 
 INSERT INTO audit_events (at, actor, kind, message_pk, details)
@@ -152,7 +152,8 @@ async def main() -> None:
         conn = await asyncpg.connect(dsn)
         await db.migrate(conn)
         t0 = time.perf_counter()
-        seeded = await conn.fetchval("SELECT count(*) FROM messages WHERE message_id LIKE 'bench-%'")
+        seeded = await conn.fetchval("SELECT count(*) FROM messages WHERE message_id LIKE 'bench-%' "
+                                     "AND message_type = 'letter'")
         reuse = args.reuse and seeded == n
         if not reuse:
             assert seeded == 0, f"the database holds {seeded} bench letters, not {n}: use an empty one"
