@@ -127,14 +127,16 @@ async def roll(pool: asyncpg.Pool, *, now: dt.datetime, batch: int = 50_000) -> 
 async def catch_up(pool: asyncpg.Pool, *, now: dt.datetime, timeout_s: float = 120.0) -> int:
     """Roll until every event numbered before this call is counted (on demand: tests, the benchmark,
     ``gateway stats roll``); the watermark. Waits for the transactions that hold such numbers to end,
-    and for another process's round, at most ``timeout_s``."""
+    and for another process's round, at most ``timeout_s`` without progress."""
     target = await pool.fetchval(queries["audit_seq_last"])
     deadline = time.monotonic() + timeout_s
     while True:
         r = await roll(pool, now=now)
         if r.locked and r.watermark >= target and not r.more:
             return r.watermark
-        if time.monotonic() > deadline:
+        if r.more:  # a backlog (a first start on a large log): progress, so no deadline yet
+            deadline = time.monotonic() + timeout_s
+        elif time.monotonic() > deadline:
             raise TimeoutError(f"the statistics did not catch up with event {target} in {timeout_s:.0f} s "
                                f"(watermark {r.watermark}): a transaction that holds an audit number still runs")
         if not r.more:
