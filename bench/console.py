@@ -194,7 +194,7 @@ async def main() -> None:
               sep="\n", flush=True)
         now = dt.datetime.now(dt.UTC)
         for name, role in (("op", users.Role.OPERATOR), ("aud", users.Role.AUDITOR)):
-            if not reuse:
+            if await users.get(pool, name) is None:  # (a reused database may come from a run cut short)
                 await users.add(pool, username=name, password="bench-password-1", role=role, agency=None, now=now,
                                 actor="bench")
         token = await users.issue_token(pool, "aud", "bench", now=now, actor="bench")
