@@ -180,25 +180,18 @@ def empty_levels() -> Row:
     return {name: {"count": 0, **{f"p{q}_s": None for q in PERCENTILES}} for name in METRICS.values()}
 
 
-def _levels(hists: Mapping[str, Mapping[int, int]]) -> Row:
-    out = empty_levels()
-    for code, name in METRICS.items():
-        h = hists.get(code)
-        if h:
-            out[name] = {"count": sum(h.values()), **{f"p{q}_s": percentile(h, q) for q in PERCENTILES}}
-    return out
-
-
 async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
                          until: dt.date) -> tuple[Row, dict[str, Row]]:
-    """The percentiles over the days for the whole scope, and per agency, from one pass over the
-    histograms (summed per agency, metric and bucket in SQL, ranked here)."""
-    whole: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    per: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for r in await pool.fetch(queries["stats_latency_by_agency"], side, agencies, since, until):
-        per[r["agency"]][r["metric"]][r["bucket"]] = r["n"]
-        whole[r["metric"]][r["bucket"]] += r["n"]
-    return _levels(whole), {a: _levels(h) for a, h in per.items()}
+    """The percentiles over the days for the whole scope, and per agency: ranked in SQL from the
+    histograms in one pass (``stats_levels``, the rule of :func:`percentile`)."""
+    whole = empty_levels()
+    per: dict[str, Row] = {}
+    for r in await pool.fetch(queries["stats_levels"], side, agencies, since, until):
+        agency = r["agency"]
+        levels = whole if agency is None else per.get(agency) or per.setdefault(agency, empty_levels())
+        levels[METRICS[r["metric"]]] = {"count": r["count"], **{
+            f"p{q}_s": bucket_upper(r[f"b{q}"]) if r[f"b{q}"] is not None else None for q in PERCENTILES}}
+    return whole, per
 
 
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,

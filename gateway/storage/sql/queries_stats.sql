@@ -45,13 +45,26 @@ FROM stats_daily
 WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
 GROUP BY agency;
 
--- name: stats_latency_by_agency
--- Histogram counts per agency, metric and bucket over the days ($1 side, $2 agencies or NULL, $3 first
--- day, $4 last day): one pass; the percentiles, per agency and overall, are ranked from these.
-SELECT agency, metric::text AS metric, bucket, sum(n)::bigint AS n
-FROM stats_latency
-WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
-GROUP BY agency, metric, bucket;
+-- name: stats_levels
+-- Per agency and metric, and for the whole scope (agency NULL), in one pass over the histograms: how
+-- many durations, and the buckets of the 50th, 90th and 99th percentile (the first bucket whose running
+-- count reaches the rank ceil(q * count), as gateway.storage.stats.percentile). $1 side, $2 agencies or
+-- NULL, $3 first day, $4 last day.
+WITH h AS (
+    SELECT agency, metric, bucket, sum(n) AS n
+    FROM stats_latency
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
+    GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
+), c AS (
+    SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
+           sum(n) OVER (PARTITION BY agency, metric) AS total
+    FROM h
+)
+SELECT agency, metric::text AS metric, max(total)::bigint AS count,
+       min(bucket) FILTER (WHERE running >= ceil(0.50 * total)) AS b50,
+       min(bucket) FILTER (WHERE running >= ceil(0.90 * total)) AS b90,
+       min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
+FROM c GROUP BY agency, metric;
 
 -- name: stats_refusals
 -- Refused submissions per sending agency and code ($1 agencies or NULL, $2 from, $3 until).
