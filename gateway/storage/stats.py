@@ -175,9 +175,13 @@ async def agency_totals(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str
     return {r["agency"]: dict(r) for r in rows}
 
 
+_KEYS = tuple((q, f"b{q}", f"p{q}_s") for q in PERCENTILES)
+_EMPTY = {"count": 0, **{key: None for _q, _b, key in _KEYS}}
+
+
 def empty_levels() -> Row:
     """The levels of an agency with no duration measured."""
-    return {name: {"count": 0, **{f"p{q}_s": None for q in PERCENTILES}} for name in METRICS.values()}
+    return {name: _EMPTY.copy() for name in METRICS.values()}
 
 
 async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
@@ -189,8 +193,10 @@ async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[st
     for r in await pool.fetch(queries["stats_levels"], side, agencies, since, until):
         agency = r["agency"]
         levels = whole if agency is None else per.get(agency) or per.setdefault(agency, empty_levels())
-        levels[METRICS[r["metric"]]] = {"count": r["count"], **{
-            f"p{q}_s": bucket_upper(r[f"b{q}"]) if r[f"b{q}"] is not None else None for q in PERCENTILES}}
+        level = levels[METRICS[r["metric"]]]
+        level["count"] = r["count"]
+        for _q, b, key in _KEYS:
+            level[key] = bucket_upper(r[b]) if r[b] is not None else None
     return whole, per
 
 
