@@ -15,6 +15,7 @@ with a code inside it; any other scope is 403.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
@@ -186,10 +187,10 @@ async def service_levels(pool: asyncpg.Pool, qn: Question, directory: Directory,
                          slowest: int = 20) -> dict[str, Any]:
     """Overall and per-agency levels; ``agencies`` lists the ``limit`` agencies with the most letters
     (``agencies_total`` says how many there are); the slowest and the silent are found among all."""
-    overall, per = await stats.service_levels(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since,
-                                              until=qn.until)
-    totals = await stats.agency_totals(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since,
-                                       until=qn.until)
+    # the histograms and the counts are two scans: side by side, on two connections of the pool
+    (overall, per), totals = await asyncio.gather(
+        stats.service_levels(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until),
+        stats.agency_totals(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until))
     def entry(code: str) -> dict[str, Any]:
         t = totals.get(code, {})
         agency = directory.get(code)
