@@ -245,6 +245,14 @@ def _add_directory_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     cr.set_defaults(run="directory:directory_cert_retire")
 
 
+def _add_stats_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    st = sub.add_parser("stats", help="statistics and service levels (สถิติ)").add_subparsers(
+        dest="stats_command", required=True)
+    r = st.add_parser("roll", help="bring the rollups up to date now (gateway serve does it every 5 s)")
+    add_common_options(r)
+    r.set_defaults(run="stats:stats_roll")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway",
                                 description="Saraban gateway: official letters between agencies")
@@ -253,6 +261,7 @@ def parser() -> argparse.ArgumentParser:
     _add_letter_and_pki_commands(sub)
     _add_audit_commands(sub)
     _add_directory_commands(sub)
+    _add_stats_commands(sub)
     return p
 
 

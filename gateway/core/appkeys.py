@@ -38,3 +38,4 @@ AUDIT_SEALER = web.AppKey("audit_sealer", object)  # gateway.audit.sealer.ChainS
 SESSION_KEY = web.AppKey("session_key", bytes)
 AUDIT_VERIFY = web.AppKey("audit_verify", object)  # gateway.audit.live.VerifyJob (likewise)
 LOGIN_THROTTLE = web.AppKey("login_throttle", object)  # gateway.intake.limits.LoginThrottle (likewise)
+STATS_JOB = web.AppKey("stats_job", object)  # gateway.exchange.stats.StatsJob (likewise)

@@ -31,6 +31,7 @@ from gateway.core.sealing import CheckpointSigner, DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
 from gateway.core.signing import PkiSealer, build_trust
 from gateway.exchange.certificates import certificates_ctx
+from gateway.exchange.stats import stats_ctx
 from gateway.http import api, console
 from gateway.http.routes import setup_routes
 from gateway.http.services import build_services
@@ -159,7 +160,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.AUDIT_VERIFY] = job = VerifyJob()
     app[keys.LOGIN_THROTTLE] = LoginThrottle()
     app.on_shutdown.append(lambda _app: job.cancel())
-    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, certificates_ctx, audit_ctx])
+    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, certificates_ctx, audit_ctx, stats_ctx])
     setup_routes(app)  # every URL of the app, e-CMS included: gateway.http.routes
     console.setup(app)
     return app

@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.audit.live import VerifyJob
 from gateway.core import appkeys as keys
 from gateway.exchange.service import Exchange
+from gateway.exchange.stats import StatsJob
 from gateway.intake.limits import LoginThrottle
 
 T = TypeVar("T")
@@ -37,3 +38,7 @@ def login_throttle(app: web.Application) -> LoginThrottle:
 
 def verify_job(app: web.Application) -> VerifyJob:
     return _get(app, keys.AUDIT_VERIFY, VerifyJob)
+
+
+def stats_job(app: web.Application) -> StatsJob:
+    return _get(app, keys.STATS_JOB, StatsJob)

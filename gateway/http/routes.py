@@ -9,8 +9,10 @@
 ``/v1/deliveries/...``         operator API: dead letters, requeue, queues
 ``/v1/queues``                 (:mod:`gateway.http.auditor_api`)
 ``/v1/directory/...``          the agency directory (:mod:`gateway.http.directory_api`)
+``/v1/stats/...``              statistics and service levels (:mod:`gateway.http.stats_api`)
 ``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.endpoint`)
-``/console...``                the staff console, server-rendered (:mod:`gateway.http.console.views`)
+``/console...``                the staff console, server-rendered (:mod:`gateway.http.console.views`);
+                               its statistics pages (:mod:`gateway.http.console.stats`)
 =============================  ==============================================================
 
 Each handler's docstring names the roles it admits; ``tests/audit/test_roles.py``
@@ -26,9 +28,10 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
 from gateway.ecms import endpoint as ecms
-from gateway.http import api, auditor_api, directory_api
+from gateway.http import api, auditor_api, directory_api, stats_api
 from gateway.http.console import certificates as console_certificates
 from gateway.http.console import directory as console_directory
+from gateway.http.console import stats as console_stats
 from gateway.http.console import views as console
 
 
@@ -112,3 +115,11 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/console/certificates", console_certificates.certificates_page)
     router.add_get("/console/audit", console.audit_page)
     router.add_post("/console/audit/verify", console.audit_verify)
+
+    # statistics and service levels, from the rollups (agencies: their own subtree; staff: all)
+    router.add_get("/v1/stats/volumes", stats_api.volumes)
+    router.add_get("/v1/stats/service-levels", stats_api.service_levels)
+    router.add_get("/v1/stats/failures", stats_api.failures)
+    router.add_get("/console/stats", console_stats.volumes_page)
+    router.add_get("/console/stats/service", console_stats.service_page)
+    router.add_get("/console/stats/failures", console_stats.failures_page)

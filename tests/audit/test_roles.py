@@ -11,7 +11,7 @@ from gateway.core.ecmswire import soap
 from gateway.storage import users
 from tests.audit.conftest import login
 from tests.ecms.helpers import errors, request
-from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
+from tests.support import CMI, KKN, MOI, OPM, TOKENS, letter_bytes
 
 ROLES = ("agency", "operator", "auditor", "admin")
 U = str(uuid.uuid4())
@@ -40,6 +40,12 @@ API = {
     ("GET", "/v1/directory/agencies/{code}/history"): ({"operator", "auditor", "admin"},
                                                        f"/v1/directory/agencies/{CMI}/history"),
     ("PUT", "/v1/directory/agencies/{code}"): ({"admin"}, f"/v1/directory/agencies/{CMI}"),
+    # statistics: an agency its own subtree (the test agency asks for itself), staff everything
+    ("GET", "/v1/stats/volumes"): ({"agency", "operator", "auditor", "admin"}, f"/v1/stats/volumes?scope=agency&code={OPM}"),
+    ("GET", "/v1/stats/service-levels"): ({"agency", "operator", "auditor", "admin"},
+                                          f"/v1/stats/service-levels?scope=agency&code={OPM}"),
+    ("GET", "/v1/stats/failures"): ({"agency", "operator", "auditor", "admin"},
+                                    f"/v1/stats/failures?scope=agency&code={OPM}"),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"),
           ("GET", "/console/login"), ("POST", "/console/login")}
@@ -62,6 +68,9 @@ CONSOLE = {
     ("POST", "/console/directory/{code}"): ({"admin"}, f"/console/directory/{CMI}"),
     ("GET", "/console/audit"): ({"operator", "auditor", "admin"}, "/console/audit"),
     ("POST", "/console/audit/verify"): ({"auditor", "admin"}, "/console/audit/verify"),
+    ("GET", "/console/stats"): (EVERY, f"/console/stats?scope=agency&code={OPM}"),
+    ("GET", "/console/stats/service"): (EVERY, f"/console/stats/service?scope=agency&code={OPM}"),
+    ("GET", "/console/stats/failures"): (EVERY, f"/console/stats/failures?scope=agency&code={OPM}"),
 }
 
 
@@ -197,3 +206,18 @@ async def test_agency_users_cannot_use_api_tokens_in_production(app_client, dev_
     # staff roles keep their API tokens
     r = await client.get("/v1/queues", headers={"Authorization": f"Bearer {client.staff_tokens['operator']}"})
     assert r.status == 200
+
+
+async def test_an_agency_sees_the_statistics_of_its_own_subtree_only(app_client):
+    client = await app_client()
+    ministry, province = {"Authorization": f"Bearer {TOKENS[MOI]}"}, {"Authorization": f"Bearer {TOKENS[CMI]}"}
+    for path in ("/v1/stats/volumes", "/v1/stats/service-levels", "/v1/stats/failures"):
+        # a ministry: itself and every agency below it, by default its whole subtree
+        for query in ("", f"?scope=ministry&code={MOI}", f"?scope=agency&code={CMI}", f"?scope=ministry&code={KKN}"):
+            assert (await client.get(path + query, headers=ministry)).status == 200, (path, query)
+        # an office: itself only; never another agency, the exchange or a province
+        assert (await client.get(path + f"?scope=agency&code={CMI}", headers=province)).status == 200
+        for query in (f"?scope=agency&code={KKN}", f"?scope=ministry&code={MOI}", "?scope=exchange",
+                      "?scope=province&province=50"):
+            r = await client.get(path + query, headers=province)
+            assert (r.status, (await r.json())["code"]) == (403, "auth.forbidden"), (path, query)

@@ -176,6 +176,12 @@ LETTER_QUERY = [("agency", "agency", {}), ("number", "text", {"free_text": True}
                 ("subject", "text", {"free_text": True}), ("status", "enum", {}), ("type", "enum", {}),
                 ("since", "time", {"time": "instant"}), ("until", "time", {"time": "instant"}),
                 ("after", "cursor", {"time": "cursor"}), ("limit", "number", {})]
+STATS_QUERY = [("scope", "enum", {}), ("code", "agency", {}), ("province", "province", {}),
+               ("since", "day", {"time": "day"}), ("until", "day", {"time": "day"}), ("grain", "enum", {}),
+               ("side", "enum", {})]
+STATS_ROUTES = [("/v1/stats/volumes", "auditor"), ("/v1/stats/service-levels", "auditor"),
+                ("/v1/stats/failures", "auditor"), ("/console/stats", "console-auditor"),
+                ("/console/stats/service", "console-auditor"), ("/console/stats/failures", "console-auditor")]
 EVENT_QUERY = [("kind", "kind", {}), ("since", "time", {"time": "instant"}), ("until", "time", {"time": "instant"}),
                ("letter", "number", {}), ("agency", "agency", {}), ("number", "text", {"free_text": True}),
                ("subject", "text", {"free_text": True}), ("before", "number", {}), ("limit", "number", {})]
@@ -284,6 +290,10 @@ PARAMETERS: list[Param] = [
     _p("POST", "/console/audit/verify", "csrf", "form", "console-auditor", "/console/audit/verify", "csrf",
        body="csrf={v}"),
     _p("POST", "/console/logout", "csrf", "form", "console-auditor", "/console/logout", "csrf", body="csrf={v}"),
+    # statistics (scope, period in Gregorian or Buddhist-era days, grain, side), as JSON and as pages
+    *[_p("GET", route, n, "query", role, f"{route}?{n}={{v}}", k, **kw)
+      for route, role in STATS_ROUTES for n, k, kw in STATS_QUERY],
+    _p("GET", "/v1/stats/service-levels", "limit", "query", "auditor", "/v1/stats/service-levels?limit={v}", "number"),
 ]
 #: Routes that read no parameter (the envelope's Content-Type is tested below; its body by the corpus).
 NO_PARAMETERS = {("POST", "/v1/messages"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),

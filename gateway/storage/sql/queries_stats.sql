@@ -1,0 +1,123 @@
+-- Statistics and service levels (gateway.storage.stats): the rollup job and the pages' queries.
+
+-- name: stats_lock
+-- One rollup job at a time across every gateway process; taken without an xid of its own.
+SELECT pg_try_advisory_xact_lock(6515392107730944013);
+
+-- name: stats_watermark
+SELECT seq, fence_seq, fence_xids, events, updated_at FROM stats_watermark;
+
+-- name: stats_watermark_update
+UPDATE stats_watermark SET seq = $1, fence_seq = $2, fence_xids = $3::text[], events = events + $4,
+                           updated_at = $5;
+
+-- name: stats_roll
+SELECT stats_roll($1, $2);
+
+-- name: stats_subtree
+SELECT array_agg(code ORDER BY code) FROM stats_subtree($1);
+
+-- name: stats_province
+SELECT array_agg(code ORDER BY code) FROM agencies WHERE province = $1;
+
+-- name: stats_volumes_daily
+-- $1 side, $2 agencies (NULL: all), $3 first day, $4 last day
+SELECT day AS at, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
+       sum(answered)::bigint AS answered, sum(registered)::bigint AS registered
+FROM stats_daily
+WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
+GROUP BY day ORDER BY day;
+
+-- name: stats_volumes_hourly
+-- $1 side, $2 agencies (NULL: all), $3 from (inclusive), $4 until (exclusive)
+SELECT hour AS at, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
+       sum(answered)::bigint AS answered, sum(registered)::bigint AS registered
+FROM stats_hourly
+WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND hour >= $3 AND hour < $4
+GROUP BY hour ORDER BY hour;
+
+-- name: stats_agency_totals
+-- Per agency over the days: the volumes ($1 side, $2 agencies or NULL, $3 first day, $4 last day).
+SELECT agency, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
+       sum(answered)::bigint AS answered, sum(registered)::bigint AS registered, min(day) FILTER (WHERE dead > 0)
+       AS first_dead
+FROM stats_daily
+WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
+GROUP BY agency;
+
+-- name: stats_levels
+-- Per agency and metric, and for the whole scope (agency NULL), in one pass over the histograms: how
+-- many durations, and the buckets of the 50th, 90th and 99th percentile (the first bucket whose running
+-- count reaches the rank ceil(q * count), as gateway.storage.stats.percentile). $1 side, $2 agencies or
+-- NULL, $3 first day, $4 last day.
+WITH h AS (
+    SELECT agency, metric, bucket, sum(n) AS n
+    FROM stats_latency
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
+    GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
+), c AS (
+    SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
+           sum(n) OVER (PARTITION BY agency, metric) AS total
+    FROM h
+)
+SELECT agency, metric::text AS metric, max(total)::bigint AS count,
+       min(bucket) FILTER (WHERE running >= ceil(0.50 * total)) AS b50,
+       min(bucket) FILTER (WHERE running >= ceil(0.90 * total)) AS b90,
+       min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
+FROM c GROUP BY agency, metric;
+
+-- name: stats_refusals
+-- Refused submissions per sending agency and code ($1 agencies or NULL, $2 from, $3 until).
+SELECT agency, code, sum(n)::bigint AS n, min(hour) AS first, max(hour) AS last
+FROM stats_refusals
+WHERE ($1::text[] IS NULL OR agency = ANY ($1)) AND hour >= $2 AND hour < $3
+GROUP BY agency, code ORDER BY n DESC, agency, code LIMIT $4;
+
+-- name: stats_refusals_daily
+SELECT (hour AT TIME ZONE 'Asia/Bangkok')::date AS day, sum(n)::bigint AS n
+FROM stats_refusals
+WHERE ($1::text[] IS NULL OR agency = ANY ($1)) AND hour >= $2 AND hour < $3
+GROUP BY 1 ORDER BY 1;
+
+-- name: stats_open_failures
+-- Offices whose circuit is open or half-open, or that hold dead letters now: since when.
+SELECT coalesce(dst.agency, dl.recipient) AS agency, dst.consecutive_failures, dst.failing_since,
+       dst.backoff_until, dst.last_error, coalesce(dl.dead, 0) AS dead_now, dl.dead_since
+FROM (SELECT agency, consecutive_failures, failing_since, backoff_until, last_error FROM destinations
+      WHERE consecutive_failures > 0 OR backoff_until IS NOT NULL) dst
+FULL JOIN (SELECT recipient, count(*) AS dead, min(created_at) AS dead_since FROM deliveries
+           WHERE status = 'dead' GROUP BY recipient) dl ON dl.recipient = dst.agency
+WHERE ($1::text[] IS NULL OR coalesce(dst.agency, dl.recipient) = ANY ($1))
+ORDER BY coalesce(dst.failing_since, dl.dead_since) NULLS LAST, 1
+LIMIT $2;
+
+-- name: stats_scan_letters
+-- The check of the rollups (tests, bench/console.py): letters per side, agency and Bangkok day,
+-- and deliveries delivered and dead, counted from the letters and deliveries themselves.
+WITH l AS (SELECT pk, sender, accepted_at FROM messages WHERE message_type = 'letter')
+SELECT 's' AS side, sender AS agency, (accepted_at AT TIME ZONE 'Asia/Bangkok')::date AS day, count(*) AS letters
+FROM l GROUP BY 1, 2, 3
+UNION ALL
+SELECT 'r', d.recipient, (l.accepted_at AT TIME ZONE 'Asia/Bangkok')::date, count(*)
+FROM l JOIN deliveries d ON d.message_pk = l.pk GROUP BY 1, 2, 3;
+
+-- name: stats_scan_deliveries
+WITH x AS (
+    SELECT m.sender, d.recipient, d.status,
+           stats_bucket(extract(epoch FROM d.delivered_at - m.accepted_at)) AS bucket
+    FROM messages m JOIN deliveries d ON d.message_pk = m.pk
+    WHERE m.message_type = 'letter' AND d.status IN ('delivered', 'dead')
+)
+SELECT s.side, CASE s.side WHEN 's' THEN x.sender ELSE x.recipient END AS agency, x.status::text AS status,
+       x.bucket, count(*) AS n
+FROM x CROSS JOIN (VALUES ('s'), ('r')) s (side)
+GROUP BY 1, 2, 3, 4;
+
+-- name: stats_rolled_letters
+SELECT side::text AS side, agency, day, sum(letters) AS letters FROM stats_daily WHERE letters > 0 GROUP BY 1, 2, 3;
+
+-- name: stats_rolled_deliveries
+SELECT side::text AS side, agency, 'delivered' AS status, bucket, sum(n) AS n FROM stats_latency WHERE metric = 'd'
+GROUP BY 1, 2, 3, 4
+UNION ALL
+SELECT side::text, agency, 'dead', NULL::smallint, sum(dead) FROM stats_daily WHERE dead > 0 GROUP BY 1, 2;
