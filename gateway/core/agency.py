@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gateway.core.admission import EcmsAdmission
+
 ROUTE_KINDS = ("push", "pull", "ecms", "folder", "via")
 #: The setting each route kind must name: where it goes (a pull route needs none).
 ROUTE_TARGET: Mapping[str, str] = MappingProxyType({"push": "url", "ecms": "url", "folder": "path", "via": "agency"})
@@ -115,6 +117,8 @@ class Agency:
     """SHA-256 fingerprints of certificates pinned to this agency (optional; the code in the
     certificate subject also binds)."""
     active: bool = True
+    ecms_admission: EcmsAdmission | None = None
+    """How its e-CMS client may come in without a credential (URL keys, source networks): admins only see it."""
 
     @property
     def ministry(self) -> str:
@@ -141,6 +145,8 @@ class Agency:
             out["contact"] = dict(self.contact)
         if self.certificates:
             out["certificates"] = [c.to_dict() for c in self.certificates]
+        if self.ecms_admission is not None:
+            out["ecms_admission"] = self.ecms_admission.to_dict()
         if self.generated:
             out["generated"] = True
         if not self.active:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core.admission import AdmissionIndex
 from gateway.core.agency import (
     CERT_USAGES,
     KINDS,
@@ -53,6 +54,8 @@ class _Snapshot:
     version: int
     served: Mapping[str, tuple[str, ...]]
     """hub -> the agencies it serves through a ``via`` route (itself first)."""
+    admission: AdmissionIndex
+    """URL keys and source networks of the e-CMS admission modes (active agencies only)."""
 
     @classmethod
     def of(cls, agencies: Mapping[str, Agency], version: int) -> _Snapshot:
@@ -63,7 +66,9 @@ class _Snapshot:
         return cls(dict(agencies), {d: a.code for a in agencies.values() for d in a.token_sha256},
                    {f: a.code for a in agencies.values() for f in a.pinned},
                    {a.code: frozenset(a.pinned) for a in agencies.values() if a.pinned},
-                   version, {k: tuple(v) for k, v in served.items()})
+                   version, {k: tuple(v) for k, v in served.items()},
+                   AdmissionIndex.of((a.code, a.ecms_admission) for a in agencies.values()
+                                     if a.ecms_admission is not None and a.active))
 
 
 class _Pins(Mapping[str, frozenset[str]]):
@@ -154,6 +159,11 @@ class Directory:
         timing difference in looking up a digest tells an attacker nothing usable (steering
         the digest's prefix would need SHA-256 preimages)."""
         return self._snap.by_token.get(token_digest(token))
+
+    @property
+    def admission(self) -> AdmissionIndex:
+        """The e-CMS admission look-ups (URL key, source network) of the snapshot in force."""
+        return self._snap.admission
 
     def agency_for_fingerprint(self, fingerprint: str) -> str | None:
         return self._snap.by_fingerprint.get(fingerprint.lower().replace(":", ""))

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.core.admission import admission_from_dict
 from gateway.core.agency import (
     CERT_USAGES,
     KINDS,
@@ -138,6 +139,8 @@ def agency_from_dict(raw: Any, where: str) -> Agency:
         contact=MappingProxyType({str(k): v for k, v in contact.items()}),
         certificates=tuple(_certificate(c, f"{where}.certificates[{j}]", code)
                            for j, c in enumerate(raw.get("certificates") or ())),
+        ecms_admission=(admission_from_dict(raw["ecms_admission"], f"{where}.ecms_admission", code)
+                        if raw.get("ecms_admission") is not None else None),
     )
 
 
