@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from gateway.cli.main import main as cli
+from gateway.core import appkeys as keys
 from gateway.core.admission import (
     Caller,
     EcmsAdmission,
@@ -296,6 +297,20 @@ async def test_an_issued_key_is_never_logged_counted_audited_stored_echoed_or_sh
                 assert r.status == 200, (path, r.status)
                 pages.append(await r.text())
         assert any("url_key" in p for p in pages[-6:]), "the letter's page or the audit log shows its mode"
+        key_id = world.app[keys.DIRECTORY].get(ECMS_AGENCY).ecms_admission.keys[0].id
+        assert key_id in pages[-4], "an admin sees the agency's key ids on its page"
+    await users.add(pool, username="operator", password="รหัสผ่านยาวพอ-123", role=users.Role.OPERATOR, agency=None,
+                    now=dt.datetime.now(dt.UTC), actor="test")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(world.main_url + "/console/login", ssl=https) as r:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await r.text()).group(1)
+        async with http.post(world.main_url + "/console/login", ssl=https, allow_redirects=False,
+                             data={"username": "operator", "password": "รหัสผ่านยาวพอ-123", "csrf": csrf}) as r:
+            assert r.status in (302, 303), r.status
+        async with http.get(world.main_url + f"/console/directory/{ECMS_AGENCY}", ssl=https) as r:
+            page = await r.text()
+            assert r.status == 200 and ECMS_AGENCY in page
+            assert key_id not in page and "e-CMS admission" not in page, "only admins see the admission"
 
     # every stored row, as text and as hex (bytea)
     stored = []
