@@ -327,14 +327,29 @@ class Caller:
         return f"รับทาง{where} {transport}{peer} โดย{MODE_LABELS[self.mode]}"
 
     def facts(self) -> dict[str, str]:
-        """The audit facts of a letter sent by this caller."""
-        out = {"admission": self.mode.value, "listener": self.listener.value, "transport": "https" if self.tls else "http",
-               "admission_note": self.note()}
+        """The audit facts of a letter sent by this caller: the mode and the peer address, and only what
+        differs from the usual (``listener: legacy``, ``transport: http``, the URL key's id), since
+        every letter carries them (:meth:`note` says it in words)."""
+        out = {"admission": self.mode.value}
+        if self.listener is not Listener.MAIN:
+            out["listener"] = self.listener.value
+        if not self.tls:
+            out["transport"] = "http"
         if self.peer:
             out["peer"] = self.peer
         if self.key_id:
             out["url_key_id"] = self.key_id
         return out
+
+
+def describe_admission(facts: Mapping[str, Any]) -> str | None:
+    """The words of a letter's admission facts (:meth:`Caller.facts`), Thai first; None without them."""
+    try:
+        mode = Mode(str(facts.get("admission")))
+    except ValueError:
+        return None
+    return Caller("", mode, Listener(str(facts.get("listener", "main"))), tls=facts.get("transport") != "http",
+                  peer=str(facts["peer"]) if facts.get("peer") else None).note()
 
 
 class SecretOverPlainHttp(GatewayError):

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from gateway.core import appkeys as keys
-from gateway.core.admission import KeyThrottle, with_key_revoked
+from gateway.core.admission import KeyThrottle, describe_admission, with_key_revoked
 from gateway.core.ecmswire import soap
 from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.admission_world import (
@@ -58,9 +58,9 @@ async def test_url_key_over_the_main_tls_listener_admits_its_agency_only(world):
     assert status == 200 and errors(body) == [], body[:600]
     pid = body_child(body).findtext("ProcessID")
     facts = await world.accepted_facts(pid)
-    assert facts["admission"] == "url_key" and facts["listener"] == "main" and facts["transport"] == "https"
+    assert facts["admission"] == "url_key" and "listener" not in facts and "transport" not in facts  # main, TLS
     assert facts["peer"] == "127.0.0.1" and len(facts["url_key_id"]) == 8 and key not in str(facts)
-    assert "กุญแจใน URL" in facts["admission_note"]
+    assert "กุญแจใน URL" in describe_admission(facts) and "HTTPS" in describe_admission(facts)
 
     # it sends only as itself: a letter naming another sender is refused, nothing stored
     stored = await world.messages()
@@ -128,7 +128,8 @@ async def test_legacy_plain_http_admits_by_source_network_from_the_tcp_peer(worl
     facts = await world.accepted_facts(body_child(body).findtext("ProcessID"))
     assert (facts["admission"], facts["listener"], facts["transport"], facts["peer"]) == \
         ("network", "legacy", "http", "127.0.0.1")
-    assert "127.0.0.1" in facts["admission_note"] and "legacy listener" in facts["admission_note"]
+    note = describe_admission(facts)
+    assert "127.0.0.1" in note and "legacy listener" in note and note.startswith("รับทาง")
 
     # Chiang Mai from its own network pulls the letter, over the same listener
     status, body = await post(url, _pull(), local="127.0.0.3")
@@ -164,7 +165,7 @@ async def test_legacy_tls_1_0_with_rsa_cbc_admits_by_key_and_by_network(world):
     status, body, version = await post_tls(keyed(world.legacy_https, key), letter(secret="002"), client)
     assert status == 200 and errors(body) == [] and version == "TLSv1", (version, body[:600])
     facts = await world.accepted_facts(body_child(body).findtext("ProcessID"))
-    assert (facts["admission"], facts["listener"], facts["transport"]) == ("url_key", "legacy", "https")
+    assert (facts["admission"], facts["listener"], facts.get("transport")) == ("url_key", "legacy", None)
 
     # by network over TLS 1.1 too (a letter marked ลับ is fine over TLS)
     await world.set_networks(ECMS_AGENCY, "127.0.0.1/32")
@@ -172,7 +173,7 @@ async def test_legacy_tls_1_0_with_rsa_cbc_admits_by_key_and_by_network(world):
                                            legacy_tls_client(world.anchors, ssl.TLSVersion.TLSv1_1))
     assert status == 200 and errors(body) == [] and version == "TLSv1.1", (version, body[:600])
     facts = await world.accepted_facts(body_child(body).findtext("ProcessID"))
-    assert (facts["admission"], facts["transport"]) == ("network", "https")
+    assert (facts["admission"], facts.get("transport")) == ("network", None)  # over TLS
 
     # the main listener still offers nothing older than TLS 1.2
     with pytest.raises(OSError):  # a handshake alert (SSLError) or the connection reset

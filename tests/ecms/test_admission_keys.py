@@ -24,6 +24,7 @@ from gateway.core.admission import (
     SecretOverPlainHttp,
     admission_from_dict,
     check_letter_transport,
+    describe_admission,
     new_url_key,
     redact_path,
     with_key_revoked,
@@ -163,6 +164,7 @@ def test_secret_letters_only_over_the_legacy_plain_http():
     check_letter_transport(Caller("20001", Mode.TOKEN, Listener.MAIN, tls=False), "secret")  # a development set-up
     check_letter_transport(None, "secret")
     assert "10.1.2.3" in plain.note() and plain.facts()["transport"] == "http"
+    assert describe_admission(plain.facts()) == plain.note() and describe_admission({}) is None
 
 
 def test_only_admins_see_the_admission_in_the_directory_api():
