@@ -97,38 +97,45 @@ async def handle_keyed(request: web.Request) -> web.StreamResponse:
     return await _serve(request, request.match_info["key"])
 
 
+async def _body(request: web.Request, limit: int) -> bytes | Answer | web.Response:
+    """The request body within ``limit`` and the body deadline; else the answer to send instead."""
+    if request.content_length is not None and request.content_length > limit:
+        return _fault(413, "ECMS-102", f"the request is {request.content_length} bytes, the limit is {limit}")
+    if request.content.is_eof():  # all of it arrived with the headers (most letters): nothing to wait for
+        data = await request.content.read()
+        return data if len(data) <= limit else _fault(413, "ECMS-102", f"the request is over the limit of {limit} bytes")
+    buffer = bytearray()
+    try:
+        async with asyncio.timeout(body_deadline_s(request.app, request.content_length, limit)):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                buffer += chunk
+                if len(buffer) > limit:
+                    return _fault(413, "ECMS-102", f"the request is over the limit of {limit} bytes")
+    except TimeoutError:
+        response = web.Response(status=408, body=soap.serialize(soap.envelope(soap.fault(
+            "ECMS-106", "the request body did not arrive in time"))), content_type="text/xml", charset="utf-8")
+        response.force_close()
+        return response
+    return bytes(buffer)
+
+
 async def _serve(request: web.Request, key: str | None) -> web.StreamResponse:
     facade = request.app[FACADE_KEY]
-    limit = facade.settings.max_bytes
-    answer: Answer | None = None
-    if request.content_length is not None and request.content_length > limit:
-        answer = _fault(413, "ECMS-102",
-                        f"the request is {request.content_length} bytes, the limit is {limit}")
+    data = await _body(request, facade.settings.max_bytes)
+    if isinstance(data, web.Response):
+        return data
+    if isinstance(data, Answer):
+        answer = data
     else:
-        data = bytearray()
         try:
-            async with asyncio.timeout(body_deadline_s(request.app, request.content_length, limit)):
-                async for chunk in request.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        answer = _fault(413, "ECMS-102", f"the request is over the limit of {limit} bytes")
-                        break
-        except TimeoutError:
-            response = web.Response(status=408, body=soap.serialize(soap.envelope(soap.fault(
-                "ECMS-106", "the request body did not arrive in time"))), content_type="text/xml",
-                charset="utf-8")
-            response.force_close()
-            return response
-        if answer is None:
-            try:
-                caller = await identify_caller(request, facade.directory, facade.settings, facade.trust, key=key,
-                                               listener=request.app.get(LISTENER_KEY, Listener.MAIN),
-                                               throttle=request.app.get(THROTTLE_KEY), now=facade.clock())
-            except GatewayError as exc:
-                answer = await _refused(facade, bytes(data), exc)
-            else:
-                with admitted_as(caller):
-                    answer = await facade.handle(bytes(data), caller=caller.agency if caller else None)
+            caller = await identify_caller(request, facade.directory, facade.settings, facade.trust, key=key,
+                                           listener=request.app.get(LISTENER_KEY, Listener.MAIN),
+                                           throttle=request.app.get(THROTTLE_KEY), now=facade.clock())
+        except GatewayError as exc:
+            answer = await _refused(facade, data, exc)
+        else:
+            with admitted_as(caller):
+                answer = await facade.handle(data, caller=caller.agency if caller else None)
     return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
 
 
