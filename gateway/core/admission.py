@@ -203,7 +203,7 @@ def with_key_revoked(current: EcmsAdmission | None, key_id: str, now: dt.datetim
     """The admission with key ``key_id`` refused from ``now`` on."""
     adm = current or EcmsAdmission()
     if not any(k.id == key_id for k in adm.keys):
-        raise NotFound(f"no URL key {key_id[:16]!r}", code="ecms_key.not_found", field="key_id")
+        raise NotFound(f"no URL key {key_id[:16]!r}", code="not_found", field="key_id")
     keys = tuple(UrlKey(k.id, k.sha256, k.issued_at, now) if k.id == key_id and k.accepted(now) else k
                  for k in adm.keys)
     return EcmsAdmission(modes=adm.modes, keys=keys, networks=adm.networks)

@@ -210,7 +210,7 @@ async def test_ecms_key_cli_issues_once_rotates_revokes_and_keeps_admission_acro
     code, _, _ = await _cli(capsys, "ecms-key", "revoke", ECMS_AGENCY, first_id, *db)
     assert code == 0
     code, _, err = await _cli(capsys, "ecms-key", "revoke", ECMS_AGENCY, "ffffffff", *db)
-    assert code == 66 and "ecms_key.not_found" in err
+    assert code == 66 and "not_found" in err and "key_id" in err
     code, _, err = await _cli(capsys, "ecms-key", "networks", ECMS_AGENCY, "10.0.0.1/8", *db)
     assert code == 78 and "CIDR" in err
 
