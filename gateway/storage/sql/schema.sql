@@ -577,8 +577,3 @@ CREATE TABLE list_expansions (
     members_sha256    text NOT NULL,
     PRIMARY KEY (message_pk, list_name)
 );
-
--- ---- 0017_evidence_uncompressed
--- The SOAP request an e-CMS letter came in (evidence) is kept out of line, uncompressed: compressing it
--- on every e-CMS letter cost database CPU, and it is read only for evidence bundles.
-ALTER TABLE messages ALTER COLUMN evidence SET STORAGE EXTERNAL;
