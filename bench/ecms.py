@@ -20,13 +20,20 @@ kind (user + system, from /proc, the database's excluded) and their ratio
 ``cpu_ratio`` = native / e-CMS CPU per letter, which background load moves far
 less than wall-clock rates: what a change to the e-CMS path saved shows there.
 
-Usage: python bench/ecms.py [--quick] [--letters N] [--clients C] [--processes P] [--rounds R]
+A third kind goes through the legacy listener (``GATEWAY_ECMS_LEGACY_HTTP_PORT``): the same
+e-CMS letters (numbered อก 0906/...) over plain HTTP, with no credential, the agency admitted by
+its source network (127.0.0.1/32, registered with ``gateway ecms-key networks`` once the gateway
+runs); its figures are ``legacy_*`` on the last line, its ratio to native ``legacy_ratio`` and
+``legacy_cpu_bound_ratio``. ``--no-legacy`` leaves it out.
+
+Usage: python bench/ecms.py [--quick] [--letters N] [--clients C] [--processes P] [--rounds R] [--no-legacy]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,13 +50,32 @@ from tests.support import ROOT, GatewayProcess, free_port, gateway_env, letter  
 SENDER, RECEIVER = "20001", "1550100000"
 
 
-def ecms_letters(n: int) -> list[bytes]:
+def ecms_letters(n: int, prefix: str = "อก 0905") -> list[bytes]:
     base = (ROOT / "conformance/ecms/vectors/letter-vb-linqws.xml").read_bytes()
     base = base.replace(b"<ram:ID>11008</ram:ID>", f"<ram:ID>{SENDER}</ram:ID>".encode())
     base = base.replace(b"<ram:ID>11002</ram:ID>", f"<ram:ID>{RECEIVER}</ram:ID>".encode())
     marker = "อก 0905/0007".encode()
     assert marker in base
-    return [base.replace(marker, f"อก 0905/{i + 1}".encode()) for i in range(n)]
+    return [base.replace(marker, f"{prefix}/{i + 1}".encode()) for i in range(n)]
+
+
+def register_network(dsn: str, workdir: Path) -> None:
+    """Admit the sender from 127.0.0.1 on the legacy listener, as an operator does (the CLI)."""
+    env = gateway_env(database_url=dsn, directory=ROOT / "config/directory.example.json", port=0, data_dir=workdir)
+    subprocess.run([sys.executable, "-m", "gateway.cli.main", "ecms-key", "networks", SENDER, "127.0.0.1/32",
+                    "--reason", "bench"], env=env, check=True, cwd=ROOT, capture_output=True)
+
+
+async def until_admitted(url: str, body: bytes) -> None:
+    """Wait until every gateway process has the new directory in force (LISTEN/NOTIFY, a second at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, _, codes = await post_all(url, [body] * 8, headers={"Content-Type": "text/xml; charset=utf-8"},
+                                     clients=8, outcome=_outcome)
+        if set(codes) == {200}:
+            return
+        await asyncio.sleep(0.2)
+    sys.exit(f"the legacy listener does not admit {SENDER} from 127.0.0.1: {codes}")
 
 
 def native_letters(n: int, size: int) -> list[bytes]:
@@ -88,17 +114,21 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=8, help="alternating rounds of each kind")
+    ap.add_argument("--no-legacy", action="store_true", help="leave out the legacy listener's figures")
     args = ap.parse_args()
     n = args.letters or (400 if args.quick else 4000)
     soap = ecms_letters(n + 100)
     native = native_letters(n + 100, len(soap[0]))
+    legacy = ecms_letters(n + 200, prefix="อก 0906")
     workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-ecms-", dir="/tmp"))
     with database("ecms") as (_admin, dsn):
-        port = free_port()
+        port, legacy_port = free_port(), free_port()
         env = gateway_env(database_url=dsn, directory=ROOT / "config/directory.example.json", port=port,
                           data_dir=workdir, GATEWAY_DISPATCH_ENABLED="false", GATEWAY_LOG_LEVEL="warning",
                           GATEWAY_SEAL="true", GATEWAY_WORKERS=str(args.processes), GATEWAY_RATE_PER_AGENCY="0",
-                          GATEWAY_VALIDATE_PDF="false")
+                          GATEWAY_VALIDATE_PDF="false",
+                          **({} if args.no_legacy else {"GATEWAY_ECMS_LEGACY_HOST": "127.0.0.1",
+                                                        "GATEWAY_ECMS_LEGACY_HTTP_PORT": str(legacy_port)}))
         gw = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
         try:
             async def run():
@@ -107,12 +137,18 @@ def main() -> None:
                 h_soap = {"Authorization": "Bearer dev-token-ops-moe", "Content-Type": "text/xml; charset=utf-8"}
                 kinds = {"native": (f"{gw.url}/v1/messages", native, h_native),
                          "ecms": (f"{gw.url}/ecms-ws01/service2", soap, h_soap)}
+                if not args.no_legacy:
+                    legacy_url = f"http://127.0.0.1:{legacy_port}/ecms-ws01/service2"
+                    await asyncio.to_thread(register_network, dsn, workdir)
+                    await until_admitted(legacy_url, legacy[-1])
+                    kinds["legacy"] = (legacy_url, legacy[:-100], {"Content-Type": "text/xml; charset=utf-8"})
                 for url, bodies, headers in kinds.values():  # warm-up
                     await post_all(url, bodies[:100], headers=headers, clients=args.clients)
                 totals = {k: _Totals() for k in kinds}
                 rounds = max(1, args.rounds)
+                order = list(kinds)
                 for r in range(rounds):
-                    for kind in (("native", "ecms") if r % 2 == 0 else ("ecms", "native")):
+                    for kind in order[r % len(order):] + order[:r % len(order)]:
                         url, bodies, headers = kinds[kind]
                         chunk = bodies[100:][r * n // rounds:(r + 1) * n // rounds]
                         pg0, cpu0, client0 = await postgres_cpu(dsn), gateway_cpu([gw]), time.process_time()
@@ -127,16 +163,24 @@ def main() -> None:
                         t.latencies += lat
                         for code, count in codes.items():
                             t.outcomes[code] = t.outcomes.get(code, 0) + count
-                return tuple((n / t.seconds, t.latencies, t.outcomes, t.gateway_cpu_s / n, t.postgres_cpu_s / n,
-                              t.client_cpu_s / n) for t in (totals["native"], totals["ecms"]))
+                return {kind: (n / t.seconds, t.latencies, t.outcomes, t.gateway_cpu_s / n, t.postgres_cpu_s / n,
+                               t.client_cpu_s / n) for kind, t in totals.items()}
 
-            ((nat_rate, nat_lat, nat_codes, nat_cpu, nat_pg, nat_client),
-             (ecms_rate, ecms_lat, ecms_codes, ecms_cpu, ecms_pg, ecms_client)) = asyncio.run(run())
+            results = asyncio.run(run())
         finally:
             gw.stop()
-    print(f"native status codes: {nat_codes}  e-CMS status codes: {ecms_codes}")
-    if set(nat_codes) != {202} or set(ecms_codes) != {200}:
+    (nat_rate, nat_lat, nat_codes, nat_cpu, nat_pg, nat_client) = results["native"]
+    (ecms_rate, ecms_lat, ecms_codes, ecms_cpu, ecms_pg, ecms_client) = results["ecms"]
+    print("status codes: " + "  ".join(f"{kind}: {r[2]}" for kind, r in results.items()))
+    if set(nat_codes) != {202} or any(set(r[2]) != {200} for kind, r in results.items() if kind != "native"):
         sys.exit("some letters were refused: the figures would not measure accepting letters")
+    extra = {}
+    if "legacy" in results:
+        (leg_rate, leg_lat, _, leg_cpu, leg_pg, leg_client) = results["legacy"]
+        extra = dict(legacy_letters_per_s=leg_rate, legacy_ratio=leg_rate / nat_rate,
+                     legacy_p99_ms=percentile(leg_lat, 99) * 1000, legacy_cpu_ms_per_letter=leg_cpu * 1000,
+                     legacy_pg_cpu_ms_per_letter=leg_pg * 1000,
+                     legacy_cpu_bound_ratio=(nat_cpu + nat_pg + nat_client) / (leg_cpu + leg_pg + leg_client))
     print(figures(letters=n, soap_bytes=len(soap[0]), native_bytes=len(native[0]), processes=args.processes,
                   ecms_letters_per_s=ecms_rate, native_letters_per_s=nat_rate, ratio=ecms_rate / nat_rate,
                   ecms_p99_ms=percentile(ecms_lat, 99) * 1000, native_p99_ms=percentile(nat_lat, 99) * 1000,
@@ -145,7 +189,7 @@ def main() -> None:
                   native_pg_cpu_ms_per_letter=nat_pg * 1000, ecms_client_cpu_ms_per_letter=ecms_client * 1000,
                   native_client_cpu_ms_per_letter=nat_client * 1000,
                   # what the rates' ratio would be if CPU were the only limit: all the CPU a letter costs
-                  cpu_bound_ratio=(nat_cpu + nat_pg + nat_client) / (ecms_cpu + ecms_pg + ecms_client)))
+                  cpu_bound_ratio=(nat_cpu + nat_pg + nat_client) / (ecms_cpu + ecms_pg + ecms_client), **extra))
 
 
 if __name__ == "__main__":

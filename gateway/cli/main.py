@@ -253,6 +253,31 @@ def _add_stats_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     r.set_defaults(run="stats:stats_roll")
 
 
+def _add_ecms_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``gateway ecms-key issue|rotate|revoke|list|networks`` (:mod:`gateway.cli.keys`)."""
+    k = sub.add_parser("ecms-key", help="URL keys and source networks of an agency's e-CMS client").add_subparsers(
+        dest="ecms_key_command", required=True)
+    for name, fn, text in (("issue", "key_issue", "issue a URL key (printed once; only its digest is kept)"),
+                           ("rotate", "key_rotate", "issue a new URL key; the others retire after --overlap-days"),
+                           ("revoke", "key_revoke", "refuse a URL key from now on (its id: see list)"),
+                           ("list", "key_list", "the agency's modes, key ids and source networks"),
+                           ("networks", "key_networks", "set the source networks the legacy listener admits")):
+        p = k.add_parser(name, help=text)
+        add_common_options(p)
+        p.add_argument("code", metavar="AGENCY")
+        if name == "revoke":
+            p.add_argument("key_id")
+        if name == "networks":
+            p.add_argument("networks", nargs="*", metavar="CIDR")
+        if name in ("issue", "rotate"):
+            p.add_argument("--base-url", help="the gateway's public URL to print (default GATEWAY_PUBLIC_URL)")
+        if name == "rotate":
+            p.add_argument("--overlap-days", type=float, default=7.0, help="how long the old keys stay valid")
+        if name != "list":
+            p.add_argument("--reason", help="why (kept in the audit log)")
+        p.set_defaults(run=f"keys:{fn}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway",
                                 description="Saraban gateway: official letters between agencies")
@@ -262,6 +287,7 @@ def parser() -> argparse.ArgumentParser:
     _add_audit_commands(sub)
     _add_directory_commands(sub)
     _add_stats_commands(sub)
+    _add_ecms_key_commands(sub)
     return p
 
 

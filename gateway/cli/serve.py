@@ -18,7 +18,9 @@ from gateway.core import appkeys as keys
 from gateway.core.logging import configure
 from gateway.core.settings import Settings
 from gateway.core.signing import server_ssl_context
+from gateway.ecms.settings import ECMS_PATH
 from gateway.http.app import create_app
+from gateway.http.legacy_listener import LEGACY_SITES
 
 
 async def _until_signalled() -> None:
@@ -56,6 +58,9 @@ async def serve(args: argparse.Namespace) -> int:
               f"    .venv/bin/gateway inbox list --url {base} --agency 1550100000\n"
               f"  console (หน้าจอเจ้าหน้าที่): {base}/console  (first user: .venv/bin/gateway users add admin "
               "--role admin)", flush=True)
+        for scheme, host, port in app.get(LEGACY_SITES, []):
+            print(f"  e-CMS legacy listener (ช่องทางสำหรับระบบรุ่นเก่า): {scheme}://{host}:{port}{ECMS_PATH} "
+                  "(source networks and URL keys from the directory: gateway ecms-key)", flush=True)
     await _until_signalled()
     await runner.cleanup()
     return 0

@@ -164,6 +164,26 @@ class Settings:
     ecms_require_trusted_signature: bool = False
     """e-CMS endpoint: refuse a legacy signature unless its certificate validates against the trust
     store and is bound to the sending agency (ECMS-403); off: an untrusted signature counts as none."""
+    ecms_legacy_host: str = ""
+    """Legacy e-CMS listener (off unless a port below is set): the address it binds, on the government
+    network. It serves only the e-CMS endpoint and admits an agency only from the source networks the
+    directory registers for it (``ecms_admission``), or over its TLS port by the agency's URL key."""
+    ecms_legacy_http_port: int = 0
+    """Its plain-HTTP port (0: none): for clients configured with ``http://`` URLs. Admits by source network
+    only (the TCP peer address, never X-Forwarded-For); letters marked ลับ or ลับมาก are refused."""
+    ecms_legacy_tls_port: int = 0
+    """Its TLS port (0: none), with an RSA certificate, for .NET Framework clients that offer only TLS 1.0/1.1."""
+    ecms_legacy_tls_cert: Path | None = None
+    """PEM certificate (chain) of the legacy TLS port; its key must be RSA (the suites old clients offer)."""
+    ecms_legacy_tls_key: Path | None = None
+    """PEM private key of that certificate."""
+    ecms_legacy_tls_min_version: str = "1.0"
+    """Oldest TLS version the legacy TLS port offers: 1.0, 1.1 or 1.2."""
+    ecms_legacy_tls_ciphers: str = ("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
+                                    "ECDHE-RSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:"
+                                    "AES256-SHA256:AES128-SHA:AES256-SHA:@SECLEVEL=0")
+    """OpenSSL cipher list of the legacy TLS port: RSA key exchange and CBC suites as old clients offer them
+    (``@SECLEVEL=0`` lets this OpenSSL offer TLS 1.0/1.1 with SHA-1 MACs at all)."""
     validate_pdf: bool = True
     """Validate the main PDF's own signatures (PAdES) on intake and record the result."""
     require_pdf_signature: bool = False
@@ -272,6 +292,12 @@ class Settings:
             strong_hash(settings.er_hash, parse_weak_hashes(settings.weak_hashes))
         except ValueError as exc:
             raise ConfigError(f"GATEWAY_WEAK_HASHES / GATEWAY_ER_HASH: {exc}", field="GATEWAY_WEAK_HASHES") from None
+        if (settings.ecms_legacy_http_port or settings.ecms_legacy_tls_port) and not settings.ecms_legacy_host:
+            raise ConfigError("the legacy e-CMS listener needs GATEWAY_ECMS_LEGACY_HOST: the address on the government "
+                              "network it binds", field="GATEWAY_ECMS_LEGACY_HOST")
+        if settings.ecms_legacy_tls_min_version not in ("1.0", "1.1", "1.2"):
+            raise ConfigError("GATEWAY_ECMS_LEGACY_TLS_MIN_VERSION must be 1.0, 1.1 or 1.2",
+                              field="GATEWAY_ECMS_LEGACY_TLS_MIN_VERSION")
         if settings.log_format not in ("json", "console", "auto"):
             raise ConfigError("GATEWAY_LOG_FORMAT must be json, console or auto", field="GATEWAY_LOG_FORMAT")
         return settings

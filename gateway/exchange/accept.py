@@ -28,6 +28,7 @@ import structlog
 import tenacity
 
 from adapters.base import Adapter
+from gateway.core.admission import Caller, check_letter_transport
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.errors import Conflict, GatewayError, LetterSentOtherwise, Unavailable
@@ -106,12 +107,15 @@ class Acceptance:
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
                      evidence: bytes | None = None, parts: Mapping[str, SpooledPart] | None = None,
-                     resend_guard: str | None = None) -> SubmitResult:
+                     resend_guard: str | None = None, admitted: Caller | None = None) -> SubmitResult:
         """Check, store and queue one envelope from ``agency``; return its receipt.
 
         ``resend_guard`` (a letter's message id without its ``.r<n>`` resend suffix): refuse with
         :class:`LetterSentOtherwise` when a recipient's latest live letter under the same number and
-        date is another letter (the e-CMS rule), checked in the statement that stores the letter."""
+        date is another letter (the e-CMS rule), checked in the statement that stores the letter.
+
+        ``admitted``: how the agency was let in (:mod:`gateway.core.admission`), an audit fact on the
+        letter; over plain HTTP a letter marked ลับ or ลับมาก is refused."""
         if self.admission is not None:
             try:
                 await self.admission.admit(agency)
@@ -120,13 +124,15 @@ class Acceptance:
                 raise
         try:
             checked, capture = await self._check(data, agency=agency, channel=channel, parts=parts)
+            letter = checked.envelope.letter
+            check_letter_transport(admitted, letter.secrecy.value if letter is not None else None)
         except (GatewayError, PkiError) as exc:
             self.metrics.rejected.labels(code=exc.code).inc()
             await self._record_rejection(agency, channel, data, exc)
             raise
         try:
             return await self.store(checked, channel=channel, evidence=evidence, resend_guard=resend_guard,
-                                    capture=capture)
+                                    capture=capture, admitted=admitted)
         except Conflict as exc:  # the message id was used for other bytes, or the letter was sent otherwise
             await self._record_rejection(agency, channel, data, exc)
             raise
@@ -160,7 +166,8 @@ class Acceptance:
                         error=f"{type(err).__name__}: {err}")
 
     async def store(self, checked: CheckedEnvelope, *, channel: str, evidence: bytes | None,
-                    resend_guard: str | None = None, capture: Capture | None = None) -> SubmitResult:
+                    resend_guard: str | None = None, capture: Capture | None = None,
+                    admitted: Caller | None = None) -> SubmitResult:
         env = checked.envelope
         h = env.header
         now = self.clock.now()
@@ -168,11 +175,10 @@ class Acceptance:
         if capture is not None and self.validation is not None:
             checked.facts.update(await self.validation.record(capture, checked.facts,
                                                               directory_version=self.directory.version))
-        receipt = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
-                                     at=now, gateway_code=self.gateway_code)
-        if pending:
-            receipt = pending_receipt(receipt)
-        receipt = self.sealer.sign_receipt(receipt)
+        built = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
+                                   at=now, gateway_code=self.gateway_code)
+        # a pending receipt is rebuilt from the bytes (rare): the sealer parses it; the usual one is signed as built
+        receipt = self.sealer.sign_receipt(pending_receipt(built) if pending else built)
         forwarded = self.sealer.seal_envelope(checked.raw)
         recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
@@ -202,7 +208,8 @@ class Acceptance:
                    **({"notifier": notifier.kind.value} if notifier else {}),
                    **({"validation_pending": True} if pending else {}),
                    **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
-                   **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))}},
+                   **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))},
+                   **(admitted.facts() if admitted is not None else {})},
         )
         parts = checked.parts
 

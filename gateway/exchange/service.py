@@ -20,6 +20,7 @@ import asyncpg
 
 from adapters.base import Adapter
 from adapters.push import AckVerifier
+from gateway.core import admission
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.metrics import Metrics
@@ -102,8 +103,9 @@ class LegacyPort:
 
     async def submit(self, data: bytes, *, agency: str, channel: str = "native",
                      evidence: bytes | None = None, resend_guard: str | None = None) -> SubmitResult:
+        # how the agency was let in (URL key, source network ...): set by the e-CMS endpoint for this request
         return await self._x.accept.submit(data, agency=agency, channel=channel, evidence=evidence,
-                                           resend_guard=resend_guard)
+                                           resend_guard=resend_guard, admitted=admission.admitted())
 
     async def inbox(self, agency: str, *, limit: int = 50, receipts: bool = True) -> list[InboxItem]:
         return await self._x.inbox.inbox(agency, limit=limit, receipts=receipts)

@@ -25,6 +25,7 @@ from aiohttp.typedefs import Handler
 from adapters.push import check_ack
 from gateway.core import appkeys as keys
 from gateway.core import parts
+from gateway.core.admission import redact_path
 from gateway.core.errors import EnvelopeError, GatewayError, NotFound, Unavailable
 from gateway.core.logging import log_context
 from gateway.core.parts import PartInfo
@@ -86,7 +87,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     (a safety net; the tests require it never to be hit)."""
     request_id = request_id_of(request)
     console = request.path.startswith("/console")
-    with log_context(request_id=request_id, path=request.path, method=request.method):
+    # (a URL key in an e-CMS path is never logged: redact_path)
+    with log_context(request_id=request_id, path=redact_path(request.path), method=request.method):
         try:
             response = await handler(request)
         except DOMAIN_ERRORS as exc:

@@ -2,7 +2,7 @@
 
 An agency sees every agency's names, kind, place and route kind (whom it can write to and how
 it will travel); staff also see route settings and contacts. Credentials (token digests,
-certificate fingerprints) are shown to admins only. A change (``PUT``) is a new directory
+certificate fingerprints, e-CMS admission: URL key digests and source networks) are shown to admins only. A change (``PUT``) is a new directory
 version and an audit event naming the admin, in force in every gateway process within a second.
 """
 
@@ -36,7 +36,7 @@ def view(a: Agency | dict[str, Any], role: str) -> dict[str, Any]:
     route = dict(entry.get("route") or {"kind": "pull"})
     entry["kind_th"] = KINDS.get(str(entry.get("kind")), "")
     if role != auth.ADMIN:
-        for key in ("token_sha256", "cert_fingerprints", "certificates"):
+        for key in ("token_sha256", "cert_fingerprints", "certificates", "ecms_admission"):
             entry.pop(key, None)
     if role == auth.AGENCY:
         entry.pop("contact", None)

@@ -10,7 +10,8 @@
 ``/v1/queues``                 (:mod:`gateway.http.auditor_api`)
 ``/v1/directory/...``          the agency directory (:mod:`gateway.http.directory_api`)
 ``/v1/stats/...``              statistics and service levels (:mod:`gateway.http.stats_api`)
-``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.endpoint`)
+``/ecms-ws01/service2``        the e-CMS SOAP 1.1 facade (:mod:`gateway.ecms.endpoint`); with a URL key:
+``/ecms/{key}/ecms-ws01/...``  ``/ecms/<key>/ecms-ws01/service2`` (TLS only)
 ``/console...``                the staff console, server-rendered (:mod:`gateway.http.console.views`);
                                its statistics pages (:mod:`gateway.http.console.stats`)
 =============================  ==============================================================
@@ -95,6 +96,8 @@ def setup_routes(app: web.Application) -> None:
     # e-CMS SOAP 1.1 facade, for saraban systems that speak e-CMS (agencies). Its EcmsFacade is built
     # once the exchange exists, in a cleanup context of the app (unless a test put one in already).
     router.add_post(ecms.ECMS_PATH, ecms.handle)
+    # ... and with an agency's URL key in the path, over TLS only (gateway.core.admission; never logged)
+    router.add_post(ecms.KEYED_PATH, ecms.handle_keyed)
     if ecms.FACADE_KEY not in app:
         app.cleanup_ctx.append(ecms.facade_context(None))
 

@@ -25,8 +25,9 @@ from gateway.storage.db import queries
 
 CHANNEL = "gateway_directory"
 #: Kept from the agency's entry when a change does not name them: an import (a CSV carries no
-#: credentials) never drops an agency's tokens or certificates by leaving a column out.
-CREDENTIALS = ("token_sha256", "cert_fingerprints", "certificates")
+#: credentials) never drops an agency's tokens, certificates or e-CMS admission (URL key digests,
+#: source networks) by leaving a column out.
+CREDENTIALS = ("token_sha256", "cert_fingerprints", "certificates", "ecms_admission")
 #: Changes listed in full in the audit event; a larger import lists codes only (before and after
 #: of every agency are in ``agency_history`` under the version the event names).
 AUDIT_DETAIL_LIMIT = 50

@@ -50,7 +50,9 @@ API = {
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/v1/openapi.json"),
           ("GET", "/console/login"), ("POST", "/console/login")}
 # The e-CMS endpoint answers refusals the e-CMS way (HTTP 200 with ErrorDetail): tested below.
-ECMS = {("POST", "/ecms-ws01/service2")}
+ECMS = {("POST", "/ecms-ws01/service2"),
+        # ... with a URL key (admission: tests/ecms/test_admission*.py)
+        ("POST", "/ecms/{key}/ecms-ws01/service2")}
 EVERY = {"agency", "operator", "auditor", "admin"}
 CONSOLE = {
     ("GET", "/console"): (EVERY, "/console"),
