@@ -1,0 +1,46 @@
+"""Shared state for the Prometheus scrape, read from the database (see :mod:`gateway.core.metrics`).
+
+Three small statements in one read-only transaction, at most once per
+``STATE_TTL_S`` per process: open deliveries grouped by destination and state
+(the partial index ``deliveries_open``), failing destinations, and the audit
+events after the chain head. A database that does not answer within
+``timeout_s`` gives ``SharedState(database_up=False)``: the scrape still
+answers, and ``gateway_database_up`` says 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import asyncpg
+import structlog
+
+from gateway.core.metrics import DestinationFigure, QueueFigure, SharedState
+from gateway.storage.db import TRANSIENT_ERRORS, queries
+
+log = structlog.get_logger(__name__)
+
+
+async def read(pool: asyncpg.Pool, now: dt.datetime, *, timeout_s: float = 2.0) -> SharedState:
+    try:
+        return await asyncio.wait_for(_read(pool, now), timeout=timeout_s)
+    except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+        log.warning("shared-state gauges unavailable", error=f"{type(exc).__name__}: {exc}")
+        return SharedState(database_up=False)
+
+
+async def _read(pool: asyncpg.Pool, now: dt.datetime) -> SharedState:
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        queues = await conn.fetch(queries["gauges_queues"], now)
+        failing = await conn.fetch(queries["gauges_destinations"], now)
+        audit = await conn.fetchrow(queries["gauges_audit"], now)
+    assert audit is not None  # an aggregate row always comes back
+    return SharedState(
+        database_up=True,
+        queues=tuple(QueueFigure(destination=r["recipient"], state=r["status"], count=r["n"],
+                                 oldest_s=r["oldest_s"]) for r in queues),
+        destinations=tuple(DestinationFigure(destination=r["agency"], failures=r["consecutive_failures"],
+                                             failing_s=r["failing_s"], circuit_open=r["circuit_open"])
+                           for r in failing),
+        audit_unsealed=audit["unsealed"], audit_lag_s=audit["lag_s"])
