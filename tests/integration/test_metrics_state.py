@@ -16,10 +16,11 @@ from tests.support import CMI, OPM, TOKENS, letter_bytes
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{name}\{{{re.escape(want)}\}} (\S+)$" if labels else rf"^{name} (\S+)$"
-    m = re.search(pattern, text, re.M)
-    return float(m.group(1)) if m else None
+    """The value of the sample ``name{labels}`` (labels in any order), or None."""
+    for m in re.finditer(rf"^{name}(?:\{{([^}}]*)\}})? (\S+)$", text, re.M):
+        if dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or "")) == labels:
+            return float(m.group(2))
+    return None
 
 
 async def scrape(client) -> str:
