@@ -81,6 +81,9 @@ class Metrics:
             "60d (cumulative) or have expired (within=\"expired\"), from the directory in force "
             "(gateway.core.certexpiry)", ["within"], registry=r, multiprocess_mode="livemostrecent")
         self.state = StateCache()
+        # The last state rendered and its text: with thousands of destinations waiting, rendering is
+        # ~0.1 s of Python (bench/metrics.py), so it is done once per database reading, not per scrape.
+        self._state_text: tuple[SharedState, bytes] | None = None
 
     def render(self, state: SharedState | None = None) -> bytes:
         """The exposition text: this process's (or every worker's) metrics, then the shared state."""
@@ -90,7 +93,11 @@ class Metrics:
             text = generate_latest(merged)
         else:
             text = generate_latest(self.registry)
-        return text + render_state(state) if state is not None else text
+        if state is None:
+            return text
+        if self._state_text is None or self._state_text[0] is not state:  # rendered once per reading
+            self._state_text = (state, render_state(state))
+        return text + self._state_text[1]
 
 
 # ---------------------------------------------------------------------------- shared state

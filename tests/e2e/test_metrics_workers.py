@@ -91,8 +91,9 @@ async def test_counters_of_both_workers_add_up_in_one_scrape(database_url, workd
                 rf'^gateway_queue_depth\{{destination="{CMI}",state="(?:queued|sending|retry_wait)"\}} (\S+)$',
                 text, re.M))
             assert waiting == LETTERS, text
-            # one family each, not one per worker
+            # one family each, not one per worker; the certificate gauge once per bucket, not once per worker
             assert text.count("# TYPE gateway_messages_accepted_total counter") == 1
+            assert len(re.findall(r'^gateway_agency_certificates_expiring\{within="7d"\} ', text, re.M)) == 1, text
     finally:
         gw.stop()
     # the next run starts from zero: the directory is emptied at start
