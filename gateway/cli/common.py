@@ -91,13 +91,13 @@ def actor() -> str:
 
 
 def certificate_file(path: str, load: Callable[[bytes], T]) -> T:
-    """``load`` of the file's bytes; a file that is not a certificate is ``certificate.unreadable`` (one line,
+    """``load`` of the file's bytes; a file that is not a certificate is ``certificate.invalid`` (one line,
     exit 65), not the parser's ASN.1 message."""
     data = Path(path).read_bytes()
     try:
         return load(data)
     except (ValueError, IndexError):
-        raise GatewayError(f"{path} is not a certificate (PEM or DER)", code="certificate.unreadable",
+        raise GatewayError(f"{path} is not a certificate (PEM or DER)", code="certificate.invalid",
                            field="--cert") from None
 
 

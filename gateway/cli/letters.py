@@ -20,7 +20,17 @@ from cryptography import x509
 
 from gateway.cli.common import certificate_file, settings_from
 from gateway.core.clock import BANGKOK
-from gateway.core.envelope import Attachment, Envelope, Header, Letter, MessageType, Secrecy, Speed
+from gateway.core.envelope import (
+    SECRECY_TH,
+    SPEED_TH,
+    Attachment,
+    Envelope,
+    Header,
+    Letter,
+    MessageType,
+    Secrecy,
+    Speed,
+)
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_header
 from gateway.core.errors import ConfigError, GatewayError, Unavailable
@@ -46,17 +56,20 @@ async def envelope_check(args: argparse.Namespace) -> int:
     for f in report.findings:
         print(f"{f.code} at {f.field}: {f.reason}")
     if not report.ok:
-        print(f"envelope INVALID ({len(report.findings)} fault{'s' if len(report.findings) > 1 else ''})")
+        n = len(report.findings)
+        print(f"ซองไม่ถูกต้อง {n} จุด (envelope INVALID, {n} fault{'s' if n > 1 else ''})")
         return 1
     s = report.summary
-    print(f"envelope valid: {s['type']} {s['message_id']} from {s['sender']} to {', '.join(s['recipients'])}")
+    print(f"ซองถูกต้อง (envelope valid): {s['type']} {s['message_id']} จาก (from) {s['sender']} "
+          f"ถึง (to) {', '.join(s['recipients'])}")
     if "number" in s:
+        speed, secrecy = Speed(s["speed"]), Secrecy(s["secrecy"])
         print(f"  ที่ {s['number']} ลงวันที่ {s['date_thai']}  เรื่อง {s['subject']}  "
-              f"({s['speed']}, {s['secrecy']})")
+              f"ชั้นความเร็ว {SPEED_TH[speed]} ({speed.value})  ชั้นความลับ {SECRECY_TH[secrecy]} ({secrecy.value})")
     for a in s["attachments"]:
-        print(f"  {a['file_name']} {a['mime_type']} {a['size']} bytes"
-              + (" (sent beside)" if a["external"] else ""))
-    print(f"  signatures: {s['signatures']} (trust and authority are checked by the gateway)")
+        print(f"  {a['file_name']} {a['mime_type']} {a['size']:,} ไบต์ (bytes)"
+              + (" ส่งแยกจากซอง (sent beside)" if a["external"] else ""))
+    print(f"  ลายมือชื่อ (signatures): {s['signatures']} (trust and authority are checked by the gateway)")
     return 0
 
 
@@ -64,15 +77,18 @@ async def receipt_verify(args: argparse.Namespace) -> int:
     data = sys.stdin.buffer.read() if args.receipt == "-" else Path(args.receipt).read_bytes()
     cert = certificate_file(args.cert, lambda pem: x509.load_pem_x509_certificates(pem)[0])
     r = await verify_receipt(data, cert)  # an invalid receipt: a PkiError, one line and exit 65 (cli.main)
-    print(f"receipt valid: {r.kind} receipt for message {r.message_id} from {r.sender}"
+    local = r.at.astimezone(BANGKOK)
+    print(f"ใบรับถูกต้อง (receipt valid): {r.kind} receipt for message {r.message_id} from {r.sender}"
           + (f" delivered to {r.recipient} (delivery {r.delivery_id})" if r.recipient else "")
-          + f", sha256 {r.sha256}, at {r.at.isoformat()}, signed by {r.signer.subject.rfc4514_string()}")
+          + f", sha256 {r.sha256}, เมื่อ {thai_date(local)} {thai_time(local)} น. ({r.at.isoformat()}), "
+          f"ลงนามโดย (signed by) {r.signer.subject.rfc4514_string()}")
     if args.envelope:
         digest = hashlib.sha256(Path(args.envelope).read_bytes()).hexdigest()
         if digest != r.sha256:
-            print(f"but {args.envelope} has sha256 {digest}: NOT the acknowledged bytes", file=sys.stderr)
+            print(f"gateway: receipt.other_bytes: {args.envelope} ไม่ใช่ไฟล์ที่ได้รับ (NOT the acknowledged bytes): "
+                  f"its sha256 is {digest}", file=sys.stderr)
             return 1
-        print(f"{args.envelope} is exactly the acknowledged bytes")
+        print(f"{args.envelope} ตรงกับที่ได้รับทุกไบต์ (is exactly the acknowledged bytes)")
     return 0
 
 

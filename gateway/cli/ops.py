@@ -65,7 +65,7 @@ async def deliveries_requeue(args: argparse.Namespace) -> int:
         try:
             ids.append((raw, uuid.UUID(raw)))
         except ValueError:
-            raise GatewayError(f"{raw!r} is not a delivery id (a UUID)", code="request.delivery_id",
+            raise GatewayError(f"{raw!r} is not a delivery id (a UUID)", code="request.invalid",
                                field="delivery_ids") from None
     async with _exchange(args) as (_, _pool, exchange):
         for raw, delivery_id in ids:
