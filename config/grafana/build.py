@@ -44,8 +44,9 @@ PANELS: list[tuple[str, list[tuple[str, str, str, list[tuple[str, str]]]]]] = [
     ]),
     ("คิว (Queues)", [
         ("หนังสือรอส่ง ตามสถานะ (Waiting deliveries by state)", "timeseries", "short",
-         [("sum by (state) (max by (destination, state) "
-           "(gateway_queue_depth{state=~\"queued|sending|retry_wait|inbox\"}))", "{{state}}")]),
+         [("max by (state) (gateway_queue_deliveries{state=~\"queued|sending|retry_wait|inbox\"})", "{{state}}"),
+          ("max by (state) (gateway_queue_destinations{state=~\"queued|retry_wait\"})",
+           "หน่วยงานที่รอ (destinations) {{state}}")]),
         ("รอนานที่สุด 10 หน่วยงาน (Oldest waiting letter, top 10 offices)", "table", "s",
          [("topk(10, max by (destination) "
            "(gateway_queue_oldest_seconds{state=~\"queued|sending|retry_wait\"}))", "{{destination}}")]),

@@ -40,6 +40,8 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 #: The environment variable prometheus_client reads, at import, to switch to multiprocess mode.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The open states of a delivery, as gateway_queue_* label them.
+QUEUE_STATES = ("queued", "sending", "retry_wait", "inbox", "dead")
 #: Seconds a scrape reuses the last reading of the database's shared state.
 STATE_TTL_S = 5.0
 
@@ -115,6 +117,15 @@ class QueueFigure:
 
 
 @dataclass(frozen=True)
+class QueueTotal:
+    state: str
+    deliveries: int
+    """Deliveries in this state, every destination."""
+    destinations: int
+    """Destinations with at least one delivery in this state."""
+
+
+@dataclass(frozen=True)
 class DestinationFigure:
     destination: str
     failures: int
@@ -131,6 +142,8 @@ class SharedState:
 
     database_up: bool
     queues: tuple[QueueFigure, ...] = ()
+    """Per state, the destinations waiting longest (capped: gateway.storage.gauges.PER_STATE)."""
+    totals: tuple[QueueTotal, ...] = ()
     destinations: tuple[DestinationFigure, ...] = ()
     audit_unsealed: int = 0
     """Audit events written but not yet chained by the sealer (capped at 1,000,000 so the count stays cheap)."""
@@ -159,18 +172,30 @@ def _families(s: SharedState) -> Iterator[GaugeMetricFamily]:
                             "(the other shared-state gauges are then absent)", value=1 if s.database_up else 0)
     if not s.database_up:
         return
-    depth = GaugeMetricFamily("gateway_queue_depth", "Deliveries per destination and state (from the database)",
+    depth = GaugeMetricFamily("gateway_queue_depth", "Deliveries per destination and state, for the "
+                              "destinations waiting longest in each state (from the database)",
                               labels=["destination", "state"])
     oldest = GaugeMetricFamily("gateway_queue_oldest_seconds", "Age of the oldest delivery per destination and "
-                               "state: how long its letter has waited since acceptance (from the database)",
-                               labels=["destination", "state"])
+                               "state: how long its letter has waited since acceptance (the destinations "
+                               "waiting longest in each state)", labels=["destination", "state"])
     for q in s.queues:
         depth.add_metric([q.destination, q.state], q.count)
         oldest.add_metric([q.destination, q.state], q.oldest_s)
     yield depth
     yield oldest
+    deliveries = GaugeMetricFamily("gateway_queue_deliveries", "Deliveries per state, every destination",
+                                   labels=["state"])
+    destinations = GaugeMetricFamily("gateway_queue_destinations", "Destinations with deliveries in this state",
+                                     labels=["state"])
+    totals = {t.state: t for t in s.totals}
+    for state in QUEUE_STATES:  # every state, 0 when empty, so graphs and alerts have a series
+        t = totals.get(state)
+        deliveries.add_metric([state], t.deliveries if t else 0)
+        destinations.add_metric([state], t.destinations if t else 0)
+    yield deliveries
+    yield destinations
     yield GaugeMetricFamily("gateway_dead_letters_waiting", "Dead letters in the database waiting for an "
-                            "operator (all destinations)", value=sum(q.count for q in s.queues if q.state == "dead"))
+                            "operator (all destinations)", value=totals["dead"].deliveries if "dead" in totals else 0)
     failing = GaugeMetricFamily("gateway_destination_failing_seconds", "Seconds a failing destination has "
                                 "failed without a success in between (only failing destinations)",
                                 labels=["destination"])

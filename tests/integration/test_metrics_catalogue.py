@@ -97,7 +97,7 @@ async def test_every_metric_the_dashboard_queries_exists(make_client):
     assert {title: names - have for title, names in used.items() if names - have} == {}
     # it shows the figures the operators asked for
     every = set().union(*used.values())
-    for needed in ("gateway_messages_accepted_total", "gateway_submit_seconds_bucket", "gateway_queue_depth",
+    for needed in ("gateway_messages_accepted_total", "gateway_submit_seconds_bucket", "gateway_queue_deliveries",
                    "gateway_queue_oldest_seconds", "gateway_destination_failing_seconds",
                    "gateway_dead_letters_waiting", "gateway_agency_certificates_expiring",
                    "gateway_audit_sealing_lag_seconds", "gateway_database_up"):

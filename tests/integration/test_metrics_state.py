@@ -12,7 +12,8 @@ import datetime as dt
 import re
 
 from gateway.core import appkeys as keys
-from tests.support import CMI, OPM, TOKENS, letter_bytes
+from gateway.storage import gauges
+from tests.support import CMI, KKN, OPM, TOKENS, letter_bytes
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -42,6 +43,9 @@ async def test_queue_circuit_and_audit_gauges_come_from_the_database(make_client
     assert sample(text, "gateway_queue_depth", destination=CMI, state="queued") == 1
     assert sample(text, "gateway_queue_oldest_seconds", destination=CMI, state="queued") == 600
     assert sample(text, "gateway_dead_letters_waiting") == 0
+    assert sample(text, "gateway_queue_deliveries", state="queued") == 1
+    assert sample(text, "gateway_queue_destinations", state="queued") == 1
+    assert sample(text, "gateway_queue_deliveries", state="dead") == 0  # every state has a series
     assert sample(text, "gateway_destinations_circuit_open") == 0
     assert sample(text, "gateway_audit_unsealed_events") >= 1
     assert sample(text, "gateway_audit_sealing_lag_seconds") == 600
@@ -90,3 +94,16 @@ async def test_the_state_is_read_once_per_ttl(make_client):
     assert sample(again, "gateway_messages_accepted_total", type="letter", channel="native") == 1
     client.app[keys.METRICS].state.ttl_s = 0
     assert sample(await scrape(client), "gateway_queue_depth", destination=CMI, state="queued") == 1
+
+
+async def test_destinations_are_named_up_to_a_cap_per_state_totals_cover_all(make_client, clock):
+    client = await make_client(routes={a: {"kind": "push", "url": "http://127.0.0.1:9/x"} for a in (CMI, KKN)})
+    headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
+    for i, to in enumerate((KKN, CMI, CMI)):  # Khon Kaen's letter waits longest
+        r = await client.post("/v1/messages", data=letter_bytes(recipients=(to,), message_id=f"cap-{i}"),
+                              headers=headers)
+        assert r.status == 202
+        clock.advance(60)
+    state = await gauges.read(client.app[keys.POOL], clock.now(), per_state=1)
+    assert [(q.destination, q.state, q.count, q.oldest_s) for q in state.queues] == [(KKN, "queued", 1, 180)]
+    assert [(t.state, t.deliveries, t.destinations) for t in state.totals] == [("queued", 3, 2)]

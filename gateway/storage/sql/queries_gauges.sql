@@ -2,12 +2,19 @@
 -- worker answers. $1 is the gateway clock's now. Ages are seconds as float8.
 
 -- name: gauges_queues
--- Depth and the oldest delivery per destination and open state (partial index deliveries_open).
-SELECT recipient, status::text AS status, count(*) AS n,
-       greatest(extract(epoch FROM ($1::timestamptz - min(created_at))), 0)::float8 AS oldest_s
-FROM deliveries
-WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead')
-GROUP BY recipient, status;
+-- Per open state: the $2 destinations whose oldest delivery is oldest (their depth and age), with the
+-- state's totals over every destination (deliveries, destinations, oldest) on each row. One pass over the
+-- open deliveries (partial index deliveries_open); the cap keeps a national backlog's scrape small.
+SELECT recipient, status, n, oldest_s, total, destinations
+FROM (SELECT recipient, status::text AS status, count(*) AS n,
+             greatest(extract(epoch FROM ($1::timestamptz - min(created_at))), 0)::float8 AS oldest_s,
+             sum(count(*)) OVER (PARTITION BY status)::bigint AS total,
+             count(*) OVER (PARTITION BY status) AS destinations,
+             row_number() OVER (PARTITION BY status ORDER BY min(created_at), recipient) AS rank
+      FROM deliveries
+      WHERE status IN ('queued', 'sending', 'retry_wait', 'inbox', 'dead')
+      GROUP BY recipient, status) x
+WHERE rank <= $2;
 
 -- name: gauges_destinations
 -- Failing destinations only (a handful on a bad day; closed circuits are not listed).
