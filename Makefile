@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests need: SoftHSM2 (PKCS#11 signer), Thai fonts (stamps),
-# poppler (render stamped PDFs), Chromium (browser tests of the console).
-DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium
+# poppler (render stamped PDFs), Chromium (browser tests of the console), Prometheus (promtool checks and
+# tests the alert rules in config/prometheus; the server the package starts under systemd is stopped).
+DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium prometheus
 
 .PHONY: run test test-fast lint venv system-deps bench conformance fuzz-explore clean
 
@@ -25,6 +26,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    case "$$missing" in *" prometheus"*) [ -d /run/systemd/system ] && systemctl disable --now -q prometheus || true;; esac; \
 	  else echo "please install (as root): apt-get install$$missing" >&2; exit 1; fi; \
 	fi
 

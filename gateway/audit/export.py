@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,9 @@ async def _start_of(conn: asyncpg.Connection | PoolConnectionProxy, after: int) 
 
 
 async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path, *, after: int, through: int,
-                      page: int = 20_000) -> Exported:
-    """Write the events in (after, through] and their checkpoints; ``through`` must be a checkpoint."""
+                      page: int = 20_000, progress: Callable[[int, int], None] | None = None) -> Exported:
+    """Write the events in (after, through] and their checkpoints; ``through`` must be a checkpoint.
+    ``progress(done, total)`` after each page, in sequence numbers (the CLI's progress line)."""
     cps = await conn.fetch(queries["audit_checkpoints_between"], after, through)
     if not cps or cps[-1]["seq"] != through:
         raise AuditError(f"seq {through} is not a checkpoint: a file must end at a signed checkpoint",
@@ -111,6 +113,8 @@ async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path,
                 first = first or r["seq"]
                 last_hash = bytes(r["hash"])
                 n += 1
+            if progress is not None:
+                progress((rows[-1]["seq"] if rows else through) - after, through - after)
             if len(rows) < page:
                 break
             cursor = rows[-1]["seq"]
@@ -126,8 +130,8 @@ async def write_range(conn: asyncpg.Connection | PoolConnectionProxy, out: Path,
     return Exported(path, first or through, through, n, digest.hexdigest())
 
 
-async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime,
-                      through: int | None = None) -> Exported:
+async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime, through: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> Exported:
     """Export from the end of the last archive up to the latest (or a given) checkpoint; record it."""
     async with pool.acquire() as conn:
         last = await conn.fetchrow(queries["audit_last_archive"])
@@ -138,7 +142,7 @@ async def export_next(pool: asyncpg.Pool, out: Path, *, now: dt.datetime,
                 raise AuditError(f"no checkpoint after seq {after} yet; nothing to export",
                                  code="audit.nothing")
             through = cp["seq"]
-        exported = await write_range(conn, out, after=after, through=through)
+        exported = await write_range(conn, out, after=after, through=through, progress=progress)
         cp = (await conn.fetch(queries["audit_checkpoints_between"], after, through))[-1]
         await conn.execute(queries["audit_archive_insert"], after + 1, through, bytes(cp["hash"]),
                            cp["count"], exported.path.name, bytes.fromhex(exported.sha256), now)

@@ -66,12 +66,14 @@ def _checkpoint(row: asyncpg.Record) -> dict[str, Any]:
             "tsa_token": row["tsa_token"]}
 
 
-async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: int = 50_000) -> Report:
+async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: int = 50_000,
+                          progress: Callable[[int, int], None] | None = None) -> Report:
     """Recompute the chain from the events in the database and check every checkpoint.
 
     Starts at the genesis, or after the last range dropped to archive files
     (whose last digest ``audit_archives`` keeps). Works page by page, so memory
-    stays bounded whatever the size of the log.
+    stays bounded whatever the size of the log. ``progress(done, total)`` after
+    each page, in sequence numbers up to the chain head (the CLI's progress line).
     """
     rep = Report()
     async with pool.acquire() as conn:
@@ -107,6 +109,8 @@ async def verify_database(pool: asyncpg.Pool, cert: x509.Certificate, *, page: i
             if rep.end is not None and rep.end[1] is not None:
                 after, stored, computed, start_count = (rep.end[0], rep.end[1], rep.end[2] or rep.end[1],
                                                         rep.end[3] or 0)
+            if progress is not None:
+                progress(min(last, head["seq"]) - start_seq, head["seq"] - start_seq)
             if len(rows) < page:
                 break
             after = max(after, last)

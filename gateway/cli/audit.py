@@ -28,10 +28,11 @@ from gateway.audit.signing import load_certificate
 from gateway.audit.tsa import check_checkpoints, http_digest_stamper
 from gateway.audit.verify import Problem, load_files, parse_export, verify_path
 from gateway.audit.wiring import signer_from_settings
-from gateway.cli.common import actor, now, open_pool
-from gateway.core.clock import SystemClock
+from gateway.cli.common import Progress, actor, certificate_file, now, open_pool
+from gateway.core.clock import BANGKOK, SystemClock
 from gateway.storage import users
 from pki.ers import parse_weak_hashes, strong_hash
+from pki.thaidate import thai_date, thai_time
 
 
 def _read_password(prompt: str = "Password: ") -> str:
@@ -45,7 +46,7 @@ def _read_password(prompt: str = "Password: ") -> str:
 
 
 def _cert(path: str) -> x509.Certificate:
-    return load_certificate(Path(path).read_bytes())
+    return certificate_file(path, load_certificate)
 
 
 async def verify(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ async def verify(args: argparse.Namespace) -> int:
     if args.database:
         _, pool = await open_pool(args)
         try:
-            rep = await live.verify_database(pool, cert)
+            rep = await live.verify_database(pool, cert, progress=Progress("ตรวจสายบันทึก (verifying the chain)"))
             for pk in getattr(args, "letter", None) or []:
                 bundle = await build_bundle(pool, pk, certificate=cert)
                 if bundle is None:
@@ -116,10 +117,12 @@ async def export(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 2
             await ChainSealer(pool, clock=SystemClock(), signer=signer).seal_once(force_checkpoint=True)
-        out = await export_next(pool, Path(args.out), now=now(), through=args.through)
+        out = await export_next(pool, Path(args.out), now=now(), through=args.through,
+                                progress=Progress("ส่งออกบันทึก (exporting)"))
     finally:
         await pool.close()
-    print(f"{out.path}: {out.events} events, seq {out.first_seq}..{out.last_seq}, sha256 {out.sha256}")
+    print(f"ส่งออกแล้ว (exported) {out.path}: {out.events:,} เหตุการณ์ (events), ลำดับ (seq) "
+          f"{out.first_seq}..{out.last_seq}, sha256 {out.sha256}")
     return 0
 
 
@@ -129,9 +132,41 @@ async def status(args: argparse.Namespace) -> int:
         st = await live.status(pool)
     finally:
         await pool.close()
-    for k, v in st.__dict__.items():
-        print(f"{k:28} {v}")
+    for label, value in status_lines(st):
+        print(f"{label:<44} {value}")
     return 0
+
+
+#: ``gateway audit status``: each field of :class:`live.ChainStatus`, Thai first, English in brackets.
+STATUS_LABELS = {
+    "head_seq": "ลำดับล่าสุดที่ผนึกแล้ว (chain head seq)",
+    "count": "เหตุการณ์ในสาย (events chained)",
+    "unsealed": "ยังไม่ผนึก (unsealed events)",
+    "sealed_at": "ผนึกล่าสุดเมื่อ (sealed at)",
+    "last_checkpoint_seq": "จุดตรวจล่าสุด (last checkpoint seq)",
+    "last_checkpoint_at": "ลงนามจุดตรวจเมื่อ (checkpoint signed at)",
+    "last_checkpoint_timestamped": "ประทับเวลาแล้ว (time-stamped)",
+    "archived_through": "ส่งออกถึงลำดับ (archived through)",
+    "dropped_through": "ลบจากฐานข้อมูลถึงลำดับ (dropped through)",
+}
+
+
+def _human(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "ใช่ (yes)" if value else "ไม่ (no)"
+    if isinstance(value, dt.datetime):
+        local = value.astimezone(BANGKOK)
+        return f"{thai_date(local)} {thai_time(local)} น. ({value.isoformat(timespec='seconds')})"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def status_lines(st: live.ChainStatus) -> list[tuple[str, str]]:
+    """Every field, labelled (a field added to ChainStatus later shows under its own name)."""
+    return [(STATUS_LABELS.get(k, k), _human(v)) for k, v in st.__dict__.items()]
 
 
 async def drop(args: argparse.Namespace) -> int:
@@ -141,7 +176,8 @@ async def drop(args: argparse.Namespace) -> int:
                                 retention_days=settings.audit_retention_days)
     finally:
         await pool.close()
-    print(f"dropped {n} archived events up to seq {args.through} from the database")
+    print(f"ลบจากฐานข้อมูลแล้ว (dropped) {n:,} เหตุการณ์ที่ส่งออกแล้ว (archived events) ถึงลำดับ (up to seq) "
+          f"{args.through}")
     return 0
 
 
@@ -153,7 +189,7 @@ async def users_add(args: argparse.Namespace) -> int:
                             agency=args.agency, now=now(), actor=actor())
     finally:
         await pool.close()
-    print(f"user {u.username} added ({u.role.value}{' ' + u.agency if u.agency else ''})")
+    print(f"เพิ่มผู้ใช้แล้ว (user added): {u.username} ({u.role.value}{' ' + u.agency if u.agency else ''})")
     return 0
 
 
@@ -164,7 +200,7 @@ async def users_passwd(args: argparse.Namespace) -> int:
         await users.set_password(pool, args.username, password, now=now(), actor=actor())
     finally:
         await pool.close()
-    print(f"password of {args.username} changed")
+    print(f"เปลี่ยนรหัสผ่านแล้ว (password changed): {args.username}")
     return 0
 
 
@@ -174,7 +210,8 @@ async def users_disable(args: argparse.Namespace) -> int:
         await users.set_disabled(pool, args.username, not args.enable, now=now(), actor=actor())
     finally:
         await pool.close()
-    print(f"user {args.username} {'enabled' if args.enable else 'disabled'}")
+    print(f"{'เปิดใช้' if args.enable else 'ระงับ'}ผู้ใช้แล้ว (user {'enabled' if args.enable else 'disabled'}): "
+          f"{args.username}")
     return 0
 
 
@@ -185,7 +222,8 @@ async def users_token(args: argparse.Namespace) -> int:
     finally:
         await pool.close()
     print(token)
-    print("store it now: it is not shown again (the gateway keeps only its SHA-256)", file=sys.stderr)
+    print("เก็บไว้ตอนนี้ จะไม่แสดงอีก (store it now: it is not shown again; the gateway keeps only its SHA-256)",
+          file=sys.stderr)
     return 0
 
 

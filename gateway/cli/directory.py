@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, now, open_pool
+from gateway.cli.common import Progress, actor, now, open_pool
 from gateway.core.certexpiry import certificate_entry
 from gateway.core.directory import Directory, agency_from_dict
 from gateway.core.directory_io import read_csv, read_organization_list, write_csv
@@ -25,29 +25,12 @@ from gateway.storage import directory as store
 from gateway.storage import lists as lists_store
 
 
-class _Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal, or asked for)."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.shown = label, max(total, 1), -1
-        self.live = sys.stderr.isatty()
-
-    def __call__(self, done: int) -> None:
-        pct = min(100, done * 100 // self.total)
-        if self.live and pct != self.shown:
-            self.shown = pct
-            bar = "#" * (pct // 4)
-            print(f"\r{self.label} [{bar:<25}] {pct:3d}% {done}/{self.total}", end="", file=sys.stderr)
-            if pct == 100:
-                print(file=sys.stderr)
-
-
 def read_file(path: str) -> dict[str, dict[str, Any]]:
     """Entries from a directory JSON file, a CSV export or an e-CMS GetOrganizationList answer."""
     raw = Path(path).read_bytes()
     if path.endswith(".csv"):
         text = raw.decode("utf-8-sig")
-        return read_csv(text, progress=_Progress(f"อ่าน {Path(path).name}", text.count("\n") - 1))
+        return read_csv(text, progress=Progress(f"อ่าน {Path(path).name}", text.count("\n") - 1))
     if raw.lstrip().startswith(b"<"):
         return read_organization_list(raw)
     try:

@@ -15,6 +15,7 @@ import asyncpg
 from gateway.cli.common import connect, settings_from
 from gateway.core.clock import SystemClock
 from gateway.core.directory import Directory
+from gateway.core.errors import GatewayError
 from gateway.core.metrics import Metrics
 from gateway.core.sealing import DigestOnlySealer
 from gateway.core.settings import Settings
@@ -59,9 +60,16 @@ async def deliveries_list(args: argparse.Namespace) -> int:
 
 
 async def deliveries_requeue(args: argparse.Namespace) -> int:
+    ids = []
+    for raw in args.delivery_ids:  # all checked before any is requeued
+        try:
+            ids.append((raw, uuid.UUID(raw)))
+        except ValueError:
+            raise GatewayError(f"{raw!r} is not a delivery id (a UUID)", code="request.invalid",
+                               field="delivery_ids") from None
     async with _exchange(args) as (_, _pool, exchange):
-        for raw in args.delivery_ids:
-            await exchange.operators.requeue(uuid.UUID(raw), actor=f"operator:{getpass.getuser()}")
+        for raw, delivery_id in ids:
+            await exchange.operators.requeue(delivery_id, actor=f"operator:{getpass.getuser()}")
             print(f"requeued {raw}")
     return 0
 

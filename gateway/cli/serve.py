@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.cli.common import database_url, settings_from
 from gateway.core import appkeys as keys
 from gateway.core.logging import configure
+from gateway.core.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, worker_exited
 from gateway.core.settings import Settings
 from gateway.core.signing import server_ssl_context
 from gateway.ecms.settings import ECMS_PATH
@@ -77,6 +78,9 @@ async def supervise(settings: Settings) -> int:
     env = dict(os.environ, GATEWAY_DATABASE_URL=dsn, GATEWAY_REUSE_PORT="1", GATEWAY_WORKERS="1",
                GATEWAY_HOST=settings.host, GATEWAY_PORT=str(settings.port),
                GATEWAY_DIRECTORY_PATH=str(settings.directory_path), GATEWAY_DATA_DIR=str(settings.data_dir))
+    # Counters summed over the workers at each scrape (gateway.core.metrics): one fresh directory per run.
+    metrics_dir = prepare_multiprocess_dir(settings.data_dir, settings.port)
+    env[MULTIPROC_ENV] = str(metrics_dir)
 
     def spawn(i: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"],
@@ -100,6 +104,7 @@ async def supervise(settings: Settings) -> int:
                 # A worker died (OOM, crash): its leases expire and others take its work; start a new one,
                 # at most once a second so a crash loop does not spin.
                 if time.monotonic() - restarts.get(i, 0) > 1:
+                    worker_exited(p.pid, metrics_dir)
                     print(f"worker {i} exited with {p.returncode}; restarting", file=sys.stderr, flush=True)
                     restarts[i] = time.monotonic()
                     procs[i] = spawn(i)

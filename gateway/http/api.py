@@ -33,7 +33,7 @@ from gateway.http import appstate, auth, params
 from gateway.http.console.errors import error_page
 from gateway.http.errors import DOMAIN_ERRORS, DomainError, status_for
 from gateway.intake.limits import body_deadline_s
-from gateway.storage import db, deliveries
+from gateway.storage import db, gauges
 from gateway.storage.deliveries import InboxItem
 
 log = structlog.get_logger(__name__)
@@ -369,13 +369,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Public on the operations network (Prometheus text)."""
+    """Public on the operations network (Prometheus text). Counters summed over every worker process;
+    shared state (queues, circuits, audit lag, the database itself) read from the database, cached a
+    few seconds (:mod:`gateway.core.metrics`)."""
     m = request.app[keys.METRICS]
-    try:
-        m.set_queue_depth(await deliveries.queue_depth(request.app[keys.POOL]))
-    except Exception as exc:  # still expose process metrics while the database is away
-        log.warning("queue depth unavailable", error=str(exc))
-    return web.Response(body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    pool, clock = request.app[keys.POOL], request.app[keys.CLOCK]
+    state = await m.state.get(lambda: gauges.read(pool, clock.now()))
+    return web.Response(body=m.render(state),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -78,8 +78,11 @@ async def test_first_start_without_a_database_url_carries_a_signed_letter(workdi
         sent = _cli(env, "letter", "send", "--url", base, "--from", "0100000000", "--to", "1550100000",
                     "--subject", "ทดสอบการส่งหนังสือ", "--pdf", str(pdf), "--message-id", "quick-start-1")
         assert sent.returncode == 0, sent.stderr.decode()
-        receipt = workdir / "receipt.xml"
-        receipt.write_bytes(sent.stdout)
+        assert sent.stderr == b"", sent.stderr.decode()  # no warnings
+        summary = sent.stdout.decode()
+        assert "รับหนังสือแล้ว (accepted)" in summary and "quick-start-1" in summary, summary
+        receipt = data_dir / "receipts" / "quick-start-1.xml"  # where the summary says it kept the receipt
+        assert str(receipt) in summary
         verified = _cli(env, "receipt", "verify", str(receipt), "--cert", str(data_dir / "pki/gateway/seal.pem"))
         assert verified.returncode == 0, verified.stderr.decode() + verified.stdout.decode()
 

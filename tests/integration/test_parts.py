@@ -296,8 +296,10 @@ async def test_cli_sends_a_large_pdf_beside_the_envelope(make_client, pool, tmp_
                               subject="ส่งแผนที่", number=None, addressee="ผู้ว่าราชการจังหวัด", speed="normal",
                               secrecy="normal", signer_name="นายทดสอบ ระบบ", signer_position="ปลัด",
                               pdf=[str(pdf)], message_id="cli-big", unsigned=True, multipart=False,
-                              sign_key=None, sign_cert=None, data_dir=None, pki_dir=None, database_url=None)
+                              sign_key=None, sign_cert=None, data_dir=None, pki_dir=None, database_url=None,
+                              receipt_out=str(tmp_path / "receipt.xml"), xml=False, json=False)
     assert await letters.letter_send(args) == 0
+    assert (tmp_path / "receipt.xml").read_bytes().startswith(b"<?xml")
     row = await pool.fetchrow("SELECT m.parts, p.size, p.sha256 FROM messages m JOIN message_parts p "
                               "ON p.message_pk = m.pk WHERE m.message_id = 'cli-big'")
     assert (row["parts"], row["size"]) == (1, pdf.stat().st_size)

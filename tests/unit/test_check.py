@@ -60,3 +60,5 @@ def test_the_command_exits_1_on_a_fault_and_prints_json(tmp_path):
     run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "envelope", "check", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "envelope valid" in run.stdout and "เรื่อง" in run.stdout, run.stderr
+    # speed and secrecy as a clerk reads them, the code beside
+    assert "ชั้นความเร็ว ด่วน (urgent)" in run.stdout and "ชั้นความลับ ปกติ (normal)" in run.stdout, run.stdout

@@ -1,0 +1,194 @@
+"""The CLI as a person reads it, run as a subprocess against a real gateway and database.
+
+- ``letter send`` prints a short summary (Thai first), keeps the signed receipt in a file, and
+  says whether the gateway's SHA-256 is that of the bytes sent; ``--json`` and ``--xml`` for programs.
+- Every failure is one line ``gateway: <code>: <message>``, never a traceback.
+- Ordinary runs print no warning, with warnings turned into errors and no ``XDG_RUNTIME_DIR``.
+- Progress shows on a terminal (a pseudo-terminal here) and never in a pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support import (
+    CMI,
+    OPM,
+    ROOT,
+    TOKENS,
+    GatewayProcess,
+    free_port,
+    gateway_env,
+    write_directory,
+)
+
+pytestmark = pytest.mark.slow
+
+ONE_LINE = re.compile(r"^gateway: [a-z_]+(\.[a-z_]+)*: \S.*$")
+
+
+@pytest.fixture
+async def gateway(database_url, workdir):
+    port = free_port()
+    directory = write_directory(workdir / "directory.json", {CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}})
+    env = gateway_env(database_url=database_url, directory=directory, port=port, data_dir=workdir / "data",
+                      GATEWAY_RATE_PER_AGENCY="0")
+    gw = GatewayProcess(env=env, port=port, log_path=workdir / "serve.log").start()
+    try:
+        await gw.wait_ready(timeout=60)
+        yield gw
+    finally:
+        gw.stop()
+
+
+def cli_env(gw: GatewayProcess) -> dict[str, str]:
+    env = {k: v for k, v in gw.env.items() if k != "XDG_RUNTIME_DIR"}
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def cli(gw: GatewayProcess, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``gateway ARGS`` with every warning an error (an ordinary run must print none)."""
+    return subprocess.run([sys.executable, "-W", "error", "-m", "gateway.cli.main", *args], env=cli_env(gw),
+                          cwd=cwd or ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def send(gw: GatewayProcess, *extra: str, to: str = CMI) -> subprocess.CompletedProcess[str]:
+    return cli(gw, "letter", "send", "--url", gw.url, "--token", TOKENS[OPM], "--unsigned", "--from", OPM,
+               "--to", to, "--subject", "ทดสอบสรุปผล", *extra)
+
+
+async def test_letter_send_prints_a_summary_and_keeps_the_receipt(gateway, workdir):
+    out = workdir / "ใบรับ.xml"
+    run = send(gateway, "--message-id", "cli-sum-1", "--receipt-out", str(out))
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "รับหนังสือแล้ว (accepted): HTTP 202"
+    assert any(re.fullmatch(r"\s+รหัสข้อความ \(message id\):\s+cli-sum-1", line) for line in lines), lines
+    assert any("เวลารับ (accepted at):" in line and re.search(r"25\d\d", line) for line in lines), lines  # BE year
+    sha = re.search(r"SHA-256:\s+([0-9a-f]{64})\s+ตรงกับที่ส่ง \(matches what was sent\)", run.stdout)
+    assert sha, run.stdout
+    assert lines[-1].split(":", 1)[1].strip() == str(out.resolve())
+    receipt = out.read_bytes()
+    assert receipt.startswith(b"<?xml") and f"<Sha256>{sha.group(1)}</Sha256>".encode() in receipt
+    assert len(lines) == 5  # short
+
+    # the same id for another envelope (the CLI builds a new one each time): refused in one line, receipt kept
+    again = send(gateway, "--message-id", "cli-sum-1", "--receipt-out", str(out))
+    assert again.returncode == 65 and again.stderr.startswith("gateway: message.id_reused: "), again.stderr
+    assert out.read_bytes() == receipt
+
+
+async def test_letter_send_default_receipt_path_json_and_xml(gateway, workdir):
+    run = send(gateway, "--message-id", "cli:json@2", "--json")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["status"] == "accepted" and doc["http_status"] == 202 and doc["duplicate"] is False
+    assert doc["message_id"] == "cli:json@2" and doc["sha256_matches"] is True and len(doc["sha256"]) == 64
+    # the default place: DATA_DIR/receipts/, the id made safe for a file name
+    assert doc["receipt_path"] == str((workdir / "data" / "receipts" / "cli_json_2.xml").resolve())
+    assert Path(doc["receipt_path"]).read_bytes().startswith(b"<?xml")
+
+    xml = send(gateway, "--message-id", "cli-xml-3", "--xml")
+    assert xml.returncode == 0 and xml.stdout.startswith("<?xml") and "<MessageId>" in xml.stdout
+    assert xml.stderr == "HTTP 202: receipt follows\n"
+    assert not (workdir / "data" / "receipts" / "cli-xml-3.xml").exists()  # as before: stdout only
+
+
+async def test_a_refusal_is_one_line_with_the_gateways_code(gateway):
+    run = send(gateway, "--message-id", "cli-bad-4", to="9999999999")
+    assert run.returncode == 65 and run.stdout == ""
+    assert ONE_LINE.match(run.stderr.strip()) and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert run.stderr.startswith("gateway: envelope.") and "[HTTP 422]" in run.stderr, run.stderr
+
+
+async def test_every_command_fails_in_one_line_with_a_code(gateway, workdir, database_url):
+    junk = workdir / "junk.xml"
+    junk.write_text("junk")
+    down = "postgresql://nobody@127.0.0.1:9/x"
+    no_db = urlsplit(database_url)._replace(path="/no_such_database").geturl()
+    cases = {
+        ("letter", "send", "--url", "http://127.0.0.1:9", "--unsigned", "--from", OPM, "--to", CMI,
+         "--subject", "s"): ("unavailable", 69),
+        ("letter", "send", "--url", gateway.url, "--unsigned", "--from", OPM, "--to", CMI, "--subject", "s",
+         "--token", "wrong"): ("auth.", 77),
+        ("letter", "send", "--url", gateway.url, "--unsigned", "--from", OPM, "--to", CMI, "--subject", "s",
+         "--pdf", "/nonexistent.pdf"): ("file.not_found", 1),
+        ("inbox", "list", "--url", "http://127.0.0.1:9"): ("unavailable", 69),
+        ("inbox", "list", "--url", gateway.url, "--token", "wrong"): ("auth.", 77),
+        ("envelope", "check", "/nonexistent.xml"): ("file.not_found", 1),
+        ("receipt", "verify", str(junk), "--cert", str(junk)): ("certificate.invalid", 65),
+        ("receipt", "verify", str(junk), "--cert", "/nonexistent.pem"): ("file.not_found", 1),
+        ("audit", "verify", str(junk), "--cert", str(junk)): ("certificate.invalid", 65),
+        ("audit", "status", "--database-url", down): ("unavailable.database", 69),
+        ("audit", "status", "--database-url", no_db): ("config.invalid", 78),
+        ("audit", "export", "--out", str(workdir / "x"), "--database-url", database_url): ("audit.nothing", 65),
+        ("deliveries", "list", "--database-url", down): ("unavailable.database", 69),
+        ("deliveries", "requeue", "not-a-uuid", "--database-url", database_url): ("request.invalid", 65),
+        ("db", "migrate", "--database-url", down): ("unavailable.database", 69),
+        ("directory", "show", "1234567890", "--database-url", database_url): ("agency.not_found", 66),
+        ("directory", "import", str(junk), "--database-url", database_url): ("config.invalid", 78),
+        ("directory", "cert-add", OPM, "/nonexistent.pem", "--database-url", database_url): ("file.not_found", 1),
+        ("pki", "init-dev", "--directory", "/nonexistent.json"): ("config.invalid", 78),
+        ("serve", "--directory", "/nonexistent.json"): ("config.invalid", 78),
+    }
+    failures = {}
+    for argv, (code, status) in cases.items():
+        run = cli(gateway, *argv)
+        err = run.stderr.strip()
+        if not (run.returncode == status and ONE_LINE.match(err) and len(err.splitlines()) == 1
+                and err.startswith(f"gateway: {code}")):
+            failures[" ".join(argv)] = (run.returncode, err[-400:])
+    assert failures == {}
+
+
+async def test_ordinary_runs_print_no_warning_and_thai_labels_first(gateway, database_url):
+    db = ("--database-url", database_url)
+    for argv in (("deliveries", "list", *db), ("audit", "status", *db), ("directory", "show", OPM, *db),
+                 ("db", "migrate", *db), ("--help",)):
+        run = cli(gateway, *argv)
+        assert run.returncode == 0 and run.stderr == "", (argv, run.stderr)
+    status = cli(gateway, "audit", "status", *db).stdout.splitlines()
+    assert status[0].startswith("ลำดับล่าสุดที่ผนึกแล้ว (chain head seq)"), status
+    assert any(line.startswith("ผนึกล่าสุดเมื่อ (sealed at)") and re.search(r"25\d\d", line) for line in status)
+
+
+def run_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal; everything it wrote, and its exit status."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(60), b"".join(chunks).decode("utf-8", "replace")
+
+
+async def test_progress_shows_on_a_terminal_only(gateway, workdir, database_url):
+    csv = workdir / "agencies.csv"
+    export = cli(gateway, "directory", "export", "--format", "csv", "--out", str(csv), "--database-url",
+                 database_url)
+    assert export.returncode == 0, export.stderr
+    argv = [sys.executable, "-W", "error", "-m", "gateway.cli.main", "directory", "diff", str(csv),
+            "--database-url", database_url]
+    status, screen = run_on_a_terminal(argv, cli_env(gateway))
+    assert status == 0, screen
+    assert re.search(r"อ่าน agencies\.csv \[#+\s*\] 100% \d+/\d+", screen), screen
+    piped = cli(gateway, *argv[5:])
+    assert piped.returncode == 0 and "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr
