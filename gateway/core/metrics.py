@@ -149,6 +149,12 @@ class SharedState:
     """Audit events written but not yet chained by the sealer (capped at 1,000,000 so the count stays cheap)."""
     audit_lag_s: float = 0.0
     """Age of the oldest unsealed audit event (0 when every event is chained)."""
+    validation_pending: int = 0
+    """Letters held in validation-pending (their author's revocation status not established yet)."""
+    validation_oldest_s: float = 0.0
+    unstamped: int = 0
+    """Seals and receipts not yet covered by an RFC 3161 time-stamp (capped at 1,000,000)."""
+    unstamped_oldest_s: float = 0.0
 
 
 class StateCache:
@@ -213,6 +219,14 @@ def _families(s: SharedState) -> Iterator[GaugeMetricFamily]:
                             value=s.audit_unsealed)
     yield GaugeMetricFamily("gateway_audit_sealing_lag_seconds", "Age of the oldest audit event not yet "
                             "chained (0 when all are)", value=s.audit_lag_s)
+    yield GaugeMetricFamily("gateway_validation_pending", "Letters held in validation-pending (their author's "
+                            "revocation status could not be established yet)", value=s.validation_pending)
+    yield GaugeMetricFamily("gateway_validation_pending_oldest_seconds", "Age of the oldest letter in "
+                            "validation-pending, seconds (0 when none)", value=s.validation_oldest_s)
+    yield GaugeMetricFamily("gateway_timestamp_pending", "Seals and receipts not yet covered by an RFC 3161 "
+                            "time-stamp (a TSA outage makes this grow; intake goes on)", value=s.unstamped)
+    yield GaugeMetricFamily("gateway_timestamp_pending_oldest_seconds", "Age of the oldest seal or receipt "
+                            "not yet time-stamped, seconds (0 when none)", value=s.unstamped_oldest_s)
 
 
 class _StateCollector:

@@ -38,7 +38,6 @@ from typing import Literal
 
 import asyncpg
 import structlog
-from prometheus_client import CollectorRegistry, Gauge
 
 from adapters.base import Adapter
 from gateway.core.clock import Clock
@@ -87,28 +86,14 @@ def decide(code: str | None, *, now: dt.datetime, deadline: dt.datetime, checks:
     return Decision("retry", next_check=min(now + dt.timedelta(seconds=wait), deadline))
 
 
-class PendingGauges:
-    """``gateway_validation_pending`` and ``gateway_validation_pending_oldest_seconds`` (set by each run)."""
-
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        self.count = Gauge("gateway_validation_pending", "Letters held in validation-pending (their author's "
-                           "revocation status could not be established yet)", registry=registry)
-        self.oldest = Gauge("gateway_validation_pending_oldest_seconds", "Age of the oldest letter in "
-                            "validation-pending, seconds (0 when none)", registry=registry)
-
-    def set(self, count: int, oldest: dt.datetime | None, now: dt.datetime) -> None:
-        self.count.set(count)
-        self.oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-
-
 class PendingChecks:
     def __init__(self, *, pool: asyncpg.Pool, trust: TrustStore, recorder: ValidationRecorder | None, clock: Clock,
                  directory: Directory, adapters: Mapping[str, Adapter], sealer: Sealer, gateway_code: str,
-                 ttl_s: float, wake: Callable[[], None], gauges: PendingGauges | None = None,
+                 ttl_s: float, wake: Callable[[], None],
                  first_s: float = 30.0, max_s: float = 1800.0, allow_sha1: bool = False) -> None:
         self.pool, self.trust, self.recorder, self.clock = pool, trust, recorder, clock
         self.directory, self.adapters, self.sealer = directory, adapters, sealer
-        self.gateway_code, self.ttl_s, self.wake, self.gauges = gateway_code, ttl_s, wake, gauges
+        self.gateway_code, self.ttl_s, self.wake = gateway_code, ttl_s, wake
         self.first_s, self.max_s, self.allow_sha1 = first_s, max_s, allow_sha1
         self._stop = asyncio.Event()
 
@@ -122,14 +107,12 @@ class PendingChecks:
             done[action] += 1
         if done["forward"]:
             self.wake()
-        await self.refresh_gauges()
         return done
 
     async def refresh_gauges(self) -> tuple[int, dt.datetime | None]:
-        count, oldest = await store.pending_stats(self.pool)
-        if self.gauges is not None:
-            self.gauges.set(count, oldest, self.clock.now())
-        return count, oldest
+        """How many letters are held and since when (``/metrics`` reads the same from the database at
+        scrape time: gateway.storage.gauges, so every worker answers alike)."""
+        return await store.pending_stats(self.pool)
 
     async def _one(self) -> Action | None:
         now = self.clock.now()

@@ -24,7 +24,7 @@ from gateway.core.sealing import Sealer
 from gateway.core.settings import Settings
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.retry import RetryPolicy
-from gateway.exchange.pending import PendingChecks, PendingGauges
+from gateway.exchange.pending import PendingChecks
 from gateway.exchange.service import Exchange, build_exchange
 from gateway.exchange.validation import ValidationRecorder
 from gateway.intake.checks import Intake, Verifier
@@ -79,6 +79,6 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
         pending = PendingChecks(pool=pool, trust=trust_store, recorder=accept.validation, clock=clock,
                                 directory=directory, adapters=adapters, sealer=sealer,
                                 gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
-                                gauges=PendingGauges(metrics.registry), allow_sha1=settings.allow_sha1,
+                                allow_sha1=settings.allow_sha1,
                                 first_s=settings.validation_recheck_s)
     return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)

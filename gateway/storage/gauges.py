@@ -46,7 +46,8 @@ async def _read(pool: asyncpg.Pool, now: dt.datetime, per_state: int) -> SharedS
         queues = await conn.fetch(queries["gauges_queues"], now, per_state)
         failing = await conn.fetch(queries["gauges_destinations"], now)
         audit = await conn.fetchrow(queries["gauges_audit"], now)
-    assert audit is not None  # an aggregate row always comes back
+        evidence = await conn.fetchrow(queries["gauges_evidence"], now)
+    assert audit is not None and evidence is not None  # aggregate rows always come back
     return SharedState(
         database_up=True,
         queues=tuple(QueueFigure(destination=r["recipient"], state=r["status"], count=r["n"],
@@ -56,4 +57,6 @@ async def _read(pool: asyncpg.Pool, now: dt.datetime, per_state: int) -> SharedS
         destinations=tuple(DestinationFigure(destination=r["agency"], failures=r["consecutive_failures"],
                                              failing_s=r["failing_s"], circuit_open=r["circuit_open"])
                            for r in failing),
-        audit_unsealed=audit["unsealed"], audit_lag_s=audit["lag_s"])
+        audit_unsealed=audit["unsealed"], audit_lag_s=audit["lag_s"],
+        validation_pending=evidence["validation_pending"], validation_oldest_s=evidence["validation_oldest_s"],
+        unstamped=evidence["unstamped"], unstamped_oldest_s=evidence["unstamped_oldest_s"])

@@ -31,3 +31,18 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM audit_events e
                               WHERE e.seq > (SELECT seq FROM audit_chain_head) LIMIT 1000000) x) AS unsealed,
        coalesce((SELECT greatest(extract(epoch FROM ($1::timestamptz - e.at)), 0)::float8 FROM audit_events e
                  WHERE e.seq > (SELECT seq FROM audit_chain_head) ORDER BY e.seq LIMIT 1), 0)::float8 AS lag_s;
+
+-- name: gauges_evidence
+-- Letters held in validation-pending (and the oldest one's age), and seals/receipts not yet time-stamped
+-- (capped like the audit count; the age of the first by primary key order).
+SELECT (SELECT count(*) FROM validation_pending) AS validation_pending,
+       coalesce((SELECT greatest(extract(epoch FROM ($1::timestamptz - min(since))), 0)::float8
+                 FROM validation_pending), 0)::float8 AS validation_oldest_s,
+       (SELECT count(*) FROM (SELECT 1 FROM audit_events e
+                              WHERE e.seq > (SELECT stamped_seq FROM er_state)
+                                AND e.kind IN ('message.accepted', 'delivery.delivered') LIMIT 1000000) x)
+           AS unstamped,
+       coalesce((SELECT greatest(extract(epoch FROM ($1::timestamptz - e.at)), 0)::float8 FROM audit_events e
+                 WHERE e.seq > (SELECT stamped_seq FROM er_state)
+                   AND e.kind IN ('message.accepted', 'delivery.delivered')
+                 ORDER BY e.seq LIMIT 1), 0)::float8 AS unstamped_oldest_s;
