@@ -147,7 +147,8 @@ class EcmsAdmission:
         return out
 
 
-def _when(raw: Mapping[str, Any], name: str, where: str, code: str) -> dt.datetime | None:
+def zoned_time(raw: Mapping[str, Any], name: str, where: str, code: str) -> dt.datetime | None:
+    """``raw[name]`` as an ISO 8601 time with a zone (None when absent); else a ConfigError naming the field."""
     value = raw.get(name)
     if value is None:
         return None
@@ -170,10 +171,10 @@ def _url_key(raw: Any, where: str, code: str) -> UrlKey:
     key_id = str(raw.get("id") or sha[:8])
     if not _KEY_ID.match(key_id):
         raise ConfigError(f"directory: agency {code}: a URL key's id must be 8 hex digits", field=f"{where}.id")
-    issued = _when(raw, "issued_at", where, code)
+    issued = zoned_time(raw, "issued_at", where, code)
     if issued is None:
         raise ConfigError(f"directory: agency {code}: a URL key needs issued_at", field=f"{where}.issued_at")
-    return UrlKey(id=key_id, sha256=sha, issued_at=issued, retired_at=_when(raw, "retired_at", where, code))
+    return UrlKey(id=key_id, sha256=sha, issued_at=issued, retired_at=zoned_time(raw, "retired_at", where, code))
 
 
 def _network(raw: Any, where: str, code: str) -> IPNetwork:

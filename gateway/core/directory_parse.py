@@ -6,7 +6,6 @@ A bad entry is a :class:`ConfigError` that names the agency and the field, never
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -16,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.core.admission import admission_from_dict
+from gateway.core.admission import admission_from_dict, zoned_time
 from gateway.core.agency import (
     CERT_USAGES,
     KINDS,
@@ -147,20 +146,6 @@ def agency_from_dict(raw: Any, where: str) -> Agency:
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _instant(raw: Mapping[str, Any], name: str, where: str, code: str) -> dt.datetime | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise ConfigError(f"directory: agency {code}: {name} {value!r} must be an ISO 8601 time with a zone",
-                          field=f"{where}.{name}")
-    return when
-
-
 def _certificate(raw: Any, where: str, code: str) -> AgencyCertificate:
     if not isinstance(raw, dict):
         raise ConfigError(f"directory: agency {code}: a certificate must be an object", field=where)
@@ -173,9 +158,9 @@ def _certificate(raw: Any, where: str, code: str) -> AgencyCertificate:
         raise ConfigError(f"directory: agency {code}: certificate usage must be among {CERT_USAGES}",
                           field=f"{where}.usage")
     subject = raw.get("subject", "")
-    return AgencyCertificate(sha256=sha, usage=usage, not_before=_instant(raw, "not_before", where, code),
-                             not_after=_instant(raw, "not_after", where, code),
-                             retired_at=_instant(raw, "retired_at", where, code),
+    return AgencyCertificate(sha256=sha, usage=usage, not_before=zoned_time(raw, "not_before", where, code),
+                             not_after=zoned_time(raw, "not_after", where, code),
+                             retired_at=zoned_time(raw, "retired_at", where, code),
                              subject=subject if isinstance(subject, str) else "")
 
 
