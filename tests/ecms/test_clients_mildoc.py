@@ -203,5 +203,5 @@ async def test_mil_doc_conversation(mode, database_url, workdir, dev_pki):
         await conversation(wire, c)
     print(c.summary())
     if mode == "token":
-        export(c, wire, (L1.number, L2.number))
+        export(c, wire, (L1.number, L2.number, L_SECRET.number))
     assert c.passed == len(c.results), c.summary()
