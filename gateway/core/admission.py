@@ -25,7 +25,8 @@ The two modes that need no credential are off unless the agency's directory entr
 256-bit random keys, each with its issue and retirement time, so that during a rotation the old
 and the new key both work until the old one retires) and the source networks (CIDRs). The key
 itself is shown once, when it is issued, and is kept nowhere; :func:`redact_path` takes it out of
-any path that is logged.
+any path that is logged, and the e-CMS endpoint out of the request kept as the letter's evidence
+(clients write their configured URL, key and all, into ``wsa:To``: ``gateway.ecms.endpoint.without_key``).
 
 Repeated unknown keys from one address are slowed down (:class:`KeyThrottle`): a valid key is
 still admitted (keys have 256 bits; a neighbour behind the same address must not lock an agency

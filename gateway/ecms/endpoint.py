@@ -134,11 +134,22 @@ async def _serve(request: web.Request, key: str | None) -> web.StreamResponse:
         except GatewayError as exc:
             answer = await _refused(facade, data, exc)
         else:
+            if key is not None and caller is not None:
+                data = without_key(data, key)
             with admitted_as(caller):
                 answer = await facade.handle(data, caller=caller.agency if caller else None,
                                              endpoint_url=f"{request.scheme}://{request.host}{ECMS_PATH}",
                                              soap_fault="SOAPAction" in request.headers)
     return web.Response(status=answer.status, body=answer.body, content_type="text/xml", charset="utf-8")
+
+
+def without_key(data: bytes, key: str) -> bytes:
+    """The request with its URL key replaced by ``***`` (as :func:`gateway.core.admission.redact_path` does in
+    a path). Real clients write the URL they were configured with, key and all, into ``wsa:To``; the
+    request is kept as the letter's evidence, exported to auditors, and a key must be kept nowhere. Only
+    that header is affected in practice: a key (256 random bits) in a letter's text or base64 is not a
+    coincidence to plan for, and a ``#Letter`` signature does not cover the SOAP header."""
+    return data.replace(key.encode("ascii", "replace"), b"***") if key else data
 
 
 def setup_routes(app: web.Application, facade: EcmsFacade | None = None, *,

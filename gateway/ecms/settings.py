@@ -34,7 +34,11 @@ class EcmsSettings:
     allow_url_token: bool = True
     """Accept the development token as ``?token=`` so that clients change only the URL."""
     lowercase_process_id_alias: bool = True
-    """Also emit ``processID`` in outbound-notifier answers (one public client reads that)."""
+    """Also emit ``processID`` (same value, right after ``ProcessID``) in the answers that carry an item's
+    ProcessID: outbound-notifier answers and inbound answers (``CorrespondenceLetterInboundRequest`` /
+    ``InboundSpecialRequest``, a letter or a notifier). BOI-DMS reads ``SelectSingleNode("processID")``
+    after sending Accept/Reject/Invalid/InvalidAcceptID notifiers and after pulling Reject and
+    InvalidAcceptID notifiers (``gateway/ecms/CODES.md``)."""
     public_url: str = ""
     """The gateway's e-CMS URL, advertised as ECMS-URL by GetOrganizationList."""
     zone: dt.tzinfo = BANGKOK

@@ -16,7 +16,8 @@ import pytest
 
 from gateway.core import appkeys as keys
 from gateway.ecms.settings import ECMS_PATH
-from tests.ecms.replay import MODES, A, B, Conversation, Wire
+from tests.ecms.dotnet import Document
+from tests.ecms.replay import MODES, A, B, Conversation, Wire, key_stored_nowhere, nothing_stored
 from tests.ecms.replay_clients import BoiDms, Letter
 from tests.ecms.vector_export import export
 
@@ -27,6 +28,9 @@ L1 = Letter(number="นร 1305/501", date="2026-11-20", subject="ขอเช�
             sender=A, receiver=B, pdf=PDF, speed="2", references=(("นร 1305/400", "2026-10-01", "เรื่องเดิม"),))
 L2 = Letter(number="นร 1305/502", date="2026-11-21", subject="ขอข้อมูลโครงการ (ฉบับผิด)", sender=A, receiver=B,
             pdf=PDF, attachments=(("application/pdf", b"%PDF-1.4\n% enclosure\n%%EOF\n"),))
+#: Marked ลับ (SecretCode 2): carried over TLS, refused over the legacy listener's plain HTTP.
+L_SECRET = Letter(number="นร 1305/503", date="2026-11-21", subject="รายงานการตรวจสอบภายใน (ลับ)", sender=A, receiver=B,
+                  pdf=PDF, secret="2")
 L2_FIXED = Letter(number=L2.number, date=L2.date, subject="ขอข้อมูลโครงการ", sender=A, receiver=B, pdf=PDF)
 
 
@@ -36,7 +40,8 @@ def _eq(got: object, want: object) -> None:
 
 async def conversation(wire: Wire, c: Conversation) -> None:
     a, b = BoiDms(wire, A), BoiDms(wire, B)
-    exchange = wire.running.app[keys.EXCHANGE]
+    running = wire.running
+    exchange = running.app[keys.EXCHANGE]
     box: dict[str, str] = {}
 
     async def ministries() -> None:
@@ -64,7 +69,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         box["pid"] = got["ProcessID"]
 
     async def delete(who: BoiDms) -> None:
-        _eq((await who.delete(box["pid"]))["ProcessID"], box["pid"])
+        pid = box.get("pid", "")  # where nothing was pulled (refused) the client sends what it has
+        _eq((await who.delete(pid))["ProcessID"], pid)
 
     async def empty(who: BoiDms) -> None:
         _eq((await who.receive_letter())["ProcessID"], "")
@@ -108,13 +114,36 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         body = await wire.post(A, b'<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="')
         assert b"ECMS-100" in body
 
+    async def send_secret() -> None:
+        got = await a.send_letter(L_SECRET)
+        if not running.secrets_refused:
+            assert got["ProcessID"].startswith("ecms."), got
+            return
+        _eq(got["ProcessID"], "")  # refused over plain HTTP: the ErrorDetail says why, in Thai first
+        answer = Document(wire.log[-1][3])
+        codes = [n.inner_text for n in answer.get_elements_by_tag_name("ErrorCode")]
+        [text] = [n.inner_text for n in answer.get_elements_by_tag_name("ErrorDescription")]
+        _eq(codes, ["ECMS-303"])
+        assert text.startswith("policy.secret_over_plain_http") or "policy.secret_over_plain_http" in text, text
+        assert "ลับ" in text and "HTTPS" in text, text
+
+    async def pull_secret() -> None:
+        if running.secrets_refused:
+            await empty(b)  # nothing was stored: nothing to pull
+            return
+        await pull_letter(L_SECRET)
+        await delete(b)
+
     async def no_receipts_piled() -> None:
         for agency in (A, B):
             _eq([i.message_type for i in await exchange.inbox.inbox(agency)], [])
         kept = await wire.running.app[keys.POOL].fetchval(
             "SELECT count(*) FROM messages m WHERE message_type = 'receipt' AND receipt IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk)")
-        assert kept == 8, kept  # each of the 8 items pulled and deleted: its signed receipt kept, not queued
+        # each item pulled and deleted (8, and the letter marked ลับ where it was taken): its signed receipt
+        # kept, not queued; a refused agency had nothing taken
+        want = 0 if running.refused else 8 if running.secrets_refused else 9
+        assert kept == want, (kept, want)
 
     steps = [
         ("GetMinistryOrganizationList", ministries),
@@ -132,6 +161,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         ("A sends InvalidAcceptIDNotifier", lambda: notify(a, "InvalidAcceptIDNotifier", L1, "รับ 88/2569")),
         ("B pulls it (processID)", lambda: pull_notifier(b, "InvalidAcceptIDNotifier", L1, B, "รับ 88/2569")),
         ("B deletes it", lambda: delete(b)),
+        ("A sends a letter marked ลับ (refused over plain HTTP)", send_secret),
+        ("B pulls and deletes it (nothing over plain HTTP)", pull_secret),
         ("A sends a second letter (attachment)", lambda: send(L2, "l2")),
         ("B pulls it", lambda: pull_letter(L2)),
         ("B deletes it", lambda: delete(b)),
@@ -149,7 +180,10 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         ("refused: unknown receiver", refused_unknown_receiver),
         ("refused: truncated XML, HTTP 200", refused_truncated),
         ("no delivery receipts pile up in A's or B's inbox", no_receipts_piled),
+        ("no URL key is stored (wsa:to carries the configured URL)", lambda: key_stored_nowhere(running)),
     ]
+    if running.refused:
+        steps.append(("refused: nothing stored from A or B", lambda: nothing_stored(running, A, B)))
     for name, run in steps:
         await c.step(name, run)
 
@@ -162,5 +196,5 @@ async def test_boi_dms_conversation(mode, database_url, workdir, dev_pki):
         await conversation(wire, c)
     print(c.summary())
     if mode == "token":
-        export(c, wire, (L1.number, L2.number))
+        export(c, wire, (L1.number, L2.number, L_SECRET.number))
     assert c.passed == len(c.results), c.summary()

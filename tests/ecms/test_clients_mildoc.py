@@ -14,7 +14,7 @@ import pytest
 
 from gateway.core import appkeys as keys
 from gateway.ecms.settings import ECMS_PATH
-from tests.ecms.replay import MODES, A, B, Conversation, Wire
+from tests.ecms.replay import MODES, A, B, Conversation, Wire, key_stored_nowhere, nothing_stored
 from tests.ecms.replay_clients import Letter, MilDoc
 from tests.ecms.vector_export import export
 
@@ -28,6 +28,9 @@ L2 = Letter(number="กห 0201/1502", date="2026-11-21", subject="ขออน�
                                              ("กห 0201/1401", "2026-10-03", "")),
             attachments=(("application/pdf", b"%PDF-1.4\n% enclosure 1\n%%EOF\n"),
                          ("image/png", b"\x89PNG\r\n\x1a\n")))
+#: Marked ลับมาก (SecretCode 3): carried over TLS, refused over the legacy listener's plain HTTP.
+L_SECRET = Letter(number="กห 0201/1503", date="2026-11-21", subject="แผนการเคลื่อนย้ายกำลังพล (ลับมาก)", sender=A,
+                  receiver=B, pdf=PDF, secret="3")
 L2_FIXED = Letter(number=L2.number, date=L2.date, subject="ขออนุมัติเดินทางไปราชการ", sender=A, receiver=B, pdf=PDF)
 
 
@@ -37,7 +40,8 @@ def _eq(got: object, want: object) -> None:
 
 async def conversation(wire: Wire, c: Conversation) -> None:
     a, b = MilDoc(wire, A), MilDoc(wire, B)
-    exchange = wire.running.app[keys.EXCHANGE]
+    running = wire.running
+    exchange = running.app[keys.EXCHANGE]
     box: dict[str, str] = {}
 
     async def ministries() -> None:
@@ -99,6 +103,21 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         _eq((got.get("kind"), got["No"], got["AcceptDept"]), ("InvalidAcceptIDNotifier", L1.number, B))
         _eq(got["delete"], [])
 
+    async def send_secret() -> None:
+        got = await a.send_letter(L_SECRET)
+        if not running.secrets_refused:
+            assert got["Status"] and got["ProcessID"].startswith("ecms."), got
+            return
+        [(code, text)] = got["errors"]  # refused over plain HTTP: the ErrorDetail it shows its user
+        _eq(code, "ECMS-303")
+        assert "policy.secret_over_plain_http" in text and "ลับมาก" in text and "HTTPS" in text, text
+
+    async def pull_secret() -> None:
+        if running.secrets_refused:
+            await empty(b)  # nothing was stored: nothing to pull
+            return
+        await pull_letter(L_SECRET)
+
     async def withdraw() -> None:
         _eq(await a.withdraw(L2.number, L2.date, A, B), [])
 
@@ -150,6 +169,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         ("A pulls and deletes it", lambda: pull_notifier(a, "AcceptLetterNotifier", L1, B, "รับ 77/2569")),
         ("A sends InvalidAcceptIDNotifier", lambda: notify(a, "InvalidAcceptIDNotifier", L1, "รับ 77/2569")),
         ("B pulls and deletes it", pull_invalid_accept_id),
+        ("A sends a letter marked ลับมาก (refused over plain HTTP)", send_secret),
+        ("B pulls and deletes it (nothing over plain HTTP)", pull_secret),
         ("A sends a second letter (two references, two attachments)", lambda: send(L2, "l2")),
         ("B pulls and deletes it", lambda: pull_letter(L2)),
         ("B sends RejectLetterNotifier", lambda: notify(b, "RejectLetterNotifier", L2)),
@@ -166,7 +187,10 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         ("refused: unknown operation, HTTP 200", refused_unknown_operation),
         ("refused: unknown ProcessID", refused_bad_process_id),
         ("no delivery receipts pile up in A's or B's inbox", no_receipts_piled),
+        ("no URL key is stored (wsa:To carries the configured URL)", lambda: key_stored_nowhere(running)),
     ]
+    if running.refused:
+        steps.append(("refused: nothing stored from A or B", lambda: nothing_stored(running, A, B)))
     for name, run in steps:
         await c.step(name, run)
 
@@ -179,5 +203,5 @@ async def test_mil_doc_conversation(mode, database_url, workdir, dev_pki):
         await conversation(wire, c)
     print(c.summary())
     if mode == "token":
-        export(c, wire, (L1.number, L2.number))
+        export(c, wire, (L1.number, L2.number, L_SECRET.number))
     assert c.passed == len(c.results), c.summary()

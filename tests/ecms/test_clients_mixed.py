@@ -21,7 +21,7 @@ from gateway.core.envelope import Envelope, Header, MessageType, Notifier, Notif
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.xml import parse
-from tests.ecms.replay import MODES, NATIVE, A, Conversation, Wire
+from tests.ecms.replay import MODES, NATIVE, A, Conversation, Wire, key_stored_nowhere, nothing_stored
 from tests.ecms.replay_clients import Letter, MilDoc
 from tests.support import BANGKOK, TOKENS, letter_bytes
 
@@ -37,7 +37,7 @@ class Native:
 
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
-        self.base = wire.running.base
+        self.base = wire.running.native_base or wire.running.base  # the main listener: its own API
         ctx: ssl.SSLContext | None = wire.running.contexts.get(NATIVE)
         self.ssl: Any = ctx if ctx is not None else False
         self.headers = {"Authorization": f"Bearer {TOKENS[NATIVE]}"}
@@ -68,7 +68,9 @@ def _eq(got: object, want: object) -> None:
 
 async def conversation(wire: Wire, c: Conversation) -> None:
     ecms, native = MilDoc(wire, A), Native(wire)
-    exchange = wire.running.app[keys.EXCHANGE]
+    running = wire.running
+    refused = running.refused is not None  # A's requests all refused; the native agency still gets in
+    exchange = running.app[keys.EXCHANGE]
     box: dict[str, Any] = {}
 
     async def ecms_sends() -> None:
@@ -77,6 +79,9 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         box["letter_id"] = got["ProcessID"]
 
     async def native_pulls() -> None:
+        if refused:
+            _eq(await native.inbox(), [])  # nothing came from the refused agency
+            return
         [item] = await native.inbox()
         env = await native.envelope(item)
         assert env.letter is not None
@@ -85,6 +90,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         await native.ack(item)
 
     async def native_accepts() -> None:
+        if refused:
+            return  # there is no letter to answer: the native system sends nothing
         created = dt.datetime(2026, 11, 20, 14, 0, tzinfo=BANGKOK)
         await native.submit(build_envelope(Envelope(
             header=Header(message_id=str(uuid.uuid4()), message_type=MessageType.NOTIFIER, created_at=created,
@@ -109,12 +116,16 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         box["native_letter"] = got
 
     async def ecms_accepts() -> None:
-        got = await ecms.send_notifier("AcceptLetterNotifier", box["native_letter"]["No"],
-                                       box["native_letter"]["Date"], "", "กห 5501")
+        # where it was refused it never got the letter; its user still presses the button on what it has
+        letter = box.get("native_letter") if not refused else {"No": "", "Date": ""}
+        got = await ecms.send_notifier("AcceptLetterNotifier", letter["No"], letter["Date"], "", "กห 5501")
         assert got["Status"], got
 
     async def native_reads_accept() -> None:
         items = await native.inbox()
+        if refused:
+            _eq(items, [])  # no notifier came, and no receipt: its letter was never taken
+            return
         kinds = sorted(i["type"] for i in items)
         _eq(kinds, ["notifier", "receipt", "receipt"])  # the native side gets its receipts
         [item] = [i for i in items if i["type"] == "notifier"]
@@ -126,7 +137,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
             await native.ack(i)
 
     async def nothing_piles_up() -> None:
-        _eq([i.message_type for i in await exchange.inbox.inbox(A)], [])
+        # where A was refused, the native letter still waits for it, untaken
+        _eq([i.message_type for i in await exchange.inbox.inbox(A)], ["letter"] if refused else [])
         _eq(await native.inbox(), [])
 
     steps = [
@@ -139,7 +151,10 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         ("e-CMS agency sends AcceptLetterNotifier", ecms_accepts),
         ("native agency reads the notifier and its receipts", native_reads_accept),
         ("nothing left in either inbox", nothing_piles_up),
+        ("no URL key is stored", lambda: key_stored_nowhere(running)),
     ]
+    if refused:
+        steps.append(("refused: nothing stored from the e-CMS agency", lambda: nothing_stored(running, A)))
     for name, run in steps:
         await c.step(name, run)
 
@@ -148,6 +163,7 @@ async def conversation(wire: Wire, c: Conversation) -> None:
 async def test_mixed_conversation(mode, database_url, workdir, dev_pki):
     c = Conversation("mixed", mode)
     async with MODES[mode](database_url, workdir, dev_pki) as running, aiohttp.ClientSession() as http:
-        await conversation(Wire(running, http), c)
+        c.wire = wire = Wire(running, http)
+        await conversation(wire, c)
     print(c.summary())
     assert c.passed == len(c.results), c.summary()

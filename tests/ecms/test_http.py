@@ -180,4 +180,4 @@ async def test_conformance_conversations_against_the_facade(gateway_url, capsys)
     assert await run(gateway_url, "t-11008", token_b="t-11002") == 0
     assert await run(gateway_url, "t-11008", token_b="t-11002") == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "boi-dms 31 A refused: truncated XML" in out and "mil-doc 38 B refused" in out
+    assert "FAIL" not in out and "boi-dms 34 A refused: truncated XML" in out and "mil-doc 38 B refused" in out

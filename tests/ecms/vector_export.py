@@ -6,7 +6,8 @@ of ``config/directory.example.json``, whose development tokens the conformance r
 letter numbers get ``{{run}}`` so that the kit can be replayed more than once against one gateway,
 and every ProcessID a later request carries is ``{{pidN}}``, captured from the answer that gave it.
 Each step expects the recorded HTTP status and ErrorCode, and ``reads``: those of the element names
-the clients read that the recorded answer has.
+the clients read that the recorded answer has. The steps of the letter marked ลับ/ลับมาก carry
+``over_plain_http`` (``refused`` or ``skip``): what the runner expects with ``--legacy-http``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def export(c: Conversation, wire: Wire, letter_numbers: tuple[str, ...]) -> None
                 "name": name, "as": "A" if agency == A else "B", "request": text,
                 "expect": {"ok": not codes, "error_code": codes[0] if codes else None, "http_status": status,
                            "reads": sorted(set(READS) & _names(answer))}}
+            if "(refused over plain HTTP)" in name:  # the letter marked ลับ/ลับมาก: runner --legacy-http
+                step["over_plain_http"] = "refused"
+            elif "(nothing over plain HTTP)" in name:
+                step["over_plain_http"] = "skip"
             pid = next((e.text for e in etree.fromstring(answer).iter("ProcessID") if e.text), None) \
                 if status == 200 and _names(answer) else None
             if pid and pid not in captured:

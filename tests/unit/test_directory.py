@@ -2,6 +2,7 @@ import pytest
 
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
+from gateway.storage.receipts import pulls_over_ecms_only
 from tests.support import CMI, ROOT, TOKENS, directory_dict
 
 
@@ -16,6 +17,15 @@ def test_example_directory_is_valid():
 
     d = Directory.load(ROOT / "config" / "directory.example.json")
     assert len(d) >= 5
+
+
+def test_the_example_e_cms_agencies_pull_over_e_cms_only():
+    """Their systems speak e-CMS only, which has no form for a delivery receipt: none is queued for them."""
+    d = Directory.load(ROOT / "config" / "directory.example.json")
+    ecms = sorted(a.code for a in d.all() if "(e-CMS)" in a.name_en)
+    assert ecms == ["11000", "11002", "11008", "20001"]
+    assert [c for c in ecms if not pulls_over_ecms_only(d, c)] == []
+    assert not pulls_over_ecms_only(d, "1550100000")  # a native pull agency keeps getting its receipts
 
 
 @pytest.mark.parametrize("mutate,field", [
