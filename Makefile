@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests need: SoftHSM2 (PKCS#11 signer), Thai fonts (stamps),
-# poppler (render stamped PDFs), Chromium (browser tests of the console).
-DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium
+# poppler (render stamped PDFs), Chromium (browser tests of the console), xmlsec1
+# (a second libxmlsec1 build that must verify the signatures the gateway writes).
+DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium xmlsec1
 
 .PHONY: run test test-fast lint venv system-deps bench conformance fuzz-explore clean
 
