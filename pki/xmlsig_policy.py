@@ -44,7 +44,12 @@ attributes and text as signed. The two forms of those elements always differ
 signature is one or the other, never ambiguous: a standard one keeps the
 standard's protection of its context. A digest of anything else is refused,
 and a bare reference to the letter, an attachment or the header counts in the
-standard form only.
+standard form only. An enveloped reference (receipts, an office's DeliveryAck)
+whose only transform is the enveloped-signature one is read the same way by
+signxml's own check (``_verify_whole`` in :mod:`pki.xmlsig_signxml`):
+inclusive C14N 1.0 of the whole document, signxml's exclusive digest next;
+for a whole document the two differ only in namespace declarations nothing
+uses.
 
 The certificates a signature carries in ``KeyInfo`` are read here too
 (:func:`keyinfo_certs`): whether they are trusted is :class:`pki.trust.TrustStore`'s

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from cryptography import x509
@@ -24,7 +25,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
 from signxml import SignatureConfiguration, VerifyResult, XMLSigner, XMLVerifier
-from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.util import namespaces as signxml_namespaces
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
@@ -52,6 +58,7 @@ else:
     _SignerBase = object
 
 _SIGNXML_NS = dict(signxml_namespaces)
+_C14N_URIS = frozenset(m.value for m in CanonicalizationMethod)
 #: The XAdES schemas a signature may be valid against (any one), in the order they are tried: see
 #: ``_XAdESVerifier.schema_files``.
 XADES_SCHEMAS: list[str] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd", "XAdES01903v141-201506.xsd"]
@@ -116,8 +123,8 @@ class _InPlaceVerifierMixin(_VerifierBase):
                           uri_resolver: Callable[..., object] | None, c14n_algorithm: object,
                           signature: etree._Element, signature_key_used: object) -> VerifyResult:
         if self.resolved is None:
-            return super()._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
-                                             signature_key_used)
+            return self._verify_whole(reference, index, root, uri_resolver, c14n_algorithm, signature,
+                                      signature_key_used)
         uri = reference.get("URI") or ""
         payload = self.resolved.get(uri[1:])
         if payload is None:
@@ -141,6 +148,25 @@ class _InPlaceVerifierMixin(_VerifierBase):
             self._pem = signature_key_used.public_bytes(  # type: ignore[attr-defined]  # signxml passes it untyped
                 Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         return VerifyResult(payload_c14n, payload, signature, signature_key=self._pem)
+
+    def _verify_whole(self, reference: etree._Element, *args: object) -> VerifyResult:
+        """signxml's own reference check (enveloped receipts and acks), a reference that names no c14n
+        read the standard way: ``run_signxml`` makes inclusive C14N 1.0 the default, and signxml's old
+        exclusive default is tried next when ``legacy_exclusive``. Both forms of a whole document
+        (``URI=""`` or the root's ``#Id``) differ only in namespace declarations nothing uses, so the
+        document's content is fixed either way (see :mod:`pki.xmlsig_policy`)."""
+        config = self.config
+        try:
+            try:
+                return super()._verify_reference(reference, *args)
+            except InvalidDigest:
+                named = grandchildren(reference, DS + "Transforms", DS + "Transform")
+                if not self.legacy_exclusive or any(t.get("Algorithm") in _C14N_URIS for t in named):
+                    raise
+            self.config = replace(config, default_reference_c14n_method=EXC_C14N)
+            return super()._verify_reference(reference, *args)
+        finally:
+            self.config = config
 
     # signxml looks elements up through ElementPath with a prefix map (~4 us a call, a dozen
     # calls per reference). A plain child look-up is the same query when there is no path
@@ -355,7 +381,8 @@ def run_signxml(root: etree._Element, signature_index: int, cert: x509.Certifica
         expect_references=n_refs,
         signature_methods=methods,
         digest_algorithms=digests,
-        default_reference_c14n_method=EXC_C14N,
+        # a reference that names no c14n: the standard's (XML-DSig 4.4.3.2); signxml's own default is 1.1
+        default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
         # Time validity is the trust store's verdict (with stable error codes), not signxml's.
         verification_time=cert.not_valid_before_utc,
     )

@@ -65,8 +65,8 @@ def legacy_sign(raw: bytes, signer: FileSigner, *, xades: bool = True, sign_head
     return serialize(root)
 
 
-def _signature(root: etree._Element, signature_id: str) -> etree._Element:
-    found = [s for s in root.iter(DS + "Signature") if s.get("Id") == signature_id]
+def _signature(root: etree._Element, signature_id: str | None) -> etree._Element:
+    found = [s for s in root.iter(DS + "Signature") if signature_id is None or s.get("Id") == signature_id]
     assert len(found) == 1, signature_id
     return found[0]
 
@@ -80,18 +80,20 @@ def bare_references(signature: etree._Element) -> list[etree._Element]:
 EVERY_PART = (XADES + "SignedProperties", DS + "KeyInfo", DS + "Signature", *SIGNABLE_TAGS)
 
 
-def xmlsec_sign(raw: bytes, signer: FileSigner, *, signature_id: str = AUTHOR_SIGNATURE_ID,
+def xmlsec_sign(raw: bytes, signer: FileSigner, *, signature_id: str | None = AUTHOR_SIGNATURE_ID,
                 bare: Sequence[str] = (XADES + "SignedProperties", DS + "KeyInfo")) -> bytes:
     """libxmlsec1 re-signs the signature ``signature_id`` as a template: the references to elements whose
     tag is in ``bare`` (:data:`EVERY_PART`: all) lose their Transforms, every digest and the signature value
-    are computed anew."""
+    are computed anew. ``signature_id`` None: the document's only signature (an enveloped ``URI=""`` one
+    keeps its transforms)."""
     root = parse(raw)
     signature = _signature(root, signature_id)
     index = id_index(root)
     for ref in signature[0].iterchildren(DS + "Reference"):
-        target = index[ref.get("URI")[1:]][0]
+        uri = ref.get("URI") or ""
+        target = index[uri[1:]][0] if uri else None
         transforms = ref.find(DS + "Transforms")
-        if target.tag in bare and transforms is not None:
+        if target is not None and target.tag in bare and transforms is not None:
             ref.remove(transforms)
         ref.find(DS + "DigestValue").text = ""
     signature.find(DS + "SignatureValue").text = ""

@@ -1,5 +1,8 @@
 """Interoperability of the gateway's XML signatures with standard verifiers and signers.
 
+(Enveloped signatures, an office's DeliveryAck: a reference whose only transform is the
+enveloped-signature one is read the same way, inclusive C14N 1.0; see the last tests.)
+
 What is checked, both ways:
 
 * what the gateway's tools sign (``pki.sign``: the author's XAdES or plain signature; ``pki.seal`` with
@@ -17,24 +20,36 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from interop import XMLSEC1, bare_references, legacy_sign, resign_signed_info, xmlsec1_cli, xmlsec_sign
 from lxml import etree
 from samples import envelope
+from signxml import XMLSigner
+from signxml.algorithms import SignatureConstructionMethod
 
 from pki.errors import PkiError
 from pki.keys import FileSigner
+from pki.receipts import verify_signed_ack
 from pki.seal import seal_envelope
 from pki.sign import sign_envelope
 from pki.verify import verify_envelope
 from pki.xmlparse import parse
 from pki.xmlsig_inplace import verify_in_place
 from pki.xmlsig_parts import DS, SEAL_ID, XADES, author_signature, envelope_parts, id_index, serialize
-from pki.xmlsig_policy import EXC_C14N_URI, check_algorithms, check_references, keyinfo_certs
+from pki.xmlsig_policy import (
+    ENVELOPED,
+    EXC_C14N,
+    EXC_C14N_URI,
+    check_algorithms,
+    check_references,
+    keyinfo_certs,
+)
 from pki.xmlsig_signxml import run_signxml
 from pki.xmlsig_xmlsec import verify_with_xmlsec
+from tests.support import delivery_ack
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +222,55 @@ def test_a_bare_reference_digested_any_other_way_is_refused(signers, form):
     resign_signed_info(signature, signer)
     assert _judge(serialize(root)) == {"in_place": "refused", "signxml": "signature.invalid",
                                        "xmlsec": "signature.invalid"}
+
+
+# --------------------------------------------------------------------------- enveloped: an office's DeliveryAck
+
+
+def _ack_legacy(signer: FileSigner) -> bytes:
+    """A DeliveryAck signed by signxml with the c14n transform left out (``exclude_c14n_transform_element``):
+    the reference's only transform is the enveloped one, the digest exclusive c14n. The root declares a
+    namespace nothing uses, as many documents do, so that the inclusive and exclusive forms differ."""
+    plain = etree.fromstring(delivery_ack(delivery_id=uuid.UUID(int=7), sha256_hex="ab" * 32))
+    root = etree.Element(plain.tag, dict(plain.attrib), nsmap={**plain.nsmap, "x": "urn:example:unused"})
+    root.text = plain.text
+    root.extend(list(plain))
+    signed = XMLSigner(method=SignatureConstructionMethod.enveloped, signature_algorithm=signer.signature_method,
+                       c14n_algorithm=EXC_C14N).sign(root, key=signer.xmldsig_key,
+                                                     cert=[signer.certificate, *signer.chain],
+                                                     exclude_c14n_transform_element=True)
+    return etree.tostring(signed)
+
+
+def _ack_signature_forms(raw: bytes) -> tuple[list[str | None], bytes, bytes]:
+    root = parse(raw)
+    signature = root.find(DS + "Signature")
+    ref = signature[0].find(DS + "Reference")
+    transforms = [t.get("Algorithm") for t in ref.iter(DS + "Transform")]
+    whole = etree.fromstring(raw)
+    whole.remove(whole.find(DS + "Signature"))
+    return transforms, etree.tostring(whole, method="c14n"), etree.tostring(whole, method="c14n", exclusive=True)
+
+
+async def test_enveloped_reference_without_c14n_is_read_the_standard_way(signers, trust):
+    signer = signers["ec-p256"]
+    legacy = _ack_legacy(signer)
+    standard = xmlsec_sign(legacy, signer, signature_id=None)
+    for raw, form in ((standard, 1), (legacy, 2)):
+        transforms, inclusive, exclusive = _ack_signature_forms(raw)
+        assert transforms == [ENVELOPED] and inclusive != exclusive
+        digest = base64.b64decode(parse(raw).find(f"{DS}Signature/{DS}SignedInfo/{DS}Reference/{DS}DigestValue")
+                                  .text)
+        assert digest == hashlib.sha256((inclusive, exclusive)[form - 1]).digest()
+        verified = await verify_signed_ack(raw, trust, agency="00001")
+        assert verified.sha256 == "ab" * 32 and verified.agency_code == "00001"
+    # the old form only by compatibility: a strict verifier refuses it, and accepts the standard one
+    for raw, ok in ((standard, True), (legacy, False)):
+        root = parse(raw)
+        cert = keyinfo_certs(root.find(DS + "Signature"))[0]
+        if ok:
+            run_signxml(root, 0, cert, 1, xades=False, allow_sha1=False, legacy_exclusive=False)
+        else:
+            with pytest.raises(PkiError) as info:
+                run_signxml(root, 0, cert, 1, xades=False, allow_sha1=False, legacy_exclusive=False)
+            assert info.value.code == "signature.invalid"
