@@ -86,7 +86,8 @@ class _InPlaceVerifierMixin(_VerifierBase):
       ``signed_xml`` is then the very element in our tree whose bytes were
       digested.
 
-    Receipts (enveloped, ``URI=""``) take signxml's stock path.
+    Receipts and acks (enveloped, ``URI=""``) take signxml's stock path, a
+    reference that names no c14n read as the standard says (``_verify_whole``).
     """
 
     signature_index: int = 0
