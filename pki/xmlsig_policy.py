@@ -62,7 +62,7 @@ import base64
 import binascii
 import copy
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import MappingProxyType
 from typing import Final
 
@@ -89,6 +89,7 @@ _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 #: Where signxml writes a reference without transforms (its XAdES annotator): the legacy digest is
 #: accepted there only (:func:`check_references` pins both inside the very signature).
 _LEGACY_BARE = frozenset({XADES + "SignedProperties", DS + "KeyInfo"})
+_TRANSFORMS = DS + "Transforms"
 _XADES_SIGNED_PROPERTIES = "http://uri.etsi.org/01903#SignedProperties"
 #: Transform lists a reference may carry: detached (the seal, author signatures) and enveloped (receipts, acks).
 _DETACHED_TRANSFORMS = frozenset({(), (EXC_C14N_URI,)})
@@ -258,19 +259,27 @@ def inclusive_c14n(element: etree._Element) -> bytes:
 
 
 def reference_octets(reference: etree._Element, element: etree._Element, *,
-                     legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> Iterator[bytes]:
-    """The octets a detached reference's ``DigestValue`` may be the digest of, the standard form first;
-    lazily, so the next form is computed only when the first did not match (see the module docstring).
+                     legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> Iterable[bytes]:
+    """The octets a detached reference's ``DigestValue`` may be the digest of (see the module docstring),
+    computed one at a time as the caller asks for the next.
+
+    Where both forms count (a bare SignedProperties or KeyInfo, ``legacy_exclusive``) the legacy one
+    comes first: it is what today's XAdES letters carry, and cheaper; the two always differ there, so
+    the order changes the cost, never the verdict.
 
     ``reference`` must have passed :func:`check_algorithms`: its transforms are exclusive c14n or none.
     """
-    transforms = tuple(t.get("Algorithm") for t in grandchildren(reference, DS + "Transforms", DS + "Transform"))
-    if transforms == (EXC_C14N_URI,):
+    transforms = reference[0] if len(reference) and reference[0].tag == _TRANSFORMS else None
+    if transforms is None:
+        return _bare_forms(element, legacy_exclusive and element.tag in _LEGACY_BARE)
+    if (len(transforms) == 1 and transforms[0].get("Algorithm") == EXC_C14N_URI) or \
+            tuple(t.get("Algorithm") for t in transforms.iterchildren(DS + "Transform")) == (EXC_C14N_URI,):
+        return (c14n(element),)
+    raise SignatureError(f"transforms of {reference.get('URI')} are not allowed", code="signature.algorithm",
+                         field="Signatures/Reference/Transforms")
+
+
+def _bare_forms(element: etree._Element, legacy: bool) -> Iterator[bytes]:
+    if legacy:
         yield c14n(element)
-    elif transforms:
-        raise SignatureError(f"transforms of {reference.get('URI')} are not allowed", code="signature.algorithm",
-                             field="Signatures/Reference/Transforms")
-    else:
-        yield inclusive_c14n(element)
-        if legacy_exclusive and element.tag in _LEGACY_BARE:
-            yield c14n(element)
+    yield inclusive_c14n(element)
