@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests need: SoftHSM2 (PKCS#11 signer), Thai fonts (stamps),
 # poppler (render stamped PDFs), Chromium (browser tests of the console), Prometheus (promtool checks and
-# tests the alert rules in config/prometheus; the server the package starts under systemd is stopped).
-DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium prometheus
+# tests the alert rules in config/prometheus; the server the package starts under systemd is stopped),
+# xmlsec1 (a second libxmlsec1 build that must verify the signatures the gateway writes).
+DEBS   := softhsm2 fonts-thai-tlwg poppler-utils chromium prometheus xmlsec1
 
 .PHONY: run test test-fast lint venv system-deps bench conformance fuzz-explore clean
 

@@ -2,7 +2,12 @@
 
 Detached, same-document references to the body and every attachment by
 ``#Id`` (and ``#Header`` if the author chooses), XAdES-BES by default; see
-:mod:`pki.xmlsig_parts` for where it sits. :func:`sign_detached` is also how the
+:mod:`pki.xmlsig_parts` for where it sits. Every reference, the XAdES
+SignedProperties and KeyInfo ones included, names its transform (exclusive
+c14n), so standard verifiers (libxmlsec1, DSS) digest what was signed: signxml
+alone writes those two bare, which XML-DSig reads as inclusive c14n
+(:func:`pki.xmlsig_signxml.make_signer`; the verifiers' side is in
+:mod:`pki.xmlsig_policy`). :func:`sign_detached` is also how the
 gateway seal is made when it is asked for XAdES (:mod:`pki.seal`).
 """
 

@@ -8,9 +8,10 @@ c14n of each referenced element and of SignedInfo (libxml2), the digests
 (OpenSSL) and one signature check (OpenSSL). libxmlsec1 (PyPI ``xmlsec``,
 :mod:`pki.xmlsig_xmlsec`) was measured on the same envelopes: 0.41 ms for a
 4-reference seal (its node-set c14n walks the whole document once per
-reference), and it cannot verify signxml's XAdES signatures at all (their
-SignedProperties and KeyInfo references carry no Transform and are digested
-with exclusive c14n, where XML-DSig 4.3.3.2 and libxmlsec1 use inclusive c14n).
+reference), and it cannot verify the XAdES signatures signxml wrote before
+``pki.sign`` named every transform (their SignedProperties and KeyInfo
+references carry none and were digested with exclusive c14n, where XML-DSig
+4.4.3.2 and libxmlsec1 use inclusive c14n: see :mod:`pki.xmlsig_policy`).
 
 :func:`verify_detached` runs :func:`verify_in_place` and, whenever it does not
 say "valid", :func:`pki.xmlsig_signxml.run_signxml`, which then gives the
@@ -26,9 +27,12 @@ what it fully checked, and only in the one shape it knows:
   certificate: that shape goes to signxml); SignedInfo's
   CanonicalizationMethod and SignatureMethod carry no child (no
   InclusiveNamespaces, no HMACOutputLength);
-* every reference is digested from the in-tree element, exclusive c14n (with
-  or without the explicit transform: signxml's default, pinned by
-  ``run_signxml``), compared with the signed ``DigestValue``; the signature
+* every reference is digested from the in-tree element and compared with the
+  signed ``DigestValue``: exclusive c14n where the reference names it; without
+  transforms, the standard inclusive C14N 1.0 form, else (issued signatures,
+  ``legacy_exclusive``) the exclusive one
+  (:func:`pki.xmlsig_policy.reference_octets`, which signxml's reference hook
+  in :mod:`pki.xmlsig_signxml` uses too, so the two agree); the signature
   value is checked over the exclusive c14n of the in-tree SignedInfo with the
   certificate's key, the ECDSA value as ``r || s`` of the key's width, RSA as
   PKCS#1 v1.5, as signxml does;
@@ -63,7 +67,7 @@ from signxml.xades import XAdESVerifyResult
 from pki.errors import PkiError
 from pki.trust import per_certificate
 from pki.xmlsig_parts import DS, XADES, c14n, child
-from pki.xmlsig_policy import keyinfo_certs
+from pki.xmlsig_policy import LEGACY_EXCLUSIVE, keyinfo_certs, reference_octets
 from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
 __all__ = ["verify_detached", "verify_in_place"]
@@ -82,34 +86,38 @@ class _NotHere(Exception):
 
 def verify_detached(root: etree._Element, signature: etree._Element, signature_index: int,
                     cert: x509.Certificate, uris: Sequence[str], resolved: dict[str, etree._Element], *,
-                    xades: bool, allow_sha1: bool,
-                    certs: Sequence[x509.Certificate] | None = None) -> list[VerifyResult]:
+                    xades: bool, allow_sha1: bool, certs: Sequence[x509.Certificate] | None = None,
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult]:
     """One result per reference (SignedInfo order) whose ``signed_xml`` is the in-tree element, or
     :class:`pki.errors.SignatureError` (from signxml, which judges every signature the fast path does not
     accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`."""
-    results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs)
+    results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs,
+                              legacy_exclusive=legacy_exclusive)
     if results is not None:
         return results
     return run_signxml(root, signature_index, cert, len(uris), xades=xades, allow_sha1=allow_sha1,
-                       resolved=resolved)
+                       resolved=resolved, legacy_exclusive=legacy_exclusive)
 
 
 def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
                     resolved: dict[str, etree._Element], *, xades: bool,
-                    certs: Sequence[x509.Certificate] | None = None) -> list[VerifyResult] | None:
+                    certs: Sequence[x509.Certificate] | None = None,
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult] | None:
     """The results when the signature verifies in the shape described in the module docstring, else None.
 
     ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
+    ``legacy_exclusive``: see :func:`pki.xmlsig_policy.reference_octets`.
     """
     try:
-        return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs)
+        return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs,
+                       legacy_exclusive)
     except (_NotHere, InvalidSignature, PkiError, ValueError, TypeError, KeyError, IndexError, binascii.Error):
         return None
 
 
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
             resolved: dict[str, etree._Element], xades: bool,
-            certs: Sequence[x509.Certificate]) -> list[VerifyResult]:
+            certs: Sequence[x509.Certificate], legacy_exclusive: bool) -> list[VerifyResult]:
     if any(c.tag not in _SIGNATURE_CHILDREN for c in signature):
         raise _NotHere
     key_info = child(signature, DS + "KeyInfo")
@@ -127,9 +135,10 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
         if ref.get("URI") != uri or tuple(c.tag for c in ref)[-2:] != _REFERENCE_CHILDREN:
             raise _NotHere
         element = resolved[uri[1:]]
-        canonical = c14n(element)
-        digest = hashlib.new(_HASHLIB[ref[-2].get("Algorithm") or ""], canonical).digest()
-        if base64.b64decode(ref[-1].text or "") != digest:
+        algorithm, signed_digest = _HASHLIB[ref[-2].get("Algorithm") or ""], base64.b64decode(ref[-1].text or "")
+        canonical = next((octets for octets in reference_octets(ref, element, legacy_exclusive=legacy_exclusive)
+                          if hashlib.new(algorithm, octets).digest() == signed_digest), None)
+        if canonical is None:
             raise _NotHere
         if element.tag == _SIGNED_PROPERTIES:
             signed_properties = element

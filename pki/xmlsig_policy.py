@@ -19,6 +19,38 @@ Two checks, each raising :class:`pki.errors.SignatureError` with a stable code:
   optionally, the header; plus the XAdES SignedProperties and KeyInfo inside
   this very signature).
 
+What a reference's digest covers (:func:`reference_octets`). Every reference
+the gateway's tools write names its transform (exclusive c14n). A same-document
+reference *without* transforms is judged as XML-DSig 1.1 4.4.3.2 / 4.4.3.3 and
+XAdES define it: its node-set (the element, comments omitted) becomes octets by
+inclusive Canonical XML 1.0, the ancestors' namespace declarations and
+``xml:*`` attributes rendered on the element; that is what libxmlsec1, DSS and
+other standard signers digest. signxml up to 5.x instead digests its XAdES
+SignedProperties and KeyInfo references, which it writes without transforms,
+with the SignedInfo c14n (exclusive for us), and so did ``pki.sign`` until it
+named every transform: every XAdES author signature and XAdES seal issued
+before, and those of agency tools built on signxml, have that form. Letters
+are re-verified for years (evidence bundles, ``audit verify --at``), so such a
+reference is also accepted when its digest is of the element's exclusive c14n
+(``legacy_exclusive``, on by default; off, only the standard form counts, as in
+libxmlsec1), and only where signxml wrote it: the SignedProperties and KeyInfo
+of the signature itself. Accepting both forms there is safe: each is a fixed
+function of the same element, pinned in place by :func:`check_references`,
+with no transform or InclusiveNamespaces to choose; they differ only in which
+in-scope namespace declarations and inherited ``xml:*`` attributes are written
+out, so a digest that matches either one fixes the element's names,
+attributes and text as signed. The two forms of those elements always differ
+(the envelope's namespace is in scope and never used inside them), so a
+signature is one or the other, never ambiguous: a standard one keeps the
+standard's protection of its context. A digest of anything else is refused,
+and a bare reference to the letter, an attachment or the header counts in the
+standard form only. An enveloped reference (receipts, an office's DeliveryAck)
+whose only transform is the enveloped-signature one is read the same way by
+signxml's own check (``_verify_whole`` in :mod:`pki.xmlsig_signxml`):
+inclusive C14N 1.0 of the whole document, signxml's exclusive digest next;
+for a whole document the two differ only in namespace declarations nothing
+uses.
+
 The certificates a signature carries in ``KeyInfo`` are read here too
 (:func:`keyinfo_certs`): whether they are trusted is :class:`pki.trust.TrustStore`'s
 verdict, not this module's.
@@ -28,8 +60,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import MappingProxyType
 from typing import Final
 
@@ -44,11 +77,19 @@ from signxml.algorithms import (
 )
 
 from pki.errors import SignatureError
-from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, child, grandchildren
+from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, grandchildren
 
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 EXC_C14N_URI: Final = EXC_C14N.value
 ENVELOPED: Final = SignatureConstructionMethod.enveloped.value
+#: Whether a reference without transforms is also accepted with signxml's old exclusive-c14n digest
+#: (see the module docstring: every XAdES signature issued before has that form).
+LEGACY_EXCLUSIVE: Final = True
+_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
+#: Where signxml writes a reference without transforms (its XAdES annotator): the legacy digest is
+#: accepted there only (:func:`check_references` pins both inside the very signature).
+_LEGACY_BARE = frozenset({XADES + "SignedProperties", DS + "KeyInfo"})
+_TRANSFORMS = DS + "Transforms"
 _XADES_SIGNED_PROPERTIES = "http://uri.etsi.org/01903#SignedProperties"
 #: Transform lists a reference may carry: detached (the seal, author signatures) and enveloped (receipts, acks).
 _DETACHED_TRANSFORMS = frozenset({(), (EXC_C14N_URI,)})
@@ -191,3 +232,54 @@ def check_references(signature: etree._Element, index: dict[str, list[etree._Ele
             raise SignatureError(f"the signature does not cover {name} {element.get('Id')!r}",
                                  code="signature.references", field=f"{name}[@Id='{element.get('Id')}']")
     return uris, resolved
+
+
+def inclusive_c14n(element: etree._Element) -> bytes:
+    """Inclusive Canonical XML 1.0 (comments omitted) of the node-set of ``element`` in its document.
+
+    lxml renders the in-scope namespace declarations on the element; C14N 1.0
+    (2.4, "document subsets") also gives the apex the ``xml:*`` attributes it
+    inherits from its ancestors (the nearest holds), which lxml does not. In
+    that (rare) case the tree is left alone and a stand-in apex is built: the
+    element's name, every namespace in scope (a copy alone would keep only
+    those used below it), its attributes plus the inherited ones, and copies
+    of its content.
+    """
+    inherited: dict[str, str] = {}
+    for ancestor in element.iterancestors():
+        for name, value in ancestor.attrib.items():
+            if name.startswith(_XML_NS) and name not in inherited and name not in element.attrib:
+                inherited[name] = value
+    if inherited:
+        apex = etree.Element(element.tag, attrib={**inherited, **element.attrib}, nsmap=element.nsmap)
+        apex.text = element.text
+        apex.extend(copy.deepcopy(c) for c in element)
+        element = apex
+    return etree.tostring(element, method="c14n", exclusive=False, with_comments=False)
+
+
+def reference_octets(reference: etree._Element, element: etree._Element, *,
+                     legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> Iterable[bytes]:
+    """The octets a detached reference's ``DigestValue`` may be the digest of (see the module docstring),
+    computed one at a time as the caller asks for the next.
+
+    Where both forms count (a bare SignedProperties or KeyInfo, ``legacy_exclusive``) the legacy one
+    comes first: it is what today's XAdES letters carry, and cheaper; the two always differ there, so
+    the order changes the cost, never the verdict.
+
+    ``reference`` must have passed :func:`check_algorithms`: its transforms are exclusive c14n or none.
+    """
+    transforms = reference[0] if len(reference) and reference[0].tag == _TRANSFORMS else None
+    if transforms is None:
+        return _bare_forms(element, legacy_exclusive and element.tag in _LEGACY_BARE)
+    if (len(transforms) == 1 and transforms[0].get("Algorithm") == EXC_C14N_URI) or \
+            tuple(t.get("Algorithm") for t in transforms.iterchildren(DS + "Transform")) == (EXC_C14N_URI,):
+        return (c14n(element),)
+    raise SignatureError(f"transforms of {reference.get('URI')} are not allowed", code="signature.algorithm",
+                         field="Signatures/Reference/Transforms")
+
+
+def _bare_forms(element: etree._Element, legacy: bool) -> Iterator[bytes]:
+    if legacy:
+        yield c14n(element)
+    yield inclusive_c14n(element)

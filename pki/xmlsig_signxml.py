@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from cryptography import x509
@@ -24,7 +25,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
 from signxml import SignatureConfiguration, VerifyResult, XMLSigner, XMLVerifier
-from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.util import namespaces as signxml_namespaces
 from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
@@ -32,8 +38,16 @@ from signxml.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifie
 from pki.errors import SignatureError
 from pki.keys import Signer
 from pki.trust import per_certificate
-from pki.xmlsig_parts import DS, E, c14n, grandchildren
-from pki.xmlsig_policy import EXC_C14N, SHA1_METHODS, STRONG_DIGESTS, STRONG_METHODS, load_cert_b64
+from pki.xmlsig_parts import DS, E, grandchildren
+from pki.xmlsig_policy import (
+    EXC_C14N,
+    LEGACY_EXCLUSIVE,
+    SHA1_METHODS,
+    STRONG_DIGESTS,
+    STRONG_METHODS,
+    load_cert_b64,
+    reference_octets,
+)
 
 if TYPE_CHECKING:
     # The mixins below are only ever combined with these classes; mypy checks their hooks against them.
@@ -44,6 +58,7 @@ else:
     _SignerBase = object
 
 _SIGNXML_NS = dict(signxml_namespaces)
+_C14N_URIS = frozenset(m.value for m in CanonicalizationMethod)
 #: The XAdES schemas a signature may be valid against (any one), in the order they are tried: see
 #: ``_XAdESVerifier.schema_files``.
 XADES_SCHEMAS: list[str] = ["XAdES01903v141-201601.xsd", "XAdESv141.xsd", "XAdES01903v141-201506.xsd"]
@@ -62,18 +77,24 @@ class _InPlaceVerifierMixin(_VerifierBase):
       reference and resolves each ``#id`` with a document-wide XPath, ~0.3 ms
       per reference on a 6 KB envelope. Our references were already resolved
       against a complete id index (each id unique, each element in its place)
-      and their transforms pinned to exclusive c14n, which does not depend on
-      the ancestors' namespaces; so the in-place element is canonicalised and
-      digested directly. The digest comparison, the algorithm allow-list and
-      the reference count remain signxml's; ``signed_xml`` is then the very
-      element in our tree whose bytes were digested.
+      and their transforms pinned to exclusive c14n or none; so the in-place
+      element is canonicalised and digested directly, as the transforms say
+      (:func:`pki.xmlsig_policy.reference_octets`: none is the standard's
+      inclusive C14N 1.0 in context, not signxml's default, and signxml's old
+      exclusive digest is still accepted for issued signatures). The
+      algorithm allow-list and the reference count remain signxml's;
+      ``signed_xml`` is then the very element in our tree whose bytes were
+      digested.
 
-    Receipts (enveloped, ``URI=""``) take signxml's stock path.
+    Receipts and acks (enveloped, ``URI=""``) take signxml's stock path, a
+    reference that names no c14n read as the standard says (``_verify_whole``).
     """
 
     signature_index: int = 0
     #: id -> element, pre-validated (unique, in place); None = stock signxml behaviour.
     resolved: dict[str, etree._Element] | None = None
+    #: see :func:`pki.xmlsig_policy.reference_octets`
+    legacy_exclusive: bool = LEGACY_EXCLUSIVE
     _pem_of: object = None
     _pem: bytes = b""
 
@@ -103,8 +124,8 @@ class _InPlaceVerifierMixin(_VerifierBase):
                           uri_resolver: Callable[..., object] | None, c14n_algorithm: object,
                           signature: etree._Element, signature_key_used: object) -> VerifyResult:
         if self.resolved is None:
-            return super()._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
-                                             signature_key_used)
+            return self._verify_whole(reference, index, root, uri_resolver, c14n_algorithm, signature,
+                                      signature_key_used)
         uri = reference.get("URI") or ""
         payload = self.resolved.get(uri[1:])
         if payload is None:
@@ -116,8 +137,11 @@ class _InPlaceVerifierMixin(_VerifierBase):
         self.check_digest_alg_expected(digest_alg)
         digest_value = self._find(reference, "DigestValue")
         assert digest_value is not None
-        payload_c14n = c14n(payload)
-        if base64.b64decode(digest_value.text or "") != self._get_digest(payload_c14n, digest_alg):
+        signed_digest = base64.b64decode(digest_value.text or "")
+        payload_c14n = next((octets for octets in reference_octets(reference, payload,
+                                                                   legacy_exclusive=self.legacy_exclusive)
+                             if self._get_digest(octets, digest_alg) == signed_digest), None)
+        if payload_c14n is None:
             raise InvalidDigest(f"Digest mismatch for reference {index} ({uri})")
         if self._pem_of is not signature_key_used:
             self._pem_of = signature_key_used
@@ -125,6 +149,25 @@ class _InPlaceVerifierMixin(_VerifierBase):
             self._pem = signature_key_used.public_bytes(  # type: ignore[attr-defined]  # signxml passes it untyped
                 Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         return VerifyResult(payload_c14n, payload, signature, signature_key=self._pem)
+
+    def _verify_whole(self, reference: etree._Element, *args: object) -> VerifyResult:
+        """signxml's own reference check (enveloped receipts and acks), a reference that names no c14n
+        read the standard way: ``run_signxml`` makes inclusive C14N 1.0 the default, and signxml's old
+        exclusive default is tried next when ``legacy_exclusive``. Both forms of a whole document
+        (``URI=""`` or the root's ``#Id``) differ only in namespace declarations nothing uses, so the
+        document's content is fixed either way (see :mod:`pki.xmlsig_policy`)."""
+        config = self.config
+        try:
+            try:
+                return super()._verify_reference(reference, *args)
+            except InvalidDigest:
+                named = grandchildren(reference, DS + "Transforms", DS + "Transform")
+                if not self.legacy_exclusive or any(t.get("Algorithm") in _C14N_URIS for t in named):
+                    raise
+            self.config = replace(config, default_reference_c14n_method=EXC_C14N)
+            return super()._verify_reference(reference, *args)
+        finally:
+            self.config = config
 
     # signxml looks elements up through ElementPath with a prefix map (~4 us a call, a dozen
     # calls per reference). A plain child look-up is the same query when there is no path
@@ -268,7 +311,26 @@ class _Signer(InPlaceSignerMixin, XMLSigner):
 
 
 class _XAdESSigner(InPlaceSignerMixin, XAdESSigner):
-    pass
+    """signxml's XAdES signer, every reference naming its transform.
+
+    signxml adds the SignedProperties and KeyInfo references without
+    Transforms yet digests them with the SignedInfo c14n (exclusive): XML-DSig
+    4.4.3.2 makes a bare same-document reference inclusive C14N 1.0, so
+    libxmlsec1, DSS and other standard verifiers found a digest mismatch. The
+    exclusive c14n transform it applied is written into the reference, so
+    the digest is what the standard reads (and exclusive c14n of an element
+    does not depend on where it sits).
+    """
+
+    def _add_reference_to_signed_info(self, sig_root: etree._Element, node_to_reference: etree._Element,
+                                      **attrs: str) -> None:
+        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)
+        reference = sig_root[0][-1]  # SignedInfo's last child: the reference just added
+        if reference.tag != DS + "Reference" or reference.find(DS + "Transforms") is not None:
+            raise InvalidInput("signxml added no bare reference where one was expected")
+        transforms = etree.Element(DS + "Transforms")
+        etree.SubElement(transforms, DS + "Transform", Algorithm=self.c14n_alg.value)
+        reference.insert(0, transforms)
 
 
 class _WeakXMLSigner(_WeakOk, _Signer):
@@ -305,10 +367,11 @@ def make_signer(signer: Signer, *, xades: bool, method: SignatureConstructionMet
 
 def run_signxml(root: etree._Element, signature_index: int, cert: x509.Certificate, n_refs: int, *,
                 xades: bool, allow_sha1: bool, resolved: dict[str, etree._Element] | None = None,
-                ) -> list[VerifyResult]:
+                legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult]:
     """Verify the ``signature_index``-th signature of ``root`` with ``cert``, exactly ``n_refs`` references.
 
-    ``resolved`` (detached signatures): the pre-checked ``id -> element`` map to digest in place.
+    ``resolved`` (detached signatures): the pre-checked ``id -> element`` map to digest in place, each
+    reference as :func:`pki.xmlsig_policy.reference_octets` says (``legacy_exclusive`` passed on).
     Returns one result per reference, in SignedInfo order; raises :class:`SignatureError`.
     """
     methods = STRONG_METHODS | (SHA1_METHODS if allow_sha1 else frozenset())
@@ -319,13 +382,15 @@ def run_signxml(root: etree._Element, signature_index: int, cert: x509.Certifica
         expect_references=n_refs,
         signature_methods=methods,
         digest_algorithms=digests,
-        default_reference_c14n_method=EXC_C14N,
+        # a reference that names no c14n: the standard's (XML-DSig 4.4.3.2); signxml's own default is 1.1
+        default_reference_c14n_method=CanonicalizationMethod.CANONICAL_XML_1_0,
         # Time validity is the trust store's verdict (with stable error codes), not signxml's.
         verification_time=cert.not_valid_before_utc,
     )
     verifier = _XAdESVerifier() if xades else _Verifier()
     verifier.signature_index = signature_index
     verifier.resolved = resolved
+    verifier.legacy_exclusive = legacy_exclusive
     try:
         results = verifier.verify(root, x509_cert=cert, expect_config=config)
     except InvalidDigest as exc:

@@ -6,22 +6,22 @@ the 4-reference gateway seal, the in-place verifier ~0.15 ms. libxmlsec1
 canonicalises each same-document reference through its node-set machinery,
 which tests every node of the whole document for membership once per
 reference (half its time, ``xmlC14NProcessNode`` / ``xmlXPathNodeSetContains``),
-and it loads the key per context. It also cannot check signxml's XAdES
-signatures (what ``pki.sign`` and most agencies' tools built on signxml
-write): their SignedProperties and KeyInfo references carry no Transform and
-are digested with exclusive c14n, where XML-DSig 4.3.3.2 (and libxmlsec1)
-canonicalise a bare same-document reference with inclusive c14n. So
-libxmlsec1 is not on the hot path; it is an independent second opinion that
-the differential tests (``tests/pki/test_xmlsig_differential.py``) hold the
-other verifiers to, and :func:`verify_with_xmlsec` is usable wherever every
-reference names its transforms.
+and it loads the key per context. So libxmlsec1 is not on the hot path; it is
+an independent second opinion that the differential and interoperability
+tests (``tests/pki/test_xmlsig_differential.py``, ``test_xmlsig_interop.py``)
+hold the other verifiers to. It reads a reference without transforms as
+XML-DSig 4.4.3.2 says (inclusive Canonical XML 1.0 of the node-set), so it
+verifies what ``pki.sign`` writes now (every reference names exclusive c14n)
+and what standard signers write, and it refuses, as a digest mismatch, the
+bare XAdES references that signxml wrote with exclusive c14n (signatures
+issued before; the gateway's own verifiers still accept those, see
+:mod:`pki.xmlsig_policy`).
 
 The policy comes first, as on the hot path: the caller has pinned the
 reference set and the algorithms (:func:`pki.xmlsig_policy.check_references`,
 :func:`pki.xmlsig_policy.check_algorithms`). Here, before libxmlsec1 sees the
 document: every reference ``URI`` is a same-document ``#id`` naming the element
-the policy resolved, each once; every reference carries its transforms
-explicitly; nothing in the signature would make libxmlsec1 fetch or follow
+the policy resolved, each once; nothing in the signature would make libxmlsec1 fetch or follow
 anything (no ``ds:Manifest``, no ``RetrievalMethod``); the signature is valid
 against the schemas signxml holds it to and KeyInfo holds certificates only; the key is the
 certificate's public key, set on the context, so KeyInfo is never read; and
@@ -82,11 +82,6 @@ def verify_with_xmlsec(signature: etree._Element, cert: x509.Certificate, uris: 
     if [r.get("URI") for r in refs] != list(uris) or any(u[1:] not in resolved for u in uris):
         raise SignatureError("the references are not the ones the policy checked", code="signature.references",
                              field="Signatures/SignedInfo")
-    for ref in refs:
-        if ref.find(DS + "Transforms") is None:
-            raise SignatureError(f"reference {ref.get('URI')} names no transform: libxmlsec1 would digest it with "
-                                 "inclusive c14n, its signer with exclusive c14n", code="signature.algorithm",
-                                 field="Signatures/SignedInfo/Reference")
     if signature.find(f".//{DS}Manifest") is not None or signature.find(f".//{DS}RetrievalMethod") is not None:
         raise SignatureError("a Manifest or RetrievalMethod would be followed", code="signature.structure",
                              field="Signatures")
