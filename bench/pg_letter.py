@@ -7,7 +7,7 @@ received, the sealed one forwarded, its signed receipt), and reports per letter:
 WAL bytes (``pg_current_wal_lsn()`` before and after), the growth of each relation (heap, TOAST,
 every index), and the audit rows written.
 
-    python bench/pg_letter.py [--quick] [--letters N]
+    python bench/pg_letter.py [--quick] [--letters N] [--batch B] [--sql DDL]
 
 Prints its figures last, on one line of key=value pairs.
 """
@@ -118,11 +118,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--letters", type=int)
     ap.add_argument("--sql", default="", help="statements run after the migrations (to measure a variant)")
+    ap.add_argument("--batch", type=int, default=8,
+                    help="letters per group commit (bench/submit.py at 8 in flight on 2 processes: ~2)")
     args = ap.parse_args()
     n = args.letters or (800 if args.quick else 4000)
     with database("pgletter") as (_admin, dsn):
-        f = asyncio.run(run(dsn, n, sql=args.sql))
-    print(figures(letters=n, postgres_cpu_us_per_letter=f["pg_cpu_us"], wal_bytes_per_letter=f["wal_bytes"],
+        f = asyncio.run(run(dsn, n, batch=args.batch, sql=args.sql))
+    print(figures(letters=n, batch=args.batch, postgres_cpu_us_per_letter=f["pg_cpu_us"], wal_bytes_per_letter=f["wal_bytes"],
                   toast_bytes_per_letter=f["toast_bytes"], heap_and_index_bytes_per_letter=f["heap_and_index_bytes"],
                   audit_rows_per_letter=f["audit_rows"], indexes_on_hot_tables=f["indexes"]))
 

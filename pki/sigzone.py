@@ -37,7 +37,8 @@ cryptography are :mod:`pki.xmlsig_policy`'s and signxml's concern; this check is
 structural, costs one walk over the zone (tens of elements), and runs wherever an
 envelope is read: the gateway's intake (before the signature check, signed or not,
 required or not) and every verification (:func:`pki.verify.validate_author`, which
-:func:`pki.seal.verify_sealed` uses, so receivers apply it too).
+:func:`pki.seal.verify_sealed` uses, so receivers apply it too). Once per submitted letter: the
+gateway's verifier is handed the tree intake has just checked (``zone_checked``).
 
 Refusals are :class:`pki.errors.SignatureError` with code ``signature.structure`` (or
 ``signature.sealed``) and a field naming the place, ``Signatures/Signature[2]/Object[1]``:

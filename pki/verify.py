@@ -296,14 +296,21 @@ async def _trust_and_bind(check: SignatureCheck, cert: x509.Certificate, trust: 
 
 
 async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *, sender: str, allow_sha1: bool,
-                          require_signature: bool) -> tuple[ValidationReport, VerifiedEnvelope | None]:
-    """The report on ``root``'s author signature, and the verified envelope when it holds."""
+                          require_signature: bool, zone_checked: bool = False,
+                          ) -> tuple[ValidationReport, VerifiedEnvelope | None]:
+    """The report on ``root``'s author signature, and the verified envelope when it holds.
+
+    ``zone_checked``: the caller has just run :func:`pki.sigzone.check_signature_zone` on this very
+    tree (the gateway's intake does, with ``seal=False``, stricter than the check here), so the zone
+    is not walked a second time.
+    """
     parts = envelope_parts(root)
     report = ValidationReport(signature_required=require_signature)
-    try:
-        check_signature_zone(root)
-    except PkiError as exc:
-        return _fail(report, exc), None
+    if not zone_checked:
+        try:
+            check_signature_zone(root)
+        except PkiError as exc:
+            return _fail(report, exc), None
     found = author_signature(parts)
     index = id_index(root)
     if found is None:
@@ -361,7 +368,8 @@ async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender:
 
 
 async def verify_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,
-                          require_signature: bool = True, root: etree._Element | None = None) -> VerifiedEnvelope:
+                          require_signature: bool = True, root: etree._Element | None = None,
+                          zone_checked: bool = False) -> VerifiedEnvelope:
     """Verify an envelope (see :func:`validate_envelope`) and return only verified data, or raise.
 
     ``sender`` is the agency code the envelope claims to come from (the
@@ -369,14 +377,16 @@ async def verify_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: s
     ``root``: the tree :func:`pki.xmlparse.parse` (or :func:`gateway.core.xml.parse`)
     already made of exactly these bytes (saves a second parse on the hot path); comments and
     processing instructions are stripped from it in place, as from a fresh parse.
+    ``zone_checked`` (with ``root`` only): the caller checked that tree's signature zone just before
+    (see :func:`validate_author`).
     """
     if root is None:
-        root = parse_for_verify(envelope_bytes)
+        root, zone_checked = parse_for_verify(envelope_bytes), False
     else:
         strip_comments(root)
     report, verified = await validate_author(bytes(envelope_bytes), root, trust,
                                              sender=sender, allow_sha1=allow_sha1,
-                                             require_signature=require_signature)
+                                             require_signature=require_signature, zone_checked=zone_checked)
     if verified is None or not report.ok:
         raise report.failure or SignatureError("the envelope did not verify")
     return verified

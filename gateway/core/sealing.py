@@ -56,7 +56,9 @@ class CheckpointSigner(Protocol):
 
 class Verifier(Protocol):
     """Checks the author's signature of a parsed, schema-valid envelope; returns the tree the
-    signature covers (read that one from then on) and the facts established."""
+    signature covers (read that one from then on) and the facts established. Intake hands it a
+    tree whose signature zone it has just checked (:func:`pki.sigzone.check_signature_zone`, no
+    seal allowed), so the verifier need not walk the zone again."""
 
     async def __call__(self, raw: bytes, root: etree._Element, sender: str, /, *,
                       channel: str = "native") -> tuple[etree._Element, dict[str, Any]]: ...

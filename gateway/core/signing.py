@@ -142,8 +142,9 @@ class Trust:
                 # legacy letter whose own signature it checked): nothing to verify here; intake still
                 # checks every attachment's size and digest.
                 return root, {"signed": False}
+            # intake checked this tree's signature zone just before (seal=False: stricter)
             verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
-                                                     require_signature=require, root=root)
+                                             require_signature=require, root=root, zone_checked=True)
             if verified.root is root and verified.raw is raw:
                 VERIFIED_TREES.put(raw, root)  # the seal goes onto this tree (parse once)
             r = verified.report

@@ -310,7 +310,12 @@ CREATE TYPE new_delivery AS (
 -- PostgreSQL CPU each).
 CREATE FUNCTION insert_messages(batch new_message[], dels new_delivery[])
 RETURNS TABLE (out_ord integer, out_pk bigint, out_sent_otherwise text)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- (0018) PL/pgSQL with one generic plan: as LANGUAGE sql the body was parsed and planned on every
+-- call, 0.6 ms of CPU per group commit (bench/pg_letter.py --batch 2: 0.95 -> 0.55 ms per letter).
+SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+RETURN QUERY
 WITH input AS (
     SELECT * FROM unnest(batch)
 ), r AS (
@@ -365,7 +370,8 @@ WITH input AS (
 )
 SELECT ord, pk, NULL FROM mi
 UNION ALL
-SELECT ord, NULL, recipient FROM blocked
+SELECT ord, NULL, recipient FROM blocked;
+END
 $$;
 
 -- A decided outcome of one delivery (gateway.delivery.transitions decides, purely).
