@@ -68,9 +68,9 @@ async def connect(args: argparse.Namespace) -> tuple[Settings, asyncpg.Pool]:
 
 def _where(dsn: str) -> str:
     """The database's address without its password, for error messages."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    return f"{host}:{parts.port or 5432}{parts.path}" if parts.scheme else "the configured database"
+    parts = urlsplit(dsn)  # netloc, not .port: a replicated pair names several hosts (h1:5432,h2:5433)
+    hosts = parts.netloc.rpartition("@")[2] or "localhost"
+    return f"{hosts}{parts.path}" if parts.scheme else "the configured database"
 
 
 async def open_pool(args: argparse.Namespace) -> tuple[Settings, asyncpg.Pool]:
