@@ -1,8 +1,10 @@
 """Building e-CMS XML from records: the letter (rsm:GovernmentDocument) and the notifiers.
 
 Built with :func:`gateway.core.ecmswire.soap.child` (every letter answer echoes a letter; see
-:mod:`gateway.core.ecmswire.soap` for why not the ElementMakers). Empty optional structures are
-written, not left out: clients read them by name and expect them.
+:mod:`gateway.core.ecmswire.soap` for why not the ElementMakers), and a letter of a shape already
+built is a copy of that shape's emptied skeleton with its values put in
+(:func:`build_government_document`). Empty optional structures are written, not left out: clients
+read them by name and expect them.
 """
 
 from __future__ import annotations
