@@ -27,7 +27,7 @@ from gateway.core.ecmswire.mapping import (
     notifier_to_envelope,
 )
 from gateway.core.ecmswire.reading import read_letter, read_notifier
-from gateway.core.ecmswire.records import BinaryObject, EcmsLetter, EcmsNotifier
+from gateway.core.ecmswire.records import EcmsLetter, EcmsNotifier
 from gateway.core.ecmswire.tables import NOTIFIER_KINDS
 from gateway.core.envelope import NotifierKind, Secrecy
 from gateway.core.errors import Conflict, LetterSentOtherwise
@@ -112,7 +112,7 @@ class Sending:
             status = await exchange.message_status(caller, result.message_id)
             if not _mentions_withdrawn(status):
                 break  # a retry of the same letter: answer with the original ProcessID
-        echo = build_government_document(_without_binaries(letter))
+        echo = build_government_document(letter, files=False)  # the files are not sent back
         return soap.response(call.req.response_name, echo, process_id=result.message_id, at=call.now)
 
     async def _check_signature(self, gov_doc: etree._Element, letter: EcmsLetter, caller: str) -> None:
@@ -206,12 +206,3 @@ class _Retried:
     message_id: str
     duplicate: bool = True
 
-
-def _without_binaries(letter: EcmsLetter) -> EcmsLetter:
-    """The outbound answer echoes the letter's metadata; the files are not sent back."""
-
-    def empty(b: BinaryObject) -> BinaryObject:
-        return BinaryObject(b.mime_code, b"")
-
-    return replace(letter, main_letter=empty(letter.main_letter) if letter.main_letter else None,
-                   attachments=tuple(empty(a) for a in letter.attachments))

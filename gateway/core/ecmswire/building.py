@@ -1,13 +1,16 @@
 """Building e-CMS XML from records: the letter (rsm:GovernmentDocument) and the notifiers.
 
 Built with :func:`gateway.core.ecmswire.soap.child` (every letter answer echoes a letter; see
-:mod:`gateway.core.ecmswire.soap` for why not the ElementMakers). Empty optional structures are
-written, not left out: clients read them by name and expect them.
+:mod:`gateway.core.ecmswire.soap` for why not the ElementMakers), and a letter of a shape already
+built is a copy of that shape's emptied skeleton with its values put in
+(:func:`build_government_document`). Empty optional structures are written, not left out: clients
+read them by name and expect them.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 
 from lxml import etree
 
@@ -17,54 +20,108 @@ from gateway.core.ecmswire.soap import RAM_NS, RSM_NS, child
 _R = f"{{{RAM_NS}}}"
 
 
-def _party_el(parent: etree._Element, tag: str, p: Party) -> None:
-    el = child(parent, f"{_R}{tag}")
-    child(el, f"{_R}GivenName", p.given_name)
-    child(el, f"{_R}FamilyName", p.family_name)
-    child(el, f"{_R}JobTitle", p.job_title)
-    child(child(el, f"{_R}MinistryOrganization"), f"{_R}ID", p.department[:2])
-    child(child(el, f"{_R}DepartmentOrganization"), f"{_R}ID", p.department)
+#: One element of a GovernmentDocument, in document order: (depth, tag, text, attributes).
+_Item = tuple[int, str, str | None, tuple[tuple[str, str], ...]]
+#: Most distinct letter shapes whose built skeleton is kept (a shape: how many receivers,
+#: references and attachments, and whether the signature part is there).
+_MAX_SHAPES = 64
+_shapes: dict[tuple[object, ...], etree._Element] = {}
 
 
-def build_government_document(letter: EcmsLetter, *,
-                              signature: etree._Element | None = None) -> etree._Element:
-    """rsm:GovernmentDocument in the element order clients read (ram:ID first: clients take
-    the first ``ram:ID`` in the answer as the letter number)."""
-    doc = etree.Element(f"{{{RSM_NS}}}GovernmentDocument", nsmap={"rsm": RSM_NS, "ram": RAM_NS})
-    el = child(doc, f"{_R}CorrespondenceLetter", attrib={"ID": "Letter"})
-    child(el, f"{_R}ID", letter.id)
-    child(el, f"{_R}CorrespondenceDate", letter.date.isoformat())
-    child(el, f"{_R}Subject", letter.subject)
-    child(el, f"{_R}SecretCode", letter.secret_code)
-    child(el, f"{_R}SpeedCode", letter.speed_code)
-    _party_el(el, "SenderParty", letter.sender)
+def _party_items(out: list[_Item], tag: str, p: Party) -> None:
+    out += ((1, f"{_R}{tag}", None, ()), (2, f"{_R}GivenName", p.given_name, ()),
+            (2, f"{_R}FamilyName", p.family_name, ()), (2, f"{_R}JobTitle", p.job_title, ()),
+            (2, f"{_R}MinistryOrganization", None, ()), (3, f"{_R}ID", p.department[:2], ()),
+            (2, f"{_R}DepartmentOrganization", None, ()), (3, f"{_R}ID", p.department, ()))
+
+
+def _items(letter: EcmsLetter, files: bool, signed: bool) -> list[_Item]:
+    """The letter's elements under rsm:GovernmentDocument in the order clients read (ram:ID first:
+    clients take the first ``ram:ID`` in the answer as the letter number)."""
+    out: list[_Item] = [
+        (0, f"{_R}CorrespondenceLetter", None, (("ID", "Letter"),)),
+        (1, f"{_R}ID", letter.id, ()), (1, f"{_R}CorrespondenceDate", letter.date.isoformat(), ()),
+        (1, f"{_R}Subject", letter.subject, ()), (1, f"{_R}SecretCode", letter.secret_code, ()),
+        (1, f"{_R}SpeedCode", letter.speed_code, ()),
+    ]
+    _party_items(out, "SenderParty", letter.sender)
     for r in letter.receivers:
-        _party_el(el, "ReceiverParty", r)
+        _party_items(out, "ReceiverParty", r)
     for ref in letter.references:
-        ref_el = child(el, f"{_R}ReferenceCorrespondence")
-        child(ref_el, f"{_R}ID", ref.id)
-        child(ref_el, f"{_R}CorrespondenceDate", ref.date.isoformat())
-        child(ref_el, f"{_R}Subject", ref.subject)
-    child(el, f"{_R}Attachment", letter.attachment_text)
-    child(el, f"{_R}SendDate", letter.send_date)
-    child(el, f"{_R}Description", letter.description)
+        out += ((1, f"{_R}ReferenceCorrespondence", None, ()), (2, f"{_R}ID", ref.id, ()),
+                (2, f"{_R}CorrespondenceDate", ref.date.isoformat(), ()), (2, f"{_R}Subject", ref.subject, ()))
+    out += ((1, f"{_R}Attachment", letter.attachment_text, ()), (1, f"{_R}SendDate", letter.send_date, ()),
+            (1, f"{_R}Description", letter.description, ()))
     main = letter.main_letter
-    child(el, f"{_R}MainLetterBinaryObject", base64.b64encode(main.content).decode("ascii") if main else "",
-          attrib={"mimeCode": main.mime_code if main else ""})
+    out.append((1, f"{_R}MainLetterBinaryObject",
+                base64.b64encode(main.content).decode("ascii") if main and files else "",
+                (("mimeCode", main.mime_code if main else ""),)))
     for a in letter.attachments:
-        child(el, f"{_R}AttachmentBinaryObject", base64.b64encode(a.content).decode("ascii"),
-              attrib={"mimeCode": a.mime_code})
+        out.append((1, f"{_R}AttachmentBinaryObject", base64.b64encode(a.content).decode("ascii") if files else "",
+                    (("mimeCode", a.mime_code),)))
     s = letter.signer
-    if s is not None or signature is not None or letter.signature_type:
+    if s is not None or signed or letter.signature_type:
         s = s or Signer()
-        sig = child(doc, f"{_R}GovernmentSignature")
-        child(sig, f"{_R}TypeCode", letter.signature_type)
-        signer = child(sig, f"{_R}SignerParty")
-        for tag, value in (("GivenName", s.given_name), ("FamilyName", s.family_name), ("Title", s.title),
-                           ("MinistryCode", s.ministry), ("DepartmentCode", s.department)):
-            child(signer, f"{_R}{tag}", value)
-        if signature is not None:
-            sig.append(signature)
+        out += ((0, f"{_R}GovernmentSignature", None, ()), (1, f"{_R}TypeCode", letter.signature_type, ()),
+                (1, f"{_R}SignerParty", None, ()))
+        out += ((2, f"{_R}{tag}", value, ()) for tag, value in (
+            ("GivenName", s.given_name), ("FamilyName", s.family_name), ("Title", s.title),
+            ("MinistryCode", s.ministry), ("DepartmentCode", s.department)))
+    return out
+
+
+def _new_document() -> etree._Element:
+    return etree.Element(f"{{{RSM_NS}}}GovernmentDocument", nsmap={"rsm": RSM_NS, "ram": RAM_NS})
+
+
+def _build(items: list[_Item]) -> etree._Element:
+    doc = _new_document()
+    parents = [doc]
+    for depth, tag, text, attrib in items:
+        del parents[depth + 1:]
+        parents.append(child(parents[depth], tag, text, dict(attrib) if attrib else None))
+    return doc
+
+
+def _skeleton(doc: etree._Element) -> etree._Element:
+    """A copy of ``doc`` with every text and attribute value emptied (no letter's content is kept)."""
+    tpl = copy.deepcopy(doc)
+    for el in tpl.iterdescendants():
+        if el.text is not None:
+            el.text = ""
+        for name in el.attrib:
+            el.set(name, "")
+    return tpl
+
+
+def build_government_document(letter: EcmsLetter, *, signature: etree._Element | None = None,
+                              files: bool = True) -> etree._Element:
+    """rsm:GovernmentDocument. Empty optional structures are written (see the module).
+    ``files=False`` writes each binary object empty, with its ``mimeCode`` (the outbound answer's
+    echo: clients are not sent their files back).
+
+    A letter of a shape already built (how many receivers, references, attachments) is a copy of
+    that shape's tree with its texts and attributes put in: making each element anew
+    (``SubElement``, ~0.8 us each) cost ~50 us of the ~60 us a letter took; a copy ~6 us.
+    """
+    items = _items(letter, files, signature is not None)
+    shape = tuple((depth, tag, text is None, attrib[0][0] if attrib else None)
+                  for depth, tag, text, attrib in items)
+    known = _shapes.get(shape)
+    if known is None:
+        doc = _build(items)
+        if len(_shapes) < _MAX_SHAPES:
+            _shapes[shape] = _skeleton(doc)
+    else:
+        doc = copy.deepcopy(known)
+        for el, (_, _, text, attrib) in zip(doc.iterdescendants(), items, strict=True):
+            if text is not None:
+                el.text = text
+            for name, value in attrib:
+                el.set(name, value)
+    if signature is not None:
+        sig = doc[-1]
+        sig.append(signature)
     return doc
 
 

@@ -30,7 +30,9 @@ T = TypeVar("T")
 def is_blank(el: etree._Element) -> bool:
     """No text anywhere inside (attributes such as an empty ``mimeCode`` do not count) and no
     ``ds:Signature``."""
-    if any(text.strip() for text in el.itertext()):
+    if el.text and not el.text.isspace():  # a binary object's base64 or a leaf's value: no walk, no copy
+        return False
+    if any(text and not text.isspace() for text in el.itertext()):
         return False
     return next(el.iter(f"{{{DS_NS}}}Signature"), None) is None
 

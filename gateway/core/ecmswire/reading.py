@@ -30,6 +30,7 @@ from gateway.core.ecmswire.tables import (
 )
 
 _R = f"{{{RAM_NS}}}"
+_DATE_RE: Final = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T.*)?$")
 _MIME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*$")
 
 # --------------------------------------------------------------------------- small parsers
@@ -38,7 +39,7 @@ _MIME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^
 def parse_date(value: str | None, field_name: str) -> dt.date:
     """yyyy-MM-dd (optionally with a time part); a Buddhist-era year (> 2400) is converted."""
     text = (value or "").strip()
-    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})(?:T.*)?$", text)
+    m = _DATE_RE.match(text)
     if not m:
         raise EcmsError(f"{text!r} is not a date (yyyy-MM-dd)", code="ecms.invalid_date", field=field_name)
     year, month, day = (int(g) for g in m.groups())
@@ -119,12 +120,18 @@ class _Children:
 
     def first(self, tag: str, *path: str) -> etree._Element | None:
         level = self._by_tag.get(tag)
+        if not path:
+            return level[0] if level else None
         for step in path:
             level = [c for p in level or () for c in p.iterchildren(step)]
         return level[0] if level else None
 
     def text(self, tag: str, *path: str) -> str:
-        child = self.first(tag, *path)
+        if path:
+            child = self.first(tag, *path)
+        else:
+            level = self._by_tag.get(tag)
+            child = level[0] if level else None
         return "" if child is None else (child.text or "")
 
 
