@@ -109,7 +109,7 @@ class PendingChecks:
             self.wake()
         return done
 
-    async def refresh_gauges(self) -> tuple[int, dt.datetime | None]:
+    async def held(self) -> tuple[int, dt.datetime | None]:
         """How many letters are held and since when (``/metrics`` reads the same from the database at
         scrape time: gateway.storage.gauges, so every worker answers alike)."""
         return await store.pending_stats(self.pool)

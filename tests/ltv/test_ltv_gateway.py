@@ -223,7 +223,7 @@ async def test_ocsp_outage_under_hard_fail_holds_the_letter_then_forwards_it(gat
     checks = pending_checks(gateway)
     assert (await checks.run_once())["retry"] in (0, 1)  # the background job may have taken it first
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE message_pk = $1", pk) == 0
-    count, oldest = await checks.refresh_gauges()
+    count, oldest = await checks.held()
     assert count == 1 and oldest is not None
 
     async def gauge():  # the app's own re-check loop sets the gauges each round (every 5 s)
