@@ -2,15 +2,21 @@
 
 Every letter is XAdES-signed by the sending agency (signatures required), sealed by the gateway,
 answered with a signed submission receipt, pushed to two offices (Chiang Mai and Khon Kaen, the
-real ``tests.support.Office`` in a child process, acknowledging each delivery), and each delivery
-becomes a signed delivery receipt pushed back to the sender's own office: three deliveries and
-three signatures made per letter, durability as shipped.
+lean offices of ``bench/offices.py`` in a child process, acknowledging each delivery with the SHA-256
+of what they got), and each delivery becomes a signed delivery receipt pushed back to the sender's
+own office: four deliveries and four signatures made per letter (seal, submission receipt, two
+delivery receipts), durability as shipped.
 
 ``letters_per_s``  letters from the first submit until the last delivery receipt reached the
                    sender's office (the database's ``delivered_at``), over that time.
 ``p50_ms``/``p99_ms``  per letter delivery: ``accepted_at`` to ``delivered_at`` (submit to delivered).
 ``*_cpu_ms_per_letter``  CPU of each process group per letter: the gateway (every worker), PostgreSQL
-                   (every postgres process), the offices, and the load generator (this process).
+                   (every postgres process), the offices, and the load generator (this process);
+                   ``total_cpu_ms_per_letter`` their sum and ``ceiling_per_s`` the letters/s the
+                   machine's cores could carry at that cost (``load1``: the load average at the end).
+``missing``/``dup``  from the offices' own counts (bench/offices.py): (letter, office) pairs that
+                   never arrived, letters an office got under two delivery ids. Both must be 0;
+                   ``wire_repeats`` (the same delivery id again) is allowed, at-least-once.
 
     python bench/e2e.py [--quick] [--letters N] [--clients C] [--workers W] [--profile]
 
@@ -22,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.budget import StackSampler  # noqa: E402
 from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
-from bench.scale import OFFICES, OfficeProcess, _serve_offices  # noqa: E402
+from bench.offices import OFFICES, OfficeProcess  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
 from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
@@ -80,6 +85,27 @@ def _tree_cpu(pid: int) -> float:
     return sum(sum(q.cpu_times()[:2]) for q in (top, *top.children(recursive=True)))
 
 
+async def _at_the_offices(offices: list[OfficeProcess], letters: list[str]) -> dict[str, int]:
+    """What the offices themselves got (their counts, read after the timed window): ``missing``
+    (letter, office) pairs that never arrived, ``dup`` letters an office got under more than one
+    delivery id, ``wire_repeats`` a delivery id arriving again (at-least-once allows it), and
+    ``receipts_at_sender`` the distinct delivery receipts at the sender's office."""
+    receivers, sender = offices
+    stats = await receivers.call("GET", "/stats", timeout=30)
+    missing = dup = repeats = 0
+    for name in OFFICES:
+        s = stats[name]
+        repeats += len(s["seen"]) - len(set(s["seen"]))
+        ids_of: dict[str, set[str]] = {}
+        for delivery_id, message_id in s["letter_of"].items():
+            ids_of.setdefault(message_id, set()).add(delivery_id)
+        missing += sum(1 for m in letters if m not in ids_of)
+        dup += sum(1 for m in letters if len(ids_of.get(m, ())) > 1)
+    back = (await sender.call("GET", "/stats", timeout=30))["opm"]
+    repeats += len(back["seen"]) - len(set(back["seen"]))
+    return {"missing": missing, "dup": dup, "wire_repeats": repeats, "receipts_at_sender": len(back["letter_of"])}
+
+
 async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: str, warm: list[bytes],
               timed: list[bytes], clients: int, timeout: float, profile: bool = False) -> dict[str, float]:
     for p in procs:
@@ -103,6 +129,7 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
                 time.process_time())
         row = await conn.fetchrow(_DONE, ids)  # what reached whom, counted for the timed letters alone
         latencies = [float(r["s"]) for r in await conn.fetch(_LATENCY, ids)]
+        wire = await _at_the_offices(offices, _ids(warm) + ids)
     finally:
         await conn.close()
     n = len(timed)
@@ -114,7 +141,8 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
             print(f"  {stage:40s} {share * per[0] * 1000:7.0f} µs per letter (gateway)")
     print(f"status codes: {codes}; delivered: {row['letters']} letter deliveries, {row['receipts']} receipts "
           f"back of {2 * n} each")
-    return {"letters_per_s": n / elapsed, "p50_ms": percentile(latencies, 50) * 1000,
+    print(f"at the offices: {wire}")
+    return {**wire, "letters_per_s": n / elapsed, "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000, "delivered": row["letters"], "receipts_back": row["receipts"],
             "gateway_cpu_ms_per_letter": per[0], "postgres_cpu_ms_per_letter": per[1],
             "offices_cpu_ms_per_letter": per[2], "client_cpu_ms_per_letter": per[3],
@@ -131,11 +159,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
-    ap.add_argument("--serve-offices", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve_offices:  # the offices' child process (bench/scale.py's)
-        asyncio.run(_serve_offices(json.loads(args.serve_offices)))
-        return
     n = args.letters or (400 if args.quick else 3000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-e2e-", dir="/tmp"))
     dev = init_dev_pki(workdir / "pki", {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
