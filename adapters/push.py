@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from lxml import etree
 
 from adapters.base import Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from adapters.errors import AckRefused
@@ -64,6 +65,13 @@ _SIGNATURE = f"{{{xml.DSIG_NS}}}Signature"
 
 def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str | None:
     """``None`` if ``body`` is a DeliveryAck for ``delivery_id``, else what is wrong."""
+    read = read_ack(body, delivery_id, max_bytes=max_bytes)
+    return read if isinstance(read, str) else None
+
+
+def read_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> etree._Element | str:
+    """The parsed DeliveryAck if ``body`` is one for ``delivery_id`` (for :meth:`AckVerifier.verify`, so
+    a push parses its ack once), else what is wrong."""
     try:
         root = xml.parse(body, max_bytes=max_bytes, what="ack")
         xml.validate("envelope-v1.xsd", root, what="ack")
@@ -74,7 +82,7 @@ def check_ack(body: bytes, delivery_id: str, *, max_bytes: int = 1 << 20) -> str
     got = root.findtext(f"{{{xml.ENVELOPE_NS}}}DeliveryId")
     if got != delivery_id:
         return f"ack.wrong_delivery_id: {got!r}"
-    return None
+    return root
 
 
 @dataclass(frozen=True)
@@ -91,14 +99,17 @@ class AckVerifier:
     #: facts to add (the report's name); None keeps nothing.
     record: Callable[[Capture, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
-    async def verify(self, body: bytes, *, agency: str, delivery_id: str, delivered: bytes) -> dict[str, Any]:
+    async def verify(self, body: bytes, *, agency: str, delivery_id: str, delivered: bytes,
+                     root: etree._Element | None = None) -> dict[str, Any]:
         """Facts about ``body`` (a DeliveryAck from ``agency`` that :func:`check_ack` passed), or raise
         :class:`AckRefused`.
 
-        ``delivered``: the envelope bytes the gateway delivered to the office. For a signed ack the
-        delivery id and digest are read again from the tree the signature covers.
+        ``delivered``: the envelope bytes the gateway delivered to the office. ``root``: ``body`` as
+        :func:`read_ack` parsed it (parsed here when not given). For a signed ack the delivery id
+        and digest are read again from the tree the signature covers.
         """
-        root = xml.parse(body, what="ack")
+        if root is None:
+            root = xml.parse(body, what="ack")
         expected = hashlib.sha256(delivered).hexdigest()
         if root.find(_SIGNATURE) is None:
             claimed = (root.findtext(f"{{{xml.ENVELOPE_NS}}}Sha256") or "").strip() or None
@@ -174,12 +185,13 @@ class PushAdapter:
         except TRANSPORT_ERRORS as exc:
             return transport_retry(exc)
         # The connection is back in the pool: checking a signed ack may fetch OCSP/CRLs.
-        problem = check_ack(body, str(d.delivery_id))
-        if problem is not None:
-            return Retry(f"http {status} without a valid acknowledgement ({problem})")
+        delivery_id = str(d.delivery_id)
+        root = read_ack(body, delivery_id)
+        if isinstance(root, str):
+            return Retry(f"http {status} without a valid acknowledgement ({root})")
         try:
-            facts = await self.acks.verify(body, agency=d.recipient, delivery_id=str(d.delivery_id),
-                                           delivered=d.envelope)
+            facts = await self.acks.verify(body, agency=d.recipient, delivery_id=delivery_id,
+                                           delivered=d.envelope, root=root)
         except AckRefused as exc:
             return Retry(f"http {status} with an acknowledgement that is not valid "
                          f"({exc.code}: {exc.message})")
