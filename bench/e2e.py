@@ -127,6 +127,9 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
             last = (await _wait(conn, 4 * (len(warm) + len(timed)), timeout))["last"]
         cpu1 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
                 time.process_time())
+        # connections opened in the window: each costs PostgreSQL a backend and asyncpg's type introspection
+        opened = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND backend_start > to_timestamp($1) AND pid <> pg_backend_pid()", t0)
         row = await conn.fetchrow(_DONE, ids)  # what reached whom, counted for the timed letters alone
         latencies = [float(r["s"]) for r in await conn.fetch(_LATENCY, ids)]
         wire = await _at_the_offices(offices, _ids(warm) + ids)
@@ -146,7 +149,7 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
             "p99_ms": percentile(latencies, 99) * 1000, "delivered": row["letters"], "receipts_back": row["receipts"],
             "gateway_cpu_ms_per_letter": per[0], "postgres_cpu_ms_per_letter": per[1],
             "offices_cpu_ms_per_letter": per[2], "client_cpu_ms_per_letter": per[3],
-            "total_cpu_ms_per_letter": sum(per),
+            "total_cpu_ms_per_letter": sum(per), "pg_connections_opened": opened,
             # what the machine's cores could carry at this CPU per letter, every process counted
             "ceiling_per_s": (os.cpu_count() or 1) * 1000 / sum(per), "load1": os.getloadavg()[0]}
 

@@ -405,7 +405,9 @@ CREATE TYPE delivery_transition AS (
 CREATE FUNCTION apply_delivery_transitions(p_transitions delivery_transition[], p_receipts new_message[],
                                            p_receipt_deliveries new_delivery[])
 RETURNS TABLE (out_ord integer, out_applied boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call)
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     done uuid[];
 BEGIN
