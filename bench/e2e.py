@@ -205,6 +205,7 @@ def main() -> None:
                               # every connection opened (and, by the warm-up, through asyncpg's type
                               # introspection, ~16 ms of PostgreSQL's planning each) before the window
                               GATEWAY_POOL_MIN="20",
+                              GATEWAY_DISPATCH_POLL_INTERVAL_S="0.25",  # as shipped (the tests' env polls at 0.05)
                               GATEWAY_PKI_DIR=str(workdir / "pki"), GATEWAY_REQUIRE_SIGNATURE="true",
                               GATEWAY_SEAL="true", GATEWAY_REVOCATION="off")
             proc = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
