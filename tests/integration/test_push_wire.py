@@ -4,6 +4,7 @@ HTTP allows (length, chunked, to the end, 1xx first), closing kept connections, 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 
 import pytest
@@ -156,3 +157,24 @@ async def test_header_injection_refused() -> None:
         await wire.post("http://127.0.0.1:9/x", b"", {"X-Saraban-Message-Id": "a\r\nX-Evil: 1"}, timeout=1)
     with pytest.raises(ValueError):
         await wire.post("http://127.0.0.1:9/x y", b"", {}, timeout=1)
+
+
+async def test_https_checks_the_office_certificate_and_name(dev_pki) -> None:
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(dev_pki.tls_server_cert), str(dev_pki.tls_server_key))
+    server = Server(lambda n: ok(b"over tls"))
+    server.server = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.server.sockets[0].getsockname()[1]
+    trusting = Wire(ssl_context=ssl.create_default_context(cafile=str(dev_pki.anchors)))
+    stranger = Wire()  # the system's anchors: the development CA is not among them
+    try:
+        first = await trusting.post(f"https://localhost:{port}/saraban/inbox", b"letter", {}, timeout=5)
+        second = await trusting.post(f"https://localhost:{port}/saraban/inbox", b"letter", {}, timeout=5)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await stranger.post(f"https://localhost:{port}/saraban/inbox", b"letter", {}, timeout=5)
+    finally:
+        trusting.close()
+        stranger.close()
+        await server.stop()
+    assert first.body == second.body == b"over tls"
+    assert server.connections == 1  # both over one kept connection; the refused handshake never became one
