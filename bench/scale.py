@@ -45,9 +45,10 @@ Closed loop, per configuration (``--processes 1,2,4``)
     office received under more than one delivery id, or delivery ids the
     database does not know for that office. ``dup`` and ``missing`` must be 0.
     ``wire_repeats`` (allowed: at-least-once) counts the same delivery id
-    arriving again. The offices run in a child process of their own (the real
-    ``tests.support.Office``, deduplicating on ``X-Saraban-Delivery-Id``), so
-    they do not share an interpreter with the load generator.
+    arriving again. The offices run in a child process of their own
+    (``bench/offices.py``: deduplicating on ``X-Saraban-Delivery-Id``, answering
+    a DeliveryAck with the SHA-256 of what they got), so they do not share an
+    interpreter with the load generator.
 
 Open loop (``--rate 500`` for ``--open-seconds``, on ``--open-processes``)
     Sends are scheduled at fixed times (i / rate), not paced by answers, and a
@@ -82,16 +83,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -100,25 +97,20 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
-from aiohttp import web
 
 from bench.common import MachineCpu, figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
+from bench.offices import OFFICES, OfficeProcess  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from tests.support import (  # noqa: E402
-    CMI,
-    KKN,
     OPM,
     TOKENS,
     GatewayProcess,
-    Office,
     free_port,
     gateway_env,
-    stop_group,
     write_directory,
 )
 
 HEADERS = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
-OFFICES = {"cmi": CMI, "kkn": KKN}
 
 LETTER_DELIVERIES = """
 SELECT d.id::text AS id, d.recipient, d.status::text AS status, m.message_id, m.accepted_at, d.delivered_at
@@ -127,94 +119,6 @@ WHERE m.message_type = 'letter' AND m.sender = $1
 """
 
 
-# ---------------------------------------------------------------------------- offices (child process)
-
-
-class CountingOffice(Office):
-    """The test office, also noting which letter (X-Saraban-Message-Id) each delivery id carried."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name=name)
-        self.letter_of: dict[str, str] = {}
-
-    async def handle(self, request):
-        resp = await super().handle(request)
-        if resp.status == 200:
-            self.letter_of.setdefault(request.headers["X-Saraban-Delivery-Id"],
-                                      request.headers.get("X-Saraban-Message-Id", ""))
-        return resp
-
-
-async def _serve_offices(spec: dict) -> None:
-
-    offices = {name: await CountingOffice(name).start(port) for name, port in spec["offices"].items()}
-
-    async def stats(_request):
-        return web.json_response({name: {"seen": o.seen, "letter_of": o.letter_of, "attempts": o.attempts}
-                                  for name, o in offices.items()})
-
-    async def reset(_request):
-        for o in offices.values():
-            o.seen.clear()
-            o.received.clear()
-            o.letter_of.clear()
-            o.attempts = 0
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/stats", stats)
-    app.router.add_post("/reset", reset)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", spec["control"]).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-@dataclass
-class OfficeProcess:
-    """Both push offices in a child process, with a control endpoint for their counts; stopped by pid."""
-
-    log_path: Path
-    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in OFFICES})
-    control: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}/saraban/inbox"
-
-    def start(self) -> OfficeProcess:
-        spec = json.dumps({"offices": self.ports, "control": self.control})
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-offices", spec],
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        return self
-
-    async def call(self, method: str, path: str, timeout: float = 10.0):
-        async with aiohttp.ClientSession() as s:
-            async with s.request(method, f"http://127.0.0.1:{self.control}{path}",
-                                 timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                return await r.json()
-
-    async def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"office process exited:\n{self.log_path.read_text()[-2000:]}")
-            try:
-                await self.call("GET", "/stats", timeout=1)
-                return
-            except (TimeoutError, aiohttp.ClientError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        stop_group(self.proc)
 
 
 # ---------------------------------------------------------------------------- RSS sampling
@@ -539,11 +443,7 @@ def main() -> None:
     ap.add_argument("--open-processes", type=int, help="gateway processes for the open loop (default: the most)")
     ap.add_argument("--timeout", type=float, default=120.0, help="longest wait for deliveries, per phase")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (gateway logs) and print it")
-    ap.add_argument("--serve-offices", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve_offices:
-        asyncio.run(_serve_offices(json.loads(args.serve_offices)))
-        return
 
     counts = [int(x) for x in args.processes.split(",") if x.strip()]
     configs = [Config(f"{n}p", n) for n in counts]

@@ -35,8 +35,9 @@ Retries per delivery
     permanent refusal (4xx) makes it dead at once. Dead letters stay visible
     and an operator can requeue them.
 
-New local submissions wake the dispatcher at once; otherwise it polls every
-``poll_interval_s`` (other processes' submissions, retries coming due).
+New local submissions wake the dispatcher at once, and so does a delivery
+receipt it queued itself; otherwise it polls every ``poll_interval_s`` (other
+processes' submissions, retries coming due).
 """
 
 from __future__ import annotations
@@ -282,6 +283,8 @@ class Dispatcher:
             if not applied:
                 log.warning("delivered after the lease was lost; the office deduplicates")
                 return True
+            if receipt_message is not None and receipt_message.deliveries:
+                self.wake()  # its delivery receipt is queued: claim it now, not at the next poll
             m.delivered.labels(route=route).inc()
             m.delivery_latency.labels(route=route).observe(max(0.0, (now - c.created_at).total_seconds()))
             log.info("delivered", attempt=c.attempts)

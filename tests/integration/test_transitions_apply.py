@@ -82,3 +82,25 @@ async def test_failures_past_the_threshold_open_the_destination_and_hold_its_que
                                office, c.id)
     assert all(r["next_attempt_at"] >= until for r in waiting) and len(waiting) == 2
     assert await pool.fetchval("SELECT next_attempt_at FROM deliveries WHERE id = $1", c.id) >= until
+
+
+async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool):
+    """The receipt message's forwarded bytes and receipt, the transition's signed receipt, go empty on
+    the wire and are filled by the function (0022); bytes of their own are kept as sent."""
+    await insert_many(pool, [letter(i, office) for i, office in enumerate(OFFICES[:2], start=1)])
+    claimed = await deliveries.claim_due(pool, now=NOW, limit=10, lease=dt.timedelta(seconds=60), worker="w1")
+    by_office = {c.recipient: c for c in claimed}
+    policy = RetryPolicy(initial_delay_s=30, jitter=0, max_attempts=5, rng=random.Random(1))
+    at = Attempt("w1", NOW, NOW + dt.timedelta(seconds=1))
+    same = NewMessage(**{**receipt_for(1, OFFICES[0]).__dict__, "forwarded": b"<DR1/>", "receipt": b"<DR1/>",
+                         "evidence": b"<Ack/>"})
+    own = NewMessage(**{**receipt_for(2, OFFICES[1]).__dict__, "forwarded": b"<Other/>", "receipt": b"<DR2/>"})
+    batch = [decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[0]], policy, at, breaker_threshold=3,
+                    receipt=b"<DR1/>", receipt_message=same),
+             decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[1]], policy, at, breaker_threshold=3,
+                    receipt=b"<DR2/>", receipt_message=own)]
+    assert await transitions.apply(pool, batch) == [True, True]
+    rows = {r["message_id"]: (r["forwarded"], r["receipt"], r["evidence"], r["received"]) for r in await pool.fetch(
+        "SELECT message_id, forwarded, receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
+    assert rows == {"receipt-1": (b"<DR1/>", b"<DR1/>", b"<Ack/>", b"<E/>"),
+                    "receipt-2": (b"<Other/>", b"<DR2/>", None, b"<E/>")}

@@ -405,9 +405,14 @@ CREATE TYPE delivery_transition AS (
 CREATE FUNCTION apply_delivery_transitions(p_transitions delivery_transition[], p_receipts new_message[],
                                            p_receipt_deliveries new_delivery[])
 RETURNS TABLE (out_ord integer, out_applied boolean)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call)
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     done uuid[];
+    receipts new_message[] := '{}';
+    rec new_message;
+    item record;
 BEGIN
     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
     SELECT x.delivery_id, x.attempt, x.started_at, x.at,
@@ -497,10 +502,19 @@ BEGIN
     SELECT coalesce(array_agg(c.id), '{}') INTO done FROM changed c;
 
     -- The delivery receipts of what was delivered, as new messages back to the senders (ord names
-    -- the transition that produced each).
+    -- the transition that produced each). A receipt message's forwarded bytes and its receipt are the
+    -- transition's signed receipt: sent once (the message's own come empty, 0022), filled in here.
+    FOR item IN
+        SELECT r, x.receipt AS signed FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
+        WHERE x.delivery_id = ANY (done) ORDER BY r.ord
+    LOOP
+        rec := item.r;
+        IF rec.forwarded = '' THEN rec.forwarded := item.signed; END IF;
+        IF rec.receipt = '' THEN rec.receipt := item.signed; END IF;
+        receipts := receipts || rec;
+    END LOOP;
     PERFORM 1 FROM insert_messages(
-        ARRAY(SELECT r::new_message FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
-              WHERE x.delivery_id = ANY (done) ORDER BY r.ord),
+        receipts,
         ARRAY(SELECT rd::new_delivery FROM unnest(p_receipt_deliveries) rd JOIN unnest(p_transitions) x ON x.ord = rd.ord
               WHERE x.delivery_id = ANY (done) ORDER BY rd.ord));
 
