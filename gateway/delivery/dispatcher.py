@@ -129,6 +129,10 @@ class Dispatcher:
         self._stopping = True
         self._event.set()
         await self.drain()
+        for adapter in self.adapters.values():
+            close = getattr(adapter, "close", None)
+            if close is not None:  # kept connections to offices (push) go with the dispatcher
+                close()
 
     async def drain(self) -> None:
         """Wait for every delivery in flight (tests, shutdown)."""

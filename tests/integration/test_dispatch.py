@@ -213,3 +213,17 @@ async def test_a_delivery_whose_lease_runs_out_while_it_waits_for_a_slow_office_
                                    "WHERE m.message_type = 'letter' AND d.status = 'delivered'") == 2
     finally:
         await slow.stop()
+
+
+async def test_stopping_the_dispatcher_closes_the_kept_office_connections(make_client, offices):
+    cmi = await offices(name="cmi")
+    client = await make_client(routes={CMI: {"kind": "push", "url": cmi.url}})
+    assert (await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id="m-keep"),
+                               headers=auth())).status == 202
+    assert await cycle(client) == 1
+    dispatcher = client.app[keys.DISPATCHER]
+    wire = dispatcher.adapters["push"].wire
+    kept = [c for idle in wire._idle.values() for c in idle]
+    assert kept and all(not c.transport.is_closing() for c in kept)
+    await dispatcher.stop()
+    assert not wire._idle and all(c.transport.is_closing() for c in kept)
