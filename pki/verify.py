@@ -33,7 +33,6 @@ pyHanko's status objects); :func:`verify_envelope` raises the failing fact's
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,6 +63,7 @@ from pki.xmlsig_parts import (
 from pki.xmlsig_policy import alg_name, check_algorithms, check_references, keyinfo_certs
 
 _OBJECT = DS + "Object"
+_CONTENT, _SIZE, _SHA256, _CONTENT_REF = E + "Content", E + "Size", E + "Sha256", E + "ContentRef"
 _QUALIFYING_PROPERTIES = XADES + "QualifyingProperties"
 
 __all__ = ["ValidationReport", "VerifiedEnvelope", "validate_envelope", "verify_envelope"]
@@ -268,16 +268,29 @@ def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes
     for att in attachments:
         att_id = att.get("Id")
         where = f"Attachments/Attachment[@Id='{att_id}']"
-        content_el, size_el, sha_el = child(att, E + "Content"), child(att, E + "Size"), child(att, E + "Sha256")
-        if content_el is None and size_el is not None and sha_el is not None \
-                and child(att, E + "ContentRef") is not None:
+        content_el = size_el = sha_el = ref_el = None
+        for el in att:  # one pass; the first of each counts (as ``child`` finds it)
+            tag = el.tag
+            if tag == _CONTENT:
+                content_el = content_el if content_el is not None else el
+            elif tag == _SIZE:
+                size_el = size_el if size_el is not None else el
+            elif tag == _SHA256:
+                sha_el = sha_el if sha_el is not None else el
+            elif tag == _CONTENT_REF:
+                ref_el = ref_el if ref_el is not None else el
+        if content_el is None and size_el is not None and sha_el is not None and ref_el is not None:
             # The file travels as a MIME part: the signature covers its declared Size and Sha256,
             # and the gateway's intake checks the part's bytes against those signed values.
             continue
         if content_el is None or size_el is None or sha_el is None:
             raise StructureError("an Attachment needs Size, Sha256 and Content", field=where)
-        try:
-            data = base64.b64decode("".join((content_el.text or "").split()), validate=True)
+        text = content_el.text or ""
+        try:  # base64.b64decode(validate=True) is this strict decoding; whitespace (line breaks) only if any
+            try:
+                data = binascii.a2b_base64(text, strict_mode=True)
+            except (ValueError, binascii.Error):
+                data = binascii.a2b_base64("".join(text.split()), strict_mode=True)
         except (ValueError, binascii.Error):
             raise AttachmentError("Content is not valid base64", code="attachment.content_invalid",
                                   field=f"{where}/Content") from None
@@ -314,6 +327,10 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
     tree (the gateway's intake does, with ``seal=False``, stricter than the check here), so the zone
     is not walked a second time.
     """
+    # Every element's proxy, made once and held while the envelope is checked: the id index, the zone
+    # check and the signature's checks reach the same elements several times, and lxml hands back a
+    # living proxy where it would otherwise make (and free) a new one on every visit.
+    elements = list(root.iter(etree.Element))
     parts = envelope_parts(root)
     report = ValidationReport(signature_required=require_signature)
     if not zone_checked:
@@ -322,7 +339,7 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         except PkiError as exc:
             return _fail(report, exc), None
     found = author_signature(parts)
-    index = id_index(root)
+    index = id_index(root, elements)
     if found is None:
         if require_signature:
             return _fail(report, SignatureError("the envelope carries no author signature",

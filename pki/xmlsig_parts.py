@@ -32,6 +32,7 @@ every id-like attribute (:func:`id_index`) and prepares a tree for verification
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -139,16 +140,18 @@ def signatures_container(parts: Parts) -> etree._Element:
     return container
 
 
-def id_index(root: etree._Element) -> dict[str, list[etree._Element]]:
+def id_index(root: etree._Element, elements: Iterable[etree._Element] | None = None,
+             ) -> dict[str, list[etree._Element]]:
     """Every id-like attribute value in the document -> the elements carrying it.
 
     Id-like: ``Id``, ``ID``, ``id`` in any namespace (``xml:id`` included), on any element
     (ds:Object included), so an id that occurs twice is seen whatever attribute repeats it.
     (Attribute names, not the attribute mapping: most elements have none, and ``keys()`` makes
     no mapping object; a namespaced name is Clark notation, ``{uri}local``.)
+    ``elements``: ``list(root.iter(etree.Element))``, when the caller holds it already.
     """
     index: dict[str, list[etree._Element]] = {}
-    for el in root.iter(etree.Element):
+    for el in root.iter(etree.Element) if elements is None else elements:
         names = el.keys()
         if names:
             for name in names:
