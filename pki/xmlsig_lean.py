@@ -132,13 +132,32 @@ def _pieces(method_uri: str, enveloped: bool, *certs: x509.Certificate) -> _Piec
     sig[1].text = _MARKS[3]
     written = etree.tostring(sig, encoding="unicode")
     canonical = c14n(sig[0]).decode()
-    ref_at, ref_end = written.index("<ds:Reference "), written.index("</ds:Reference>") + len("</ds:Reference>")
-    head, one_ref, tail = written[:ref_at], written[ref_at:ref_end], written[ref_end:]
-    info_at, info_end = canonical.index("<ds:Reference "), canonical.index("</ds:Reference>") + len("</ds:Reference>")
-    return _Pieces(sig=(*head.split(_MARKS[0]), *tail.split(_MARKS[3])),  # type: ignore[arg-type]
-                   ref=tuple(re.split("|".join(_MARKS[1:3]), one_ref)),  # type: ignore[arg-type]
-                   info=(canonical[:info_at], canonical[info_end:]),
-                   info_ref=tuple(re.split("|".join(_MARKS[1:3]), canonical[info_at:info_end])))  # type: ignore[arg-type]
+    before_id, after_id = _cut(written, _MARKS[0])
+    head, one_ref, tail = _reference_of(after_id)
+    before_value, after_value = _cut(tail, _MARKS[3])
+    info_head, info_ref, info_tail = _reference_of(canonical)
+    return _Pieces(sig=(before_id, head, before_value, after_value), ref=_value_slots(one_ref),
+                   info=(info_head, info_tail), info_ref=_value_slots(info_ref))
+
+
+def _cut(text: str, mark: str) -> tuple[str, str]:
+    before, found, after = text.partition(mark)
+    if not found:
+        raise AssertionError(f"{mark} is not in the template")
+    return before, after
+
+
+def _reference_of(text: str) -> tuple[str, str, str]:
+    """(before the one Reference, the Reference, after it)."""
+    at, end = text.index("<ds:Reference "), text.index("</ds:Reference>") + len("</ds:Reference>")
+    return text[:at], text[at:end], text[end:]
+
+
+def _value_slots(reference: str) -> tuple[str, str, str]:
+    """A Reference cut where its URI and its DigestValue go."""
+    before_uri, rest = _cut(reference, _MARKS[1])
+    before_digest, after_digest = _cut(rest, _MARKS[2])
+    return before_uri, before_digest, after_digest
 
 
 def lean_signature_xml(signer: Signer, references: Sequence[tuple[str, etree._Element]], *, signature_id: str,
