@@ -188,18 +188,29 @@ def serialize_with(root: etree._Element, container: etree._Element, signature: b
     declaration and use that prefix). The tree is left as it was."""
     if DSIG_NS in container.nsmap.values():
         return None
-    marker = etree.ProcessingInstruction(_PLACEHOLDER)
-    container.append(marker)
+    # The place is marked with text where the signature would go (after the last child, or inside the
+    # empty container): setting a text costs less than making a node, and the text is put back as it was.
+    last = container[-1] if len(container) else None
+    before = container.text if last is None else last.tail
+    marked = (before or "") + _PLACEHOLDER
     try:
+        if last is None:
+            container.text = marked
+        else:
+            last.tail = marked
         written = serialize(root)
     finally:
-        container.remove(marker)
+        if last is None:
+            container.text = before
+        else:
+            last.tail = before
     at = written.rfind(_PLACEHOLDER_BYTES)
     if at < 0 or written.find(_PLACEHOLDER_BYTES) != at:  # (the document cannot know the random name)
         return None
     return written[:at] + signature + written[at + len(_PLACEHOLDER_BYTES):]
 
 
-#: A processing instruction marks the place (its name is drawn per process: no document names it).
-_PLACEHOLDER = f"sgw-signature-{secrets.token_hex(8)}"
-_PLACEHOLDER_BYTES = etree.tostring(etree.ProcessingInstruction(_PLACEHOLDER))  # as the serialiser writes it
+#: The text that marks the place (drawn per process: no document carries it; letters and digits only, so
+#: the serialiser writes it as it is).
+_PLACEHOLDER = f"sgw{secrets.token_hex(12)}"
+_PLACEHOLDER_BYTES = _PLACEHOLDER.encode()
