@@ -29,7 +29,7 @@ from pki.errors import CertificateError, SignatureError, StructureError
 from pki.keys import Signer
 from pki.trust import TrustStore, ValidatedCert, fingerprint
 from pki.xmlparse import parse
-from pki.xmlsig_lean import lean_signature
+from pki.xmlsig_lean import lean_signature, lean_signature_xml, serialize_with
 from pki.xmlsig_parts import (
     DS,
     RECEIPT_SIGNATURE_ID,
@@ -105,8 +105,9 @@ def sign_receipt(receipt_xml: bytes, signer: Signer) -> bytes:
 
 
 def sign_receipt_tree(root: etree._Element, signer: Signer) -> bytes:
-    """:func:`sign_receipt` of a receipt tree the gateway built (signed in place, not serialised and parsed
-    again first)."""
+    """:func:`sign_receipt` of a receipt tree the gateway built (not serialised and parsed again first). The
+    signature goes into the bytes returned; the tree gets the (empty) ``env:Signatures``, and the signature
+    too when it has to be made as a tree (:func:`pki.xmlsig_lean.serialize_with`)."""
     parts = envelope_parts(root)
     if parts.body.tag != E + "Receipt":
         raise StructureError("a receipt envelope has a Receipt body", field="Receipt")
@@ -115,7 +116,12 @@ def sign_receipt_tree(root: etree._Element, signer: Signer) -> bytes:
     container = signatures_container(parts)
     container.text = None  # the enveloped transform leaves an empty container; sign exactly that
     # URI="" covers the whole envelope; the enveloped-signature transform removes the signature itself.
-    container.append(lean_signature(signer, [("", root)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True))
+    # Written straight into the bytes (the tree keeps the empty container), or added to the tree.
+    signature = lean_signature_xml(signer, [("", root)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True)
+    written = serialize_with(root, container, signature) if signature is not None else None
+    if written is not None:
+        return written
+    lean_signature(signer, [("", root)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True, parent=container)
     return serialize(root)
 
 

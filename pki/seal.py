@@ -11,6 +11,7 @@ certificate, and the author's signature as :mod:`pki.verify` does.
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 from cryptography import x509
@@ -21,8 +22,8 @@ from pki.keys import Signer
 from pki.sign import sign_detached
 from pki.trust import TrustStore
 from pki.verify import ValidationReport, VerifiedEnvelope, check_signature, validate_author
-from pki.xmlparse import parse
-from pki.xmlsig_lean import lean_signature
+from pki.xmlparse import make_parser, parse
+from pki.xmlsig_lean import lean_signature, lean_signature_xml, serialize_with
 from pki.xmlsig_parts import (
     AUTHOR_SIGNATURE_ID,
     DS,
@@ -63,9 +64,11 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
 
 
 def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False) -> bytes:
-    """:func:`seal_envelope` of the tree already parsed from the verified bytes (changed in place: the seal is
-    added to it), without parsing them again: the tree :func:`pki.verify.verify_envelope` verified
-    (:attr:`pki.verify.VerifiedEnvelope.root`) is the one sealed."""
+    """:func:`seal_envelope` of the tree already parsed from the verified bytes, without parsing them again:
+    the tree :func:`pki.verify.verify_envelope` verified (:attr:`pki.verify.VerifiedEnvelope.root`) is the
+    one sealed, in place: the ids the seal needs are set, ``env:Signatures`` made if missing, and the seal
+    added. The usual seal is written straight into the bytes returned
+    (:func:`pki.xmlsig_lean.lean_signature_xml`) and those bytes read back into the tree."""
     parts = envelope_parts(root)
     if parts.header is None:
         raise StructureError("the envelope has no Header", field="Header")
@@ -97,8 +100,26 @@ def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False)
         targets.append((uri, holders[0]))
     if SEAL_ID in index:
         raise StructureError(f"Id {SEAL_ID!r} is already used in the envelope", field=f"@Id={SEAL_ID}")
-    signatures_container(parts).append(lean_signature(seal_signer, targets, signature_id=SEAL_ID))
+    container = signatures_container(parts)
+    signature = lean_signature_xml(seal_signer, targets, signature_id=SEAL_ID)
+    written = serialize_with(root, container, signature) if signature is not None else None
+    if written is not None and signature is not None:
+        # the tree gets the very seal written (read back: ~5 us, where making it as a tree costs ~20)
+        container.append(etree.fromstring(signature, _parser()))
+        return written
+    lean_signature(seal_signer, targets, signature_id=SEAL_ID, parent=container)
     return serialize(root)
+
+
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's parser for the seal just written (lxml's parsers are not to be shared between threads)."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = make_parser()
+    return parser
 
 
 async def verify_sealed(envelope_bytes: bytes, trust: TrustStore, *, gateway_cert: x509.Certificate,

@@ -33,7 +33,6 @@ pyHanko's status objects); :func:`verify_envelope` raises the failing fact's
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,13 +55,16 @@ from pki.xmlsig_parts import (
     author_signature,
     child,
     envelope_parts,
-    grandchildren,
     id_index,
     parse_for_verify,
     signature_index,
     strip_comments,
 )
 from pki.xmlsig_policy import alg_name, check_algorithms, check_references, keyinfo_certs
+
+_OBJECT = DS + "Object"
+_CONTENT, _SIZE, _SHA256, _CONTENT_REF = E + "Content", E + "Size", E + "Sha256", E + "ContentRef"
+_QUALIFYING_PROPERTIES = XADES + "QualifyingProperties"
 
 __all__ = ["ValidationReport", "VerifiedEnvelope", "validate_envelope", "verify_envelope"]
 
@@ -193,7 +195,7 @@ def _evolve(report: ValidationReport, **changes: object) -> ValidationReport:
 
 
 def _fail(report: ValidationReport, error: PkiError, **facts: object) -> ValidationReport:
-    return _evolve(report, failure=report.failure or error, **facts)
+    return _evolve(report, **facts, failure=report.failure or error)
 
 
 @per_certificate()
@@ -215,28 +217,33 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
                     required: Sequence[etree._Element], optional: Sequence[etree._Element] = (),
                     allow_sha1: bool, report: ValidationReport,
                     pinned_cert: x509.Certificate | None = None) -> SignatureCheck:
-    """Structure, algorithms, signxml and in-place identity of one detached signature."""
-    check = SignatureCheck(report=_evolve(report, signed=True))
+    """Structure, algorithms, signxml and in-place identity of one detached signature.
+
+    The facts are gathered as they are established and the report is made once, where the check ends
+    (each :func:`_evolve` copies the report).
+    """
+    check = SignatureCheck(report=report)
+    facts: dict[str, object] = {"signed": True}
     try:
         certs = keyinfo_certs(signature)
         cert, check.cert, check.extra_certs = certs[0], certs[0], certs[1:]
-        check.report = _evolve(check.report, agency_code=agency_of(cert), signer_subject=_subject(cert))
+        facts["agency_code"], facts["signer_subject"] = agency_of(cert), _subject(cert)
         if pinned_cert is not None and fingerprint(cert) != fingerprint(pinned_cert):
             raise CertificateError("the signature is not by the expected certificate", code="certificate.untrusted",
                                    field="Signatures/KeyInfo")
         uris, resolved = check_references(signature, index, required=required, optional=optional)
         check.references = tuple(uris)
     except PkiError as exc:
-        check.report = _fail(check.report, exc, signature_intact=False)
+        check.report = _fail(report, exc, **facts, signature_intact=False)
         return check
     try:
         method = check_algorithms(signature, cert, allow_sha1=allow_sha1)
-        check.algorithm = alg_name(method)
-        check.report = _evolve(check.report, policy_ok=True, signature_algorithm=check.algorithm)
+        check.algorithm = facts["signature_algorithm"] = alg_name(method)
+        facts["policy_ok"] = True
     except PkiError as exc:
-        check.report = _fail(check.report, exc, policy_ok=False)
+        check.report = _fail(report, exc, **facts, policy_ok=False)
         return check
-    xades = bool(grandchildren(signature, DS + "Object", XADES + "QualifyingProperties"))
+    xades = any(child(obj, _QUALIFYING_PROPERTIES) is not None for obj in signature.iterchildren(_OBJECT))
     try:
         results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
                                   {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,
@@ -250,9 +257,9 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
             if props is not None:
                 check.signing_time = _signing_time(props)
     except PkiError as exc:
-        check.report = _fail(check.report, exc, signature_intact=False)
+        check.report = _fail(report, exc, **facts, signature_intact=False)
         return check
-    check.report = _evolve(check.report, signature_intact=True)
+    check.report = _evolve(report, **facts, signature_intact=True)
     return check
 
 
@@ -261,16 +268,29 @@ def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes
     for att in attachments:
         att_id = att.get("Id")
         where = f"Attachments/Attachment[@Id='{att_id}']"
-        content_el, size_el, sha_el = child(att, E + "Content"), child(att, E + "Size"), child(att, E + "Sha256")
-        if content_el is None and size_el is not None and sha_el is not None \
-                and child(att, E + "ContentRef") is not None:
+        content_el = size_el = sha_el = ref_el = None
+        for el in att:  # one pass; the first of each counts (as ``child`` finds it)
+            tag = el.tag
+            if tag == _CONTENT:
+                content_el = content_el if content_el is not None else el
+            elif tag == _SIZE:
+                size_el = size_el if size_el is not None else el
+            elif tag == _SHA256:
+                sha_el = sha_el if sha_el is not None else el
+            elif tag == _CONTENT_REF:
+                ref_el = ref_el if ref_el is not None else el
+        if content_el is None and size_el is not None and sha_el is not None and ref_el is not None:
             # The file travels as a MIME part: the signature covers its declared Size and Sha256,
             # and the gateway's intake checks the part's bytes against those signed values.
             continue
         if content_el is None or size_el is None or sha_el is None:
             raise StructureError("an Attachment needs Size, Sha256 and Content", field=where)
-        try:
-            data = base64.b64decode("".join((content_el.text or "").split()), validate=True)
+        text = content_el.text or ""
+        try:  # base64.b64decode(validate=True) is this strict decoding; whitespace (line breaks) only if any
+            try:
+                data = binascii.a2b_base64(text, strict_mode=True)
+            except (ValueError, binascii.Error):
+                data = binascii.a2b_base64("".join(text.split()), strict_mode=True)
         except (ValueError, binascii.Error):
             raise AttachmentError("Content is not valid base64", code="attachment.content_invalid",
                                   field=f"{where}/Content") from None
@@ -282,16 +302,19 @@ def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes
 async def _trust_and_bind(check: SignatureCheck, cert: x509.Certificate, trust: TrustStore, sender: str,
                           usage: Usage = "document-signing") -> ValidatedCert | None:
     validated = None
+    failure: PkiError | None = None
     try:
         validated = await trust.validate_signer(cert, usage=usage, intermediates=check.extra_certs)
-        check.report = _evolve(check.report, signer_trusted=True)
+        trusted = True
     except PkiError as exc:
-        check.report = _fail(check.report, exc, signer_trusted=False)
+        failure, trusted = exc, False
     try:
         trust.check_agency(cert, sender)
-        check.report = _evolve(check.report, signer_authorised=True)
+        authorised = True
     except PkiError as exc:
-        check.report = _fail(check.report, exc, signer_authorised=False)
+        failure, authorised = failure or exc, False
+    facts = {"signer_trusted": trusted, "signer_authorised": authorised}
+    check.report = _evolve(check.report, **facts) if failure is None else _fail(check.report, failure, **facts)
     return validated
 
 
@@ -304,6 +327,10 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
     tree (the gateway's intake does, with ``seal=False``, stricter than the check here), so the zone
     is not walked a second time.
     """
+    # Every element's proxy, made once and held while the envelope is checked: the id index, the zone
+    # check and the signature's checks reach the same elements several times, and lxml hands back a
+    # living proxy where it would otherwise make (and free) a new one on every visit.
+    elements = list(root.iter(etree.Element))
     parts = envelope_parts(root)
     report = ValidationReport(signature_required=require_signature)
     if not zone_checked:
@@ -312,7 +339,7 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         except PkiError as exc:
             return _fail(report, exc), None
     found = author_signature(parts)
-    index = id_index(root)
+    index = id_index(root, elements)
     if found is None:
         if require_signature:
             return _fail(report, SignatureError("the envelope carries no author signature",

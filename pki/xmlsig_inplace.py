@@ -48,10 +48,9 @@ run this verifier, signxml and libxmlsec1 on generated valid and mutated signatu
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -72,12 +71,25 @@ from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
 __all__ = ["verify_detached", "verify_in_place"]
 
-_HASHLIB = {DigestAlgorithm.SHA1.value: "sha1", DigestAlgorithm.SHA224.value: "sha224",
-            DigestAlgorithm.SHA256.value: "sha256", DigestAlgorithm.SHA384.value: "sha384",
-            DigestAlgorithm.SHA512.value: "sha512"}
+#: Digest method URI -> hashlib's constructor (``hashlib.new(name)`` looks the name up on every call).
+_HASHES: dict[str, Callable[[bytes], Any]] = {
+    DigestAlgorithm.SHA1.value: hashlib.sha1, DigestAlgorithm.SHA224.value: hashlib.sha224,
+    DigestAlgorithm.SHA256.value: hashlib.sha256, DigestAlgorithm.SHA384.value: hashlib.sha384,
+    DigestAlgorithm.SHA512.value: hashlib.sha512}
+#: Digest method URI -> the cryptography hash class signxml fingerprints certificates with.
+_CERT_DIGESTS: dict[str, Any] = {d.value: digest_algorithm_implementations[d] for d in DigestAlgorithm
+                                 if d in digest_algorithm_implementations}
 _SIGNATURE_CHILDREN = frozenset({DS + "SignedInfo", DS + "SignatureValue", DS + "KeyInfo", DS + "Object"})
-_REFERENCE_CHILDREN = (DS + "DigestMethod", DS + "DigestValue")
+_KEY_INFO = DS + "KeyInfo"
+_X509_DATA = DS + "X509Data"
+_REFERENCE = DS + "Reference"
+_DIGEST_METHOD = DS + "DigestMethod"
+_DIGEST_VALUE = DS + "DigestValue"
 _SIGNED_PROPERTIES = XADES + "SignedProperties"
+_SIGNED_SIGNATURE_PROPERTIES = XADES + "SignedSignatureProperties"
+_SIGNING_CERTIFICATES = (XADES + "SigningCertificate", XADES + "SigningCertificateV2")
+_CERT = XADES + "Cert"
+_CERT_DIGEST = XADES + "CertDigest"
 
 
 class _NotHere(Exception):
@@ -118,45 +130,55 @@ def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Seq
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
             resolved: dict[str, etree._Element], xades: bool,
             certs: Sequence[x509.Certificate], legacy_exclusive: bool) -> list[VerifyResult]:
-    if any(c.tag not in _SIGNATURE_CHILDREN for c in signature):
-        raise _NotHere
-    key_info = child(signature, DS + "KeyInfo")
-    if key_info is not None and any(c.tag != DS + "X509Data" for c in key_info):
+    kids = list(signature)
+    key_info = None
+    for el in kids:
+        tag = el.tag
+        if tag not in _SIGNATURE_CHILDREN:
+            raise _NotHere
+        if tag == _KEY_INFO and key_info is None:
+            key_info = el
+    if key_info is not None and any(c.tag != _X509_DATA for c in key_info):
         raise _NotHere
     if not _schema_valid(signature, xades):
         raise _NotHere
-    signed_info, value_el = signature[0], signature[1]
-    refs = [r for r in signed_info if r.tag == DS + "Reference"]
-    if len(signed_info[0]) or len(signed_info[1]) or len(refs) != len(uris):
+    signed_info, value_el = kids[0], kids[1]
+    info_kids = list(signed_info)
+    refs = [r for r in info_kids if r.tag == _REFERENCE]
+    if len(info_kids[0]) or len(info_kids[1]) or len(refs) != len(uris):
         raise _NotHere
     digested: list[tuple[bytes, etree._Element]] = []
     signed_properties = None
     for ref, uri in zip(refs, uris, strict=True):
-        if ref.get("URI") != uri or tuple(c.tag for c in ref)[-2:] != _REFERENCE_CHILDREN:
+        ref_kids = list(ref)
+        if ref.get("URI") != uri or len(ref_kids) < 2 or ref_kids[-2].tag != _DIGEST_METHOD \
+                or ref_kids[-1].tag != _DIGEST_VALUE:
             raise _NotHere
         element = resolved[uri[1:]]
-        algorithm, signed_digest = _HASHLIB[ref[-2].get("Algorithm") or ""], base64.b64decode(ref[-1].text or "")
-        canonical = next((octets for octets in reference_octets(ref, element, legacy_exclusive=legacy_exclusive)
-                          if hashlib.new(algorithm, octets).digest() == signed_digest), None)
-        if canonical is None:
+        new_hash = _HASHES[ref_kids[-2].get("Algorithm") or ""]
+        signed_digest = binascii.a2b_base64(ref_kids[-1].text or "")
+        for octets in reference_octets(ref, element, legacy_exclusive=legacy_exclusive):
+            if new_hash(octets).digest() == signed_digest:
+                break
+        else:
             raise _NotHere
         if element.tag == _SIGNED_PROPERTIES:
             signed_properties = element
-        digested.append((canonical, element))
-    _check_value(cert, signed_info[1].get("Algorithm"), base64.b64decode(value_el.text or ""), c14n(signed_info))
+        digested.append((octets, element))
+    _check_value(cert, info_kids[1].get("Algorithm"), binascii.a2b_base64(value_el.text or ""), c14n(signed_info))
+    ssp = None
     if xades:
         if signed_properties is None:
             raise _NotHere
-        ssp = child(signed_properties, XADES + "SignedSignatureProperties")
+        ssp = child(signed_properties, _SIGNED_SIGNATURE_PROPERTIES)
         if ssp is None:
             raise _NotHere
         _check_signing_certificate(ssp, certs, cert)
     pem = _public_pem(cert)
     out: list[VerifyResult] = []
     for canonical, element in digested:
-        if xades and element is signed_properties:
-            out.append(XAdESVerifyResult(canonical, element, signature, signature_key=pem,
-                                         signed_properties=child(element, XADES + "SignedSignatureProperties")))
+        if ssp is not None and element is signed_properties:
+            out.append(XAdESVerifyResult(canonical, element, signature, signature_key=pem, signed_properties=ssp))
         else:
             out.append(VerifyResult(canonical, element, signature, signature_key=pem))
     return out
@@ -200,18 +222,19 @@ def _public_key(cert: x509.Certificate) -> Any:
 def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certificate],
                                signing_cert: x509.Certificate) -> None:
     """signxml's XAdES certificate rule (``XAdESVerifier._verify_cert_digests``), on the in-tree elements."""
-    holders = [c for c in ssp if c.tag in (XADES + "SigningCertificate", XADES + "SigningCertificateV2")]
+    holders = [c for c in ssp if c.tag in _SIGNING_CERTIFICATES]
     if len(holders) != 1:
         raise _NotHere
-    for i, cert_el in enumerate(c for c in holders[0] if c.tag == XADES + "Cert"):
-        cert_digest = child(cert_el, XADES + "CertDigest")
+    for i, cert_el in enumerate(holders[0].iterchildren(_CERT)):
+        cert_digest = child(cert_el, _CERT_DIGEST)
         if cert_digest is None or len(cert_digest) < 2:
             raise _NotHere
-        algorithm = digest_algorithm_implementations[DigestAlgorithm(cert_digest[0].get("Algorithm"))]
-        value = base64.b64decode(cert_digest[1].text or "")
-        if not any(value == cert_fingerprint(c, algorithm) for c in (*certs, signing_cert)):
-            raise _NotHere
-        if i == 0 and value != cert_fingerprint(signing_cert, algorithm):
+        algorithm = _CERT_DIGESTS[cert_digest[0].get("Algorithm")]
+        value = binascii.a2b_base64(cert_digest[1].text or "")
+        if i == 0:  # the first names the signing certificate (which is then also one of them)
+            if value != cert_fingerprint(signing_cert, algorithm):
+                raise _NotHere
+        elif not any(value == cert_fingerprint(c, algorithm) for c in (*certs, signing_cert)):
             raise _NotHere
 
 

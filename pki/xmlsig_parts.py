@@ -32,6 +32,7 @@ every id-like attribute (:func:`id_index`) and prepares a tree for verification
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -62,6 +63,11 @@ BODY_TAGS: Final = (E + "Letter", E + "Notifier", E + "Receipt")
 #: Elements a signature of the standard may cover (wherever one of them is referenced out of
 #: place, that is wrapping).
 SIGNABLE_TAGS: Final = frozenset(BODY_TAGS + (E + "Attachment", E + "Header"))
+_ENVELOPE = E + "Envelope"
+_HEADER = E + "Header"
+_ATTACHMENTS = E + "Attachments"
+_ATTACHMENT = E + "Attachment"
+_SIGNATURES = E + "Signatures"
 
 
 @dataclass
@@ -90,48 +96,67 @@ def grandchildren(parent: etree._Element, tag: str, child_tag: str) -> list[etre
 
 def envelope_parts(root: etree._Element) -> Parts:
     """The header, the one body, the attachments and ``env:Signatures`` of an envelope, or ``envelope.structure``."""
-    if root.tag != E + "Envelope":
+    if root.tag != _ENVELOPE:
         raise StructureError(f"not a gateway envelope (root element {root.tag})", field="/")
-    bodies = [c for c in root if c.tag in BODY_TAGS]
+    header = signatures = None
+    bodies = []
+    attachments: list[etree._Element] = []
+    for el in root:  # one pass over the children (a handful); the first Header and Signatures count
+        tag = el.tag
+        if tag in BODY_TAGS:
+            bodies.append(el)
+        elif tag == _ATTACHMENTS:
+            attachments.extend(el.iterchildren(_ATTACHMENT))
+        elif tag == _HEADER:
+            if header is None:
+                header = el
+        elif tag == _SIGNATURES and signatures is None:
+            signatures = el
     if len(bodies) != 1:
         raise StructureError("an envelope has exactly one Letter, Notifier or Receipt", field="/Envelope")
     body = bodies[0]
     if not body.get("Id"):
         raise StructureError(f"{etree.QName(body).localname} has no Id to sign", field=etree.QName(body).localname)
-    attachments = grandchildren(root, E + "Attachments", E + "Attachment")
     for i, att in enumerate(attachments, 1):
         if not att.get("Id"):
             raise StructureError("an Attachment has no Id to sign", field=f"Attachments/Attachment[{i}]")
-    return Parts(root, child(root, E + "Header"), body, attachments, child(root, E + "Signatures"))
+    return Parts(root, header, body, attachments, signatures)
 
 
 def signatures_container(parts: Parts) -> etree._Element:
     """``env:Signatures``, created in the place the XSD orders (after Attachments / the body)."""
     if parts.signatures is not None:
         return parts.signatures
-    container = etree.Element(E + "Signatures")
-    anchor = parts.root.find(E + "Attachments")
+    anchor = child(parts.root, _ATTACHMENTS)
     if anchor is None:
         anchor = parts.body
-    anchor.addnext(container)
+    # made in this document (its namespace is in scope): no element of its own document to move here
+    container = etree.SubElement(parts.root, _SIGNATURES)
+    if anchor.getnext() is not container:
+        anchor.addnext(container)
     # keep the pretty-printing of the input, if any
     container.tail, anchor.tail = anchor.tail, anchor.tail
     parts.signatures = container
     return container
 
 
-def id_index(root: etree._Element) -> dict[str, list[etree._Element]]:
+def id_index(root: etree._Element, elements: Iterable[etree._Element] | None = None,
+             ) -> dict[str, list[etree._Element]]:
     """Every id-like attribute value in the document -> the elements carrying it.
 
     Id-like: ``Id``, ``ID``, ``id`` in any namespace (``xml:id`` included), on any element
     (ds:Object included), so an id that occurs twice is seen whatever attribute repeats it.
+    (Attribute names, not the attribute mapping: most elements have none, and ``keys()`` makes
+    no mapping object; a namespaced name is Clark notation, ``{uri}local``.)
+    ``elements``: ``list(root.iter(etree.Element))``, when the caller holds it already.
     """
     index: dict[str, list[etree._Element]] = {}
-    for el in root.iter(etree.Element):
-        for name, value in el.attrib.items():
-            local = name.rsplit("}", 1)[-1]
-            if local in _ID_NAMES:
-                index.setdefault(value, []).append(el)
+    for el in root.iter(etree.Element) if elements is None else elements:
+        names = el.keys()
+        if names:
+            for name in names:
+                if name in _ID_NAMES or (name[0] == "{" and name.rpartition("}")[2] in _ID_NAMES):
+                    index.setdefault(el.get(name), []).append(el)
     return index
 
 

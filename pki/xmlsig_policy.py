@@ -77,6 +77,7 @@ from signxml.algorithms import (
 )
 
 from pki.errors import SignatureError
+from pki.trust import per_certificate
 from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, grandchildren
 
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
@@ -90,6 +91,12 @@ _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 #: accepted there only (:func:`check_references` pins both inside the very signature).
 _LEGACY_BARE = frozenset({XADES + "SignedProperties", DS + "KeyInfo"})
 _TRANSFORMS = DS + "Transforms"
+_TRANSFORM = DS + "Transform"
+_SIGNED_INFO = DS + "SignedInfo"
+_REFERENCE = DS + "Reference"
+_C14N_METHOD = DS + "CanonicalizationMethod"
+_SIGNATURE_METHOD = DS + "SignatureMethod"
+_DIGEST_METHOD = DS + "DigestMethod"
 _XADES_SIGNED_PROPERTIES = "http://uri.etsi.org/01903#SignedProperties"
 #: Transform lists a reference may carry: detached (the seal, author signatures) and enveloped (receipts, acks).
 _DETACHED_TRANSFORMS = frozenset({(), (EXC_C14N_URI,)})
@@ -103,8 +110,10 @@ SHA1_METHODS: Final = frozenset({SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA
 STRONG_DIGESTS: Final = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
 _ALLOWED_CURVES = frozenset({"secp256r1", "secp384r1"})
 # The same allow-lists keyed by their URIs, so a letter's check is a dictionary look-up.
-_METHODS_STRONG = MappingProxyType({m.value: m for m in STRONG_METHODS})
-_METHODS_WITH_SHA1 = MappingProxyType({m.value: m for m in STRONG_METHODS | SHA1_METHODS})
+# (method, key family its name begins with: "ECDSA_" or "RSA_")
+_METHODS_STRONG = MappingProxyType({m.value: (m, m.name.split("_")[0] + "_") for m in STRONG_METHODS})
+_METHODS_WITH_SHA1 = MappingProxyType({m.value: (m, m.name.split("_")[0] + "_")
+                                       for m in STRONG_METHODS | SHA1_METHODS})
 _DIGEST_URIS_STRONG = frozenset(d.value for d in STRONG_DIGESTS)
 _DIGEST_URIS_WITH_SHA1 = _DIGEST_URIS_STRONG | {DigestAlgorithm.SHA1.value}
 _MIN_RSA_BITS = 2048
@@ -138,46 +147,76 @@ def load_cert_b64(text: str) -> x509.Certificate:
 
 def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow_sha1: bool,
                      enveloped: bool = False) -> SignatureMethod:
-    """Allow-list the algorithms before any cryptography runs (``signature.algorithm``)."""
-    signed_info = child(signature, DS + "SignedInfo")
+    """Allow-list the algorithms before any cryptography runs (``signature.algorithm``).
+
+    One pass over SignedInfo's children and each Reference's (tens of elements a letter); the key's
+    family, size and curve are read once per certificate (:func:`_key_facts`).
+    """
+    signed_info = child(signature, _SIGNED_INFO)
     if signed_info is None:
         raise SignatureError("the signature has no SignedInfo", field="Signatures/SignedInfo")
-    c14n = child(signed_info, DS + "CanonicalizationMethod")
-    if c14n is None or c14n.get("Algorithm") != EXC_C14N_URI:
+    c14n_el = sm_el = None
+    refs = []
+    for el in signed_info:  # the first of each method element counts, as ``child`` finds it
+        tag = el.tag
+        if tag == _REFERENCE:
+            refs.append(el)
+        elif tag == _C14N_METHOD:
+            if c14n_el is None:
+                c14n_el = el
+        elif tag == _SIGNATURE_METHOD and sm_el is None:
+            sm_el = el
+    if c14n_el is None or c14n_el.get("Algorithm") != EXC_C14N_URI:
         raise SignatureError("SignedInfo must use exclusive c14n without comments", code="signature.algorithm",
                              field="Signatures/SignedInfo/CanonicalizationMethod")
-    sm_el = child(signed_info, DS + "SignatureMethod")
     uri = sm_el.get("Algorithm") if sm_el is not None else None
-    method = (_METHODS_WITH_SHA1 if allow_sha1 else _METHODS_STRONG).get(uri or "")
-    if method is None:
+    allowed = (_METHODS_WITH_SHA1 if allow_sha1 else _METHODS_STRONG).get(uri or "")
+    if allowed is None:
         raise SignatureError(f"signature method {uri} is not allowed", code="signature.algorithm",
                              field="Signatures/SignatureMethod")
+    method, method_family = allowed
     digests = _DIGEST_URIS_WITH_SHA1 if allow_sha1 else _DIGEST_URIS_STRONG
     allowed_transforms = _ENVELOPED_TRANSFORMS if enveloped else _DETACHED_TRANSFORMS
-    for ref in signed_info.iterchildren(DS + "Reference"):
-        dm = child(ref, DS + "DigestMethod")
+    for ref in refs:
+        dm = None
+        transform_els: list[etree._Element] = []
+        for el in ref:
+            tag = el.tag
+            if tag == _DIGEST_METHOD:
+                if dm is None:
+                    dm = el
+            elif tag == _TRANSFORMS:  # every Transform of every Transforms (``grandchildren``)
+                transform_els.extend(el.iterchildren(_TRANSFORM))
         if dm is None or dm.get("Algorithm") not in digests:
             raise SignatureError(f"digest method of {ref.get('URI')} is not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/DigestMethod")
-        transform_els = grandchildren(ref, DS + "Transforms", DS + "Transform")
         transforms = tuple(t.get("Algorithm") for t in transform_els)
         # no Transform may carry content (XPath, InclusiveNamespaces ...): any child element at all
         if transforms not in allowed_transforms or any(len(t) for t in transform_els):
             raise SignatureError(f"transforms of {ref.get('URI')} are not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/Transforms")
-    key = cert.public_key()
-    family_ok = (method.name.startswith("ECDSA_") and isinstance(key, ec.EllipticCurvePublicKey)) or \
-                (method.name.startswith("RSA_") and isinstance(key, rsa.RSAPublicKey))
-    if not family_ok:
+    family, rsa_bits, curve = _key_facts(cert)
+    if family != method_family:
         raise SignatureError("the signature method does not match the certificate's key",
                              code="signature.algorithm", field="Signatures/SignatureMethod")
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < _MIN_RSA_BITS:
-        raise SignatureError(f"RSA keys need at least {_MIN_RSA_BITS} bits, this one has {key.key_size}",
+    if family == "RSA_" and rsa_bits < _MIN_RSA_BITS:
+        raise SignatureError(f"RSA keys need at least {_MIN_RSA_BITS} bits, this one has {rsa_bits}",
                              code="signature.algorithm", field="Signatures/KeyInfo")
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _ALLOWED_CURVES:
-        raise SignatureError(f"curve {key.curve.name} is not allowed (P-256, P-384)", code="signature.algorithm",
+    if family == "ECDSA_" and curve not in _ALLOWED_CURVES:
+        raise SignatureError(f"curve {curve} is not allowed (P-256, P-384)", code="signature.algorithm",
                              field="Signatures/KeyInfo")
     return method
+
+
+@per_certificate()
+def _key_facts(cert: x509.Certificate) -> tuple[str, int, str]:
+    """(``"ECDSA_"``, ``"RSA_"`` or ``""``, RSA key size, curve name) of the certificate's key."""
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ECDSA_", 0, key.curve.name
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA_", key.key_size, ""
+    return "", 0, ""
 
 
 def check_references(signature: etree._Element, index: dict[str, list[etree._Element]], *,
