@@ -37,23 +37,42 @@ WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND 
 GROUP BY hour ORDER BY hour;
 
 -- name: stats_agency_totals
--- Per agency over the days: the volumes ($1 side, $2 agencies or NULL, $3 first day, $4 last day).
+-- Per agency over a period: the volumes. $1 side, $2 agencies or NULL, and the period as whole spans
+-- (gateway.storage.stats.cover): $3 days, $4 weeks (their Mondays), $5 months (their first days).
+WITH x AS (
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_daily
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day = ANY ($3::date[])
+    UNION ALL
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_spans
+    WHERE span = 'w' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($4::date[])
+    UNION ALL
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_spans
+    WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($5::date[])
+)
 SELECT agency, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
-       sum(answered)::bigint AS answered, sum(registered)::bigint AS registered, min(day) FILTER (WHERE dead > 0)
-       AS first_dead
-FROM stats_daily
-WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
-GROUP BY agency;
+       sum(answered)::bigint AS answered, sum(registered)::bigint AS registered
+FROM x GROUP BY agency;
 
 -- name: stats_levels
 -- Per agency and metric, and for the whole scope (agency NULL), in one pass over the histograms: how
 -- many durations, and the buckets of the 50th, 90th and 99th percentile (the first bucket whose running
 -- count reaches the rank ceil(q * count), as gateway.storage.stats.percentile). $1 side, $2 agencies or
--- NULL, $3 first day, $4 last day.
-WITH h AS (
-    SELECT agency, metric, bucket, sum(n) AS n
-    FROM stats_latency
-    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day BETWEEN $3 AND $4
+-- NULL, the period as whole spans: $3 days, $4 weeks, $5 months (as stats_agency_totals).
+WITH x AS (
+    SELECT agency, metric, bucket, n FROM stats_latency
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day = ANY ($3::date[])
+    UNION ALL
+    SELECT agency, metric, bucket, n FROM stats_latency_spans
+    WHERE span = 'w' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($4::date[])
+    UNION ALL
+    SELECT agency, metric, bucket, n FROM stats_latency_spans
+    WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($5::date[])
+), h AS (
+    SELECT agency, metric, bucket, sum(n) AS n FROM x
     GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
 ), c AS (
     SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
@@ -121,3 +140,32 @@ SELECT side::text AS side, agency, 'delivered' AS status, bucket, sum(n) AS n FR
 GROUP BY 1, 2, 3, 4
 UNION ALL
 SELECT side::text, agency, 'dead', NULL::smallint, sum(dead) FROM stats_daily WHERE dead > 0 GROUP BY 1, 2;
+
+-- name: stats_spans_differences
+-- The check of the weekly and monthly spans against the days they sum (tests, bench/console.py): every
+-- span, side and agency whose counts or histogram differ from the sums of its days.
+WITH d AS (
+    SELECT s.span, d.side, d.agency,
+           date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date AS first,
+           sum(d.letters) AS letters, sum(d.delivered) AS delivered, sum(d.dead) AS dead,
+           sum(d.answered) AS answered, sum(d.registered) AS registered
+    FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4
+), l AS (
+    SELECT s.span, l.side, l.agency,
+           date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date AS first,
+           l.metric, l.bucket, sum(l.n) AS n
+    FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4, 5, 6
+)
+SELECT 'counts' AS what, coalesce(d.span, p.span)::text AS span, coalesce(d.side, p.side)::text AS side,
+       coalesce(d.agency, p.agency) AS agency, coalesce(d.first, p.first) AS first,
+       format('%s/%s/%s/%s/%s', d.letters, d.delivered, d.dead, d.answered, d.registered) AS days,
+       format('%s/%s/%s/%s/%s', p.letters, p.delivered, p.dead, p.answered, p.registered) AS span_rows
+FROM d FULL JOIN stats_spans p USING (span, side, agency, first)
+WHERE (d.letters, d.delivered, d.dead, d.answered, d.registered)
+      IS DISTINCT FROM (p.letters, p.delivered, p.dead, p.answered, p.registered)
+UNION ALL
+SELECT 'latency ' || coalesce(l.metric, p.metric)::text || ' bucket ' || coalesce(l.bucket, p.bucket),
+       coalesce(l.span, p.span)::text, coalesce(l.side, p.side)::text, coalesce(l.agency, p.agency),
+       coalesce(l.first, p.first), l.n::text, p.n::text
+FROM l FULL JOIN stats_latency_spans p USING (span, side, agency, first, metric, bucket)
+WHERE l.n IS DISTINCT FROM p.n;

@@ -762,6 +762,37 @@ CREATE TABLE stats_refusals (
 );
 CREATE INDEX stats_refusals_agency ON stats_refusals (agency, hour);
 
+-- (0020) weekly and monthly rollups: a period of days is read as the fewest whole months, ISO weeks
+-- and single days that cover it.
+-- One row per span ('w': the ISO week that starts on day `first`, a Monday; 'm': the calendar month
+-- that starts on day `first`), side and agency: the sums of stats_daily over the span's days.
+CREATE TABLE stats_spans (
+    span       "char" NOT NULL CHECK (span IN ('w', 'm')),
+    side       "char" NOT NULL CHECK (side IN ('s', 'r')),
+    agency     text NOT NULL,
+    first      date NOT NULL,
+    letters    integer NOT NULL DEFAULT 0,
+    delivered  integer NOT NULL DEFAULT 0,
+    dead       integer NOT NULL DEFAULT 0,
+    answered   integer NOT NULL DEFAULT 0,
+    registered integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (span, side, first, agency)
+);
+CREATE INDEX stats_spans_agency ON stats_spans (agency, side, span, first);
+
+-- The latency histograms (stats_latency) per span: the sums over the span's days.
+CREATE TABLE stats_latency_spans (
+    span   "char" NOT NULL CHECK (span IN ('w', 'm')),
+    side   "char" NOT NULL,
+    agency text NOT NULL,
+    first  date NOT NULL,
+    metric "char" NOT NULL CHECK (metric IN ('d', 'a', 'g')),
+    bucket smallint NOT NULL CHECK (bucket BETWEEN 0 AND 47),
+    n      integer NOT NULL,
+    PRIMARY KEY (span, side, metric, first, agency, bucket)
+);
+CREATE INDEX stats_latency_spans_agency ON stats_latency_spans (agency, side, metric, span, first);
+
 CREATE FUNCTION stats_bucket(seconds double precision) RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN seconds IS NULL THEN NULL WHEN seconds <= 1 THEN 0::smallint
@@ -855,6 +886,25 @@ WITH ev AS (
     SELECT side, agency, (at AT TIME ZONE 'Asia/Bangkok')::date, metric, stats_bucket(seconds), count(*)
     FROM facts WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (side, metric, day, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
+), spanned AS (
+    -- (0020) every fact once per span: its ISO week (Monday) and its month, of its Bangkok day
+    SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                                f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
+           f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
+    FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+), spans AS (
+    INSERT INTO stats_spans AS h (span, side, agency, first, letters, delivered, dead, answered, registered)
+    SELECT span, side, agency, first, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)
+    FROM spanned GROUP BY 1, 2, 3, 4
+    ON CONFLICT (span, side, first, agency) DO UPDATE
+    SET letters = h.letters + EXCLUDED.letters, delivered = h.delivered + EXCLUDED.delivered,
+        dead = h.dead + EXCLUDED.dead, answered = h.answered + EXCLUDED.answered,
+        registered = h.registered + EXCLUDED.registered
+), latency_spans AS (
+    INSERT INTO stats_latency_spans AS h (span, side, agency, first, metric, bucket, n)
+    SELECT span, side, agency, first, metric, stats_bucket(seconds), count(*)
+    FROM spanned WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (span, side, metric, first, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
 ), refusals AS (
     INSERT INTO stats_refusals AS h (agency, hour, code, n)
     SELECT ev.actor, date_trunc('hour', ev.at), coalesce(ev.details ->> 'code', 'unknown'), count(*)
