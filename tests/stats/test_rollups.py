@@ -181,3 +181,61 @@ async def test_gateway_stats_roll_brings_the_rollups_up_to_date(make_client, dat
     assert re.search(r"สถิติเป็นปัจจุบันแล้ว .*: [01] audit events rolled up", done.stdout), done.stdout
     pool = client.app[keys.POOL]
     assert await pool.fetchval("SELECT letters FROM stats_daily WHERE side = 's' AND agency = $1", OPM) == 1
+
+
+def test_a_period_is_covered_by_the_fewest_whole_months_weeks_and_days():
+    d = dt.date
+    for since, until in ((d(2026, 11, 1), d(2026, 11, 30)), (d(2026, 10, 17), d(2026, 11, 15)),
+                         (d(2026, 11, 16), d(2026, 11, 22)), (d(2026, 11, 18), d(2026, 11, 24)),
+                         (d(2025, 12, 20), d(2026, 3, 10)), (d(2026, 11, 22), d(2026, 11, 22)),
+                         (d(2024, 2, 1), d(2024, 2, 29)), (d(2026, 1, 1), d(2026, 12, 31))):
+        c = stats.cover(since, until)
+        days: list[dt.date] = list(c.days)
+        for m in c.months:
+            assert m.day == 1
+            nxt = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            days += [m + dt.timedelta(days=i) for i in range((nxt - m).days)]
+        for w in c.weeks:
+            assert w.weekday() == 0
+            days += [w + dt.timedelta(days=i) for i in range(7)]
+        want = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+        assert sorted(days) == want, (since, until)  # every day exactly once, none outside
+    assert stats.cover(d(2026, 11, 1), d(2026, 11, 30)) == stats.Cover([d(2026, 11, 1)], [], [])
+    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22)) == stats.Cover([], [d(2026, 11, 16)], [])
+    month = stats.cover(d(2026, 10, 17), d(2026, 11, 15))  # a 30-day page: 1 + 2 weeks + 15 days, not 30 days
+    assert len(month.months) + len(month.weeks) + len(month.days) <= 8, month
+    year = stats.cover(d(2026, 1, 1), d(2026, 12, 31))
+    assert (len(year.months), year.weeks, year.days) == (12, [], [])
+
+
+async def test_weeks_and_months_answer_as_their_days(make_client, clock):
+    """Letters over six weeks across a month's end: every period read through whole weeks and months
+    gives the rows that its single days give, and every span is the sum of its days."""
+    from gateway.storage.db import queries
+
+    client = await make_client()
+    pool = client.app[keys.POOL]
+    rng = random.Random(20)
+    for i in range(30):  # from Sunday 22 November 2569 to mid-January, one letter every ~1.8 days
+        await send(client, OPM if i % 3 else KKN, (CMI, KKN) if i % 2 else (CMI,), f"w-{i}")
+        clock.advance(rng.randint(30, 4000))
+        await take(client, CMI, f"w-{i}")
+        if i % 4 == 0:
+            clock.advance(rng.randint(60, 90000))
+            await answer(client, CMI, OPM if i % 3 else KKN, f"w-{i}", NotifierKind.RECEIVED)
+        clock.advance(rng.randint(86400, 2 * 86400))
+    await client.app[keys.STATS_JOB].run_now()
+    assert await stats.check_against_full_scan(pool) == []
+    assert await pool.fetchval("SELECT count(DISTINCT first) FROM stats_spans WHERE span = 'm'") >= 2
+    d = dt.date
+    for since, until in ((d(2026, 11, 23), d(2026, 12, 31)), (d(2026, 12, 1), d(2026, 12, 31)),
+                         (d(2026, 11, 20), d(2027, 1, 20)), (d(2026, 11, 30), d(2026, 12, 13))):
+        c = stats.cover(since, until)
+        assert c.months or c.weeks, (since, until)  # the spans are really read
+        each_day = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+        for side in ("s", "r"):
+            for name in ("stats_levels", "stats_agency_totals"):
+                spanned = await pool.fetch(queries[name], side, None, c.days, c.weeks, c.months)
+                daily = await pool.fetch(queries[name], side, None, each_day, [], [])
+                assert spanned and sorted(map(tuple, spanned), key=repr) == sorted(map(tuple, daily), key=repr), (
+                    name, side, since, until)
