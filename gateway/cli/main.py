@@ -215,6 +215,7 @@ def _add_directory_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     sh.add_argument("code")
     sh.add_argument("--at", type=int, help="directory version")
     sh.add_argument("--history", action="store_true")
+    sh.add_argument("--json", action="store_true", help="the entry as the directory file holds it (for programs)")
     sh.set_defaults(run="directory:directory_show")
     ex = d.add_parser("export", help="the whole directory as JSON or CSV (now or at a past version)")
     common(ex)

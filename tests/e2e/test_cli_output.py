@@ -5,6 +5,8 @@
 - Every failure is one line ``gateway: <code>: <message>``, never a traceback.
 - Ordinary runs print no warning, with warnings turned into errors and no ``XDG_RUNTIME_DIR``.
 - Progress shows on a terminal (a pseudo-terminal here) and never in a pipe.
+- Listings a person reads (``deliveries list``, ``directory show``) put Thai labels first with the
+  code beside and Buddhist-era dates; ``--json`` keeps the codes and ISO dates for programs.
 """
 
 from __future__ import annotations
@@ -192,3 +194,32 @@ async def test_progress_shows_on_a_terminal_only(gateway, workdir, database_url)
     assert re.search(r"อ่าน agencies\.csv \[#+\s*\] 100% \d+/\d+", screen), screen
     piped = cli(gateway, *argv[5:])
     assert piped.returncode == 0 and "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr
+
+
+async def test_deliveries_list_and_directory_show_read_in_thai_with_the_code_beside(gateway, database_url):
+    db = ("--database-url", database_url)
+    assert send(gateway, "--message-id", "cli-list-1").returncode == 0
+    listing = cli(gateway, "deliveries", "list", *db)
+    assert listing.returncode == 0 and listing.stderr == "", listing.stderr
+    head, *rows = listing.stdout.splitlines()
+    assert head.startswith("รหัสการส่ง (delivery id)") and "สถานะ (status)" in head, head
+    row = next(r for r in rows if "cli-list-1" in r)
+    # the office's push URL is down: the delivery waits, queued or retrying, in Thai with the code beside
+    assert re.search(r"(รอส่ง \(queued\)|กำลังส่ง \(sending\)|รอลองใหม่ \(retry_wait\))", row), row
+    assert re.search(r"\d+ [ก-๙.]+ 25\d\d \d\d\.\d\d น\.", row), row  # created, Buddhist era
+    machine = json.loads(cli(gateway, "deliveries", "list", "--json", *db).stdout)
+    mine = next(r for r in machine if r["message_id"] == "cli-list-1")
+    assert mine["status"] in ("queued", "sending", "retry_wait") and mine["recipient"] == CMI
+    assert re.match(r"20\d\d-\d\d-\d\d", mine["created_at"])  # ISO, Gregorian
+
+    shown = cli(gateway, "directory", "show", CMI, "--history", *db)
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    text = shown.stdout
+    assert re.search(r"^รหัส \(code\):\s+" + CMI + "$", text, re.M), text
+    assert re.search(r"^ช่องทางรับหนังสือ \(route\):\s+ส่งตรงถึงระบบผู้รับ \(push\) url=http://127\.0\.0\.1:9/x$",
+                     text, re.M), text
+    assert re.search(r"^ประเภท \(kind\):\s+\S+ \(\w+\)$", text, re.M), text
+    assert re.search(r"ฉบับที่ \(version\) 1  \d+ [ก-๙.]+ 25\d\d", text), text
+    assert not text.lstrip().startswith("{")
+    entry = json.loads(cli(gateway, "directory", "show", CMI, "--json", *db).stdout)
+    assert entry["code"] == CMI and entry["route"] == {"kind": "push", "url": "http://127.0.0.1:9/x"}
