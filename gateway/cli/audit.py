@@ -240,13 +240,18 @@ async def renew(args: argparse.Namespace) -> int:
     policy = RenewalPolicy(weak=weak, alg=strong_hash(settings.er_hash, weak), chunk=args.chunk,
                            margin=dt.timedelta(days=settings.er_renew_days))
     tty = sys.stderr.isatty()
+    shown = {"open": False}  # a progress line not ended yet
     names = {"hash-tree": "ต่ออายุต้นไม้แฮช / hash-tree renewal", "timestamp": "ต่ออายุตราเวลา / time-stamp renewal"}
 
     def progress(phase: str, done: int, total: int) -> None:
+        # a person at a terminal sees one line redrawn; a pipe or a file gets nothing unless asked
         if tty:
             pct = f" {100 * done // total}%" if total else ""
-            print(f"\r{names[phase]}: {done}/{total}{pct}", end="", file=sys.stderr, flush=True)
-        else:
+            # the line ends when its phase is done, so a log line or the next phase starts on its own
+            shown["open"] = done < total
+            print(f"\r{names[phase]}: {done}/{total}{pct}", end="" if shown["open"] else "\n", file=sys.stderr,
+                  flush=True)
+        elif args.progress:
             print(f"{phase} {done}/{total}", file=sys.stderr, flush=True)
 
     try:
@@ -254,11 +259,13 @@ async def renew(args: argparse.Namespace) -> int:
             report = await run_renewal(pool, clock=SystemClock(), stamper=http_digest_stamper(
                 session, settings.audit_tsa_url), policy=policy, progress=progress)
     except RenewalError as exc:
-        print(f"\ngateway: {exc} (what was committed stands; run again to resume)", file=sys.stderr)
+        if shown["open"]:
+            print(file=sys.stderr)
+        print(f"gateway: {exc} (what was committed stands; run again to resume)", file=sys.stderr)
         return 1
     finally:
         await pool.close()
-    if tty:
+    if shown["open"]:
         print(file=sys.stderr)
     rate = report.bytes_hashed / 1e6 / report.seconds if report.seconds else 0.0
     resumed = f", resumed after item {report.resumed_after}" if report.resumed_after else ""

@@ -180,6 +180,8 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                       "ends, hash trees at once when a hash is declared weak (resumable)")
     add_common_options(rn)
     rn.add_argument("--chunk", type=int, default=2000, help="records per hash tree, token and commit")
+    rn.add_argument("--progress", action="store_true",
+                    help="a line per committed chunk on stderr even when it is not a terminal (for a log)")
     rn.set_defaults(run="audit:renew")
 
     u = sub.add_parser("users", help="console users and staff API tokens").add_subparsers(
