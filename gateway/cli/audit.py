@@ -28,6 +28,7 @@ from gateway.audit.signing import load_certificate
 from gateway.audit.tsa import check_checkpoints, http_digest_stamper
 from gateway.audit.verify import Problem, load_files, parse_export, verify_path
 from gateway.audit.wiring import signer_from_settings
+from gateway.cli import labels
 from gateway.cli.common import Progress, actor, certificate_file, now, open_pool
 from gateway.core.clock import BANGKOK, SystemClock
 from gateway.storage import users
@@ -189,7 +190,8 @@ async def users_add(args: argparse.Namespace) -> int:
                             agency=args.agency, now=now(), actor=actor())
     finally:
         await pool.close()
-    print(f"เพิ่มผู้ใช้แล้ว (user added): {u.username} ({u.role.value}{' ' + u.agency if u.agency else ''})")
+    print(f"เพิ่มผู้ใช้แล้ว (user added): {u.username} {labels.coded(labels.ROLE, u.role.value)}"
+          + (f" หน่วยงาน (agency) {u.agency}" if u.agency else ""))
     return 0
 
 

@@ -22,6 +22,10 @@ STATUS = {"queued": "รอส่ง", "sending": "กำลังส่ง", "r
 ROUTE = {"push": "ส่งตรงถึงระบบผู้รับ", "pull": "กล่องรับ", "ecms": "ระบบ e-CMS เดิม", "folder": "โฟลเดอร์",
          "via": "ผ่านหน่วยงานแม่ข่าย"}
 
+#: Console users' roles.
+ROLE = {"operator": "เจ้าหน้าที่ปฏิบัติการ", "auditor": "ผู้ตรวจสอบ", "admin": "ผู้ดูแลระบบ",
+        "agency": "เจ้าหน้าที่หน่วยงาน"}
+
 
 def coded(table: Mapping[str, str], code: str | None) -> str:
     """``ส่งถึงแล้ว (delivered)``; a code the table does not know as it is; none as a dash."""

@@ -29,7 +29,6 @@ from gateway.audit.stamping import StampingJob
 from gateway.audit.tsa import http_digest_stamper
 from gateway.core.clock import FakeClock
 from tests.audit.test_stamping import accept_letters, tsa_now  # noqa: F401  (fixture)
-
 from tests.support import (
     CMI,
     OPM,
@@ -246,7 +245,7 @@ async def test_audit_verify_shows_progress_on_a_terminal_only(gateway, workdir, 
     assert piped.returncode == 0 and "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr
 
 
-async def test_the_renewal_job_shows_progress_on_a_terminal_only(pool, database_url, tsa_now, workdir):
+async def test_the_renewal_job_shows_progress_on_a_terminal_only(pool, database_url, tsa_now, workdir):  # noqa: F811
     _root, server = tsa_now
     clock = FakeClock(dt.datetime.now(dt.UTC))
     async with aiohttp.ClientSession() as session:

@@ -27,11 +27,11 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-from markupsafe import Markup
 from aiohttp import web
 from aiohttp_session import get_session
 from aiohttp_session import setup as session_setup
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from markupsafe import Markup
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
