@@ -252,6 +252,66 @@ async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[st
     return whole, per
 
 
+@dataclass(frozen=True)
+class Service:
+    """The service-levels page's figures (``stats_service``)."""
+
+    overall: Row
+    """The levels of the whole scope."""
+    busiest: list[Row]
+    """The busiest agencies, most letters first: each its counts and levels."""
+    slowest: list[Row]
+    """The slowest agencies by p90 to delivery."""
+    silent: list[Row]
+    """Agencies that received letters and never answered, by code."""
+    agencies_total: int
+    silent_total: int
+
+
+def _levels(r: asyncpg.Record) -> Row:
+    out: Row = {}
+    for code, name in METRICS.items():
+        n = r[f"{code}_n"]
+        level: Row = {"count": int(n or 0)}
+        for q, _b, key in _KEYS:
+            b = r[f"{code}_b{q}"]
+            level[key] = bucket_upper(b) if b is not None else None
+        out[name] = level
+    return out
+
+
+async def service(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
+                  until: dt.date, limit: int, slowest: int) -> Service:
+    """The service levels of a scope and period, and of the agencies a page shows (``limit`` busiest,
+    ``slowest`` slowest, ``limit`` silent), ranked in SQL so that only those are read."""
+    c = cover(since, until)
+    rows = await pool.fetch(queries["stats_service"], side, agencies, c.days, c.weeks, c.months, limit, slowest)
+    overall = empty_levels()
+    busiest: list[tuple[int, Row]] = []
+    slow: list[tuple[int, Row]] = []
+    silent: list[tuple[int, Row]] = []
+    total = silent_total = 0
+    for r in rows:
+        if r["agency"] is None:
+            overall = _levels(r)
+            continue
+        total, silent_total = r["agencies_total"], r["silent_total"]
+        entry = {"agency": r["agency"], **{k: int(r[k]) for k in COUNTS}, **_levels(r)}
+        if r["busy"]:
+            busiest.append((r["busy_rank"], entry))
+        if r["slow"]:
+            slow.append((r["slow_rank"], entry))
+        if r["quiet"]:
+            silent.append((r["silent_rank"], entry))
+    return Service(overall=overall, busiest=[e for _, e in sorted(busiest, key=lambda x: x[0])],
+                   slowest=[e for _, e in sorted(slow, key=lambda x: x[0])],
+                   silent=[e for _, e in sorted(silent, key=lambda x: x[0])], agencies_total=int(total),
+                   silent_total=int(silent_total))
+
+
+COUNTS = ("letters", "delivered", "dead", "answered", "registered")
+
+
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,
                    limit: int = 200) -> tuple[list[Row], list[Row]]:
     """Refused submissions per sending agency and code, and per day (the trend)."""

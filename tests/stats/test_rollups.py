@@ -17,6 +17,7 @@ import pytest
 from gateway.core import appkeys as keys
 from gateway.core.envelope import NotifierKind
 from gateway.storage import stats
+from gateway.storage.db import queries
 from tests.stats.helpers import answer, auth, send, take
 from tests.support import CMI, KKN, MOI, OPM, ROOT, letter_bytes
 
@@ -211,7 +212,6 @@ def test_a_period_is_covered_by_the_fewest_whole_months_weeks_and_days():
 async def test_weeks_and_months_answer_as_their_days(make_client, clock):
     """Letters over six weeks across a month's end: every period read through whole weeks and months
     gives the rows that its single days give, and every span is the sum of its days."""
-    from gateway.storage.db import queries
 
     client = await make_client()
     pool = client.app[keys.POOL]
@@ -239,3 +239,72 @@ async def test_weeks_and_months_answer_as_their_days(make_client, clock):
                 daily = await pool.fetch(queries[name], side, None, each_day, [], [])
                 assert spanned and sorted(map(tuple, spanned), key=repr) == sorted(map(tuple, daily), key=repr), (
                     name, side, since, until)
+
+
+def _reference_service(overall, per, totals, *, limit, slowest):
+    """The page's choice of agencies as the rule says it (the rule stats_service implements in SQL)."""
+
+    def entry(code):
+        t = totals.get(code, {})
+        return {"agency": code, **{k: int(t.get(k) or 0) for k in stats.COUNTS},
+                **(per.get(code) or stats.empty_levels())}
+
+    codes = set(per) | set(totals)
+    busiest = sorted(codes, key=lambda c: (-int(totals.get(c, {}).get("letters") or 0), c))[:limit]
+    timed = [c for c in per if per[c]["delivery"]["p90_s"] is not None]
+    slow = sorted(timed, key=lambda c: (-per[c]["delivery"]["p90_s"], -int(totals.get(c, {}).get("delivered") or 0),
+                                        c))[:slowest]
+    silent = sorted(c for c, t in totals.items() if t["delivered"] and not t["answered"] and not t["registered"])
+    return stats.Service(overall=overall, busiest=[entry(c) for c in busiest], slowest=[entry(c) for c in slow],
+                         silent=[entry(c) for c in silent[:limit]], agencies_total=len(codes),
+                         silent_total=len(silent))
+
+
+async def test_the_service_page_ranks_in_sql_as_the_rule_says(pool):
+    """stats_service (one statement, only the agencies shown) chooses and ranks the busiest, the slowest
+    and the silent as the rule written plainly over every agency's levels and counts, ties included."""
+    rng = random.Random(2020)
+    first = dt.date(2026, 10, 26)  # a Monday: the period below is read through weeks, a month and days
+    days = [first + dt.timedelta(days=i) for i in range(45)]
+    latency, daily = [], []
+    for i in range(120):
+        agency = f"{1550100000 + i}"
+        for day in rng.sample(days, rng.randint(1, 6)):
+            delivered = rng.choice((0, 1, 2, 3))
+            answered = rng.choice((0, 0, 1))
+            daily.append(("r", agency, day, rng.randint(0, 4), delivered, rng.choice((0, 0, 1)), answered,
+                          rng.choice((0, 0, 0, 1))))
+            for metric in ("d", "a", "g") if delivered else ():
+                for b in rng.sample((3, 8, 8, 12, 20, 46, 47), rng.randint(1, 2)):
+                    latency.append(("r", agency, day, metric, b, rng.randint(1, 3)))
+    daily = list({(s, a, d): (s, a, d, *rest) for s, a, d, *rest in daily}.values())
+    latency = list({(s, a, d, m, b): (s, a, d, m, b, n) for s, a, d, m, b, n in latency}.values())
+    await pool.executemany("INSERT INTO stats_daily (side, agency, day, letters, delivered, dead, answered, "
+                           "registered) VALUES ($1::text::\"char\", $2, $3, $4, $5, $6, $7, $8)", daily)
+    await pool.executemany("INSERT INTO stats_latency (side, agency, day, metric, bucket, n) "
+                           "VALUES ($1::text::\"char\", $2, $3, $4::text::\"char\", $5, $6)", latency)
+    # the spans as the rollup job keeps them: the sums of their days
+    await pool.execute("""
+        INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
+        SELECT s.span, d.side, d.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+               d.day::timestamp)::date, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)
+        FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4""")
+    await pool.execute("""
+        INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
+        SELECT s.span, l.side, l.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+               l.day::timestamp)::date, metric, bucket, sum(n)
+        FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4, 5, 6""")
+    assert await pool.fetch(queries["stats_spans_differences"]) == []
+    for since, until, limit, slowest in ((days[0], days[-1], 100, 20), (days[3], days[40], 7, 5),
+                                         (days[6], days[12], 10, 3), (days[0], days[-1], 1000, 1000)):
+        c = stats.cover(since, until)
+        assert bool(c.weeks or c.months) == (since != days[6]), c  # spans read (days only: the third)
+        overall, per = await stats.service_levels(pool, side="r", agencies=None, since=since, until=until)
+        totals = await stats.agency_totals(pool, side="r", agencies=None, since=since, until=until)
+        want = _reference_service(overall, per, totals, limit=limit, slowest=slowest)
+        got = await stats.service(pool, side="r", agencies=None, since=since, until=until, limit=limit,
+                                  slowest=slowest)
+        assert got.overall == want.overall
+        assert [r["agency"] for r in got.slowest] == [r["agency"] for r in want.slowest], (since, until)
+        assert got == want, (since, until, limit, slowest)
+        assert want.busiest and want.slowest and want.silent  # the data makes each list

@@ -85,6 +85,85 @@ SELECT agency, metric::text AS metric, max(total)::bigint AS count,
        min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
 FROM c GROUP BY agency, metric;
 
+-- name: stats_service
+-- The service-levels page in one statement: the percentiles of the whole scope (the row whose agency
+-- is NULL) and of the agencies shown, ranked here so that only those travel: the $6 busiest (most
+-- letters), the $7 slowest (p90 to delivery, ties by more deliveries, then code) and the first $6 whose
+-- registry never answers (delivered, no answer). Every agency row carries agencies_total and
+-- silent_total. Percentiles as stats_levels; $1 .. $5 as stats_levels.
+WITH x AS (
+    SELECT agency, metric, bucket, n FROM stats_latency
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day = ANY ($3::date[])
+    UNION ALL
+    SELECT agency, metric, bucket, n FROM stats_latency_spans
+    WHERE span = 'w' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($4::date[])
+    UNION ALL
+    SELECT agency, metric, bucket, n FROM stats_latency_spans
+    WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($5::date[])
+), h AS (
+    SELECT agency, metric, bucket, sum(n) AS n FROM x
+    GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
+), c AS (
+    SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
+           sum(n) OVER (PARTITION BY agency, metric) AS total
+    FROM h
+), lv AS (
+    SELECT agency, metric, max(total) AS n,
+           min(bucket) FILTER (WHERE running >= ceil(0.50 * total)) AS b50,
+           min(bucket) FILTER (WHERE running >= ceil(0.90 * total)) AS b90,
+           min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
+    FROM c GROUP BY agency, metric
+), lp AS (
+    SELECT agency,
+           max(n) FILTER (WHERE metric = 'd')::bigint AS d_n, min(b50) FILTER (WHERE metric = 'd') AS d_b50,
+           min(b90) FILTER (WHERE metric = 'd') AS d_b90, min(b99) FILTER (WHERE metric = 'd') AS d_b99,
+           max(n) FILTER (WHERE metric = 'a')::bigint AS a_n, min(b50) FILTER (WHERE metric = 'a') AS a_b50,
+           min(b90) FILTER (WHERE metric = 'a') AS a_b90, min(b99) FILTER (WHERE metric = 'a') AS a_b99,
+           max(n) FILTER (WHERE metric = 'g')::bigint AS g_n, min(b50) FILTER (WHERE metric = 'g') AS g_b50,
+           min(b90) FILTER (WHERE metric = 'g') AS g_b90, min(b99) FILTER (WHERE metric = 'g') AS g_b99
+    FROM lv GROUP BY agency
+), y AS (
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_daily
+    WHERE side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2)) AND day = ANY ($3::date[])
+    UNION ALL
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_spans
+    WHERE span = 'w' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($4::date[])
+    UNION ALL
+    SELECT agency, letters, delivered, dead, answered, registered FROM stats_spans
+    WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
+      AND first = ANY ($5::date[])
+), t AS (
+    SELECT agency, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
+           sum(answered)::bigint AS answered, sum(registered)::bigint AS registered
+    FROM y GROUP BY agency
+), a AS (
+    SELECT coalesce(t.agency, l.agency) AS agency, coalesce(t.letters, 0) AS letters,
+           coalesce(t.delivered, 0) AS delivered, coalesce(t.dead, 0) AS dead, coalesce(t.answered, 0) AS answered,
+           coalesce(t.registered, 0) AS registered, l.d_n, l.d_b50, l.d_b90, l.d_b99, l.a_n, l.a_b50, l.a_b90,
+           l.a_b99, l.g_n, l.g_b50, l.g_b90, l.g_b99,
+           coalesce(t.delivered, 0) > 0 AND coalesce(t.answered, 0) = 0 AND coalesce(t.registered, 0) = 0 AS silent
+    FROM t FULL JOIN (SELECT * FROM lp WHERE agency IS NOT NULL) l ON l.agency = t.agency
+), r AS (
+    SELECT a.*, count(*) OVER () AS agencies_total, count(*) FILTER (WHERE silent) OVER () AS silent_total,
+           row_number() OVER (ORDER BY letters DESC, agency) AS busy_rank,
+           -- the bucket's upper edge orders as the bucket, except the last two (both 2^23 s): one rank
+           row_number() OVER (ORDER BY d_b90 IS NULL, least(d_b90, 46) DESC, delivered DESC, agency) AS slow_rank,
+           row_number() OVER (ORDER BY NOT silent, agency) AS silent_rank
+    FROM a
+)
+SELECT agency, letters, delivered, dead, answered, registered, d_n, d_b50, d_b90, d_b99, a_n, a_b50, a_b90, a_b99,
+       g_n, g_b50, g_b90, g_b99, agencies_total, silent_total,
+       busy_rank <= $6 AS busy, d_b90 IS NOT NULL AND slow_rank <= $7 AS slow, silent AND silent_rank <= $6 AS quiet,
+       busy_rank, slow_rank, silent_rank
+FROM r WHERE busy_rank <= $6 OR (d_b90 IS NOT NULL AND slow_rank <= $7) OR (silent AND silent_rank <= $6)
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, d_n, d_b50, d_b90, d_b99, a_n, a_b50, a_b90, a_b99, g_n, g_b50, g_b90,
+       g_b99, NULL, NULL, false, false, false, NULL, NULL, NULL
+FROM lp WHERE agency IS NULL;
+
 -- name: stats_refusals
 -- Refused submissions per sending agency and code ($1 agencies or NULL, $2 from, $3 until).
 SELECT agency, code, sum(n)::bigint AS n, min(hour) AS first, max(hour) AS last
