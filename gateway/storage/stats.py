@@ -297,12 +297,9 @@ async def service(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | No
             continue
         total, silent_total = r["agencies_total"], r["silent_total"]
         entry = {"agency": r["agency"], **{k: int(r[k]) for k in COUNTS}, **_levels(r)}
-        if r["busy"]:
-            busiest.append((r["busy_rank"], entry))
-        if r["slow"]:
-            slow.append((r["slow_rank"], entry))
-        if r["quiet"]:
-            silent.append((r["silent_rank"], entry))
+        for rank, into in ((r["busy_rank"], busiest), (r["slow_rank"], slow), (r["silent_rank"], silent)):
+            if rank is not None:
+                into.append((rank, entry))
     return Service(overall=overall, busiest=[e for _, e in sorted(busiest, key=lambda x: x[0])],
                    slowest=[e for _, e in sorted(slow, key=lambda x: x[0])],
                    silent=[e for _, e in sorted(silent, key=lambda x: x[0])], agencies_total=int(total),

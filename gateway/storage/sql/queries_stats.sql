@@ -72,7 +72,7 @@ WITH x AS (
     WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
       AND first = ANY ($5::date[])
 ), h AS (
-    SELECT agency, metric, bucket, sum(n) AS n FROM x
+    SELECT agency, metric, bucket, sum(n)::integer AS n FROM x
     GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
 ), c AS (
     SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
@@ -80,9 +80,9 @@ WITH x AS (
     FROM h
 )
 SELECT agency, metric::text AS metric, max(total)::bigint AS count,
-       min(bucket) FILTER (WHERE running >= ceil(0.50 * total)) AS b50,
-       min(bucket) FILTER (WHERE running >= ceil(0.90 * total)) AS b90,
-       min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
+       min(bucket) FILTER (WHERE running >= (50 * total + 99) / 100) AS b50,
+       min(bucket) FILTER (WHERE running >= (90 * total + 99) / 100) AS b90,
+       min(bucket) FILTER (WHERE running >= (99 * total + 99) / 100) AS b99
 FROM c GROUP BY agency, metric;
 
 -- name: stats_service
@@ -103,17 +103,19 @@ WITH x AS (
     WHERE span = 'm' AND side = $1::text::"char" AND ($2::text[] IS NULL OR agency = ANY ($2))
       AND first = ANY ($5::date[])
 ), h AS (
-    SELECT agency, metric, bucket, sum(n) AS n FROM x
+    -- (counts in integers throughout: a sum of bigints would be numeric, several times slower)
+    SELECT agency, metric, bucket, sum(n)::integer AS n FROM x
     GROUP BY GROUPING SETS ((agency, metric, bucket), (metric, bucket))
 ), c AS (
     SELECT agency, metric, bucket, sum(n) OVER (PARTITION BY agency, metric ORDER BY bucket) AS running,
            sum(n) OVER (PARTITION BY agency, metric) AS total
     FROM h
 ), lv AS (
+    -- the rank ceil(q * total) as (q% * total + 99) / 100 in integers
     SELECT agency, metric, max(total) AS n,
-           min(bucket) FILTER (WHERE running >= ceil(0.50 * total)) AS b50,
-           min(bucket) FILTER (WHERE running >= ceil(0.90 * total)) AS b90,
-           min(bucket) FILTER (WHERE running >= ceil(0.99 * total)) AS b99
+           min(bucket) FILTER (WHERE running >= (50 * total + 99) / 100) AS b50,
+           min(bucket) FILTER (WHERE running >= (90 * total + 99) / 100) AS b90,
+           min(bucket) FILTER (WHERE running >= (99 * total + 99) / 100) AS b99
     FROM c GROUP BY agency, metric
 ), lp AS (
     SELECT agency,
@@ -139,29 +141,35 @@ WITH x AS (
     SELECT agency, sum(letters)::bigint AS letters, sum(delivered)::bigint AS delivered, sum(dead)::bigint AS dead,
            sum(answered)::bigint AS answered, sum(registered)::bigint AS registered
     FROM y GROUP BY agency
-), a AS (
+), a AS MATERIALIZED (
     SELECT coalesce(t.agency, l.agency) AS agency, coalesce(t.letters, 0) AS letters,
            coalesce(t.delivered, 0) AS delivered, coalesce(t.dead, 0) AS dead, coalesce(t.answered, 0) AS answered,
            coalesce(t.registered, 0) AS registered, l.d_n, l.d_b50, l.d_b90, l.d_b99, l.a_n, l.a_b50, l.a_b90,
            l.a_b99, l.g_n, l.g_b50, l.g_b90, l.g_b99,
            coalesce(t.delivered, 0) > 0 AND coalesce(t.answered, 0) = 0 AND coalesce(t.registered, 0) = 0 AS silent
     FROM t FULL JOIN (SELECT * FROM lp WHERE agency IS NOT NULL) l ON l.agency = t.agency
-), r AS (
-    SELECT a.*, count(*) OVER () AS agencies_total, count(*) FILTER (WHERE silent) OVER () AS silent_total,
-           row_number() OVER (ORDER BY letters DESC, agency) AS busy_rank,
-           -- the bucket's upper edge orders as the bucket, except the last two (both 2^23 s): one rank
-           row_number() OVER (ORDER BY d_b90 IS NULL, least(d_b90, 46) DESC, delivered DESC, agency) AS slow_rank,
-           row_number() OVER (ORDER BY NOT silent, agency) AS silent_rank
-    FROM a
+), busy AS (
+    SELECT agency, row_number() OVER (ORDER BY letters DESC, agency) AS n
+    FROM (SELECT agency, letters FROM a ORDER BY letters DESC, agency LIMIT $6) x
+), slow AS (
+    -- the bucket's upper edge orders as the bucket, except the last two (both 2^23 s): one rank
+    SELECT agency, row_number() OVER (ORDER BY least(d_b90, 46) DESC, delivered DESC, agency) AS n
+    FROM (SELECT agency, d_b90, delivered FROM a WHERE d_b90 IS NOT NULL
+          ORDER BY least(d_b90, 46) DESC, delivered DESC, agency LIMIT $7) x
+), quiet AS (
+    SELECT agency, row_number() OVER (ORDER BY agency) AS n
+    FROM (SELECT agency FROM a WHERE silent ORDER BY agency LIMIT $6) x
 )
-SELECT agency, letters, delivered, dead, answered, registered, d_n, d_b50, d_b90, d_b99, a_n, a_b50, a_b90, a_b99,
-       g_n, g_b50, g_b90, g_b99, agencies_total, silent_total,
-       busy_rank <= $6 AS busy, d_b90 IS NOT NULL AND slow_rank <= $7 AS slow, silent AND silent_rank <= $6 AS quiet,
-       busy_rank, slow_rank, silent_rank
-FROM r WHERE busy_rank <= $6 OR (d_b90 IS NOT NULL AND slow_rank <= $7) OR (silent AND silent_rank <= $6)
+SELECT a.agency, letters, delivered, dead, answered, registered, d_n, d_b50, d_b90, d_b99, a_n, a_b50, a_b90,
+       a_b99, g_n, g_b50, g_b90, g_b99, (SELECT count(*) FROM a) AS agencies_total,
+       (SELECT count(*) FROM a WHERE silent) AS silent_total,
+       busy.n AS busy_rank, slow.n AS slow_rank, quiet.n AS silent_rank
+FROM a LEFT JOIN busy ON busy.agency = a.agency LEFT JOIN slow ON slow.agency = a.agency
+LEFT JOIN quiet ON quiet.agency = a.agency
+WHERE busy.n IS NOT NULL OR slow.n IS NOT NULL OR quiet.n IS NOT NULL
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, d_n, d_b50, d_b90, d_b99, a_n, a_b50, a_b90, a_b99, g_n, g_b50, g_b90,
-       g_b99, NULL, NULL, false, false, false, NULL, NULL, NULL
+       g_b99, NULL, NULL, NULL, NULL, NULL
 FROM lp WHERE agency IS NULL;
 
 -- name: stats_refusals
