@@ -56,6 +56,8 @@ BUCKETS = 48
 METRICS = {"d": "delivery", "a": "answer", "g": "registration"}
 """Latency metric codes: acceptance -> delivery, delivery -> received answer, delivery -> registered."""
 PERCENTILES = (50, 90, 99)
+COUNTS = ("letters", "delivered", "dead", "answered", "registered")
+"""The counts of a rollup row."""
 
 
 def bucket_of(seconds: float) -> int:
@@ -162,6 +164,7 @@ class Cover:
     weeks: list[dt.date]
     """The Monday of each whole week."""
     days: list[dt.date]
+    """The days left over."""
 
 
 def _month_end(day: dt.date) -> dt.date:
@@ -304,9 +307,6 @@ async def service(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | No
                    slowest=[e for _, e in sorted(slow, key=lambda x: x[0])],
                    silent=[e for _, e in sorted(silent, key=lambda x: x[0])], agencies_total=int(total),
                    silent_total=int(silent_total))
-
-
-COUNTS = ("letters", "delivered", "dead", "answered", "registered")
 
 
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,
