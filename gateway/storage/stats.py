@@ -23,12 +23,16 @@ Per ministry and per province are not rolled up: a ministry is its subtree in th
 (``agencies.parent``, SQL ``stats_subtree``) and a province its agencies (``agencies.province``),
 summed when asked, so a directory change shows at once and costs no re-roll.
 
-Weekly and monthly spans (migration 0020): every fact is also added to its ISO week (Monday to
-Sunday) and its calendar month (``stats_spans``, ``stats_latency_spans``), in the same statement
-as its day. A question about a period of days reads the fewest whole months, weeks and single days
-that cover the period exactly (:func:`cover`): a 30-day period is about 5 pieces instead of 30
-days, a calendar month one. The figures are the same as the days' sums (checked by
-:func:`check_against_full_scan`).
+Weekly and monthly spans (migration 0020): an ISO week (Monday to Sunday) or a calendar month that
+has ended is written once from its days (``stats_spans``, ``stats_latency_spans``; SQL
+``stats_seal_spans``), by the rollup job in its round's transaction, up to yesterday in Bangkok
+(``stats_watermark.spans_through``), so the job's upserts per fact stay those of hours and days. A
+fact that comes after its span was sealed (a backlog, a round that crossed midnight) is added to
+the span too, by ``stats_roll``: sealing is correct whenever it runs. A backlog is rolled up first
+and sealed once it has caught up. A question about a period of days reads the fewest whole sealed
+months and weeks and single days that cover the period exactly (:func:`cover`): a 30-day period
+is about 5 pieces instead of 30 days, a calendar month one. The figures are the same as the
+days' sums (checked by :func:`check_against_full_scan`).
 
 Latency histograms: fixed log-scale buckets, factor √2 apart. Bucket ``b`` holds durations in
 ``(2^((b-1)/2), 2^(b/2)]`` seconds; bucket 0 is one second or less, bucket 47 everything above
@@ -49,6 +53,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.core.clock import BANGKOK
 from gateway.storage.db import queries
 
 BUCKETS = 48
@@ -130,6 +135,10 @@ async def roll(pool: asyncpg.Pool, *, now: dt.datetime, batch: int = 50_000) -> 
         if upto > seq or fence != old:
             await conn.execute(queries["stats_watermark_update"], upto, fence[0] if fence else None,
                                fence[1] if fence else None, events, now)
+        # the weeks and months that ended by yesterday, once the backlog is in (never half-way through it)
+        yesterday = now.astimezone(BANGKOK).date() - dt.timedelta(days=1)
+        if not more and (wm["spans_through"] is None or wm["spans_through"] < yesterday):
+            await conn.fetchval(queries["stats_seal_spans"], yesterday)
     return RollResult(locked=True, events=events, watermark=upto, more=more)
 
 
@@ -172,8 +181,9 @@ def _month_end(day: dt.date) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
-def cover(since: dt.date, until: dt.date) -> Cover:
-    """The fewest months, weeks and days that cover ``since`` .. ``until`` (inclusive) exactly: each
+def cover(since: dt.date, until: dt.date, sealed: dt.date | None) -> Cover:
+    """The fewest months, weeks and days that cover ``since`` .. ``until`` (inclusive) exactly, months
+    and weeks only among those that end by ``sealed`` (``spans_through``: written; None: none): each
     row of a rollup is read once whichever span holds it, so fewer pieces are fewer rows."""
     n = (until - since).days + 1
     if n <= 0:
@@ -183,9 +193,9 @@ def cover(since: dt.date, until: dt.date) -> Cover:
     for i in range(n - 1, -1, -1):
         day = since + dt.timedelta(days=i)
         options = [(best[i + 1][0] + 1, i + 1, "d")]
-        if day.weekday() == 0 and i + 7 <= n:
+        if sealed is not None and day.weekday() == 0 and i + 7 <= n and day + dt.timedelta(days=6) <= sealed:
             options.append((best[i + 7][0] + 1, i + 7, "w"))
-        if day.day == 1:
+        if sealed is not None and day.day == 1 and _month_end(day) <= sealed:
             end = (_month_end(day) - since).days + 1
             if end <= n:
                 options.append((best[end][0] + 1, end, "m"))
@@ -224,7 +234,7 @@ async def volumes(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | No
 
 async def agency_totals(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
                         until: dt.date) -> dict[str, Row]:
-    c = cover(since, until)
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
     rows = await pool.fetch(queries["stats_agency_totals"], side, agencies, c.days, c.weeks, c.months)
     return {r["agency"]: dict(r) for r in rows}
 
@@ -244,7 +254,7 @@ async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[st
     histograms in one pass (``stats_levels``, the rule of :func:`percentile`)."""
     whole = empty_levels()
     per: dict[str, Row] = {}
-    c = cover(since, until)
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
     for r in await pool.fetch(queries["stats_levels"], side, agencies, c.days, c.weeks, c.months):
         agency = r["agency"]
         levels = whole if agency is None else per.get(agency) or per.setdefault(agency, empty_levels())
@@ -287,7 +297,7 @@ async def service(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | No
                   until: dt.date, limit: int, slowest: int) -> Service:
     """The service levels of a scope and period, and of the agencies a page shows (``limit`` busiest,
     ``slowest`` slowest, ``limit`` silent), ranked in SQL so that only those are read."""
-    c = cover(since, until)
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
     rows = await pool.fetch(queries["stats_service"], side, agencies, c.days, c.weeks, c.months, limit, slowest)
     overall = empty_levels()
     busiest: list[tuple[int, Row]] = []

@@ -190,22 +190,25 @@ def test_a_period_is_covered_by_the_fewest_whole_months_weeks_and_days():
                          (d(2026, 11, 16), d(2026, 11, 22)), (d(2026, 11, 18), d(2026, 11, 24)),
                          (d(2025, 12, 20), d(2026, 3, 10)), (d(2026, 11, 22), d(2026, 11, 22)),
                          (d(2024, 2, 1), d(2024, 2, 29)), (d(2026, 1, 1), d(2026, 12, 31))):
-        c = stats.cover(since, until)
-        days: list[dt.date] = list(c.days)
-        for m in c.months:
-            assert m.day == 1
-            nxt = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-            days += [m + dt.timedelta(days=i) for i in range((nxt - m).days)]
-        for w in c.weeks:
-            assert w.weekday() == 0
-            days += [w + dt.timedelta(days=i) for i in range(7)]
-        want = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
-        assert sorted(days) == want, (since, until)  # every day exactly once, none outside
-    assert stats.cover(d(2026, 11, 1), d(2026, 11, 30)) == stats.Cover([d(2026, 11, 1)], [], [])
-    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22)) == stats.Cover([], [d(2026, 11, 16)], [])
-    month = stats.cover(d(2026, 10, 17), d(2026, 11, 15))  # a 30-day page: 1 + 2 weeks + 15 days, not 30 days
+        for sealed in (until, until - dt.timedelta(days=10), since, None):
+            c = stats.cover(since, until, sealed)
+            days: list[dt.date] = list(c.days)
+            for m in c.months:
+                nxt = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                assert m.day == 1 and nxt - dt.timedelta(days=1) <= sealed  # whole, and written
+                days += [m + dt.timedelta(days=i) for i in range((nxt - m).days)]
+            for w in c.weeks:
+                assert w.weekday() == 0 and w + dt.timedelta(days=6) <= sealed
+                days += [w + dt.timedelta(days=i) for i in range(7)]
+            want = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+            assert sorted(days) == want, (since, until, sealed)  # every day exactly once, none outside
+    assert stats.cover(d(2026, 11, 1), d(2026, 11, 30), d(2026, 12, 5)) == stats.Cover([d(2026, 11, 1)], [], [])
+    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22), d(2026, 11, 22)) == stats.Cover([], [d(2026, 11, 16)], [])
+    # not sealed yet: the days
+    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22), d(2026, 11, 21)).days[6] == d(2026, 11, 22)
+    month = stats.cover(d(2026, 10, 17), d(2026, 11, 15), d(2026, 12, 5))  # 1 + 2 weeks + 15 days, not 30
     assert len(month.months) + len(month.weeks) + len(month.days) <= 8, month
-    year = stats.cover(d(2026, 1, 1), d(2026, 12, 31))
+    year = stats.cover(d(2026, 1, 1), d(2026, 12, 31), d(2026, 12, 31))
     assert (len(year.months), year.weeks, year.days) == (12, [], [])
 
 
@@ -230,7 +233,7 @@ async def test_weeks_and_months_answer_as_their_days(make_client, clock):
     d = dt.date
     for since, until in ((d(2026, 11, 23), d(2026, 12, 31)), (d(2026, 12, 1), d(2026, 12, 31)),
                          (d(2026, 11, 20), d(2027, 1, 20)), (d(2026, 11, 30), d(2026, 12, 13))):
-        c = stats.cover(since, until)
+        c = stats.cover(since, until, await pool.fetchval("SELECT spans_through FROM stats_watermark"))
         assert c.months or c.weeks, (since, until)  # the spans are really read
         each_day = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
         for side in ("s", "r"):
@@ -283,21 +286,13 @@ async def test_the_service_page_ranks_in_sql_as_the_rule_says(pool):
                            "registered) VALUES ($1::text::\"char\", $2, $3, $4, $5, $6, $7, $8)", daily)
     await pool.executemany("INSERT INTO stats_latency (side, agency, day, metric, bucket, n) "
                            "VALUES ($1::text::\"char\", $2, $3, $4::text::\"char\", $5, $6)", latency)
-    # the spans as the rollup job keeps them: the sums of their days
-    await pool.execute("""
-        INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
-        SELECT s.span, d.side, d.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
-               d.day::timestamp)::date, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)
-        FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4""")
-    await pool.execute("""
-        INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
-        SELECT s.span, l.side, l.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
-               l.day::timestamp)::date, metric, bucket, sum(n)
-        FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4, 5, 6""")
+    # every week and month written as the rollup job seals them: the sums of their days
+    sealed = days[-1] + dt.timedelta(days=40)
+    assert await pool.fetchval(queries["stats_seal_spans"], sealed) > 0
     assert await pool.fetch(queries["stats_spans_differences"]) == []
     for since, until, limit, slowest in ((days[0], days[-1], 100, 20), (days[3], days[40], 7, 5),
                                          (days[6], days[12], 10, 3), (days[0], days[-1], 1000, 1000)):
-        c = stats.cover(since, until)
+        c = stats.cover(since, until, sealed)
         assert bool(c.weeks or c.months) == (since != days[6]), c  # spans read (days only: the third)
         overall, per = await stats.service_levels(pool, side="r", agencies=None, since=since, until=until)
         totals = await stats.agency_totals(pool, side="r", agencies=None, since=since, until=until)
@@ -308,3 +303,29 @@ async def test_the_service_page_ranks_in_sql_as_the_rule_says(pool):
         assert [r["agency"] for r in got.slowest] == [r["agency"] for r in want.slowest], (since, until)
         assert got == want, (since, until, limit, slowest)
         assert want.busiest and want.slowest and want.silent  # the data makes each list
+
+
+async def test_a_fact_that_comes_after_its_week_and_month_were_sealed_is_added_to_them(make_client, clock):
+    """Sealing writes a week or month once from its days; a fact rolled up later (a backlog, a round
+    across midnight) goes to its sealed spans too, so spans and days still agree."""
+    client = await make_client()
+    pool = client.app[keys.POOL]
+    later = clock.now() + dt.timedelta(days=40)
+    await stats.roll(pool, now=later)  # nothing to roll: seals every week and month up to 39 days on
+    sealed = await pool.fetchval("SELECT spans_through FROM stats_watermark")
+    assert sealed == (later + dt.timedelta(hours=7)).date() - dt.timedelta(days=1)
+    assert await pool.fetchval("SELECT count(*) FROM stats_spans") == 0
+    await send(client, OPM, (CMI, KKN), "late-1")
+    clock.advance(300)
+    await take(client, CMI, "late-1")
+    await answer(client, CMI, OPM, "late-1", NotifierKind.RECEIVED)
+    await stats.catch_up(pool, now=later)
+    assert await stats.check_against_full_scan(pool) == []
+    week = await pool.fetch("SELECT side::text, agency, letters, delivered, answered FROM stats_spans "
+                            "WHERE span = 'w' ORDER BY 1, 2")
+    assert [tuple(r) for r in week] == [("r", CMI, 1, 1, 1), ("r", KKN, 1, 0, 0), ("s", OPM, 1, 1, 1)]
+    assert await pool.fetchval("SELECT sum(n) FROM stats_latency_spans WHERE span = 'm' AND metric = 'd'") == 2
+    # sealing never moves back, nor writes a span twice
+    assert await pool.fetchval(queries["stats_seal_spans"], sealed - dt.timedelta(days=60)) == 0
+    await stats.roll(pool, now=later + dt.timedelta(days=2))
+    assert await stats.check_against_full_scan(pool) == []

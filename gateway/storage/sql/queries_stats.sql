@@ -5,7 +5,13 @@
 SELECT pg_try_advisory_xact_lock(6515392107730944013);
 
 -- name: stats_watermark
-SELECT seq, fence_seq, fence_xids, events, updated_at FROM stats_watermark;
+SELECT seq, fence_seq, fence_xids, events, updated_at, spans_through FROM stats_watermark;
+
+-- name: stats_spans_through
+SELECT spans_through FROM stats_watermark;
+
+-- name: stats_seal_spans
+SELECT stats_seal_spans($1);
 
 -- name: stats_watermark_update
 UPDATE stats_watermark SET seq = $1, fence_seq = $2, fence_xids = $3::text[], events = events + $4,
@@ -230,18 +236,23 @@ SELECT side::text, agency, 'dead', NULL::smallint, sum(dead) FROM stats_daily WH
 
 -- name: stats_spans_differences
 -- The check of the weekly and monthly spans against the days they sum (tests, bench/console.py): every
--- span, side and agency whose counts or histogram differ from the sums of its days.
+-- span, side and agency whose counts or histogram differ from the sums of its days (a span not sealed
+-- yet has no row).
 WITH d AS (
     SELECT s.span, d.side, d.agency,
            date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date AS first,
            sum(d.letters) AS letters, sum(d.delivered) AS delivered, sum(d.dead) AS dead,
            sum(d.answered) AS answered, sum(d.registered) AS registered
     FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4
+    HAVING stats_span_end(s.span, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                             d.day::timestamp)::date) <= (SELECT spans_through FROM stats_watermark)
 ), l AS (
     SELECT s.span, l.side, l.agency,
            date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date AS first,
            l.metric, l.bucket, sum(l.n) AS n
     FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span) GROUP BY 1, 2, 3, 4, 5, 6
+    HAVING stats_span_end(s.span, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                             l.day::timestamp)::date) <= (SELECT spans_through FROM stats_watermark)
 )
 SELECT 'counts' AS what, coalesce(d.span, p.span)::text AS span, coalesce(d.side, p.side)::text AS side,
        coalesce(d.agency, p.agency) AS agency, coalesce(d.first, p.first) AS first,

@@ -703,7 +703,9 @@ CREATE TABLE stats_watermark (
     fence_seq  bigint,           -- events up to this are final once none of fence_xids runs
     fence_xids text[],
     events     bigint NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    -- (0020) every week and month that ends on or before this day is in stats_spans (NULL: none yet)
+    spans_through date
 );
 INSERT INTO stats_watermark (seq, updated_at) VALUES (0, now());
 
@@ -762,8 +764,8 @@ CREATE TABLE stats_refusals (
 );
 CREATE INDEX stats_refusals_agency ON stats_refusals (agency, hour);
 
--- (0020) weekly and monthly rollups: a period of days is read as the fewest whole months, ISO weeks
--- and single days that cover it.
+-- (0020) weekly and monthly rollups of closed periods: a period of days is read as the fewest whole
+-- months, ISO weeks and single days that cover it.
 -- One row per span ('w': the ISO week that starts on day `first`, a Monday; 'm': the calendar month
 -- that starts on day `first`), side and agency: the sums of stats_daily over the span's days.
 CREATE TABLE stats_spans (
@@ -792,6 +794,50 @@ CREATE TABLE stats_latency_spans (
     PRIMARY KEY (span, side, metric, first, agency, bucket)
 );
 CREATE INDEX stats_latency_spans_agency ON stats_latency_spans (agency, side, metric, span, first);
+
+-- The last day of the span of kind `span` ('w', 'm') that starts on `first`.
+CREATE FUNCTION stats_span_end(span "char", first date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE span WHEN 'w' THEN first + 6 ELSE (first + interval '1 month')::date - 1 END
+$$;
+
+-- Seal every week and month that ended after the last sealed day and on or before p_through: write its
+-- sums from its days, once, and move spans_through. Returns the span rows written.
+CREATE FUNCTION stats_seal_spans(p_through date) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+WITH wm AS (
+    SELECT spans_through AS old FROM stats_watermark
+), counts AS (
+    INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
+    SELECT x.span, x.side, x.agency, x.first, sum(x.letters), sum(x.delivered), sum(x.dead), sum(x.answered),
+           sum(x.registered)
+    FROM (SELECT s.span, d.side, d.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date AS first,
+                 d.letters, d.delivered, d.dead, d.answered, d.registered
+          FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          -- (a span that ends after the old bound starts at most 30 days before it)
+          WHERE d.day <= p_through AND (wm.old IS NULL OR d.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4
+    RETURNING 1
+), latency AS (
+    INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
+    SELECT x.span, x.side, x.agency, x.first, x.metric, x.bucket, sum(x.n)
+    FROM (SELECT s.span, l.side, l.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date AS first,
+                 l.metric, l.bucket, l.n
+          FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          WHERE l.day <= p_through AND (wm.old IS NULL OR l.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4, 5, 6
+    RETURNING 1
+), moved AS (
+    UPDATE stats_watermark SET spans_through = p_through WHERE spans_through IS NULL OR spans_through < p_through
+)
+SELECT ((SELECT count(*) FROM counts) + (SELECT count(*) FROM latency))::integer
+$$;
 
 CREATE FUNCTION stats_bucket(seconds double precision) RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -887,11 +933,14 @@ WITH ev AS (
     FROM facts WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (side, metric, day, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
 ), spanned AS (
-    -- (0020) every fact once per span: its ISO week (Monday) and its month, of its Bangkok day
-    SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
-                                                f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
-           f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
-    FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+    -- (0020) a fact whose week or month is sealed already (stats_seal_spans): added to that span too
+    SELECT x.* FROM (
+        SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                                    f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
+               f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
+        FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+    ) x, stats_watermark wm
+    WHERE stats_span_end(x.span, x.first) <= wm.spans_through
 ), spans AS (
     INSERT INTO stats_spans AS h (span, side, agency, first, letters, delivered, dead, answered, registered)
     SELECT span, side, agency, first, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)

@@ -1,11 +1,14 @@
--- 0020: weekly and monthly rollups beside the daily ones (gateway.storage.stats has the design).
--- A period of days is read as the fewest whole calendar months, ISO weeks (Monday to Sunday) and
--- single days that cover it exactly, so a 30-day page reads about 5 rows per agency and series, not 30.
--- The rollup job adds every fact to its week and its month in the same statement and transaction as
--- to its day (stats_roll, below); the spans are filled here from the daily rollups, under the rollup
--- job's lock, so no round can add to a day between the copy and the new stats_roll.
+-- 0020: weekly and monthly rollups of closed periods beside the daily ones (gateway.storage.stats has
+-- the design). A period of days is read as the fewest whole calendar months, ISO weeks (Monday to
+-- Sunday) and single days that cover it exactly, so a 30-day page reads about 5 rows per agency and
+-- series, not 30. A week or month is written once, from its days, when it has ended (stats_seal_spans,
+-- run by the rollup job in its round's transaction, up to yesterday in Bangkok): the rollup job's
+-- upserts per fact stay those of hours and days. A fact that comes after its week or month was sealed
+-- (a backlog, a round that crossed midnight) is added to the span as well, by stats_roll.
 
-SELECT pg_advisory_xact_lock(6515392107730944013);
+-- Every week and month that ends on or before this day is in stats_spans and stats_latency_spans
+-- (NULL: none yet).
+ALTER TABLE stats_watermark ADD COLUMN spans_through date;
 
 -- One row per span ('w': the ISO week that starts on day `first`, a Monday; 'm': the calendar month
 -- that starts on day `first`), side and agency: the sums of stats_daily over the span's days.
@@ -36,21 +39,52 @@ CREATE TABLE stats_latency_spans (
 );
 CREATE INDEX stats_latency_spans_agency ON stats_latency_spans (agency, side, metric, span, first);
 
-INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
-SELECT s.span, d.side, d.agency,
-       date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date,
-       sum(d.letters), sum(d.delivered), sum(d.dead), sum(d.answered), sum(d.registered)
-FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
-GROUP BY 1, 2, 3, 4;
+-- The last day of the span of kind `span` ('w', 'm') that starts on `first`.
+CREATE FUNCTION stats_span_end(span "char", first date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE span WHEN 'w' THEN first + 6 ELSE (first + interval '1 month')::date - 1 END
+$$;
 
-INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
-SELECT s.span, l.side, l.agency,
-       date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date,
-       l.metric, l.bucket, sum(l.n)
-FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
-GROUP BY 1, 2, 3, 4, 5, 6;
+-- Seal every week and month that ended after the last sealed day and on or before p_through: write its
+-- sums from its days, once, and move spans_through. Returns the span rows written.
+CREATE FUNCTION stats_seal_spans(p_through date) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+WITH wm AS (
+    SELECT spans_through AS old FROM stats_watermark
+), counts AS (
+    INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
+    SELECT x.span, x.side, x.agency, x.first, sum(x.letters), sum(x.delivered), sum(x.dead), sum(x.answered),
+           sum(x.registered)
+    FROM (SELECT s.span, d.side, d.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date AS first,
+                 d.letters, d.delivered, d.dead, d.answered, d.registered
+          FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          -- (a span that ends after the old bound starts at most 30 days before it)
+          WHERE d.day <= p_through AND (wm.old IS NULL OR d.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4
+    RETURNING 1
+), latency AS (
+    INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
+    SELECT x.span, x.side, x.agency, x.first, x.metric, x.bucket, sum(x.n)
+    FROM (SELECT s.span, l.side, l.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date AS first,
+                 l.metric, l.bucket, l.n
+          FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          WHERE l.day <= p_through AND (wm.old IS NULL OR l.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4, 5, 6
+    RETURNING 1
+), moved AS (
+    UPDATE stats_watermark SET spans_through = p_through WHERE spans_through IS NULL OR spans_through < p_through
+)
+SELECT ((SELECT count(*) FROM counts) + (SELECT count(*) FROM latency))::integer
+$$;
 
--- Add the audit events with p_from < seq <= p_to to the rollups: as 0013's, with the spans.
+-- Add the audit events with p_from < seq <= p_to to the rollups: as 0013's, and a fact of a sealed
+-- week or month to its span.
 CREATE OR REPLACE FUNCTION stats_roll(p_from bigint, p_to bigint) RETURNS integer
 LANGUAGE sql VOLATILE AS $$
 WITH ev AS (
@@ -126,11 +160,14 @@ WITH ev AS (
     FROM facts WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (side, metric, day, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
 ), spanned AS (
-    -- (0020) every fact once per span: its ISO week (Monday) and its month, of its Bangkok day
-    SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
-                                                f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
-           f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
-    FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+    -- (0020) a fact whose week or month is sealed already (stats_seal_spans): added to that span too
+    SELECT x.* FROM (
+        SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                                    f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
+               f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
+        FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+    ) x, stats_watermark wm
+    WHERE stats_span_end(x.span, x.first) <= wm.spans_through
 ), spans AS (
     INSERT INTO stats_spans AS h (span, side, agency, first, letters, delivered, dead, answered, registered)
     SELECT span, side, agency, first, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)
