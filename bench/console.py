@@ -11,8 +11,9 @@ page several times and prints p50/p99. The last line is key=value pairs.
 Statistics: the letters, deliveries, registry answers and refusals are seeded with the audit events
 the gateway writes for them (as insert_messages and apply_delivery_transitions do), then the
 gateway's rollup job (gateway.storage.stats.roll, the same code the background job runs) rolls
-them all up, and the rollups are checked against a full scan of the letters and deliveries
-(``rollup_differences`` must be 0). The statistics pages ask about the 30 days before the middle
+them all up (and, once caught up, writes every week and month that has ended from its days), and the
+rollups are checked against a full scan of the letters and deliveries, and every week and month
+against its days (``rollup_differences`` must be 0). The statistics pages ask about the 30 days before the middle
 letter (about 100,000 letters of a million) over ~3,500 agencies.
 
 Seeding 1,000,000 letters takes ~6 minutes; to iterate on queries, keep the

@@ -28,6 +28,7 @@ from gateway.audit.signing import load_certificate
 from gateway.audit.tsa import check_checkpoints, http_digest_stamper
 from gateway.audit.verify import Problem, load_files, parse_export, verify_path
 from gateway.audit.wiring import signer_from_settings
+from gateway.cli import labels
 from gateway.cli.common import Progress, actor, certificate_file, now, open_pool
 from gateway.core.clock import BANGKOK, SystemClock
 from gateway.storage import users
@@ -189,7 +190,8 @@ async def users_add(args: argparse.Namespace) -> int:
                             agency=args.agency, now=now(), actor=actor())
     finally:
         await pool.close()
-    print(f"เพิ่มผู้ใช้แล้ว (user added): {u.username} ({u.role.value}{' ' + u.agency if u.agency else ''})")
+    print(f"เพิ่มผู้ใช้แล้ว (user added): {u.username} {labels.coded(labels.ROLE, u.role.value)}"
+          + (f" หน่วยงาน (agency) {u.agency}" if u.agency else ""))
     return 0
 
 
@@ -240,13 +242,18 @@ async def renew(args: argparse.Namespace) -> int:
     policy = RenewalPolicy(weak=weak, alg=strong_hash(settings.er_hash, weak), chunk=args.chunk,
                            margin=dt.timedelta(days=settings.er_renew_days))
     tty = sys.stderr.isatty()
+    shown = {"open": False}  # a progress line not ended yet
     names = {"hash-tree": "ต่ออายุต้นไม้แฮช / hash-tree renewal", "timestamp": "ต่ออายุตราเวลา / time-stamp renewal"}
 
     def progress(phase: str, done: int, total: int) -> None:
+        # a person at a terminal sees one line redrawn; a pipe or a file gets nothing unless asked
         if tty:
             pct = f" {100 * done // total}%" if total else ""
-            print(f"\r{names[phase]}: {done}/{total}{pct}", end="", file=sys.stderr, flush=True)
-        else:
+            # the line ends when its phase is done, so a log line or the next phase starts on its own
+            shown["open"] = done < total
+            print(f"\r{names[phase]}: {done}/{total}{pct}", end="" if shown["open"] else "\n", file=sys.stderr,
+                  flush=True)
+        elif args.progress:
             print(f"{phase} {done}/{total}", file=sys.stderr, flush=True)
 
     try:
@@ -254,11 +261,13 @@ async def renew(args: argparse.Namespace) -> int:
             report = await run_renewal(pool, clock=SystemClock(), stamper=http_digest_stamper(
                 session, settings.audit_tsa_url), policy=policy, progress=progress)
     except RenewalError as exc:
-        print(f"\ngateway: {exc} (what was committed stands; run again to resume)", file=sys.stderr)
+        if shown["open"]:
+            print(file=sys.stderr)
+        print(f"gateway: {exc} (what was committed stands; run again to resume)", file=sys.stderr)
         return 1
     finally:
         await pool.close()
-    if tty:
+    if shown["open"]:
         print(file=sys.stderr)
     rate = report.bytes_hashed / 1e6 / report.seconds if report.seconds else 0.0
     resumed = f", resumed after item {report.resumed_after}" if report.resumed_after else ""

@@ -10,11 +10,13 @@ second (``LISTEN/NOTIFY``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import labels
 from gateway.cli.common import Progress, actor, now, open_pool
 from gateway.core.certexpiry import certificate_entry
 from gateway.core.directory import Directory, agency_from_dict
@@ -69,13 +71,45 @@ async def directory_show(args: argparse.Namespace) -> int:
         if entry is None:
             raise NotFound(f"agency {args.code} is not in the directory" + (f" at version {args.at}" if args.at
                                                                              else ""), code="agency.not_found")
-        print(json.dumps(entry, ensure_ascii=False, indent=2))
-        if args.history:
-            for h in await store.history(pool, args.code):
-                print(f"version {h['version']} {h['at'].isoformat()} {h['actor']}: {h['reason']}")
+        history = await store.history(pool, args.code) if args.history else None
     finally:
         await pool.close()
+    if args.json:
+        doc = entry if history is None else {**entry, "history": [
+            {"version": h["version"], "at": h["at"].isoformat(), "actor": h["actor"], "reason": h["reason"]}
+            for h in history]}
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return 0
+    print("\n".join(describe(entry)))
+    if history is not None:
+        print("ประวัติ (history):")
+        for h in history:
+            print(f"  ฉบับที่ (version) {h['version']}  {labels.when(h['at'])}  {h['actor']}: {h['reason']}")
     return 0
+
+
+def describe(entry: dict[str, Any]) -> list[str]:
+    """An agency's entry as a person reads it: Thai labels first, codes beside, Buddhist-era dates."""
+    route = dict(entry.get("route") or {})
+    kind = route.pop("kind", "pull")
+    rows = [("รหัส (code)", entry["code"]),
+            ("ชื่อ (name)", f"{entry.get('name_th', '')} / {entry.get('name_en', '')}"),
+            ("ประเภท (kind)", labels.kind(entry.get("kind"))),
+            ("สังกัด (parent)", entry.get("parent") or "-"),
+            ("จังหวัด (province)", entry.get("province") or "-"),
+            ("ช่องทางรับหนังสือ (route)", " ".join([labels.route(kind)]
+                                                   + [f"{k}={v}" for k, v in sorted(route.items())]))]
+    if entry.get("active") is False:
+        rows.append(("สถานะ (status)", "ปิดใช้งาน (inactive)"))
+    for i, c in enumerate(entry.get("certificates") or []):
+        until = dt.datetime.fromisoformat(c["not_after"]) if c.get("not_after") else None
+        retired = f", เลิกใช้ (retired) {labels.when(dt.datetime.fromisoformat(c['retired_at']))}" \
+            if c.get("retired_at") else ""
+        rows.append((f"ใบรับรอง (certificate) {i + 1}",
+                     f"{c['sha256'][:16]}… {','.join(c.get('usage') or [])}, ใช้ได้ถึง (until) "
+                     f"{labels.when(until)}{retired}"))
+    wide = max(labels.width(k) for k, _ in rows)
+    return [f"{labels.pad(k + ':', wide + 1)} {v}" for k, v in rows]
 
 
 async def directory_export(args: argparse.Namespace) -> int:

@@ -180,6 +180,8 @@ def _add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                       "ends, hash trees at once when a hash is declared weak (resumable)")
     add_common_options(rn)
     rn.add_argument("--chunk", type=int, default=2000, help="records per hash tree, token and commit")
+    rn.add_argument("--progress", action="store_true",
+                    help="a line per committed chunk on stderr even when it is not a terminal (for a log)")
     rn.set_defaults(run="audit:renew")
 
     u = sub.add_parser("users", help="console users and staff API tokens").add_subparsers(
@@ -215,6 +217,7 @@ def _add_directory_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     sh.add_argument("code")
     sh.add_argument("--at", type=int, help="directory version")
     sh.add_argument("--history", action="store_true")
+    sh.add_argument("--json", action="store_true", help="the entry as the directory file holds it (for programs)")
     sh.set_defaults(run="directory:directory_show")
     ex = d.add_parser("export", help="the whole directory as JSON or CSV (now or at a past version)")
     common(ex)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from gateway.cli import labels
 from gateway.cli.common import connect, settings_from
 from gateway.core.clock import SystemClock
 from gateway.core.directory import Directory
@@ -52,10 +53,15 @@ async def deliveries_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False, indent=1))
         return 0
-    print(f"{'delivery id':36}  {'recipient':10}  {'status':10}  {'tries':>5}  message id / last error")
-    for r in rows:
-        print(f"{r['id']!s:36}  {r['recipient']:10}  {r['status']:10}  {r['attempts']:>5}  {r['message_id']}"
-              + (f"  ({r['last_error']})" if r["last_error"] else ""))
+    if not rows:
+        print("ไม่มีรายการส่ง (no deliveries)")
+        return 0
+    header = ["รหัสการส่ง (delivery id)", "ผู้รับ (recipient)", "สถานะ (status)", "ครั้ง (tries)",
+              "สร้างเมื่อ (created)", "รหัสข้อความ / ข้อผิดพลาด (message id / last error)"]
+    lines = labels.table(header, [
+        [str(r["id"]), r["recipient"], labels.status(r["status"]), str(r["attempts"]), labels.when(r["created_at"]),
+         r["message_id"] + (f"  ({r['last_error']})" if r["last_error"] else "")] for r in rows])
+    print("\n".join(lines))
     return 0
 
 

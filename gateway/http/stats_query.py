@@ -15,7 +15,6 @@ with a code inside it; any other scope is 403.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
@@ -186,26 +185,19 @@ async def volumes(pool: asyncpg.Pool, qn: Question) -> dict[str, Any]:
 async def service_levels(pool: asyncpg.Pool, qn: Question, directory: Directory, *, limit: int = 100,
                          slowest: int = 20) -> dict[str, Any]:
     """Overall and per-agency levels; ``agencies`` lists the ``limit`` agencies with the most letters
-    (``agencies_total`` says how many there are); the slowest and the silent are found among all."""
-    # the histograms and the counts are two scans: side by side, on two connections of the pool
-    (overall, per), totals = await asyncio.gather(
-        stats.service_levels(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until),
-        stats.agency_totals(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until))
-    def entry(code: str) -> dict[str, Any]:
-        t = totals.get(code, {})
-        agency = directory.get(code)
-        return {"agency": code, "name_th": agency.name_th if agency else None,
-                **{k: int(t.get(k) or 0) for k in COUNTS}, **(per.get(code) or stats.empty_levels())}
+    (``agencies_total`` says how many there are); the slowest and the silent are found among all (in
+    SQL: :func:`gateway.storage.stats.service`)."""
+    found = await stats.service(pool, side=qn.side_code, agencies=qn.agencies, since=qn.since, until=qn.until,
+                                limit=limit, slowest=slowest)
 
-    codes = set(per) | set(totals)
-    busiest = sorted(codes, key=lambda c: (-int(totals.get(c, {}).get("letters") or 0), c))[:limit]
-    timed = [c for c in per if per[c]["delivery"]["p90_s"] is not None]
-    slow = sorted(timed, key=lambda c: (-per[c]["delivery"]["p90_s"], -int(totals.get(c, {}).get("delivered") or 0),
-                                        c))[:slowest]
-    silent = sorted(c for c, t in totals.items() if t["delivered"] and not t["answered"] and not t["registered"])
-    return {"question": qn.echo(), "overall": overall, "agencies": [entry(c) for c in busiest],
-            "agencies_total": len(codes), "slowest": [entry(c) for c in slow],
-            "never_answering": [entry(c) for c in silent[:limit]], "never_answering_total": len(silent),
+    def entry(row: dict[str, Any]) -> dict[str, Any]:
+        agency = directory.get(row["agency"])
+        return {"agency": row["agency"], "name_th": agency.name_th if agency else None,
+                **{k: v for k, v in row.items() if k != "agency"}}
+
+    return {"question": qn.echo(), "overall": found.overall, "agencies": [entry(r) for r in found.busiest],
+            "agencies_total": found.agencies_total, "slowest": [entry(r) for r in found.slowest],
+            "never_answering": [entry(r) for r in found.silent], "never_answering_total": found.silent_total,
             "resolution": "log-scale buckets, factor √2 apart; a percentile is its bucket's upper edge, "
                           "at most 41% above the true value"}
 

@@ -23,6 +23,17 @@ Per ministry and per province are not rolled up: a ministry is its subtree in th
 (``agencies.parent``, SQL ``stats_subtree``) and a province its agencies (``agencies.province``),
 summed when asked, so a directory change shows at once and costs no re-roll.
 
+Weekly and monthly spans (migration 0020): an ISO week (Monday to Sunday) or a calendar month that
+has ended is written once from its days (``stats_spans``, ``stats_latency_spans``; SQL
+``stats_seal_spans``), by the rollup job in its round's transaction, up to yesterday in Bangkok
+(``stats_watermark.spans_through``), so the job's upserts per fact stay those of hours and days. A
+fact that comes after its span was sealed (a backlog, a round that crossed midnight) is added to
+the span too, by ``stats_roll``: sealing is correct whenever it runs. A backlog is rolled up first
+and sealed once it has caught up. A question about a period of days reads the fewest whole sealed
+months and weeks and single days that cover the period exactly (:func:`cover`): a 30-day period
+is about 5 pieces instead of 30 days, a calendar month one. The figures are the same as the
+days' sums (checked by :func:`check_against_full_scan`).
+
 Latency histograms: fixed log-scale buckets, factor √2 apart. Bucket ``b`` holds durations in
 ``(2^((b-1)/2), 2^(b/2)]`` seconds; bucket 0 is one second or less, bucket 47 everything above
 2^23 s (97 days). A percentile is reported as the upper edge of the bucket it falls in: never
@@ -42,6 +53,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.core.clock import BANGKOK
 from gateway.storage.db import queries
 
 BUCKETS = 48
@@ -49,6 +61,8 @@ BUCKETS = 48
 METRICS = {"d": "delivery", "a": "answer", "g": "registration"}
 """Latency metric codes: acceptance -> delivery, delivery -> received answer, delivery -> registered."""
 PERCENTILES = (50, 90, 99)
+COUNTS = ("letters", "delivered", "dead", "answered", "registered")
+"""The counts of a rollup row."""
 
 
 def bucket_of(seconds: float) -> int:
@@ -121,6 +135,10 @@ async def roll(pool: asyncpg.Pool, *, now: dt.datetime, batch: int = 50_000) -> 
         if upto > seq or fence != old:
             await conn.execute(queries["stats_watermark_update"], upto, fence[0] if fence else None,
                                fence[1] if fence else None, events, now)
+        # the weeks and months that ended by yesterday, once the backlog is in (never half-way through it)
+        yesterday = now.astimezone(BANGKOK).date() - dt.timedelta(days=1)
+        if not more and (wm["spans_through"] is None or wm["spans_through"] < yesterday):
+            await conn.fetchval(queries["stats_seal_spans"], yesterday)
     return RollResult(locked=True, events=events, watermark=upto, more=more)
 
 
@@ -144,6 +162,51 @@ async def catch_up(pool: asyncpg.Pool, *, now: dt.datetime, timeout_s: float = 1
 
 
 # ---------------------------------------------------------------------------- what the pages read
+
+
+@dataclass(frozen=True)
+class Cover:
+    """A period of Bangkok days as whole calendar months, ISO weeks and single days (disjoint)."""
+
+    months: list[dt.date]
+    """The first day of each whole month."""
+    weeks: list[dt.date]
+    """The Monday of each whole week."""
+    days: list[dt.date]
+    """The days left over."""
+
+
+def _month_end(day: dt.date) -> dt.date:
+    nxt = day.replace(year=day.year + 1, month=1) if day.month == 12 else day.replace(month=day.month + 1)
+    return nxt - dt.timedelta(days=1)
+
+
+def cover(since: dt.date, until: dt.date, sealed: dt.date | None) -> Cover:
+    """The fewest months, weeks and days that cover ``since`` .. ``until`` (inclusive) exactly, months
+    and weeks only among those that end by ``sealed`` (``spans_through``: written; None: none): each
+    row of a rollup is read once whichever span holds it, so fewer pieces are fewer rows."""
+    n = (until - since).days + 1
+    if n <= 0:
+        return Cover([], [], [])
+    # best[i]: (pieces, next index, kind) covering days i .. n-1, from the last day back
+    best: list[tuple[int, int, str]] = [(0, n, "")] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        day = since + dt.timedelta(days=i)
+        options = [(best[i + 1][0] + 1, i + 1, "d")]
+        if sealed is not None and day.weekday() == 0 and i + 7 <= n and day + dt.timedelta(days=6) <= sealed:
+            options.append((best[i + 7][0] + 1, i + 7, "w"))
+        if sealed is not None and day.day == 1 and _month_end(day) <= sealed:
+            end = (_month_end(day) - since).days + 1
+            if end <= n:
+                options.append((best[end][0] + 1, end, "m"))
+        best[i] = min(options)
+    out = Cover([], [], [])
+    i = 0
+    while i < n:
+        _, nxt, kind = best[i]
+        {"m": out.months, "w": out.weeks, "d": out.days}[kind].append(since + dt.timedelta(days=i))
+        i = nxt
+    return out
 
 
 async def subtree(pool: asyncpg.Pool, code: str) -> list[str]:
@@ -171,7 +234,8 @@ async def volumes(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | No
 
 async def agency_totals(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
                         until: dt.date) -> dict[str, Row]:
-    rows = await pool.fetch(queries["stats_agency_totals"], side, agencies, since, until)
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
+    rows = await pool.fetch(queries["stats_agency_totals"], side, agencies, c.days, c.weeks, c.months)
     return {r["agency"]: dict(r) for r in rows}
 
 
@@ -190,7 +254,8 @@ async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[st
     histograms in one pass (``stats_levels``, the rule of :func:`percentile`)."""
     whole = empty_levels()
     per: dict[str, Row] = {}
-    for r in await pool.fetch(queries["stats_levels"], side, agencies, since, until):
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
+    for r in await pool.fetch(queries["stats_levels"], side, agencies, c.days, c.weeks, c.months):
         agency = r["agency"]
         levels = whole if agency is None else per.get(agency) or per.setdefault(agency, empty_levels())
         level = levels[METRICS[r["metric"]]]
@@ -198,6 +263,60 @@ async def service_levels(pool: asyncpg.Pool, *, side: str, agencies: Sequence[st
         for _q, b, key in _KEYS:
             level[key] = bucket_upper(r[b]) if r[b] is not None else None
     return whole, per
+
+
+@dataclass(frozen=True)
+class Service:
+    """The service-levels page's figures (``stats_service``)."""
+
+    overall: Row
+    """The levels of the whole scope."""
+    busiest: list[Row]
+    """The busiest agencies, most letters first: each its counts and levels."""
+    slowest: list[Row]
+    """The slowest agencies by p90 to delivery."""
+    silent: list[Row]
+    """Agencies that received letters and never answered, by code."""
+    agencies_total: int
+    silent_total: int
+
+
+def _levels(r: asyncpg.Record) -> Row:
+    out: Row = {}
+    for code, name in METRICS.items():
+        n = r[f"{code}_n"]
+        level: Row = {"count": int(n or 0)}
+        for q, _b, key in _KEYS:
+            b = r[f"{code}_b{q}"]
+            level[key] = bucket_upper(b) if b is not None else None
+        out[name] = level
+    return out
+
+
+async def service(pool: asyncpg.Pool, *, side: str, agencies: Sequence[str] | None, since: dt.date,
+                  until: dt.date, limit: int, slowest: int) -> Service:
+    """The service levels of a scope and period, and of the agencies a page shows (``limit`` busiest,
+    ``slowest`` slowest, ``limit`` silent), ranked in SQL so that only those are read."""
+    c = cover(since, until, await pool.fetchval(queries["stats_spans_through"]))
+    rows = await pool.fetch(queries["stats_service"], side, agencies, c.days, c.weeks, c.months, limit, slowest)
+    overall = empty_levels()
+    busiest: list[tuple[int, Row]] = []
+    slow: list[tuple[int, Row]] = []
+    silent: list[tuple[int, Row]] = []
+    total = silent_total = 0
+    for r in rows:
+        if r["agency"] is None:
+            overall = _levels(r)
+            continue
+        total, silent_total = r["agencies_total"], r["silent_total"]
+        entry = {"agency": r["agency"], **{k: int(r[k]) for k in COUNTS}, **_levels(r)}
+        for rank, into in ((r["busy_rank"], busiest), (r["slow_rank"], slow), (r["silent_rank"], silent)):
+            if rank is not None:
+                into.append((rank, entry))
+    return Service(overall=overall, busiest=[e for _, e in sorted(busiest, key=lambda x: x[0])],
+                   slowest=[e for _, e in sorted(slow, key=lambda x: x[0])],
+                   silent=[e for _, e in sorted(silent, key=lambda x: x[0])], agencies_total=int(total),
+                   silent_total=int(silent_total))
 
 
 async def refusals(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, start: dt.datetime, end: dt.datetime,
@@ -216,8 +335,9 @@ async def open_failures(pool: asyncpg.Pool, *, agencies: Sequence[str] | None, l
 async def check_against_full_scan(pool: asyncpg.Pool) -> list[str]:
     """Differences between the rollups and a count of the letters and deliveries themselves (empty:
     they agree): letters per side, agency and day; deliveries delivered per latency bucket and dead
-    per side and agency. (A dead letter that was requeued since is dead in the rollup, not in the
-    table: run it where no delivery was requeued.)"""
+    per side and agency; and every weekly and monthly span against the sums of its days. (A dead
+    letter that was requeued since is dead in the rollup, not in the table: run it where no delivery
+    was requeued.)"""
     out: list[str] = []
 
     def table(rows: Sequence[asyncpg.Record], keys: tuple[str, ...], value: str) -> dict[tuple[Any, ...], int]:
@@ -238,4 +358,8 @@ async def check_against_full_scan(pool: asyncpg.Pool) -> list[str]:
         for k in sorted(set(want) | set(have), key=repr):
             if want.get(k, 0) != have.get(k, 0):
                 out.append(f"{value} {k}: full scan {want.get(k, 0)}, rollup {have.get(k, 0)}")
+    # the weekly and monthly spans: each the sums of its days
+    for r in await pool.fetch(queries["stats_spans_differences"]):
+        out.append(f"{r['what']} ({r['span']}, {r['side']}, {r['agency']}, {r['first']}): days {r['days']}, "
+                   f"span {r['span_rows']}")
     return out

@@ -38,7 +38,8 @@ async def test_search_timeline_and_requeue_in_the_console(app_client):
     assert 'data-kind="message.accepted"' in page and "รับเข้าระบบ" in page and "2569" in page
     assert re.search(r'<progress value="0" max="2">', page) and "ส่งถึงแล้ว 0 จาก 2 แห่ง" in page
     assert "ส่งไม่สำเร็จ 1" in page
-    assert "ด่วน / ปกติ" in page  # speed and secrecy as a clerk reads them, not the English codes
+    # speed and secrecy as a clerk reads them, the code beside
+    assert 'ด่วน <span class="code">(urgent)</span> / ปกติ <span class="code">(normal)</span>' in page
     page = await (await client.get("/console/dead")).text()
     assert str(dead) in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

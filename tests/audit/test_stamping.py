@@ -184,7 +184,7 @@ async def test_gateway_audit_renew_killed_mid_way_resumes_and_renews_every_recor
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "GATEWAY_DATABASE_URL": database_url,
            "GATEWAY_AUDIT_TSA_URL": server.url, "GATEWAY_WEAK_HASHES": "sha256@2035-01-01",
            "GATEWAY_LOG_FORMAT": "json"}
-    cmd = [sys.executable, "-m", "gateway.cli.main", "audit", "renew", "--chunk", "10"]
+    cmd = [sys.executable, "-m", "gateway.cli.main", "audit", "renew", "--chunk", "10", "--progress"]
     server.delay_s = 0.3
     proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)

@@ -5,10 +5,14 @@
 - Every failure is one line ``gateway: <code>: <message>``, never a traceback.
 - Ordinary runs print no warning, with warnings turned into errors and no ``XDG_RUNTIME_DIR``.
 - Progress shows on a terminal (a pseudo-terminal here) and never in a pipe.
+- Listings a person reads (``deliveries list``, ``directory show``) put Thai labels first with the
+  code beside and Buddhist-era dates; ``--json`` keeps the codes and ISO dates for programs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
 import pty
@@ -18,8 +22,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
+from gateway.audit.stamping import StampingJob
+from gateway.audit.tsa import http_digest_stamper
+from gateway.core.clock import FakeClock
+from tests.audit.test_stamping import accept_letters, tsa_now  # noqa: F401  (fixture)
 from tests.support import (
     CMI,
     OPM,
@@ -192,3 +201,71 @@ async def test_progress_shows_on_a_terminal_only(gateway, workdir, database_url)
     assert re.search(r"อ่าน agencies\.csv \[#+\s*\] 100% \d+/\d+", screen), screen
     piped = cli(gateway, *argv[5:])
     assert piped.returncode == 0 and "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr
+
+
+async def test_deliveries_list_and_directory_show_read_in_thai_with_the_code_beside(gateway, database_url):
+    db = ("--database-url", database_url)
+    assert send(gateway, "--message-id", "cli-list-1").returncode == 0
+    listing = cli(gateway, "deliveries", "list", *db)
+    assert listing.returncode == 0 and listing.stderr == "", listing.stderr
+    head, *rows = listing.stdout.splitlines()
+    assert head.startswith("รหัสการส่ง (delivery id)") and "สถานะ (status)" in head, head
+    row = next(r for r in rows if "cli-list-1" in r)
+    # the office's push URL is down: the delivery waits, queued or retrying, in Thai with the code beside
+    assert re.search(r"(รอส่ง \(queued\)|กำลังส่ง \(sending\)|รอลองใหม่ \(retry_wait\))", row), row
+    assert re.search(r"\d+ [ก-๙.]+ 25\d\d \d\d\.\d\d น\.", row), row  # created, Buddhist era
+    machine = json.loads(cli(gateway, "deliveries", "list", "--json", *db).stdout)
+    mine = next(r for r in machine if r["message_id"] == "cli-list-1")
+    assert mine["status"] in ("queued", "sending", "retry_wait") and mine["recipient"] == CMI
+    assert re.match(r"20\d\d-\d\d-\d\d", mine["created_at"])  # ISO, Gregorian
+
+    shown = cli(gateway, "directory", "show", CMI, "--history", *db)
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    text = shown.stdout
+    assert re.search(r"^รหัส \(code\):\s+" + CMI + "$", text, re.M), text
+    assert re.search(r"^ช่องทางรับหนังสือ \(route\):\s+ส่งตรงถึงระบบผู้รับ \(push\) url=http://127\.0\.0\.1:9/x$",
+                     text, re.M), text
+    assert re.search(r"^ประเภท \(kind\):\s+\S+ \(\w+\)$", text, re.M), text
+    assert re.search(r"ฉบับที่ \(version\) 1  \d+ [ก-๙.]+ 25\d\d", text), text
+    assert not text.lstrip().startswith("{")
+    entry = json.loads(cli(gateway, "directory", "show", CMI, "--json", *db).stdout)
+    assert entry["code"] == CMI and entry["route"] == {"kind": "push", "url": "http://127.0.0.1:9/x"}
+
+
+async def test_audit_verify_shows_progress_on_a_terminal_only(gateway, workdir, database_url):
+    for i in range(3):
+        assert send(gateway, "--message-id", f"cli-verify-{i}").returncode == 0
+    cert = workdir / "data" / "pki" / "gateway" / "seal.pem"
+    argv = [sys.executable, "-W", "error", "-m", "gateway.cli.main", "audit", "verify", "--database", "--cert",
+            str(cert), "--database-url", database_url]
+    status, screen = run_on_a_terminal(argv, cli_env(gateway))
+    assert status == 0, screen
+    assert re.search(r"ตรวจสายบันทึก \(verifying the chain\) \[#+\s*\] 100% [\d,]+/[\d,]+", screen), screen
+    piped = cli(gateway, *argv[5:])
+    assert piped.returncode == 0 and "%" not in piped.stderr and "#" not in piped.stderr, piped.stderr
+
+
+async def test_the_renewal_job_shows_progress_on_a_terminal_only(pool, database_url, tsa_now, workdir):  # noqa: F811
+    _root, server = tsa_now
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    async with aiohttp.ClientSession() as session:
+        await accept_letters(pool, clock, 0, 30)
+        await StampingJob(pool, clock=clock, stamper=http_digest_stamper(session, server.url)).stamp_all()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "XDG_RUNTIME_DIR"}
+    env |= {"PYTHONPATH": str(ROOT), "GATEWAY_DATABASE_URL": database_url, "GATEWAY_AUDIT_TSA_URL": server.url,
+            "GATEWAY_WEAK_HASHES": "sha256@2035-01-01", "GATEWAY_DATA_DIR": str(workdir / "data")}
+    argv = [sys.executable, "-W", "error", "-m", "gateway.cli.main", "audit", "renew", "--chunk", "10"]
+    status, screen = await asyncio.to_thread(run_on_a_terminal, argv, env)
+    assert status == 0, screen
+    # one line redrawn in place (carriage returns) chunk by chunk up to every record (a seal and a receipt
+    # per letter), then ended before anything else is written
+    total = int(re.search(r"\rต่ออายุต้นไม้แฮช / hash-tree renewal: 10/(\d+) \d+%", screen).group(1))
+    assert total == 60, screen
+    assert "\rต่ออายุต้นไม้แฮช / hash-tree renewal: 30/60 50%\rต่ออายุต้นไม้แฮช" in screen, screen
+    assert "\rต่ออายุต้นไม้แฮช / hash-tree renewal: 60/60 100%\r\n" in screen, screen
+    assert "ต่ออายุแล้ว / renewed: 60 records re-hashed" in screen, screen
+    # in a pipe: the result only (nothing left to renew the second time), no progress noise
+    again = await asyncio.to_thread(subprocess.run, argv, env=env, cwd=ROOT, capture_output=True, text=True,
+                                    timeout=120, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.startswith("ต่ออายุแล้ว / renewed: 0 records"), again.stdout

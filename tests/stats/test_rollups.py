@@ -17,6 +17,7 @@ import pytest
 from gateway.core import appkeys as keys
 from gateway.core.envelope import NotifierKind
 from gateway.storage import stats
+from gateway.storage.db import queries
 from tests.stats.helpers import answer, auth, send, take
 from tests.support import CMI, KKN, MOI, OPM, ROOT, letter_bytes
 
@@ -181,3 +182,152 @@ async def test_gateway_stats_roll_brings_the_rollups_up_to_date(make_client, dat
     assert re.search(r"สถิติเป็นปัจจุบันแล้ว .*: [01] audit events rolled up", done.stdout), done.stdout
     pool = client.app[keys.POOL]
     assert await pool.fetchval("SELECT letters FROM stats_daily WHERE side = 's' AND agency = $1", OPM) == 1
+
+
+def test_a_period_is_covered_by_the_fewest_whole_months_weeks_and_days():
+    d = dt.date
+    for since, until in ((d(2026, 11, 1), d(2026, 11, 30)), (d(2026, 10, 17), d(2026, 11, 15)),
+                         (d(2026, 11, 16), d(2026, 11, 22)), (d(2026, 11, 18), d(2026, 11, 24)),
+                         (d(2025, 12, 20), d(2026, 3, 10)), (d(2026, 11, 22), d(2026, 11, 22)),
+                         (d(2024, 2, 1), d(2024, 2, 29)), (d(2026, 1, 1), d(2026, 12, 31))):
+        for sealed in (until, until - dt.timedelta(days=10), since, None):
+            c = stats.cover(since, until, sealed)
+            days: list[dt.date] = list(c.days)
+            for m in c.months:
+                nxt = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                assert m.day == 1 and nxt - dt.timedelta(days=1) <= sealed  # whole, and written
+                days += [m + dt.timedelta(days=i) for i in range((nxt - m).days)]
+            for w in c.weeks:
+                assert w.weekday() == 0 and w + dt.timedelta(days=6) <= sealed
+                days += [w + dt.timedelta(days=i) for i in range(7)]
+            want = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+            assert sorted(days) == want, (since, until, sealed)  # every day exactly once, none outside
+    assert stats.cover(d(2026, 11, 1), d(2026, 11, 30), d(2026, 12, 5)) == stats.Cover([d(2026, 11, 1)], [], [])
+    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22), d(2026, 11, 22)) == stats.Cover([], [d(2026, 11, 16)], [])
+    # not sealed yet: the days
+    assert stats.cover(d(2026, 11, 16), d(2026, 11, 22), d(2026, 11, 21)).days[6] == d(2026, 11, 22)
+    month = stats.cover(d(2026, 10, 17), d(2026, 11, 15), d(2026, 12, 5))  # 1 + 2 weeks + 15 days, not 30
+    assert len(month.months) + len(month.weeks) + len(month.days) <= 8, month
+    year = stats.cover(d(2026, 1, 1), d(2026, 12, 31), d(2026, 12, 31))
+    assert (len(year.months), year.weeks, year.days) == (12, [], [])
+
+
+async def test_weeks_and_months_answer_as_their_days(make_client, clock):
+    """Letters over six weeks across a month's end: every period read through whole weeks and months
+    gives the rows that its single days give, and every span is the sum of its days."""
+
+    client = await make_client()
+    pool = client.app[keys.POOL]
+    rng = random.Random(20)
+    for i in range(30):  # from Sunday 22 November 2569 to mid-January, one letter every ~1.8 days
+        await send(client, OPM if i % 3 else KKN, (CMI, KKN) if i % 2 else (CMI,), f"w-{i}")
+        clock.advance(rng.randint(30, 4000))
+        await take(client, CMI, f"w-{i}")
+        if i % 4 == 0:
+            clock.advance(rng.randint(60, 90000))
+            await answer(client, CMI, OPM if i % 3 else KKN, f"w-{i}", NotifierKind.RECEIVED)
+        clock.advance(rng.randint(86400, 2 * 86400))
+    await client.app[keys.STATS_JOB].run_now()
+    assert await stats.check_against_full_scan(pool) == []
+    assert await pool.fetchval("SELECT count(DISTINCT first) FROM stats_spans WHERE span = 'm'") >= 2
+    d = dt.date
+    for since, until in ((d(2026, 11, 23), d(2026, 12, 31)), (d(2026, 12, 1), d(2026, 12, 31)),
+                         (d(2026, 11, 20), d(2027, 1, 20)), (d(2026, 11, 30), d(2026, 12, 13))):
+        c = stats.cover(since, until, await pool.fetchval("SELECT spans_through FROM stats_watermark"))
+        assert c.months or c.weeks, (since, until)  # the spans are really read
+        each_day = [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+        for side in ("s", "r"):
+            for name in ("stats_levels", "stats_agency_totals"):
+                spanned = await pool.fetch(queries[name], side, None, c.days, c.weeks, c.months)
+                daily = await pool.fetch(queries[name], side, None, each_day, [], [])
+                assert spanned and sorted(map(tuple, spanned), key=repr) == sorted(map(tuple, daily), key=repr), (
+                    name, side, since, until)
+
+
+def _reference_service(overall, per, totals, *, limit, slowest):
+    """The page's choice of agencies as the rule says it (the rule stats_service implements in SQL)."""
+
+    def entry(code):
+        t = totals.get(code, {})
+        return {"agency": code, **{k: int(t.get(k) or 0) for k in stats.COUNTS},
+                **(per.get(code) or stats.empty_levels())}
+
+    codes = set(per) | set(totals)
+    busiest = sorted(codes, key=lambda c: (-int(totals.get(c, {}).get("letters") or 0), c))[:limit]
+    timed = [c for c in per if per[c]["delivery"]["p90_s"] is not None]
+    slow = sorted(timed, key=lambda c: (-per[c]["delivery"]["p90_s"], -int(totals.get(c, {}).get("delivered") or 0),
+                                        c))[:slowest]
+    silent = sorted(c for c, t in totals.items() if t["delivered"] and not t["answered"] and not t["registered"])
+    return stats.Service(overall=overall, busiest=[entry(c) for c in busiest], slowest=[entry(c) for c in slow],
+                         silent=[entry(c) for c in silent[:limit]], agencies_total=len(codes),
+                         silent_total=len(silent))
+
+
+async def test_the_service_page_ranks_in_sql_as_the_rule_says(pool):
+    """stats_service (one statement, only the agencies shown) chooses and ranks the busiest, the slowest
+    and the silent as the rule written plainly over every agency's levels and counts, ties included."""
+    rng = random.Random(2020)
+    first = dt.date(2026, 10, 26)  # a Monday: the period below is read through weeks, a month and days
+    days = [first + dt.timedelta(days=i) for i in range(45)]
+    latency, daily = [], []
+    for i in range(120):
+        agency = f"{1550100000 + i}"
+        for day in rng.sample(days, rng.randint(1, 6)):
+            delivered = rng.choice((0, 1, 2, 3))
+            answered = rng.choice((0, 0, 1))
+            daily.append(("r", agency, day, rng.randint(0, 4), delivered, rng.choice((0, 0, 1)), answered,
+                          rng.choice((0, 0, 0, 1))))
+            for metric in ("d", "a", "g") if delivered else ():
+                for b in rng.sample((3, 8, 8, 12, 20, 46, 47), rng.randint(1, 2)):
+                    latency.append(("r", agency, day, metric, b, rng.randint(1, 3)))
+    daily = list({(s, a, d): (s, a, d, *rest) for s, a, d, *rest in daily}.values())
+    latency = list({(s, a, d, m, b): (s, a, d, m, b, n) for s, a, d, m, b, n in latency}.values())
+    await pool.executemany("INSERT INTO stats_daily (side, agency, day, letters, delivered, dead, answered, "
+                           "registered) VALUES ($1::text::\"char\", $2, $3, $4, $5, $6, $7, $8)", daily)
+    await pool.executemany("INSERT INTO stats_latency (side, agency, day, metric, bucket, n) "
+                           "VALUES ($1::text::\"char\", $2, $3, $4::text::\"char\", $5, $6)", latency)
+    # every week and month written as the rollup job seals them: the sums of their days
+    sealed = days[-1] + dt.timedelta(days=40)
+    assert await pool.fetchval(queries["stats_seal_spans"], sealed) > 0
+    assert await pool.fetch(queries["stats_spans_differences"]) == []
+    for since, until, limit, slowest in ((days[0], days[-1], 100, 20), (days[3], days[40], 7, 5),
+                                         (days[6], days[12], 10, 3), (days[0], days[-1], 1000, 1000)):
+        c = stats.cover(since, until, sealed)
+        assert bool(c.weeks or c.months) == (since != days[6]), c  # spans read (days only: the third)
+        overall, per = await stats.service_levels(pool, side="r", agencies=None, since=since, until=until)
+        totals = await stats.agency_totals(pool, side="r", agencies=None, since=since, until=until)
+        want = _reference_service(overall, per, totals, limit=limit, slowest=slowest)
+        got = await stats.service(pool, side="r", agencies=None, since=since, until=until, limit=limit,
+                                  slowest=slowest)
+        assert got.overall == want.overall
+        assert [r["agency"] for r in got.slowest] == [r["agency"] for r in want.slowest], (since, until)
+        assert got == want, (since, until, limit, slowest)
+        assert want.busiest and want.slowest and want.silent  # the data makes each list
+
+
+async def test_a_fact_that_comes_after_its_week_and_month_were_sealed_is_added_to_them(make_client, clock):
+    """Sealing writes a week or month once from its days; a fact rolled up later (a backlog, a round
+    across midnight) goes to its sealed spans too, so spans and days still agree."""
+    client = await make_client()
+    pool = client.app[keys.POOL]
+    later = clock.now() + dt.timedelta(days=40)
+    # nothing to roll yet: seals every week and month up to 39 days on (catch_up: a round that got the lock)
+    await stats.catch_up(pool, now=later)
+    sealed = await pool.fetchval("SELECT spans_through FROM stats_watermark")
+    assert sealed == (later + dt.timedelta(hours=7)).date() - dt.timedelta(days=1)
+    assert await pool.fetchval("SELECT count(*) FROM stats_spans") == 0
+    await send(client, OPM, (CMI, KKN), "late-1")
+    clock.advance(300)
+    await take(client, CMI, "late-1")
+    await answer(client, CMI, OPM, "late-1", NotifierKind.RECEIVED)
+    await stats.catch_up(pool, now=later)
+    assert await stats.check_against_full_scan(pool) == []
+    week = await pool.fetch("SELECT side::text, agency, letters, delivered, answered FROM stats_spans "
+                            "WHERE span = 'w' ORDER BY 1, 2")
+    assert [tuple(r) for r in week] == [("r", CMI, 1, 1, 1), ("r", KKN, 1, 0, 0), ("s", OPM, 1, 1, 1)]
+    assert await pool.fetchval("SELECT sum(n) FROM stats_latency_spans WHERE span = 'm' AND metric = 'd'") == 2
+    # sealing never moves back, nor writes a span twice
+    assert await pool.fetchval(queries["stats_seal_spans"], sealed - dt.timedelta(days=60)) == 0
+    await stats.catch_up(pool, now=later + dt.timedelta(days=2))
+    assert await pool.fetchval("SELECT spans_through FROM stats_watermark") == sealed + dt.timedelta(days=2)
+    assert await stats.check_against_full_scan(pool) == []

@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 from aiohttp_session import setup as session_setup
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from markupsafe import Markup
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
@@ -94,16 +95,34 @@ def setup(app: web.Application) -> None:
                                context_processors=[_context])
     env.filters["thai_dt"] = thai_datetime
     env.filters["thai_date"] = thai_date
-    # speed and secrecy as a clerk reads them (ด่วนที่สุด, ลับ), the code after it in small print
-    env.filters["speed_th"] = lambda v: _label(SPEED_TH, Speed, v)
-    env.filters["secrecy_th"] = lambda v: _label(SECRECY_TH, Secrecy, v)
+    # codes as a clerk reads them (ด่วนที่สุด, ลับ, ส่งถึงแล้ว), the code beside in small print
+    env.filters["speed_th"] = lambda v: _coded(SPEED_TH, Speed, v)
+    env.filters["secrecy_th"] = lambda v: _coded(SECRECY_TH, Secrecy, v)
+    env.filters["status_th"] = lambda v: _coded(STATUS_TH, str, v)
+    env.filters["route_th"] = lambda v: _coded(ROUTE_TH, str, v)
+    env.globals["status_labels"] = STATUS_TH
+    env.globals["route_labels"] = ROUTE_TH
 
 
-def _label(table: Mapping[Any, str], kind: Any, value: str | None) -> str:
+#: Delivery statuses (``delivery_status``) as the console names them.
+STATUS_TH = {"queued": "รอส่ง", "sending": "กำลังส่ง", "retry_wait": "รอลองใหม่", "inbox": "รอในกล่องรับ",
+             "delivered": "ส่งถึงแล้ว", "dead": "ส่งไม่สำเร็จ", "withdrawn": "ถอนคืนแล้ว"}
+#: Delivery routes (adapters) as the console names them.
+ROUTE_TH = {"push": "ส่งตรงถึงระบบผู้รับ", "pull": "กล่องรับ", "ecms": "ระบบ e-CMS เดิม", "folder": "โฟลเดอร์",
+            "via": "ผ่านหน่วยงานแม่ข่าย"}
+
+
+def _coded(table: Mapping[Any, str], kind: Any, value: Any) -> Markup | str:
+    """The Thai label first, the code beside it: ``ด่วนมาก <span class="code">(very-urgent)</span>``;
+    a value the table does not know is shown as it is, nothing as a dash."""
+    code = getattr(value, "value", value)
+    if code is None or code == "":
+        return "–"
     try:
-        return table[kind(value)]
-    except ValueError:
-        return value or "–"
+        label = table[kind(code)]
+    except (ValueError, KeyError):
+        return str(code)
+    return Markup('{} <span class="code">({})</span>').format(label, code)
 
 
 async def _context(request: web.Request) -> dict[str, object]:

@@ -111,7 +111,7 @@ ORDER BY 1;
 -- name: dead_letters
 -- Keyset by (created_at, id), newest first.
 SELECT d.id, d.recipient, d.route, d.attempts, d.last_error, d.created_at, d.message_pk,
-       m.sender, m.message_id, m.letter_number, m.subject
+       m.sender, m.message_id, m.letter_number, m.subject, m.speed, m.secrecy
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.status = 'dead'
   AND ($1::timestamptz IS NULL OR (d.created_at, d.id) < ($1, $2))

@@ -717,7 +717,9 @@ CREATE TABLE stats_watermark (
     fence_seq  bigint,           -- events up to this are final once none of fence_xids runs
     fence_xids text[],
     events     bigint NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    -- (0020) every week and month that ends on or before this day is in stats_spans (NULL: none yet)
+    spans_through date
 );
 INSERT INTO stats_watermark (seq, updated_at) VALUES (0, now());
 
@@ -775,6 +777,81 @@ CREATE TABLE stats_refusals (
     PRIMARY KEY (hour, agency, code)
 );
 CREATE INDEX stats_refusals_agency ON stats_refusals (agency, hour);
+
+-- (0020) weekly and monthly rollups of closed periods: a period of days is read as the fewest whole
+-- months, ISO weeks and single days that cover it.
+-- One row per span ('w': the ISO week that starts on day `first`, a Monday; 'm': the calendar month
+-- that starts on day `first`), side and agency: the sums of stats_daily over the span's days.
+CREATE TABLE stats_spans (
+    span       "char" NOT NULL CHECK (span IN ('w', 'm')),
+    side       "char" NOT NULL CHECK (side IN ('s', 'r')),
+    agency     text NOT NULL,
+    first      date NOT NULL,
+    letters    integer NOT NULL DEFAULT 0,
+    delivered  integer NOT NULL DEFAULT 0,
+    dead       integer NOT NULL DEFAULT 0,
+    answered   integer NOT NULL DEFAULT 0,
+    registered integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (span, side, first, agency)
+);
+CREATE INDEX stats_spans_agency ON stats_spans (agency, side, span, first);
+
+-- The latency histograms (stats_latency) per span: the sums over the span's days.
+CREATE TABLE stats_latency_spans (
+    span   "char" NOT NULL CHECK (span IN ('w', 'm')),
+    side   "char" NOT NULL,
+    agency text NOT NULL,
+    first  date NOT NULL,
+    metric "char" NOT NULL CHECK (metric IN ('d', 'a', 'g')),
+    bucket smallint NOT NULL CHECK (bucket BETWEEN 0 AND 47),
+    n      integer NOT NULL,
+    PRIMARY KEY (span, side, metric, first, agency, bucket)
+);
+CREATE INDEX stats_latency_spans_agency ON stats_latency_spans (agency, side, metric, span, first);
+
+-- The last day of the span of kind `span` ('w', 'm') that starts on `first`.
+CREATE FUNCTION stats_span_end(span "char", first date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE span WHEN 'w' THEN first + 6 ELSE (first + interval '1 month')::date - 1 END
+$$;
+
+-- Seal every week and month that ended after the last sealed day and on or before p_through: write its
+-- sums from its days, once, and move spans_through. Returns the span rows written.
+CREATE FUNCTION stats_seal_spans(p_through date) RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+WITH wm AS (
+    SELECT spans_through AS old FROM stats_watermark
+), counts AS (
+    INSERT INTO stats_spans (span, side, agency, first, letters, delivered, dead, answered, registered)
+    SELECT x.span, x.side, x.agency, x.first, sum(x.letters), sum(x.delivered), sum(x.dead), sum(x.answered),
+           sum(x.registered)
+    FROM (SELECT s.span, d.side, d.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, d.day::timestamp)::date AS first,
+                 d.letters, d.delivered, d.dead, d.answered, d.registered
+          FROM stats_daily d CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          -- (a span that ends after the old bound starts at most 30 days before it)
+          WHERE d.day <= p_through AND (wm.old IS NULL OR d.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4
+    RETURNING 1
+), latency AS (
+    INSERT INTO stats_latency_spans (span, side, agency, first, metric, bucket, n)
+    SELECT x.span, x.side, x.agency, x.first, x.metric, x.bucket, sum(x.n)
+    FROM (SELECT s.span, l.side, l.agency,
+                 date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END, l.day::timestamp)::date AS first,
+                 l.metric, l.bucket, l.n
+          FROM stats_latency l CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span), wm
+          WHERE l.day <= p_through AND (wm.old IS NULL OR l.day > wm.old - 31)) x, wm
+    WHERE stats_span_end(x.span, x.first) <= p_through
+      AND (wm.old IS NULL OR stats_span_end(x.span, x.first) > wm.old)
+    GROUP BY 1, 2, 3, 4, 5, 6
+    RETURNING 1
+), moved AS (
+    UPDATE stats_watermark SET spans_through = p_through WHERE spans_through IS NULL OR spans_through < p_through
+)
+SELECT ((SELECT count(*) FROM counts) + (SELECT count(*) FROM latency))::integer
+$$;
 
 CREATE FUNCTION stats_bucket(seconds double precision) RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -869,6 +946,28 @@ WITH ev AS (
     SELECT side, agency, (at AT TIME ZONE 'Asia/Bangkok')::date, metric, stats_bucket(seconds), count(*)
     FROM facts WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (side, metric, day, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
+), spanned AS (
+    -- (0020) a fact whose week or month is sealed already (stats_seal_spans): added to that span too
+    SELECT x.* FROM (
+        SELECT s.span, f.side, f.agency, date_trunc(CASE s.span WHEN 'w' THEN 'week' ELSE 'month' END,
+                                                    f.at AT TIME ZONE 'Asia/Bangkok')::date AS first,
+               f.letters, f.delivered, f.dead, f.answered, f.registered, f.metric, f.seconds
+        FROM facts f CROSS JOIN (VALUES ('w'::"char"), ('m'::"char")) s (span)
+    ) x, stats_watermark wm
+    WHERE stats_span_end(x.span, x.first) <= wm.spans_through
+), spans AS (
+    INSERT INTO stats_spans AS h (span, side, agency, first, letters, delivered, dead, answered, registered)
+    SELECT span, side, agency, first, sum(letters), sum(delivered), sum(dead), sum(answered), sum(registered)
+    FROM spanned GROUP BY 1, 2, 3, 4
+    ON CONFLICT (span, side, first, agency) DO UPDATE
+    SET letters = h.letters + EXCLUDED.letters, delivered = h.delivered + EXCLUDED.delivered,
+        dead = h.dead + EXCLUDED.dead, answered = h.answered + EXCLUDED.answered,
+        registered = h.registered + EXCLUDED.registered
+), latency_spans AS (
+    INSERT INTO stats_latency_spans AS h (span, side, agency, first, metric, bucket, n)
+    SELECT span, side, agency, first, metric, stats_bucket(seconds), count(*)
+    FROM spanned WHERE metric IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (span, side, metric, first, agency, bucket) DO UPDATE SET n = h.n + EXCLUDED.n
 ), refusals AS (
     INSERT INTO stats_refusals AS h (agency, hour, code, n)
     SELECT ev.actor, date_trunc('hour', ev.at), coalesce(ev.details ->> 'code', 'unknown'), count(*)
