@@ -71,3 +71,18 @@ def test_a_signature_goes_into_the_government_signature():
     for _ in range(2):  # built, then from the kept skeleton
         doc = building.build_government_document(letter, signature=sig)
         assert doc[-1].tag == f"{{{soap.RAM_NS}}}GovernmentSignature" and doc[-1][-1].tag == sig.tag
+
+
+@pytest.mark.parametrize("name", ["letter-vb-linqws", "letter-mildoc-xlinq"])
+def test_a_letter_answer_built_whole_is_the_echo_in_its_envelope(name):
+    at = dt.datetime(2026, 12, 6, 9, 30, 15, 120000, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    building._answers.clear()
+    for i, variant in enumerate(_variants(_letter(name)) * 2):  # built, then from the kept skeletons
+        process_id = f"ecms.{i:040d}"
+        expected = soap.serialize(soap.envelope(soap.response(
+            "CorrespondenceLetterOutboundResponse", building.build_government_document(variant, files=False),
+            process_id=process_id, at=at)))
+        whole = building.build_letter_answer("CorrespondenceLetterOutboundResponse", variant,
+                                             process_id=process_id, at=at)
+        assert soap.serialize(soap.enveloped(whole)) == expected
+    assert not any(el.text for skeleton in building._answers.values() for el in skeleton.iter())
