@@ -149,7 +149,7 @@ def build_letter_answer(response_name: str, letter: EcmsLetter, *, process_id: s
 
 
 def _shape(items: list[_Item]) -> tuple[object, ...]:
-    return tuple((depth, tag, text is None, attrib[0][0] if attrib else None) for depth, tag, text, attrib in items)
+    return tuple([(depth, tag, text is None, attrib[0][0] if attrib else None) for depth, tag, text, attrib in items])
 
 
 def _fill(doc: etree._Element, items: list[_Item]) -> None:
@@ -157,8 +157,9 @@ def _fill(doc: etree._Element, items: list[_Item]) -> None:
     for el, (_, _, text, attrib) in zip(doc.iterdescendants(), items, strict=True):
         if text is not None:
             el.text = text
-        for name, value in attrib:
-            el.set(name, value)
+        if attrib:
+            for name, value in attrib:
+                el.set(name, value)
 
 
 def build_notifier(n: EcmsNotifier) -> etree._Element:
