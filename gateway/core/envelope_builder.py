@@ -1,15 +1,14 @@
 """Writing the native envelope: :mod:`gateway.core.envelope` records -> XML.
 
-:func:`build_envelope` writes an envelope with lxml's element builder
-(``SubElement``; :data:`E`, an ElementMaker, is kept for small documents such as
-acknowledgements); it is used by the CLI, the e-CMS mapping, receipts and the
-tests. Nothing here formats XML by hand.
-"""
+:func:`build_envelope` writes an envelope with lxml's element builder (``SubElement``; an envelope
+of a shape already built is a copy of that shape's emptied skeleton with its values put in,
+:mod:`gateway.core.xmlshapes`; :data:`E`, an ElementMaker, is kept for small documents such as
+acknowledgements); it is used by the CLI, the e-CMS mapping, receipts and the tests. Nothing here
+formats XML by hand."""
 
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as dt
 
 from lxml import etree
@@ -17,6 +16,7 @@ from lxml.builder import ElementMaker
 
 from gateway.core.envelope import Attachment, Body, Envelope, Header, Letter, Notifier, Party
 from gateway.core.xml import ENVELOPE_NS
+from gateway.core.xmlshapes import Item, Shapes, append_items, fill
 
 E = ElementMaker(namespace=ENVELOPE_NS, nsmap={None: ENVELOPE_NS})
 
@@ -30,19 +30,16 @@ def _iso(value: dt.datetime) -> str:
 _N = f"{{{ENVELOPE_NS}}}"
 
 
-#: One element under the root, in document order: (depth, tag, text, attributes); text None: a container.
-_Item = tuple[int, str, str | None, tuple[tuple[str, str], ...]]
-#: Most distinct envelope shapes whose built skeleton is kept (a shape: which elements, in which order).
-_MAX_SHAPES = 64
-_shapes: dict[tuple[object, ...], etree._Element] = {}
+#: Skeletons of the envelope shapes built so far (:mod:`gateway.core.xmlshapes`).
+_shapes = Shapes()
 
 
-def _opt(out: list[_Item], depth: int, name: str, value: str | None) -> None:
+def _opt(out: list[Item], depth: int, name: str, value: str | None) -> None:
     if value is not None:
         out.append((depth, _N + name, value, ()))
 
 
-def _header_items(out: list[_Item], h: Header) -> None:
+def _header_items(out: list[Item], h: Header) -> None:
     out.append((0, _N + "Header", None, ()))
     out.append((1, _N + "MessageId", h.message_id, ()))
     _opt(out, 1, "ConversationId", h.conversation_id)
@@ -53,14 +50,14 @@ def _header_items(out: list[_Item], h: Header) -> None:
     out += ((2, _N + "RecipientList", name, ()) for name in h.recipient_lists)
 
 
-def _party_items(out: list[_Item], tag: str, p: Party) -> None:
+def _party_items(out: list[Item], tag: str, p: Party) -> None:
     out.append((2, _N + tag, None, (("agency", p.agency),)))
     _opt(out, 3, "GivenName", p.given_name)
     _opt(out, 3, "FamilyName", p.family_name)
     _opt(out, 3, "JobTitle", p.job_title)
 
 
-def _body_items(out: list[_Item], body: Body) -> None:
+def _body_items(out: list[Item], body: Body) -> None:
     if isinstance(body, Letter):
         out += ((0, _N + "Letter", None, (("Id", body.id),)), (1, _N + "Number", body.number, ()),
                 (1, _N + "Date", body.date.isoformat(), ()), (1, _N + "Subject", body.subject, ()),
@@ -107,7 +104,7 @@ def _body_items(out: list[_Item], body: Body) -> None:
     out += ((1, _N + "Sha256", body.sha256, ()), (1, _N + "At", _iso(body.at), ()))
 
 
-def _attachment_items(out: list[_Item], a: Attachment) -> None:
+def _attachment_items(out: list[Item], a: Attachment) -> None:
     out += ((1, _N + "Attachment", None, (("Id", a.id), ("role", a.role))), (2, _N + "FileName", a.file_name, ()),
             (2, _N + "MimeType", a.mime_type, ()), (2, _N + "Size", str(a.size), ()),
             (2, _N + "Sha256", a.sha256, ()))
@@ -117,8 +114,8 @@ def _attachment_items(out: list[_Item], a: Attachment) -> None:
         out.append((2, _N + "Content", base64.b64encode(a.content).decode("ascii"), ()))
 
 
-def _items(env: Envelope) -> list[_Item]:
-    out: list[_Item] = []
+def _items(env: Envelope) -> list[Item]:
+    out: list[Item] = []
     _header_items(out, env.header)
     _body_items(out, env.body)
     if env.attachments:
@@ -126,29 +123,6 @@ def _items(env: Envelope) -> list[_Item]:
         for a in env.attachments:
             _attachment_items(out, a)
     return out
-
-
-def _build(items: list[_Item]) -> etree._Element:
-    root = etree.Element(_N + "Envelope", {"version": "1"}, nsmap={None: ENVELOPE_NS})
-    parents = [root]
-    for depth, tag, text, attrib in items:
-        del parents[depth + 1:]
-        el = etree.SubElement(parents[depth], tag, dict(attrib) if attrib else None)
-        if text is not None:
-            el.text = text
-        parents.append(el)
-    return root
-
-
-def _skeleton(root: etree._Element) -> etree._Element:
-    """A copy of ``root`` with every text and attribute value below it emptied (no letter's content is kept)."""
-    tpl = copy.deepcopy(root)
-    for el in tpl.iterdescendants():
-        if el.text is not None:
-            el.text = ""
-        for name in el.attrib:
-            el.set(name, "")
-    return tpl
 
 
 def build_envelope_tree(env: Envelope) -> etree._Element:
@@ -162,19 +136,12 @@ def build_envelope_tree(env: Envelope) -> etree._Element:
     items = _items(env)
     # (each tag has its one set of attributes: the names need not be in the shape)
     shape = tuple([(depth, tag, text is None) for depth, tag, text, _ in items])
-    known = _shapes.get(shape)
-    if known is None:
-        root = _build(items)
-        if len(_shapes) < _MAX_SHAPES:
-            _shapes[shape] = _skeleton(root)
+    root = _shapes.copy_of(shape)
+    if root is None:
+        root = append_items(etree.Element(_N + "Envelope", {"version": "1"}, nsmap={None: ENVELOPE_NS}), items)
+        _shapes.keep(shape, root)
         return root
-    root = copy.deepcopy(known)
-    for el, (_, _, text, attrib) in zip(root.iterdescendants(), items, strict=True):
-        if text is not None:
-            el.text = text
-        if attrib:
-            for name, value in attrib:
-                el.set(name, value)
+    fill(root, items)
     return root
 
 

@@ -62,7 +62,7 @@ def test_a_kept_skeleton_holds_no_letter_content():
     letter = _letter("letter-vb-linqws")
     building._shapes.clear()
     building.build_government_document(letter)
-    (skeleton,) = building._shapes.values()
+    (skeleton,) = building._shapes.skeletons.values()
     assert not any(el.text for el in skeleton.iterdescendants())
     assert not any(v for el in skeleton.iterdescendants() for v in el.attrib.values())
 
@@ -87,7 +87,7 @@ def test_a_letter_answer_built_whole_is_the_echo_in_its_envelope(name):
         whole = building.build_letter_answer("CorrespondenceLetterOutboundResponse", variant,
                                              process_id=process_id, at=at)
         assert soap.serialize(soap.enveloped(whole)) == expected
-    assert not any(el.text for skeleton in building._answers.values() for el in skeleton.iter())
+    assert not any(el.text for skeleton in building._answers.skeletons.values() for el in skeleton.iter())
 
 
 def test_a_native_envelope_from_a_kept_shape_is_the_one_built_element_by_element():
@@ -101,8 +101,8 @@ def test_a_native_envelope_from_a_kept_shape_is_the_one_built_element_by_element
                  for i, v in enumerate(_variants(_letter(name)))]
     envelope_builder._shapes.clear()
     fresh = [envelope_builder.build_envelope(env) for env in envelopes]  # the first of each shape: built
-    assert envelope_builder._shapes
+    assert envelope_builder._shapes.skeletons
     assert [envelope_builder.build_envelope(env) for env in envelopes] == fresh
     assert [envelope_builder.build_envelope(env) for env in reversed(envelopes)] == fresh[::-1]
-    skeletons = envelope_builder._shapes.values()
+    skeletons = envelope_builder._shapes.skeletons.values()
     assert not any(el.text or any(el.attrib.values()) for tpl in skeletons for el in tpl.iterdescendants())
