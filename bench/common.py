@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import ssl as ssl_module
 import statistics
 import tempfile
 import time
@@ -104,13 +105,15 @@ def median(values):
 async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients: int,
                    ok: tuple[int, ...] = (200, 202),
                    statuses: list[int] | None = None,
-                   outcome: Callable[[int, bytes], object] | None = None) -> tuple[float, list[float], dict]:
+                   outcome: Callable[[int, bytes], object] | None = None,
+                   ssl: ssl_module.SSLContext | None = None) -> tuple[float, list[float], dict]:
     """Closed-loop load: ``clients`` concurrent posters send ``bodies`` to ``url``.
 
     ``url`` may be a list: request ``i`` goes to ``url[i % len(url)]`` (round-robin over
     several gateway processes). If ``statuses`` is given it is filled with each body's
     status code, in the order of ``bodies``. ``outcome(status, body)`` names what an answer
     counts as (default: its status code), for protocols that refuse with HTTP 200 (e-CMS).
+    ``ssl``: the client's TLS context for an ``https`` URL (e.g. an old client's TLS 1.0).
 
     Returns (requests per second, latencies in seconds, counts of each outcome).
     """
@@ -121,7 +124,7 @@ async def post_all(url, bodies: list[bytes], *, headers: dict[str, str], clients
     if statuses is not None:
         statuses[:] = [0] * len(bodies)
     it = iter(enumerate(bodies))
-    connector = aiohttp.TCPConnector(limit=clients * 2)
+    connector = aiohttp.TCPConnector(limit=clients * 2, **({"ssl": ssl} if ssl is not None else {}))
     async with aiohttp.ClientSession(connector=connector) as s:
         async def client():
             for i, body in it:

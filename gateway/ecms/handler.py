@@ -122,7 +122,7 @@ class EcmsFacade:
             return self._refusal(req, now, exc, caller)
         except Exception:
             return self._unhandled(req.operation, caller)
-        return Answer(200, soap.serialize(soap.envelope(answer_el)), req.operation)
+        return Answer(200, soap.serialize(soap.enveloped(answer_el)), req.operation)
 
     def _refusal(self, req: soap.SoapRequest, now: dt.datetime, exc: GatewayError | PkiError | AdapterError,
                  caller: str | None) -> Answer:

@@ -94,5 +94,5 @@ class Call:
     """The URL the caller reached the facade at (scheme, host, path; no query), or "" when unknown."""
 
 
-#: One operation: a call -> its answer element.
+#: One operation: a call -> its answer element (or the whole SOAP envelope of the answer, built at once).
 Operation = Callable[[Call], Awaitable[etree._Element]]

@@ -18,7 +18,7 @@ import structlog
 from lxml import etree
 
 from gateway.core.ecmswire import soap
-from gateway.core.ecmswire.building import build_government_document, build_notifier
+from gateway.core.ecmswire.building import build_letter_answer, build_notifier
 from gateway.core.ecmswire.errors import EcmsError
 from gateway.core.ecmswire.mapping import (
     letter_message_id,
@@ -112,8 +112,8 @@ class Sending:
             status = await exchange.message_status(caller, result.message_id)
             if not _mentions_withdrawn(status):
                 break  # a retry of the same letter: answer with the original ProcessID
-        echo = build_government_document(letter, files=False)  # the files are not sent back
-        return soap.response(call.req.response_name, echo, process_id=result.message_id, at=call.now)
+        # the letter echoed without its files, in the whole SOAP envelope of the answer
+        return build_letter_answer(call.req.response_name, letter, process_id=result.message_id, at=call.now)
 
     async def _check_signature(self, gov_doc: etree._Element, letter: EcmsLetter, caller: str) -> None:
         s = self.ctx.settings

@@ -386,3 +386,22 @@ class Conversation:
         refused = f" ({self.refused} of them refused as expected)" if self.refused else ""
         return (f"{self.family} / {self.mode}: {self.passed} of {len(self.results)} steps pass{refused}"
                 + ("".join(f"\n  FAIL {f}" for f in failed)))
+
+
+async def replay(family: str, mode: str, conversation: Callable[[Wire, Conversation], Awaitable[None]],
+                 database_url: str, workdir: Path, dev_pki: Any, *,
+                 after: Callable[[Conversation, Wire], None] | None = None) -> Conversation:
+    """One client family's whole conversation in one admission mode (a key of :data:`MODES`), against the
+    gateway that mode starts: every step runs and is recorded, the summary is printed (how many steps
+    pass, which failed first), and the replay fails unless every step passed. ``after`` runs on the
+    finished conversation while its wire log is there (the token replays write the conformance kit's
+    ``conversations/<family>.json`` from it: :func:`tests.ecms.vector_export.export`)."""
+    c = Conversation(family, mode)
+    async with MODES[mode](database_url, workdir, dev_pki) as running, aiohttp.ClientSession() as http:
+        c.wire = wire = Wire(running, http)
+        await conversation(wire, c)
+    print(c.summary())
+    if after is not None:
+        after(c, wire)
+    assert c.passed == len(c.results), c.summary()
+    return c

@@ -8,9 +8,11 @@ import datetime as dt
 import pytest
 from lxml import etree
 
-from gateway.core.ecmswire import building, records, soap
+from gateway.core import envelope_builder
+from gateway.core.directory import Directory
+from gateway.core.ecmswire import building, mapping, records, soap
 from gateway.core.ecmswire.reading import read_letter
-from tests.ecms.conftest import load_vector
+from tests.ecms.conftest import DIRECTORY, load_vector
 
 
 def _letter(name: str) -> records.EcmsLetter:
@@ -60,7 +62,7 @@ def test_a_kept_skeleton_holds_no_letter_content():
     letter = _letter("letter-vb-linqws")
     building._shapes.clear()
     building.build_government_document(letter)
-    (skeleton,) = building._shapes.values()
+    (skeleton,) = building._shapes.skeletons.values()
     assert not any(el.text for el in skeleton.iterdescendants())
     assert not any(v for el in skeleton.iterdescendants() for v in el.attrib.values())
 
@@ -71,3 +73,36 @@ def test_a_signature_goes_into_the_government_signature():
     for _ in range(2):  # built, then from the kept skeleton
         doc = building.build_government_document(letter, signature=sig)
         assert doc[-1].tag == f"{{{soap.RAM_NS}}}GovernmentSignature" and doc[-1][-1].tag == sig.tag
+
+
+@pytest.mark.parametrize("name", ["letter-vb-linqws", "letter-mildoc-xlinq"])
+def test_a_letter_answer_built_whole_is_the_echo_in_its_envelope(name):
+    at = dt.datetime(2026, 12, 6, 9, 30, 15, 120000, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    building._answers.clear()
+    for i, variant in enumerate(_variants(_letter(name)) * 2):  # built, then from the kept skeletons
+        process_id = f"ecms.{i:040d}"
+        expected = soap.serialize(soap.envelope(soap.response(
+            "CorrespondenceLetterOutboundResponse", building.build_government_document(variant, files=False),
+            process_id=process_id, at=at)))
+        whole = building.build_letter_answer("CorrespondenceLetterOutboundResponse", variant,
+                                             process_id=process_id, at=at)
+        assert soap.serialize(soap.enveloped(whole)) == expected
+    assert not any(el.text for skeleton in building._answers.skeletons.values() for el in skeleton.iter())
+
+
+def test_a_native_envelope_from_a_kept_shape_is_the_one_built_element_by_element():
+    """The e-CMS letter's native envelope (:func:`gateway.core.envelope_builder.build_envelope_tree`) is
+    filled into a kept skeleton of its shape after the first of that shape: the same bytes."""
+    at = dt.datetime(2026, 12, 6, 9, 30, 15, 120000, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    directory = Directory.from_dict(DIRECTORY)
+    envelopes = [mapping.letter_to_envelope(v, sender="11008", message_id=f"ecms.{i}", created_at=at,
+                                            directory=directory)
+                 for name in ("letter-vb-linqws", "letter-mildoc-xlinq")
+                 for i, v in enumerate(_variants(_letter(name)))]
+    envelope_builder._shapes.clear()
+    fresh = [envelope_builder.build_envelope(env) for env in envelopes]  # the first of each shape: built
+    assert envelope_builder._shapes.skeletons
+    assert [envelope_builder.build_envelope(env) for env in envelopes] == fresh
+    assert [envelope_builder.build_envelope(env) for env in reversed(envelopes)] == fresh[::-1]
+    skeletons = envelope_builder._shapes.skeletons.values()
+    assert not any(el.text or any(el.attrib.values()) for tpl in skeletons for el in tpl.iterdescendants())

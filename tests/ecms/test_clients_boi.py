@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 
-import aiohttp
 import pytest
 
 from gateway.core import appkeys as keys
 from gateway.ecms.settings import ECMS_PATH
 from tests.ecms.dotnet import Document
-from tests.ecms.replay import MODES, A, B, Conversation, Wire, key_stored_nowhere, nothing_stored
+from tests.ecms.replay import MODES, A, B, Conversation, Wire, key_stored_nowhere, nothing_stored, replay
 from tests.ecms.replay_clients import BoiDms, Letter
 from tests.ecms.vector_export import export
 
@@ -190,11 +189,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_boi_dms_conversation(mode, database_url, workdir, dev_pki):
-    c = Conversation("BOI-DMS", mode)
-    async with MODES[mode](database_url, workdir, dev_pki) as running, aiohttp.ClientSession() as http:
-        c.wire = wire = Wire(running, http)
-        await conversation(wire, c)
-    print(c.summary())
-    if mode == "token":
-        export(c, wire, (L1.number, L2.number, L_SECRET.number))
-    assert c.passed == len(c.results), c.summary()
+    def conformance_kit(c: Conversation, wire: Wire) -> None:
+        if mode == "token":
+            export(c, wire, (L1.number, L2.number, L_SECRET.number))
+
+    await replay("BOI-DMS", mode, conversation, database_url, workdir, dev_pki, after=conformance_kit)

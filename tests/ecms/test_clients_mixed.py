@@ -13,7 +13,6 @@ import ssl
 import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 
 from gateway.core import appkeys as keys
@@ -21,7 +20,7 @@ from gateway.core.envelope import Envelope, Header, MessageType, Notifier, Notif
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_envelope
 from gateway.core.xml import parse
-from tests.ecms.replay import MODES, NATIVE, A, Conversation, Wire, key_stored_nowhere, nothing_stored
+from tests.ecms.replay import MODES, NATIVE, A, Conversation, Wire, key_stored_nowhere, nothing_stored, replay
 from tests.ecms.replay_clients import Letter, MilDoc
 from tests.support import BANGKOK, TOKENS, letter_bytes
 
@@ -161,9 +160,4 @@ async def conversation(wire: Wire, c: Conversation) -> None:
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_mixed_conversation(mode, database_url, workdir, dev_pki):
-    c = Conversation("mixed", mode)
-    async with MODES[mode](database_url, workdir, dev_pki) as running, aiohttp.ClientSession() as http:
-        c.wire = wire = Wire(running, http)
-        await conversation(wire, c)
-    print(c.summary())
-    assert c.passed == len(c.results), c.summary()
+    await replay("mixed", mode, conversation, database_url, workdir, dev_pki)

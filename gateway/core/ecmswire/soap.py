@@ -194,6 +194,12 @@ def envelope(body_child: etree._Element, *, relates_to: str | None = None) -> et
     return env
 
 
+def enveloped(answer: etree._Element) -> etree._Element:
+    """``answer`` in a SOAP 1.1 envelope, unless it is one already (an answer built whole, e.g.
+    :func:`gateway.core.ecmswire.building.build_letter_answer`)."""
+    return answer if answer.tag == f"{{{SOAP11_NS}}}Envelope" else envelope(answer)
+
+
 def serialize(env: etree._Element) -> bytes:
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
