@@ -24,9 +24,10 @@ UTC = dt.UTC
 
 
 async def test_bundle_carries_the_letters_evidence_records_and_verify_at_relies_on_them(gateway, workdir):  # noqa: F811
-    now = dt.datetime.now(UTC)
+    now = gateway.clock.now()  # the TSA stamps at the gateway's (fake) time, as the responders answer
     root = TsaRoot(now - dt.timedelta(days=400), now + dt.timedelta(days=9000))
-    tsa = TsaServer(Tsa(root, now - dt.timedelta(days=1), now + dt.timedelta(days=730), "TSA ทดสอบ"))
+    tsa = TsaServer(Tsa(root, now - dt.timedelta(days=1), now + dt.timedelta(days=730), "TSA ทดสอบ",
+                        clock=gateway.clock.now))
     await tsa.start()
     try:
         r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="หลักฐานประทับเวลา"),

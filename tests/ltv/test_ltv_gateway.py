@@ -41,14 +41,16 @@ from tests.ltv.world import World, office_signer
 from tests.support import CMI, OPM, Office, directory_dict, letter_bytes, wait_for
 
 AT_2040 = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
+#: The gateway's (fake) time at the start of each test: not the machine's.
+ACCEPTED = dt.datetime(2026, 6, 1, 3, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 async def gateway(database_url, workdir):
-    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-    # the responders answer with the real time: the gateway's trust store reads the system clock
-    # (gateway.core.signing builds it), while the app's clock (deadlines, backoff) is the fake one
-    world = await World(lambda: dt.datetime.now(dt.UTC), code=OPM).start()
+    # one clock for all: the responders answer at its time and the gateway's trust store judges at it
+    # (deadlines, backoff and certificate validity alike), weeks away from the machine's clock
+    clock = FakeClock(ACCEPTED)
+    world = await World(clock.now, code=OPM).start()
     (workdir / "root.pem").write_bytes(world.root.ca.cert.public_bytes(serialization.Encoding.PEM))
     (workdir / "issuing.pem").write_bytes(world.issuing.ca.cert.public_bytes(serialization.Encoding.PEM))
     settings = make_settings(database_url, workdir, require_signature=True, revocation="hard-fail",
@@ -263,7 +265,7 @@ async def test_pending_letter_refused_with_a_notifier_when_revoked_or_out_of_tim
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'จะถูกปฏิเสธ'")
     if how == "revoked":
         world.down = False
-        world.revoked[world.author.cert.serial_number] = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        world.revoked[world.author.cert.serial_number] = clock.now() - dt.timedelta(minutes=1)
         clock.advance(120)
     else:
         clock.advance(3600 + 1)
@@ -290,3 +292,14 @@ def pending_checks(client) -> PendingChecks:
     return PendingChecks(pool=client.app[keys.POOL], trust=client.app[keys.TRUST].store, recorder=accept.validation,
                          clock=client.clock, directory=accept.directory, adapters=accept.adapters, sealer=accept.sealer,
                          gateway_code=accept.gateway_code, ttl_s=accept.ttl_s, wake=lambda: None)
+
+
+async def test_the_trust_store_judges_at_the_gateways_clock_not_the_machines(gateway):
+    """The author's certificate ends on 2028-01-01: with the gateway's clock moved past it, the letter is
+    refused as expired, whatever the machine's clock says; the OCSP answer was made at the gateway's time."""
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="ตามนาฬิกา"), headers=auth())
+    assert r.status == 202, await r.text()  # 2026-06: the responder's answer is fresh at the gateway's time
+    gateway.clock.advance((dt.datetime(2028, 3, 1, tzinfo=dt.UTC) - gateway.clock.now()).total_seconds())
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="หมดอายุ"), headers=auth())
+    assert r.status == 422, await r.text()
+    assert "certificate.expired" in await r.text()
