@@ -134,7 +134,7 @@ class PendingChecks:
                 facts = {}
                 if self.recorder is not None:
                     facts = await self.recorder.record(cap, {"signed": True, "recheck": p.checks + 1},
-                                                       directory_version=self.directory.version)
+                                                       directory_version=self.directory.version, sender=p.sender)
                 await store.release_pending(conn, self._routed(p), now)
                 await audit.append(conn, at=now, actor="gateway", kind="validation.completed", message_pk=p.message_pk,
                                    details={"message_id": p.message_id, "checks": p.checks + 1,

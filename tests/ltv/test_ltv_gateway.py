@@ -303,3 +303,41 @@ async def test_the_trust_store_judges_at_the_gateways_clock_not_the_machines(gat
     r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="หมดอายุ"), headers=auth())
     assert r.status == 422, await r.text()
     assert "certificate.expired" in await r.text()
+
+
+async def test_directory_json_is_bound_by_digest_to_the_signed_chain(gateway):
+    """The sender's directory entry in force at acceptance travels in the bundle; the signed event names its
+    SHA-256, so an edited entry (a pinned certificate added, a name changed), another version or no entry at
+    all is a precise no naming directory.json."""
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="ผูกสมุดรายชื่อ"), headers=auth())
+    assert r.status == 202, await r.text()
+    pool = gateway.app[keys.POOL]
+    pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'ผูกสมุดรายชื่อ'")
+    details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted' "
+                                  "AND message_pk = $1", pk)
+    assert len(details["directory_entry_sha256"]) == 64
+    bundle = await bundle_of(gateway, pk)
+    rep = await check_bundle_at(bundle, gateway.signer.certificate, at=AT_2040)
+    assert rep.ok, rep.summary()
+    assert any("directory.json" in n and "bound" in n for n in rep.notes), rep.summary()
+
+    def edit(change):
+        def apply(name: str, data: bytes) -> bytes:
+            if name != "directory.json":
+                return data
+            doc = json.loads(data)
+            change(doc)
+            return json.dumps(doc, ensure_ascii=False).encode()
+        return rewrite(bundle, apply)
+
+    cases = {
+        "name": edit(lambda d: d["entry"].update(name_th="หน่วยงานปลอม")),
+        "pins": edit(lambda d: d["entry"].update(certificates=["ab" * 32])),
+        "version": edit(lambda d: d.update(version=d["version"] + 1)),
+        "missing": rewrite(bundle, lambda n, d: None if n == "directory.json" else d),
+    }
+    for what, changed in cases.items():
+        rep = await check_bundle_at(changed, gateway.signer.certificate, at=AT_2040)
+        assert not rep.ok, what
+        assert any(p.code == "validation" and "directory.json" in p.message for p in rep.problems), \
+            (what, rep.summary())
