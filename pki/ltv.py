@@ -145,7 +145,7 @@ def record_of(capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
     signatures = []
     for i, v in enumerate(capture.validated):
         signatures.append({
-            "role": roles[i] if i < len(roles) else "signer",
+            "role": v.role or (roles[i] if i < len(roles) else "signer"),
             "usage": v.usage,
             "path": [_put(items, "cert", _der(c)) for c in v.path],
             "ocsp": sorted({_put(items, "ocsp", d) for d in v.ocsp}),

@@ -50,7 +50,8 @@ from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
 from pki.errors import AgencyError, CertificateError, PkiError
 from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, OcspCache, allow_list_of, urls_of
 
-__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "per_certificate", "Usage"]
+__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "close_context", "fingerprint",
+           "per_certificate", "Usage"]
 
 Usage = Literal["document-signing", "seal", "tls-client", "tls-server", "any"]
 RevocationMode = Literal["hard-fail", "soft-fail", "off"]
@@ -201,6 +202,9 @@ class ValidatedCert:
     ocsp: tuple[bytes, ...] = ()
     #: DER of every CRL the validation knew (fetched or configured).
     crls: tuple[bytes, ...] = ()
+    #: Whose signature it is, when the validator knows (``pdf``: the main PDF's PAdES signer); else the
+    #: recorder's role applies (:func:`pki.ltv.record_of`).
+    role: str | None = None
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -324,6 +328,13 @@ class TrustStore:
             captured.append(context)
         return context
 
+    def fetching_context(self, *, at: dt.datetime | None = None, revocation: RevocationMode | None = None,
+                         ) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
+        """A fresh context (as :meth:`validation_context`, not captured) and its fetcher, whose
+        ``unreachable`` count tells an outage (a responder that did not answer) from a refusal or a
+        bad answer. The caller closes the context's session (:func:`close_context`)."""
+        return self._context(at=at, extra_certs=(), revocation=revocation)
+
     def _context(self, *, at: dt.datetime | None, extra_certs: Sequence[x509.Certificate],
                  revocation: RevocationMode | None) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
         moment = at or self._clock()
@@ -422,7 +433,7 @@ class TrustStore:
                         self.on_fetch(kind, "refused_untrusted")
             return error
         finally:
-            await _close_context(context)
+            await close_context(context)
         # iter_certs runs root -> leaf; ValidatedCert.path is leaf -> root.
         chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
         valid_from = max(c.not_valid_before_utc for c in chain)
@@ -447,7 +458,7 @@ class TrustStore:
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
             return _map_error(exc)
         finally:
-            await _close_context(context)
+            await close_context(context)
         chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
         return ValidatedCert(cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert),
                              usage=usage, checked_at=moment, valid_from=moment, valid_until=moment,
@@ -461,7 +472,7 @@ def _captured(result: ValidatedCert) -> ValidatedCert:
     return result
 
 
-async def _close_context(context: ValidationContext) -> None:
+async def close_context(context: ValidationContext) -> None:
     # A ValidationContext that built its own fetcher backend owns an aiohttp session.
     backend = getattr(context, "_owned_fetcher_backend", None)
     if backend is not None:
