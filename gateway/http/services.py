@@ -80,5 +80,5 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                                 directory=directory, adapters=adapters, sealer=sealer,
                                 gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
                                 allow_sha1=settings.allow_sha1,
-                                first_s=settings.validation_recheck_s)
+                                first_s=settings.validation_recheck_s, pdf_checker=pdf_checker)
     return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)

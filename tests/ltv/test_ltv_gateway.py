@@ -45,8 +45,8 @@ AT_2040 = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 ACCEPTED = dt.datetime(2026, 6, 1, 3, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-async def gateway(database_url, workdir):
+async def start_gateway(database_url, workdir, **extra) -> TestClient:
+    """The gateway app on loopback with the world's PKI, hard-fail revocation and one fake clock for all."""
     # one clock for all: the responders answer at its time and the gateway's trust store judges at it
     # (deadlines, backoff and certificate validity alike), weeks away from the machine's clock
     clock = FakeClock(ACCEPTED)
@@ -56,16 +56,22 @@ async def gateway(database_url, workdir):
     settings = make_settings(database_url, workdir, require_signature=True, revocation="hard-fail",
                              trust_anchors=str(workdir / "root.pem"), trust_intermediates=str(workdir / "issuing.pem"),
                              fetch_allow=f"127.0.0.1:{world.port}", audit_seal_interval_s=3600,
-                             validation_pending_hours=1.0)
+                             validation_pending_hours=1.0, **extra)
     signer = TestSigner()
     app = create_app(settings, clock=clock, directory=Directory.from_dict(json.loads(json.dumps(directory_dict()))),
                      audit_signer=signer)
     client = TestClient(TestServer(app))
     await client.start_server()
     client.world, client.clock, client.signer = world, clock, signer
+    return client
+
+
+@pytest.fixture
+async def gateway(database_url, workdir):
+    client = await start_gateway(database_url, workdir)
     yield client
     await client.close()
-    await world.stop()
+    await client.world.stop()
 
 
 def signed_letter(world: World, **kw) -> bytes:
@@ -291,7 +297,8 @@ def pending_checks(client) -> PendingChecks:
     accept = client.app[keys.EXCHANGE].accept
     return PendingChecks(pool=client.app[keys.POOL], trust=client.app[keys.TRUST].store, recorder=accept.validation,
                          clock=client.clock, directory=accept.directory, adapters=accept.adapters, sealer=accept.sealer,
-                         gateway_code=accept.gateway_code, ttl_s=accept.ttl_s, wake=lambda: None)
+                         gateway_code=accept.gateway_code, ttl_s=accept.ttl_s, wake=lambda: None,
+                         pdf_checker=accept.intake.pdf_checker)
 
 
 async def test_the_trust_store_judges_at_the_gateways_clock_not_the_machines(gateway):
