@@ -14,8 +14,9 @@ the report itself is shared while the trust store's cached result is reused. :cl
 letter's set: ``items`` (sha256 hex -> (kind, bytes)) and the ``report`` naming them.
 
 **Capture without plumbing.** :func:`capturing` sets a context variable that
-:meth:`pki.trust.TrustStore.validate_signer` and :meth:`~pki.trust.TrustStore.validation_context`
-append to, so what intake validated is gathered wherever in the verifier it happened;
+:meth:`pki.trust.TrustStore.validate_signer`, :meth:`~pki.trust.TrustStore.validation_context` and
+:func:`pki.pdf.validate_pdf` (each PAdES signer as a ``ValidatedCert`` of role ``pdf``: its path, OCSP
+answers and CRLs) append to, so what intake validated is gathered wherever in the verifier it happened;
 :func:`tolerating_unknown_revocation` lets hard-fail answer ``revocation="pending"`` instead of
 refusing (the validation-pending state; the gateway re-checks later).
 
