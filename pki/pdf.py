@@ -251,7 +251,7 @@ async def _validate_one(sig: EmbeddedPdfSignature, trust: TrustStore,
     if trust.revocation == "off":
         return status, context, "off"
     if status.trusted or trust.revocation != "hard-fail" or not unreachable:
-        return status, context, "unknown" if context.soft_fail_exceptions else "ok"
+        return status, context, "ok" if status.trusted and not context.soft_fail_exceptions else "unknown"
     soft, soft_context, _ = await _run(sig, trust, "soft-fail")
     if not soft.trusted:  # untrusted whatever the responders say: a fact about the signature, reported
         return soft, soft_context, "unknown"
@@ -264,9 +264,11 @@ async def _validate_one(sig: EmbeddedPdfSignature, trust: TrustStore,
 
 def _capture(cert: x509.Certificate, status: PdfSignatureStatus, context: ValidationContext,
              revocation: RevocationFact) -> None:
-    """Record what this signature's validation relied on (inside :func:`pki.ltv.capturing`)."""
+    """Record what this signature's validation relied on (inside :func:`pki.ltv.capturing`): a signature
+    that held only (or is pending); one that did not is a fact of the letter (``pdf_valid``), not evidence
+    to judge again."""
     captured = CAPTURE.get()
-    if captured is None:
+    if captured is None or not (status.trusted and status.intact and status.valid):
         return
     path = status.validation_path
     chain = tuple(reversed([x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)])
