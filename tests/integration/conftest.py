@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest_asyncio
@@ -16,7 +17,9 @@ from tests.support import directory_dict
 
 @pytest_asyncio.fixture
 async def clock():
-    return FakeClock()
+    # the machine's time, moved only by the test: the trust store judges at the app's clock, and the
+    # certificates tests mint are dated from the machine's
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
 
 
 def make_settings(database_url: str, tmp, **kw) -> Settings:
