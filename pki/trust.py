@@ -44,11 +44,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
 
-from pki.errors import AgencyError, CertificateError, PkiError
+from pki.errors import AgencyError, PkiError
 from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, OcspCache, allow_list_of, urls_of
+from pki.trust_errors import map_error
 
 __all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "close_context", "fingerprint",
            "per_certificate", "Usage"]
@@ -421,7 +421,7 @@ class TrustStore:
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
-            error = _map_error(exc)
+            error = map_error(exc)
             if error.code == "certificate.revocation_unknown" and TOLERATE_UNKNOWN.get() \
                     and self.revocation == "hard-fail" and backend is not None and backend.unreachable:
                 return await self._validate_pending(cert, moment, usage, intermediates, error)
@@ -456,7 +456,7 @@ class TrustStore:
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
-            return _map_error(exc)
+            return map_error(exc)
         finally:
             await close_context(context)
         chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
@@ -480,30 +480,3 @@ async def close_context(context: ValidationContext) -> None:
             await backend.close()
         except Exception:  # noqa: BLE001 - closing a session must never mask the validation result
             pass
-
-
-def _map_error(exc: Exception) -> PkiError:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, cv_errors.RevokedError):
-        return CertificateError(text, code="certificate.revoked")
-    if isinstance(exc, cv_errors.ExpiredError):
-        return CertificateError(text, code="certificate.expired")
-    if isinstance(exc, cv_errors.NotYetValidError):
-        return CertificateError(text, code="certificate.not_yet_valid")
-    if isinstance(exc, cv_errors.InsufficientRevinfoError):
-        return CertificateError(text, code="certificate.revocation_unknown")
-    if isinstance(exc, cv_errors.DisallowedAlgorithmError):
-        return CertificateError(text, code="certificate.algorithm")
-    if isinstance(exc, cv_errors.InvalidCertificateError):
-        return CertificateError(text, code="certificate.key_usage")
-    if isinstance(exc, cv_errors.PathBuildingError):
-        return CertificateError(text, code="certificate.untrusted")
-    if isinstance(exc, (cv_errors.PathValidationError, cv_errors.ValidationError)):
-        lowered = text.lower()
-        if "revoked" in lowered:
-            return CertificateError(text, code="certificate.revoked")
-        if "revocation" in lowered:
-            return CertificateError(text, code="certificate.revocation_unknown")
-        return CertificateError(text, code="certificate.invalid")
-    return CertificateError(f"certificate validation failed: {type(exc).__name__}: {text}",
-                            code="certificate.invalid")

@@ -1,8 +1,9 @@
 """Validation-pending: letters whose author's revocation status could not be established, re-checked.
 
 Under ``GATEWAY_REVOCATION=hard-fail`` a letter whose signer's OCSP responders and CRL distribution
-points are unreachable (the author's XML signature, or the main PDF's PAdES signature: the same rule) is neither refused (the outage is not the sender's fault) nor forwarded
-(nothing unverified travels): :class:`gateway.exchange.accept.Acceptance` stores it with every other
+points are unreachable (the author's XML signature's, or the main PDF's PAdES signature's: the same
+rule) is neither refused (the outage is not the sender's fault) nor forwarded (nothing unverified
+travels): :class:`gateway.exchange.accept.Acceptance` stores it with every other
 check done, answers with a ``submission-pending`` receipt, and parks its planned deliveries in
 ``validation_pending`` (the deliveries table has no row for it, so no dispatcher and no inbox can
 claim it). State lives in the database: a restart, a SIGKILL or another gateway process picks it up.
