@@ -15,6 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from pki.certfactory import CertFactory, Issued, agency_name, simple_name
@@ -117,17 +118,17 @@ class World:
             return web.Response(status=503)
         now = self.clock()
         ca = self.issuing.ca
+        key = ca.key
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
         builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
                    .last_update(now - dt.timedelta(seconds=5)).next_update(now + dt.timedelta(days=7))
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       ca.cert.public_key()), critical=False)  # type: ignore[arg-type]  # an EC key
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
                    .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False))
         if self.responder.cert.serial_number in self.revoked:
             serial = self.responder.cert.serial_number
             builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
                                                       .revocation_date(self.revoked[serial]).build())
-        assert ca.key is not None
-        crl = builder.sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key
+        crl = builder.sign(key, hashes.SHA256())
         return web.Response(body=crl.public_bytes(serialization.Encoding.DER), content_type="application/pkix-crl")
 
 
@@ -141,8 +142,9 @@ def _without_nocheck(cert: x509.Certificate, crl_url: str, issuer: CertFactory) 
             builder = builder.add_extension(ext.value, ext.critical)
     builder = builder.add_extension(x509.CRLDistributionPoints(
         [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
-    assert issuer.ca.key is not None
-    return builder.sign(issuer.ca.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key
+    key = issuer.ca.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return builder.sign(key, hashes.SHA256())
 
 
 def _with_crl_dp(cert: x509.Certificate, url: str, issuer: CertFactory) -> x509.Certificate:
