@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest_asyncio
@@ -17,9 +16,7 @@ from tests.support import directory_dict
 
 @pytest_asyncio.fixture
 async def clock():
-    # the machine's time, moved only by the test: the trust store judges at the app's clock, and the
-    # certificates tests mint are dated from the machine's
-    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    return FakeClock()
 
 
 def make_settings(database_url: str, tmp, **kw) -> Settings:
