@@ -1,6 +1,6 @@
 """Long-term validation on the submit path (issue 16): what keeping the validation material costs.
 
-Two runs against real gateway processes on one database server, with the same signed ~5 KB letters
+Runs against real gateway processes on one database server, with the same signed ~5 KB letters
 (XAdES, signatures required, gateway seal and signed receipts, as ``bench/submit.py --signed``), the
 signer's certificate issued by a test PKI made in code whose OCSP responder and CRL server run on
 loopback in this process:
@@ -10,11 +10,16 @@ loopback in this process:
 * ``hard``: ``GATEWAY_REVOCATION=hard-fail`` against the loopback OCSP responder (answers cached
   until their ``nextUpdate``, four hours here) and the root's CRL for the issuing CA.
 
-Then, from the ``hard`` run's database: the bytes of validation material kept per letter, distinct
+The two are run interleaved (off, hard, off, hard ... ``--rounds`` pairs), each run on a fresh database
+and a fresh gateway, so that load from whatever else the machine runs falls on both alike; the figures are
+the medians over the rounds (each run's own line is printed as it ends), with the load average before
+and after.
+
+Then, from the last ``hard`` run's database: the bytes of validation material kept per letter, distinct
 (content-addressed, what is stored) against total (what storing every letter's material with the
 letter would cost), and the bytes the audit event of each letter grows by (the report's name ...).
 
-Usage: python bench/ltv.py [--quick] [--letters N] [--clients C] [--processes P]
+Usage: python bench/ltv.py [--quick] [--letters N] [--rounds R] [--clients C] [--processes P]
 Prints its figures last, on one line of key=value pairs.
 """
 
@@ -22,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figures, fresh_database, gateway_cpu, percentile, post_all, server  # noqa: E402
+from bench.common import figures, fresh_database, gateway_cpu, median, percentile, post_all, server  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
 from pki.certfactory import simple_name  # noqa: E402
 from pki.keys import FileSigner  # noqa: E402
@@ -103,11 +110,12 @@ async def storage(dsn: str) -> dict[str, float]:
             "items": len(sizes), "reports": len(reports)}
 
 
-async def main_async(args: argparse.Namespace, dsns: dict[str, str]) -> str:
+async def main_async(args: argparse.Namespace, runs: list[tuple[str, str]]) -> str:
     n = args.letters or (300 if args.quick else 3000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-ltv-", dir="/tmp"))
     write_directory(workdir / "directory.json")
     world = await World(lambda: dt.datetime.now(dt.UTC), code=OPM).start()
+    load_before = os.getloadavg()
     try:
         pem = serialization.Encoding.PEM
         (workdir / "root.pem").write_bytes(world.root.ca.cert.public_bytes(pem))
@@ -116,35 +124,48 @@ async def main_async(args: argparse.Namespace, dsns: dict[str, str]) -> str:
         seal.write(workdir / "seal.pem", workdir / "seal.key")
         signer = FileSigner(world.author.key, world.author.cert, [world.issuing.ca.cert])
         letters = await asyncio.to_thread(make_letters, n + 100, signer=signer)
-        results = {}
-        for revocation in ("off", "hard-fail"):
-            results[revocation] = await one_run(dsns[revocation], workdir, world, letters, revocation=revocation,
-                                                clients=args.clients, processes=args.processes)
-        kept = await storage(dsns["hard-fail"])
+        results: dict[str, list[dict[str, float]]] = {"off": [], "hard-fail": []}
+        for i, (revocation, dsn) in enumerate(runs, start=1):
+            run = await one_run(dsn, workdir, world, letters, revocation=revocation, clients=args.clients,
+                                processes=args.processes)
+            results[revocation].append(run)
+            print(f"run {i}/{len(runs)} {revocation}: {figures(**run)} load1={os.getloadavg()[0]:.2f}", flush=True)
+        kept = await storage(next(dsn for revocation, dsn in reversed(runs) if revocation == "hard-fail"))
     finally:
         await world.stop()
-    off, hard = results["off"], results["hard-fail"]
-    return figures(letters=n, clients=args.clients, processes=args.processes,
-                   off_letters_per_s=off["letters_per_s"], hard_letters_per_s=hard["letters_per_s"],
-                   off_p50_ms=off["p50_ms"], hard_p50_ms=hard["p50_ms"], off_p99_ms=off["p99_ms"],
-                   hard_p99_ms=hard["p99_ms"], off_cpu_ms_per_letter=off["cpu_ms"],
-                   hard_cpu_ms_per_letter=hard["cpu_ms"], hard_ocsp_requests=hard["ocsp_requests"],
+    load_after = os.getloadavg()
+
+    def med(mode: str, key: str) -> float:
+        return median([r[key] for r in results[mode]])
+
+    off_cpu, hard_cpu = med("off", "cpu_ms"), med("hard-fail", "cpu_ms")
+    return figures(letters=n, rounds=len(results["off"]), clients=args.clients, processes=args.processes,
+                   off_letters_per_s=med("off", "letters_per_s"), hard_letters_per_s=med("hard-fail", "letters_per_s"),
+                   off_p50_ms=med("off", "p50_ms"), hard_p50_ms=med("hard-fail", "p50_ms"),
+                   off_p99_ms=med("off", "p99_ms"), hard_p99_ms=med("hard-fail", "p99_ms"),
+                   off_cpu_ms_per_letter=off_cpu, hard_cpu_ms_per_letter=hard_cpu,
+                   revocation_cpu_ms_per_letter=hard_cpu - off_cpu,
+                   hard_ocsp_requests=med("hard-fail", "ocsp_requests"),
                    kept_distinct_bytes_per_letter=kept["distinct_bytes_per_letter"],
                    kept_total_bytes_per_letter=kept["total_bytes_per_letter"], dedup_ratio=kept["dedup_ratio"],
                    audit_bytes_per_letter=kept["audit_bytes_per_letter"], items=kept["items"],
-                   reports=kept["reports"])
+                   reports=kept["reports"], load1_before=load_before[0], load1_after=load_after[0],
+                   cores=os.cpu_count() or 0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a small, fast run")
-    ap.add_argument("--letters", type=int)
+    ap.add_argument("--letters", type=int, help="letters per run (after 100 of warm-up)")
+    ap.add_argument("--rounds", type=int, default=2, help="off/hard pairs, interleaved")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--processes", type=int, default=2, help="gateway worker processes")
     args = ap.parse_args()
     started = time.monotonic()
-    with server("ltv") as admin, fresh_database(admin, "ltv") as off, fresh_database(admin, "ltv") as hard:
-        line = asyncio.run(main_async(args, {"off": off, "hard-fail": hard}))
+    order = ["off", "hard-fail"] * args.rounds
+    with server("ltv") as admin, contextlib.ExitStack() as stack:
+        dsns = [stack.enter_context(fresh_database(admin, "ltv")) for _ in order]
+        line = asyncio.run(main_async(args, list(zip(order, dsns, strict=True))))
     print(f"took {time.monotonic() - started:.0f} s")
     print(line)
 

@@ -55,6 +55,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import algos, cms, core, tsp
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 
 #: Hash algorithms the records may use (asn1crypto names).
 HASHES = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
@@ -91,6 +93,52 @@ class DigestAlgorithms(core.SequenceOf):
 
 class EncryptionInfo(core.Sequence):
     _fields = [("encryption_info_type", core.ObjectIdentifier), ("encryption_info_value", core.Any)]
+
+
+class _CertificateLists(core.SequenceOf):
+    _child_spec = asn1_crl.CertificateList
+
+
+class _BasicOCSPResponses(core.SequenceOf):
+    _child_spec = asn1_ocsp.BasicOCSPResponse
+
+
+class RevocationValues(core.Sequence):
+    """CAdES ``RevocationValues`` (RFC 5126 §6.3.4), the ``revocation-values`` unsigned attribute in which a
+    time-stamp token keeps its TSA certificate's revocation data (:mod:`pki.ltv_tsa`)."""
+
+    _fields = [
+        ("crl_vals", _CertificateLists, {"explicit": 0, "optional": True}),
+        ("ocsp_vals", _BasicOCSPResponses, {"explicit": 1, "optional": True}),
+        ("other_rev_vals", core.Any, {"explicit": 2, "optional": True}),
+    ]
+
+
+class _SetOfRevocationValues(core.SetOf):
+    _child_spec = RevocationValues
+
+
+#: id-aa-ets-revocationValues, taught to asn1crypto (as pyHanko teaches it Adobe's attributes) so that a
+#: token keeping it parses whole wherever it is read.
+REVOCATION_VALUES_OID = "1.2.840.113549.1.9.16.2.24"
+cms.CMSAttributeType._map[REVOCATION_VALUES_OID] = "revocation_values"
+if cms.CMSAttributeType._reverse_map is not None:
+    cms.CMSAttributeType._reverse_map["revocation_values"] = REVOCATION_VALUES_OID
+cms.CMSAttribute._oid_specs["revocation_values"] = _SetOfRevocationValues
+
+
+def kept_revocation(signed_data: cms.SignedData) -> tuple[list[asn1_ocsp.OCSPResponse], list[asn1_crl.CertificateList]]:
+    """The OCSP responses and CRLs a token keeps for its TSA in ``revocation-values`` (:mod:`pki.ltv_tsa`)."""
+    ocsps: list[asn1_ocsp.OCSPResponse] = []
+    crls: list[asn1_crl.CertificateList] = []
+    for attr in signed_data["signer_infos"][0]["unsigned_attrs"] or []:
+        if attr["type"].dotted != REVOCATION_VALUES_OID:
+            continue
+        for value in attr["values"]:
+            crls += list(value["crl_vals"] or [])
+            ocsps += [asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
+                "response_type": "basic_ocsp_response", "response": basic}}) for basic in value["ocsp_vals"] or []]
+    return ocsps, crls
 
 
 class EvidenceRecord(core.Sequence):

@@ -34,7 +34,8 @@ from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
-from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import RevokedError
 
 from pki import ers
 
@@ -57,6 +58,9 @@ class ReliedStamp:
     """The token's serial number."""
     checked_at: dt.datetime
     """When it had to be valid: the next renewal's genTime, or the verification date for the last one."""
+    revocation: str = "none kept"
+    """The TSA certificate's revocation data the token keeps (``revocation-values``, :mod:`pki.ltv_tsa`),
+    judged at the token's genTime: ``1 CRL, 0 OCSP kept, not revoked`` or ``none kept``."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ class ErCheck:
             head = f"หลักฐานใช้ไม่ได้ / evidence record NOT valid at {self.at:%Y-%m-%d}"
         lines = [head]
         lines += [f"  relied on: chain {s.chain} stamp {s.index} {s.alg} {s.gen_time:%Y-%m-%d %H:%M:%S}Z "
-                  f"by {s.tsa} (serial {s.serial}), valid at {s.checked_at:%Y-%m-%d}" for s in self.relied_on]
+                  f"by {s.tsa} (serial {s.serial}), valid at {s.checked_at:%Y-%m-%d}; TSA revocation data: "
+                  f"{s.revocation}" for s in self.relied_on]
         lines += [f"  {p.code} ({p.where}): {p.detail}" for p in self.problems]
         return "\n".join(lines)
 
@@ -113,13 +118,37 @@ def _signer_cert(sd: cms.SignedData) -> ax509.Certificate | None:
     return None
 
 
+async def _check_revocation(check: ErCheck, where: str, sd: cms.SignedData, signer: ax509.Certificate,
+                            anchors: list[ax509.Certificate]) -> str:
+    """The TSA certificate judged at the token's genTime with the revocation data the token keeps (none
+    fetched): a certificate revoked before it stamped is ``er.token_invalid``. What was relied on, in words."""
+    ocsps, crls = ers.kept_revocation(sd)
+    if not ocsps and not crls:
+        return "none kept"
+    kept = f"{len(crls)} CRL, {len(ocsps)} OCSP kept"
+    gen = sd["encap_content_info"]["content"].parsed["gen_time"].native
+    vc = ValidationContext(trust_roots=anchors, other_certs=[c.chosen for c in sd["certificates"] or []],
+                           moment=gen, allow_fetching=False, revocation_mode="soft-fail", crls=crls, ocsps=ocsps)
+    try:
+        await CertificateValidator(signer, validation_context=vc).async_validate_usage(set())
+    except RevokedError as exc:
+        check.problems.append(ErProblem("er.token_invalid", where, f"the TSA certificate "
+                                        f"({signer.subject.human_friendly}) was revoked before it stamped at "
+                                        f"{gen:%Y-%m-%d %H:%M:%S}Z, by the revocation data the token keeps: {exc}"))
+        return f"{kept}, revoked"
+    except Exception:  # noqa: BLE001 - other failures are the token check's to name
+        return kept
+    return f"{kept}, not revoked at {gen:%Y-%m-%d}"
+
+
 async def _check_token(check: ErCheck, where: str, ats: ers.ArchiveTimeStamp, imprint: bytes,
-                       moment: dt.datetime, anchors: list[ax509.Certificate]) -> None:
+                       moment: dt.datetime, anchors: list[ax509.Certificate]) -> str:
     sd = ats["time_stamp"]["content"]
     signer = _signer_cert(sd)
     if signer is None:
         check.problems.append(ErProblem("er.token_invalid", where, "the token does not carry its TSA certificate"))
-        return
+        return "none kept"
+    revocation = await _check_revocation(check, where, sd, signer, anchors)
     not_after = signer["tbs_certificate"]["validity"]["not_after"].native
     if not_after < moment:
         check.problems.append(ErProblem(
@@ -127,7 +156,7 @@ async def _check_token(check: ErCheck, where: str, ats: ers.ArchiveTimeStamp, im
             f"the TSA certificate ({signer.subject.human_friendly}) expired {not_after:%Y-%m-%d}, before "
             f"{moment:%Y-%m-%d} when the next renewal (or the verification) needed it; "
             "a time-stamp renewal was missing"))
-        return
+        return revocation
     embedded = [c.chosen for c in sd["certificates"] or []]
     vc = ValidationContext(trust_roots=anchors, other_certs=embedded, moment=moment, allow_fetching=False,
                            revocation_mode="soft-fail")
@@ -135,13 +164,14 @@ async def _check_token(check: ErCheck, where: str, ats: ers.ArchiveTimeStamp, im
         status = await validate_tst_signed_data(sd, vc, lambda _algo: imprint)
     except Exception as exc:  # noqa: BLE001 - pyHanko raises several kinds; each is "not valid"
         check.problems.append(ErProblem("er.token_invalid", where, f"the time-stamp token does not validate: {exc}"))
-        return
+        return revocation
     if not (status.get("intact") and status.get("valid")):
         check.problems.append(ErProblem("er.token_invalid", where, "the token's signature is not intact"))
     elif status.get("trust_problem_indic") is not None or status.get("validation_path") is None:
         check.problems.append(ErProblem("er.token_invalid", where,
                                         f"the TSA ({signer.subject.human_friendly}) does not chain to a "
                                         f"given trust anchor at {moment:%Y-%m-%d}"))
+    return revocation
 
 
 def _expected_first(check: ErCheck, k: int, alg: str, data_objects: Sequence[bytes],
@@ -222,7 +252,7 @@ async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence
             check.problems.append(ErProblem("er.order", _where(k, j), "time-stamps are not in ascending time"))
         previous = gen
         moment = ers.tst_info(flat[n + 1][2])["gen_time"].native if n + 1 < len(flat) else at
-        await _check_token(check, _where(k, j), ats, imprint, moment, anchors)
+        revocation = await _check_token(check, _where(k, j), ats, imprint, moment, anchors)
         sig_alg = ats["time_stamp"]["content"]["signer_infos"][0]["digest_algorithm"]["algorithm"].native
         if sig_alg in weak and weak[sig_alg] <= moment:
             check.problems.append(ErProblem(
@@ -233,7 +263,7 @@ async def verify_evidence_record(er_bytes: bytes, data_objects: bytes | Sequence
         check.relied_on.append(ReliedStamp(
             chain=k, index=j, alg=alg, gen_time=gen, checked_at=moment,
             tsa=signer.subject.human_friendly if signer is not None else "?",
-            serial=int(ers.tst_info(ats)["serial_number"].native)))
+            serial=int(ers.tst_info(ats)["serial_number"].native), revocation=revocation))
     for k, chain in enumerate(chains):
         alg = ers.ats_alg(chain[0])
         until = ers.tst_info(chains[k + 1][0])["gen_time"].native if k + 1 < len(chains) else at

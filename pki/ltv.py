@@ -14,8 +14,9 @@ the report itself is shared while the trust store's cached result is reused. :cl
 letter's set: ``items`` (sha256 hex -> (kind, bytes)) and the ``report`` naming them.
 
 **Capture without plumbing.** :func:`capturing` sets a context variable that
-:meth:`pki.trust.TrustStore.validate_signer` and :meth:`~pki.trust.TrustStore.validation_context`
-append to, so what intake validated is gathered wherever in the verifier it happened;
+:meth:`pki.trust.TrustStore.validate_signer`, :meth:`~pki.trust.TrustStore.validation_context` and
+:func:`pki.pdf.validate_pdf` (each PAdES signer as a ``ValidatedCert`` of role ``pdf``: its path, OCSP
+answers and CRLs) append to, so what intake validated is gathered wherever in the verifier it happened;
 :func:`tolerating_unknown_revocation` lets hard-fail answer ``revocation="pending"`` instead of
 refusing (the validation-pending state; the gateway re-checks later).
 
@@ -145,7 +146,7 @@ def record_of(capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
     signatures = []
     for i, v in enumerate(capture.validated):
         signatures.append({
-            "role": roles[i] if i < len(roles) else "signer",
+            "role": v.role or (roles[i] if i < len(roles) else "signer"),
             "usage": v.usage,
             "path": [_put(items, "cert", _der(c)) for c in v.path],
             "ocsp": sorted({_put(items, "ocsp", d) for d in v.ocsp}),

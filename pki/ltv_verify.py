@@ -50,11 +50,11 @@ from pki.trust import (
     fingerprint,
 )
 
-__all__ = ["PastTrust", "PastVerdict", "past_validate_cert"]
+__all__ = ["POLICY", "PastTrust", "PastVerdict", "past_validate_cert"]
 
 #: Revocation information is required for every certificate in the path that declares a source
 #: (OCSP or CRL); the responder's own certificate is exempt when it carries ocsp-nocheck.
-_POLICY = CertRevTrustPolicy(RevocationCheckingPolicy(
+POLICY = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.CHECK_IF_DECLARED,
     intermediate_ca_cert_rule=RevocationCheckingRule.CHECK_IF_DECLARED))
 
@@ -87,7 +87,7 @@ async def past_validate_cert(cert: x509.Certificate, *, anchors: Sequence[x509.C
         fetchers=None, crls=[CRLContainer(o) for o in crl_objs],
         ocsps=[c for o in ocsp_objs for c in OCSPContainer.load_multi(o)], certs=cert_objs, poe_manager=poe)
     trust = SimpleTrustManager.build(trust_roots=[_to_asn1(a) for a in anchors])
-    spec = CertValidationPolicySpec(trust_manager=trust, revinfo_policy=_POLICY)
+    spec = CertValidationPolicySpec(trust_manager=trust, revinfo_policy=POLICY)
     builder = PathBuilder(trust_manager=trust, registry=handlers.cert_registry)
     last: Exception | None = None
     paths = builder.async_build_paths_lazy(leaf)

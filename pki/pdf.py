@@ -70,12 +70,24 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko.stamp import TextStamp, TextStampStyle
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from pki.errors import PdfError, PkiError
+from pki.errors import CertificateError, PdfError, PkiError
 from pki.keys import Signer, raw_to_der_ecdsa
 from pki.thaidate import thai_date, thai_time
-from pki.trust import TrustStore, _to_asn1, agency_of
+from pki.trust import (
+    CAPTURE,
+    TOLERATE_UNKNOWN,
+    RevocationFact,
+    RevocationMode,
+    TrustStore,
+    ValidatedCert,
+    _to_asn1,
+    agency_of,
+    close_context,
+    fingerprint,
+)
 
 __all__ = ["PdfSignatureReport", "PdfReport", "validate_pdf", "sign_pdf", "async_sign_pdf", "stamp_received",
            "make_demo_pdf", "find_thai_font", "THAI_FONT_CANDIDATES"]
@@ -124,6 +136,10 @@ class PdfSignatureReport:
     docmdp_ok: bool | None = None
     #: The signer's certificate (for the agency binding), when the signature names one.
     signer: x509.Certificate | None = None
+    #: What the check established about the signer's revocation: ``ok``, ``unknown`` (soft-fail),
+    #: ``off``, or ``pending`` (hard-fail could not reach the responders and the caller tolerated it:
+    #: validation-pending, see :func:`pki.ltv.tolerating_unknown_revocation`).
+    revocation: RevocationFact = "ok"
 
     @property
     def signature_holds(self) -> bool:
@@ -169,30 +185,29 @@ def _reader(pdf_bytes: bytes) -> tuple[PdfFileReader, list[EmbeddedPdfSignature]
 
 
 async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
-    """Validate every signature in ``pdf_bytes`` against ``trust``; raise only for an unreadable PDF."""
+    """Validate every signature in ``pdf_bytes`` against ``trust``; raise only for an unreadable PDF, or
+    ``certificate.revocation_unknown`` when, under hard-fail, a signer's responders did not answer and
+    all else holds (inside :func:`pki.ltv.tolerating_unknown_revocation` that signature is reported
+    with ``revocation="pending"`` instead). Inside :func:`pki.ltv.capturing` each signer's path, OCSP
+    answers and CRLs are recorded (role ``pdf``) for long-term validation."""
     _, sigs = await asyncio.to_thread(_reader, bytes(pdf_bytes))
     reports = []
-    usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
-                                match_all_key_usages=False)
     for sig in sigs:
-        context = trust.validation_context()
         try:
-            status = await async_validate_pdf_signature(sig, signer_validation_context=context,
-                                                        key_usage_settings=usage, diff_policy=_DIFF_POLICY)
+            status, context, revocation = await _validate_one(sig, trust)
+        except PkiError:
+            raise
         except Exception as exc:  # a broken signature dictionary is a fact about the file, not a crash
             reports.append(PdfSignatureReport(
                 field_name=str(sig.field_name), intact=False, valid=False, trusted=False, signer_subject="",
                 agency_code=None, signing_time=None, coverage="UNKNOWN", modification_level=None,
                 pyhanko_bottom_line=False, summary=f"unreadable signature: {type(exc).__name__}: {exc}"))
             continue
-        finally:
-            backend = getattr(context, "_owned_fetcher_backend", None)
-            if backend is not None:
-                await backend.close()
         cert = status.signing_cert
         crypto_cert = None
         if cert is not None:
             crypto_cert = x509.load_der_x509_certificate(cert.dump())
+            _capture(crypto_cert, status, context, revocation)
         reports.append(PdfSignatureReport(
             field_name=str(sig.field_name),
             intact=bool(status.intact),
@@ -208,8 +223,63 @@ async def validate_pdf(pdf_bytes: bytes, trust: TrustStore) -> PdfReport:
             modifications_allowed=_modifications_allowed(status),
             docmdp_ok=status.docmdp_ok,
             signer=crypto_cert,
+            revocation=revocation,
         ))
     return PdfReport(tuple(reports))
+
+
+_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
+
+
+async def _run(sig: EmbeddedPdfSignature, trust: TrustStore, mode: RevocationMode | None,
+               ) -> tuple[PdfSignatureStatus, ValidationContext, int]:
+    """One validation of ``sig``; its context and how many fetches found the responder unreachable."""
+    context, backend = trust.fetching_context(revocation=mode)
+    try:
+        status = await async_validate_pdf_signature(sig, signer_validation_context=context,
+                                                    key_usage_settings=_USAGE, diff_policy=_DIFF_POLICY)
+    finally:
+        await close_context(context)
+    return status, context, backend.unreachable if backend is not None else 0
+
+
+async def _validate_one(sig: EmbeddedPdfSignature, trust: TrustStore,
+                        ) -> tuple[PdfSignatureStatus, ValidationContext, RevocationFact]:
+    """The status, its context and the revocation fact; under hard-fail an outage (the responders did not
+    answer) is told from a real failure by checking again under soft-fail (see :func:`validate_pdf`)."""
+    status, context, unreachable = await _run(sig, trust, None)
+    if trust.revocation == "off":
+        return status, context, "off"
+    if status.trusted or trust.revocation != "hard-fail" or not unreachable:
+        return status, context, "ok" if status.trusted and not context.soft_fail_exceptions else "unknown"
+    soft, soft_context, _ = await _run(sig, trust, "soft-fail")
+    if not soft.trusted:  # untrusted whatever the responders say: a fact about the signature, reported
+        return soft, soft_context, "unknown"
+    if not TOLERATE_UNKNOWN.get():
+        raise CertificateError(f"the main PDF's signature ({sig.field_name}): the signer's revocation status "
+                               "could not be established (the OCSP responder or CRL distribution point did "
+                               "not answer)", code="certificate.revocation_unknown")
+    return soft, soft_context, "pending"
+
+
+def _capture(cert: x509.Certificate, status: PdfSignatureStatus, context: ValidationContext,
+             revocation: RevocationFact) -> None:
+    """Record what this signature's validation relied on (inside :func:`pki.ltv.capturing`): a signature
+    that held only (or is pending); one that did not is a fact of the letter (``pdf_valid``), not evidence
+    to judge again."""
+    captured = CAPTURE.get()
+    if captured is None or not (status.trusted and status.intact and status.valid):
+        return
+    path = status.validation_path
+    chain = tuple(reversed([x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)])
+                  ) if path is not None else (cert,)
+    moment = context.moment
+    captured.append(ValidatedCert(
+        cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert), usage="document-signing",
+        checked_at=moment, valid_until=moment, valid_from=moment,
+        soft_failures=tuple(str(e) for e in context.soft_fail_exceptions),
+        revocation=revocation,
+        ocsp=tuple(r.dump() for r in context.ocsps), crls=tuple(c.dump() for c in context.crls), role="pdf"))
 
 
 _ALLOWED_LEVELS = frozenset({"NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS"})

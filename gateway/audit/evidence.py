@@ -117,11 +117,20 @@ async def build_bundle(pool: asyncpg.Pool, pk: int, *, certificate: x509.Certifi
         for name in sorted(ltv_files):
             put(name, ltv_files[name])
         covers: dict[str, str] = {}  # evidence record -> the bundle file it is over
+        by_digest: dict[str, str] = {}  # each distinct file once (content-addressed): the first name it has
+        for name, sha in listed.items():
+            by_digest.setdefault(sha, name)
         for rec in records:
             put(f"{ers.BUNDLE_DIR}{rec.name}", rec.er)
-            covers[f"{ers.BUNDLE_DIR}{rec.name}"] = ers.data_name(rec)
+            target = ers.data_name(rec)
             if rec.kind == "delivery-receipt":
-                put(ers.data_name(rec), rec.data)
+                sha = hashlib.sha256(rec.data).hexdigest()
+                if sha in by_digest:  # the receipt is already there (receipts/NNN-*.xml): name it, not a copy
+                    target = by_digest[sha]
+                else:
+                    put(target, rec.data)
+                    by_digest[sha] = target
+            covers[f"{ers.BUNDLE_DIR}{rec.name}"] = target
         if certificate is not None:
             put("gateway.pem", certificate.public_bytes(serialization.Encoding.PEM))
         put("letter.json", json.dumps({

@@ -15,7 +15,9 @@ Added to the ZIP of :mod:`gateway.audit.evidence`:
 
 The signed audit chain names each report (``validation_sha256`` in ``message.accepted`` or
 ``validation.completed``), each report names its items and trust snapshot by SHA-256: the chain's
-signature covers everything here but ``directory.json`` (named by version only).
+signature covers everything here, ``directory.json`` included: the event that names the report also names
+the SHA-256 of the sender's entry (``directory_entry_sha256``, canonical JSON of ``entry``), which
+:mod:`gateway.audit.ltv_check` compares (an edited, swapped or missing entry is a precise no).
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ async def entries(db: Executor, *, sender: str, events: list[dict[str, Any]]) ->
         for e in events:
             if e["seq"] == seq:
                 details = e.get("details") or {}
-                directory_version = details.get("directory_version", directory_version)
+                # an office's acknowledgement names no directory version: it must not hide the letter's
+                directory_version = details.get("directory_version") or directory_version
     items = await store.get_items(db, wanted)
     snapshots = [json.loads(data) for kind, data in items.values() if kind == "trust"]
     more = {c for s in snapshots for c in (*s.get("anchors", []), *s.get("intermediates", []))} - set(items)

@@ -41,8 +41,12 @@ from cryptography import x509
 from gateway.audit.ltv_bundle import KINDS, names_of
 from gateway.audit.tsa import check_token
 from gateway.audit.verify import Problem, Report, check_bundle, parse_export
-from pki.errors import PkiError
-from pki.ltv import REPORT_FORMAT, sha256_hex
+from gateway.core import xml
+from gateway.core.envelope_reader import read_attachments
+from gateway.core.errors import GatewayError
+from pki.errors import CertificateError, PkiError
+from pki.ltv import REPORT_FORMAT, canonical, sha256_hex
+from pki.ltv_pdf import past_validate_pdf
 from pki.ltv_verify import PastTrust
 from pki.receipts import verify_signed_ack
 from pki.trust import AgencyBinding
@@ -155,16 +159,21 @@ async def _check_report(rep: Report, files: Mapping[str, bytes], event: dict[str
     certs = [x509.load_der_x509_certificate(d) for k, (n, d) in items.items() if n.endswith(".cert.der")]
     ocsps = [d for n, d in items.values() if n.endswith(".ocsp.der")]
     crls = [d for n, d in items.values() if n.endswith(".crl.der")]
-    directory = json.loads(files.get("directory.json", b"{}"))
+    roles = {sig.get("role") for sig in report.get("signatures", [])}
+    directory = {} if "ack" in roles else _bound_directory(rep, files, event, sender)
+    if directory is None:
+        return
     pins = (directory.get("entry") or {}).get("certificates") or []
     trust = PastTrust(anchors, certs=certs, ocsps=ocsps, crls=crls, poe_time=signing_time,
                       signing_time=signing_time, at=at,
                       binding=AgencyBinding.from_directory({sender: pins}) if pins and sender else None)
-    roles = {sig.get("role") for sig in report.get("signatures", [])}
+    whose: str | None = None
     if "ack" in roles:
         whose = await _judge_ack(rep, files, event, trust, signing_time, at)
-    else:
+    elif roles & {"author", "signer"}:
         whose = await _judge_author(rep, received, sender, seq, trust, signing_time, at)
+    if "pdf" in roles and "ack" not in roles:
+        await _judge_pdf(rep, files, received, seq, sender, trust, signing_time, at)
     if whose is None:
         return
     verdict = next(iter(trust.verdicts.values()), None)
@@ -177,6 +186,91 @@ async def _check_report(rep: Report, files: Mapping[str, bytes], event: dict[str
     if directory and "ack" not in roles:
         rep.notes.append(f"sender {sender} in directory version {directory.get('version')}: "
                          f"{(directory.get('entry') or {}).get('name_th', '?')}")
+
+
+def _bound_directory(rep: Report, files: Mapping[str, bytes], event: dict[str, Any],
+                     sender: str | None) -> dict[str, Any] | None:
+    """``directory.json`` when the signed event binds it (or names no entry digest: an older letter, noted);
+    None with a problem added when it is missing, unreadable, of another agency or version, or edited."""
+    seq, details = event["seq"], event.get("details") or {}
+    bound = details.get("directory_entry_sha256")
+    raw = files.get("directory.json")
+    if not isinstance(bound, str):
+        if raw is not None:
+            rep.notes.append(f"seq {seq}: directory.json is not bound by the signed chain (the event names no "
+                             "entry digest); it is shown, not relied on")
+        return {}
+    if raw is None:
+        rep.problems.append(Problem(seq, "validation", "directory.json is missing: the signed event binds the "
+                                    f"sender's directory entry {bound[:16]}… of version "
+                                    f"{details.get('directory_version')}"))
+        return None
+    try:
+        doc = json.loads(raw)
+        entry = doc["entry"]
+        digest = sha256_hex(canonical(entry))
+    except (ValueError, KeyError, TypeError) as exc:
+        rep.problems.append(Problem(seq, "validation", f"directory.json cannot be read: {exc}"))
+        return None
+    if doc.get("version") != details.get("directory_version") or doc.get("code") != sender:
+        rep.problems.append(Problem(seq, "validation", f"directory.json is agency {doc.get('code')} version "
+                                    f"{doc.get('version')}, the signed event names {sender} version "
+                                    f"{details.get('directory_version')}"))
+        return None
+    if digest != bound:
+        rep.problems.append(Problem(seq, "validation", f"directory.json: the sender's entry has SHA-256 "
+                                    f"{digest[:16]}…, the signed event names {bound[:16]}… (edited after "
+                                    "acceptance)"))
+        return None
+    rep.notes.append(f"seq {seq}: directory.json bound by the signed chain (entry SHA-256 {bound[:16]}…)")
+    return dict(doc)
+
+
+async def _judge_pdf(rep: Report, files: Mapping[str, bytes], received: bytes | None, seq: int, sender: str | None,
+                     trust: PastTrust, signing_time: dt.datetime, at: dt.datetime) -> None:
+    """The main PDF's PAdES signatures at ``signing_time`` (:func:`pki.ltv_pdf.past_validate_pdf`: pyHanko's
+    AdES past-signature validation from the bundle's material only), and each signer's agency."""
+    try:
+        root = xml.parse(received or b"")
+        main = next((a for a in read_attachments(root) if a.role == "main" and a.mime_type == "application/pdf"),
+                    None)
+    except (GatewayError, PkiError) as exc:
+        rep.problems.append(Problem(seq, "validation", f"the main PDF cannot be read from received.xml: {exc.code}: "
+                                    f"{exc.message}"))
+        return
+    content = files.get(f"parts/{main.id}") if main is not None and main.external else (main and main.content)
+    if not content:
+        rep.problems.append(Problem(seq, "validation", "the report names the main PDF's signature, but the bundle "
+                                    "holds no main PDF"))
+        return
+    try:
+        verdicts = await past_validate_pdf(content, anchors=trust.anchors, certs=trust.kept_certs,
+                                           ocsps=trust.kept_ocsps, crls=trust.kept_crls, signing_time=signing_time,
+                                           at=at)
+    except PkiError as exc:
+        rep.problems.append(Problem(seq, "validation", f"the main PDF: {exc.code}: {exc.message}"))
+        return
+    if not verdicts:
+        rep.problems.append(Problem(seq, "validation", "the report names the main PDF's signature, but the PDF in "
+                                    "the bundle carries none"))
+    for v in verdicts:
+        who = v.signer.subject.rfc4514_string() if v.signer is not None else "no certificate"
+        if not v.ok:
+            rep.problems.append(Problem(seq, "validation", f"the main PDF's signature {v.field_name} ({who}) does not "
+                                        f"hold at {signing_time.isoformat()} (verifier's now {at.date().isoformat()}): "
+                                        f"{v.indication}: {v.detail}"))
+            continue
+        try:
+            if v.signer is None or sender is None:
+                raise CertificateError("the signature names no signer certificate", code="certificate.invalid")
+            trust.check_agency(v.signer, sender)
+        except PkiError as exc:
+            rep.problems.append(Problem(seq, "validation", f"the main PDF's signature {v.field_name}: {exc.code}: "
+                                        f"{exc.message}"))
+            continue
+        rep.notes.append(f"main PDF signature {v.field_name} ({who}) valid at {signing_time.isoformat()}: "
+                         f"{v.indication} by pyHanko's AdES past-signature validation, judged at "
+                         f"{at.date().isoformat()} from the bundle only")
 
 
 async def _judge_author(rep: Report, received: bytes | None, sender: str | None, seq: int, trust: PastTrust,

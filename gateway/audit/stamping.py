@@ -77,18 +77,26 @@ async def pending(pool: asyncpg.Pool) -> Pending:
 
 
 def _objects(rows: list[Any]) -> list[tuple[int, str, int | None, bytes]]:
-    out: list[tuple[int, str, int | None, bytes]] = []
+    """Each object the events name, once: a delivery receipt named by two ``delivery.delivered`` events (an
+    acknowledgement recorded twice) is one object, as ``er_items`` has one row per object."""
+    out: dict[tuple[int, str, int | None], bytes] = {}
     for r in rows:
         if r["event"] == "message.accepted" and r["forwarded"] is not None:
-            out.append((r["message_pk"], "seal", None, bytes(r["forwarded"])))
-            out.append((r["message_pk"], "receipt", None, bytes(r["receipt"])))
+            out.setdefault((r["message_pk"], "seal", None), bytes(r["forwarded"]))
+            out.setdefault((r["message_pk"], "receipt", None), bytes(r["receipt"]))
         elif r["event"] == "delivery.delivered" and r["delivery_receipt"]:
-            out.append((r["message_pk"], "delivery-receipt", r["receipt_pk"], bytes(r["delivery_receipt"])))
-    return out
+            out.setdefault((r["message_pk"], "delivery-receipt", r["receipt_pk"]), bytes(r["delivery_receipt"]))
+    return [(*key, data) for key, data in out.items()]
 
 
-def _tree(alg: str, objects: list[tuple[int, str, int | None, bytes]]) -> ers.Tree:
-    return ers.build_tree(alg, [ers.digest(alg, o[3]) for o in objects])
+def _tree(alg: str, objects: list[tuple[int, str, int | None, bytes]]) -> tuple[ers.Tree, list[bytes | None]]:
+    """The tree over the objects' distinct hashes (content-addressed: equal bytes are one leaf), and each
+    object's reduced hash tree, in the objects' order."""
+    digests = [ers.digest(alg, o[3]) for o in objects]
+    leaves = list(dict.fromkeys(digests))
+    tree = ers.build_tree(alg, leaves)
+    at = {d: i for i, d in enumerate(leaves)}
+    return tree, [tree.ders[at[d]] for d in digests]
 
 
 class StampingJob:
@@ -124,7 +132,7 @@ class StampingJob:
                 await conn.execute(queries["er_watermark"], low, mark, now)
             return StampRound(locked=True, more=more)
         alg = self.settings.alg
-        tree = await asyncio.to_thread(_tree, alg, objects)
+        tree, paths = await asyncio.to_thread(_tree, alg, objects)
         try:
             token = await self.stamper(tree.root, alg)
             gen_time, not_after, imprint_alg, imprint = ers.token_facts(token)
@@ -133,10 +141,10 @@ class StampingJob:
         if (imprint_alg, imprint) != (alg, tree.root):
             return StampRound(locked=True, error="the TSA answered with a token over something else")
         async with conn.transaction():
-            stamp_id = await conn.fetchval(queries["er_stamp_insert"], "initial", alg, tree.root, len(objects),
+            stamp_id = await conn.fetchval(queries["er_stamp_insert"], "initial", alg, tree.root, len(tree.ders),
                                            token, gen_time, not_after, now)
             await conn.execute(queries["er_items_stamped"], [o[0] for o in objects], [o[1] for o in objects],
-                               [o[2] for o in objects], tree.ders, alg, stamp_id)
+                               [o[2] for o in objects], paths, alg, stamp_id)
             if await conn.execute(queries["er_watermark"], low, mark, now) != "UPDATE 1":
                 raise RuntimeError("the stamping watermark moved under the job's lock")
         log.info("seals and receipts time-stamped", objects=len(objects), stamp=stamp_id, alg=alg)

@@ -18,6 +18,7 @@ from gateway.core import appkeys as keys
 from gateway.core.sealing import CheckpointSigner
 from gateway.core.settings import Settings
 from pki.ers import parse_weak_hashes, strong_hash
+from pki.ltv_tsa import augmenting
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,10 @@ def stamping_job(app: web.Application, settings: Settings) -> StampingJob | None
     if not settings.audit_tsa_url:
         return None
     weak = parse_weak_hashes(settings.weak_hashes)
-    stamper = http_digest_stamper(app[keys.HTTP], settings.audit_tsa_url)
+    # every token keeps its TSA certificate's revocation data (pki.ltv_tsa), renewals' tokens too
+    stamper = augmenting(http_digest_stamper(app[keys.HTTP], settings.audit_tsa_url), session=app[keys.HTTP],
+                         on_error=lambda exc: log.warning("the TSA certificate's revocation data could not be kept",
+                                                          error=f"{type(exc).__name__}: {exc}"))
     pool, clock = app[keys.POOL], app[keys.CLOCK]
     policy = RenewalPolicy(weak=weak, alg=strong_hash(settings.er_hash, weak),
                            margin=dt.timedelta(days=settings.er_renew_days))

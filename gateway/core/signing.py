@@ -29,6 +29,7 @@ import structlog
 from cryptography import x509
 from lxml import etree
 
+from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError, EnvelopeError
 from gateway.core.metrics import Metrics
@@ -281,13 +282,14 @@ def _fetch_allow(settings: Settings) -> list[str] | None:
 
 
 def _trust_store(settings: Settings, anchors: list[x509.Certificate], intermediates: list[x509.Certificate],
-                 binding: AgencyBinding, metrics: Metrics | None) -> TrustStore:
+                 binding: AgencyBinding, metrics: Metrics | None, clock: Clock | None) -> TrustStore:
     def count(kind: str, outcome: str) -> None:
         if metrics is not None:
             metrics.pki_fetches.labels(kind=kind, outcome=outcome).inc()
 
     store = TrustStore(anchors, intermediates, revocation=settings.revocation, binding=binding,
-                       crls=_crls(settings.crl_files), fetch_allow=_fetch_allow(settings), on_fetch=count)
+                       crls=_crls(settings.crl_files), fetch_allow=_fetch_allow(settings), on_fetch=count,
+                       clock=clock.now if clock is not None else None)
     allow = sorted(store.fetch_policy.allow)
     if settings.revocation == "hard-fail" and not allow and not settings.crl_files.strip():
         raise ConfigError(
@@ -301,10 +303,13 @@ def _trust_store(settings: Settings, anchors: list[x509.Certificate], intermedia
     return store
 
 
-def build_trust(settings: Settings, directory: Directory, metrics: Metrics | None = None) -> Trust:
+def build_trust(settings: Settings, directory: Directory, metrics: Metrics | None = None,
+                clock: Clock | None = None) -> Trust:
     """Blocking (key generation on a first development start): run in a thread at start-up.
 
     ``metrics`` counts the trust store's fetches and refusals to fetch (``gateway_pki_fetches_total``).
+    ``clock`` is the gateway's: certificates, OCSP answers and their cache are judged at its time (a
+    test's fake clock included), never at the machine's.
     """
     binding = AgencyBinding(directory.pins())  # a live view: directory changes re-pin at once
     dev = None
@@ -321,7 +326,7 @@ def build_trust(settings: Settings, directory: Directory, metrics: Metrics | Non
     else:
         raise ConfigError("production needs GATEWAY_TRUST_ANCHORS (PEM files of trusted CAs)",
                           field="GATEWAY_TRUST_ANCHORS")
-    store = _trust_store(settings, anchors, intermediates, binding, metrics)
+    store = _trust_store(settings, anchors, intermediates, binding, metrics, clock)
     signer = None
     if settings.seal:
         if settings.seal_key and settings.seal_cert:

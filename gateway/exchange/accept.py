@@ -173,7 +173,7 @@ class Acceptance:
         now = self.clock.now()
         pending = capture is not None and capture.pending
         if capture is not None and self.validation is not None:
-            checked.facts.update(await self.validation.record(capture, checked.facts,
+            checked.facts.update(await self.validation.record(capture, checked.facts, sender=h.sender,
                                                               directory_version=self.directory.version))
         built = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
                                    at=now, gateway_code=self.gateway_code)

@@ -1,8 +1,9 @@
 """Validation-pending: letters whose author's revocation status could not be established, re-checked.
 
 Under ``GATEWAY_REVOCATION=hard-fail`` a letter whose signer's OCSP responders and CRL distribution
-points are unreachable is neither refused (the outage is not the sender's fault) nor forwarded
-(nothing unverified travels): :class:`gateway.exchange.accept.Acceptance` stores it with every other
+points are unreachable (the author's XML signature's, or the main PDF's PAdES signature's: the same
+rule) is neither refused (the outage is not the sender's fault) nor forwarded (nothing unverified
+travels): :class:`gateway.exchange.accept.Acceptance` stores it with every other
 check done, answers with a ``submission-pending`` receipt, and parks its planned deliveries in
 ``validation_pending`` (the deliveries table has no row for it, so no dispatcher and no inbox can
 claim it). State lives in the database: a restart, a SIGKILL or another gateway process picks it up.
@@ -18,7 +19,8 @@ verified (revocation established, good)     **forward**: deliveries created, mat
 ``certificate.revocation_unknown``          **retry** after ``first_s * 2**checks`` (at most
                                             ``max_s``), until the deadline
 deadline passed while still unknown         **refuse** (``validation.timeout``)
-any other failure (revoked above all)       **refuse** with that code
+any other failure (revoked above all;       **refuse** with that code
+the PDF's refused as intake refuses it)
 ==========================================  =====================================================
 
 A refused letter stays stored (nothing is lost; it is evidence) with a ``validation.refused`` audit
@@ -34,20 +36,24 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import structlog
+from lxml import etree
 
 from adapters.base import Adapter
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.core.envelope import Envelope, Header, MessageType, Notifier, NotifierKind
 from gateway.core.envelope_builder import build_envelope
-from gateway.core.sealing import Sealer
+from gateway.core.envelope_reader import read_attachments
+from gateway.core.errors import GatewayError
+from gateway.core.sealing import PdfChecker, Sealer
 from gateway.exchange.validation import ValidationRecorder
 from gateway.storage import Executor, audit, messages
 from gateway.storage import ltv as store
+from gateway.storage import parts as parts_store
 from gateway.storage.messages import NewDelivery, NewMessage
 from gateway.storage.receipts import first_status
 from pki.errors import PkiError
@@ -90,11 +96,14 @@ class PendingChecks:
     def __init__(self, *, pool: asyncpg.Pool, trust: TrustStore, recorder: ValidationRecorder | None, clock: Clock,
                  directory: Directory, adapters: Mapping[str, Adapter], sealer: Sealer, gateway_code: str,
                  ttl_s: float, wake: Callable[[], None],
-                 first_s: float = 30.0, max_s: float = 1800.0, allow_sha1: bool = False) -> None:
+                 first_s: float = 30.0, max_s: float = 1800.0, allow_sha1: bool = False,
+                 pdf_checker: PdfChecker | None = None) -> None:
         self.pool, self.trust, self.recorder, self.clock = pool, trust, recorder, clock
         self.directory, self.adapters, self.sealer = directory, adapters, sealer
         self.gateway_code, self.ttl_s, self.wake = gateway_code, ttl_s, wake
         self.first_s, self.max_s, self.allow_sha1 = first_s, max_s, allow_sha1
+        #: Intake's check of the main PDF's signature (None: PDFs are not validated).
+        self.pdf_checker = pdf_checker
         self._stop = asyncio.Event()
 
     async def run_once(self, limit: int = 100) -> dict[str, int]:
@@ -122,19 +131,22 @@ class PendingChecks:
                 return None
             p = due[0]
             code, message = None, ""
+            facts: dict[str, Any] = {"signed": True, "recheck": p.checks + 1}
             with capturing() as cap:
                 try:
-                    await verify_envelope(p.received, self.trust, sender=p.sender, allow_sha1=self.allow_sha1,
-                                          require_signature=False)
-                except PkiError as exc:
+                    verified = await verify_envelope(p.received, self.trust, sender=p.sender,
+                                                     allow_sha1=self.allow_sha1, require_signature=False)
+                    facts.update(await self._check_pdf(conn, p, verified.root))
+                except (PkiError, GatewayError) as exc:
                     code, message = exc.code, exc.message
             decision = decide(code, now=now, deadline=p.deadline, checks=p.checks, first_s=self.first_s,
                               max_s=self.max_s)
             if decision.action == "forward":
-                facts = {}
+                kept: dict[str, Any] = {k: v for k, v in facts.items() if k.startswith("pdf_")}
                 if self.recorder is not None:
-                    facts = await self.recorder.record(cap, {"signed": True, "recheck": p.checks + 1},
-                                                       directory_version=self.directory.version)
+                    kept.update(await self.recorder.record(cap, facts, directory_version=self.directory.version,
+                                                           sender=p.sender))
+                facts = kept
                 await store.release_pending(conn, self._routed(p), now)
                 await audit.append(conn, at=now, actor="gateway", kind="validation.completed", message_pk=p.message_pk,
                                    details={"message_id": p.message_id, "checks": p.checks + 1,
@@ -152,6 +164,18 @@ class PendingChecks:
                 log.warning("validation-pending letter refused", message_id=p.message_id, sender=p.sender,
                             code=decision.code)
             return decision.action
+
+    async def _check_pdf(self, conn: Executor, p: store.Pending, root: etree._Element) -> dict[str, Any]:
+        """The main PDF's signature checked again as intake checks it (its outage is what may have held
+        the letter); the facts it establishes, or the refusal it raises."""
+        if self.pdf_checker is None:
+            return {}
+        main = next((a for a in read_attachments(root) if a.role == "main" and a.mime_type == "application/pdf"),
+                    None)
+        if main is None:
+            return {}
+        content = await parts_store.read(conn, p.message_pk, main.id) if main.external else main.content
+        return await self.pdf_checker(content, p.sender)
 
     def _routed(self, p: store.Pending) -> store.Pending:
         """The planned deliveries with each recipient's route in force now (it may have changed while held)."""

@@ -3,7 +3,10 @@
 :class:`ValidationRecorder` turns what intake validated (a :class:`pki.ltv.Capture`) into items in
 PostgreSQL and two facts for the letter's audit event: ``validation_sha256`` (the report; the signed
 chain thereby vouches for it and everything it names) and ``trust_snapshot`` (the trust-anchor set
-version in force). The directory version in force is recorded as ``directory_version``.
+version in force). The directory version in force is recorded as ``directory_version``, and the SHA-256 of the sender's entry in it
+(:func:`pki.ltv.canonical` JSON of ``Agency.to_dict()``, what the database keeps for that version) as
+``directory_entry_sha256``: the evidence bundle's ``directory.json`` is thereby bound to the signed
+chain like the report (an edited entry, say a certificate pinned after the fact, is a precise no).
 
 Cost on the submit path: the report is the only item that changes from letter to letter (and not
 even it while the trust store's cached result is reused); items this process already stored are not
@@ -22,14 +25,19 @@ from lxml import etree
 
 from gateway.core import xml
 from gateway.core.clock import Clock
+from gateway.core.directory import Directory
 from gateway.storage import ltv as store
-from pki.ltv import Capture, record_of, trust_snapshot
+from pki.ltv import Capture, canonical, record_of, sha256_hex, trust_snapshot
 from pki.trust import TrustStore
 
 
 class ValidationRecorder:
-    def __init__(self, *, pool: asyncpg.Pool, trust: TrustStore, clock: Clock, max_known: int = 200_000) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, trust: TrustStore, clock: Clock, max_known: int = 200_000,
+                 directory: Directory | None = None) -> None:
         self.pool = pool
+        #: The directory in force (its entries are bound to each letter by digest); None: not bound.
+        self.directory = directory
+        self._entry_digests: dict[tuple[str, int], str] = {}
         self.trust = trust
         self.clock = clock
         self._known: set[str] = set()
@@ -55,10 +63,26 @@ class ValidationRecorder:
             self._snapshot_key = key
         return self._snapshot
 
+    def entry_digest(self, sender: str | None, version: int | None) -> str | None:
+        """SHA-256 of ``sender``'s directory entry in the directory in force (at ``version``), or None."""
+        directory = self.directory
+        if directory is None or sender is None or version is None or directory.version != version:
+            return None
+        key = (sender, version)
+        found = self._entry_digests.get(key)
+        if found is None:
+            agency = directory.get(sender)
+            if agency is None:
+                return None
+            if len(self._entry_digests) > 10_000:
+                self._entry_digests.clear()
+            found = self._entry_digests[key] = sha256_hex(canonical(agency.to_dict()))
+        return found
+
     async def record(self, capture: Capture, facts: Mapping[str, Any], *, directory_version: int | None,
-                     role: str = "author") -> dict[str, Any]:
-        """Store the material of one acceptance (``role``: whose signature, ``author`` or ``ack``); the
-        facts to add to its audit event."""
+                     role: str = "author", sender: str | None = None) -> dict[str, Any]:
+        """Store the material of one acceptance (``role``: whose signature, ``author`` or ``ack``; ``sender``:
+        whose directory entry to bind); the facts to add to its audit event."""
         if capture.empty:
             return {}
         snap = await self.snapshot()
@@ -70,8 +94,12 @@ class ValidationRecorder:
             if len(self._known) > self._max_known:
                 self._known.clear()
             self._known.update(new)
-        return {"validation_sha256": rec.report_sha256, "trust_snapshot": snap.version,
-                "directory_version": directory_version, "validation": rec.report["bottom_line"]}
+        out = {"validation_sha256": rec.report_sha256, "trust_snapshot": snap.version,
+               "directory_version": directory_version, "validation": rec.report["bottom_line"]}
+        entry = self.entry_digest(sender, directory_version)
+        if entry is not None:
+            out["directory_entry_sha256"] = entry
+        return out
 
     async def record_ack(self, capture: Capture, facts: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`record` for an office's signed acknowledgement (``AckVerifier.record``)."""

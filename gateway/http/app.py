@@ -79,7 +79,8 @@ async def _connect(settings: Settings, dsn: str) -> asyncpg.Pool:
 
 async def _pki(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY], app[keys.METRICS])
+    trust = await asyncio.to_thread(build_trust, settings, app[keys.DIRECTORY], app[keys.METRICS],
+                                    app[keys.CLOCK])
     app[keys.TRUST] = trust
     if keys.SEALER not in app:
         app[keys.SEALER] = (PkiSealer(trust.seal_signer) if trust.seal_signer is not None

@@ -49,7 +49,7 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
     """``trust_store`` verifies offices' signed acknowledgements; without it a signed ack is refused,
     never kept unverified. ``http`` ``None`` (the CLI): only the pull and folder adapters."""
     # what each signed letter's and ack's validation relied on is kept (issue 16) where signatures are checked
-    validation = ValidationRecorder(pool=pool, trust=trust_store, clock=clock) \
+    validation = ValidationRecorder(pool=pool, trust=trust_store, clock=clock, directory=directory) \
         if trust_store is not None and verifier is not None else None
     acks = AckVerifier(trust_store, record=validation.record_ack if validation is not None else None)
     adapters: dict[str, Adapter] = {"pull": PullAdapter(), "folder": FolderAdapter()}
@@ -80,5 +80,5 @@ def build_services(*, settings: Settings, pool: asyncpg.Pool, directory: Directo
                                 directory=directory, adapters=adapters, sealer=sealer,
                                 gateway_code=settings.gateway_code, ttl_s=retry.ttl_s, wake=dispatcher.wake,
                                 allow_sha1=settings.allow_sha1,
-                                first_s=settings.validation_recheck_s)
+                                first_s=settings.validation_recheck_s, pdf_checker=pdf_checker)
     return Services(exchange=exchange, dispatcher=dispatcher, pending=pending)

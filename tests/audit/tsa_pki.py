@@ -56,9 +56,10 @@ class Tsa:
     """A TSA whose certificate is issued by ``root`` for [not_before, not_after]; it stamps at ``clock()``."""
 
     def __init__(self, root: TsaRoot, not_before: dt.datetime, not_after: dt.datetime, cn: str,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, crl_url: str | None = None) -> None:
         key = _key()
-        self.cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(root.cert.subject)
+        self.root = root
+        builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(root.cert.subject)
                      .public_key(key.public_key()).serial_number(x509.random_serial_number())
                      .not_valid_before(not_before).not_valid_after(not_after)
                      .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -68,8 +69,11 @@ class Tsa:
                                                   key_agreement=False, key_cert_sign=False, crl_sign=False,
                                                   encipher_only=False, decipher_only=False), critical=True)
                      .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
-                                    critical=False)
-                     .sign(root.key, hashes.SHA256()))
+                                    critical=False))
+        if crl_url is not None:  # the root's CRL, which a TsaServer serves (GET /root.crl)
+            builder = builder.add_extension(x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
+        self.cert = builder.sign(root.key, hashes.SHA256())
         der_key = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         self._asn1_cert = ax509.Certificate.load(self.cert.public_bytes(serialization.Encoding.DER))
@@ -98,10 +102,14 @@ class TsaServer:
     """``tsa`` over HTTP on loopback (application/timestamp-query); can be stopped and started again on the
     same port, and its TSA swapped (a replaced TSA certificate)."""
 
-    def __init__(self, tsa: Tsa) -> None:
+    def __init__(self, tsa: Tsa, port: int | None = None) -> None:
         self.tsa = tsa
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/tsa"
+        self.crl_url = f"http://127.0.0.1:{self.port}/root.crl"
+        #: Serial -> revocation time of TSA certificates the root's CRL lists.
+        self.revoked: dict[int, dt.datetime] = {}
+        self.crl_requests = 0
         self._runner: web.AppRunner | None = None
         self.delay_s = 0.0
         """Answer this much later (a slow TSA, so a test can kill a client mid-way)."""
@@ -112,9 +120,22 @@ class TsaServer:
         req = tsp.TimeStampReq.load(await request.read())
         return web.Response(body=self.tsa.respond(req).dump(), content_type="application/timestamp-reply")
 
+    async def _crl(self, request: web.Request) -> web.Response:
+        """The root's CRL at the TSA's time, listing :attr:`revoked`."""
+        self.crl_requests += 1
+        now, root = self.tsa.clock(), self.tsa.root
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(root.cert.subject)
+                   .last_update(now - dt.timedelta(minutes=1)).next_update(now + dt.timedelta(days=7)))
+        for serial, at in self.revoked.items():
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at).build())
+        crl = builder.sign(root.key, hashes.SHA256())
+        return web.Response(body=crl.public_bytes(serialization.Encoding.DER), content_type="application/pkix-crl")
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/tsa", self._handle)
+        app.router.add_get("/root.crl", self._crl)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

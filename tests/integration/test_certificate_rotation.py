@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.core import appkeys as keys
 from gateway.core.certexpiry import certificate_entry, expiring
+from gateway.core.clock import FakeClock
 from gateway.core.directory import AgencyCertificate, Directory
 from gateway.core.ecmswire import soap
 from gateway.core.signing import build_trust, server_ssl_context
@@ -31,6 +32,14 @@ from tests.ecms.helpers import request as ecms_request
 from tests.integration.conftest import make_settings
 from tests.integration.test_submit import auth, counts
 from tests.support import CMI, OPM, directory_dict, free_port, letter_bytes
+
+
+@pytest.fixture
+def clock():
+    """The machine's time, moved only by the test: this module mints its certificates from the machine's
+    clock, and the trust store judges at the app's (gateway.core.signing.build_trust)."""
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
 
 NAME = "สำนักนายกรัฐมนตรี"
 

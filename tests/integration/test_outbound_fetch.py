@@ -10,6 +10,7 @@ to fetch from refuses to start. Fetches and refusals show in ``gateway_pki_fetch
 Servers are real, on loopback, started and stopped by the test by handle (tests/pki/fetch_servers.py).
 """
 
+import datetime as dt
 import json
 import re
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
@@ -30,6 +32,14 @@ from tests.support import CMI, OPM, TOKENS, directory_dict, letter_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pki"))
 from fetch_servers import Trap, mint  # noqa: E402
+
+
+@pytest.fixture
+def clock():
+    """The machine's time, moved only by the test: this module mints its certificates from the machine's
+    clock, and the trust store judges at the app's (gateway.core.signing.build_trust)."""
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
 
 NAME = agency_name(OPM, "สำนักนายกรัฐมนตรี")
 

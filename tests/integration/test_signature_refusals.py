@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
+from gateway.core.clock import FakeClock
 from gateway.core.xml import DSIG_NS, ENVELOPE_NS
 from pki.certfactory import CertFactory, agency_name
 from pki.keys import FileSigner
@@ -30,6 +31,13 @@ E, DS = "{%s}" % ENVELOPE_NS, "{%s}" % DSIG_NS
 
 
 from tests.integration.test_submit import auth, counts  # noqa: E402 - one definition of "nothing stored"
+
+
+@pytest.fixture
+def clock():
+    """The machine's time, moved only by the test: this module mints its certificates from the machine's
+    clock, and the trust store judges at the app's (gateway.core.signing.build_trust)."""
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
 
 
 def edit(data: bytes, change) -> bytes:

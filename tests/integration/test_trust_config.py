@@ -1,5 +1,6 @@
 """Trust configuration: CRL files from GATEWAY_CRL_FILES, every GATEWAY_TRUST_ANCHORS file for TLS clients."""
 
+import datetime as dt
 import ssl
 
 import aiohttp
@@ -7,6 +8,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
 from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
@@ -17,6 +19,15 @@ from pki.sign import sign_envelope
 from tests.support import CMI, OPM, TOKENS, directory_dict, free_port, letter_bytes
 
 # A CRL distribution point nobody answers: only the configured file can say the certificate is revoked.
+
+
+@pytest.fixture
+def clock():
+    """The machine's time, moved only by the test: this module mints its certificates from the machine's
+    clock, and the trust store judges at the app's (gateway.core.signing.build_trust)."""
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
 UNREACHABLE_CRL = "http://127.0.0.1:9/issuing.crl"
 
 

@@ -41,29 +41,37 @@ from tests.ltv.world import World, office_signer
 from tests.support import CMI, OPM, Office, directory_dict, letter_bytes, wait_for
 
 AT_2040 = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
+#: The gateway's (fake) time at the start of each test: not the machine's.
+ACCEPTED = dt.datetime(2026, 6, 1, 3, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-async def gateway(database_url, workdir):
-    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
-    # the responders answer with the real time: the gateway's trust store reads the system clock
-    # (gateway.core.signing builds it), while the app's clock (deadlines, backoff) is the fake one
-    world = await World(lambda: dt.datetime.now(dt.UTC), code=OPM).start()
+async def start_gateway(database_url, workdir, **extra) -> TestClient:
+    """The gateway app on loopback with the world's PKI, hard-fail revocation and one fake clock for all."""
+    # one clock for all: the responders answer at its time and the gateway's trust store judges at it
+    # (deadlines, backoff and certificate validity alike), weeks away from the machine's clock
+    clock = FakeClock(ACCEPTED)
+    world = await World(clock.now, code=OPM).start()
     (workdir / "root.pem").write_bytes(world.root.ca.cert.public_bytes(serialization.Encoding.PEM))
     (workdir / "issuing.pem").write_bytes(world.issuing.ca.cert.public_bytes(serialization.Encoding.PEM))
     settings = make_settings(database_url, workdir, require_signature=True, revocation="hard-fail",
                              trust_anchors=str(workdir / "root.pem"), trust_intermediates=str(workdir / "issuing.pem"),
                              fetch_allow=f"127.0.0.1:{world.port}", audit_seal_interval_s=3600,
-                             validation_pending_hours=1.0)
+                             validation_pending_hours=1.0, **extra)
     signer = TestSigner()
     app = create_app(settings, clock=clock, directory=Directory.from_dict(json.loads(json.dumps(directory_dict()))),
                      audit_signer=signer)
     client = TestClient(TestServer(app))
     await client.start_server()
     client.world, client.clock, client.signer = world, clock, signer
+    return client
+
+
+@pytest.fixture
+async def gateway(database_url, workdir):
+    client = await start_gateway(database_url, workdir)
     yield client
     await client.close()
-    await world.stop()
+    await client.world.stop()
 
 
 def signed_letter(world: World, **kw) -> bytes:
@@ -263,7 +271,7 @@ async def test_pending_letter_refused_with_a_notifier_when_revoked_or_out_of_tim
     pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'จะถูกปฏิเสธ'")
     if how == "revoked":
         world.down = False
-        world.revoked[world.author.cert.serial_number] = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        world.revoked[world.author.cert.serial_number] = clock.now() - dt.timedelta(minutes=1)
         clock.advance(120)
     else:
         clock.advance(3600 + 1)
@@ -289,4 +297,54 @@ def pending_checks(client) -> PendingChecks:
     accept = client.app[keys.EXCHANGE].accept
     return PendingChecks(pool=client.app[keys.POOL], trust=client.app[keys.TRUST].store, recorder=accept.validation,
                          clock=client.clock, directory=accept.directory, adapters=accept.adapters, sealer=accept.sealer,
-                         gateway_code=accept.gateway_code, ttl_s=accept.ttl_s, wake=lambda: None)
+                         gateway_code=accept.gateway_code, ttl_s=accept.ttl_s, wake=lambda: None,
+                         pdf_checker=accept.intake.pdf_checker)
+
+
+async def test_the_trust_store_judges_at_the_gateways_clock_not_the_machines(gateway):
+    """The author's certificate ends on 2028-01-01: with the gateway's clock moved past it, the letter is
+    refused as expired, whatever the machine's clock says; the OCSP answer was made at the gateway's time."""
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="ตามนาฬิกา"), headers=auth())
+    assert r.status == 202, await r.text()  # 2026-06: the responder's answer is fresh at the gateway's time
+    gateway.clock.advance((dt.datetime(2028, 3, 1, tzinfo=dt.UTC) - gateway.clock.now()).total_seconds())
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="หมดอายุ"), headers=auth())
+    assert r.status == 422, await r.text()
+    assert "certificate.expired" in await r.text()
+
+
+async def test_directory_json_is_bound_by_digest_to_the_signed_chain(gateway):
+    """The sender's directory entry in force at acceptance travels in the bundle; the signed event names its
+    SHA-256, so an edited entry (a pinned certificate added, a name changed), another version or no entry at
+    all is a precise no naming directory.json."""
+    r = await gateway.post("/v1/messages", data=signed_letter(gateway.world, subject="ผูกสมุดรายชื่อ"), headers=auth())
+    assert r.status == 202, await r.text()
+    pool = gateway.app[keys.POOL]
+    pk = await pool.fetchval("SELECT pk FROM messages WHERE subject = 'ผูกสมุดรายชื่อ'")
+    details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted' "
+                                  "AND message_pk = $1", pk)
+    assert len(details["directory_entry_sha256"]) == 64
+    bundle = await bundle_of(gateway, pk)
+    rep = await check_bundle_at(bundle, gateway.signer.certificate, at=AT_2040)
+    assert rep.ok, rep.summary()
+    assert any("directory.json" in n and "bound" in n for n in rep.notes), rep.summary()
+
+    def edit(change):
+        def apply(name: str, data: bytes) -> bytes:
+            if name != "directory.json":
+                return data
+            doc = json.loads(data)
+            change(doc)
+            return json.dumps(doc, ensure_ascii=False).encode()
+        return rewrite(bundle, apply)
+
+    cases = {
+        "name": edit(lambda d: d["entry"].update(name_th="หน่วยงานปลอม")),
+        "pins": edit(lambda d: d["entry"].update(certificates=["ab" * 32])),
+        "version": edit(lambda d: d.update(version=d["version"] + 1)),
+        "missing": rewrite(bundle, lambda n, d: None if n == "directory.json" else d),
+    }
+    for what, changed in cases.items():
+        rep = await check_bundle_at(changed, gateway.signer.certificate, at=AT_2040)
+        assert not rep.ok, what
+        assert any(p.code == "validation" and "directory.json" in p.message for p in rep.problems), \
+            (what, rep.summary())

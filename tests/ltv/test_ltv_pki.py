@@ -130,3 +130,23 @@ async def test_hard_fail_outage_gives_pending_not_refusal(world):
         with pytest.raises(PkiError) as err:
             await verify_envelope(signed, store(world), sender="00001")
     assert err.value.code == "certificate.revoked"
+
+
+async def test_the_ocsp_responders_own_revocation_data_is_kept_and_relied_on():
+    """A responder certificate without ocsp-nocheck is itself checked (the issuing CA's CRL): that CRL is
+    captured beside the OCSP answer and the CA's CRL, and the signature still holds in 2040 from them."""
+    clock = FakeClock(ACCEPTED)
+    w = await World(clock.now, checked_responder=True).start()
+    w.fake = clock
+    try:
+        signed, rec = await accept(w)
+        assert w.issuing_crl_requests == 1
+        sig = rec.report["signatures"][0]
+        issuers = {x509.load_der_x509_crl(rec.items[s][1]).issuer for s in sig["crls"]}
+        assert issuers == {w.root.ca.cert.subject, w.issuing.ca.cert.subject}
+        trust = past(w, rec)
+        report, _ = await validate_author(signed, parse_for_verify(signed), trust, sender="00001",
+                                          allow_sha1=False, require_signature=True)
+        assert report.ok, report.failure
+    finally:
+        await w.stop()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from pki.certfactory import CertFactory, Issued, agency_name, simple_name
@@ -23,8 +24,13 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 class World:
-    def __init__(self, clock: Callable[[], dt.datetime], code: str = "00001") -> None:
+    def __init__(self, clock: Callable[[], dt.datetime], code: str = "00001", *, checked_responder: bool = False,
+                 ) -> None:
         self.clock = clock
+        #: The OCSP responder's certificate has no ocsp-nocheck: its own status is the issuing CA's CRL
+        #: (GET /issuing.crl), which a validation then fetches and must keep.
+        self.checked_responder = checked_responder
+        self.issuing_crl_requests = 0
         self.revoked: dict[int, dt.datetime] = {}
         self.down = False
         self.requests = 0
@@ -37,6 +43,7 @@ class World:
         app = web.Application()
         app.router.add_post("/ocsp", self._ocsp)
         app.router.add_get("/root.crl", self._crl)
+        app.router.add_get("/issuing.crl", self._issuing_crl)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -50,6 +57,9 @@ class World:
         self.issuing = CertFactory(ca, now=T0, ocsp_url=f"{base}/ocsp")
         self.responder = self.issuing.issue(simple_name("LTV OCSP Responder"), profile="ocsp", not_before=T0,
                                             not_after=T0 + dt.timedelta(days=365 * 10))
+        if self.checked_responder:
+            self.responder = Issued(_without_nocheck(self.responder.cert, f"{base}/issuing.crl", self.issuing),
+                                    self.responder.key)
         self.author = self.issuing.agency_signing(self.code, "สำนักนายกรัฐมนตรี", not_before=T0,
                                                   not_after=dt.datetime(2028, 1, 1, tzinfo=dt.UTC))
         self.known = {self.author.cert.serial_number: self.author.cert}
@@ -99,6 +109,42 @@ class World:
         assert self.root.ca.key is not None
         crl = builder.sign(self.root.ca.key, hashes.SHA256())  # type: ignore[arg-type]  # an EC key
         return web.Response(body=crl.public_bytes(serialization.Encoding.DER), content_type="application/pkix-crl")
+
+    async def _issuing_crl(self, request: web.Request) -> web.Response:
+        """The issuing CA's CRL (covers the OCSP responder's certificate when it is checked)."""
+        self.requests += 1
+        self.issuing_crl_requests += 1
+        if self.down:
+            return web.Response(status=503)
+        now = self.clock()
+        ca = self.issuing.ca
+        key = ca.key
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
+                   .last_update(now - dt.timedelta(seconds=5)).next_update(now + dt.timedelta(days=7))
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+                   .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False))
+        if self.responder.cert.serial_number in self.revoked:
+            serial = self.responder.cert.serial_number
+            builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                                      .revocation_date(self.revoked[serial]).build())
+        crl = builder.sign(key, hashes.SHA256())
+        return web.Response(body=crl.public_bytes(serialization.Encoding.DER), content_type="application/pkix-crl")
+
+
+def _without_nocheck(cert: x509.Certificate, crl_url: str, issuer: CertFactory) -> x509.Certificate:
+    """``cert`` re-issued without ocsp-nocheck and with a CRL distribution point."""
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .public_key(cert.public_key()).serial_number(cert.serial_number)
+               .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc))
+    for ext in cert.extensions:
+        if not isinstance(ext.value, x509.OCSPNoCheck):
+            builder = builder.add_extension(ext.value, ext.critical)
+    builder = builder.add_extension(x509.CRLDistributionPoints(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
+    key = issuer.ca.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return builder.sign(key, hashes.SHA256())
 
 
 def _with_crl_dp(cert: x509.Certificate, url: str, issuer: CertFactory) -> x509.Certificate:
