@@ -65,10 +65,11 @@ async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.dateti
         # substring alone goes through message_search's trigram indexes (search_messages_text)
         name = ("search_messages_by_status" if f.status else
                 "search_messages_text" if f.number or f.subject else "search_messages")
+        watermark = [await conn.fetchval(queries["message_search_watermark"])] if name == "search_messages_text" else []
         rows = await conn.fetch(
             queries[name], f.agency, f.since, f.until,
             like_escape(f.number) if f.number else None, like_escape(f.subject) if f.subject else None,
-            f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit)
+            f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit, *watermark)
     return [dict(r) for r in rows]
 
 

@@ -68,8 +68,7 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (bulk, next_attempt_at)
     WHERE status IN ('queued', 'sending', 'retry_wait');
-CREATE INDEX deliveries_pending_by_recipient ON deliveries (recipient)
-    WHERE status IN ('queued', 'retry_wait');
+-- (0019: deliveries_pending_by_recipient dropped; deliveries_open serves its look-ups)
 CREATE INDEX deliveries_inbox ON deliveries (recipient, created_at)
     WHERE status = 'inbox';
 CREATE INDEX deliveries_dead ON deliveries (recipient) WHERE status = 'dead';
@@ -895,11 +894,14 @@ END $$;
 -- derived index of it, refilled from it.
 CREATE TABLE message_search (
     message_pk    bigint PRIMARY KEY,
+    accepted_at   timestamptz NOT NULL,
     subject       text,
     letter_number text
 );
 CREATE INDEX message_search_subject_trgm ON message_search USING gin (subject gin_trgm_ops);
 CREATE INDEX message_search_letter_number_trgm ON message_search USING gin (letter_number gin_trgm_ops);
+-- newest first, as the search pages: a common word is found by walking this, a rare one by the trigrams
+CREATE INDEX message_search_accepted ON message_search (accepted_at DESC, message_pk DESC);
 
 -- seq: every message whose message.accepted event has seq <= this is in message_search (when it has a
 -- subject or a number); the search adds the messages of later events itself.
@@ -928,8 +930,8 @@ BEGIN
     IF upto <= wm THEN
         RETURN wm;
     END IF;
-    INSERT INTO message_search (message_pk, subject, letter_number)
-    SELECT m.pk, m.subject, m.letter_number
+    INSERT INTO message_search (message_pk, accepted_at, subject, letter_number)
+    SELECT m.pk, m.accepted_at, m.subject, m.letter_number
     FROM audit_events e JOIN messages m ON m.pk = e.message_pk
     WHERE e.kind = 'message.accepted' AND e.seq > wm AND e.seq <= upto
       AND (m.subject IS NOT NULL OR m.letter_number IS NOT NULL)

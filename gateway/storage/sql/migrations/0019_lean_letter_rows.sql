@@ -10,6 +10,9 @@
 --    sealer's fence); the search queries add the messages accepted after its watermark, so nothing
 --    is missed while it lags. The two trigram GIN indexes and the redundant messages_accepted_at
 --    (messages_accepted_pk serves every accepted_at range) leave messages.
+-- 3. deliveries_pending_by_recipient (recipient, for queued and retry_wait) goes: deliveries_open
+--    (recipient, status, for every open status) serves the same look-ups; one index entry less per
+--    delivery (two per letter) and per move into queued or retry_wait.
 
 ALTER TABLE messages ALTER COLUMN forwarded DROP NOT NULL,
                      ADD COLUMN forwarded_edits integer[],
@@ -112,11 +115,10 @@ $$;
 -- derived index of it, refilled from it.
 CREATE TABLE message_search (
     message_pk    bigint PRIMARY KEY,
+    accepted_at   timestamptz NOT NULL,
     subject       text,
     letter_number text
 );
-CREATE INDEX message_search_subject_trgm ON message_search USING gin (subject gin_trgm_ops);
-CREATE INDEX message_search_letter_number_trgm ON message_search USING gin (letter_number gin_trgm_ops);
 
 -- seq: every message whose message.accepted event has seq <= this is in message_search (when it has a
 -- subject or a number); the search adds the messages of later events itself.
@@ -126,9 +128,14 @@ CREATE TABLE message_search_state (
     updated_at timestamptz NOT NULL
 );
 
-INSERT INTO message_search (message_pk, subject, letter_number)
-SELECT pk, subject, letter_number FROM messages WHERE subject IS NOT NULL OR letter_number IS NOT NULL;
+INSERT INTO message_search (message_pk, accepted_at, subject, letter_number)
+SELECT pk, accepted_at, subject, letter_number FROM messages WHERE subject IS NOT NULL OR letter_number IS NOT NULL;
 INSERT INTO message_search_state (seq, updated_at) SELECT seq, now() FROM audit_chain_head;
+-- the indexes after the rows: one bulk build each, not a million inserts
+CREATE INDEX message_search_subject_trgm ON message_search USING gin (subject gin_trgm_ops);
+CREATE INDEX message_search_letter_number_trgm ON message_search USING gin (letter_number gin_trgm_ops);
+-- newest first, as the search pages: a common word is found by walking this, a rare one by the trigrams
+CREATE INDEX message_search_accepted ON message_search (accepted_at DESC, message_pk DESC);
 
 -- One round of the filler: the messages accepted after the watermark, up to the audit chain's head
 -- (at most p_batch sequence numbers), and the watermark moved, in the caller's transaction. NULL when
@@ -147,8 +154,8 @@ BEGIN
     IF upto <= wm THEN
         RETURN wm;
     END IF;
-    INSERT INTO message_search (message_pk, subject, letter_number)
-    SELECT m.pk, m.subject, m.letter_number
+    INSERT INTO message_search (message_pk, accepted_at, subject, letter_number)
+    SELECT m.pk, m.accepted_at, m.subject, m.letter_number
     FROM audit_events e JOIN messages m ON m.pk = e.message_pk
     WHERE e.kind = 'message.accepted' AND e.seq > wm AND e.seq <= upto
       AND (m.subject IS NOT NULL OR m.letter_number IS NOT NULL)
@@ -158,3 +165,4 @@ BEGIN
 END $$;
 
 DROP INDEX messages_subject_trgm, messages_letter_number_trgm, messages_accepted_at;
+DROP INDEX deliveries_pending_by_recipient;
