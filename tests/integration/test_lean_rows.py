@@ -78,3 +78,21 @@ async def test_the_search_table_is_filled_after_commit_and_the_search_never_lags
     assert await found(subject="งบประมาณ", number="ว 77") == [pk]
     assert await found(subject="ไม่มีเรื่องนี้") == []
     assert await search.fill(pool) == head  # a round with nothing new keeps the watermark
+
+
+async def test_pages_run_across_the_search_table_and_the_letters_after_its_watermark(pool):
+    sealer = ChainSealer(pool, clock=SystemClock())
+    pks = [await messages.insert(pool, letter(RECEIVED, SEALED, subject=f"ประชุมสามัญ {i}")) for i in range(3)]
+    while (await sealer.seal_once()).chained:
+        pass
+    await search.fill(pool)
+    pks += [await messages.insert(pool, letter(RECEIVED, SEALED, subject=f"ประชุมสามัญ {i}")) for i in range(3, 5)]
+    await messages.insert(pool, letter(RECEIVED, SEALED, subject="เรื่องอื่น"))
+    seen, after = [], None
+    while True:
+        rows = await search.letters(pool, LetterFilter(subject="ประชุมสามัญ", agency=RECIPIENT), after=after, limit=2)
+        seen += [r["pk"] for r in rows]
+        if len(rows) < 2:
+            break
+        after = (rows[-1]["accepted_at"], rows[-1]["pk"])
+    assert seen == sorted(pks, reverse=True)  # newest first (same accepted_at order as pk here), each once

@@ -28,35 +28,44 @@ LIMIT $10;
 -- and $11 the search table's watermark (message_search_state.seq, read first in the same transaction: a
 -- value, so the planner knows how few letters follow it). The trigram indexes are on message_search
 -- (migration 0019), filled after commit up to its watermark; the letters accepted after it (their
--- message.accepted events) are added here, so a letter is found from the moment it is accepted. A common
--- word walks message_search newest first (message_search_accepted) and stops after a page, a rare one
--- reads its trigrams; the outer filters test the substrings again on the few letters since the watermark.
-SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
-       m.subject, m.accepted_at, m.speed, m.secrecy,
+-- message.accepted events) are tested here one by one, so a letter is found from the moment it is
+-- accepted. Each branch is a page on its own (the first $10 of the union are among the first $10 of
+-- each): a common word walks message_search newest first (message_search_accepted) and stops after a
+-- page, a rare one reads its trigrams, as one query over one table plans it.
+SELECT m.pk, m.sender, m.message_id, m.message_type, m.letter_number, m.letter_date, m.subject, m.accepted_at,
+       m.speed, m.secrecy,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('recipient', d.recipient, 'status', d.status::text)
                                   ORDER BY d.recipient), '[]'::jsonb)
         FROM deliveries d WHERE d.message_pk = m.pk) AS deliveries
-FROM (SELECT s.message_pk, s.accepted_at FROM message_search s
-      WHERE ($4::text IS NULL OR s.letter_number LIKE '%' || $4 || '%')
-        AND ($5::text IS NULL OR s.subject LIKE '%' || $5 || '%')
-        AND ($2::timestamptz IS NULL OR s.accepted_at >= $2)
-        AND ($3::timestamptz IS NULL OR s.accepted_at < $3)
-        AND ($7::timestamptz IS NULL OR (s.accepted_at, s.message_pk) < ($7, $8))
+FROM ((SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
+              m.subject, m.accepted_at, m.speed, m.secrecy
+       FROM message_search s JOIN messages m ON m.pk = s.message_pk
+       WHERE ($4::text IS NULL OR s.letter_number LIKE '%' || $4 || '%')
+         AND ($5::text IS NULL OR s.subject LIKE '%' || $5 || '%')
+         AND ($2::timestamptz IS NULL OR s.accepted_at >= $2)
+         AND ($3::timestamptz IS NULL OR s.accepted_at < $3)
+         AND ($7::timestamptz IS NULL OR (s.accepted_at, s.message_pk) < ($7, $8))
+         AND ($1::text IS NULL OR m.sender = $1
+              OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
+         AND ($9::text IS NULL OR m.message_type = $9::message_type)
+       ORDER BY s.accepted_at DESC, s.message_pk DESC
+       LIMIT $10)
       UNION ALL
-      SELECT t.pk, t.accepted_at FROM messages t
-      WHERE t.pk IN (SELECT e.message_pk FROM audit_events e WHERE e.kind = 'message.accepted' AND e.seq > $11)
-        AND NOT EXISTS (SELECT 1 FROM message_search x WHERE x.message_pk = t.pk)) hit
-JOIN messages m ON m.pk = hit.message_pk
-WHERE ($1::text IS NULL OR m.sender = $1
-       OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
-  AND ($2::timestamptz IS NULL OR m.accepted_at >= $2)
-  AND ($3::timestamptz IS NULL OR m.accepted_at < $3)
-  AND ($4::text IS NULL OR m.letter_number LIKE '%' || $4 || '%')
-  AND ($5::text IS NULL OR m.subject LIKE '%' || $5 || '%')
-  AND ($7::timestamptz IS NULL OR (m.accepted_at, m.pk) < ($7, $8))
-  AND ($9::text IS NULL OR m.message_type = $9::message_type)
-  AND $6::text IS NULL  -- (a status goes to search_messages_by_status)
-ORDER BY hit.accepted_at DESC, hit.message_pk DESC
+      (SELECT m.pk, m.sender, m.message_id, m.message_type::text, m.letter_number, m.letter_date, m.subject,
+              m.accepted_at, m.speed, m.secrecy
+       FROM messages m
+       WHERE m.pk IN (SELECT e.message_pk FROM audit_events e WHERE e.kind = 'message.accepted' AND e.seq > $11)
+         AND NOT EXISTS (SELECT 1 FROM message_search x WHERE x.message_pk = m.pk)
+         AND ($4::text IS NULL OR m.letter_number LIKE '%' || $4 || '%')
+         AND ($5::text IS NULL OR m.subject LIKE '%' || $5 || '%')
+         AND ($2::timestamptz IS NULL OR m.accepted_at >= $2)
+         AND ($3::timestamptz IS NULL OR m.accepted_at < $3)
+         AND ($7::timestamptz IS NULL OR (m.accepted_at, m.pk) < ($7, $8))
+         AND ($1::text IS NULL OR m.sender = $1
+              OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
+         AND ($9::text IS NULL OR m.message_type = $9::message_type))) m
+WHERE $6::text IS NULL  -- (a status goes to search_messages_by_status)
+ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT $10;
 
 -- name: search_messages_by_status
