@@ -917,7 +917,10 @@ INSERT INTO message_search_state (seq, updated_at) VALUES (0, now());
 -- (at most p_batch sequence numbers), and the watermark moved, in the caller's transaction. NULL when
 -- another process holds the round.
 CREATE FUNCTION message_search_fill(p_batch bigint) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- planned for its actual range each round (once a second): a generic plan could not tell a few hundred
+-- events from ten million
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     wm   bigint;
     upto bigint;

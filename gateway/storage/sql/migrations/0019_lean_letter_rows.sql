@@ -141,7 +141,10 @@ CREATE INDEX message_search_accepted ON message_search (accepted_at DESC, messag
 -- (at most p_batch sequence numbers), and the watermark moved, in the caller's transaction. NULL when
 -- another process holds the round.
 CREATE FUNCTION message_search_fill(p_batch bigint) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- planned for its actual range each round (once a second): a generic plan could not tell a few hundred
+-- events from ten million
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     wm   bigint;
     upto bigint;
