@@ -31,7 +31,8 @@ LIMIT $10;
 -- message.accepted events) are tested here one by one, so a letter is found from the moment it is
 -- accepted. Each branch is a page on its own (the first $10 of the union are among the first $10 of
 -- each): a common word walks message_search newest first (message_search_accepted) and stops after a
--- page, a rare one reads its trigrams, as one query over one table plans it.
+-- page, a rare one reads its trigrams, as one query over one table plans it (every filter is answered
+-- from message_search; messages is read for the page's rows only).
 SELECT m.pk, m.sender, m.message_id, m.message_type, m.letter_number, m.letter_date, m.subject, m.accepted_at,
        m.speed, m.secrecy,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('recipient', d.recipient, 'status', d.status::text)
@@ -39,17 +40,18 @@ SELECT m.pk, m.sender, m.message_id, m.message_type, m.letter_number, m.letter_d
         FROM deliveries d WHERE d.message_pk = m.pk) AS deliveries
 FROM ((SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
               m.subject, m.accepted_at, m.speed, m.secrecy
-       FROM message_search s JOIN messages m ON m.pk = s.message_pk
-       WHERE ($4::text IS NULL OR s.letter_number LIKE '%' || $4 || '%')
-         AND ($5::text IS NULL OR s.subject LIKE '%' || $5 || '%')
-         AND ($2::timestamptz IS NULL OR s.accepted_at >= $2)
-         AND ($3::timestamptz IS NULL OR s.accepted_at < $3)
-         AND ($7::timestamptz IS NULL OR (s.accepted_at, s.message_pk) < ($7, $8))
-         AND ($1::text IS NULL OR m.sender = $1
-              OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
-         AND ($9::text IS NULL OR m.message_type = $9::message_type)
-       ORDER BY s.accepted_at DESC, s.message_pk DESC
-       LIMIT $10)
+       FROM (SELECT s.message_pk FROM message_search s
+             WHERE ($4::text IS NULL OR s.letter_number LIKE '%' || $4 || '%')
+               AND ($5::text IS NULL OR s.subject LIKE '%' || $5 || '%')
+               AND ($2::timestamptz IS NULL OR s.accepted_at >= $2)
+               AND ($3::timestamptz IS NULL OR s.accepted_at < $3)
+               AND ($7::timestamptz IS NULL OR (s.accepted_at, s.message_pk) < ($7, $8))
+               AND ($1::text IS NULL OR s.sender = $1
+                    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = s.message_pk AND d.recipient = $1))
+               AND ($9::text IS NULL OR s.message_type = $9::message_type)
+             ORDER BY s.accepted_at DESC, s.message_pk DESC
+             LIMIT $10) page
+       JOIN messages m ON m.pk = page.message_pk)
       UNION ALL
       (SELECT m.pk, m.sender, m.message_id, m.message_type::text, m.letter_number, m.letter_date, m.subject,
               m.accepted_at, m.speed, m.secrecy

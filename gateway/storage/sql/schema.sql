@@ -895,6 +895,8 @@ END $$;
 CREATE TABLE message_search (
     message_pk    bigint PRIMARY KEY,
     accepted_at   timestamptz NOT NULL,
+    sender        text NOT NULL,            -- (with message_type: every filter of a page is answered
+    message_type  message_type NOT NULL,    -- here, before its LIMIT, without reading messages)
     subject       text,
     letter_number text
 );
@@ -933,8 +935,8 @@ BEGIN
     IF upto <= wm THEN
         RETURN wm;
     END IF;
-    INSERT INTO message_search (message_pk, accepted_at, subject, letter_number)
-    SELECT m.pk, m.accepted_at, m.subject, m.letter_number
+    INSERT INTO message_search (message_pk, accepted_at, sender, message_type, subject, letter_number)
+    SELECT m.pk, m.accepted_at, m.sender, m.message_type, m.subject, m.letter_number
     FROM audit_events e JOIN messages m ON m.pk = e.message_pk
     WHERE e.kind = 'message.accepted' AND e.seq > wm AND e.seq <= upto
       AND (m.subject IS NOT NULL OR m.letter_number IS NOT NULL)
