@@ -31,6 +31,7 @@ from gateway.core.sealing import CheckpointSigner, DigestOnlySealer, Sealer
 from gateway.core.settings import Settings
 from gateway.core.signing import PkiSealer, build_trust
 from gateway.exchange.certificates import certificates_ctx
+from gateway.exchange.search_index import search_index_ctx
 from gateway.exchange.stats import stats_ctx
 from gateway.http import api, console
 from gateway.http.legacy_listener import legacy_listener_ctx
@@ -162,7 +163,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, directory: Dir
     app[keys.AUDIT_VERIFY] = job = VerifyJob()
     app[keys.LOGIN_THROTTLE] = LoginThrottle()
     app.on_shutdown.append(lambda _app: job.cancel())
-    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, certificates_ctx, audit_ctx, stats_ctx])
+    app.cleanup_ctx.extend([_database, _pki, _http, _exchange, certificates_ctx, audit_ctx, stats_ctx,
+                             search_index_ctx])
     setup_routes(app)  # every URL of the app, e-CMS included: gateway.http.routes
     # the legacy e-CMS listener (off unless GATEWAY_ECMS_LEGACY_* ports are set), once the facade exists
     app.cleanup_ctx.append(legacy_listener_ctx)

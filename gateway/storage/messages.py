@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.storage import Executor
+from gateway.storage import Executor, forwarded
 from gateway.storage.db import encode_json, queries
 
 
@@ -107,11 +107,14 @@ async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
 
 
 def message_row(m: NewMessage, ord_: int) -> tuple[Any, ...]:
-    """``m`` as a ``new_message`` composite (migration 0008), numbered ``ord_`` in its batch."""
+    """``m`` as a ``new_message`` composite (migrations 0008, 0019), numbered ``ord_`` in its batch: the
+    forwarded bytes as edits of the received ones where that is smaller (:mod:`gateway.storage.forwarded`)."""
+    edits = forwarded.edits(m.received, m.forwarded)
+    whole, edit_list, inserts = (m.forwarded, None, None) if edits is None else (None, *edits)
     return (ord_, m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id,
             m.letter_number, m.letter_date, m.subject, m.speed, m.secrecy, m.channel, m.received_sha256,
-            m.received, m.forwarded, m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
-            m.notifier_kind, m.registry_number, m.parts, m.resend_guard)
+            m.received, whole, m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
+            m.notifier_kind, m.registry_number, m.parts, m.resend_guard, edit_list, inserts)
 
 
 def delivery_rows(m: NewMessage, ord_: int) -> list[tuple[Any, ...]]:

@@ -5,6 +5,17 @@ the last row it showed and gets the next page in the same order. The search
 queries run with ``plan_cache_mode = force_custom_plan`` so that PostgreSQL
 plans each call for its actual filters (a substring pattern reaches the
 pg_trgm GIN index; absent filters disappear) instead of one generic plan.
+
+The trigram indexes of subjects and letter numbers are on ``message_search``
+(migration 0019), not on ``messages``: accepting a letter does not pay for
+them. :func:`fill` copies each message's subject and number there after commit,
+in batches (``gateway.exchange.search_index`` runs it every second in every
+gateway process), up to the audit chain's head: the sealer's fence makes every
+event up to it final, so no letter committed late is skipped. The search adds
+the letters accepted after that watermark itself (their ``message.accepted``
+events), so it lags by nothing: a letter is found as soon as it is accepted,
+from the table within about two seconds (the sealer's interval, then the
+filler's), before that by testing the few letters accepted since.
 """
 
 from __future__ import annotations
@@ -50,11 +61,15 @@ async def letters(pool: asyncpg.Pool, f: LetterFilter, *, after: tuple[dt.dateti
                   limit: int) -> list[dict[str, Any]]:
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         await _custom(conn)
-        # a status filter walks the deliveries in that status (see search_messages_by_status)
+        # a status filter walks the deliveries in that status (see search_messages_by_status); a
+        # substring alone goes through message_search's trigram indexes (search_messages_text)
+        name = ("search_messages_by_status" if f.status else
+                "search_messages_text" if f.number or f.subject else "search_messages")
+        watermark = [await conn.fetchval(queries["message_search_watermark"])] if name == "search_messages_text" else []
         rows = await conn.fetch(
-            queries["search_messages_by_status" if f.status else "search_messages"], f.agency, f.since, f.until,
+            queries[name], f.agency, f.since, f.until,
             like_escape(f.number) if f.number else None, like_escape(f.subject) if f.subject else None,
-            f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit)
+            f.status, after[0] if after else None, after[1] if after else None, f.message_type, limit, *watermark)
     return [dict(r) for r in rows]
 
 
@@ -95,3 +110,10 @@ async def queue_by_destination(db: Executor) -> list[dict[str, Any]]:
 async def dead_letters(db: Executor, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(queries["dead_letters"], after[0] if after else None,
                                             after[1] if after else None, limit)]
+
+
+async def fill(db: Executor, *, batch: int = 50_000) -> int | None:
+    """One round of filling ``message_search`` (SQL ``message_search_fill``): the messages accepted up to the
+    audit chain's head (at most ``batch`` sequence numbers past the watermark); the new watermark, or
+    ``None`` when another process holds the round."""
+    return await db.fetchval(queries["message_search_fill"], batch)

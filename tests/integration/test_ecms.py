@@ -165,7 +165,7 @@ async def test_a_native_receiver_gets_the_people_send_date_and_legacy_signature(
                                     method="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
                                     digest="http://www.w3.org/2001/04/xmlenc#sha256")
     assert errors(await soap_call(client, OPM, soap_bytes)) == []
-    forwarded = await pool.fetchval("SELECT forwarded FROM messages WHERE sender = $1", OPM)
+    forwarded = await pool.fetchval("SELECT forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) FROM messages WHERE sender = $1", OPM)
     letter = read_envelope(gxml.parse(forwarded)).letter
     sent = etree.fromstring(soap_bytes)
     ds = next(sent.iter("{http://www.w3.org/2000/09/xmldsig#}Signature"))

@@ -284,7 +284,7 @@ async def test_directory_changes_and_seals_are_audited(make_client, pool):
     await client.post("/v1/messages", data=letter_bytes(message_id="m-sealed"), headers=auth())
     details = await pool.fetchval("SELECT details FROM audit_events WHERE kind = 'message.accepted' AND message_pk = "
                                   "(SELECT pk FROM messages WHERE message_id = 'm-sealed')")
-    forwarded = await pool.fetchval("SELECT forwarded FROM messages WHERE message_id = 'm-sealed'")
+    forwarded = await pool.fetchval("SELECT forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) FROM messages WHERE message_id = 'm-sealed'")
     # the route change of the third start (Chiang Mai: pull -> push) was told to Chiang Mai, over both routes
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE message_id LIKE 'route-notice-%'") == 2
     assert details["sealed"] is True and details["forwarded_sha256"] == hashlib.sha256(forwarded).hexdigest()

@@ -8,7 +8,8 @@ FROM messages WHERE sender = $1 AND message_id = $2;
 
 -- name: get_message_by_pk
 SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
-       letter_number, letter_date, subject, received_sha256, receipt, accepted_at, channel, forwarded
+       letter_number, letter_date, subject, received_sha256, receipt, accepted_at, channel,
+       forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded
 FROM messages WHERE pk = $1;
 
 -- name: message_deliveries
@@ -47,7 +48,8 @@ SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, att
 FROM due, messages m
 WHERE d.id = due.id AND m.pk = d.message_pk
 RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
-          m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded, m.parts,
+          m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
+          forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
           m.conversation_id, d.pinned_route,
           coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
               AS destination_failures;
@@ -82,8 +84,8 @@ GROUP BY recipient, status ORDER BY recipient, status;
 -- facade has no form for them, and skipping them after the LIMIT let enough
 -- receipts hide every letter behind them.
 -- $1: the agency and those it serves through a 'via' route (a hub's inbox holds its offices' letters).
-SELECT d.id, d.created_at, d.recipient, m.message_id, m.sender, m.message_type::text AS message_type, m.forwarded,
-       m.parts, m.pk AS message_pk
+SELECT d.id, d.created_at, d.recipient, m.message_id, m.sender, m.message_type::text AS message_type,
+       forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded, m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.recipient = ANY ($1::text[]) AND d.status = 'inbox' AND ($3::boolean OR m.message_type <> 'receipt')
 ORDER BY d.created_at, d.id
@@ -91,14 +93,16 @@ LIMIT $2;
 
 -- name: inbox_item
 SELECT d.id, d.created_at, d.recipient, d.status::text AS status, m.message_id, m.sender,
-       m.message_type::text AS message_type, m.forwarded, m.parts, m.pk AS message_pk
+       m.message_type::text AS message_type, forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
+       m.parts, m.pk AS message_pk
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.recipient = ANY ($1::text[]) AND d.id = $2;
 
 -- name: delivery_for_ack
 -- (read outside a transaction: the row lock lasts only for the statement)
 SELECT d.id, d.status::text AS status, d.recipient, d.message_pk, m.message_id, m.sender,
-       m.message_type::text AS message_type, m.conversation_id, m.forwarded
+       m.message_type::text AS message_type, m.conversation_id,
+       forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded
 FROM deliveries d JOIN messages m ON m.pk = d.message_pk
 WHERE d.id = $1
 FOR UPDATE OF d;

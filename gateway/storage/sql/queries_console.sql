@@ -1,6 +1,6 @@
 -- Letter search, timelines, queues and dead letters for the auditor API and the console.
 -- Optional filters are NULL; callers run these with plan_cache_mode = force_custom_plan so
--- the planner sees the actual pattern (pg_trgm GIN for substrings) and drops unused filters.
+-- the planner sees the actual pattern (pg_trgm GIN of message_search for substrings) and drops unused filters.
 
 -- name: search_messages
 -- Keyset pagination, newest first: ($7, $8) is the (accepted_at, pk) of the last row shown.
@@ -20,6 +20,53 @@ WHERE ($1::text IS NULL OR m.sender = $1
                                    AND d.status = $6::delivery_status))
   AND ($7::timestamptz IS NULL OR (m.accepted_at, m.pk) < ($7, $8))
   AND ($9::text IS NULL OR m.message_type = $9::message_type)
+ORDER BY m.accepted_at DESC, m.pk DESC
+LIMIT $10;
+
+-- name: search_messages_text
+-- search_messages with a substring ($4 number, $5 subject; no status), same parameters, rows and order,
+-- and $11 the search table's watermark (message_search_state.seq, read first in the same transaction: a
+-- value, so the planner knows how few letters follow it). The trigram indexes are on message_search
+-- (migration 0019), filled after commit up to its watermark; the letters accepted after it (their
+-- message.accepted events) are tested here one by one, so a letter is found from the moment it is
+-- accepted. Each branch is a page on its own (the first $10 of the union are among the first $10 of
+-- each): a common word walks message_search newest first (message_search_accepted) and stops after a
+-- page, a rare one reads its trigrams, as one query over one table plans it (every filter is answered
+-- from message_search; messages is read for the page's rows only).
+SELECT m.pk, m.sender, m.message_id, m.message_type, m.letter_number, m.letter_date, m.subject, m.accepted_at,
+       m.speed, m.secrecy,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('recipient', d.recipient, 'status', d.status::text)
+                                  ORDER BY d.recipient), '[]'::jsonb)
+        FROM deliveries d WHERE d.message_pk = m.pk) AS deliveries
+FROM ((SELECT m.pk, m.sender, m.message_id, m.message_type::text AS message_type, m.letter_number, m.letter_date,
+              m.subject, m.accepted_at, m.speed, m.secrecy
+       FROM (SELECT s.message_pk FROM message_search s
+             WHERE ($4::text IS NULL OR s.letter_number LIKE '%' || $4 || '%')
+               AND ($5::text IS NULL OR s.subject LIKE '%' || $5 || '%')
+               AND ($2::timestamptz IS NULL OR s.accepted_at >= $2)
+               AND ($3::timestamptz IS NULL OR s.accepted_at < $3)
+               AND ($7::timestamptz IS NULL OR (s.accepted_at, s.message_pk) < ($7, $8))
+               AND ($1::text IS NULL OR s.sender = $1
+                    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = s.message_pk AND d.recipient = $1))
+               AND ($9::text IS NULL OR s.message_type = $9::message_type)
+             ORDER BY s.accepted_at DESC, s.message_pk DESC
+             LIMIT $10) page
+       JOIN messages m ON m.pk = page.message_pk)
+      UNION ALL
+      (SELECT m.pk, m.sender, m.message_id, m.message_type::text, m.letter_number, m.letter_date, m.subject,
+              m.accepted_at, m.speed, m.secrecy
+       FROM messages m
+       WHERE m.pk IN (SELECT e.message_pk FROM audit_events e WHERE e.kind = 'message.accepted' AND e.seq > $11)
+         AND NOT EXISTS (SELECT 1 FROM message_search x WHERE x.message_pk = m.pk)
+         AND ($4::text IS NULL OR m.letter_number LIKE '%' || $4 || '%')
+         AND ($5::text IS NULL OR m.subject LIKE '%' || $5 || '%')
+         AND ($2::timestamptz IS NULL OR m.accepted_at >= $2)
+         AND ($3::timestamptz IS NULL OR m.accepted_at < $3)
+         AND ($7::timestamptz IS NULL OR (m.accepted_at, m.pk) < ($7, $8))
+         AND ($1::text IS NULL OR m.sender = $1
+              OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk AND d.recipient = $1))
+         AND ($9::text IS NULL OR m.message_type = $9::message_type))) m
+WHERE $6::text IS NULL  -- (a status goes to search_messages_by_status)
 ORDER BY m.accepted_at DESC, m.pk DESC
 LIMIT $10;
 
@@ -72,13 +119,14 @@ LIMIT $6;
 
 -- name: message_full
 SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
-       letter_number, letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded,
-       evidence, receipt, accepted_at
+       letter_number, letter_date, subject, speed, secrecy, channel, received_sha256, received,
+       forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, evidence, receipt, accepted_at
 FROM messages WHERE pk = $1;
 
 -- name: message_related
 -- Notifiers and delivery receipts that answer a message (by its message id, from its recipients).
-SELECT pk, sender, message_id, message_type::text AS message_type, accepted_at, received, forwarded
+SELECT pk, sender, message_id, message_type::text AS message_type, accepted_at, received,
+       forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded
 FROM messages WHERE ref_to_message_id = $1 AND message_type IN ('notifier', 'receipt')
 ORDER BY accepted_at, pk
 LIMIT 500;
@@ -117,3 +165,10 @@ WHERE d.status = 'dead'
   AND ($1::timestamptz IS NULL OR (d.created_at, d.id) < ($1, $2))
 ORDER BY d.created_at DESC, d.id DESC
 LIMIT $3;
+
+-- name: message_search_fill
+-- One round of the search table's filler (migration 0019); the new watermark, NULL if another process has it.
+SELECT message_search_fill($1::bigint);
+
+-- name: message_search_watermark
+SELECT seq FROM message_search_state;

@@ -16,7 +16,7 @@ SELECT seq FROM audit_chain_head;
 -- Seals and receipts whose audit event is chained after the watermark, in chain order. The audit chain is
 -- final (the sealer's fence), so a watermark over it never skips a letter committed late.
 SELECT c.seq, e.kind AS event, e.message_pk, r.pk AS receipt_pk,
-       CASE WHEN e.kind = 'message.accepted' THEN m.forwarded END AS forwarded,
+       CASE WHEN e.kind = 'message.accepted' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS forwarded,
        CASE WHEN e.kind = 'message.accepted' THEN m.receipt END AS receipt,
        r.receipt AS delivery_receipt
 FROM audit_chain c
@@ -75,7 +75,8 @@ SELECT r.prev_id, r.stamp_id, r.path, s.alg, s.token FROM r JOIN er_stamps s ON 
 -- The time-stamped objects of a letter (its seal, its submission receipt, its delivery receipts) and their
 -- bytes, by sender and message id (the unique key's index).
 SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
-       CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+       CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
 FROM messages m
 JOIN er_items i ON i.message_pk = m.pk
 LEFT JOIN receipts r ON r.pk = i.receipt_pk
@@ -85,7 +86,8 @@ ORDER BY m.pk, i.id;
 -- name: er_items_of_message_id
 -- The same by message id alone, for every sender that used it (no index on message_id alone: a scan).
 SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
-       CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+       CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
 FROM messages m
 JOIN er_items i ON i.message_pk = m.pk
 LEFT JOIN receipts r ON r.pk = i.receipt_pk
@@ -95,7 +97,8 @@ ORDER BY m.pk, i.id;
 -- name: er_items_to_rehash
 -- The next items after $2 whose latest chain uses one of the weak algorithms $1, with their bytes.
 SELECT i.id, i.chains,
-       CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+       CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
 FROM er_items i
 JOIN messages m ON m.pk = i.message_pk
 LEFT JOIN receipts r ON r.pk = i.receipt_pk

@@ -25,19 +25,25 @@ CREATE TABLE messages (
     channel           text NOT NULL DEFAULT 'native',
     received_sha256   bytea NOT NULL,
     received          bytea NOT NULL,
-    forwarded         bytea NOT NULL,
+    -- (0019) NULL: received with forwarded_edits applied (gateway.storage.forwarded); read it through
+    -- forwarded_bytes()
+    forwarded         bytea,
     evidence          bytea,
     receipt           bytea NOT NULL,
     accepted_at       timestamptz NOT NULL,
-    CONSTRAINT messages_sender_message_id UNIQUE (sender, message_id)
+    forwarded_edits   integer[],
+    forwarded_inserts bytea,
+    CONSTRAINT messages_sender_message_id UNIQUE (sender, message_id),
+    CONSTRAINT messages_forwarded_stored
+        CHECK (forwarded IS NOT NULL OR (forwarded_edits IS NOT NULL AND forwarded_inserts IS NOT NULL))
 );
-CREATE INDEX messages_accepted_at ON messages (accepted_at);
 CREATE INDEX messages_letter ON messages (letter_number, letter_date);
 -- (0016) A letter's bytes are stored out of line without pglz: XML around base64 of compressed files,
 -- pglz saved 15% of their size for 40% of PostgreSQL's CPU per letter (bench/pg_letter.py).
 ALTER TABLE messages ALTER COLUMN received SET STORAGE EXTERNAL,
                      ALTER COLUMN forwarded SET STORAGE EXTERNAL,
-                     ALTER COLUMN receipt SET STORAGE EXTERNAL;
+                     ALTER COLUMN receipt SET STORAGE EXTERNAL,
+                     ALTER COLUMN forwarded_inserts SET STORAGE EXTERNAL;
 
 CREATE TABLE deliveries (
     id              uuid PRIMARY KEY,
@@ -62,8 +68,7 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (bulk, next_attempt_at)
     WHERE status IN ('queued', 'sending', 'retry_wait');
-CREATE INDEX deliveries_pending_by_recipient ON deliveries (recipient)
-    WHERE status IN ('queued', 'retry_wait');
+-- (0019: deliveries_pending_by_recipient dropped; deliveries_open serves its look-ups)
 CREATE INDEX deliveries_inbox ON deliveries (recipient, created_at)
     WHERE status = 'inbox';
 CREATE INDEX deliveries_dead ON deliveries (recipient) WHERE status = 'dead';
@@ -208,12 +213,10 @@ CREATE TABLE api_tokens (
 );
 
 -- Auditor and console queries: keyset pagination on (accepted_at, pk), by
--- sender, and substring search of Thai subjects and letter numbers (pg_trgm GIN).
+-- sender. Substring search of Thai subjects and letter numbers (pg_trgm GIN) is on message_search (0019).
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX messages_accepted_pk ON messages (accepted_at DESC, pk DESC);
 CREATE INDEX messages_sender_accepted ON messages (sender, accepted_at DESC, pk DESC);
-CREATE INDEX messages_subject_trgm ON messages USING gin (subject gin_trgm_ops);
-CREATE INDEX messages_letter_number_trgm ON messages USING gin (letter_number gin_trgm_ops);
 CREATE INDEX deliveries_recipient_created ON deliveries (recipient, created_at DESC);
 CREATE INDEX messages_ref_to ON messages (ref_to_message_id) WHERE ref_to_message_id IS NOT NULL;
 CREATE INDEX deliveries_open ON deliveries (recipient, status)
@@ -288,7 +291,9 @@ CREATE TYPE new_message AS (
     notifier_kind     text,
     registry_number   text,
     parts             integer,
-    resend_guard      text
+    resend_guard      text,
+    forwarded_edits   integer[],  -- (0019)
+    forwarded_inserts bytea
 );
 
 CREATE TYPE new_delivery AS (
@@ -345,11 +350,11 @@ WITH input AS (
 ), m AS (
     INSERT INTO messages (sender, message_id, message_type, conversation_id, ref_to_message_id,
                           letter_number, letter_date, subject, speed, secrecy, channel,
-                          received_sha256, received, forwarded, evidence, receipt, accepted_at, notifier_kind,
-                          registry_number, parts)
+                          received_sha256, received, forwarded, forwarded_edits, forwarded_inserts, evidence,
+                          receipt, accepted_at, notifier_kind, registry_number, parts)
     SELECT sender, message_id, message_type::message_type, conversation_id, ref_to_message_id, letter_number,
-           letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded, evidence, receipt,
-           accepted_at, notifier_kind, registry_number, parts
+           letter_date, subject, speed, secrecy, channel, received_sha256, received, forwarded, forwarded_edits,
+           forwarded_inserts, evidence, receipt, accepted_at, notifier_kind, registry_number, parts
     FROM input WHERE ord NOT IN (SELECT ord FROM blocked) ORDER BY ord
     ON CONFLICT (sender, message_id) DO NOTHING
     RETURNING pk, sender, message_id
@@ -976,3 +981,79 @@ WITH ev AS (
 )
 SELECT count(*)::integer FROM ev
 $$;
+
+-- ---- 0019_lean_letter_rows
+-- The forwarded bytes of a message row: forwarded, or received with its edits applied.
+CREATE FUNCTION forwarded_bytes(received bytea, forwarded bytea, edits integer[], inserts bytea)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    out  bytea := '';
+    pos  integer := 0;  -- bytes of received consumed
+    used integer := 0;  -- bytes of inserts consumed
+BEGIN
+    IF forwarded IS NOT NULL THEN
+        RETURN forwarded;
+    END IF;
+    FOR k IN 1 .. coalesce(array_length(edits, 1), 0) / 3 LOOP
+        out := out || substring(received FROM pos + 1 FOR edits[3 * k - 2] - pos)
+                   || substring(inserts FROM used + 1 FOR edits[3 * k]);
+        pos := edits[3 * k - 2] + edits[3 * k - 1];
+        used := used + edits[3 * k];
+    END LOOP;
+    RETURN out || substring(received FROM pos + 1);
+END $$;
+
+-- The console's substring search (pg_trgm GIN), off the insert path. No reference to messages: a
+-- derived index of it, refilled from it.
+CREATE TABLE message_search (
+    message_pk    bigint PRIMARY KEY,
+    accepted_at   timestamptz NOT NULL,
+    sender        text NOT NULL,            -- (with message_type: every filter of a page is answered
+    message_type  message_type NOT NULL,    -- here, before its LIMIT, without reading messages)
+    subject       text,
+    letter_number text
+);
+CREATE INDEX message_search_subject_trgm ON message_search USING gin (subject gin_trgm_ops);
+CREATE INDEX message_search_letter_number_trgm ON message_search USING gin (letter_number gin_trgm_ops);
+-- newest first, as the search pages: a common word is found by walking this, a rare one by the trigrams
+CREATE INDEX message_search_accepted ON message_search (accepted_at DESC, message_pk DESC);
+
+-- seq: every message whose message.accepted event has seq <= this is in message_search (when it has a
+-- subject or a number); the search adds the messages of later events itself.
+CREATE TABLE message_search_state (
+    id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+    seq        bigint NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+INSERT INTO message_search_state (seq, updated_at) VALUES (0, now());
+
+-- One round of the filler: the messages accepted after the watermark, up to the audit chain's head
+-- (at most p_batch sequence numbers), and the watermark moved, in the caller's transaction. NULL when
+-- another process holds the round.
+CREATE FUNCTION message_search_fill(p_batch bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+-- planned for its actual range each round (once a second): a generic plan could not tell a few hundred
+-- events from ten million
+SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    wm   bigint;
+    upto bigint;
+BEGIN
+    SELECT seq INTO wm FROM message_search_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    upto := least((SELECT seq FROM audit_chain_head), wm + p_batch);
+    IF upto <= wm THEN
+        RETURN wm;
+    END IF;
+    INSERT INTO message_search (message_pk, accepted_at, sender, message_type, subject, letter_number)
+    SELECT m.pk, m.accepted_at, m.sender, m.message_type, m.subject, m.letter_number
+    FROM audit_events e JOIN messages m ON m.pk = e.message_pk
+    WHERE e.kind = 'message.accepted' AND e.seq > wm AND e.seq <= upto
+      AND (m.subject IS NOT NULL OR m.letter_number IS NOT NULL)
+    ON CONFLICT (message_pk) DO NOTHING;
+    UPDATE message_search_state SET seq = upto, updated_at = now();
+    RETURN upto;
+END $$;

@@ -1,0 +1,58 @@
+"""The forwarded envelope as edits of the received one (gateway.storage.forwarded): always exact."""
+
+import hypothesis.strategies as st
+from hypothesis import given, settings
+
+from gateway.storage.forwarded import apply, edits
+
+
+@st.composite
+def edited(draw):
+    """(received, forwarded): forwarded made from received by a few insertions, cuts and replacements."""
+    received = draw(st.binary(max_size=300) | st.text("<>ab/ =\"", max_size=300).map(str.encode))
+    out = bytearray(received)
+    for _ in range(draw(st.integers(0, 5))):
+        at = draw(st.integers(0, len(out)))
+        kind = draw(st.sampled_from(["insert", "cut", "replace"]))
+        new = draw(st.binary(min_size=1, max_size=40))
+        if kind == "insert":
+            out[at:at] = new
+        elif kind == "cut":
+            del out[at:at + draw(st.integers(1, 20))]
+        else:
+            out[at:at + len(new)] = new
+    return received, bytes(out)
+
+
+@settings(max_examples=500)
+@given(edited())
+def test_edits_give_back_the_forwarded_bytes_exactly(pair):
+    received, forwarded = pair
+    e = edits(received, forwarded)
+    if e is not None:
+        assert apply(received, None, *e) == forwarded
+        assert len(e[1]) * 2 <= len(forwarded)
+
+
+@given(st.binary(max_size=200), st.binary(max_size=200))
+def test_unrelated_bytes_are_exact_or_stored_whole(received, forwarded):
+    e = edits(received, forwarded)
+    assert e is None or apply(received, None, *e) == forwarded
+
+
+def test_a_seal_is_two_insertions():
+    received = b"<E><Header><Id>1</Id></Header><Body>" + b"x" * 5000 + b"</Body><Signatures><S/></Signatures></E>"
+    seal = b"<ds:Signature Id=\"GatewaySeal\">" + b"s" * 900 + b"</ds:Signature>"
+    forwarded = received.replace(b"<Header>", b"<Header Id=\"Header\">").replace(b"<S/>", b"<S/>" + seal)
+    edit_list, inserts = edits(received, forwarded)
+    # two insertions, the second where the seal goes (give or take the '<' both end on)
+    assert edit_list[:3] == [len(b"<E><Header"), 0, len(b" Id=\"Header\"")] and edit_list[4:] == [0, len(seal)]
+    assert abs(edit_list[3] - received.index(b"</Signatures>")) <= 1
+    assert len(inserts) == len(b" Id=\"Header\"") + len(seal)
+    assert apply(received, None, edit_list, inserts) == forwarded
+
+
+def test_unsealed_is_no_edit_and_whole_bytes_win():
+    assert edits(b"<E/>", b"<E/>") == ([], b"")
+    assert edits(b"<E/>", b"<F>" + b"y" * 100 + b"</F>") is None
+    assert apply(b"<E/>", b"<F/>", None, None) == b"<F/>"
