@@ -55,3 +55,31 @@ async def test_a_withdrawn_letter_no_longer_blocks_its_number(pool):
     assert isinstance(await messages.insert(pool, new("ecms.b", guard="ecms.b")), int)
     # a repeated (sender, id) is still a duplicate, answered by the caller with the first receipt
     assert await messages.insert(pool, new("ecms.b", guard="ecms.b")) is None
+
+
+async def test_the_guard_reads_letters_by_number_not_the_senders_history(database_url):
+    """The insert is planned once per connection, maybe on an empty table: its resend guard must
+    find the letters by number and date whatever the plan, not walk every letter the sender ever
+    sent (index messages_sender_accepted) once per recipient, which grew with the sender's history."""
+    import asyncpg
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        assert isinstance(await messages.insert(pool, new("ecms.first", guard="ecms.first")), int)  # planned here
+        await messages.insert_many(pool, [new(f"native-{i}", number=f"นร 0105/{i}") for i in range(300)])
+
+        async def sender_index_reads() -> int:
+            async with pool.acquire() as conn:
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+            async with pool.acquire() as conn:  # the flush happens when the backend goes idle
+                await conn.execute("SELECT pg_stat_clear_snapshot()")
+                return await conn.fetchval("SELECT idx_tup_read FROM pg_stat_user_indexes "
+                                           "WHERE indexrelname = 'messages_sender_accepted'")
+
+        before = await sender_index_reads()
+        out = await messages.insert_many(pool, [new(f"ecms.g{i}", number=f"นร 0105/ว {900 + i}",
+                                                    recipients=(CMI, KKN), guard=f"ecms.g{i}") for i in range(4)])
+        assert all(isinstance(pk, int) for pk in out)
+        assert await sender_index_reads() - before < 50
+    finally:
+        await pool.close()

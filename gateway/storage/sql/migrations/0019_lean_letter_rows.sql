@@ -62,18 +62,20 @@ WITH input AS (
 ), blocked AS (
     -- The e-CMS resend rule: the first recipient whose latest live letter from this sender with
     -- this number and date is another letter than the guard (neither it nor a resend, guard.r<n>).
-    -- The letters are found by number first (OFFSET 0 keeps that subquery whole) and min() takes
+    -- The letters are found by number and date alone (OFFSET 0 keeps that subquery whole; with the
+    -- sender inside it, a plan made on an empty table read every letter the sender ever sent through
+    -- messages_sender_accepted, once per recipient) and min() takes
     -- the first recipient: with ORDER BY ... LIMIT 1 the planner walked the recipient's deliveries
     -- newest first to stop early, through every letter that recipient ever had when none matched.
     SELECT i.ord, other.recipient FROM input i
     CROSS JOIN LATERAL (
         SELECT min(latest.recipient) AS recipient FROM (
             SELECT DISTINCT ON (d.recipient) d.recipient, pm.message_id
-            FROM (SELECT pk, message_id, accepted_at FROM messages
-                  WHERE message_type = 'letter' AND letter_number = i.letter_number
-                    AND letter_date = i.letter_date AND sender = i.sender OFFSET 0) pm
+            FROM (SELECT pk, message_id, accepted_at, sender, message_type FROM messages
+                  WHERE letter_number = i.letter_number AND letter_date = i.letter_date OFFSET 0) pm
             JOIN deliveries d ON d.message_pk = pm.pk
-            WHERE d.status <> 'withdrawn' AND d.recipient IN (SELECT r.recipient FROM r WHERE r.ord = i.ord)
+            WHERE pm.sender = i.sender AND pm.message_type = 'letter'
+              AND d.status <> 'withdrawn' AND d.recipient IN (SELECT r.recipient FROM r WHERE r.ord = i.ord)
             ORDER BY d.recipient, pm.accepted_at DESC, pm.pk DESC
         ) latest
         WHERE split_part(latest.message_id, '.r', 1) <> i.resend_guard
