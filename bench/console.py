@@ -275,6 +275,7 @@ async def main() -> None:
         if args.stats_only:
             pages = {k: v for k, v in pages.items() if "stats" in k}
         results, first = {}, {}
+        load_before = os.getloadavg()[0]  # 2 cores shared: the figures mean little without the load
         for name, (path, params, headers) in pages.items():
             times = []
             # the first request of a page is timed on its own: it pays for a cold plan, cold
@@ -293,6 +294,8 @@ async def main() -> None:
             results[name] = (statistics.median(times), pct(times, 99))
             print(f"{name:22} first {first[name]:7.1f} ms   p50 {results[name][0]:7.1f} ms   "
                   f"p99 {results[name][1]:7.1f} ms", flush=True)
+        load_after = os.getloadavg()[0]
+        print(f"load average (1 min): {load_before:.2f} before the pages, {load_after:.2f} after", flush=True)
         await client.close()
         if held is not None:
             await held.close()
@@ -301,7 +304,8 @@ async def main() -> None:
         figures = {"letters": n, "events": events, "reused": int(reuse), "seed_s": f"{seed_s:.1f}",
                    "rolled_events": rolled, "roll_s": f"{roll_s:.1f}", "roll_per_s": f"{roll_rate:.0f}",
                    "rollup_differences": len(mismatches), "full_scan_s": f"{scan_s:.1f}",
-                   "stats_worst_p99_ms": f"{worst_stats:.1f}",
+                   "stats_worst_p99_ms": f"{worst_stats:.1f}", "load_before": f"{load_before:.2f}",
+                   "load_after": f"{load_after:.2f}",
                    **({"seal_per_s": f"{seal_rate:.0f}"} if seal_rate is not None else {}),
                    **{f"{k}_p50_ms": f"{v[0]:.1f}" for k, v in results.items()},
                    **{f"{k}_p99_ms": f"{v[1]:.1f}" for k, v in results.items()},

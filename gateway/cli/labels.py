@@ -18,6 +18,8 @@ SECRECY = {s.value: th for s, th in SECRECY_TH.items()}
 #: Delivery statuses (``delivery_status``).
 STATUS = {"queued": "รอส่ง", "sending": "กำลังส่ง", "retry_wait": "รอลองใหม่", "inbox": "รอในกล่องรับ",
           "delivered": "ส่งถึงแล้ว", "dead": "ส่งไม่สำเร็จ", "withdrawn": "ถอนคืนแล้ว"}
+#: Message types (``messages.message_type``).
+MESSAGE_TYPE = {"letter": "หนังสือ", "notifier": "แจ้งผลการรับ", "receipt": "ใบตอบรับ"}
 #: Delivery routes (the directory's ``route.kind``).
 ROUTE = {"push": "ส่งตรงถึงระบบผู้รับ", "pull": "กล่องรับ", "ecms": "ระบบ e-CMS เดิม", "folder": "โฟลเดอร์",
          "via": "ผ่านหน่วยงานแม่ข่าย"}

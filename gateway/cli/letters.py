@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import aiohttp
 from cryptography import x509
 
+from gateway.cli import labels
 from gateway.cli.common import certificate_file, settings_from
 from gateway.core.clock import BANGKOK
 from gateway.core.envelope import (
@@ -277,5 +278,28 @@ async def inbox_list(args: argparse.Namespace) -> int:
                           field="--url") from None
     if r.status >= 400:
         raise _remote_error(r.status, raw)
-    print(json.dumps(json.loads(raw), ensure_ascii=False, indent=1))
+    doc = json.loads(raw)
+    if args.json:  # the API's answer as it is, for programs
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        return 0
+    print("\n".join(inbox_lines(doc.get("items") or [])))
     return 0
+
+
+def inbox_lines(items: list[dict[str, Any]]) -> list[str]:
+    """The inbox as a person reads it: a table, Thai labels first with the code beside, Buddhist-era
+    times in Bangkok, oldest first (as the gateway lists it), and how many items."""
+    if not items:
+        return ["กล่องรับว่าง (inbox empty)"]
+    header = ["เข้ากล่องเมื่อ (queued)", "ประเภท (type)", "จาก (sender)", "ถึง (recipient)",
+              "รหัสข้อความ (message id)", "ไฟล์แยก (parts)", "รหัสการส่ง (delivery id)"]
+    rows = []
+    for i in items:
+        try:
+            queued = labels.when(dt.datetime.fromisoformat(i["queued_at"]))
+        except (KeyError, TypeError, ValueError):
+            queued = str(i.get("queued_at") or "-")
+        rows.append([queued, labels.coded(labels.MESSAGE_TYPE, i.get("type")), str(i.get("sender") or "-"),
+                     str(i.get("recipient") or "-"), str(i.get("message_id") or "-"), str(len(i.get("parts") or [])),
+                     str(i.get("delivery_id") or "-")])
+    return [*labels.table(header, rows), f"รวม {len(items)} รายการ ({len(items)} items)"]

@@ -140,6 +140,7 @@ def _add_letter_and_pki_commands(sub: argparse._SubParsersAction[argparse.Argume
     il.add_argument("--url", default="https://127.0.0.1:8443")
     il.add_argument("--agency", help="agency code whose development TLS client certificate to present")
     il.add_argument("--token", help="development bearer token")
+    il.add_argument("--json", action="store_true", help="the gateway's answer as JSON (for programs)")
     il.set_defaults(run="letters:inbox_list")
 
 

@@ -5,7 +5,7 @@
 - Every failure is one line ``gateway: <code>: <message>``, never a traceback.
 - Ordinary runs print no warning, with warnings turned into errors and no ``XDG_RUNTIME_DIR``.
 - Progress shows on a terminal (a pseudo-terminal here) and never in a pipe.
-- Listings a person reads (``deliveries list``, ``directory show``) put Thai labels first with the
+- Listings a person reads (``deliveries list``, ``directory show``, ``inbox list``) put Thai labels first with the
   code beside and Buddhist-era dates; ``--json`` keeps the codes and ISO dates for programs.
 """
 
@@ -31,6 +31,7 @@ from gateway.core.clock import FakeClock
 from tests.audit.test_stamping import accept_letters, tsa_now  # noqa: F401  (fixture)
 from tests.support import (
     CMI,
+    KKN,
     OPM,
     ROOT,
     TOKENS,
@@ -230,6 +231,28 @@ async def test_deliveries_list_and_directory_show_read_in_thai_with_the_code_bes
     assert not text.lstrip().startswith("{")
     entry = json.loads(cli(gateway, "directory", "show", CMI, "--json", *db).stdout)
     assert entry["code"] == CMI and entry["route"] == {"kind": "push", "url": "http://127.0.0.1:9/x"}
+
+
+async def test_inbox_list_is_a_table_in_thai_and_json_for_programs(gateway):
+    empty = cli(gateway, "inbox", "list", "--url", gateway.url, "--token", TOKENS[KKN])
+    assert empty.returncode == 0 and empty.stderr == "", empty.stderr
+    assert empty.stdout == "กล่องรับว่าง (inbox empty)\n", empty.stdout
+    assert send(gateway, "--message-id", "cli-inbox-1", to=KKN).returncode == 0  # KKN pulls
+    listing = cli(gateway, "inbox", "list", "--url", gateway.url, "--token", TOKENS[KKN])
+    assert listing.returncode == 0 and listing.stderr == "", listing.stderr
+    assert not listing.stdout.lstrip().startswith("{"), listing.stdout  # not the API's raw JSON
+    head, *rows, total = listing.stdout.splitlines()
+    assert head.startswith("เข้ากล่องเมื่อ (queued)") and "ประเภท (type)" in head and "จาก (sender)" in head, head
+    row = next(r for r in rows if "cli-inbox-1" in r)
+    assert "หนังสือ (letter)" in row and OPM in row and KKN in row, row
+    assert re.match(r"\d+ [ก-๙.]+ 25\d\d \d\d\.\d\d น\.", row), row  # queued, Buddhist era, Bangkok
+    assert total == f"รวม {len(rows)} รายการ ({len(rows)} items)", total
+    machine = cli(gateway, "inbox", "list", "--url", gateway.url, "--token", TOKENS[KKN], "--json")
+    assert machine.returncode == 0 and machine.stderr == "", machine.stderr
+    item = next(i for i in json.loads(machine.stdout)["items"] if i["message_id"] == "cli-inbox-1")
+    assert item["type"] == "letter" and item["sender"] == OPM and item["recipient"] == KKN
+    assert re.match(r"20\d\d-\d\d-\d\dT", item["queued_at"]) and item["href"].startswith("/v1/inbox/")
+    assert item["delivery_id"] in row
 
 
 async def test_audit_verify_shows_progress_on_a_terminal_only(gateway, workdir, database_url):

@@ -7,8 +7,10 @@ SELECT pg_try_advisory_xact_lock(6515392107730944013);
 -- name: stats_watermark
 SELECT seq, fence_seq, fence_xids, events, updated_at, spans_through FROM stats_watermark;
 
--- name: stats_spans_through
-SELECT spans_through FROM stats_watermark;
+-- name: stats_custom_plans
+-- For the rest of the pages' read-only transaction: every statement planned for its own arguments
+-- (gateway.storage.stats.reading), and the last day whose week and month are written.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true), spans_through FROM stats_watermark;
 
 -- name: stats_seal_spans
 SELECT stats_seal_spans($1);
