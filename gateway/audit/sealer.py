@@ -14,6 +14,7 @@ from asyncpg.pool import PoolConnectionProxy
 from gateway.audit.chain import chain_hash, checkpoint_payload, leaf_hash
 from gateway.audit.signing import cert_sha256
 from gateway.core.clock import Clock
+from gateway.core.rounds import run_rounds
 from gateway.core.sealing import CheckpointSigner
 from gateway.storage.db import queries
 
@@ -162,21 +163,12 @@ class ChainSealer:
             if not r.more:
                 await asyncio.sleep(0.02)
 
+    async def _round(self) -> bool:
+        return (await self.seal_once()).more
+
     async def run(self) -> None:
-        while not self._stop.is_set():
-            more = False
-            try:
-                more = (await self.seal_once()).more
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                log.warning("audit sealer round failed; retrying", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("audit sealer round failed")
-            if more:
-                continue
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
-            except TimeoutError:
-                pass
+        await run_rounds(self._round, self._stop, interval_s=self.settings.interval_s, what="audit sealer round",
+                         log=log)
 
     def stop(self) -> None:
         self._stop.set()

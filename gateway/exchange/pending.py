@@ -49,6 +49,7 @@ from gateway.core.envelope import Envelope, Header, MessageType, Notifier, Notif
 from gateway.core.envelope_builder import build_envelope
 from gateway.core.envelope_reader import read_attachments
 from gateway.core.errors import GatewayError
+from gateway.core.rounds import run_rounds
 from gateway.core.sealing import PdfChecker, Sealer
 from gateway.exchange.validation import ValidationRecorder
 from gateway.storage import Executor, audit, messages
@@ -216,15 +217,11 @@ class PendingChecks:
 
     async def run(self, interval_s: float = 5.0) -> None:
         """Re-check due letters every ``interval_s`` until :meth:`stop`."""
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as exc:  # noqa: BLE001 - one bad round must not end the loop; logged
-                log.error("validation-pending re-check failed", error=f"{type(exc).__name__}: {exc}")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+        async def round_() -> bool:
+            await self.run_once()
+            return False
+
+        await run_rounds(round_, self._stop, interval_s=interval_s, what="validation-pending re-check", log=log)
 
     def stop(self) -> None:
         self._stop.set()

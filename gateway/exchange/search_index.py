@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from gateway.core import appkeys as keys
+from gateway.core.rounds import run_rounds
 from gateway.storage import search
 
 log = structlog.get_logger(__name__)
@@ -31,28 +32,20 @@ class SearchIndexJob:
         self.interval_s = interval_s
         self.batch = batch
         self._stop = asyncio.Event()
+        self._last: int | None = None
 
     async def run_once(self) -> int | None:
         """One round; the watermark after it (``None``: another process had the round)."""
         return await search.fill(self.pool, batch=self.batch)
 
+    async def _round(self) -> bool:
+        wm = await self.run_once()
+        more = wm is not None and self._last is not None and wm - self._last >= self.batch  # a backlog: at once
+        self._last = wm
+        return more
+
     async def run(self) -> None:
-        last: int | None = None
-        while not self._stop.is_set():
-            try:
-                wm = await self.run_once()
-                if wm is not None and last is not None and wm - last >= self.batch:
-                    last = wm
-                    continue  # a backlog: the next batch at once
-                last = wm
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be away: try again next round
-                log.warning("search index round failed; retrying", error=f"{type(exc).__name__}: {exc}")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
+        await run_rounds(self._round, self._stop, interval_s=self.interval_s, what="search index round", log=log)
 
     def stop(self) -> None:
         self._stop.set()

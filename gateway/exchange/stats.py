@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway.core import appkeys as keys
 from gateway.core.clock import Clock
+from gateway.core.rounds import run_rounds
 from gateway.storage import stats
 
 log = structlog.get_logger(__name__)
@@ -44,22 +45,14 @@ class StatsJob:
         async with self._lock:
             return await stats.catch_up(self.pool, now=self.clock.now())
 
+    async def _round(self) -> bool:
+        r = await self.run_once()
+        if r.events:
+            log.debug("statistics rolled up", events=r.events, watermark=r.watermark)
+        return r.more
+
     async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                r = await self.run_once()
-                if r.events:
-                    log.debug("statistics rolled up", events=r.events, watermark=r.watermark)
-                if r.more:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be away: try again next round
-                log.warning("statistics rollup failed; retrying", error=f"{type(exc).__name__}: {exc}")
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
+        await run_rounds(self._round, self._stop, interval_s=self.interval_s, what="statistics rollup", log=log)
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,6 +7,8 @@ import datetime as dt
 import hashlib
 import uuid
 
+import asyncpg
+
 from gateway.storage import messages
 from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
 from tests.support import CMI, KKN, OPM
@@ -61,8 +63,6 @@ async def test_the_guard_reads_letters_by_number_not_the_senders_history(databas
     """The insert is planned once per connection, maybe on an empty table: its resend guard must
     find the letters by number and date whatever the plan, not walk every letter the sender ever
     sent (index messages_sender_accepted) once per recipient, which grew with the sender's history."""
-    import asyncpg
-
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
         assert isinstance(await messages.insert(pool, new("ecms.first", guard="ecms.first")), int)  # planned here

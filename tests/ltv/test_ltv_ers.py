@@ -126,7 +126,9 @@ async def test_delivery_receipt_records_are_stored_once(gateway, workdir):  # no
         assert stamped == await pool.fetchval("SELECT count(*) FROM er_items")
         # one leaf per distinct content: a delivery receipt is also the sealed body of the receipt's message
         distinct = await pool.fetchval(
-            "SELECT count(DISTINCT sha256(CASE i.kind WHEN 'seal' THEN m.forwarded WHEN 'receipt' THEN m.receipt "
+            "SELECT count(DISTINCT sha256(CASE i.kind "
+            "WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) "
+            "WHEN 'receipt' THEN m.receipt "
             "ELSE r.receipt END)) FROM er_items i JOIN messages m ON m.pk = i.message_pk "
             "LEFT JOIN receipts r ON r.pk = i.receipt_pk")
         assert [r["leaves"] for r in await pool.fetch("SELECT leaves FROM er_stamps")] == [distinct]
