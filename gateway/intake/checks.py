@@ -21,10 +21,14 @@ An envelope the gateway builds itself (the e-CMS facade maps a schema-valid
 e-CMS letter to records and builds the envelope from them) arrives as a
 :class:`BuiltEnvelope`: the bytes together with the tree and the records they
 were made from. Parsing those bytes again would only give back that tree, and
-reading it again only those records, so both are skipped; every check above
-still runs on that tree, the XSD included (it holds limits the e-CMS schema
-does not, such as a non-empty Subject or at most 100 references), and the
-stored bytes are the same. ``tests/ecms/test_built_envelopes.py`` checks that
+reading it again only those records, so both are skipped, and so is the search
+for comments and processing instructions (the builder makes neither). The XSD
+(it holds limits the e-CMS schema does not, such as a non-empty Subject or at
+most 100 references) is skipped only when
+:func:`gateway.core.envelope_builder.fits_schema` says every value of the records
+fits it (``tests/ecms/test_built_fits_schema.py``: whatever it admits, the XSD
+accepts); otherwise the tree is validated and refused as any envelope is. Every
+other check above runs on that tree, and the stored bytes are the same. ``tests/ecms/test_built_envelopes.py`` checks that
 the two ways through agree on every e-CMS shape it generates.
 """
 
@@ -50,7 +54,7 @@ from gateway.core.envelope import (
     Receipt,
     Secrecy,
 )
-from gateway.core.envelope_builder import build_envelope_tree
+from gateway.core.envelope_builder import build_envelope_tree, fits_schema
 from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.lists import DistributionList, expand
@@ -99,6 +103,10 @@ class BuiltEnvelope(bytes):
     """The element tree that was serialised (not to be changed)."""
     envelope: Envelope
     """The records the tree was built from."""
+    fits_schema: bool
+    """:func:`gateway.core.envelope_builder.fits_schema` of the records: the tree is valid against
+    envelope-v1.xsd and intake does not validate it again (False: intake runs the XSD and refuses
+    as it refuses any envelope)."""
 
     def __new__(cls, envelope: Envelope) -> BuiltEnvelope:
         tree = build_envelope_tree(envelope)
@@ -106,6 +114,7 @@ class BuiltEnvelope(bytes):
         self = super().__new__(cls, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
         self.tree = tree
         self.envelope = envelope
+        self.fits_schema = fits_schema(envelope)
         return self
 
 
@@ -177,10 +186,12 @@ class Intake:
         structlog.contextvars.bind_contextvars(
             message_id=built.envelope.header.message_id if built is not None
             else root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
-        _refuse_comments(root)
-        _refuse_processing_instructions(root)
+        if built is None:  # (a built tree holds neither: the builder sets only element texts and attributes)
+            _refuse_comments(root)
+            _refuse_processing_instructions(root)
         _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
-        xml.validate(SCHEMA, root)
+        if built is None or not built.fits_schema:
+            xml.validate(SCHEMA, root)
         # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
         check_signature_zone(root, seal=False)
         _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
