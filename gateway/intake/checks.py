@@ -157,6 +157,19 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
                                 code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size")
 
 
+def _check_built_attachment_limits(env: Envelope, *, max_bytes: int, max_part_bytes: int) -> None:
+    """:func:`_check_attachment_limits` (both steps) on the records a schema-valid built tree was written
+    from: its ``Size`` elements are ``str(a.size)`` of a non-negative integer, in the same order."""
+    if len(env.attachments) > MAX_ATTACHMENTS:
+        raise EnvelopeError(f"{len(env.attachments)} attachments, the limit is {MAX_ATTACHMENTS}",
+                            code="attachment.too_many", field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]")
+    for i, a in enumerate(env.attachments, start=1):
+        limit = max_part_bytes if a.external else max_bytes
+        if a.size > limit:
+            raise EnvelopeError(f"attachment declared as {str(a.size)[:40]} bytes, the limit is {limit}",
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size")
+
+
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Verifier | None = None,
                  pdf_checker: PdfChecker | None = None, max_part_bytes: int | None = None,
@@ -189,12 +202,19 @@ class Intake:
         if built is None:  # (a built tree holds neither: the builder sets only element texts and attributes)
             _refuse_comments(root)
             _refuse_processing_instructions(root)
-        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
-        if built is None or not built.fits_schema:
+        if built is not None and built.fits_schema:
+            # the records the tree's Attachment elements were written from, in their order: the same refusals
+            _check_built_attachment_limits(built.envelope, max_bytes=self.max_bytes,
+                                           max_part_bytes=self.max_part_bytes)
+            check_signature_zone(root, seal=False)
+        else:
+            _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
+                                     sizes=False)
             xml.validate(SCHEMA, root)
-        # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
-        check_signature_zone(root, seal=False)
-        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
+            # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
+            check_signature_zone(root, seal=False)
+            _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
+                                     sizes=True)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
         facts: dict[str, Any] = {"schema_valid": True}

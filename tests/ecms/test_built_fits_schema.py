@@ -342,3 +342,34 @@ def test_built_trees_hold_no_comments_or_instructions() -> None:
     for _ in range(2):  # built, then from the kept skeleton
         tree = build_envelope_tree(env)
         assert next(tree.iter(etree.Comment, etree.ProcessingInstruction), None) is None
+
+
+def test_attachment_limits_on_records_refuse_as_on_the_tree() -> None:
+    """A built envelope that fits has its attachment limits checked on the records: same codes and fields."""
+    import asyncio
+    import dataclasses
+
+    from gateway.core.directory import Directory
+    from gateway.core.errors import GatewayError
+    from gateway.intake.checks import BuiltEnvelope, Intake
+    from tests.ecms.conftest import DIRECTORY
+
+    big = Attachment(id="att-2", file_name="b.pdf", mime_type="application/pdf", content=b"x" * 5000)
+    ext = Attachment.external_part(id="att-3", file_name="c.pdf", mime_type="application/pdf", size=10**9,
+                                   sha256="ab" * 32)
+    header = dataclasses.replace(GOOD.header, sender="11008", recipients=("11002",))
+
+    def outcome(data: bytes) -> tuple[str, str | None]:
+        intake = Intake(Directory.from_dict(DIRECTORY), max_bytes=20_000, max_part_bytes=10_000)
+        try:
+            asyncio.run(intake.check(data, agency="11008", channel="ecms"))
+        except GatewayError as exc:
+            return exc.code, exc.field
+        return "accepted", None
+
+    many = tuple(dataclasses.replace(big, id=f"b{i}") for i in range(5))
+    for atts in [(GOOD.attachments[0], big), (GOOD.attachments[0], ext), many, (GOOD.attachments[0],)]:
+        env = dataclasses.replace(GOOD, header=header, attachments=atts)
+        built = BuiltEnvelope(env)
+        assert built.fits_schema
+        assert outcome(built) == outcome(bytes(built))
