@@ -60,6 +60,7 @@ from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.lists import DistributionList, expand
 from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
+from gateway.core.signing import VERIFIED_CONTENTS
 from pki.digests import check_digest
 from pki.sigzone import check_signature_zone
 
@@ -230,15 +231,17 @@ class Intake:
         env = built.envelope if built is not None else read_envelope(root, attachments=False)
         self._check_policy(env, allow_receipts=allow_receipts)
         lists = await self._lists(env.header, sender)
+        decoded: Mapping[str, bytes] = {}
         if self.verifier is not None:
             verified, signature_facts = await self.verifier(data, root, sender, channel=channel)
+            decoded = VERIFIED_CONTENTS.take(verified)  # at once: nothing is left behind by a refusal below
             facts.update(signature_facts)
             if verified is not root:
                 root, env = verified, read_envelope(verified)
                 self._check_policy(env, allow_receipts=allow_receipts)
                 lists = await self._lists(env.header, sender)
         if built is None and not env.attachments:
-            env = replace(env, attachments=read_attachments(root))
+            env = replace(env, attachments=read_attachments(root, decoded))
         h = env.header
         checked_parts = _match_parts(env.attachments, parts or {})
         if self.pdf_checker is not None:
