@@ -140,24 +140,34 @@ class VerifiedContents:
     left by a request that failed in between are dropped oldest first.
     """
 
-    def __init__(self, maxsize: int = 64) -> None:
+    def __init__(self, maxsize: int = 64, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.maxsize = maxsize
-        self._held: dict[int, tuple[etree._Element, Mapping[str, bytes]]] = {}
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._held: dict[int, tuple[etree._Element, Mapping[str, bytes], int]] = {}
 
     def put(self, root: etree._Element, contents: Mapping[str, bytes]) -> None:
-        if not contents:
-            return
-        self._held.pop(id(root), None)
-        while len(self._held) >= self.maxsize:
-            self._held.pop(next(iter(self._held)))
-        self._held[id(root)] = (root, contents)
+        size = sum(len(c) for c in contents.values())
+        if not contents or size > self.max_bytes // 4:
+            return  # nothing, or large files: intake decodes them again rather than the process holding them
+        self._pop(id(root))
+        while self._held and (len(self._held) >= self.maxsize or self._bytes + size > self.max_bytes):
+            self._pop(next(iter(self._held)))
+        self._held[id(root)] = (root, contents, size)
+        self._bytes += size
+
+    def _pop(self, key: int) -> tuple[etree._Element, Mapping[str, bytes], int] | None:
+        entry = self._held.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[2]
+        return entry
 
     def take(self, root: etree._Element) -> Mapping[str, bytes]:
         """The contents put under ``root`` (this very object), or nothing."""
         entry = self._held.get(id(root))
         if entry is None or entry[0] is not root:
             return {}
-        del self._held[id(root)]
+        self._pop(id(root))
         return entry[1]
 
 

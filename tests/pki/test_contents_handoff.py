@@ -73,3 +73,14 @@ def test_a_reader_given_other_contents_still_reads_the_tree_for_unknown_ids():
     records = read_attachments(root)
     assert read_attachments(root, {"no-such-id": b"?"}) == records
     assert base64.b64encode(records[0].content)  # decoded by the reader
+
+
+def test_held_bytes_are_bounded():
+    held = VerifiedContents(maxsize=64, max_bytes=4000)
+    trees = [etree.fromstring(envelope(attachments=1)) for _ in range(6)]
+    held.put(trees[0], {"att-1": b"x" * 1001})  # over a quarter of the budget: not held
+    assert held.take(trees[0]) == {}
+    for t in trees[1:]:
+        held.put(t, {"att-1": b"y" * 1000})
+    assert held.take(trees[1]) == {}  # dropped: five of 1000 bytes are over 4000
+    assert all(held.take(t) == {"att-1": b"y" * 1000} for t in trees[2:])
