@@ -150,6 +150,9 @@ class VerifiedEnvelope:
     report: ValidationReport
     #: Decoded content of each attachment by its Id (sizes and digests checked).
     contents: Mapping[str, bytes] = field(default_factory=dict)
+    #: Those of :attr:`contents` whose text was strict base64 with no white space: decoded as
+    #: ``base64.b64decode(text, validate=True)`` (the envelope reader's first way) decodes it.
+    strict_contents: Mapping[str, bytes] = field(default_factory=dict)
     #: The reference URIs the signature covers, e.g. ("#Letter", "#att-1").
     references: tuple[str, ...] = ()
     #: The trust store's verdict on the signer (path, validity window).
@@ -263,7 +266,9 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
     return check
 
 
-def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes]:
+def _check_attachments(attachments: Iterable[etree._Element],
+                       strict: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Each attachment's decoded content by Id; ``strict`` also gets those decoded with no white-space pass."""
     contents: dict[str, bytes] = {}
     for att in attachments:
         att_id = att.get("Id")
@@ -286,16 +291,20 @@ def _check_attachments(attachments: Iterable[etree._Element]) -> dict[str, bytes
         if content_el is None or size_el is None or sha_el is None:
             raise StructureError("an Attachment needs Size, Sha256 and Content", field=where)
         text = content_el.text or ""
+        plain = True
         try:  # base64.b64decode(validate=True) is this strict decoding; whitespace (line breaks) only if any
             try:
                 data = binascii.a2b_base64(text, strict_mode=True)
             except (ValueError, binascii.Error):
+                plain = False
                 data = binascii.a2b_base64("".join(text.split()), strict_mode=True)
         except (ValueError, binascii.Error):
             raise AttachmentError("Content is not valid base64", code="attachment.content_invalid",
                                   field=f"{where}/Content") from None
         check_content(where, data, declared_size=size_el.text, declared_sha256=sha_el.text)
         contents[att_id] = data
+        if plain and strict is not None and att_id is not None:
+            strict[att_id] = data
     return contents
 
 
@@ -368,8 +377,9 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         return check.report, None
     validated = await _trust_and_bind(check, check.cert, trust, sender)
     contents: dict[str, bytes] = {}
+    strict: dict[str, bytes] = {}
     try:
-        contents = _check_attachments(parts.attachments)
+        contents = _check_attachments(parts.attachments, strict)
         check.report = _evolve(check.report, digests_ok=True)
     except PkiError as exc:
         check.report = _fail(check.report, exc, digests_ok=False)
@@ -378,8 +388,8 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
     return check.report, VerifiedEnvelope(
         root=root, body=parts.body, attachments=tuple(parts.attachments), signer=check.cert,
         agency_code=check.report.agency_code, signature_algorithm=check.algorithm, raw=raw, report=check.report,
-        contents=MappingProxyType(contents), references=check.references, validated=validated,
-        signing_time=check.signing_time)
+        contents=MappingProxyType(contents), strict_contents=MappingProxyType(strict), references=check.references,
+        validated=validated, signing_time=check.signing_time)
 
 
 async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,

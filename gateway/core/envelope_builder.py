@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from gateway.core.envelope import Attachment, Body, Envelope, Header, Letter, Notifier, Party
+from gateway.core.envelope import Attachment, Body, Envelope, Header, Letter, LetterReference, Notifier, Party
 from gateway.core.xml import ENVELOPE_NS
 from gateway.core.xmlshapes import Item, Shapes, append_items, fill
 
@@ -148,3 +149,103 @@ def build_envelope_tree(env: Envelope) -> etree._Element:
 def build_envelope(env: Envelope) -> bytes:
     """Serialise an envelope (unsigned) as UTF-8 XML bytes."""
     return etree.tostring(build_envelope_tree(env), xml_declaration=True, encoding="UTF-8")
+
+
+# ---- what envelope-v1.xsd says of the values, for the shapes this module writes --------------------------
+# Each is the XSD's facet or a *narrower* one (an ASCII NCName, a date-time as ``isoformat`` writes it):
+# ``fits_schema`` may say no to a valid envelope (the XSD then decides), never yes to an invalid one.
+_AGENCY = re.compile(r"[0-9]{5}|[0-9]{10}")
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9._:@\-]{1,128}")
+_LIST_NAME = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_CONTENT_REF = re.compile(r"cid:[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?[+-][0-9]{2}:[0-9]{2}")
+_MAX_OFFSET = dt.timedelta(hours=14)
+
+
+def _text(value: str | None, *, optional: bool = False) -> bool:
+    """env:Text: 1 to 1000 characters (None: absent, which only an optional element may be)."""
+    if value is None:
+        return optional
+    return 0 < len(value) <= 1000
+
+
+def _zoned(value: dt.datetime | None) -> bool:
+    """env:ZonedDateTime as :func:`_iso` writes it: a zone of whole minutes within +-14:00 (xs:dateTime)."""
+    if value is None:
+        return True
+    offset = value.utcoffset()
+    return offset is not None and abs(offset) <= _MAX_OFFSET and _DATE_TIME.fullmatch(value.isoformat()) is not None
+
+
+def _party_fits(p: Party) -> bool:
+    return (_AGENCY.fullmatch(p.agency) is not None and _text(p.given_name, optional=True)
+            and _text(p.family_name, optional=True) and _text(p.job_title, optional=True))
+
+
+def _reference_fits(r: LetterReference) -> bool:
+    return _text(r.number) and _text(r.subject, optional=True)
+
+
+def _letter_fits(b: Letter) -> bool:
+    if not (_text(b.number) and _text(b.subject) and _text(b.addressee) and _text(b.signer_name)
+            and _text(b.signer_position) and _text(b.sent_at, optional=True)
+            and (b.body is None or len(b.body) <= 100_000)
+            and len(b.references) <= 100 and len(b.enclosures) <= 100 and len(b.receiver_parties) <= 5000):
+        return False
+    if not (all(_reference_fits(r) for r in b.references) and all(_text(t) for t in b.enclosures)):
+        return False
+    if b.sender_party is not None and not _party_fits(b.sender_party):
+        return False
+    if not all(_party_fits(p) for p in b.receiver_parties):
+        return False
+    ls = b.legacy_signature
+    return ls is None or _text(ls.type_code, optional=True)
+
+
+def _notifier_fits(b: Notifier) -> bool:
+    return (_text(b.letter_number) and _text(b.subject, optional=True) and _text(b.registry_number, optional=True)
+            and _zoned(b.registered_at) and _text(b.reason, optional=True))
+
+
+def _attachment_fits(a: Attachment) -> bool:
+    if not (_ID.fullmatch(a.id) and _text(a.file_name) and _MIME.fullmatch(a.mime_type)
+            and a.role in ("main", "enclosure") and a.size >= 0):
+        return False
+    # an inline file's Sha256 is hashlib's hexdigest of it (64 hex digits); a declared one is checked
+    return not a.external or (_SHA256.fullmatch(a.sha256) is not None
+                              and _CONTENT_REF.fullmatch(a.content_ref) is not None)
+
+
+def fits_schema(env: Envelope) -> bool:
+    """True only if :func:`build_envelope_tree` of ``env`` is valid against envelope-v1.xsd.
+
+    The builder fixes the structure (which elements, in which order, the namespace, ``version="1"``);
+    what is left to the XSD are the values and the counts, checked here facet by facet, more narrowly
+    where that is simpler. Letters and notifiers only (a receipt says False).
+    ``tests/ecms/test_built_fits_schema.py`` generates envelopes at and across every facet's edge and
+    holds: whenever this says True, the XSD accepts the built tree.
+    """
+    h, body = env.header, env.body
+    if not (_MESSAGE_ID.fullmatch(h.message_id) and _AGENCY.fullmatch(h.sender) and _zoned(h.created_at)
+            and (h.conversation_id is None or _MESSAGE_ID.fullmatch(h.conversation_id))
+            and (h.ref_to_message_id is None or _MESSAGE_ID.fullmatch(h.ref_to_message_id))
+            and (h.recipients or h.recipient_lists) and len(h.recipients) <= 5000 and len(h.recipient_lists) <= 20
+            and all(_AGENCY.fullmatch(r) for r in h.recipients)
+            and all(_LIST_NAME.fullmatch(n) for n in h.recipient_lists)):
+        return False
+    if isinstance(body, Letter):
+        if not _letter_fits(body):
+            return False
+    elif not isinstance(body, Notifier) or not _notifier_fits(body):
+        return False
+    if not _ID.fullmatch(body.id) or len(env.attachments) > 100:
+        return False
+    ids = {body.id}
+    for a in env.attachments:
+        if a.id in ids or not _attachment_fits(a):
+            return False
+        ids.add(a.id)
+    return True

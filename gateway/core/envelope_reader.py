@@ -12,6 +12,7 @@ import base64
 import binascii
 import datetime as dt
 import functools
+from collections.abc import Mapping
 
 from lxml import etree
 
@@ -211,11 +212,13 @@ def read_receipt(el: etree._Element) -> Receipt:
     )
 
 
-def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
+def read_attachments(root: etree._Element, decoded: Mapping[str, bytes] | None = None) -> tuple[Attachment, ...]:
     """Decode every attachment and check its declared size and SHA-256.
 
     Codes: ``attachment.base64_invalid``, and (pki.digests, Size or Sha256)
     ``attachment.digest_mismatch``; ``field`` names the attachment by position.
+    ``decoded``: contents by Id that were already decoded from this very tree's Content texts the
+    first way below and checked against their Size and Sha256 (the verifier's, handed over by intake).
     """
     out = []
     container = _Kids(root).get("Attachments")
@@ -230,6 +233,11 @@ def read_attachments(root: etree._Element) -> tuple[Attachment, ...]:
             out.append(Attachment.external_part(
                 id=a.get("Id", ""), file_name=_req(k, "FileName"), mime_type=_req(k, "MimeType"),
                 size=int(_req(k, "Size")), sha256=_req(k, "Sha256"), role=a.get("role", "enclosure")))
+            continue
+        known = decoded.get(a.get("Id", "")) if decoded else None
+        if known is not None:
+            out.append(Attachment(id=a.get("Id", ""), file_name=_req(k, "FileName"),
+                                  mime_type=_req(k, "MimeType"), content=known, role=a.get("role", "enclosure")))
             continue
         try:
             # Strict: only XML white space may sit between base64 characters (libxml2's

@@ -21,6 +21,7 @@ created in ``pki_dir`` on first start (``gateway pki init-dev`` does the same).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,54 @@ class VerifiedTrees:
 VERIFIED_TREES = VerifiedTrees()
 
 
+class VerifiedContents:
+    """Attachments the verifier decoded and checked, handed to intake by the very tree they were read from.
+
+    Intake reads the verified tree's attachments into records after the verifier has decoded each
+    Content and checked it against its Size and Sha256 (``pki.verify``); doing that again cost a base64
+    decode and a SHA-256 per file. The verifier puts the contents it decoded exactly as the envelope
+    reader would (strict base64, no white-space pass: :attr:`pki.verify.VerifiedEnvelope.strict_contents`)
+    under the tree object itself, and intake takes them with that same object: the entry holds the tree,
+    so no other tree can have its identity while the entry exists, and a take checks identity, not
+    equality. Another document can never reuse them. Taken at once after the verifier returns; the few
+    left by a request that failed in between are dropped oldest first.
+    """
+
+    def __init__(self, maxsize: int = 64, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._held: dict[int, tuple[etree._Element, Mapping[str, bytes], int]] = {}
+
+    def put(self, root: etree._Element, contents: Mapping[str, bytes]) -> None:
+        size = sum(len(c) for c in contents.values())
+        if not contents or size > self.max_bytes // 4:
+            return  # nothing, or large files: intake decodes them again rather than the process holding them
+        self._pop(id(root))
+        while self._held and (len(self._held) >= self.maxsize or self._bytes + size > self.max_bytes):
+            self._pop(next(iter(self._held)))
+        self._held[id(root)] = (root, contents, size)
+        self._bytes += size
+
+    def _pop(self, key: int) -> tuple[etree._Element, Mapping[str, bytes], int] | None:
+        entry = self._held.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[2]
+        return entry
+
+    def take(self, root: etree._Element) -> Mapping[str, bytes]:
+        """The contents put under ``root`` (this very object), or nothing."""
+        entry = self._held.get(id(root))
+        if entry is None or entry[0] is not root:
+            return {}
+        self._pop(id(root))
+        return entry[1]
+
+
+#: One per process: the verifier (:meth:`Trust.verifier`) puts, :class:`gateway.intake.checks.Intake` takes.
+VERIFIED_CONTENTS = VerifiedContents()
+
+
 class PkiSealer:
     """The gateway's seal and receipt signatures, with the key loaded once."""
 
@@ -183,6 +232,7 @@ class Trust:
                                              require_signature=require, root=root, zone_checked=True)
             if verified.root is root and verified.raw is raw:
                 VERIFIED_TREES.put(raw, root)  # the seal goes onto this tree (parse once)
+            VERIFIED_CONTENTS.put(verified.root, verified.strict_contents)  # intake reads them (decode once)
             r = verified.report
             facts: dict[str, Any] = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,
                      "signer_authorised": r.signer_authorised, "digests_ok": r.digests_ok}

@@ -21,10 +21,14 @@ An envelope the gateway builds itself (the e-CMS facade maps a schema-valid
 e-CMS letter to records and builds the envelope from them) arrives as a
 :class:`BuiltEnvelope`: the bytes together with the tree and the records they
 were made from. Parsing those bytes again would only give back that tree, and
-reading it again only those records, so both are skipped; every check above
-still runs on that tree, the XSD included (it holds limits the e-CMS schema
-does not, such as a non-empty Subject or at most 100 references), and the
-stored bytes are the same. ``tests/ecms/test_built_envelopes.py`` checks that
+reading it again only those records, so both are skipped, and so is the search
+for comments and processing instructions (the builder makes neither). The XSD
+(it holds limits the e-CMS schema does not, such as a non-empty Subject or at
+most 100 references) is skipped only when
+:func:`gateway.core.envelope_builder.fits_schema` says every value of the records
+fits it (``tests/ecms/test_built_fits_schema.py``: whatever it admits, the XSD
+accepts); otherwise the tree is validated and refused as any envelope is. Every
+other check above runs on that tree, and the stored bytes are the same. ``tests/ecms/test_built_envelopes.py`` checks that
 the two ways through agree on every e-CMS shape it generates.
 """
 
@@ -50,12 +54,13 @@ from gateway.core.envelope import (
     Receipt,
     Secrecy,
 )
-from gateway.core.envelope_builder import build_envelope_tree
+from gateway.core.envelope_builder import build_envelope_tree, fits_schema
 from gateway.core.envelope_reader import read_attachments, read_envelope
 from gateway.core.errors import AuthError, EnvelopeError
 from gateway.core.lists import DistributionList, expand
 from gateway.core.parts import GENERIC_TYPE, SpooledPart
 from gateway.core.sealing import PdfChecker, Verifier
+from gateway.core.signing import VERIFIED_CONTENTS
 from pki.digests import check_digest
 from pki.sigzone import check_signature_zone
 
@@ -99,6 +104,10 @@ class BuiltEnvelope(bytes):
     """The element tree that was serialised (not to be changed)."""
     envelope: Envelope
     """The records the tree was built from."""
+    fits_schema: bool
+    """:func:`gateway.core.envelope_builder.fits_schema` of the records: the tree is valid against
+    envelope-v1.xsd and intake does not validate it again (False: intake runs the XSD and refuses
+    as it refuses any envelope)."""
 
     def __new__(cls, envelope: Envelope) -> BuiltEnvelope:
         tree = build_envelope_tree(envelope)
@@ -106,6 +115,7 @@ class BuiltEnvelope(bytes):
         self = super().__new__(cls, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
         self.tree = tree
         self.envelope = envelope
+        self.fits_schema = fits_schema(envelope)
         return self
 
 
@@ -148,6 +158,19 @@ def _check_attachment_limits(root: etree._Element, *, max_bytes: int, max_part_b
                                 code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size")
 
 
+def _check_built_attachment_limits(env: Envelope, *, max_bytes: int, max_part_bytes: int) -> None:
+    """:func:`_check_attachment_limits` (both steps) on the records a schema-valid built tree was written
+    from: its ``Size`` elements are ``str(a.size)`` of a non-negative integer, in the same order."""
+    if len(env.attachments) > MAX_ATTACHMENTS:
+        raise EnvelopeError(f"{len(env.attachments)} attachments, the limit is {MAX_ATTACHMENTS}",
+                            code="attachment.too_many", field=f"Attachments/Attachment[{MAX_ATTACHMENTS + 1}]")
+    for i, a in enumerate(env.attachments, start=1):
+        limit = max_part_bytes if a.external else max_bytes
+        if a.size > limit:
+            raise EnvelopeError(f"attachment declared as {str(a.size)[:40]} bytes, the limit is {limit}",
+                                code="attachment.too_large", field=f"Attachments/Attachment[{i}]/Size")
+
+
 class Intake:
     def __init__(self, directory: Directory, *, max_bytes: int, verifier: Verifier | None = None,
                  pdf_checker: PdfChecker | None = None, max_part_bytes: int | None = None,
@@ -177,13 +200,22 @@ class Intake:
         structlog.contextvars.bind_contextvars(
             message_id=built.envelope.header.message_id if built is not None
             else root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}MessageId"))
-        _refuse_comments(root)
-        _refuse_processing_instructions(root)
-        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=False)
-        xml.validate(SCHEMA, root)
-        # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
-        check_signature_zone(root, seal=False)
-        _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes, sizes=True)
+        if built is None:  # (a built tree holds neither: the builder sets only element texts and attributes)
+            _refuse_comments(root)
+            _refuse_processing_instructions(root)
+        if built is not None and built.fits_schema:
+            # the records the tree's Attachment elements were written from, in their order: the same refusals
+            _check_built_attachment_limits(built.envelope, max_bytes=self.max_bytes,
+                                           max_part_bytes=self.max_part_bytes)
+            check_signature_zone(root, seal=False)
+        else:
+            _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
+                                     sizes=False)
+            xml.validate(SCHEMA, root)
+            # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
+            check_signature_zone(root, seal=False)
+            _check_attachment_limits(root, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
+                                     sizes=True)
         if root.tag != f"{{{xml.ENVELOPE_NS}}}Envelope":
             raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
         facts: dict[str, Any] = {"schema_valid": True}
@@ -199,15 +231,17 @@ class Intake:
         env = built.envelope if built is not None else read_envelope(root, attachments=False)
         self._check_policy(env, allow_receipts=allow_receipts)
         lists = await self._lists(env.header, sender)
+        decoded: Mapping[str, bytes] = {}
         if self.verifier is not None:
             verified, signature_facts = await self.verifier(data, root, sender, channel=channel)
+            decoded = VERIFIED_CONTENTS.take(verified)  # at once: nothing is left behind by a refusal below
             facts.update(signature_facts)
             if verified is not root:
                 root, env = verified, read_envelope(verified)
                 self._check_policy(env, allow_receipts=allow_receipts)
                 lists = await self._lists(env.header, sender)
         if built is None and not env.attachments:
-            env = replace(env, attachments=read_attachments(root))
+            env = replace(env, attachments=read_attachments(root, decoded))
         h = env.header
         checked_parts = _match_parts(env.attachments, parts or {})
         if self.pdf_checker is not None:
