@@ -12,6 +12,8 @@ holds the two ways through intake equal).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 
 from hypothesis import HealthCheck, event, example, given, settings
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.core import xml as gxml
+from gateway.core.directory import Directory
 from gateway.core.envelope import (
     Attachment,
     Envelope,
@@ -34,6 +37,9 @@ from gateway.core.envelope import (
     Speed,
 )
 from gateway.core.envelope_builder import build_envelope_tree, fits_schema
+from gateway.core.errors import GatewayError
+from gateway.intake.checks import BuiltEnvelope, Intake
+from tests.ecms.conftest import DIRECTORY
 
 SCHEMA = gxml.load_schema("envelope-v1.xsd")
 
@@ -332,12 +338,7 @@ def test_built_trees_hold_no_comments_or_instructions() -> None:
     """Intake skips that search for built trees: the builder makes neither, even of hostile text."""
     env = Envelope(
         header=GOOD.header,
-        body=GOOD.body.__class__(
-            **{  # type: ignore[arg-type]
-                **GOOD.body.__dict__,
-                "subject": "<!-- x --><?xml-stylesheet href='a'?>]]>",
-            }
-        ),
+        body=dataclasses.replace(GOOD.body, subject="<!-- x --><?xml-stylesheet href='a'?>]]>"),
     )
     for _ in range(2):  # built, then from the kept skeleton
         tree = build_envelope_tree(env)
@@ -346,14 +347,6 @@ def test_built_trees_hold_no_comments_or_instructions() -> None:
 
 def test_attachment_limits_on_records_refuse_as_on_the_tree() -> None:
     """A built envelope that fits has its attachment limits checked on the records: same codes and fields."""
-    import asyncio
-    import dataclasses
-
-    from gateway.core.directory import Directory
-    from gateway.core.errors import GatewayError
-    from gateway.intake.checks import BuiltEnvelope, Intake
-    from tests.ecms.conftest import DIRECTORY
-
     big = Attachment(id="att-2", file_name="b.pdf", mime_type="application/pdf", content=b"x" * 5000)
     ext = Attachment.external_part(id="att-3", file_name="c.pdf", mime_type="application/pdf", size=10**9,
                                    sha256="ab" * 32)
