@@ -54,7 +54,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, core, tsp
+from asn1crypto import algos, cms, core, tsp, x509
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 
@@ -322,21 +322,29 @@ def load_record(der: bytes) -> list[list[ArchiveTimeStamp]]:
     return chains
 
 
-def token_facts(token: bytes) -> tuple[dt.datetime, dt.datetime, str, bytes]:
-    """(genTime, the TSA certificate's notAfter, imprint algorithm, imprint) of an RFC 3161 token.
-    Raises ``ValueError`` when the token does not carry its TSA certificate."""
-    sd = cms.ContentInfo.load(token)["content"]
-    info = sd["encap_content_info"]["content"].parsed
+def token_signer(sd: cms.SignedData) -> x509.Certificate | None:
+    """The certificate among ``sd``'s that its (first) signer names, by issuer and serial or key id."""
     sid = sd["signer_infos"][0]["sid"]
     for c in sd["certificates"] or []:
         cert = c.chosen
         if (sid.name == "issuer_and_serial_number" and cert.issuer == sid.chosen["issuer"]
                 and cert.serial_number == sid.chosen["serial_number"].native) or (
                 sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native):
-            return (info["gen_time"].native, cert["tbs_certificate"]["validity"]["not_after"].native,
-                    str(info["message_imprint"]["hash_algorithm"]["algorithm"].native),
-                    bytes(info["message_imprint"]["hashed_message"].native))
-    raise ValueError("the time-stamp token does not carry its TSA certificate (ask the TSA with certReq)")
+            return cert
+    return None
+
+
+def token_facts(token: bytes) -> tuple[dt.datetime, dt.datetime, str, bytes]:
+    """(genTime, the TSA certificate's notAfter, imprint algorithm, imprint) of an RFC 3161 token.
+    Raises ``ValueError`` when the token does not carry its TSA certificate."""
+    sd = cms.ContentInfo.load(token)["content"]
+    info = sd["encap_content_info"]["content"].parsed
+    cert = token_signer(sd)
+    if cert is None:
+        raise ValueError("the time-stamp token does not carry its TSA certificate (ask the TSA with certReq)")
+    return (info["gen_time"].native, cert["tbs_certificate"]["validity"]["not_after"].native,
+            str(info["message_imprint"]["hash_algorithm"]["algorithm"].native),
+            bytes(info["message_imprint"]["hashed_message"].native))
 
 
 def parse_weak_hashes(text: str) -> dict[str, dt.datetime]:

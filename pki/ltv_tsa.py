@@ -31,7 +31,6 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509 as ax509
 from cryptography import x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.fetchers import OwnedFetcherBackend
@@ -48,23 +47,12 @@ REVOCATION_VALUES = ers.REVOCATION_VALUES_OID
 DigestStamper = Callable[[bytes, str], Awaitable[bytes]]
 
 
-def _signer(sd: cms.SignedData) -> ax509.Certificate | None:
-    sid = sd["signer_infos"][0]["sid"]
-    for c in sd["certificates"] or []:
-        cert = c.chosen
-        if (sid.name == "issuer_and_serial_number" and cert.issuer == sid.chosen["issuer"]
-                and cert.serial_number == sid.chosen["serial_number"].native) or (
-                sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native):
-            return cert
-    return None
-
-
 async def fetch_tsa_revocation(token: bytes, *, session: Any = None, timeout: float = 2.0, budget: float = 5.0,
                                ) -> tuple[list[bytes], list[bytes]]:
     """(OCSP responses, CRLs) as DER for the token's TSA certificate (and its OCSP responder's), fetched now
     from the sources its certificates name; ([], []) when there are none or none answered."""
     sd = cms.ContentInfo.load(token)["content"]
-    signer = _signer(sd)
+    signer = ers.token_signer(sd)
     if signer is None:
         return [], []
     embedded = [c.chosen for c in sd["certificates"] or []]
