@@ -11,18 +11,15 @@ from collections.abc import Mapping
 
 from gateway.core.agency import KINDS
 from gateway.core.envelope import SECRECY_TH, SPEED_TH
+from gateway.core.labels import ROUTE_TH, STATUS_TH
 from pki.thaidate import thai_date, thai_time
 
 SPEED = {s.value: th for s, th in SPEED_TH.items()}
 SECRECY = {s.value: th for s, th in SECRECY_TH.items()}
-#: Delivery statuses (``delivery_status``).
-STATUS = {"queued": "รอส่ง", "sending": "กำลังส่ง", "retry_wait": "รอลองใหม่", "inbox": "รอในกล่องรับ",
-          "delivered": "ส่งถึงแล้ว", "dead": "ส่งไม่สำเร็จ", "withdrawn": "ถอนคืนแล้ว"}
+STATUS = STATUS_TH
 #: Message types (``messages.message_type``).
 MESSAGE_TYPE = {"letter": "หนังสือ", "notifier": "แจ้งผลการรับ", "receipt": "ใบตอบรับ"}
-#: Delivery routes (the directory's ``route.kind``).
-ROUTE = {"push": "ส่งตรงถึงระบบผู้รับ", "pull": "กล่องรับ", "ecms": "ระบบ e-CMS เดิม", "folder": "โฟลเดอร์",
-         "via": "ผ่านหน่วยงานแม่ข่าย"}
+ROUTE = ROUTE_TH
 
 #: Console users' roles.
 ROLE = {"operator": "เจ้าหน้าที่ปฏิบัติการ", "auditor": "ผู้ตรวจสอบ", "admin": "ผู้ดูแลระบบ",

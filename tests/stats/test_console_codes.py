@@ -7,7 +7,7 @@ import re
 
 from gateway.core import appkeys as keys
 from gateway.core.envelope import SECRECY_TH, SPEED_TH, Secrecy
-from gateway.http.console import ROUTE_TH, STATUS_TH
+from gateway.core.labels import ROUTE_TH, STATUS_TH
 from tests.audit.conftest import login
 from tests.stats.helpers import auth, refuse, take
 from tests.support import CMI, KKN, MOI, OPM, letter_bytes

@@ -37,6 +37,7 @@ from gateway.core import appkeys as keys
 from gateway.core.clock import BANGKOK
 from gateway.core.envelope import SECRECY_TH, SPEED_TH, Secrecy, Speed
 from gateway.core.errors import AuthError
+from gateway.core.labels import ROUTE_TH, STATUS_TH
 from gateway.http import params
 
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")
@@ -102,14 +103,6 @@ def setup(app: web.Application) -> None:
     env.filters["route_th"] = lambda v: _coded(ROUTE_TH, str, v)
     env.globals["status_labels"] = STATUS_TH
     env.globals["route_labels"] = ROUTE_TH
-
-
-#: Delivery statuses (``delivery_status``) as the console names them.
-STATUS_TH = {"queued": "รอส่ง", "sending": "กำลังส่ง", "retry_wait": "รอลองใหม่", "inbox": "รอในกล่องรับ",
-             "delivered": "ส่งถึงแล้ว", "dead": "ส่งไม่สำเร็จ", "withdrawn": "ถอนคืนแล้ว"}
-#: Delivery routes (adapters) as the console names them.
-ROUTE_TH = {"push": "ส่งตรงถึงระบบผู้รับ", "pull": "กล่องรับ", "ecms": "ระบบ e-CMS เดิม", "folder": "โฟลเดอร์",
-            "via": "ผ่านหน่วยงานแม่ข่าย"}
 
 
 def _coded(table: Mapping[Any, str], kind: Any, value: Any) -> Markup | str:
