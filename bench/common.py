@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import ssl as ssl_module
@@ -179,6 +180,23 @@ class MachineCpu:
         idle = (t1.idle - self._t0.idle) + (getattr(t1, "iowait", 0) - getattr(self._t0, "iowait", 0))
         total = sum(t1) - sum(self._t0)
         return 0.0 if total <= 0 else 1 - idle / total
+
+
+def pin(processes: list[psutil.Process], cpus: set[int]) -> None:
+    """Run ``processes`` (and the children they start later, which inherit it) on ``cpus`` only."""
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            proc.cpu_affinity(sorted(cpus))
+
+
+async def postgres_processes(dsn: str) -> list[psutil.Process]:
+    """The postmaster of ``dsn``'s server (on this machine) and its live children."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+        return [] if postmaster is None else [postmaster, *postmaster.children(recursive=True)]
+    finally:
+        await conn.close()
 
 
 async def postgres_cpu(dsn: str) -> float | None:

@@ -5,7 +5,7 @@ single-row durable insert rate (each row a committed transaction carrying the
 same bytes, with the same concurrency), so the ratio shows how close the
 gateway is to what the database itself can do.
 
-Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P] [--signed] [--profile]
+Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P] [--signed] [--profile] [--pin]
 
 ``--profile`` (with ``--signed``) samples the gateway processes with py-spy during the
 timed load and prints the CPU budget per letter, stage by stage, next to each stage's
@@ -28,11 +28,21 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.budget import OTHER, StackSampler, crypto_primitives, http_primitive, table  # noqa: E402
-from bench.common import database, figures, gateway_cpu, percentile, post_all, postgres_cpu  # noqa: E402
+from bench.common import (  # noqa: E402
+    database,
+    figures,
+    gateway_cpu,
+    percentile,
+    pin,
+    post_all,
+    postgres_cpu,
+    postgres_processes,
+)
 from pki.devca import init_dev_pki
 from pki.sign import sign_envelope
 from tests.support import (  # noqa: E402
@@ -106,8 +116,15 @@ def main() -> None:
                     help="gateway worker processes (gateway serve --workers)")
     ap.add_argument("--profile", action="store_true",
                     help="the CPU budget per letter by stage, next to each stage's primitive (implies --signed)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the gateway alone on core 0; PostgreSQL, the load generator and py-spy on the others "
+                         "(a profile then counts only the gateway's own CPU, not time it waited, runnable, while "
+                         "a process it woke ran on its core)")
     args = ap.parse_args()
     args.signed = args.signed or args.profile
+    cores = set(os.sched_getaffinity(0))
+    if args.pin and len(cores) < 2:
+        ap.error("--pin needs at least 2 cores")
     n = args.letters or (600 if args.quick else 6000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-bench-", dir="/tmp"))
     directory = write_directory(workdir / "directory.json")
@@ -136,6 +153,12 @@ def main() -> None:
             async def run():
                 for p in procs:
                     await p.wait_ready()
+                if args.pin:
+                    gateway_core = min(cores)
+                    pin([q for p in procs for q in (psutil.Process(p.proc.pid),
+                                                   *psutil.Process(p.proc.pid).children(recursive=True))],
+                        {gateway_core})
+                    pin([*await postgres_processes(dsn), psutil.Process()], cores - {gateway_core})
                 urls = [p.url for p in procs]
                 await load(urls, letters[:200], args.clients)  # warm-up
                 sampler = StackSampler(procs[0].proc.pid) if args.profile else contextlib.nullcontext()
@@ -161,7 +184,7 @@ def main() -> None:
         if pg_cpu is not None:
             budget["PostgreSQL"] = pg_cpu / n * 1e6
         print(table(budget, primitive, NOTES))
-    print(figures(letters=n, clients=args.clients, processes=args.processes, signed=int(args.signed),
+    print(figures(letters=n, clients=args.clients, processes=args.processes, signed=int(args.signed), pinned=int(args.pin),
                   letters_per_s=rate,
                   p50_ms=percentile(lat, 50) * 1000, p99_ms=percentile(lat, 99) * 1000,
                   raw_insert_per_s=raw, ratio_to_raw=rate / raw,
