@@ -159,6 +159,9 @@ class VerifiedEnvelope:
     validated: ValidatedCert | None = None
     #: XAdES SigningTime claimed by the signer (signed, but only a claim), if present.
     signing_time: dt.datetime | None = None
+    #: The id index of :attr:`root` the references were resolved in (:func:`pki.xmlsig_parts.id_index`),
+    #: for :func:`pki.seal.seal_tree` on this very tree (read only; the seal copies it).
+    ids: Mapping[str, list[etree._Element]] = field(default_factory=dict)
 
     @property
     def header(self) -> etree._Element | None:
@@ -389,7 +392,7 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         root=root, body=parts.body, attachments=tuple(parts.attachments), signer=check.cert,
         agency_code=check.report.agency_code, signature_algorithm=check.algorithm, raw=raw, report=check.report,
         contents=MappingProxyType(contents), strict_contents=MappingProxyType(strict), references=check.references,
-        validated=validated, signing_time=check.signing_time)
+        validated=validated, signing_time=check.signing_time, ids=index)
 
 
 async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,

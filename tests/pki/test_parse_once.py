@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from lxml import etree
 from samples import envelope
 
 from gateway.core.receipts import ReceiptBytes, delivery_receipt_envelope, submission_receipt
 from gateway.core.signing import PkiSealer, VerifiedTrees
+from pki.errors import StructureError
 from pki.receipts import sign_receipt, verify_receipt
-from pki.seal import seal_envelope, verify_sealed
+from pki.seal import seal_envelope, seal_tree, verify_sealed
 from pki.sign import sign_envelope
 from pki.verify import verify_envelope
 from pki.xmlsig_parts import DS, SEAL_ID
@@ -39,6 +41,29 @@ async def test_the_verified_tree_is_sealed_not_a_second_parse(signer1, seal_sign
     assert _without_values(forwarded) == _without_values(seal_envelope(raw, seal_signer))
     sealed = await verify_sealed(forwarded, trust, gateway_cert=seal_signer.certificate)
     assert sealed.seal_ok, sealed.seal_failure
+
+
+async def test_the_seal_uses_the_verifiers_id_index(signer1, seal_signer, trust):
+    raw = sign_envelope(envelope(attachments=2), signer1)
+    verified = await verify_envelope(raw, trust, sender="00001")
+    assert verified.ids["Letter"] == [verified.body]
+    trees = VerifiedTrees()
+    trees.put(verified.raw, verified.root, verified.ids)
+    assert trees.take_indexed(verified.raw) == (verified.root, verified.ids)
+    trees.put(verified.raw, verified.root, verified.ids)
+    forwarded = PkiSealer(seal_signer, trees).seal_envelope(verified.raw)
+    # the same envelope as with an index of its own, and the verifier's index is left as it was
+    assert _without_values(forwarded) == _without_values(seal_envelope(raw, seal_signer))
+    assert SEAL_ID not in verified.ids and "Header" not in verified.ids
+    assert (await verify_sealed(forwarded, trust, gateway_cert=seal_signer.certificate)).seal_ok
+
+
+async def test_an_id_index_of_another_tree_is_refused(signer1, seal_signer, trust):
+    raw = sign_envelope(envelope(attachments=1), signer1)
+    first = await verify_envelope(raw, trust, sender="00001")
+    second = await verify_envelope(raw, trust, sender="00001")  # the same bytes, another tree
+    with pytest.raises(StructureError, match="names another element"):
+        seal_tree(second.root, seal_signer, ids=first.ids)
 
 
 async def test_the_handoff_takes_only_the_very_bytes_object(signer1, seal_signer, trust):
