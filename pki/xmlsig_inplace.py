@@ -22,7 +22,17 @@ what it fully checked, and only in the one shape it knows:
   referenced element (:func:`pki.xmlsig_policy.check_references`) and the
   algorithms (:func:`pki.xmlsig_policy.check_algorithms`);
 * the ``ds:Signature`` is valid against the same schemas signxml validates it
-  with (the XML-DSig schema; for XAdES signxml's three XAdES schemas, any one);
+  with (the XML-DSig schema; for XAdES signxml's three XAdES schemas, any one).
+  When the caller says the whole tree was just validated against the envelope
+  XSD (``schema_checked``: the gateway's intake does, ``schemas/envelope-v1.xsd``)
+  that check is not repeated: the envelope XSD validates each ``ds:Signature``
+  of ``env:Signatures`` against signxml's own XML-DSig schema, its XAdES 1.4.1
+  (2016-01) schema and the 1.3.2 one that imports, plus the XML-DSig 1.1 schema:
+  the same declarations and more, in a whole document (ids unique in all of
+  it), so every lax wildcard is checked against at least as many declarations.
+  Whatever it accepts, signxml's schemas accept
+  (``tests/pki/test_signature_schema_implied.py``, over generated and mutated
+  signatures and the hostile corpus);
 * KeyInfo holds X509Data only (a KeyValue makes signxml check it against the
   certificate: that shape goes to signxml); SignedInfo's
   CanonicalizationMethod and SignatureMethod carry no child (no
@@ -69,7 +79,11 @@ from pki.xmlsig_parts import DS, XADES, c14n, child
 from pki.xmlsig_policy import LEGACY_EXCLUSIVE, keyinfo_certs, reference_octets
 from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
-__all__ = ["verify_detached", "verify_in_place"]
+__all__ = ["ENVELOPE_SCHEMA", "verify_detached", "verify_in_place"]
+
+#: The schema (in the ``schemas`` package) whose validity of the whole envelope stands in for signxml's
+#: schema check of its ``ds:Signature`` (``schema_checked``).
+ENVELOPE_SCHEMA = "envelope-v1.xsd"
 
 #: Digest method URI -> hashlib's constructor (``hashlib.new(name)`` looks the name up on every call).
 _HASHES: dict[str, Callable[[bytes], Any]] = {
@@ -99,12 +113,12 @@ class _NotHere(Exception):
 def verify_detached(root: etree._Element, signature: etree._Element, signature_index: int,
                     cert: x509.Certificate, uris: Sequence[str], resolved: dict[str, etree._Element], *,
                     xades: bool, allow_sha1: bool, certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult]:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False) -> list[VerifyResult]:
     """One result per reference (SignedInfo order) whose ``signed_xml`` is the in-tree element, or
     :class:`pki.errors.SignatureError` (from signxml, which judges every signature the fast path does not
     accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`."""
     results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs,
-                              legacy_exclusive=legacy_exclusive)
+                              legacy_exclusive=legacy_exclusive, schema_checked=schema_checked)
     if results is not None:
         return results
     return run_signxml(root, signature_index, cert, len(uris), xades=xades, allow_sha1=allow_sha1,
@@ -114,22 +128,26 @@ def verify_detached(root: etree._Element, signature: etree._Element, signature_i
 def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
                     resolved: dict[str, etree._Element], *, xades: bool,
                     certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult] | None:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE,
+                    schema_checked: bool = False) -> list[VerifyResult] | None:
     """The results when the signature verifies in the shape described in the module docstring, else None.
 
     ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
     ``legacy_exclusive``: see :func:`pki.xmlsig_policy.reference_octets`.
+    ``schema_checked``: the envelope holding ``signature`` was validated as a whole against
+    ``schemas/envelope-v1.xsd`` (:data:`ENVELOPE_SCHEMA`) just before, so signxml's schemas, which
+    that one implies (module docstring), are not run again; only the caller that ran it may say so.
     """
     try:
         return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs,
-                       legacy_exclusive)
+                       legacy_exclusive, schema_checked)
     except (_NotHere, InvalidSignature, PkiError, ValueError, TypeError, KeyError, IndexError, binascii.Error):
         return None
 
 
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
             resolved: dict[str, etree._Element], xades: bool,
-            certs: Sequence[x509.Certificate], legacy_exclusive: bool) -> list[VerifyResult]:
+            certs: Sequence[x509.Certificate], legacy_exclusive: bool, schema_checked: bool) -> list[VerifyResult]:
     kids = list(signature)
     key_info = None
     for el in kids:
@@ -140,7 +158,7 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
             key_info = el
     if key_info is not None and any(c.tag != _X509_DATA for c in key_info):
         raise _NotHere
-    if not _schema_valid(signature, xades):
+    if not schema_checked and not _schema_valid(signature, xades):
         raise _NotHere
     signed_info, value_el = kids[0], kids[1]
     info_kids = list(signed_info)

@@ -235,9 +235,12 @@ class Trust:
                 if getattr(raw, "tree", None) is root:  # built, not parsed: the seal goes onto it
                     VERIFIED_TREES.put_built(raw, root)
                 return root, {"signed": False}
-            # intake checked this tree's signature zone just before (seal=False: stricter)
+            # intake checked this tree's signature zone just before (seal=False: stricter), and validated
+            # a tree it parsed against the envelope XSD (a built tree is proven to fit it instead, and
+            # carries no ds:Signature of its own: the signature's schema check then stays)
             verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
-                                             require_signature=require, root=root, zone_checked=True)
+                                             require_signature=require, root=root, zone_checked=True,
+                                             schema_checked=getattr(raw, "tree", None) is not root)
             if verified.root is root and verified.raw is raw:
                 VERIFIED_TREES.put(raw, root, verified.ids)  # the seal goes onto this tree (parse once)
             VERIFIED_CONTENTS.put(verified.root, verified.strict_contents)  # intake reads them (decode once)
