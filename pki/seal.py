@@ -65,7 +65,8 @@ def seal_envelope(envelope_bytes: bytes, seal_signer: Signer, *, xades: bool = F
 
 
 def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False,
-              ids: Mapping[str, list[etree._Element]] | None = None) -> bytes:
+              ids: Mapping[str, list[etree._Element]] | None = None,
+              exclusive_sha256: Mapping[str, bytes] | None = None) -> bytes:
     """:func:`seal_envelope` of the tree already parsed from the verified bytes, without parsing them again:
     the tree :func:`pki.verify.verify_envelope` verified (:attr:`pki.verify.VerifiedEnvelope.root`) is the
     one sealed, in place: the ids the seal needs are set, ``env:Signatures`` made if missing, and the seal
@@ -75,7 +76,9 @@ def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False,
     ``ids``: the tree's id index as its verifier built it (:attr:`pki.verify.VerifiedEnvelope.ids`),
     instead of a walk of the whole tree for a new one (~15-28 us a letter); copied, not changed. Every
     element the seal references must then be the one its id names in it (else ``StructureError``), so an
-    index of another tree is refused rather than signed over."""
+    index of another tree is refused rather than signed over. ``exclusive_sha256``: the digests its verifier
+    checked for this tree's elements (:attr:`pki.verify.VerifiedEnvelope.exclusive_sha256`; the body's and
+    attachments' are the seal's too: nothing in them changes between the two), with ``ids`` only."""
     parts = envelope_parts(root)
     if parts.header is None:
         raise StructureError("the envelope has no Header", field="Header")
@@ -110,7 +113,8 @@ def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False,
     if SEAL_ID in index:
         raise StructureError(f"Id {SEAL_ID!r} is already used in the envelope", field=f"@Id={SEAL_ID}")
     container = signatures_container(parts)
-    signature = lean_signature_xml(seal_signer, targets, signature_id=SEAL_ID)
+    signature = lean_signature_xml(seal_signer, targets, signature_id=SEAL_ID,
+                                   known=exclusive_sha256 if ids is not None else None)
     written = serialize_with(root, container, signature) if signature is not None else None
     if written is not None and signature is not None:
         # the tree gets the very seal written (read back: ~5 us, where making it as a tree costs ~20)

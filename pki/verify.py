@@ -162,6 +162,10 @@ class VerifiedEnvelope:
     #: The id index of :attr:`root` the references were resolved in (:func:`pki.xmlsig_parts.id_index`),
     #: for :func:`pki.seal.seal_tree` on this very tree (read only; the seal copies it).
     ids: Mapping[str, list[etree._Element]] = field(default_factory=dict)
+    #: ``URI -> SHA-256`` of the exclusive c14n of the referenced element, for the references that name
+    #: exclusive c14n and SHA-256 and were checked in place (:func:`pki.xmlsig_inplace.verify_in_place`):
+    #: what the seal would compute again for the same elements of this tree.
+    exclusive_sha256: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def header(self) -> etree._Element | None:
@@ -179,6 +183,7 @@ class SignatureCheck:
     references: tuple[str, ...] = ()
     algorithm: str | None = None
     signing_time: dt.datetime | None = None
+    exclusive_sha256: dict[str, bytes] = field(default_factory=dict)
 
 
 _REPORT_FIELDS = frozenset(f.name for f in fields(ValidationReport))
@@ -256,7 +261,8 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
     try:
         results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
                                   {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,
-                                  certs=[cert, *check.extra_certs], schema_checked=schema_checked)
+                                  certs=[cert, *check.extra_certs], schema_checked=schema_checked,
+                                  exclusive_sha256=check.exclusive_sha256)
         # The elements handed downstream must be the very ones whose bytes were digested.
         for uri, result in zip(uris, results, strict=False):
             if result.signed_xml is not resolved[uri]:
@@ -396,7 +402,8 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         root=root, body=parts.body, attachments=tuple(parts.attachments), signer=check.cert,
         agency_code=check.report.agency_code, signature_algorithm=check.algorithm, raw=raw, report=check.report,
         contents=MappingProxyType(contents), strict_contents=MappingProxyType(strict), references=check.references,
-        validated=validated, signing_time=check.signing_time, ids=index)
+        validated=validated, signing_time=check.signing_time, ids=index,
+        exclusive_sha256=MappingProxyType(check.exclusive_sha256))
 
 
 async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,

@@ -97,6 +97,7 @@ _SIGNATURE_CHILDREN = frozenset({DS + "SignedInfo", DS + "SignatureValue", DS + 
 _KEY_INFO = DS + "KeyInfo"
 _X509_DATA = DS + "X509Data"
 _REFERENCE = DS + "Reference"
+_TRANSFORMS = DS + "Transforms"
 _DIGEST_METHOD = DS + "DigestMethod"
 _DIGEST_VALUE = DS + "DigestValue"
 _SIGNED_PROPERTIES = XADES + "SignedProperties"
@@ -113,13 +114,19 @@ class _NotHere(Exception):
 def verify_detached(root: etree._Element, signature: etree._Element, signature_index: int,
                     cert: x509.Certificate, uris: Sequence[str], resolved: dict[str, etree._Element], *,
                     xades: bool, allow_sha1: bool, certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False) -> list[VerifyResult]:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False,
+                    exclusive_sha256: dict[str, bytes] | None = None) -> list[VerifyResult]:
     """One result per reference (SignedInfo order) whose ``signed_xml`` is the in-tree element, or
     :class:`pki.errors.SignatureError` (from signxml, which judges every signature the fast path does not
-    accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`."""
+    accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`.
+    ``exclusive_sha256``: see :func:`verify_in_place` (left empty when signxml judges)."""
+    found: dict[str, bytes] = {}
     results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs,
-                              legacy_exclusive=legacy_exclusive, schema_checked=schema_checked)
+                              legacy_exclusive=legacy_exclusive, schema_checked=schema_checked,
+                              exclusive_sha256=found)
     if results is not None:
+        if exclusive_sha256 is not None:
+            exclusive_sha256.update(found)
         return results
     return run_signxml(root, signature_index, cert, len(uris), xades=xades, allow_sha1=allow_sha1,
                        resolved=resolved, legacy_exclusive=legacy_exclusive)
@@ -128,8 +135,8 @@ def verify_detached(root: etree._Element, signature: etree._Element, signature_i
 def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
                     resolved: dict[str, etree._Element], *, xades: bool,
                     certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE,
-                    schema_checked: bool = False) -> list[VerifyResult] | None:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False,
+                    exclusive_sha256: dict[str, bytes] | None = None) -> list[VerifyResult] | None:
     """The results when the signature verifies in the shape described in the module docstring, else None.
 
     ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
@@ -137,17 +144,25 @@ def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Seq
     ``schema_checked``: the envelope holding ``signature`` was validated as a whole against
     ``schemas/envelope-v1.xsd`` (:data:`ENVELOPE_SCHEMA`) just before, so signxml's schemas, which
     that one implies (module docstring), are not run again; only the caller that ran it may say so.
+    ``exclusive_sha256``: filled, when the signature verifies, with ``URI -> SHA-256`` of the exclusive
+    c14n of the element (:func:`pki.xmlsig_parts.c14n`) for every reference that names exclusive c14n and
+    SHA-256: the signed digest, now proven to be that (the gateway's seal reuses it, :func:`pki.seal.seal_tree`).
     """
     try:
-        return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs,
-                       legacy_exclusive, schema_checked)
+        results = _verify(signature, cert, uris, resolved, xades,
+                          keyinfo_certs(signature) if certs is None else certs, legacy_exclusive, schema_checked,
+                          exclusive_sha256)
     except (_NotHere, InvalidSignature, PkiError, ValueError, TypeError, KeyError, IndexError, binascii.Error):
+        if exclusive_sha256 is not None:
+            exclusive_sha256.clear()
         return None
+    return results
 
 
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
             resolved: dict[str, etree._Element], xades: bool,
-            certs: Sequence[x509.Certificate], legacy_exclusive: bool, schema_checked: bool) -> list[VerifyResult]:
+            certs: Sequence[x509.Certificate], legacy_exclusive: bool, schema_checked: bool,
+            exclusive_sha256: dict[str, bytes] | None) -> list[VerifyResult]:
     kids = list(signature)
     key_info = None
     for el in kids:
@@ -180,6 +195,9 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
                 break
         else:
             raise _NotHere
+        if exclusive_sha256 is not None and ref_kids[0].tag == _TRANSFORMS and new_hash is hashlib.sha256:
+            # Transforms named (exclusive c14n, the one allowed): the octets were c14n(element) alone
+            exclusive_sha256[uri] = signed_digest
         if element.tag == _SIGNED_PROPERTIES:
             signed_properties = element
         digested.append((octets, element))
