@@ -24,15 +24,24 @@ what it fully checked, and only in the one shape it knows:
 * the ``ds:Signature`` is valid against the same schemas signxml validates it
   with (the XML-DSig schema; for XAdES signxml's three XAdES schemas, any one).
   When the caller says the whole tree was just validated against the envelope
-  XSD (``schema_checked``: the gateway's intake does, ``schemas/envelope-v1.xsd``)
-  that check is not repeated: the envelope XSD validates each ``ds:Signature``
-  of ``env:Signatures`` against signxml's own XML-DSig schema, its XAdES 1.4.1
-  (2016-01) schema and the 1.3.2 one that imports, plus the XML-DSig 1.1 schema:
-  the same declarations and more, in a whole document (ids unique in all of
-  it), so every lax wildcard is checked against at least as many declarations.
-  Whatever it accepts, signxml's schemas accept
-  (``tests/pki/test_signature_schema_implied.py``, over generated and mutated
-  signatures and the hostile corpus);
+  XSD and its signature zone checked (``schema_checked``: the gateway's intake
+  does both, ``schemas/envelope-v1.xsd`` and :func:`pki.sigzone.check_signature_zone`),
+  that check is not repeated for a signature :func:`schema_implied` clears: the
+  envelope XSD validates each ``ds:Signature`` with the very schema files
+  signxml uses (XML-DSig, XML-DSig 1.1, XAdES 1.4.1 and 1.3.2 of 2016-01), in
+  a whole document (ids unique in all of it; these schemas have no IDREF nor
+  identity constraint), but it also declares elements signxml's schema for the
+  signature does not know: XML-DSig 1.1's (and the envelope's) for a XAdES
+  signature, XAdES' (and the envelope's) for a plain one. Such an element where
+  a wildcard is strict (``xades:SignedSignatureProperties``' ``##other`` ...)
+  is valid for the envelope XSD and not for signxml's, so a signature holding
+  any element of those namespaces is schema-checked as before. Without them, both
+  see the same declarations for every element of the signature, and the zone
+  check has refused every attribute in a namespace (``xsi:type`` ...): the
+  envelope XSD accepts no signature signxml's schemas refuse
+  (``tests/pki/test_signature_schema_implied.py``: generated and mutated
+  signatures, the hostile corpus, and the strict-wildcard case that needs the
+  namespace rule);
 * KeyInfo holds X509Data only (a KeyValue makes signxml check it against the
   certificate: that shape goes to signxml); SignedInfo's
   CanonicalizationMethod and SignatureMethod carry no child (no
@@ -79,7 +88,7 @@ from pki.xmlsig_parts import DS, XADES, c14n, child
 from pki.xmlsig_policy import LEGACY_EXCLUSIVE, keyinfo_certs, reference_octets
 from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
-__all__ = ["ENVELOPE_SCHEMA", "verify_detached", "verify_in_place"]
+__all__ = ["ENVELOPE_SCHEMA", "schema_implied", "verify_detached", "verify_in_place"]
 
 #: The schema (in the ``schemas`` package) whose validity of the whole envelope stands in for signxml's
 #: schema check of its ``ds:Signature`` (``schema_checked``).
@@ -142,8 +151,9 @@ def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Seq
     ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
     ``legacy_exclusive``: see :func:`pki.xmlsig_policy.reference_octets`.
     ``schema_checked``: the envelope holding ``signature`` was validated as a whole against
-    ``schemas/envelope-v1.xsd`` (:data:`ENVELOPE_SCHEMA`) just before, so signxml's schemas, which
-    that one implies (module docstring), are not run again; only the caller that ran it may say so.
+    ``schemas/envelope-v1.xsd`` (:data:`ENVELOPE_SCHEMA`) and its signature zone checked just before, so
+    signxml's schemas are not run again where that implies them (:func:`schema_implied`, module
+    docstring); only the caller that ran both may say so.
     ``exclusive_sha256``: filled, when the signature verifies, with ``URI -> SHA-256`` of the exclusive
     c14n of the element (:func:`pki.xmlsig_parts.c14n`) for every reference that names exclusive c14n and
     SHA-256: the signed digest, now proven to be that (the gateway's seal reuses it, :func:`pki.seal.seal_tree`).
@@ -173,7 +183,7 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
             key_info = el
     if key_info is not None and any(c.tag != _X509_DATA for c in key_info):
         raise _NotHere
-    if not schema_checked and not _schema_valid(signature, xades):
+    if not (schema_checked and schema_implied(signature, xades)) and not _schema_valid(signature, xades):
         raise _NotHere
     signed_info, value_el = kids[0], kids[1]
     info_kids = list(signed_info)
@@ -272,6 +282,20 @@ def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certifi
                 raise _NotHere
         elif not any(value == cert_fingerprint(c, algorithm) for c in (*certs, signing_cert)):
             raise _NotHere
+
+
+#: Per signxml schema set (XAdES or not): the elements the envelope XSD declares beyond it ("{ns}*").
+_BEYOND_SIGNXML: dict[bool, tuple[str, ...]] = {
+    True: ("{http://www.w3.org/2009/xmldsig11#}*", "{urn:th:gov:saraban:envelope:1}*"),
+    False: (XADES + "*", "{http://uri.etsi.org/01903/v1.4.1#}*", "{urn:th:gov:saraban:envelope:1}*"),
+}
+
+
+def schema_implied(signature: etree._Element, xades: bool) -> bool:
+    """Whether the envelope XSD's validity of the document holding ``signature`` (and a checked signature zone)
+    implies validity against signxml's schemas for it: no element of a namespace the envelope XSD declares
+    beyond those (see the module docstring). One walk in C; the usual signature has none."""
+    return next(signature.iter(*_BEYOND_SIGNXML[xades]), None) is None
 
 
 def _schema_valid(signature: etree._Element, xades: bool) -> bool:
