@@ -176,8 +176,8 @@ def lean_signature_xml(signer: Signer, references: Sequence[tuple[str, etree._El
     i0, i1, i2 = pieces.info_ref
     written, canonical = [], []
     for uri, element in references:
-        value = known.get(uri) if known else None
-        digest = base64.b64encode(value if value is not None else hashlib.sha256(c14n(element)).digest()).decode()
+        given = known.get(uri) if known else None
+        digest = base64.b64encode(given if given is not None else hashlib.sha256(c14n(element)).digest()).decode()
         written.append(f"{r0}{uri}{r1}{digest}{r2}")
         canonical.append(f"{i0}{uri}{i1}{digest}{i2}")
     info = pieces.info[0] + "".join(canonical) + pieces.info[1]
