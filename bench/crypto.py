@@ -61,7 +61,7 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
 
     async def verify(item):
         verified = await verify_envelope(item[2], trust, sender=item[0])
-        trees.put(verified.raw, verified.root)  # what the service's verifier does (gateway.core.signing)
+        trees.put(verified.raw, verified.root, verified)  # what the service's verifier does (gateway.core.signing)
         return verified
 
     def receipt(item):

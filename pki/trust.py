@@ -96,15 +96,28 @@ def per_certificate(maxsize: int = 4096) -> Callable[[Callable[..., Any]], Calla
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        cache: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+        # keyed by id() of the one argument, or the tuple of the ids (no int is a tuple: no clash)
+        cache: dict[object, tuple[tuple[Any, ...], Any]] = {}
         lock = threading.Lock()
 
         @functools.wraps(fn)
         def memo(*args: Any) -> Any:
-            key = tuple(map(id, args))
-            hit = cache.get(key)
-            if hit is not None and all(map(operator.is_, hit[0], args)):
-                return hit[1]
+            # one and two arguments (every use but one) without map/all: ~0.7 us a hit instead of ~2
+            if len(args) == 1:
+                key: object = id(args[0])
+                hit = cache.get(key)
+                if hit is not None and hit[0][0] is args[0]:
+                    return hit[1]
+            elif len(args) == 2:
+                key = (id(args[0]), id(args[1]))
+                hit = cache.get(key)
+                if hit is not None and hit[0][0] is args[0] and hit[0][1] is args[1]:
+                    return hit[1]
+            else:
+                key = tuple(map(id, args))
+                hit = cache.get(key)
+                if hit is not None and all(map(operator.is_, hit[0], args)):
+                    return hit[1]
             value = fn(*args)
             with lock:
                 while len(cache) >= maxsize:

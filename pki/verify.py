@@ -159,6 +159,13 @@ class VerifiedEnvelope:
     validated: ValidatedCert | None = None
     #: XAdES SigningTime claimed by the signer (signed, but only a claim), if present.
     signing_time: dt.datetime | None = None
+    #: The id index of :attr:`root` the references were resolved in (:func:`pki.xmlsig_parts.id_index`),
+    #: for :func:`pki.seal.seal_tree` on this very tree (read only; the seal copies it).
+    ids: Mapping[str, list[etree._Element]] = field(default_factory=dict)
+    #: ``URI -> SHA-256`` of the exclusive c14n of the referenced element, for the references that name
+    #: exclusive c14n and SHA-256 and were checked in place (:func:`pki.xmlsig_inplace.verify_in_place`):
+    #: what the seal would compute again for the same elements of this tree.
+    exclusive_sha256: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def header(self) -> etree._Element | None:
@@ -176,6 +183,7 @@ class SignatureCheck:
     references: tuple[str, ...] = ()
     algorithm: str | None = None
     signing_time: dt.datetime | None = None
+    exclusive_sha256: dict[str, bytes] = field(default_factory=dict)
 
 
 _REPORT_FIELDS = frozenset(f.name for f in fields(ValidationReport))
@@ -219,8 +227,11 @@ def _signing_time(signed_signature_properties: etree._Element) -> dt.datetime | 
 def check_signature(parts: Parts, signature: etree._Element, index: dict[str, list[etree._Element]], *,
                     required: Sequence[etree._Element], optional: Sequence[etree._Element] = (),
                     allow_sha1: bool, report: ValidationReport,
-                    pinned_cert: x509.Certificate | None = None) -> SignatureCheck:
+                    pinned_cert: x509.Certificate | None = None, schema_checked: bool = False) -> SignatureCheck:
     """Structure, algorithms, signxml and in-place identity of one detached signature.
+
+    ``schema_checked``: the whole tree was just validated against the envelope XSD (see
+    :func:`pki.xmlsig_inplace.verify_in_place`), so the signature's own schema check is not repeated.
 
     The facts are gathered as they are established and the report is made once, where the check ends
     (each :func:`_evolve` copies the report).
@@ -250,7 +261,8 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
     try:
         results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
                                   {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,
-                                  certs=[cert, *check.extra_certs])
+                                  certs=[cert, *check.extra_certs], schema_checked=schema_checked,
+                                  exclusive_sha256=check.exclusive_sha256)
         # The elements handed downstream must be the very ones whose bytes were digested.
         for uri, result in zip(uris, results, strict=False):
             if result.signed_xml is not resolved[uri]:
@@ -328,13 +340,14 @@ async def _trust_and_bind(check: SignatureCheck, cert: x509.Certificate, trust: 
 
 
 async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *, sender: str, allow_sha1: bool,
-                          require_signature: bool, zone_checked: bool = False,
+                          require_signature: bool, zone_checked: bool = False, schema_checked: bool = False,
                           ) -> tuple[ValidationReport, VerifiedEnvelope | None]:
     """The report on ``root``'s author signature, and the verified envelope when it holds.
 
     ``zone_checked``: the caller has just run :func:`pki.sigzone.check_signature_zone` on this very
     tree (the gateway's intake does, with ``seal=False``, stricter than the check here), so the zone
-    is not walked a second time.
+    is not walked a second time. ``schema_checked``: that tree was validated against the envelope XSD
+    (``schemas/envelope-v1.xsd``) just before, as intake does (see :func:`check_signature`).
     """
     # Every element's proxy, made once and held while the envelope is checked: the id index, the zone
     # check and the signature's checks reach the same elements several times, and lxml hands back a
@@ -364,7 +377,7 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
     _, signature = found
     optional = [parts.header] if parts.header is not None and parts.header.get("Id") else []
     check = check_signature(parts, signature, index, required=[parts.body, *parts.attachments], optional=optional,
-                            allow_sha1=allow_sha1, report=report)
+                            allow_sha1=allow_sha1, report=report, schema_checked=schema_checked)
     if check.report.signature_intact is not True or check.cert is None:
         if check.report.failure is not None and check.report.failure.code == "signature.invalid":
             # An attachment whose bytes no longer match its declared Size/Sha256 also breaks its
@@ -389,7 +402,8 @@ async def validate_author(raw: bytes, root: etree._Element, trust: TrustStore, *
         root=root, body=parts.body, attachments=tuple(parts.attachments), signer=check.cert,
         agency_code=check.report.agency_code, signature_algorithm=check.algorithm, raw=raw, report=check.report,
         contents=MappingProxyType(contents), strict_contents=MappingProxyType(strict), references=check.references,
-        validated=validated, signing_time=check.signing_time)
+        validated=validated, signing_time=check.signing_time, ids=index,
+        exclusive_sha256=MappingProxyType(check.exclusive_sha256))
 
 
 async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,
@@ -406,7 +420,7 @@ async def validate_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender:
 
 async def verify_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: str, allow_sha1: bool = False,
                           require_signature: bool = True, root: etree._Element | None = None,
-                          zone_checked: bool = False) -> VerifiedEnvelope:
+                          zone_checked: bool = False, schema_checked: bool = False) -> VerifiedEnvelope:
     """Verify an envelope (see :func:`validate_envelope`) and return only verified data, or raise.
 
     ``sender`` is the agency code the envelope claims to come from (the
@@ -415,15 +429,17 @@ async def verify_envelope(envelope_bytes: bytes, trust: TrustStore, *, sender: s
     already made of exactly these bytes (saves a second parse on the hot path); comments and
     processing instructions are stripped from it in place, as from a fresh parse.
     ``zone_checked`` (with ``root`` only): the caller checked that tree's signature zone just before
-    (see :func:`validate_author`).
+    (see :func:`validate_author`). ``schema_checked`` (with ``root`` only): that tree was validated
+    against ``schemas/envelope-v1.xsd`` just before (see :func:`validate_author`).
     """
     if root is None:
-        root, zone_checked = parse_for_verify(envelope_bytes), False
+        root, zone_checked, schema_checked = parse_for_verify(envelope_bytes), False, False
     else:
         strip_comments(root)
     report, verified = await validate_author(bytes(envelope_bytes), root, trust,
                                              sender=sender, allow_sha1=allow_sha1,
-                                             require_signature=require_signature, zone_checked=zone_checked)
+                                             require_signature=require_signature, zone_checked=zone_checked,
+                                             schema_checked=schema_checked)
     if verified is None or not report.ok:
         raise report.failure or SignatureError("the envelope did not verify")
     return verified

@@ -22,7 +22,26 @@ what it fully checked, and only in the one shape it knows:
   referenced element (:func:`pki.xmlsig_policy.check_references`) and the
   algorithms (:func:`pki.xmlsig_policy.check_algorithms`);
 * the ``ds:Signature`` is valid against the same schemas signxml validates it
-  with (the XML-DSig schema; for XAdES signxml's three XAdES schemas, any one);
+  with (the XML-DSig schema; for XAdES signxml's three XAdES schemas, any one).
+  When the caller says the whole tree was just validated against the envelope
+  XSD and its signature zone checked (``schema_checked``: the gateway's intake
+  does both, ``schemas/envelope-v1.xsd`` and :func:`pki.sigzone.check_signature_zone`),
+  that check is not repeated for a signature :func:`schema_implied` clears: the
+  envelope XSD validates each ``ds:Signature`` with the very schema files
+  signxml uses (XML-DSig, XML-DSig 1.1, XAdES 1.4.1 and 1.3.2 of 2016-01), in
+  a whole document (ids unique in all of it; these schemas have no IDREF nor
+  identity constraint), but it also declares elements signxml's schema for the
+  signature does not know: XML-DSig 1.1's (and the envelope's) for a XAdES
+  signature, XAdES' (and the envelope's) for a plain one. Such an element where
+  a wildcard is strict (``xades:SignedSignatureProperties``' ``##other`` ...)
+  is valid for the envelope XSD and not for signxml's, so a signature holding
+  any element of those namespaces is schema-checked as before. Without them, both
+  see the same declarations for every element of the signature, and the zone
+  check has refused every attribute in a namespace (``xsi:type`` ...): the
+  envelope XSD accepts no signature signxml's schemas refuse
+  (``tests/pki/test_signature_schema_implied.py``: generated and mutated
+  signatures, the hostile corpus, and the strict-wildcard case that needs the
+  namespace rule);
 * KeyInfo holds X509Data only (a KeyValue makes signxml check it against the
   certificate: that shape goes to signxml); SignedInfo's
   CanonicalizationMethod and SignatureMethod carry no child (no
@@ -69,7 +88,11 @@ from pki.xmlsig_parts import DS, XADES, c14n, child
 from pki.xmlsig_policy import LEGACY_EXCLUSIVE, keyinfo_certs, reference_octets
 from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
-__all__ = ["verify_detached", "verify_in_place"]
+__all__ = ["ENVELOPE_SCHEMA", "schema_implied", "verify_detached", "verify_in_place"]
+
+#: The schema (in the ``schemas`` package) whose validity of the whole envelope stands in for signxml's
+#: schema check of its ``ds:Signature`` (``schema_checked``).
+ENVELOPE_SCHEMA = "envelope-v1.xsd"
 
 #: Digest method URI -> hashlib's constructor (``hashlib.new(name)`` looks the name up on every call).
 _HASHES: dict[str, Callable[[bytes], Any]] = {
@@ -83,6 +106,7 @@ _SIGNATURE_CHILDREN = frozenset({DS + "SignedInfo", DS + "SignatureValue", DS + 
 _KEY_INFO = DS + "KeyInfo"
 _X509_DATA = DS + "X509Data"
 _REFERENCE = DS + "Reference"
+_TRANSFORMS = DS + "Transforms"
 _DIGEST_METHOD = DS + "DigestMethod"
 _DIGEST_VALUE = DS + "DigestValue"
 _SIGNED_PROPERTIES = XADES + "SignedProperties"
@@ -99,13 +123,19 @@ class _NotHere(Exception):
 def verify_detached(root: etree._Element, signature: etree._Element, signature_index: int,
                     cert: x509.Certificate, uris: Sequence[str], resolved: dict[str, etree._Element], *,
                     xades: bool, allow_sha1: bool, certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult]:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False,
+                    exclusive_sha256: dict[str, bytes] | None = None) -> list[VerifyResult]:
     """One result per reference (SignedInfo order) whose ``signed_xml`` is the in-tree element, or
     :class:`pki.errors.SignatureError` (from signxml, which judges every signature the fast path does not
-    accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`."""
+    accept). ``resolved``: ``id -> element`` as pinned by :func:`pki.xmlsig_policy.check_references`.
+    ``exclusive_sha256``: see :func:`verify_in_place` (left empty when signxml judges)."""
+    found: dict[str, bytes] = {}
     results = verify_in_place(signature, cert, uris, resolved, xades=xades, certs=certs,
-                              legacy_exclusive=legacy_exclusive)
+                              legacy_exclusive=legacy_exclusive, schema_checked=schema_checked,
+                              exclusive_sha256=found)
     if results is not None:
+        if exclusive_sha256 is not None:
+            exclusive_sha256.update(found)
         return results
     return run_signxml(root, signature_index, cert, len(uris), xades=xades, allow_sha1=allow_sha1,
                        resolved=resolved, legacy_exclusive=legacy_exclusive)
@@ -114,22 +144,35 @@ def verify_detached(root: etree._Element, signature: etree._Element, signature_i
 def verify_in_place(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
                     resolved: dict[str, etree._Element], *, xades: bool,
                     certs: Sequence[x509.Certificate] | None = None,
-                    legacy_exclusive: bool = LEGACY_EXCLUSIVE) -> list[VerifyResult] | None:
+                    legacy_exclusive: bool = LEGACY_EXCLUSIVE, schema_checked: bool = False,
+                    exclusive_sha256: dict[str, bytes] | None = None) -> list[VerifyResult] | None:
     """The results when the signature verifies in the shape described in the module docstring, else None.
 
     ``certs``: the KeyInfo certificates (:func:`pki.xmlsig_policy.keyinfo_certs`), read again when not given.
     ``legacy_exclusive``: see :func:`pki.xmlsig_policy.reference_octets`.
+    ``schema_checked``: the envelope holding ``signature`` was validated as a whole against
+    ``schemas/envelope-v1.xsd`` (:data:`ENVELOPE_SCHEMA`) and its signature zone checked just before, so
+    signxml's schemas are not run again where that implies them (:func:`schema_implied`, module
+    docstring); only the caller that ran both may say so.
+    ``exclusive_sha256``: filled, when the signature verifies, with ``URI -> SHA-256`` of the exclusive
+    c14n of the element (:func:`pki.xmlsig_parts.c14n`) for every reference that names exclusive c14n and
+    SHA-256: the signed digest, now proven to be that (the gateway's seal reuses it, :func:`pki.seal.seal_tree`).
     """
     try:
-        return _verify(signature, cert, uris, resolved, xades, keyinfo_certs(signature) if certs is None else certs,
-                       legacy_exclusive)
+        results = _verify(signature, cert, uris, resolved, xades,
+                          keyinfo_certs(signature) if certs is None else certs, legacy_exclusive, schema_checked,
+                          exclusive_sha256)
     except (_NotHere, InvalidSignature, PkiError, ValueError, TypeError, KeyError, IndexError, binascii.Error):
+        if exclusive_sha256 is not None:
+            exclusive_sha256.clear()
         return None
+    return results
 
 
 def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[str],
             resolved: dict[str, etree._Element], xades: bool,
-            certs: Sequence[x509.Certificate], legacy_exclusive: bool) -> list[VerifyResult]:
+            certs: Sequence[x509.Certificate], legacy_exclusive: bool, schema_checked: bool,
+            exclusive_sha256: dict[str, bytes] | None) -> list[VerifyResult]:
     kids = list(signature)
     key_info = None
     for el in kids:
@@ -140,7 +183,7 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
             key_info = el
     if key_info is not None and any(c.tag != _X509_DATA for c in key_info):
         raise _NotHere
-    if not _schema_valid(signature, xades):
+    if not (schema_checked and schema_implied(signature, xades)) and not _schema_valid(signature, xades):
         raise _NotHere
     signed_info, value_el = kids[0], kids[1]
     info_kids = list(signed_info)
@@ -162,6 +205,9 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
                 break
         else:
             raise _NotHere
+        if exclusive_sha256 is not None and ref_kids[0].tag == _TRANSFORMS and new_hash is hashlib.sha256:
+            # Transforms named (exclusive c14n, the one allowed): the octets were c14n(element) alone
+            exclusive_sha256[uri] = signed_digest
         if element.tag == _SIGNED_PROPERTIES:
             signed_properties = element
         digested.append((octets, element))
@@ -236,6 +282,20 @@ def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certifi
                 raise _NotHere
         elif not any(value == cert_fingerprint(c, algorithm) for c in (*certs, signing_cert)):
             raise _NotHere
+
+
+#: Per signxml schema set (XAdES or not): the elements the envelope XSD declares beyond it ("{ns}*").
+_BEYOND_SIGNXML: dict[bool, tuple[str, ...]] = {
+    True: ("{http://www.w3.org/2009/xmldsig11#}*", "{urn:th:gov:saraban:envelope:1}*"),
+    False: (XADES + "*", "{http://uri.etsi.org/01903/v1.4.1#}*", "{urn:th:gov:saraban:envelope:1}*"),
+}
+
+
+def schema_implied(signature: etree._Element, xades: bool) -> bool:
+    """Whether the envelope XSD's validity of the document holding ``signature`` (and a checked signature zone)
+    implies validity against signxml's schemas for it: no element of a namespace the envelope XSD declares
+    beyond those (see the module docstring). One walk in C; the usual signature has none."""
+    return next(signature.iter(*_BEYOND_SIGNXML[xades]), None) is None
 
 
 def _schema_valid(signature: etree._Element, xades: bool) -> bool:

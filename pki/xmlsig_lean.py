@@ -20,7 +20,7 @@ import copy
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from cryptography import x509
@@ -161,10 +161,14 @@ def _value_slots(reference: str) -> tuple[str, str, str]:
 
 
 def lean_signature_xml(signer: Signer, references: Sequence[tuple[str, etree._Element]], *, signature_id: str,
-                       enveloped: bool = False) -> bytes | None:
+                       enveloped: bool = False, known: Mapping[str, bytes] | None = None) -> bytes | None:
     """The serialised ds:Signature that :func:`lean_signature` would make (as the document it joins writes
     it, declaring ``ds`` itself), or ``None`` when a URI is not a plain ``#id`` (or ``""``): then the
-    tree is made, whose serialiser escapes what needs it."""
+    tree is made, whose serialiser escapes what needs it.
+
+    ``known``: ``URI -> SHA-256`` of the exclusive c14n of the very element that URI names here, already
+    computed and checked (:attr:`pki.verify.VerifiedEnvelope.exclusive_sha256`, of this tree): not
+    canonicalised and hashed again."""
     if not all(uri.isascii() and _PLAIN_URI.fullmatch(uri) for uri, _ in references):
         return None
     pieces = _pieces(signer.signature_method.value, enveloped, signer.certificate, *signer.chain)
@@ -172,7 +176,8 @@ def lean_signature_xml(signer: Signer, references: Sequence[tuple[str, etree._El
     i0, i1, i2 = pieces.info_ref
     written, canonical = [], []
     for uri, element in references:
-        digest = base64.b64encode(hashlib.sha256(c14n(element)).digest()).decode()
+        given = known.get(uri) if known else None
+        digest = base64.b64encode(given if given is not None else hashlib.sha256(c14n(element)).digest()).decode()
         written.append(f"{r0}{uri}{r1}{digest}{r2}")
         canonical.append(f"{i0}{uri}{i1}{digest}{i2}")
     info = pieces.info[0] + "".join(canonical) + pieces.info[1]

@@ -46,7 +46,7 @@ from pki.keys import FileSigner, Signer
 from pki.receipts import sign_receipt, sign_receipt_tree
 from pki.seal import seal_envelope, seal_tree
 from pki.trust import AgencyBinding, TrustStore
-from pki.verify import verify_envelope
+from pki.verify import VerifiedEnvelope, verify_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -78,13 +78,14 @@ class VerifiedTrees:
         self.maxsize = maxsize
         self.max_bytes = max_bytes
         self._held = 0
-        self._trees: dict[object, tuple[bytes, etree._Element]] = {}
+        self._trees: dict[object, tuple[bytes, etree._Element, VerifiedEnvelope | None]] = {}
         #: How many built trees of each length are held: a take looks them up by content only then.
         self._built_lengths: dict[int, int] = {}
 
-    def put(self, raw: bytes, root: etree._Element) -> None:
-        """Hand over the tree parsed from exactly the object ``raw``."""
-        self._put(id(raw), raw, root)
+    def put(self, raw: bytes, root: etree._Element, verified: VerifiedEnvelope | None = None) -> None:
+        """Hand over the tree parsed from exactly the object ``raw``; ``verified``: what its verifier found
+        in it (the id index, the digests it checked), so the seal need not walk and digest it again."""
+        self._put(id(raw), raw, root, verified if verified is not None and verified.root is root else None)
 
     def put_built(self, raw: bytes, root: etree._Element) -> None:
         """Hand over a tree whose serialisation is ``raw`` and that nobody reads again but the sealer."""
@@ -92,17 +93,17 @@ class VerifiedTrees:
         if self._put(key, key, root):
             self._built_lengths[len(key)] = self._built_lengths.get(len(key), 0) + 1
 
-    def _put(self, key: object, raw: bytes, root: etree._Element) -> bool:
+    def _put(self, key: object, raw: bytes, root: etree._Element, verified: VerifiedEnvelope | None = None) -> bool:
         if len(raw) > self.max_bytes // 4:
             return False  # a large letter is parsed again rather than held
         self._drop(key)
         while self._trees and (len(self._trees) >= self.maxsize or self._held + len(raw) > self.max_bytes):
             self._drop(next(iter(self._trees)))
-        self._trees[key] = (raw, root)
+        self._trees[key] = (raw, root, verified)
         self._held += len(raw)
         return True
 
-    def _drop(self, key: object) -> etree._Element | None:
+    def _drop(self, key: object) -> tuple[etree._Element, VerifiedEnvelope | None] | None:
         entry = self._trees.pop(key, None)
         if entry is None:
             return None
@@ -113,9 +114,14 @@ class VerifiedTrees:
                 self._built_lengths[len(entry[0])] = left
             else:
                 del self._built_lengths[len(entry[0])]
-        return entry[1]
+        return entry[1], entry[2]
 
     def take(self, raw: bytes) -> etree._Element | None:
+        entry = self.take_verified(raw)
+        return None if entry is None else entry[0]
+
+    def take_verified(self, raw: bytes) -> tuple[etree._Element, VerifiedEnvelope | None] | None:
+        """:meth:`take`, with what the verifier found in the tree when it handed that over (else None)."""
         entry = self._trees.get(id(raw))
         if entry is not None and entry[0] is raw:
             return self._drop(id(raw))
@@ -186,9 +192,12 @@ class PkiSealer:
         self.description = f"sealed by {subject} ({signer.key_algorithm})"
 
     def seal_envelope(self, envelope: bytes) -> bytes:
-        tree = self.trees.take(envelope)
-        if tree is not None:
-            return seal_tree(tree, self.signer)
+        taken = self.trees.take_verified(envelope)
+        if taken is not None:
+            tree, verified = taken
+            if verified is None:
+                return seal_tree(tree, self.signer)
+            return seal_tree(tree, self.signer, ids=verified.ids, exclusive_sha256=verified.exclusive_sha256)
         return seal_envelope(envelope, self.signer)
 
     def sign_receipt(self, receipt: bytes) -> bytes:
@@ -227,11 +236,14 @@ class Trust:
                 if getattr(raw, "tree", None) is root:  # built, not parsed: the seal goes onto it
                     VERIFIED_TREES.put_built(raw, root)
                 return root, {"signed": False}
-            # intake checked this tree's signature zone just before (seal=False: stricter)
+            # intake checked this tree's signature zone just before (seal=False: stricter), and validated
+            # a tree it parsed against the envelope XSD (a built tree is proven to fit it instead, and
+            # carries no ds:Signature of its own: the signature's schema check then stays)
             verified = await verify_envelope(raw, store, sender=sender, allow_sha1=settings.allow_sha1,
-                                             require_signature=require, root=root, zone_checked=True)
+                                             require_signature=require, root=root, zone_checked=True,
+                                             schema_checked=getattr(raw, "tree", None) is not root)
             if verified.root is root and verified.raw is raw:
-                VERIFIED_TREES.put(raw, root)  # the seal goes onto this tree (parse once)
+                VERIFIED_TREES.put(raw, root, verified)  # the seal goes onto this tree (parse once)
             VERIFIED_CONTENTS.put(verified.root, verified.strict_contents)  # intake reads them (decode once)
             r = verified.report
             facts: dict[str, Any] = {"signed": r.signed, "signature_intact": r.signature_intact, "signer_trusted": r.signer_trusted,

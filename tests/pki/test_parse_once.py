@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
+import pytest
+from interop import EVERY_PART, legacy_sign, xmlsec_sign
 from lxml import etree
 from samples import envelope
 
 from gateway.core.receipts import ReceiptBytes, delivery_receipt_envelope, submission_receipt
 from gateway.core.signing import PkiSealer, VerifiedTrees
+from pki.errors import StructureError
 from pki.receipts import sign_receipt, verify_receipt
-from pki.seal import seal_envelope, verify_sealed
+from pki.seal import seal_envelope, seal_tree, verify_sealed
 from pki.sign import sign_envelope
 from pki.verify import verify_envelope
-from pki.xmlsig_parts import DS, SEAL_ID
+from pki.xmlsig_parts import DS, SEAL_ID, c14n
 
 
 def _without_values(data: bytes) -> bytes:
@@ -39,6 +43,53 @@ async def test_the_verified_tree_is_sealed_not_a_second_parse(signer1, seal_sign
     assert _without_values(forwarded) == _without_values(seal_envelope(raw, seal_signer))
     sealed = await verify_sealed(forwarded, trust, gateway_cert=seal_signer.certificate)
     assert sealed.seal_ok, sealed.seal_failure
+
+
+async def test_the_seal_uses_what_the_verifier_found(signer1, seal_signer, trust):
+    raw = sign_envelope(envelope(attachments=2), signer1)
+    verified = await verify_envelope(raw, trust, sender="00001")
+    assert verified.ids["Letter"] == [verified.body]
+    # each digest as the seal computes it (exclusive c14n, SHA-256): the body's, each attachment's (and the
+    # XAdES SignedProperties')
+    assert {f"#{el.get('Id')}" for el in (verified.body, *verified.attachments)} <= verified.exclusive_sha256.keys()
+    assert all(digest == hashlib.sha256(c14n(verified.ids[uri[1:]][0])).digest()
+               for uri, digest in verified.exclusive_sha256.items())
+    trees = VerifiedTrees()
+    trees.put(verified.raw, verified.root, verified)
+    assert trees.take_verified(verified.raw) == (verified.root, verified)
+    trees.put(verified.raw, verified.root, verified)
+    forwarded = PkiSealer(seal_signer, trees).seal_envelope(verified.raw)
+    # the same envelope as with an index and digests of its own, and the verifier's index is left as it was
+    assert _without_values(forwarded) == _without_values(seal_envelope(raw, seal_signer))
+    assert SEAL_ID not in verified.ids and "Header" not in verified.ids
+    assert (await verify_sealed(forwarded, trust, gateway_cert=seal_signer.certificate)).seal_ok
+
+
+async def test_the_seal_signs_the_digests_it_is_handed(signer1, seal_signer, trust):
+    # They are taken as they come (computing them again is what they save): a wrong one makes a seal that
+    # fails at every receiver, never one over other bytes than those the author's signature covers.
+    raw = sign_envelope(envelope(attachments=1), signer1)
+    verified = await verify_envelope(raw, trust, sender="00001")
+    wrong = {uri: bytes(32) for uri in verified.exclusive_sha256}
+    forwarded = seal_tree(verified.root, seal_signer, ids=verified.ids, exclusive_sha256=wrong)
+    sealed = await verify_sealed(forwarded, trust, gateway_cert=seal_signer.certificate)
+    assert not sealed.seal_ok and sealed.seal_failure is not None
+
+
+async def test_bare_references_hand_over_no_digest(signer1, trust):
+    # libxmlsec1's bare references (inclusive C14N 1.0): not the seal's form, nothing handed over
+    raw = xmlsec_sign(legacy_sign(envelope(attachments=1), signer1, xades=False, sign_header=False), signer1,
+                      bare=EVERY_PART)
+    verified = await verify_envelope(raw, trust, sender="00001")
+    assert dict(verified.exclusive_sha256) == {}
+
+
+async def test_an_id_index_of_another_tree_is_refused(signer1, seal_signer, trust):
+    raw = sign_envelope(envelope(attachments=1), signer1)
+    first = await verify_envelope(raw, trust, sender="00001")
+    second = await verify_envelope(raw, trust, sender="00001")  # the same bytes, another tree
+    with pytest.raises(StructureError, match="names another element"):
+        seal_tree(second.root, seal_signer, ids=first.ids)
 
 
 async def test_the_handoff_takes_only_the_very_bytes_object(signer1, seal_signer, trust):

@@ -250,3 +250,19 @@ def test_per_certificate_memo_holds_its_certificates(factory):
     assert sys.getrefcount(cert) > alone
     subject.cache_clear()
     assert sys.getrefcount(cert) == alone
+
+
+def test_per_certificate_memo_tells_calls_of_each_arity_apart(factory):
+    """One, two and more arguments are keyed three ways (an id, a pair, a tuple): a variadic function
+    gets the answer of its own arguments, in their order, whatever it was called with before."""
+    @per_certificate(maxsize=8)
+    def names(*certs):
+        return tuple(c.subject.rfc4514_string() for c in certs)
+
+    a, b, c = (factory.agency_signing(f"0000{i}", f"arity {i}").cert for i in range(1, 4))
+    for _ in range(2):
+        assert names(a) == (a.subject.rfc4514_string(),)
+        assert names(a, b) == (a.subject.rfc4514_string(), b.subject.rfc4514_string())
+        assert names(b, a) == (b.subject.rfc4514_string(), a.subject.rfc4514_string())
+        assert names(a, b, c) == tuple(x.subject.rfc4514_string() for x in (a, b, c))
+        assert names() == ()

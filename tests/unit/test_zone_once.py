@@ -1,16 +1,21 @@
 """The signature zone is checked once per submitted letter: intake checks it (no seal allowed yet,
-the stricter form) and the gateway's verifier, handed that very tree, does not walk it again."""
+the stricter form) and the gateway's verifier, handed that very tree, does not walk it again. So is
+the signature's schema: intake's envelope XSD, not signxml's schemas again."""
 
 from __future__ import annotations
 
-import pytest
+import copy
 
+import pytest
+from lxml import etree
+
+from gateway.core import xml
 from gateway.core.directory import Directory
 from gateway.core.errors import EnvelopeError
 from gateway.core.settings import Settings
 from gateway.core.signing import build_trust
 from gateway.intake import checks
-from pki import sigzone, verify
+from pki import sigzone, verify, xmlsig_inplace
 from pki.devca import init_dev_pki
 from pki.errors import PkiError
 from pki.seal import seal_envelope
@@ -50,3 +55,37 @@ async def test_a_zone_intake_refuses_never_reaches_the_verifier(gateway):
     with pytest.raises((EnvelopeError, PkiError)) as info:
         await intake.check(sealed, agency=OPM)
     assert (info.value.code, info.value.field) == ("signature.sealed", "Signatures/Signature[2]")
+
+
+async def test_intake_schema_checks_the_signature_once(gateway, monkeypatch):
+    """The envelope XSD (intake) validates the author's signature; signxml's schemas, which it implies
+    (tests/pki/test_signature_schema_implied.py), are not run on it again. Outside intake they still are."""
+    dev, intake = gateway
+    calls: list[bool] = []
+    real = xmlsig_inplace._schema_valid
+
+    def counting(signature, xades):
+        calls.append(xades)
+        return real(signature, xades)
+
+    monkeypatch.setattr(xmlsig_inplace, "_schema_valid", counting)
+    signed = sign_envelope(letter_bytes(), dev.agency_signer(OPM))
+    checked = await intake.check(signed, agency=OPM)
+    assert checked.facts["signed"] is True and checked.facts["signature_intact"] is True
+    assert calls == []
+    await verify.verify_envelope(signed, dev.trust_store(ocsp=False), sender=OPM)  # bytes alone: checked here
+    assert calls == [True]
+
+
+async def test_intake_reads_header_texts_as_findtext_does(gateway):
+    two = etree.fromstring(letter_bytes())
+    header = two.find(f"{{{xml.ENVELOPE_NS}}}Header")
+    header.addnext(copy.deepcopy(header))
+    empty = etree.fromstring(letter_bytes())
+    empty.find(f"{{{xml.ENVELOPE_NS}}}Header/{{{xml.ENVELOPE_NS}}}Sender").text = None
+    bare = etree.fromstring(letter_bytes())
+    bare.remove(bare.find(f"{{{xml.ENVELOPE_NS}}}Header"))
+    for root in (etree.fromstring(letter_bytes()), two, empty, bare):
+        for name in ("Sender", "MessageId", "Nothing"):
+            tag = f"{{{xml.ENVELOPE_NS}}}{name}"
+            assert checks._header_text(root, tag) == root.findtext(f"{{{xml.ENVELOPE_NS}}}Header/{tag}")
