@@ -221,7 +221,7 @@ fact, not cached). A different
         except TypeError:  # an unhashable fact (a list, say): not cached
             return record_of(capture, facts=facts, trust_sha256=trust_sha256, trust_version=trust_version,
                              roles=roles)
-        if found is not None and len(found[0]) == len(held) and all(a is b for a, b in zip(found[0], held)):
+        if found is not None and len(found[0]) == len(held) and all(a is b for a, b in zip(found[0], held, strict=True)):
             self.hits += 1
             return found[1]
         self.misses += 1

@@ -136,7 +136,7 @@ async def test_facts_trust_and_role_are_keyed_with_their_types(captured):
     assert len(names) == 1 + len(variants)
     for r, kw in zip(variants, [{"facts": {"n": True}}, {"facts": {"n": 2}}, {"facts": {"n": 1}, "version": 2},
                                 {"facts": {"n": 1}, "version": None}, {"facts": {"n": 1}},
-                                {"facts": {"n": 1}, "roles": ("ack",)}]):
+                                {"facts": {"n": 1}, "roles": ("ack",)}], strict=True):
         assert r.report["facts"] == kw["facts"]
 
 
