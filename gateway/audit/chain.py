@@ -16,10 +16,9 @@ Numbers in ``details`` are written as Python's ``json`` writes them; the
 gateway only puts strings, integers and booleans there.
 
 :func:`dumps` writes with orjson (a tenth of the CPU) exactly when orjson's bytes are, by
-construction, ``json.dumps``'s: a value made only of ``dict`` (``str`` keys), ``list``, ``tuple``,
-``str``, ``int`` (64-bit), ``bool`` and ``None``, those exact types, no subclass (orjson writes a float,
-an enum, a UUID or a datetime its own way, or where ``json`` refuses). Anything else goes to
-``json`` as before. ``tests/audit/test_chain_dumps.py`` holds the two writers to the same bytes.
+construction, ``json.dumps``'s (:func:`gateway.core.fastjson.plain`: only ``dict`` with ``str`` keys,
+``list``, ``tuple``, ``str``, 64-bit ``int``, ``bool`` and ``None``; no float, no subclass); anything
+else goes to ``json`` as before. ``tests/audit/test_chain_dumps.py`` holds the two writers to the same bytes.
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ from typing import Any
 
 import asyncpg
 import orjson
+
+from gateway.core.fastjson import plain
 
 GENESIS = b"\x00" * 32
 """The hash before the first event."""
@@ -54,36 +55,10 @@ def parse_at(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integers (it refuses others: json then writes them)
-
-
-def _plain(obj: Any) -> bool:
-    """``obj`` is made of the types whose orjson bytes are ``json.dumps``'s (see the module docstring)."""
-    t = type(obj)
-    if t is dict:
-        for k, v in obj.items():
-            tv = type(v)
-            if type(k) is not str:
-                return False
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                if not _INT_MIN <= v <= _INT_MAX:
-                    return False
-            elif not _plain(v):
-                return False
-        return True
-    if t is list or t is tuple:
-        return all(_plain(v) for v in obj)
-    if t is str or t is bool or obj is None:
-        return True
-    return t is int and _INT_MIN <= obj <= _INT_MAX
-
-
 def dumps(obj: Any) -> bytes:
     """The one JSON writer for everything hashed, signed or exported."""
     try:
-        if _plain(obj):
+        if plain(obj):
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, RecursionError):  # a lone surrogate, deep nesting: json says what it says
         pass

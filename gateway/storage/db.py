@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import structlog
 
+from gateway.core.fastjson import plain
 from gateway.storage import Connection
 
 with warnings.catch_warnings():
@@ -182,6 +184,15 @@ async def pending_migrations(conn: Connection) -> list[int]:
 
 
 def encode_json(value: Any) -> str:
+    """JSON text of ``value`` for a jsonb parameter (every caller's text is read as jsonb): the value
+    ``json.dumps(value, ensure_ascii=False, default=str)`` writes, through orjson (compact, a fifth of
+    the CPU) when it is :func:`~gateway.core.fastjson.plain` (every audit event's details are), else
+    through ``json`` as before. Only the spaces differ, which jsonb does not keep."""
+    try:
+        if plain(value):
+            return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, RecursionError):  # a lone surrogate, deep nesting: json's answer
+        pass
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
