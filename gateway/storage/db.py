@@ -196,9 +196,22 @@ def encode_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def decode_json(text: str) -> Any:
+    """``json.loads(text)``, the same value with the same types: orjson reads it (a third of the CPU)
+    unless what it read holds a float (orjson reads an integer past 64 bits as one, and the audit
+    chain writes a float as ``json`` read it) or it refuses the text; then ``json`` reads it."""
+    try:
+        value = orjson.loads(text)
+        if plain(value):
+            return value
+    except (orjson.JSONDecodeError, RecursionError):
+        pass
+    return json.loads(text)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb parameters are Python objects (dicts), encoded here once; never pre-encoded strings.
-    await conn.set_type_codec("jsonb", encoder=encode_json, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=encode_json, decoder=decode_json, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

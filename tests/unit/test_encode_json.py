@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.storage.db import encode_json
+from gateway.storage.db import decode_json, encode_json
 
 
 def before(value: Any) -> str:
@@ -64,3 +64,44 @@ async def test_postgresql_stores_the_same_jsonb(pool):
                               encode_json(details), before(details))
     assert row["a"] == row["b"] == details
     assert row["at"] == row["bt"]
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every scalar's type beside it (``True == 1`` and ``1 == 1.0`` in Python)."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+_read = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(), st.text()),
+                     lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                             st.dictionaries(st.text(max_size=5), inner, max_size=5)),
+                     max_leaves=20)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_read, st.sampled_from([{}, {"separators": (",", ":")}, {"ensure_ascii": True}, {"indent": 1}]))
+def test_decode_json_reads_what_json_reads_with_the_same_types(value, style):
+    text = json.dumps(value, **style)
+    assert typed(decode_json(text)) == typed(json.loads(text))
+
+
+def test_decode_json_takes_json_where_orjson_would_differ_or_refuse():
+    for text in ['{"n": 123456789012345678901234567890}', '[1e400]', '{"s": "\\ud800"}', '[-0, 1.0, 1e-05]',
+                 '{"a": NaN}', "[" * 500 + "]" * 500, "[" * 2000 + "]" * 2000]:
+        assert outcome(decode_json, text) == outcome(json.loads, text)
+
+
+def outcome(read, text: str) -> tuple[str, Any]:
+    try:
+        return "ok", typed(read(text))
+    except Exception as exc:  # noqa: BLE001 - refusing alike is reading alike
+        return "error", type(exc).__name__
+
+
+async def test_the_pool_reads_jsonb_as_json_would(pool):
+    got = await pool.fetchval("SELECT $1::text::jsonb", '{"big": 123456789012345678901234567890, "f": 1.50, '
+                              '"s": "ทดสอบ", "l": [1, true, null]}')
+    assert typed(got) == typed({"big": 123456789012345678901234567890, "f": 1.50, "s": "ทดสอบ", "l": [1, True, None]})
