@@ -221,7 +221,9 @@ fact, not cached). A different
         except TypeError:  # an unhashable fact (a list, say): not cached
             return record_of(capture, facts=facts, trust_sha256=trust_sha256, trust_version=trust_version,
                              roles=roles)
-        if found is not None and len(found[0]) == len(held) and all(a is b for a, b in zip(found[0], held, strict=True)):
+        if found is not None:
+            # The entry holds its certificates alive, so no other live object has their ids: equal ids in
+            # the key are these very certificates.
             self.hits += 1
             return found[1]
         self.misses += 1
