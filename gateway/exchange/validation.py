@@ -10,9 +10,9 @@ chain like the report (an edited entry, say a certificate pinned after the fact,
 
 Cost on the submit path: the report is the only item that changes from letter to letter (and not
 even it while the trust store's cached result is reused: then the whole record comes from a
-:class:`pki.ltv.RecordCache`, a look-up instead of the path's DER, digests and JSON again); items this process already stored are not
-sent again (a set of names in memory), so a letter costs one small ``INSERT .. ON CONFLICT DO
-NOTHING``, and nothing at all when its report was stored before.
+:class:`pki.ltv.RecordCache`, a look-up instead of the path's DER, digests and JSON again); items
+this process already stored are not sent again (a set of names in memory), so a letter costs one
+small ``INSERT .. ON CONFLICT DO NOTHING``, and nothing at all when its report was stored before.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class ValidationRecorder:
             return {}
         snap = await self.snapshot()
         rec = self.records.record(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
-                        roles=[role])
+                                  roles=[role])
         new = {k: v for k, v in rec.items.items() if k not in self._known}
         if new:
             await store.put_items(self.pool, new, at=self.clock.now())
