@@ -20,6 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.core.clock import FakeClock
+from gateway.exchange.validation import ValidationRecorder
+from gateway.storage import ltv as ltv_store
 from pki.keys import FileSigner
 from pki.ltv import Capture, Record, RecordCache, canonical, capturing, record_of, trust_snapshot
 from pki.sign import sign_envelope
@@ -164,3 +166,27 @@ def test_property_any_sequence_of_facts_gives_record_of_bytes(captured_sync, seq
 @pytest.fixture(scope="module")
 def captured_sync(captured):
     return captured
+
+
+async def test_the_recorder_stores_and_names_record_ofs_report_letter_after_letter(captured, pool):
+    """Through ValidationRecorder (the submit path): every letter's validation_sha256 and the stored
+    report bytes are record_of's, the first letter (built) and the next ones (looked up) alike."""
+    caps, _ = captured
+    clock = FakeClock(ACCEPTED)
+    root_and_issuing = caps[0].validated[0].path[-1:], caps[0].validated[0].path[1:-1]
+
+    class Store:  # what the recorder reads of a trust store
+        anchors = tuple(root_and_issuing[0])
+        intermediates = tuple(root_and_issuing[1])
+
+    recorder = ValidationRecorder(pool=pool, trust=Store(), clock=clock)  # type: ignore[arg-type]  # reads anchors and intermediates only
+    names = []
+    for cap in caps:
+        out = await recorder.record(cap, FACTS, directory_version=None)
+        snap = await recorder.snapshot()
+        expected = record_of(cap, facts=FACTS, trust_sha256=snap.sha256, trust_version=snap.version, roles=["author"])
+        assert out["validation_sha256"] == expected.report_sha256
+        stored = await ltv_store.get_items(pool, list(expected.items))
+        assert stored == dict(expected.items)  # every item, the report's bytes included, as record_of made them
+        names.append(out["validation_sha256"])
+    assert len(set(names)) == 1 and recorder.records.hits == len(caps) - 1
