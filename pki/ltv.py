@@ -195,7 +195,7 @@ fact, not cached). A different
     other validation contexts (a PDF signature's) is not cached. The records handed out are shared:
     read them, never change them."""
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
         self._records: dict[tuple[Any, ...], tuple[tuple[x509.Certificate, ...], Record]] = {}
         self.hits = 0
