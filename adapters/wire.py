@@ -30,7 +30,7 @@ import functools
 import ssl
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
@@ -101,7 +101,8 @@ class _Connection(asyncio.Protocol):
         self.in_head = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # (a stream transport: asyncio's or uvloop's, which does not subclass asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -343,10 +343,24 @@ def plain_error(exc: OSError | ValueError) -> tuple[str, str]:
     return "input.invalid", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def _run(ref: str, args: argparse.Namespace) -> int | None:
+    """Run the command ``ref`` to its end: ``gateway serve`` on the configured event loop (uvloop unless
+    ``GATEWAY_EVENT_LOOP=asyncio``), every other command on asyncio's."""
+    command = _command(ref)
+    if ref == "serve:serve":
+        # (imported here, as the command modules are: the other commands start without them)
+        import uvloop
+
+        from gateway.core.settings import Settings
+        if Settings.from_env().event_loop == "uvloop":
+            return uvloop.run(command(args))
+    return asyncio.run(command(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return asyncio.run(_command(args.run)(args)) or 0
+        return _run(args.run, args) or 0
     except (GatewayError, PkiError, AdapterError) as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"gateway: {exc.code}: {exc.message}{where}", file=sys.stderr)

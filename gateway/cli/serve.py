@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 
+import structlog
 from aiohttp import web
 
 from gateway.cli.common import database_url, settings_from
@@ -23,6 +24,8 @@ from gateway.core.signing import server_ssl_context
 from gateway.ecms.settings import ECMS_PATH
 from gateway.http.app import create_app
 from gateway.http.legacy_listener import LEGACY_SITES
+
+log = structlog.get_logger(__name__)
 
 
 async def _until_signalled() -> None:
@@ -53,6 +56,7 @@ async def serve(args: argparse.Namespace) -> int:
     # What start-up made lives as long as the process: out of the collector's sight, and young objects
     # collected every 20,000 allocations instead of 700 (a letter allocates thousands, few survive).
     # bench/e2e.py: the collector took ~6% of each worker's CPU with the defaults, ~1.5% so.
+    log.info("serving", event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0])
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
     if not settings.reuse_port:  # a worker under supervise(): the supervisor prints the banner

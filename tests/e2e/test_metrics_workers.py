@@ -29,6 +29,7 @@ from tests.support import (
     free_port,
     gateway_env,
     letter_bytes,
+    wait_for,
     write_directory,
 )
 
@@ -67,6 +68,9 @@ async def test_counters_of_both_workers_add_up_in_one_scrape(database_url, workd
     metrics_dir = workdir / "metrics" / str(port)
     try:
         await gw.wait_ready(timeout=60)
+        # one worker answering is not both listening: until the second binds, the kernel gives it no connection
+        await wait_for(lambda: gw.log_path.read_text().count('"event": "serving"') == 2, timeout=60,
+                       what="both workers listening")
         headers = {"Authorization": f"Bearer {TOKENS[OPM]}", "Content-Type": "application/xml"}
         for i in range(LETTERS):
             # a new connection each time: SO_REUSEPORT picks a worker per connection

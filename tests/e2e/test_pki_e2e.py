@@ -64,7 +64,7 @@ async def secure_world(database_url, workdir, dev_pki):
             return False
 
     await wait_for(ready, timeout=30, what="gateway over TLS")
-    yield {"url": gw_url, "office": office, "database_url": database_url}
+    yield {"url": gw_url, "office": office, "database_url": database_url, "log": workdir / "gateway.log"}
     gw.stop()
     await office.stop()
 
@@ -85,6 +85,8 @@ async def test_signed_letter_over_mutual_tls_is_sealed_and_verifiable_at_the_off
     assert (r.kind, r.message_id, r.sender) == ("submission", "pki-1", OPM)
 
     assert r.sha256 == hashlib.sha256(signed).hexdigest()
+    # ... on uvloop, the server's default loop: its TLS transport hands the client certificate over as asyncio's does
+    assert '"event_loop": "uvloop"' in secure_world["log"].read_text()
 
     await wait_for(lambda: len(office.received) == 1, timeout=20, what="delivery to the office")
     forwarded = next(iter(office.received.values()))

@@ -35,3 +35,11 @@ def test_a_lease_shorter_than_a_delivery_request_is_refused():
         Settings.from_env({"GATEWAY_DISPATCH_LEASE_S": "20", "GATEWAY_DISPATCH_REQUEST_TIMEOUT_S": "30"})
     assert e.value.field == "GATEWAY_DISPATCH_LEASE_S"
     assert Settings.from_env({"GATEWAY_DISPATCH_LEASE_S": "31"}).dispatch.lease_s == 31
+
+
+def test_the_server_runs_on_uvloop_unless_asyncio_is_chosen():
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"GATEWAY_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env({"GATEWAY_EVENT_LOOP": "tokio"})
+    assert e.value.field == "GATEWAY_EVENT_LOOP"
