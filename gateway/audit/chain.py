@@ -14,6 +14,11 @@ no whitespace (``separators=(",", ":")``), non-ASCII written as is
 
 Numbers in ``details`` are written as Python's ``json`` writes them; the
 gateway only puts strings, integers and booleans there.
+
+:func:`dumps` writes with orjson (a tenth of the CPU) exactly when orjson's bytes are, by
+construction, ``json.dumps``'s (:func:`gateway.core.fastjson.plain`: only ``dict`` with ``str`` keys,
+``list``, ``tuple``, ``str``, 64-bit ``int``, ``bool`` and ``None``; no float, no subclass); anything
+else goes to ``json`` as before. ``tests/audit/test_chain_dumps.py`` holds the two writers to the same bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+import orjson
+
+from gateway.core.fastjson import plain
 
 GENESIS = b"\x00" * 32
 """The hash before the first event."""
@@ -36,7 +44,11 @@ Row = Mapping[str, Any] | asyncpg.Record
 
 
 def format_at(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = at.astimezone(dt.UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad every platform's years to four digits: its own way
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # "YYYY-MM-DDTHH:MM:SS.ffffff" + "Z": strftime's bytes at a third of its cost
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_at(text: str) -> dt.datetime:
@@ -45,6 +57,16 @@ def parse_at(text: str) -> dt.datetime:
 
 def dumps(obj: Any) -> bytes:
     """The one JSON writer for everything hashed, signed or exported."""
+    try:
+        if plain(obj):
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, RecursionError):  # a lone surrogate, deep nesting: json says what it says
+        pass
+    return _json_dumps(obj)
+
+
+def _json_dumps(obj: Any) -> bytes:
+    """What :func:`dumps` always writes: json's canonical form, UTF-8."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

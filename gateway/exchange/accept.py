@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 import tenacity
+from prometheus_client import Counter
 
 from adapters.base import Adapter
 from gateway.core.admission import Caller, check_letter_transport
@@ -96,6 +97,8 @@ class Acceptance:
         self.ttl_s = ttl_s
         self.clock = clock
         self.metrics = metrics
+        #: The accepted counter's child per (type, channel): ``labels()`` is a lock and a validation per call.
+        self._accepted: dict[tuple[str, str], Counter] = {}
         self.stamps = stamps
         #: Back-pressure: rate per agency and queue depth (``None``: none, the CLI).
         self.admission = admission
@@ -233,7 +236,11 @@ class Acceptance:
             raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already "
                                       f"sent to {pk.recipient} as another letter; withdraw that one first",
                                       recipient=pk.recipient)
-        self.metrics.accepted.labels(type=h.message_type.value, channel=channel).inc()
+        key = (h.message_type.value, channel)
+        counter = self._accepted.get(key)
+        if counter is None:
+            counter = self._accepted[key] = self.metrics.accepted.labels(type=key[0], channel=key[1])
+        counter.inc()
         if notifier is not None:
             await self.stamps.make(pk, h, notifier)
         log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(new_deliveries),

@@ -9,9 +9,10 @@ version in force). The directory version in force is recorded as ``directory_ver
 chain like the report (an edited entry, say a certificate pinned after the fact, is a precise no).
 
 Cost on the submit path: the report is the only item that changes from letter to letter (and not
-even it while the trust store's cached result is reused); items this process already stored are not
-sent again (a set of names in memory), so a letter costs one small ``INSERT .. ON CONFLICT DO
-NOTHING``, and nothing at all when its report was stored before.
+even it while the trust store's cached result is reused: then the whole record comes from a
+:class:`pki.ltv.RecordCache`, a look-up instead of the path's DER, digests and JSON again); items
+this process already stored are not sent again (a set of names in memory), so a letter costs one
+small ``INSERT .. ON CONFLICT DO NOTHING``, and nothing at all when its report was stored before.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from gateway.core import xml
 from gateway.core.clock import Clock
 from gateway.core.directory import Directory
 from gateway.storage import ltv as store
-from pki.ltv import Capture, canonical, record_of, sha256_hex, trust_snapshot
+from pki.ltv import Capture, RecordCache, canonical, sha256_hex, trust_snapshot
 from pki.trust import TrustStore
 
 
@@ -45,6 +46,8 @@ class ValidationRecorder:
         self._snapshot: store.TrustVersion | None = None
         self._snapshot_key: tuple[Any, Any] | None = None
         self._lock = asyncio.Lock()
+        #: Equal captures (one signer key within one OCSP period) give one record, built once.
+        self.records = RecordCache()
 
     async def snapshot(self) -> store.TrustVersion:
         """The trust store's snapshot version, recorded (with an audit event) when it changed."""
@@ -86,8 +89,8 @@ class ValidationRecorder:
         if capture.empty:
             return {}
         snap = await self.snapshot()
-        rec = record_of(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
-                        roles=[role])
+        rec = self.records.record(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
+                                  roles=[role])
         new = {k: v for k, v in rec.items.items() if k not in self._known}
         if new:
             await store.put_items(self.pool, new, at=self.clock.now())

@@ -14,9 +14,9 @@ forwarded, forwarded_edits, forwarded_inserts)`` (:func:`apply` is the same rule
 tests): one rule, in one place, never a copy of it per query.
 
 :func:`edits` is exact by construction (every byte it does not insert is one it compared equal)
-and cheap: equal runs are found by comparing slices (memcmp), a change by searching for the next
-32 bytes of ``received`` in what follows in ``forwarded`` (``bytes.find``). A sealed letter costs
-~20 µs.
+and cheap: equal runs are found by comparing slices (memcmp) and the XOR of the last window, a change
+by searching for the next 32 bytes of ``received`` in what follows in ``forwarded`` (``bytes.find``).
+A sealed letter costs ~10 µs.
 """
 
 from __future__ import annotations
@@ -27,24 +27,27 @@ MAX_EDITS = 16
 """More edits than this: store the forwarded bytes whole (the sealer did something else)."""
 
 
-def _common(a: bytes, i: int, b: bytes, j: int, step: int = 1024) -> int:
-    """How many bytes ``a[i:]`` and ``b[j:]`` have in common at their start."""
+def _common(a: bytes, i: int, b: bytes, j: int, window: int = 512) -> int:
+    """How many bytes ``a[i:]`` and ``b[j:]`` have in common at their start: the first ``window`` bytes,
+    then the whole rest compared at once (memcmp), halved where it differs down to ``window`` bytes, whose
+    first difference is the highest set bit of their XOR read as big-endian integers (a few slices
+    instead of dozens)."""
     n = min(len(a) - i, len(b) - j)
-    lo = 0
-    while lo < n:
-        m = min(step, n - lo)
-        if a[i + lo:i + lo + m] == b[j + lo:j + lo + m]:
-            lo += m
-            continue
-        hi = lo + m  # equal before lo, a difference before hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if a[i + lo:i + mid] == b[j + lo:j + mid]:
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    return n
+    head = min(n, window)
+    if a[i:i + head] != b[j:j + head]:  # a change right here (the seal's header Id)
+        lo, hi = 0, head
+    elif a[i + head:i + n] == b[j + head:j + n]:
+        return n
+    else:
+        lo, hi = head, n  # equal before lo, a difference before hi
+    while hi - lo > window:
+        mid = (lo + hi) // 2
+        if a[i + lo:i + mid] == b[j + lo:j + mid]:
+            lo = mid
+        else:
+            hi = mid
+    diff = int.from_bytes(a[i + lo:i + hi], "big") ^ int.from_bytes(b[j + lo:j + hi], "big")
+    return hi - 1 - (diff.bit_length() - 1) // 8
 
 
 def edits(received: bytes, forwarded: bytes) -> tuple[list[int], bytes] | None:

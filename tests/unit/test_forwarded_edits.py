@@ -3,7 +3,7 @@
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
-from gateway.storage.forwarded import apply, edits
+from gateway.storage.forwarded import _common, apply, edits
 
 
 @st.composite
@@ -56,3 +56,25 @@ def test_unsealed_is_no_edit_and_whole_bytes_win():
     assert edits(b"<E/>", b"<E/>") == ([], b"")
     assert edits(b"<E/>", b"<F>" + b"y" * 100 + b"</F>") is None
     assert apply(b"<E/>", b"<F/>", None, None) == b"<F/>"
+
+
+def _common_reference(a: bytes, i: int, b: bytes, j: int) -> int:
+    n = 0
+    while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+        n += 1
+    return n
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=3000), st.integers(0, 3000), st.data())
+def test_common_finds_the_first_difference_at_every_offset(prefix, cut, data):
+    # long equal runs (past the XOR window) with one difference anywhere, or none
+    a = prefix + data.draw(st.binary(max_size=50))
+    b = bytearray(a)
+    if b and data.draw(st.booleans()):
+        k = min(cut, len(b) - 1)
+        b[k] ^= data.draw(st.integers(1, 255))
+    b = bytes(b) + data.draw(st.binary(max_size=5))
+    i = data.draw(st.integers(0, len(a)))
+    j = data.draw(st.integers(0, len(b)))
+    assert _common(a, i, b, j) == _common_reference(a, i, b, j)
