@@ -284,11 +284,52 @@ GOOD = Envelope(
 )
 
 
+def _letter_with(**fields: object) -> Envelope:
+    assert isinstance(GOOD.body, Letter)
+    return dataclasses.replace(GOOD, body=dataclasses.replace(GOOD.body, **fields))
+
+
+def _header_with(**fields: object) -> Envelope:
+    return dataclasses.replace(GOOD, header=dataclasses.replace(GOOD.header, **fields))
+
+
+def _pdfs(n: int) -> tuple[Attachment, ...]:
+    return tuple(Attachment(id=f"a{i}", file_name="f.pdf", mime_type="application/pdf", content=b"%PDF")
+                 for i in range(n))
+
+
+#: Each count's limit and one more, all else as GOOD: random draws reach a limit with every item fitting
+#: and nothing else off only now and then, so these are always tried (a wrong count is then always caught).
+AT_EACH_COUNT = [
+    env
+    for n in (0, 1)
+    for env in (
+        _letter_with(references=(LetterReference("1", dt.date(2024, 1, 1)),) * (100 + n)),
+        _letter_with(enclosures=("สิ่งที่ส่งมาด้วย",) * (100 + n)),
+        _letter_with(receiver_parties=(Party("11002"),) * (5000 + n)),
+        _letter_with(body="ก" * (100_000 + n)),
+        _header_with(recipients=("11002",) * (5000 + n)),
+        _header_with(recipient_lists=tuple(f"list-{i}" for i in range(20 + n))),
+        dataclasses.replace(GOOD, attachments=_pdfs(100 + n)),
+    )
+]
+
+
+def _examples(envs: list[Envelope]):
+    def add(test):
+        for env in envs:
+            test = example(env)(test)
+        return test
+
+    return add
+
+
 @settings(
     max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(envelopes())
 @example(GOOD)
+@_examples(AT_EACH_COUNT)
 def test_admitted_envelopes_validate(env: Envelope) -> None:
     try:
         tree = build_envelope_tree(env)
