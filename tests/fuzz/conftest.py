@@ -75,7 +75,9 @@ async def start_gateway(database_url: str, data_dir, pki_dir, **settings_kw) -> 
     # lingering_time: after answering a request whose body it did not read, aiohttp keeps reading it this
     # long before closing (default 10 s). Content-length-huge (10^15 announced, a few bytes sent) waited all
     # of it for the close; 2 s still covers the rest of any oversized body the corpus sends over loopback.
-    client = TestClient(TestServer(app, host="127.0.0.1", lingering_time=LINGERING_S))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(lingering_time=LINGERING_S)  # (TestServer's own keywords do not reach the handler)
+    client = TestClient(server)
     await client.start_server()
     pool = await db.create_pool(database_url, min_size=1, max_size=2)
     return Gateway(client=client, pool=pool, url=str(client.make_url("")).rstrip("/"))
