@@ -49,16 +49,26 @@ def test_parse_and_attachment_faults_have_the_gateways_codes():
     assert check_envelope(tampered).findings[0].code == "attachment.digest_mismatch"
 
 
+def _check(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "envelope", "check", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _done(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def test_the_command_exits_1_on_a_fault_and_prints_json(tmp_path):
-    path = tmp_path / "bad.xml"
-    path.write_bytes(letter_bytes().replace(b"<Subject>", b"<Subjekt>").replace(b"</Subject>", b"</Subjekt>"))
-    run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "envelope", "check", "--json", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    bad, good = tmp_path / "bad.xml", tmp_path / "good.xml"
+    bad.write_bytes(letter_bytes().replace(b"<Subject>", b"<Subjekt>").replace(b"</Subject>", b"</Subjekt>"))
+    good.write_bytes(letter_bytes())
+    # both processes at once: each is mostly the interpreter's start
+    faulty, valid = _check("--json", str(bad)), _check(str(good))
+    run, ok = _done(faulty), _done(valid)
     assert run.returncode == 1, run.stderr
     assert json.loads(run.stdout)["findings"][0]["field"] == "/Envelope/Letter"
-    path.write_bytes(letter_bytes())
-    run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "envelope", "check", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    run = ok
     assert run.returncode == 0 and "envelope valid" in run.stdout and "เรื่อง" in run.stdout, run.stderr
     # speed and secrecy as a clerk reads them, the code beside
     assert "ชั้นความเร็ว ด่วน (urgent)" in run.stdout and "ชั้นความลับ ปกติ (normal)" in run.stdout, run.stdout
