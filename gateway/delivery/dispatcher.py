@@ -91,7 +91,7 @@ class Dispatcher:
         #: Outcomes of deliveries finishing at the same time share one round trip.
         self.recorder: GroupCommitter[Transition, bool] = GroupCommitter(
             lambda batch: transitions.apply(self.pool, batch), lambda t: self._apply_one(t),
-            max_batch=64, max_parallel=2, passthrough=TRANSIENT_ERRORS)
+            max_batch=64, max_parallel=1, passthrough=TRANSIENT_ERRORS)
         self._event = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
         self._held = 0  # claimed deliveries not yet finished, bounded by settings.concurrency
