@@ -4,8 +4,9 @@ Stores N letters first (outside the measurement: two push deliveries each, as be
 them), then drives the delivery side the way the dispatcher does, with no network and no signing in
 the way: two workers each claim up to 64 due deliveries at a time (``claim_due``, lease 60 s), and every
 claimed delivery is recorded delivered by ``transitions.apply`` in group commits of ``--batch``
-(``--in-flight`` at a time per worker: the dispatcher's recorder writes one at a time). A letter's delivery makes a delivery receipt back to
-the sender (a message with one push delivery, the same signed bytes the gateway makes, signed once here);
+(``--in-flight`` at a time per worker: the dispatcher's recorder writes one at a time). A letter's
+delivery makes a delivery receipt back to the sender (a message with one push delivery, the same
+signed bytes the gateway makes, signed once here);
 those receipt deliveries are claimed and delivered in turn. So each letter costs four claims, four
 outcomes and two receipt messages, as in bench/e2e.py. Durability as shipped (fsync, synchronous commit).
 
@@ -153,7 +154,7 @@ async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, rec
         sizes1 = dict(await conn.fetch(_SIZES))
         upd1 = await conn.fetchrow(_UPDATES)
         left = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status <> 'delivered'")
-        toast_of = dict(await conn.fetch("SELECT t.relname, c.relname FROM pg_class c JOIN pg_class t "
+        toast_of = dict(await conn.fetch("SELECT t.relname, 'toast of ' || c.relname FROM pg_class c JOIN pg_class t "
                                          "ON t.oid = c.reltoastrelid WHERE c.relkind = 'r'"))
     await pool.close()
     grown = {k: (sizes1.get(k, 0) - sizes0.get(k, 0)) / n for k in sizes1}
