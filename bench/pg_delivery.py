@@ -59,11 +59,12 @@ _LEASE = dt.timedelta(seconds=60)
 
 def signed_receipt() -> tuple[bytes, bytes]:
     """(receipt envelope, its signed bytes): one delivery receipt as the gateway makes it."""
-    dev = init_dev_pki(Path(tempfile.mkdtemp(prefix="sgw-pgdelivery-")), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่",
-                                                                          KKN: "ขอนแก่น"})
-    _, env = delivery_receipt_envelope(delivery_id=uuid.uuid4(), message_id=str(uuid.uuid4()), conversation_id=None,
-                                       sender=OPM, recipient=CMI, sha256_hex="ab" * 32, at=dt.datetime.now(dt.UTC))
-    return env, sign_receipt(env, dev.seal_signer())
+    with tempfile.TemporaryDirectory(prefix="sgw-pgdelivery-pki-") as tmp:
+        dev = init_dev_pki(Path(tmp), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
+        _, env = delivery_receipt_envelope(delivery_id=uuid.uuid4(), message_id=str(uuid.uuid4()),
+                                           conversation_id=None, sender=OPM, recipient=CMI, sha256_hex="ab" * 32,
+                                           at=dt.datetime.now(dt.UTC))
+        return env, sign_receipt(env, dev.seal_signer())
 
 
 def transition(c: ClaimedDelivery, worker: str, env: bytes, signed: bytes, receipts: bool) -> Transition:
