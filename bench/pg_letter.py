@@ -51,14 +51,14 @@ _SIZES = """SELECT c.relname, pg_relation_size(c.oid) AS size FROM pg_class c JO
 
 def real_letters(count: int = 40) -> list[tuple[bytes, bytes, bytes]]:
     """(received, forwarded, receipt) of ``count`` letters signed, sealed and receipted as bench/submit.py sends them."""
-    dev = init_dev_pki(Path(tempfile.mkdtemp(prefix="sgw-pgletter-")), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่",
-                                                                        KKN: "ขอนแก่น"})
-    seal = dev.seal_signer()
-    at = dt.datetime.now(dt.UTC)
-    return [(raw, seal_envelope(raw, seal),
-             sign_receipt(submission_receipt(message_id=str(i), sender=OPM,
-                                             sha256_hex=hashlib.sha256(raw).hexdigest(), at=at), seal))
-            for i, raw in enumerate(make_letters(count, signer=dev.agency_signer(OPM)))]
+    with tempfile.TemporaryDirectory(prefix="sgw-pgletter-") as tmp:  # (the dev PKI, gone afterwards)
+        dev = init_dev_pki(Path(tmp), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
+        seal = dev.seal_signer()
+        at = dt.datetime.now(dt.UTC)
+        return [(raw, seal_envelope(raw, seal),
+                 sign_receipt(submission_receipt(message_id=str(i), sender=OPM,
+                                                 sha256_hex=hashlib.sha256(raw).hexdigest(), at=at), seal))
+                for i, raw in enumerate(make_letters(count, signer=dev.agency_signer(OPM)))]
 
 
 def letters(n: int) -> list[NewMessage]:
