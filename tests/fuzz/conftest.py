@@ -89,22 +89,3 @@ async def gateway(module_database_url, tmp_path_factory, dev_pki):
     yield gw
     await gw.pool.close()
     await gw.client.close()
-
-
-# ---------------------------------------------------------------------------- Hypothesis profiles
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-#: ``ci`` (the default): the same examples on every run (derandomized), bounded so that the whole
-#: directory runs in about a minute on two cores. ``explore``: random, ten times the examples, for
-#: a developer hunting bugs (HYPOTHESIS_PROFILE=explore); a failure prints @reproduce_failure.
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                 HealthCheck.function_scoped_fixture])
-settings.register_profile("explore", parent=settings.get_profile("ci"), derandomize=False)
-settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-def examples(n: int) -> int:
-    """``n`` examples in the ci profile, ten times as many when exploring."""
-    return n * 10 if settings().derandomize is False else n
