@@ -158,33 +158,22 @@ async def test_wrapping_duplicates_and_second_signatures_are_refused(gateway):
     signer = dev.agency_signer(OPM)
     results = {}
 
-    # the signed Body moved into a ds:Object of the signature, a forged Body in its place (same Id)
-    root, sig = _signed(dev)
-    body = root.find(E + "Letter")
-    assert body is not None and body.get("Id") == "Letter"
-    forged = copy.deepcopy(body)
-    next(forged.iter(E + "Subject")).text = "forged"
-    etree.SubElement(sig, DS + "Object").append(body)
-    root.insert(1, forged)
-    results["body wrapped in ds:Object"] = await _intake(intake, _resign(root, sig, signer))
-
-    # the same, the forged Body without an Id
-    root, sig = _signed(dev)
-    body = root.find(E + "Letter")
-    forged = copy.deepcopy(body)
-    del forged.attrib["Id"]
-    etree.SubElement(sig, DS + "Object").append(body)
-    root.insert(1, forged)
-    results["body wrapped, forged body without Id"] = await _intake(intake, _resign(root, sig, signer))
-
-    # the same, the forged Body with an Id of its own (the author's #Letter then names the wrapped one only)
-    root, sig = _signed(dev)
-    body = root.find(E + "Letter")
-    forged = copy.deepcopy(body)
-    forged.set("Id", "Letter2")
-    etree.SubElement(sig, DS + "Object").append(body)
-    root.insert(1, forged)
-    results["body wrapped, forged body with another Id"] = await _intake(intake, _resign(root, sig, signer))
+    # the signed Body moved into a ds:Object of the signature, a forged Body in its place: with the same Id,
+    # without one, and with an Id of its own (the author's #Letter then names the wrapped one only)
+    for name, forged_id in (("body wrapped in ds:Object", "Letter"), ("body wrapped, forged body without Id", None),
+                            ("body wrapped, forged body with another Id", "Letter2")):
+        root, sig = _signed(dev)
+        body = root.find(E + "Letter")
+        assert body is not None and body.get("Id") == "Letter"
+        forged = copy.deepcopy(body)
+        next(forged.iter(E + "Subject")).text = "forged"
+        if forged_id is None:
+            del forged.attrib["Id"]
+        else:
+            forged.set("Id", forged_id)
+        etree.SubElement(sig, DS + "Object").append(body)
+        root.insert(1, forged)
+        results[name] = await _intake(intake, _resign(root, sig, signer))
 
     # a second ds:Signature (a copy of the author's, other Id)
     root, sig = _signed(dev)
