@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import settings
 
 from gateway.core.clock import FakeClock
 from gateway.core.directory import Directory
@@ -89,3 +90,8 @@ async def gateway(module_database_url, tmp_path_factory, dev_pki):
     yield gw
     await gw.pool.close()
     await gw.client.close()
+
+
+def examples(n: int) -> int:
+    """``n`` examples in the ci profile (tests/conftest.py), ten times as many when exploring."""
+    return n * 10 if settings().derandomize is False else n
