@@ -53,10 +53,10 @@ async def serve(args: argparse.Namespace) -> int:
                        reuse_port=settings.reuse_port or None,
                        ssl_context=server_ssl_context(settings, app[keys.TRUST]))
     await site.start()
+    log.info("serving", event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0])
     # What start-up made lives as long as the process: out of the collector's sight, and young objects
     # collected every 20,000 allocations instead of 700 (a letter allocates thousands, few survive).
     # bench/e2e.py: the collector took ~6% of each worker's CPU with the defaults, ~1.5% so.
-    log.info("serving", event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0])
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
     if not settings.reuse_port:  # a worker under supervise(): the supervisor prints the banner

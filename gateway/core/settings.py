@@ -105,8 +105,8 @@ class Settings:
     """Bind with SO_REUSEPORT (set for workers by ``--workers``)."""
     event_loop: str = "uvloop"
     """The event loop ``gateway serve`` runs on: ``uvloop`` (libuv's loop and socket transports, in C) or
-    ``asyncio`` (the standard library's). bench/submit.py: uvloop cut the gateway's CPU per signed letter
-    (README, performance)."""
+    ``asyncio`` (the standard library's). An aiohttp server answering a 9 KB POST spent 213 -> 190 us of CPU
+    a request on uvloop (README, performance)."""
     node_name: str = ""
     """Name of this gateway process in leases and logs; default host:pid."""
     log_format: str = "auto"
