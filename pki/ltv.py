@@ -189,9 +189,9 @@ class RecordCache:
     very same certificate objects: a certificate's hash and equality cost more than the look-up saves,
     so the objects are held by the entry and compared by identity), OCSP answers, CRLs (bytes),
     revocation fact, check time and soft-fail notes, and the facts, trust snapshot and version are
-    equal with their types (``True`` is not ``1`` here: they are written differently; an unhashable
-fact, not cached). A different
-    OCSP answer, a renewed certificate, other facts: another key, another record. A capture with
+    equal with their types (``True`` is not ``1`` here: they are written differently; a capture with
+    an unhashable fact is not cached). A different OCSP answer, a renewed certificate, other facts:
+    another key, another record. A capture with
     other validation contexts (a PDF signature's) is not cached. The records handed out are shared:
     read them, never change them."""
 

@@ -16,7 +16,7 @@ Numbers in ``details`` are written as Python's ``json`` writes them; the
 gateway only puts strings, integers and booleans there.
 
 :func:`dumps` writes with orjson (a tenth of the CPU) exactly when orjson's bytes are, by
-construction, ``json.dumps``'s (:func:`gateway.core.fastjson.plain`: only ``dict`` with ``str`` keys,
+construction, ``json.dumps``'s (:func:`gateway.core.fastjson.orjson_bytes`: only ``dict`` with ``str`` keys,
 ``list``, ``tuple``, ``str``, 64-bit ``int``, ``bool`` and ``None``; no float, no subclass); anything
 else goes to ``json`` as before. ``tests/audit/test_chain_dumps.py`` holds the two writers to the same bytes.
 """
@@ -31,9 +31,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-import orjson
 
-from gateway.core.fastjson import plain
+from gateway.core.fastjson import orjson_bytes
 
 GENESIS = b"\x00" * 32
 """The hash before the first event."""
@@ -57,12 +56,8 @@ def parse_at(text: str) -> dt.datetime:
 
 def dumps(obj: Any) -> bytes:
     """The one JSON writer for everything hashed, signed or exported."""
-    try:
-        if plain(obj):
-            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, RecursionError):  # a lone surrogate, deep nesting: json says what it says
-        pass
-    return _json_dumps(obj)
+    fast = orjson_bytes(obj, sort_keys=True)
+    return fast if fast is not None else _json_dumps(obj)
 
 
 def _json_dumps(obj: Any) -> bytes:

@@ -6,7 +6,7 @@ a float (``1e-05`` is ``0.00001`` there), an enum (its value, where ``json`` ref
 bits or a non-``str`` key (refused, where ``json`` writes them). :func:`plain` says a value is made
 only of the types both write alike: ``dict`` with ``str`` keys, ``list``, ``tuple``, ``str``, ``int``
 within 64 bits, ``bool`` and ``None``, those exact types (no subclass). The callers write such a value
-with orjson and anything else with ``json`` as before (:func:`gateway.audit.chain.dumps`,
+with orjson (:func:`orjson_bytes`) and anything else with ``json`` as before (:func:`gateway.audit.chain.dumps`,
 :func:`gateway.storage.db.encode_json`); ``tests/audit/test_chain_dumps.py`` and
 ``tests/unit/test_encode_json.py`` hold each to ``json``'s bytes.
 """
@@ -14,6 +14,8 @@ with orjson and anything else with ``json`` as before (:func:`gateway.audit.chai
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integers (it refuses others)
 
@@ -40,3 +42,15 @@ def plain(obj: Any) -> bool:
     if t is str or t is bool or obj is None:
         return True
     return t is int and _INT_MIN <= obj <= _INT_MAX
+
+
+def orjson_bytes(obj: Any, *, sort_keys: bool = False) -> bytes | None:
+    """orjson's compact bytes of ``obj`` when :func:`plain` (``json``'s bytes with ``separators=(",", ":")``,
+    ``ensure_ascii=False``); None when the caller must write it with ``json``: not plain, a lone surrogate
+    orjson refuses, or nesting deeper than the interpreter's limit."""
+    try:
+        if plain(obj):
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except (orjson.JSONEncodeError, RecursionError):
+        pass
+    return None

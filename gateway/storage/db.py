@@ -30,7 +30,7 @@ import asyncpg
 import orjson
 import structlog
 
-from gateway.core.fastjson import plain
+from gateway.core.fastjson import orjson_bytes, plain
 from gateway.storage import Connection
 
 with warnings.catch_warnings():
@@ -188,12 +188,8 @@ def encode_json(value: Any) -> str:
     ``json.dumps(value, ensure_ascii=False, default=str)`` writes, through orjson (compact, a fifth of
     the CPU) when it is :func:`~gateway.core.fastjson.plain` (every audit event's details are), else
     through ``json`` as before. Only the spaces differ, which jsonb does not keep."""
-    try:
-        if plain(value):
-            return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, RecursionError):  # a lone surrogate, deep nesting: json's answer
-        pass
-    return json.dumps(value, ensure_ascii=False, default=str)
+    fast = orjson_bytes(value)
+    return fast.decode() if fast is not None else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def decode_json(text: str) -> Any:
