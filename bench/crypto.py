@@ -10,7 +10,12 @@ after a warm-up; letters are pre-signed by a few agencies outside the timing.
     python bench/crypto.py --quick    # 200 letters
     python bench/crypto.py --no-xades # plain XML-DSig author signatures
 
-The figures are printed last, on one line of key=value pairs.
+The figures are printed last, on one line of key=value pairs. ``primitive_ms`` is the
+physical limit measured in the same run, on the same letters (``bench.budget.crypto_primitives``: one
+ECDSA P-256 verify, two signs, the c14n and SHA-256 of every reference, and a plain libxml2 parse of the
+letter, since the verify above starts from bytes); ``ratio`` is ``total_cpu_ms`` over it: what the
+gateway's own code adds to the cryptography, on whatever machine runs it (issue 17 set its 0.8 ms target
+where ECDSA verify measured 0.11 ms and a sign 0.05).
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "pki"))
 
+from lxml import etree  # noqa: E402
 from samples import envelope  # noqa: E402
 
+from bench.budget import crypto_primitives, per_call_us  # noqa: E402
 from gateway.core.receipts import submission_receipt  # noqa: E402
 from gateway.core.signing import PkiSealer, VerifiedTrees  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
@@ -69,11 +76,19 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
                                       sha256_hex=hashlib.sha256(item[2]).hexdigest(), at=now)
         return sealer.sign_receipt(unsigned)
 
+    def primitive_ms() -> float:
+        """The primitives of one letter of the batch (µs summed, in ms): best of three runs each."""
+        raw = batch[-1][2]
+        p = crypto_primitives(raw, signers[batch[-1][0]])
+        parse = per_call_us(lambda: etree.fromstring(raw))
+        return (p["signature verify"] + p["seal"] + p["receipt"] + parse) / 1e3
+
     for item in batch[:warmup]:
         verified = await verify(item)
         sealer.seal_envelope(verified.raw)
         receipt(item)
     timed = batch[warmup:]
+    primitive_before = primitive_ms()
     t0 = time.process_time()
     verified_raw = [(await verify(item)).raw for item in timed]
     t1 = time.process_time()
@@ -84,7 +99,8 @@ async def run(letters: int, xades: bool) -> dict[str, float]:
         receipt(item)
     t3 = time.process_time()
     n = len(timed)
-    return {"verify_ms": (t1 - t0) / n * 1e3, "seal_ms": (t2 - t1) / n * 1e3, "receipt_ms": (t3 - t2) / n * 1e3,
+    primitive = min(primitive_before, primitive_ms())  # before and after the timed letters: the less disturbed
+    return {"primitive_ms": primitive, "ratio": (t3 - t0) / n * 1e3 / primitive,"verify_ms": (t1 - t0) / n * 1e3, "seal_ms": (t2 - t1) / n * 1e3, "receipt_ms": (t3 - t2) / n * 1e3,
             "total_cpu_ms": (t3 - t0) / n * 1e3, "letters": n, "letter_bytes": size,
             "trust_validations": trust.stats["validations"]}
 
@@ -101,6 +117,7 @@ def main() -> None:
           f"trust cached ({figures['trust_validations']} full validations); {os.cpu_count()} cores")
     print(" ".join([f"verify_ms={figures['verify_ms']:.2f}", f"seal_ms={figures['seal_ms']:.2f}",
                     f"receipt_ms={figures['receipt_ms']:.2f}", f"total_cpu_ms={figures['total_cpu_ms']:.2f}",
+                    f"primitive_ms={figures['primitive_ms']:.2f}", f"ratio={figures['ratio']:.2f}",
                     f"letters={figures['letters']}", f"letter_bytes={figures['letter_bytes']:.0f}",
                     f"xades={int(args.xades)}", f"cores={os.cpu_count()}"]))
 
