@@ -78,7 +78,7 @@ from signxml.algorithms import (
 
 from pki.errors import SignatureError
 from pki.trust import per_certificate
-from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, grandchildren
+from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, children, grandchildren
 
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 EXC_C14N_URI: Final = EXC_C14N.value
@@ -127,7 +127,7 @@ def alg_name(method: SignatureMethod) -> str:
 
 def keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
     """The certificates in ``KeyInfo/X509Data`` (the signer's first), at most five."""
-    nodes = [n for key_info in signature.iterchildren(DS + "KeyInfo")
+    nodes = [n for key_info in children(signature, DS + "KeyInfo")
              for n in grandchildren(key_info, DS + "X509Data", DS + "X509Certificate")]
     if not nodes:
         raise SignatureError("the signature carries no X.509 certificate in KeyInfo", field="Signatures/KeyInfo")
@@ -209,7 +209,7 @@ def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow
                 if dm is None:
                     dm = el
             elif tag == _TRANSFORMS:  # every Transform of every Transforms (``grandchildren``)
-                transform_els.extend(el.iterchildren(_TRANSFORM))
+                transform_els += children(el, _TRANSFORM)
         if dm is None or dm.get("Algorithm") not in digests:
             raise SignatureError(f"digest method of {ref.get('URI')} is not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/DigestMethod")
@@ -250,7 +250,7 @@ def check_references(signature: etree._Element, index: dict[str, list[etree._Ele
     Returns the URIs in SignedInfo order and ``URI -> element`` for each.
     """
     signed_info = child(signature, DS + "SignedInfo")
-    refs = list(signed_info.iterchildren(DS + "Reference")) if signed_info is not None else []
+    refs = children(signed_info, DS + "Reference") if signed_info is not None else []
     uris = [r.get("URI") for r in refs]
     if not uris:
         raise SignatureError("the signature has no references", code="signature.references",
@@ -263,7 +263,7 @@ def check_references(signature: etree._Element, index: dict[str, list[etree._Ele
     if key_info is not None:
         xades_parts.append(key_info)
     xades_parts += [props for qp in grandchildren(signature, DS + "Object", XADES + "QualifyingProperties")
-                    for props in qp.iterchildren(XADES + "SignedProperties")]
+                    for props in children(qp, XADES + "SignedProperties")]
     allowed = {id(e): e for e in list(required) + list(optional) + xades_parts}
     resolved: dict[str, etree._Element] = {}
     for ref, uri in zip(refs, uris, strict=False):
