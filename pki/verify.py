@@ -54,6 +54,7 @@ from pki.xmlsig_parts import (
     Parts,
     author_signature,
     child,
+    children,
     envelope_parts,
     id_index,
     parse_for_verify,
@@ -257,7 +258,7 @@ def check_signature(parts: Parts, signature: etree._Element, index: dict[str, li
     except PkiError as exc:
         check.report = _fail(report, exc, **facts, policy_ok=False)
         return check
-    xades = any(child(obj, _QUALIFYING_PROPERTIES) is not None for obj in signature.iterchildren(_OBJECT))
+    xades = any(child(obj, _QUALIFYING_PROPERTIES) is not None for obj in children(signature, _OBJECT))
     try:
         results = verify_detached(parts.root, signature, signature_index(parts, signature), cert, uris,
                                   {u[1:]: e for u, e in resolved.items()}, xades=xades, allow_sha1=allow_sha1,

@@ -84,7 +84,7 @@ from signxml.xades import XAdESVerifyResult
 
 from pki.errors import PkiError
 from pki.trust import per_certificate
-from pki.xmlsig_parts import DS, XADES, c14n, child
+from pki.xmlsig_parts import DS, XADES, c14n, child, children
 from pki.xmlsig_policy import LEGACY_EXCLUSIVE, keyinfo_certs, reference_octets
 from pki.xmlsig_signxml import cert_fingerprint, run_signxml, signature_schemas
 
@@ -271,7 +271,7 @@ def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certifi
     holders = [c for c in ssp if c.tag in _SIGNING_CERTIFICATES]
     if len(holders) != 1:
         raise _NotHere
-    for i, cert_el in enumerate(holders[0].iterchildren(_CERT)):
+    for i, cert_el in enumerate(children(holders[0], _CERT)):
         cert_digest = child(cert_el, _CERT_DIGEST)
         if cert_digest is None or len(cert_digest) < 2:
             raise _NotHere

@@ -78,7 +78,7 @@ from signxml.algorithms import (
 
 from pki.errors import SignatureError
 from pki.trust import per_certificate
-from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, grandchildren
+from pki.xmlsig_parts import DS, SIGNABLE_TAGS, XADES, c14n, child, children, grandchildren
 
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 EXC_C14N_URI: Final = EXC_C14N.value
@@ -127,14 +127,14 @@ def alg_name(method: SignatureMethod) -> str:
 
 def keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
     """The certificates in ``KeyInfo/X509Data`` (the signer's first), at most five."""
-    nodes = [n for key_info in signature.iterchildren(DS + "KeyInfo")
+    nodes = [n for key_info in children(signature, DS + "KeyInfo")
              for n in grandchildren(key_info, DS + "X509Data", DS + "X509Certificate")]
     if not nodes:
         raise SignatureError("the signature carries no X.509 certificate in KeyInfo", field="Signatures/KeyInfo")
     if len(nodes) > _MAX_KEYINFO_CERTS:
         raise SignatureError("too many certificates in KeyInfo", field="Signatures/KeyInfo")
     try:
-        return [load_cert_b64("".join((n.text or "").split())) for n in nodes]
+        return [_cert_of_text(n.text or "") for n in nodes]
     except (ValueError, binascii.Error) as exc:
         raise SignatureError(f"unreadable certificate in KeyInfo: {exc}", field="Signatures/KeyInfo") from None
 
@@ -143,6 +143,29 @@ def keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
 def load_cert_b64(text: str) -> x509.Certificate:
     """Certificates arrive with every letter; the same few thousand are parsed once."""
     return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+
+
+#: Longest ``X509Certificate`` text :func:`_cert_of_text` keeps as a key (a few times a large certificate's
+#: base64): longer texts (white space added by a sender, say) are read each time, never held.
+_MAX_CACHED_TEXT = 16384
+
+
+def _cert_of_text(text: str) -> x509.Certificate:
+    """:func:`load_cert_b64` of an ``X509Certificate``'s text without its white space.
+
+    A signer's tool wraps its certificate the same way in every letter, so the text as it stands is looked
+    up first: the white-space pass (split and join of ~1 kB, ~12k instructions a certificate, two a letter)
+    runs once per text. Only texts up to :data:`_MAX_CACHED_TEXT` are kept as keys, so padding cannot make
+    the cache hold more than its entries times that.
+    """
+    if len(text) > _MAX_CACHED_TEXT:
+        return load_cert_b64("".join(text.split()))
+    return _cert_of_short_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cert_of_short_text(text: str) -> x509.Certificate:
+    return load_cert_b64("".join(text.split()))
 
 
 def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow_sha1: bool,
@@ -186,13 +209,18 @@ def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow
                 if dm is None:
                     dm = el
             elif tag == _TRANSFORMS:  # every Transform of every Transforms (``grandchildren``)
-                transform_els.extend(el.iterchildren(_TRANSFORM))
+                transform_els += children(el, _TRANSFORM)
         if dm is None or dm.get("Algorithm") not in digests:
             raise SignatureError(f"digest method of {ref.get('URI')} is not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/DigestMethod")
-        transforms = tuple(t.get("Algorithm") for t in transform_els)
-        # no Transform may carry content (XPath, InclusiveNamespaces ...): any child element at all
-        if transforms not in allowed_transforms or any(len(t) for t in transform_els):
+        # no Transform may carry content (XPath, InclusiveNamespaces ...): any child at all. One loop, where
+        # a tuple(...) and an any(...) of generators cost ~4k instructions each a reference
+        carries = False
+        algorithms: list[str | None] = []
+        for t in transform_els:
+            carries = carries or len(t) > 0
+            algorithms.append(t.get("Algorithm"))
+        if carries or tuple(algorithms) not in allowed_transforms:
             raise SignatureError(f"transforms of {ref.get('URI')} are not allowed", code="signature.algorithm",
                                  field="Signatures/Reference/Transforms")
     family, rsa_bits, curve = _key_facts(cert)
@@ -227,7 +255,7 @@ def check_references(signature: etree._Element, index: dict[str, list[etree._Ele
     Returns the URIs in SignedInfo order and ``URI -> element`` for each.
     """
     signed_info = child(signature, DS + "SignedInfo")
-    refs = list(signed_info.iterchildren(DS + "Reference")) if signed_info is not None else []
+    refs = children(signed_info, DS + "Reference") if signed_info is not None else []
     uris = [r.get("URI") for r in refs]
     if not uris:
         raise SignatureError("the signature has no references", code="signature.references",
@@ -240,7 +268,7 @@ def check_references(signature: etree._Element, index: dict[str, list[etree._Ele
     if key_info is not None:
         xades_parts.append(key_info)
     xades_parts += [props for qp in grandchildren(signature, DS + "Object", XADES + "QualifyingProperties")
-                    for props in qp.iterchildren(XADES + "SignedProperties")]
+                    for props in children(qp, XADES + "SignedProperties")]
     allowed = {id(e): e for e in list(required) + list(optional) + xades_parts}
     resolved: dict[str, etree._Element] = {}
     for ref, uri in zip(refs, uris, strict=False):
