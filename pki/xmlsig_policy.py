@@ -145,9 +145,10 @@ def load_cert_b64(text: str) -> x509.Certificate:
     return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
 
 
-#: Longest ``X509Certificate`` text :func:`_cert_of_text` keeps as a key (a few times a large certificate's
-#: base64): longer texts (white space added by a sender, say) are read each time, never held.
-_MAX_CACHED_TEXT = 16384
+#: Longest ``X509Certificate`` text :func:`_cert_of_text` keeps as a key (an RSA-4096 certificate with its
+#: extensions is ~3.5 kB of wrapped base64): longer texts (white space added by a sender, say) are read each
+#: time, never held, so the cache holds at most 4,096 x 6 kB of keys however a sender pads its certificates.
+_MAX_CACHED_TEXT = 6144
 
 
 def _cert_of_text(text: str) -> x509.Certificate:
