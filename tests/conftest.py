@@ -156,8 +156,10 @@ async def pg_admin(pg_admin_dsn):
 #: How a test's database is cloned from the template. FILE_COPY copies the template's files and writes one WAL
 #: record; the default (WAL_LOG) writes every page of the ~9 MB template to the WAL. FILE_COPY's cost, a
 #: checkpoint before and after the copy, is small here: the session's server runs without fsync, and the DROP
-#: that ends each test has just checkpointed. Measured (tests/conftest.py's cycle alone, alternated, load ~10):
-#: create + drop 235 -> 149 ms (min), 1331 -> 1117 ms (median), with the connection kept.
+#: that ends each test has just checkpointed. Measured on the fixture's cycle alone, old and new alternated: at
+#: load ~2, CREATE 98 -> 61 ms (min), 145 -> 105 ms (median), DROP 37 -> 26 / 50 -> 39 ms; at load 8-11, create
+#: + drop with the connection kept 235 -> 149 and 305 -> 227 ms (min), medians there are the machine's
+#: (1331 -> 1117, 1067 -> 1051 ms).
 CLONE = "STRATEGY FILE_COPY"
 
 
