@@ -8,7 +8,11 @@ batch of them with the SQL function ``apply_delivery_transitions`` (migration
 backoff, the audit events, the receipt rows and the delivery receipts that go
 back to the senders, whichever the outcomes, in one statement and so one
 transaction. A delivery receipt is sent once, as the transition's: its message's forwarded bytes and
-receipt (the same signed bytes) go empty and the function fills them (migration 0022).
+receipt (the same signed bytes) go empty and the function fills them (migration 0022), and so does
+its evidence when it is the transition's acknowledgement. Both are stored once (0023): the signed
+bytes as the receipt message's forwarded bytes (its receipt NULL), the acknowledgement as its
+evidence, and the letter's receipts row names that message (``receipt_message_pk``) in place of
+copies; readers read ``message_receipt()`` and the view ``receipts_full``.
 """
 
 from __future__ import annotations
@@ -82,9 +86,11 @@ async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
         if m is not None:
             if t.receipt and (m.forwarded == t.receipt or m.receipt == t.receipt):
                 # the same signed receipt crosses the wire once: the function fills an empty forwarded
-                # or receipt from the transition's (migration 0022)
+                # or receipt from the transition's (migration 0022) and stores it once (0023)
                 m = replace(m, forwarded=b"" if m.forwarded == t.receipt else m.forwarded,
                             receipt=b"" if m.receipt == t.receipt else m.receipt)
+            if t.ack and m.evidence == t.ack:
+                m = replace(m, evidence=b"")  # the acknowledgement too: filled from the transition's (0023)
             receipts.append(message_row(m, i))
             receipt_deliveries.extend(delivery_rows(m, i))
     rows = await db.fetch(queries["apply_delivery_transitions"],

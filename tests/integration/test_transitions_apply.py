@@ -86,7 +86,7 @@ async def test_failures_past_the_threshold_open_the_destination_and_hold_its_que
 
 async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool):
     """The receipt message's forwarded bytes and receipt, the transition's signed receipt, go empty on
-    the wire and are filled by the function (0022); bytes of their own are kept as sent."""
+    the wire and are filled by the function (0022) and stored once (0023); bytes of their own are kept as sent."""
     await insert_many(pool, [letter(i, office) for i, office in enumerate(OFFICES[:2], start=1)])
     claimed = await deliveries.claim_due(pool, now=NOW, limit=10, lease=dt.timedelta(seconds=60), worker="w1")
     by_office = {c.recipient: c for c in claimed}
@@ -101,6 +101,14 @@ async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool
                     receipt=b"<DR2/>", receipt_message=own)]
     assert await transitions.apply(pool, batch) == [True, True]
     rows = {r["message_id"]: (r["forwarded"], r["receipt"], r["evidence"], r["received"]) for r in await pool.fetch(
-        "SELECT message_id, forwarded, receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
+        "SELECT message_id, forwarded, message_receipt(receipt, received, forwarded, forwarded_edits, "
+        "forwarded_inserts) AS receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
     assert rows == {"receipt-1": (b"<DR1/>", b"<DR1/>", b"<Ack/>", b"<E/>"),
                     "receipt-2": (b"<Other/>", b"<DR2/>", None, b"<E/>")}
+    # (0023) the message that holds the signed receipt and the ack is what the letter's receipts row names;
+    # the other keeps its own copies
+    kept = {r["recipient"]: (r["receipt"], r["ack"], r["linked"], r["stored"]) for r in await pool.fetch(
+        "SELECT d.recipient, f.receipt, f.ack, f.receipt_message_pk IS NOT NULL AS linked, "
+        "r.receipt IS NOT NULL OR r.ack IS NOT NULL AS stored "
+        "FROM receipts_full f JOIN receipts r ON r.pk = f.pk JOIN deliveries d ON d.id = f.delivery_id")}
+    assert kept == {OFFICES[0]: (b"<DR1/>", b"<Ack/>", True, False), OFFICES[1]: (b"<DR2/>", b"<Ack/>", False, True)}
