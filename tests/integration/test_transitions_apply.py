@@ -101,7 +101,8 @@ async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool
                     receipt=b"<DR2/>", receipt_message=own)]
     assert await transitions.apply(pool, batch) == [True, True]
     rows = {r["message_id"]: (r["forwarded"], r["receipt"], r["evidence"], r["received"]) for r in await pool.fetch(
-        "SELECT message_id, forwarded, message_receipt(receipt, received, forwarded, forwarded_edits, "
+        "SELECT message_id, forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, "
+        "message_receipt(receipt, received, forwarded, forwarded_edits, "
         "forwarded_inserts) AS receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
     assert rows == {"receipt-1": (b"<DR1/>", b"<DR1/>", b"<Ack/>", b"<E/>"),
                     "receipt-2": (b"<Other/>", b"<DR2/>", None, b"<E/>")}

@@ -426,6 +426,7 @@ DECLARE
     receipts new_message[] := '{}';
     rec new_message;
     item record;
+    same boolean;
     linked integer[] := '{}';  -- ords of receipt messages that hold the transition's receipt and ack
     ords integer[];
     pks bigint[];
@@ -513,22 +514,21 @@ BEGIN
     -- The delivery receipts of what was delivered, as new messages back to the senders (ord names
     -- the transition that produced each). A receipt message's forwarded bytes, its receipt and its evidence
     -- that are the transition's signed receipt and acknowledgement come empty (sent once, 0022) and are
-    -- filled here: the signed bytes as its forwarded bytes, its receipt NULL (the same bytes, 0023), the
-    -- acknowledgement as its evidence. A message that holds both the transition's receipt and its
-    -- acknowledgement (every one the gateway makes) is what the delivery's receipts row names in place
-    -- of copies of them.
+    -- filled here; forwarded bytes may also come as edits of the unsigned receipt (0023, as a letter's,
+    -- 0019). A message whose forwarded bytes are the signed receipt keeps no receipt of its own (NULL:
+    -- the same bytes, 0023), and one that also holds the acknowledgement (every one the gateway makes)
+    -- is what the delivery's receipts row names in place of copies of them.
     FOR item IN
         SELECT r, x.receipt AS signed, x.ack FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
         WHERE x.delivery_id = ANY (done) ORDER BY r.ord
     LOOP
         rec := item.r;
         IF rec.evidence = '' THEN rec.evidence := item.ack; END IF;
-        IF rec.forwarded = '' THEN
-            rec.forwarded := item.signed;
-            IF rec.receipt = '' THEN rec.receipt := NULL; END IF;
-            IF rec.evidence IS NOT DISTINCT FROM item.ack THEN linked := linked || rec.ord; END IF;
-        END IF;
-        IF rec.receipt = '' THEN rec.receipt := item.signed; END IF;
+        IF rec.forwarded = '' THEN rec.forwarded := item.signed; END IF;
+        same := item.signed <> ''
+                AND forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts) = item.signed;
+        IF rec.receipt = '' THEN rec.receipt := CASE WHEN same THEN NULL ELSE item.signed END; END IF;
+        IF same AND rec.evidence IS NOT DISTINCT FROM item.ack THEN linked := linked || rec.ord; END IF;
         receipts := receipts || rec;
     END LOOP;
     SELECT coalesce(array_agg(i.out_ord), '{}'), coalesce(array_agg(i.out_pk), '{}') INTO ords, pks
