@@ -150,7 +150,7 @@ async def check_readers(pool, letter_pk: int, expected: dict[uuid.UUID, tuple[Tr
     for r in items:
         if r["kind"] == "delivery-receipt":
             assert rehash[r["id"]] == want[r["receipt_pk"]]
-    for t, pk in expected.values():
+    for t, _ in expected.values():
         m = t.receipt_message
         assert m is not None
         own_items = await pool.fetch(queries["er_items_of_message"], m.message_id, m.sender)
