@@ -61,12 +61,17 @@ def edits(received: bytes, forwarded: bytes, *, most: float = MOST) -> tuple[lis
     default: save less than half of it)."""
     a, b = received, forwarded
     la, lb = len(a), len(b)
+    n = _common(a, 0, b, 0)
+    grown = lb - la
+    # one insertion (a signed receipt's signature): no search. The anchor first, so that a letter (two
+    # insertions) copies no whole tail to find out
+    if grown > 0 and b[n + grown:n + grown + ANCHOR] == a[n:n + ANCHOR] and b[n + grown:] == a[n:]:
+        return ([n, 0, grown], b[n:n + grown]) if grown <= most * lb else None
     out: list[int] = []
     inserts: list[bytes] = []
     inserted = 0
     i = j = 0
     while True:
-        n = _common(a, i, b, j)
         i += n
         j += n
         if i == la and j == lb:
@@ -87,6 +92,7 @@ def edits(received: bytes, forwarded: bytes, *, most: float = MOST) -> tuple[lis
         inserted += k - j
         i += cut
         j = k
+        n = _common(a, i, b, j)
     if inserted > most * lb:
         return None
     return out, b"".join(inserts)
