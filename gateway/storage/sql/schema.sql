@@ -104,9 +104,10 @@ CREATE TABLE receipts (
     receipt     bytea,
     ack         bytea,
     created_at  timestamptz NOT NULL,
-    receipt_message_pk bigint REFERENCES messages (pk),
-    CONSTRAINT receipts_receipt_stored CHECK (receipt IS NOT NULL OR receipt_message_pk IS NOT NULL)
+    receipt_message_pk bigint REFERENCES messages (pk)
 );
+ALTER TABLE receipts ADD CONSTRAINT receipts_receipt_stored
+    CHECK (receipt IS NOT NULL OR receipt_message_pk IS NOT NULL) NOT VALID;
 CREATE INDEX receipts_message ON receipts (message_pk);
 CREATE UNIQUE INDEX receipts_delivery ON receipts (delivery_id) WHERE delivery_id IS NOT NULL;
 

@@ -3,7 +3,8 @@
 -- Up to 0022 a delivered letter's receipt was stored three times: its message's forwarded bytes and receipt
 -- (messages.forwarded, messages.receipt) and the letter's receipts row (receipts.receipt), ~3.3 KB each, and
 -- the acknowledgement twice (messages.evidence, receipts.ack): bench/pg_delivery.py counted ~31 of the ~38 KB
--- of WAL per letter for the receipts. Now the signed bytes are the receipt message's forwarded bytes only:
+-- of WAL per letter for the receipts. Now the signed bytes are the receipt message's forwarded bytes only
+-- (as edits of its received bytes, the unsigned receipt, when they are: the signature inserted, 0019's form):
 --   * messages.receipt NULL: the message's own forwarded bytes (a delivery receipt's message is its own
 --     receipt). Read through message_receipt(), never the column;
 --   * receipts.receipt and receipts.ack NULL, receipts.receipt_message_pk set: the receipt is that message's
@@ -11,9 +12,11 @@
 -- Rows written before 0023 keep their bytes (nothing is rewritten) and read the same through both.
 ALTER TABLE messages ALTER COLUMN receipt DROP NOT NULL;
 
+-- (NOT VALID: every row before this one holds its receipt, the column was NOT NULL; no scan of the table
+-- under its lock)
 ALTER TABLE receipts ALTER COLUMN receipt DROP NOT NULL,
     ADD COLUMN receipt_message_pk bigint REFERENCES messages (pk),
-    ADD CONSTRAINT receipts_receipt_stored CHECK (receipt IS NOT NULL OR receipt_message_pk IS NOT NULL);
+    ADD CONSTRAINT receipts_receipt_stored CHECK (receipt IS NOT NULL OR receipt_message_pk IS NOT NULL) NOT VALID;
 
 -- The submission receipt of a message row: receipt, or (NULL, 0023) its forwarded bytes. A single SELECT,
 -- inlined where it is used: the forwarded bytes are read only for a row whose receipt is NULL.
