@@ -4,7 +4,8 @@ The request path does nothing for this. A background job in every gateway proces
 cluster, under an advisory lock) walks the audit chain past its watermark (``er_state.stamped_seq``): each
 ``message.accepted`` event names a message whose seal (``messages.forwarded``) and submission receipt
 (``messages.receipt``) are data objects; each ``delivery.delivered`` names a delivery receipt
-(``receipts.receipt``). Walking the *chain* rather than the table is what makes a watermark sound: the
+(``receipts.receipt``), each read as stored since migration 0023 (``message_receipt()``, ``receipts_full``:
+the receipt's signed bytes once, as its message's). Walking the *chain* rather than the table is what makes a watermark sound: the
 sealer chains an event only once no earlier number can still commit (its fence, see :mod:`gateway.audit`),
 so nothing committed late is ever behind the watermark.
 

@@ -7,8 +7,14 @@ batch of them with the SQL function ``apply_delivery_transitions`` (migration
 0008): the delivery's state, the attempt, the destination's health and
 backoff, the audit events, the receipt rows and the delivery receipts that go
 back to the senders, whichever the outcomes, in one statement and so one
-transaction. A delivery receipt is sent once, as the transition's: its message's forwarded bytes and
-receipt (the same signed bytes) go empty and the function fills them (migration 0022).
+transaction. A delivery receipt is sent once, as the transition's: its message's receipt (the same
+signed bytes) goes empty and the function fills it (migration 0022), and so does its evidence when it
+is the transition's acknowledgement; its forwarded bytes (the same again) go as edits of the unsigned
+receipt (the signature inserted, :data:`gateway.storage.forwarded.RECEIPT_MOST`), or empty too. Each is
+stored once (0023): the signed bytes as the receipt message's forwarded bytes (its receipt NULL), the
+acknowledgement as its evidence, and the letter's receipts row names that message
+(``receipt_message_pk``) in place of copies; readers read ``message_receipt()`` and the view
+``receipts_full``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from gateway.storage import Executor
+from gateway.storage import Executor, forwarded
 from gateway.storage.db import encode_json, queries
 from gateway.storage.messages import NewMessage, delivery_rows, message_row
 
@@ -80,12 +86,16 @@ async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
     for i, t in enumerate(transitions, start=1):
         m = t.receipt_message
         if m is not None:
-            if t.receipt and (m.forwarded == t.receipt or m.receipt == t.receipt):
-                # the same signed receipt crosses the wire once: the function fills an empty forwarded
-                # or receipt from the transition's (migration 0022)
-                m = replace(m, forwarded=b"" if m.forwarded == t.receipt else m.forwarded,
-                            receipt=b"" if m.receipt == t.receipt else m.receipt)
-            receipts.append(message_row(m, i))
+            beside = bool(t.receipt) and m.forwarded == t.receipt
+            if t.receipt and m.receipt == t.receipt:
+                # the same signed receipt crosses the wire once: the function fills an empty receipt or
+                # forwarded bytes (those not sent as edits of the unsigned receipt, 0023) from the
+                # transition's (migration 0022) and stores the signed bytes once (0023)
+                m = replace(m, receipt=b"")
+            if t.ack and m.evidence == t.ack:
+                m = replace(m, evidence=b"")  # the acknowledgement too: filled from the transition's (0023)
+            receipts.append(message_row(m, i, most=forwarded.RECEIPT_MOST if beside else forwarded.MOST,
+                                        sent_beside=beside))
             receipt_deliveries.extend(delivery_rows(m, i))
     rows = await db.fetch(queries["apply_delivery_transitions"],
                           [_row(t, i) for i, t in enumerate(transitions, start=1)], receipts,

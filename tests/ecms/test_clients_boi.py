@@ -137,7 +137,8 @@ async def conversation(wire: Wire, c: Conversation) -> None:
         for agency in (A, B):
             _eq([i.message_type for i in await exchange.inbox.inbox(agency)], [])
         kept = await wire.running.app[keys.POOL].fetchval(
-            "SELECT count(*) FROM messages m WHERE message_type = 'receipt' AND receipt IS NOT NULL"
+            "SELECT count(*) FROM messages m WHERE message_type = 'receipt'"
+            " AND message_receipt(receipt, received, forwarded, forwarded_edits, forwarded_inserts) IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_pk = m.pk)")
         # each item pulled and deleted (8, and the letter marked ลับ where it was taken): its signed receipt
         # kept, not queued; a refused agency had nothing taken

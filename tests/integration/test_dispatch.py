@@ -56,7 +56,7 @@ async def test_push_delivery_carries_headers_and_issues_a_receipt(make_client, o
     # the delivery receipt waits in the sender's pull inbox, with the office's ack kept as evidence
     items = (await (await client.get("/v1/inbox", headers=auth(OPM))).json())["items"]
     assert [i["type"] for i in items] == ["receipt"]
-    ack = await pool.fetchval("SELECT ack FROM receipts WHERE kind = 'delivery'")
+    ack = await pool.fetchval("SELECT ack FROM receipts_full WHERE kind = 'delivery'")
     assert next(iter(cmi.received)).encode() in ack
 
 

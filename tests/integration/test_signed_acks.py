@@ -96,7 +96,7 @@ async def test_push_office_with_a_signed_ack_is_delivered_and_the_audit_records_
     assert details["ack_signed"] is True and details["ack_verified"] is True
     assert details["ack_signer_sha256"] == fingerprint(cmi_signer.certificate)
     assert details["ack_signer_agency"] == CMI and details["ack_sha256_checked"] is True
-    kept = await pool.fetchval("SELECT ack FROM receipts WHERE kind = 'delivery'")
+    kept = await pool.fetchval("SELECT ack FROM receipts_full WHERE kind = 'delivery'")
     assert b"SignatureValue" in kept, "the signed ack is kept as evidence, as received"
 
 

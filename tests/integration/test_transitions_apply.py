@@ -86,21 +86,40 @@ async def test_failures_past_the_threshold_open_the_destination_and_hold_its_que
 
 async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool):
     """The receipt message's forwarded bytes and receipt, the transition's signed receipt, go empty on
-    the wire and are filled by the function (0022); bytes of their own are kept as sent."""
-    await insert_many(pool, [letter(i, office) for i, office in enumerate(OFFICES[:2], start=1)])
+    the wire and are filled by the function (0022) and stored once (0023); bytes of their own are kept as sent."""
+    await insert_many(pool, [letter(i, office) for i, office in enumerate(OFFICES[:3], start=1)])
     claimed = await deliveries.claim_due(pool, now=NOW, limit=10, lease=dt.timedelta(seconds=60), worker="w1")
     by_office = {c.recipient: c for c in claimed}
     policy = RetryPolicy(initial_delay_s=30, jitter=0, max_attempts=5, rng=random.Random(1))
     at = Attempt("w1", NOW, NOW + dt.timedelta(seconds=1))
+    # signed bytes that are no edit of the unsigned ones (more than RECEIPT_MOST inserted): sent empty, filled
+    whole = b"<Signed>" + b"s" * 200 + b"</Signed>"
+    unedited = NewMessage(**{**receipt_for(3, OFFICES[2]).__dict__, "forwarded": whole, "receipt": whole,
+                             "evidence": b"<Ack/>"})
     same = NewMessage(**{**receipt_for(1, OFFICES[0]).__dict__, "forwarded": b"<DR1/>", "receipt": b"<DR1/>",
                          "evidence": b"<Ack/>"})
     own = NewMessage(**{**receipt_for(2, OFFICES[1]).__dict__, "forwarded": b"<Other/>", "receipt": b"<DR2/>"})
     batch = [decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[0]], policy, at, breaker_threshold=3,
                     receipt=b"<DR1/>", receipt_message=same),
              decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[1]], policy, at, breaker_threshold=3,
-                    receipt=b"<DR2/>", receipt_message=own)]
-    assert await transitions.apply(pool, batch) == [True, True]
+                    receipt=b"<DR2/>", receipt_message=own),
+             decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[2]], policy, at, breaker_threshold=3,
+                    receipt=whole, receipt_message=unedited)]
+    assert await transitions.apply(pool, batch) == [True, True, True]
     rows = {r["message_id"]: (r["forwarded"], r["receipt"], r["evidence"], r["received"]) for r in await pool.fetch(
-        "SELECT message_id, forwarded, receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
+        "SELECT message_id, forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, "
+        "message_receipt(receipt, received, forwarded, forwarded_edits, "
+        "forwarded_inserts) AS receipt, evidence, received FROM messages WHERE message_type = 'receipt'")}
     assert rows == {"receipt-1": (b"<DR1/>", b"<DR1/>", b"<Ack/>", b"<E/>"),
-                    "receipt-2": (b"<Other/>", b"<DR2/>", None, b"<E/>")}
+                    "receipt-2": (b"<Other/>", b"<DR2/>", None, b"<E/>"),
+                    "receipt-3": (whole, whole, b"<Ack/>", b"<E/>")}
+    assert await pool.fetchval("SELECT forwarded IS NOT NULL AND receipt IS NULL FROM messages "
+                               "WHERE message_id = 'receipt-3'")
+    # (0023) the message that holds the signed receipt and the ack is what the letter's receipts row names;
+    # the other keeps its own copies
+    kept = {r["recipient"]: (r["receipt"], r["ack"], r["linked"], r["stored"]) for r in await pool.fetch(
+        "SELECT d.recipient, f.receipt, f.ack, f.receipt_message_pk IS NOT NULL AS linked, "
+        "r.receipt IS NOT NULL OR r.ack IS NOT NULL AS stored "
+        "FROM receipts_full f JOIN receipts r ON r.pk = f.pk JOIN deliveries d ON d.id = f.delivery_id")}
+    assert kept == {OFFICES[0]: (b"<DR1/>", b"<Ack/>", True, False), OFFICES[1]: (b"<DR2/>", b"<Ack/>", False, True),
+                    OFFICES[2]: (whole, b"<Ack/>", True, False)}

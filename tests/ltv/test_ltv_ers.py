@@ -128,9 +128,10 @@ async def test_delivery_receipt_records_are_stored_once(gateway, workdir):  # no
         distinct = await pool.fetchval(
             "SELECT count(DISTINCT sha256(CASE i.kind "
             "WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) "
-            "WHEN 'receipt' THEN m.receipt "
+            "WHEN 'receipt' THEN message_receipt(m.receipt, m.received, m.forwarded, m.forwarded_edits, "
+            "m.forwarded_inserts) "
             "ELSE r.receipt END)) FROM er_items i JOIN messages m ON m.pk = i.message_pk "
-            "LEFT JOIN receipts r ON r.pk = i.receipt_pk")
+            "LEFT JOIN receipts_full r ON r.pk = i.receipt_pk")
         assert [r["leaves"] for r in await pool.fetch("SELECT leaves FROM er_stamps")] == [distinct]
         assert distinct < stamped
         bundle = await bundle_of(client, pk)

@@ -1,9 +1,15 @@
 """The forwarded envelope as edits of the received one (gateway.storage.forwarded): always exact."""
 
+import datetime as dt
+import uuid
+
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
-from gateway.storage.forwarded import _common, apply, edits
+from gateway.core.receipts import delivery_receipt_envelope
+from gateway.core.signing import PkiSealer
+from gateway.storage.forwarded import RECEIPT_MOST, _common, apply, edits
+from tests.support import CMI, OPM
 
 
 @st.composite
@@ -56,6 +62,18 @@ def test_unsealed_is_no_edit_and_whole_bytes_win():
     assert edits(b"<E/>", b"<E/>") == ([], b"")
     assert edits(b"<E/>", b"<F>" + b"y" * 100 + b"</F>") is None
     assert apply(b"<E/>", b"<F/>", None, None) == b"<F/>"
+
+
+def test_a_signed_delivery_receipt_is_its_unsigned_bytes_and_the_signature(dev_pki):
+    """(0023) A receipt's signature is most of it: stored as edits only under RECEIPT_MOST, exactly."""
+    _, env = delivery_receipt_envelope(delivery_id=uuid.uuid4(), message_id="m-1", conversation_id=None,
+                                       sender=OPM, recipient=CMI, sha256_hex="ab" * 32,
+                                       at=dt.datetime(2026, 12, 7, tzinfo=dt.UTC))
+    signed = PkiSealer(dev_pki.seal_signer()).sign_receipt(env)
+    assert edits(env, signed) is None  # a letter's rule: more than half inserted
+    e = edits(env, signed, most=RECEIPT_MOST)
+    assert e is not None and len(e[0]) == 3 and len(e[1]) == len(signed) - len(env)
+    assert apply(env, None, *e) == signed
 
 
 def _common_reference(a: bytes, i: int, b: bytes, j: int) -> int:

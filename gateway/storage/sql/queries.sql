@@ -3,12 +3,14 @@
 
 -- name: get_message
 SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
-       letter_number, letter_date, subject, received_sha256, receipt, accepted_at, channel
+       letter_number, letter_date, subject, received_sha256,
+       message_receipt(receipt, received, forwarded, forwarded_edits, forwarded_inserts) AS receipt, accepted_at, channel
 FROM messages WHERE sender = $1 AND message_id = $2;
 
 -- name: get_message_by_pk
 SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
-       letter_number, letter_date, subject, received_sha256, receipt, accepted_at, channel,
+       letter_number, letter_date, subject, received_sha256,
+       message_receipt(receipt, received, forwarded, forwarded_edits, forwarded_inserts) AS receipt, accepted_at, channel,
        forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded
 FROM messages WHERE pk = $1;
 
@@ -108,7 +110,8 @@ WHERE d.id = $1
 FOR UPDATE OF d;
 
 -- name: message_receipts
-SELECT delivery_id, kind, receipt, ack, created_at FROM receipts WHERE message_pk = $1 ORDER BY pk;
+-- (receipts_full: a delivery receipt stored once, as its message's forwarded bytes, 0023)
+SELECT delivery_id, kind, receipt, ack, created_at FROM receipts_full WHERE message_pk = $1 ORDER BY pk;
 
 -- name: insert_audit
 INSERT INTO audit_events (at, actor, kind, message_pk, delivery_id, details)

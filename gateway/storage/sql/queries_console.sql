@@ -120,7 +120,8 @@ LIMIT $6;
 -- name: message_full
 SELECT pk, sender, message_id, message_type::text AS message_type, conversation_id, ref_to_message_id,
        letter_number, letter_date, subject, speed, secrecy, channel, received_sha256, received,
-       forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, evidence, receipt, accepted_at
+       forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, evidence,
+       message_receipt(receipt, received, forwarded, forwarded_edits, forwarded_inserts) AS receipt, accepted_at
 FROM messages WHERE pk = $1;
 
 -- name: message_related

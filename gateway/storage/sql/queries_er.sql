@@ -17,12 +17,13 @@ SELECT seq FROM audit_chain_head;
 -- final (the sealer's fence), so a watermark over it never skips a letter committed late.
 SELECT c.seq, e.kind AS event, e.message_pk, r.pk AS receipt_pk,
        CASE WHEN e.kind = 'message.accepted' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS forwarded,
-       CASE WHEN e.kind = 'message.accepted' THEN m.receipt END AS receipt,
+       CASE WHEN e.kind = 'message.accepted'
+            THEN message_receipt(m.receipt, m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS receipt,
        r.receipt AS delivery_receipt
 FROM audit_chain c
 JOIN audit_events e ON e.seq = c.seq
 LEFT JOIN messages m ON e.kind = 'message.accepted' AND m.pk = e.message_pk
-LEFT JOIN receipts r ON e.kind = 'delivery.delivered' AND r.delivery_id = e.delivery_id
+LEFT JOIN receipts_full r ON e.kind = 'delivery.delivered' AND r.delivery_id = e.delivery_id
 WHERE c.seq > $1 AND c.seq <= $2 AND e.kind IN ('message.accepted', 'delivery.delivered')
 ORDER BY c.seq
 LIMIT $3;
@@ -76,10 +77,11 @@ SELECT r.prev_id, r.stamp_id, r.path, s.alg, s.token FROM r JOIN er_stamps s ON 
 -- bytes, by sender and message id (the unique key's index).
 SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
        CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
-                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+                   WHEN 'receipt' THEN message_receipt(m.receipt, m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   ELSE r.receipt END AS data
 FROM messages m
 JOIN er_items i ON i.message_pk = m.pk
-LEFT JOIN receipts r ON r.pk = i.receipt_pk
+LEFT JOIN receipts_full r ON r.pk = i.receipt_pk
 WHERE m.sender = $2 AND m.message_id = $1
 ORDER BY m.pk, i.id;
 
@@ -87,10 +89,11 @@ ORDER BY m.pk, i.id;
 -- The same by message id alone, for every sender that used it (no index on message_id alone: a scan).
 SELECT i.id, i.kind, m.pk AS message_pk, m.sender, m.message_id, i.receipt_pk,
        CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
-                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+                   WHEN 'receipt' THEN message_receipt(m.receipt, m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   ELSE r.receipt END AS data
 FROM messages m
 JOIN er_items i ON i.message_pk = m.pk
-LEFT JOIN receipts r ON r.pk = i.receipt_pk
+LEFT JOIN receipts_full r ON r.pk = i.receipt_pk
 WHERE m.message_id = $1
 ORDER BY m.pk, i.id;
 
@@ -98,10 +101,11 @@ ORDER BY m.pk, i.id;
 -- The next items after $2 whose latest chain uses one of the weak algorithms $1, with their bytes.
 SELECT i.id, i.chains,
        CASE i.kind WHEN 'seal' THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
-                   WHEN 'receipt' THEN m.receipt ELSE r.receipt END AS data
+                   WHEN 'receipt' THEN message_receipt(m.receipt, m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)
+                   ELSE r.receipt END AS data
 FROM er_items i
 JOIN messages m ON m.pk = i.message_pk
-LEFT JOIN receipts r ON r.pk = i.receipt_pk
+LEFT JOIN receipts_full r ON r.pk = i.receipt_pk
 WHERE i.alg = ANY($1::text[]) AND i.id > $2
 ORDER BY i.id
 LIMIT $3;

@@ -29,7 +29,9 @@ CREATE TABLE messages (
     -- forwarded_bytes()
     forwarded         bytea,
     evidence          bytea,
-    receipt           bytea NOT NULL,
+    -- (0023) NULL: the message's own forwarded bytes (a delivery receipt's message); read it through
+    -- message_receipt()
+    receipt           bytea,
     accepted_at       timestamptz NOT NULL,
     forwarded_edits   integer[],
     forwarded_inserts bytea,
@@ -97,10 +99,15 @@ CREATE TABLE receipts (
     message_pk  bigint NOT NULL REFERENCES messages (pk),
     delivery_id uuid REFERENCES deliveries (id),
     kind        text NOT NULL,
-    receipt     bytea NOT NULL,
+    -- (0023) receipt and ack NULL: the delivery receipt is the forwarded bytes of the message
+    -- receipt_message_pk, the acknowledgement its evidence; read them through the view receipts_full
+    receipt     bytea,
     ack         bytea,
-    created_at  timestamptz NOT NULL
+    created_at  timestamptz NOT NULL,
+    receipt_message_pk bigint REFERENCES messages (pk)
 );
+ALTER TABLE receipts ADD CONSTRAINT receipts_receipt_stored
+    CHECK (receipt IS NOT NULL OR receipt_message_pk IS NOT NULL) NOT VALID;
 CREATE INDEX receipts_message ON receipts (message_pk);
 CREATE UNIQUE INDEX receipts_delivery ON receipts (delivery_id) WHERE delivery_id IS NOT NULL;
 
@@ -420,6 +427,10 @@ DECLARE
     receipts new_message[] := '{}';
     rec new_message;
     item record;
+    same boolean;
+    linked integer[] := '{}';  -- ords of receipt messages that hold the transition's receipt and ack
+    ords integer[];
+    pks bigint[];
 BEGIN
     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
     SELECT x.delivery_id, x.attempt, x.started_at, x.at,
@@ -489,13 +500,6 @@ BEGIN
                     ELSE x.details::jsonb END
         FROM unnest(p_transitions) x JOIN changed c ON c.id = x.delivery_id
         ORDER BY x.ord
-    ), receipt_rows AS (
-        INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at)
-        SELECT x.message_pk, x.delivery_id, 'delivery', x.receipt, x.ack, x.at
-        FROM unnest(p_transitions) x JOIN changed c ON c.id = x.delivery_id
-        WHERE x.outcome = 'delivered'
-        ORDER BY x.ord
-        ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING
     ), moved AS (
         -- While a destination backs off, its waiting deliveries move past the backoff so the claim
         -- query never wades through them.
@@ -509,21 +513,39 @@ BEGIN
     SELECT coalesce(array_agg(c.id), '{}') INTO done FROM changed c;
 
     -- The delivery receipts of what was delivered, as new messages back to the senders (ord names
-    -- the transition that produced each). A receipt message's forwarded bytes and its receipt are the
-    -- transition's signed receipt: sent once (the message's own come empty, 0022), filled in here.
+    -- the transition that produced each). A receipt message's forwarded bytes, its receipt and its evidence
+    -- that are the transition's signed receipt and acknowledgement come empty (sent once, 0022) and are
+    -- filled here; forwarded bytes may also come as edits of the unsigned receipt (0023, as a letter's,
+    -- 0019). A message whose forwarded bytes are the signed receipt keeps no receipt of its own (NULL:
+    -- the same bytes, 0023), and one that also holds the acknowledgement (every one the gateway makes)
+    -- is what the delivery's receipts row names in place of copies of them.
     FOR item IN
-        SELECT r, x.receipt AS signed FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
+        SELECT r, x.receipt AS signed, x.ack FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
         WHERE x.delivery_id = ANY (done) ORDER BY r.ord
     LOOP
         rec := item.r;
+        IF rec.evidence = '' THEN rec.evidence := item.ack; END IF;
         IF rec.forwarded = '' THEN rec.forwarded := item.signed; END IF;
-        IF rec.receipt = '' THEN rec.receipt := item.signed; END IF;
+        same := item.signed <> ''
+                AND forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts) = item.signed;
+        IF rec.receipt = '' THEN rec.receipt := CASE WHEN same THEN NULL ELSE item.signed END; END IF;
+        IF same AND rec.evidence IS NOT DISTINCT FROM item.ack THEN linked := linked || rec.ord; END IF;
         receipts := receipts || rec;
     END LOOP;
-    PERFORM 1 FROM insert_messages(
+    SELECT coalesce(array_agg(i.out_ord), '{}'), coalesce(array_agg(i.out_pk), '{}') INTO ords, pks
+    FROM insert_messages(
         receipts,
         ARRAY(SELECT rd::new_delivery FROM unnest(p_receipt_deliveries) rd JOIN unnest(p_transitions) x ON x.ord = rd.ord
-              WHERE x.delivery_id = ANY (done) ORDER BY rd.ord));
+              WHERE x.delivery_id = ANY (done) ORDER BY rd.ord)) i
+    WHERE i.out_pk IS NOT NULL AND i.out_ord = ANY (linked);
+
+    INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at, receipt_message_pk)
+    SELECT x.message_pk, x.delivery_id, 'delivery', CASE WHEN l.pk IS NULL THEN x.receipt END,
+           CASE WHEN l.pk IS NULL THEN x.ack END, x.at, l.pk
+    FROM unnest(p_transitions) x LEFT JOIN unnest(ords, pks) l (ord, pk) ON l.ord = x.ord
+    WHERE x.outcome = 'delivered' AND x.delivery_id = ANY (done)
+    ORDER BY x.ord
+    ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING;
 
     RETURN QUERY SELECT x.ord, x.delivery_id = ANY (done) FROM unnest(p_transitions) x ORDER BY x.ord;
 END $$;
@@ -1059,3 +1081,20 @@ BEGIN
     UPDATE message_search_state SET seq = upto, updated_at = now();
     RETURN upto;
 END $$;
+
+-- ---- 0023_receipt_once
+-- The submission receipt of a message row: receipt, or (NULL, 0023) its forwarded bytes. A single SELECT,
+-- inlined where it is used: the forwarded bytes are read only for a row whose receipt is NULL.
+CREATE FUNCTION message_receipt(receipt bytea, received bytea, forwarded bytea, edits integer[], inserts bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(receipt, forwarded_bytes(received, forwarded, edits, inserts))
+$$;
+
+-- The receipts as every reader reads them: a row that names its receipt message (0023) has that message's
+-- forwarded bytes as its receipt and that message's evidence as its acknowledgement.
+CREATE VIEW receipts_full AS
+SELECT r.pk, r.message_pk, r.delivery_id, r.kind,
+       coalesce(r.receipt, forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts)) AS receipt,
+       CASE WHEN r.receipt IS NULL THEN m.evidence ELSE r.ack END AS ack,
+       r.created_at, r.receipt_message_pk
+FROM receipts r LEFT JOIN messages m ON m.pk = r.receipt_message_pk;
