@@ -655,7 +655,8 @@ CREATE TABLE er_stamps (
 CREATE INDEX er_stamps_live ON er_stamps (tsa_not_after) WHERE NOT superseded;
 
 -- Each time-stamped object: a message's seal (the forwarded envelope, messages.forwarded), its submission
--- receipt (messages.receipt), or a delivery receipt (receipts.receipt). chains: how many
+-- receipt (messages.receipt), or a delivery receipt (receipts.receipt; since 0023 both read through
+-- message_receipt() and the view receipts_full, where a delivery receipt is stored once). chains: how many
 -- ArchiveTimeStampChains its record has; alg: the hash algorithm of the latest one.
 CREATE TABLE er_items (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
