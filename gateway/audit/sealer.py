@@ -15,7 +15,11 @@ Who seals
     session and a standby takes it at its next try, within one interval. A
     leader whose connection died silently (a half-open socket) may still run
     rounds while a new leader does: the round lock keeps that safe, it only
-    costs the work twice.
+    costs the work twice. Behind a transaction-mode pooler (PgBouncer) a
+    session lock can outlive its holder on a server connection that nobody
+    seals from; a standby therefore still runs a round every
+    ``standby_round_every`` intervals (10 s by default), so the chain is
+    sealed in every case, only later.
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ class SealerSettings:
     """A signed checkpoint after this many new events ..."""
     checkpoint_seconds: float = 60.0
     """... or this long after the previous checkpoint, whichever comes first."""
+    standby_round_every: int = 40
+    """A standby (not holding the leader lock) still runs a round every this many intervals (10 s at
+    0.25 s), so sealing goes on, slower, even when the leader lock is held by no sealer at all (a
+    session left behind by a transaction-mode pooler such as PgBouncer, a half-open connection)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class ChainSealer:
         self.leading = False
         """This sealer holds :data:`LEADER_LOCK` (only with ``connect``)."""
         self._lock_conn: asyncpg.Connection | None = None
+        self._standby_rounds = 0
         self.clock = clock
         self.signer = signer
         self.settings = settings
@@ -196,7 +205,10 @@ class ChainSealer:
 
     async def _round(self) -> bool:
         if self.connect is not None and not await self._lead():
-            return False
+            self._standby_rounds += 1
+            if self._standby_rounds < self.settings.standby_round_every:
+                return False
+            self._standby_rounds = 0  # a round now and then: the round lock keeps it safe beside a leader
         return (await self.seal_once()).more
 
     async def _lead(self) -> bool:

@@ -151,3 +151,23 @@ async def test_one_off_rounds_still_run_while_a_leader_holds_its_lock(pool, data
     finally:
         leader.stop()
         await task
+
+
+async def test_a_standby_still_seals_now_and_then_when_the_lock_is_held_by_no_sealer(pool, database_url, signer):
+    """A session left holding the leader lock (a transaction-mode pooler keeps it on a server connection)."""
+    stuck = await asyncpg.connect(database_url)
+    assert await stuck.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK)
+
+    async def connect():
+        return await asyncpg.connect(database_url)
+    sealer = ChainSealer(pool, clock=FakeClock(), signer=signer, connect=connect,
+                         settings=SealerSettings(interval_s=INTERVAL, standby_round_every=4))
+    task = asyncio.create_task(sealer.run())
+    try:
+        await add(pool, 3)
+        await _until("nobody sealed while the lock was stuck", lambda: _sealed_through(pool, 3), timeout=5)
+        assert not sealer.leading
+    finally:
+        sealer.stop()
+        await task
+        await stuck.close()
