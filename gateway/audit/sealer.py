@@ -1,4 +1,26 @@
-"""The chain sealer: a background task in every gateway process (design in ``gateway.audit``)."""
+"""The chain sealer: a background task in every gateway process (design in ``gateway.audit``).
+
+Who seals
+    Every round runs in one transaction under ``pg_try_advisory_xact_lock``
+    (``audit_sealer_lock``): that lock alone keeps the chain single-writer, for
+    ``gateway serve`` and for one-off rounds (``gateway audit export
+    --checkpoint``, tests) alike. Inside ``gateway serve`` the rounds
+    themselves run in one process only: the *leader*, the one that holds the
+    session-level advisory lock :data:`LEADER_LOCK` on a connection of its own
+    (outside the pool, whose connections keep no session state). Every other
+    process, on this machine or another on the same database, is a standby
+    that asks for that lock once per interval, one statement on its own
+    connection and no transaction, instead of a whole round. When the leader
+    exits, crashes or loses its connection, PostgreSQL drops the lock with the
+    session and a standby takes it at its next try, within one interval. A
+    leader whose connection died silently (a half-open socket) may still run
+    rounds while a new leader does: the round lock keeps that safe, it only
+    costs the work twice. Behind a transaction-mode pooler (PgBouncer) a
+    session lock can outlive its holder on a server connection that nobody
+    seals from; a standby therefore still runs a round every
+    ``standby_round_every`` intervals (10 s by default), so the chain is
+    sealed in every case, only later.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +42,13 @@ from gateway.storage.db import queries
 
 log = structlog.get_logger(__name__)
 
+LEADER_LOCK = 6515392107730944002
+"""The session-level advisory lock whose holder runs the sealing rounds in ``gateway serve``
+(another key than the rounds' transaction lock, so one-off rounds still get in between)."""
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+"""Opens a connection of the sealer's own, outside the pool (it holds :data:`LEADER_LOCK`)."""
+
 TimeStamper = Callable[[bytes], Awaitable[bytes]]
 """Returns an RFC 3161 TimeStampToken (DER) over the given bytes (``gateway.audit.tsa``)."""
 
@@ -34,6 +63,10 @@ class SealerSettings:
     """A signed checkpoint after this many new events ..."""
     checkpoint_seconds: float = 60.0
     """... or this long after the previous checkpoint, whichever comes first."""
+    standby_round_every: int = 40
+    """A standby (not holding the leader lock) still runs a round every this many intervals (10 s at
+    0.25 s), so sealing goes on, slower, even when the leader lock is held by no sealer at all (a
+    session left behind by a transaction-mode pooler such as PgBouncer, a half-open connection)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +87,15 @@ class SealRound:
 
 class ChainSealer:
     def __init__(self, pool: asyncpg.Pool, *, clock: Clock, signer: CheckpointSigner | None = None,
-                 settings: SealerSettings = SealerSettings(), timestamper: TimeStamper | None = None) -> None:
+                 settings: SealerSettings = SealerSettings(), timestamper: TimeStamper | None = None,
+                 connect: Connect | None = None) -> None:
         self.pool = pool
+        self.connect = connect
+        """Without it, :meth:`run` runs a round in every process (each contends for the round lock)."""
+        self.leading = False
+        """This sealer holds :data:`LEADER_LOCK` (only with ``connect``)."""
+        self._lock_conn: asyncpg.Connection | None = None
+        self._standby_rounds = 0
         self.clock = clock
         self.signer = signer
         self.settings = settings
@@ -164,11 +204,47 @@ class ChainSealer:
                 await asyncio.sleep(0.02)
 
     async def _round(self) -> bool:
+        if self.connect is not None and not await self._lead():
+            self._standby_rounds += 1
+            if self._standby_rounds < self.settings.standby_round_every:
+                return False
+            self._standby_rounds = 0  # a round now and then: the round lock keeps it safe beside a leader
         return (await self.seal_once()).more
 
+    async def _lead(self) -> bool:
+        """Whether this process is the leader, trying to become it if not (one statement)."""
+        conn = self._lock_conn
+        if conn is not None and conn.is_closed():
+            if self.leading:
+                log.warning("the audit sealer lost its lock connection; another process may seal now")
+            self._lock_conn, self.leading, conn = None, False, None
+        if self.leading:
+            return True
+        assert self.connect is not None
+        if conn is None:
+            conn = self._lock_conn = await self.connect()
+        try:
+            self.leading = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK))
+        except BaseException:
+            # the lock's state on this connection is unknown now: drop the connection, and the lock with it
+            self._lock_conn = None
+            conn.terminate()
+            raise
+        if self.leading:
+            log.info("this process seals the audit chain")
+        return self.leading
+
     async def run(self) -> None:
-        await run_rounds(self._round, self._stop, interval_s=self.settings.interval_s, what="audit sealer round",
-                         log=log)
+        try:
+            await run_rounds(self._round, self._stop, interval_s=self.settings.interval_s,
+                             what="audit sealer round", log=log)
+        finally:
+            conn, self._lock_conn, self.leading = self._lock_conn, None, False
+            if conn is not None:  # ending the session releases the lock
+                try:
+                    await conn.close(timeout=2)
+                except Exception:  # already broken: nothing is held any more
+                    conn.terminate()
 
     def stop(self) -> None:
         self._stop.set()

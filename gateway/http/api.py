@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import importlib.resources
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 
 import asyncpg
@@ -43,6 +43,9 @@ log = structlog.get_logger(__name__)
 XML_TYPES = ("application/xml", "text/xml")
 #: A client's X-Request-Id is echoed only if it is short printable ASCII; any other gets a new id.
 _REQUEST_ID = re.compile(r"[!-~]{1,64}")
+#: ``uuid.UUID(version=4)``'s masks: the variant's two bits (10) and the version's four (0100).
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -71,8 +74,19 @@ def request_id_of(request: web.Request) -> str:
     """The client's X-Request-Id if it is 1..64 printable ASCII characters, else a new one: the id
     is echoed in a header and in error bodies, and a header is bytes the client chose (aiohttp
     reads bytes that are not UTF-8 as surrogates, which no answer can encode)."""
-    given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id")
+    return given if given is not None and _REQUEST_ID.fullmatch(given) else new_request_id()
+
+
+def new_request_id() -> str:
+    """``uuid.uuid4().hex``: see :func:`uuid4_hex`."""
+    return uuid4_hex(os.urandom(16))
+
+
+def uuid4_hex(random16: bytes) -> str:
+    """``uuid.UUID(bytes=random16, version=4).hex``, the same bits (version 4, RFC 4122 variant) without
+    building a ``UUID`` object (its checks were most of the cost of a request id)."""
+    return f"{int.from_bytes(random16) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 @web.middleware
@@ -158,6 +172,10 @@ async def read_body(request: web.Request, *, what: str = "request") -> bytes:
         raise EnvelopeError(f"the body is {request.content_length} bytes, the limit is {limit}",
                             code=f"{what}.too_large")
     try:
+        if request.content.is_eof():
+            # the parser has the whole body already (a letter usually arrives with its headers): reading
+            # cannot wait, so no deadline is armed (a timer and two context managers, 8% of the HTTP stage)
+            return await request.read()
         async with body_deadline(request, limit):
             return await request.read()
     except ConnectionResetError:  # fewer bytes than Content-Length, then the client went away

@@ -18,6 +18,7 @@ Asia/Bangkok ("22 พ.ย. 2569 10:15 น."). Lists use keyset pagination.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import os
 import secrets
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_session import get_session
 from aiohttp_session import setup as session_setup
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -89,11 +91,13 @@ def _session_key(app: web.Application) -> bytes:
 def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
     key = app.get(keys.SESSION_KEY) or _session_key(app)
+    before = len(app.middlewares)
     secure = settings.profile == "production" or settings.base_url.startswith("https:")
     session_setup(app, EncryptedCookieStorage(key, cookie_name="sgw_session", secure=secure, httponly=True,
                                               samesite="Strict", max_age=8 * 3600))
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("gateway.http", "templates"), autoescape=True,
                                context_processors=[_context])
+    _console_only(app, len(app.middlewares) - before)
     env.filters["thai_dt"] = thai_datetime
     env.filters["thai_date"] = thai_date
     # codes as a clerk reads them (ด่วนที่สุด, ลับ, ส่งถึงแล้ว), the code beside in small print
@@ -103,6 +107,24 @@ def setup(app: web.Application) -> None:
     env.filters["route_th"] = lambda v: _coded(ROUTE_TH, str, v)
     env.globals["status_labels"] = STATUS_TH
     env.globals["route_labels"] = ROUTE_TH
+
+
+def _console_only(app: web.Application, added: int) -> None:
+    """Run the last ``added`` middlewares (the session's, the templates' context processors) for the
+    console's paths only: the letter API, e-CMS, health and metrics never use a session or a template,
+    and each of those middlewares was a coroutine layer and a look-up on every letter."""
+    inner = list(app.middlewares[-added:])
+    del app.middlewares[-added:]
+
+    @web.middleware
+    async def console_middlewares(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/console"):
+            return await handler(request)
+        for mw in reversed(inner):
+            handler = functools.partial(mw, handler=handler)
+        return await handler(request)
+
+    app.middlewares.append(console_middlewares)
 
 
 def _coded(table: Mapping[Any, str], kind: Any, value: Any) -> Markup | str:
