@@ -48,9 +48,11 @@ Concurrent writers, commit order, rolled-back numbers
 
     The extra ``xid`` column (``pg_current_xact_id()``) is kept on every event
     for diagnosis (which transaction wrote it). One sealer runs at a time in
-    the whole cluster: each round takes ``pg_try_advisory_xact_lock``, and any
-    gateway process may be the one that gets it (a crashed process does not
-    stop sealing). Only the sealer writes ``audit_chain_head``. Sealing lag is
+    the whole cluster: rounds run in the process holding the session lock
+    ``LEADER_LOCK`` (:mod:`gateway.audit.sealer`; when it exits or dies another
+    process takes it within an interval, and a standby still runs a round every
+    ten seconds), and each round still takes ``pg_try_advisory_xact_lock``, so
+    two processes that both believe they lead never seal at once. Only the sealer writes ``audit_chain_head``. Sealing lag is
     about two sealer intervals (default 0.25 s) plus the longest write
     transaction; a stuck transaction (e.g. an idle-in-transaction session)
     holds sealing back and the sealer logs it, it never guesses.
