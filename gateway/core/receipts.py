@@ -9,6 +9,11 @@
 * The **delivery receipt** travels back to the sender as a message of its own
   (an ``env:Envelope`` whose body is a ``Receipt`` of kind ``delivery``), with
   the same guarantees as a letter: stored, queued, retried, sealed.
+
+Both are written as bytes from their form (:mod:`pki.receipt_bytes`: the template lxml wrote once, cut
+where the values go), canonical by construction and signed without a tree; a value with a character
+that way does not plan for is built as a tree (:func:`submission_tree`, :func:`delivery_tree`: the
+reference the tests hold the bytes way to).
 """
 
 from __future__ import annotations
