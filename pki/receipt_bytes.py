@@ -62,7 +62,6 @@ _PLAIN = re.compile("[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x7e\u00a0-\ud7ff\ue000-\uf
 #: Text of characters planned for, some of which the writers escape.
 _WRITABLE = re.compile("[\t\n\r\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 _MARK = re.compile(r"@@(\d+)@@")
-_SHA256 = hashlib.sha256()
 
 
 def mark(n: int) -> str:
@@ -168,10 +167,8 @@ class WrittenReceipt(NamedTuple):
     def sign(self, signer: Signer) -> bytes:
         """The receipt signed by ``signer``: the bytes :func:`pki.receipts.sign_receipt_tree` gives for
         the tree of the same values (one c14n, the SignedInfo and the signature written as text)."""
-        hashed = _SHA256.copy()  # (hashlib.sha256() fetches the digest from OpenSSL each time: ~9k instructions)
-        hashed.update(self.canonical)
-        signature = lean_signature_text(signer, [("", hashed.digest())], signature_id=RECEIPT_SIGNATURE_ID,
-                                        enveloped=True)
+        digest = hashlib.sha256(self.canonical).digest()
+        signature = lean_signature_text(signer, [("", digest)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True)
         form, unsigned = self.form, self.unsigned
         opening, closing = form.around_signature
         return b"".join((unsigned[:len(unsigned) - len(form.unsigned_end)], opening, signature.encode(), closing))

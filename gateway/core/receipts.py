@@ -117,16 +117,14 @@ def _submission_tree(receipt_id: str, message_id: str, when: str, gateway_code: 
 def _uuid5(name: str) -> str:
     """``str(uuid.uuid5(_RECEIPT_IDS, name))`` without the UUID object (its constructor checks and shifts an
     int in Python: ~6 us of a receipt's ~70): SHA-1 of namespace and name, version 5, RFC 4122 variant."""
-    hashed = _RECEIPT_ID_SHA1.copy()  # (hashlib.sha1() fetches the digest from OpenSSL each time: ~9k instructions)
-    hashed.update(name.encode())
-    head = bytearray(hashed.digest()[:16])
+    head = bytearray(hashlib.sha1(_RECEIPT_ID_BYTES + name.encode()).digest()[:16])
     head[6] = (head[6] & 0x0F) | 0x50
     head[8] = (head[8] & 0x3F) | 0x80
     x = head.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-_RECEIPT_ID_SHA1 = hashlib.sha1(_RECEIPT_IDS.bytes)
+_RECEIPT_ID_BYTES = _RECEIPT_IDS.bytes
 
 
 @functools.lru_cache(maxsize=1)
