@@ -153,10 +153,9 @@ class ReceiptForm:
         return WrittenReceipt(self, self.unsigned.join(written).encode(), self.canonical.join(canonical).encode())
 
 
-
 class WrittenReceipt(NamedTuple):
-    """A receipt written by :meth:`ReceiptForm.write`, to be signed by :meth:`sign` (a named tuple: made
-    once a receipt, where a frozen dataclass's ``__init__`` costs ~1 us more)."""
+    """A receipt written by :meth:`ReceiptForm.write`, to be signed by :meth:`sign` (a named tuple: one is
+    made per receipt, and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``)."""
 
     form: ReceiptForm
     #: The unsigned receipt's bytes (what the tree serialises to).
@@ -166,7 +165,8 @@ class WrittenReceipt(NamedTuple):
 
     def sign(self, signer: Signer) -> bytes:
         """The receipt signed by ``signer``: the bytes :func:`pki.receipts.sign_receipt_tree` gives for
-        the tree of the same values (one c14n, the SignedInfo and the signature written as text)."""
+        the tree of the same values (one SHA-256 of the canonical form written, the SignedInfo and the
+        signature written as text, one sign)."""
         digest = hashlib.sha256(self.canonical).digest()
         signature = lean_signature_text(signer, [("", digest)], signature_id=RECEIPT_SIGNATURE_ID, enveloped=True)
         form, unsigned = self.form, self.unsigned
