@@ -8,7 +8,9 @@ seal:
   ``env:Receipt``, built by the gateway and signed by :func:`sign_receipt` with
   a lean signature (:mod:`pki.xmlsig_lean`) inside ``env:Signatures``;
   :func:`verify_receipt` checks one against the gateway's certificate (pinned)
-  or a trust store (``gateway receipt verify`` does it offline).
+  or a trust store (``gateway receipt verify`` does it offline). The receipts
+  the gateway issues are usually not trees at all: :mod:`pki.receipt_bytes`
+  writes and signs them as bytes, held to :func:`sign_receipt_tree`'s byte for byte.
 * **Delivery acknowledgements**: an office may sign its ``env:DeliveryAck``;
   :func:`verify_signed_ack` checks the signature, the signer's path and its
   agency.

@@ -171,19 +171,29 @@ def lean_signature_xml(signer: Signer, references: Sequence[tuple[str, etree._El
     canonicalised and hashed again."""
     if not all(uri.isascii() and _PLAIN_URI.fullmatch(uri) for uri, _ in references):
         return None
+    digests = []
+    for uri, element in references:
+        given = known.get(uri) if known else None
+        digests.append((uri, given if given is not None else hashlib.sha256(c14n(element)).digest()))
+    return lean_signature_text(signer, digests, signature_id=signature_id, enveloped=enveloped).encode()
+
+
+def lean_signature_text(signer: Signer, digests: Sequence[tuple[str, bytes]], *, signature_id: str,
+                        enveloped: bool = False) -> str:
+    """:func:`lean_signature_xml` (as text) of references whose SHA-256 digests the caller computed:
+    ``(URI, digest)`` pairs, each URI ``""`` or a plain ``#id`` (the caller checks: it is written as is)."""
     pieces = _pieces(signer.signature_method.value, enveloped, signer.certificate, *signer.chain)
     r0, r1, r2 = pieces.ref
     i0, i1, i2 = pieces.info_ref
     written, canonical = [], []
-    for uri, element in references:
-        given = known.get(uri) if known else None
-        digest = base64.b64encode(given if given is not None else hashlib.sha256(c14n(element)).digest()).decode()
+    for uri, raw in digests:
+        digest = base64.b64encode(raw).decode()
         written.append(f"{r0}{uri}{r1}{digest}{r2}")
         canonical.append(f"{i0}{uri}{i1}{digest}{i2}")
     info = pieces.info[0] + "".join(canonical) + pieces.info[1]
     value = base64.b64encode(signer.sign(info.encode())).decode()
     s0, s1, s2, s3 = pieces.sig
-    return f"{s0}{signature_id}{s1}{''.join(written)}{s2}{value}{s3}".encode()
+    return f"{s0}{signature_id}{s1}{''.join(written)}{s2}{value}{s3}"
 
 
 def serialize_with(root: etree._Element, container: etree._Element, signature: bytes) -> bytes | None:

@@ -202,6 +202,8 @@ class PkiSealer:
 
     def sign_receipt(self, receipt: bytes) -> bytes:
         if isinstance(receipt, ReceiptBytes):
+            if receipt.written is not None:  # written as bytes: signed as written, no tree
+                return receipt.written.sign(self.signer)
             return sign_receipt_tree(receipt.tree, self.signer)
         return sign_receipt(receipt, self.signer)
 
