@@ -224,7 +224,7 @@ class ChainSealer:
         if conn is None:
             conn = self._lock_conn = await self.connect()
         try:
-            self.leading = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK))
+            self.leading = bool(await conn.fetchval(queries["audit_sealer_leader"], LEADER_LOCK))
         except BaseException:
             # the lock's state on this connection is unknown now: drop the connection, and the lock with it
             self._lock_conn = None

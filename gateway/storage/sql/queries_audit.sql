@@ -3,6 +3,10 @@
 -- name: audit_sealer_lock
 SELECT pg_try_advisory_xact_lock(6515392107730944001);
 
+-- name: audit_sealer_leader
+-- The session lock whose holder runs the rounds in `gateway serve` ($1: gateway.audit.sealer.LEADER_LOCK).
+SELECT pg_try_advisory_lock($1);
+
 -- name: audit_head
 SELECT seq, hash, count, fence_seq, fence_xids, updated_at FROM audit_chain_head;
 
