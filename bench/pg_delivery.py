@@ -6,7 +6,7 @@ the way: two workers each claim up to 64 due deliveries at a time (``claim_due``
 claimed delivery is recorded delivered by ``transitions.apply`` in group commits of ``--batch``
 (``--in-flight`` at a time per worker: the dispatcher's recorder writes one at a time). A letter's
 delivery makes a delivery receipt back to the sender (a message with one push delivery, the same
-signed bytes the gateway makes, signed once here);
+signed bytes the gateway makes, signed once here the way it signs them);
 those receipt deliveries are claimed and delivered in turn. So each letter costs four claims, four
 outcomes and two receipt messages, as in bench/e2e.py. Durability as shipped (fsync, synchronous commit).
 
@@ -42,12 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import database, figures, postgres_cpu  # noqa: E402
 from bench.pg_letter import letters  # noqa: E402
 from gateway.core.receipts import delivery_receipt_envelope  # noqa: E402
+from gateway.core.signing import PkiSealer  # noqa: E402
 from gateway.storage import deliveries, messages, transitions  # noqa: E402
 from gateway.storage.deliveries import ClaimedDelivery  # noqa: E402
 from gateway.storage.messages import NewDelivery, NewMessage  # noqa: E402
 from gateway.storage.transitions import Transition  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
-from pki.receipts import sign_receipt  # noqa: E402
 from tests.support import CMI, KKN, OPM  # noqa: E402
 
 _LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
@@ -58,13 +58,14 @@ _LEASE = dt.timedelta(seconds=60)
 
 
 def signed_receipt() -> tuple[bytes, bytes]:
-    """(receipt envelope, its signed bytes): one delivery receipt as the gateway makes it."""
+    """(receipt envelope, its signed bytes): one delivery receipt as the gateway makes it (written as bytes,
+    signed as written: gateway.core.signing.PkiSealer, pki.receipt_bytes)."""
     with tempfile.TemporaryDirectory(prefix="sgw-pgdelivery-pki-") as tmp:
         dev = init_dev_pki(Path(tmp), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
         _, env = delivery_receipt_envelope(delivery_id=uuid.uuid4(), message_id=str(uuid.uuid4()),
                                            conversation_id=None, sender=OPM, recipient=CMI, sha256_hex="ab" * 32,
                                            at=dt.datetime.now(dt.UTC))
-        return env, sign_receipt(env, dev.seal_signer())
+        return env, PkiSealer(dev.seal_signer()).sign_receipt(env)
 
 
 def transition(c: ClaimedDelivery, worker: str, env: bytes, signed: bytes, receipts: bool) -> Transition:

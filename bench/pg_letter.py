@@ -37,11 +37,10 @@ from bench.submit import make_letters  # noqa: E402
 from gateway.audit.sealer import ChainSealer  # noqa: E402
 from gateway.core.clock import SystemClock  # noqa: E402
 from gateway.core.receipts import submission_receipt  # noqa: E402
+from gateway.core.signing import PkiSealer  # noqa: E402
 from gateway.storage import messages, search  # noqa: E402
 from gateway.storage.messages import NewDelivery, NewMessage  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
-from pki.receipts import sign_receipt  # noqa: E402
-from pki.seal import seal_envelope  # noqa: E402
 from tests.support import CMI, KKN, OPM  # noqa: E402
 
 _LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
@@ -53,11 +52,11 @@ def real_letters(count: int = 40) -> list[tuple[bytes, bytes, bytes]]:
     """(received, forwarded, receipt) of ``count`` letters signed, sealed and receipted as bench/submit.py sends them."""
     with tempfile.TemporaryDirectory(prefix="sgw-pgletter-") as tmp:  # (the dev PKI, gone afterwards)
         dev = init_dev_pki(Path(tmp), {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
-        seal = dev.seal_signer()
+        sealer = PkiSealer(dev.seal_signer())  # the gateway's: the receipt written as bytes, signed as written
         at = dt.datetime.now(dt.UTC)
-        return [(raw, seal_envelope(raw, seal),
-                 sign_receipt(submission_receipt(message_id=str(i), sender=OPM,
-                                                 sha256_hex=hashlib.sha256(raw).hexdigest(), at=at), seal))
+        return [(raw, sealer.seal_envelope(raw),
+                 sealer.sign_receipt(submission_receipt(message_id=str(i), sender=OPM,
+                                                        sha256_hex=hashlib.sha256(raw).hexdigest(), at=at)))
                 for i, raw in enumerate(make_letters(count, signer=dev.agency_signer(OPM)))]
 
 

@@ -123,6 +123,11 @@ def message_row(m: NewMessage, ord_: int, *, most: float = forwarded.MOST,
             m.notifier_kind, m.registry_number, m.parts, m.resend_guard, edit_list, inserts)
 
 
+def sent_as_edits(row: tuple[Any, ...]) -> bool:
+    """A :func:`message_row` whose forwarded bytes go as edits of the received ones (not whole)."""
+    return row[-2] is not None
+
+
 def delivery_rows(m: NewMessage, ord_: int) -> list[tuple[Any, ...]]:
     """``m``'s deliveries as ``new_delivery`` composites naming their message by ``ord_``."""
     return [(ord_, d.id, d.recipient, d.route, d.status, m.expires_at) for d in m.deliveries]

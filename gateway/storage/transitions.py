@@ -10,7 +10,9 @@ back to the senders, whichever the outcomes, in one statement and so one
 transaction. A delivery receipt is sent once, as the transition's: its message's receipt (the same
 signed bytes) goes empty and the function fills it (migration 0022), and so does its evidence when it
 is the transition's acknowledgement; its forwarded bytes (the same again) go as edits of the unsigned
-receipt (the signature inserted, :data:`gateway.storage.forwarded.RECEIPT_MOST`), or empty too. Each is
+receipt (the signature inserted, :data:`gateway.storage.forwarded.RECEIPT_MOST`), or empty too; when they go
+as edits, the transition's receipt goes NULL and the function takes it from them (migration 0024), so the
+signed bytes cross the wire once. Each is
 stored once (0023): the signed bytes as the receipt message's forwarded bytes (its receipt NULL), the
 acknowledgement as its evidence, and the letter's receipts row names that message
 (``receipt_message_pk``) in place of copies; readers read ``message_receipt()`` and the view
@@ -27,7 +29,7 @@ from typing import Any, Literal
 
 from gateway.storage import Executor, forwarded
 from gateway.storage.db import encode_json, queries
-from gateway.storage.messages import NewMessage, delivery_rows, message_row
+from gateway.storage.messages import NewMessage, delivery_rows, message_row, sent_as_edits
 
 Outcome = Literal["delivered", "retry", "dead"]
 
@@ -70,9 +72,9 @@ class Transition:
     """What the caller wants back with the result (not stored)."""
 
 
-def _row(t: Transition, ord_: int) -> tuple[Any, ...]:
+def _row(t: Transition, ord_: int, receipt: bytes | None) -> tuple[Any, ...]:
     return (ord_, t.delivery_id, t.worker, t.outcome, t.permanent, t.attempt, t.started_at, t.at, t.reason,
-            t.due_at, t.message_pk, t.recipient, t.actor, encode_json(dict(t.details)), t.receipt, t.ack,
+            t.due_at, t.message_pk, t.recipient, t.actor, encode_json(dict(t.details)), receipt, t.ack,
             t.reset_destination, t.breaker_threshold, t.backoff_s)
 
 
@@ -83,8 +85,10 @@ async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
         return []
     receipts: list[tuple[Any, ...]] = []
     receipt_deliveries: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     for i, t in enumerate(transitions, start=1):
         m = t.receipt_message
+        receipt: bytes | None = t.receipt
         if m is not None:
             beside = bool(t.receipt) and m.forwarded == t.receipt
             if t.receipt and m.receipt == t.receipt:
@@ -94,11 +98,12 @@ async def apply(db: Executor, transitions: Sequence[Transition]) -> list[bool]:
                 m = replace(m, receipt=b"")
             if t.ack and m.evidence == t.ack:
                 m = replace(m, evidence=b"")  # the acknowledgement too: filled from the transition's (0023)
-            receipts.append(message_row(m, i, most=forwarded.RECEIPT_MOST if beside else forwarded.MOST,
-                                        sent_beside=beside))
+            row = message_row(m, i, most=forwarded.RECEIPT_MOST if beside else forwarded.MOST, sent_beside=beside)
+            if beside and sent_as_edits(row):
+                receipt = None  # the signed bytes go once, as the message's edits: the function reads them (0024)
+            receipts.append(row)
             receipt_deliveries.extend(delivery_rows(m, i))
-    rows = await db.fetch(queries["apply_delivery_transitions"],
-                          [_row(t, i) for i, t in enumerate(transitions, start=1)], receipts,
-                          receipt_deliveries)
-    applied = {r["ord"]: r["applied"] for r in rows}
+        rows.append(_row(t, i, receipt))
+    result = await db.fetch(queries["apply_delivery_transitions"], rows, receipts, receipt_deliveries)
+    applied = {r["ord"]: r["applied"] for r in result}
     return [bool(applied.get(i)) for i in range(1, len(transitions) + 1)]

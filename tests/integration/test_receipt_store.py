@@ -215,3 +215,41 @@ async def test_every_reader_gives_the_same_bytes_from_old_and_new_rows(empty_dat
             await check_readers(pool, pk, expected)
     finally:
         await pool.close()
+
+
+def _bytes_in(value) -> list[bytes]:
+    """Every bytes value in a statement's arguments (composites and arrays of them included)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return [bytes(value)]
+    if isinstance(value, list | tuple):
+        return [b for v in value for b in _bytes_in(v)]
+    return []
+
+
+async def test_a_signed_delivery_receipt_crosses_the_wire_once(pool, dev_pki):
+    """(0024) The signed receipt's signature goes to PostgreSQL once per delivery: as the inserted bytes of
+    the receipt message's forwarded edits, not again whole as the transition's receipt; the function fills
+    the transition's from those. Every reader still gives the same bytes."""
+    f = factory(dev_pki)
+    letter_pk = await messages.insert(pool, letter(1))
+    assert isinstance(letter_pk, int)
+    batch = [delivered(f, c, "w") for c in await claim(pool, "w")]
+    sent: list[tuple[str, tuple]] = []
+    async with pool.acquire() as conn:
+        def log(q) -> None:
+            sent.append((q.query, q.args))
+        conn.add_query_logger(log)
+        assert await transitions.apply(conn, batch) == [True, True]
+        conn.remove_query_logger(log)
+    [(_, args)] = [(q, a) for q, a in sent if "apply_delivery_transitions" in q]
+    wire = _bytes_in(args)
+    for t in batch:
+        signature = t.receipt[t.receipt.index(b"<ds:SignatureValue"):t.receipt.index(b"</ds:SignatureValue>")]
+        assert sum(b.count(signature) for b in wire) == 1, "the signed receipt crossed the wire more than once"
+    expected = {}
+    for t in batch:
+        m = t.receipt_message
+        assert m is not None
+        expected[t.delivery_id] = (t, await pool.fetchval(
+            "SELECT pk FROM messages WHERE sender = $1 AND message_id = $2", m.sender, m.message_id))
+    await check_readers(pool, letter_pk, expected)

@@ -123,3 +123,42 @@ async def test_a_delivery_receipt_crosses_the_wire_once_and_is_stored_whole(pool
         "FROM receipts_full f JOIN receipts r ON r.pk = f.pk JOIN deliveries d ON d.id = f.delivery_id")}
     assert kept == {OFFICES[0]: (b"<DR1/>", b"<Ack/>", True, False), OFFICES[1]: (b"<DR2/>", b"<Ack/>", False, True),
                     OFFICES[2]: (whole, b"<Ack/>", True, False)}
+
+
+async def test_a_receipt_sent_as_its_message_edits_is_filled_in_every_row_that_holds_it(pool):
+    """(0024) A signed receipt whose message carries it as edits of the unsigned receipt crosses the wire
+    once (the transition's goes NULL): the function takes it from the message's forwarded bytes for the
+    message and for the letter's receipts row, also where that row holds its own copy (the message keeps
+    other evidence, or a message of that id was stored already and this one is not)."""
+    await insert_many(pool, [letter(i, office) for i, office in enumerate(OFFICES[:3], start=1)])
+    claimed = await deliveries.claim_due(pool, now=NOW, limit=10, lease=dt.timedelta(seconds=60), worker="w1")
+    by_office = {c.recipient: c for c in claimed}
+    policy = RetryPolicy(initial_delay_s=30, jitter=0, max_attempts=5, rng=random.Random(1))
+    at = Attempt("w1", NOW, NOW + dt.timedelta(seconds=1))
+    unsigned = b"<E><H>" + b"h" * 300 + b"</H><Signatures/></E>"
+
+    def signed(i: int) -> bytes:
+        return unsigned.replace(b"<Signatures/>", b"<Signatures><Sig>" + bytes([48 + i]) * 200 + b"</Sig></Signatures>")
+
+    def message(i: int, evidence: bytes) -> NewMessage:
+        return NewMessage(**{**receipt_for(i, OFFICES[i - 1]).__dict__, "received": unsigned, "forwarded": signed(i),
+                             "receipt": signed(i), "evidence": evidence})
+
+    # a message of receipt-3's id stored before: the transition's message is not stored, its receipts row holds it
+    await insert_many(pool, [NewMessage(**{**message(3, b"<Ack/>").__dict__, "deliveries": []})])
+    batch = [decide(Delivered(ack=b"<Ack/>"), by_office[OFFICES[i - 1]], policy, at, breaker_threshold=3,
+                    receipt=signed(i), receipt_message=message(i, b"<Ack/>" if i != 2 else b"<Other/>"))
+             for i in (1, 2, 3)]
+    assert await transitions.apply(pool, batch) == [True, True, True]
+    kept = {r["recipient"]: (r["receipt"], r["ack"], r["linked"]) for r in await pool.fetch(
+        "SELECT d.recipient, f.receipt, f.ack, f.receipt_message_pk IS NOT NULL AS linked "
+        "FROM receipts_full f JOIN deliveries d ON d.id = f.delivery_id")}
+    assert kept == {OFFICES[0]: (signed(1), b"<Ack/>", True), OFFICES[1]: (signed(2), b"<Ack/>", False),
+                    OFFICES[2]: (signed(3), b"<Ack/>", False)}
+    rows = {r["message_id"]: (r["forwarded"], r["receipt"], r["evidence"], r["edited"]) for r in await pool.fetch(
+        "SELECT message_id, forwarded_bytes(received, forwarded, forwarded_edits, forwarded_inserts) AS forwarded, "
+        "message_receipt(receipt, received, forwarded, forwarded_edits, forwarded_inserts) AS receipt, evidence, "
+        "forwarded IS NULL AS edited FROM messages WHERE message_type = 'receipt'")}
+    assert rows == {"receipt-1": (signed(1), signed(1), b"<Ack/>", True),
+                    "receipt-2": (signed(2), signed(2), b"<Other/>", True),
+                    "receipt-3": (signed(3), signed(3), b"<Ack/>", True)}

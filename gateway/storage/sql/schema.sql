@@ -404,7 +404,8 @@ CREATE TYPE delivery_transition AS (
     recipient         text,
     actor             text,
     details           text,         -- the audit event's details (JSON)
-    receipt           bytea,        -- delivered: the signed delivery receipt ('' when none is made)
+    receipt           bytea,        -- delivered: the signed delivery receipt ('' when none is made; NULL: its
+                                    -- receipt message's forwarded bytes, sent as edits, 0024)
     ack               bytea,        -- delivered: the office's acknowledgement, kept as evidence
     reset_destination boolean,      -- a pushed outcome: the office answered
     breaker_threshold integer,      -- retry: consecutive failures that open the destination's backoff
@@ -428,9 +429,12 @@ DECLARE
     rec new_message;
     item record;
     same boolean;
+    signed bytea;
     linked integer[] := '{}';  -- ords of receipt messages that hold the transition's receipt and ack
     ords integer[];
     pks bigint[];
+    filled_ords integer[] := '{}';  -- (0024) transitions whose receipt came NULL, and those receipts
+    filled bytea[] := '{}';
 BEGIN
     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
     SELECT x.delivery_id, x.attempt, x.started_at, x.at,
@@ -518,17 +522,27 @@ BEGIN
     -- filled here; forwarded bytes may also come as edits of the unsigned receipt (0023, as a letter's,
     -- 0019). A message whose forwarded bytes are the signed receipt keeps no receipt of its own (NULL:
     -- the same bytes, 0023), and one that also holds the acknowledgement (every one the gateway makes)
-    -- is what the delivery's receipts row names in place of copies of them.
+    -- is what the delivery's receipts row names in place of copies of them. A transition's receipt that
+    -- comes NULL (0024) is its message's forwarded bytes, sent as edits: taken from them, for the message
+    -- and for a receipts row that holds its own copy.
     FOR item IN
         SELECT r, x.receipt AS signed, x.ack FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
         WHERE x.delivery_id = ANY (done) ORDER BY r.ord
     LOOP
         rec := item.r;
         IF rec.evidence = '' THEN rec.evidence := item.ack; END IF;
-        IF rec.forwarded = '' THEN rec.forwarded := item.signed; END IF;
-        same := item.signed <> ''
-                AND forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts) = item.signed;
-        IF rec.receipt = '' THEN rec.receipt := CASE WHEN same THEN NULL ELSE item.signed END; END IF;
+        signed := item.signed;
+        IF signed IS NULL THEN
+            signed := forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts);
+            filled_ords := filled_ords || rec.ord;
+            filled := filled || signed;
+            same := signed <> '';
+        ELSE
+            IF rec.forwarded = '' THEN rec.forwarded := signed; END IF;
+            same := signed <> ''
+                    AND forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts) = signed;
+        END IF;
+        IF rec.receipt = '' THEN rec.receipt := CASE WHEN same THEN NULL ELSE signed END; END IF;
         IF same AND rec.evidence IS NOT DISTINCT FROM item.ack THEN linked := linked || rec.ord; END IF;
         receipts := receipts || rec;
     END LOOP;
@@ -540,9 +554,10 @@ BEGIN
     WHERE i.out_pk IS NOT NULL AND i.out_ord = ANY (linked);
 
     INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at, receipt_message_pk)
-    SELECT x.message_pk, x.delivery_id, 'delivery', CASE WHEN l.pk IS NULL THEN x.receipt END,
+    SELECT x.message_pk, x.delivery_id, 'delivery', CASE WHEN l.pk IS NULL THEN coalesce(x.receipt, f.receipt) END,
            CASE WHEN l.pk IS NULL THEN x.ack END, x.at, l.pk
     FROM unnest(p_transitions) x LEFT JOIN unnest(ords, pks) l (ord, pk) ON l.ord = x.ord
+         LEFT JOIN unnest(filled_ords, filled) f (ord, receipt) ON f.ord = x.ord
     WHERE x.outcome = 'delivered' AND x.delivery_id = ANY (done)
     ORDER BY x.ord
     ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING;
