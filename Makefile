@@ -1,7 +1,13 @@
 # The two commands: `make run` and `make test`. Both set up everything they need
 # on a fresh machine (virtualenv, Python packages, Debian packages for tests).
 
-PYTHON ?= python3
+# The interpreter: the distribution's CPython when it is 3.11 or newer and can make a virtualenv, else the
+# first python3 on PATH. Debian's is built with PGO and LTO and linked statically; a CPython compiled without
+# them (pyenv's default) spent 20-45% more CPU on the same letter here (bench/crypto.py, bench/e2e.py; README,
+# "Running in production"). PYTHON=... chooses another.
+PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
+            $$p -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; \
+          done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp

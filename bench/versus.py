@@ -4,7 +4,8 @@ The peer (``../shared/peers/pyas2/run.sh``: django-pyas2 from PyPI under /tmp,
 gunicorn with 2 sync workers, PostgreSQL 15, signed AS2 messages of ~5 KB each
 answered with a signed MDN) runs first; then ``bench/submit.py --signed``
 (XAdES-signed letters of ~5 KB, signatures required, gateway seal and signed
-receipts, durability as shipped). CPU per message is server + database for
+receipts, durability as shipped). Both run on the same CPython build: the peer's virtualenv is made
+from the interpreter this script runs on (made anew when it was made from another). CPU per message is server + database for
 both: the peer's gunicorn tree plus its PostgreSQL tree, the gateway's
 processes plus every PostgreSQL process. ratio = peer CPU per message / gateway
 CPU per letter.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +31,33 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT.parent / "shared" / "peers" / "pyas2" / "run.sh"
 
 
-def run_peer(n: int, root: Path, port: int, pg_port: int, wait_quiet: int) -> dict:
+def interpreter() -> str:
+    """The CPython build the gateway runs on (the base of its virtualenv): the peer is given the same one.
+
+    Builds differ by a fifth or more in CPU (a distribution's PGO + LTO build against one compiled
+    without them), so a ratio between two builds would measure the builds, not the servers.
+    """
+    return str(Path(getattr(sys, "_base_executable", sys.executable)).resolve())
+
+
+def peer_venv_interpreter(root: Path) -> str | None:
+    """The interpreter the peer's kept virtualenv was made from (its pyvenv.cfg), or None."""
+    cfg = root / "venv" / "pyvenv.cfg"
+    if not cfg.exists():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "executable":
+            return str(Path(value.strip()).resolve())
+    return None
+
+
+def run_peer(n: int, root: Path, port: int, pg_port: int, wait_quiet: int, python: str) -> dict:
     env = {**os.environ, "ROOT": str(root), "N": str(n), "LEVELS": "8", "DBS": "postgres", "PORT": str(port),
-           "PGPORT": str(pg_port), "WAIT_QUIET": str(wait_quiet), "RESULTS_DIR": str(root / "results")}
-    if (root / "venv" / "bin" / "python").exists():
-        env["REUSE_VENV"] = "1"
+           "PGPORT": str(pg_port), "WAIT_QUIET": str(wait_quiet), "RESULTS_DIR": str(root / "results"),
+           "PYTHON": python}
+    if peer_venv_interpreter(root) == python:
+        env["REUSE_VENV"] = "1"  # else run.sh makes the peer's virtualenv anew from this interpreter
     out = subprocess.run(["bash", str(PEER)], env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
@@ -67,16 +91,18 @@ def main() -> None:
                     help="seconds the peer waits for the machine to go idle before its timed run")
     args = ap.parse_args()
     n = args.n or (400 if args.quick else 2000)
-    peer = run_peer(n, args.peer_root, args.peer_port, args.peer_pg_port, args.wait_quiet)
+    python = interpreter()
+    peer = run_peer(n, args.peer_root, args.peer_port, args.peer_pg_port, args.wait_quiet, python)
     gateway = run_gateway(n)
     peer_cpu = float(peer["server_cpu_ms_per_msg"]) + float(peer["db_cpu_ms_per_msg"])
     gateway_cpu = float(gateway["gateway_cpu_ms_per_letter"]) + float(gateway["postgres_cpu_ms_per_letter"])
     print(f"peer: server {peer['server_cpu_ms_per_msg']} + database {peer['db_cpu_ms_per_msg']} ms CPU per message, "
           f"other jobs {peer['other_cores']} cores; gateway: {gateway['gateway_cpu_ms_per_letter']} + PostgreSQL "
-          f"{gateway['postgres_cpu_ms_per_letter']} ms CPU per letter; {os.cpu_count()} cores")
+          f"{gateway['postgres_cpu_ms_per_letter']} ms CPU per letter; {os.cpu_count()} cores; both on {python}")
     print(f"peer_cpu_ms={peer_cpu:.2f} gateway_cpu_ms={gateway_cpu:.2f} ratio={peer_cpu / gateway_cpu:.1f} "
           f"peer_per_s={peer['msgs_per_s']} gateway_per_s={gateway['letters_per_s']} "
-          f"peer_p99_ms={peer['p99_ms']} gateway_p99_ms={gateway['p99_ms']} n={n} concurrency=8")
+          f"peer_p99_ms={peer['p99_ms']} gateway_p99_ms={gateway['p99_ms']} n={n} concurrency=8 "
+          f"python={platform.python_version()}")
 
 
 if __name__ == "__main__":
