@@ -195,9 +195,9 @@ class PkiSealer:
         taken = self.trees.take_verified(envelope)
         if taken is not None:
             tree, verified = taken
-            # the tree was taken: nobody reads it after the seal, so the seal is not read back into it
             if verified is None:
-                return seal_tree(tree, self.signer, keep_seal=False)
+                return seal_tree(tree, self.signer)
+            # a verified tree, taken: nobody reads it after the seal, so the seal is not read back into it
             return seal_tree(tree, self.signer, ids=verified.ids, exclusive_sha256=verified.exclusive_sha256,
                              keep_seal=False)
         return seal_envelope(envelope, self.signer)
