@@ -80,7 +80,7 @@ def seal_tree(root: etree._Element, seal_signer: Signer, *, xades: bool = False,
     checked for this tree's elements (:attr:`pki.verify.VerifiedEnvelope.exclusive_sha256`; the body's and
     attachments' are the seal's too: nothing in them changes between the two), with ``ids`` only.
     ``keep_seal=False``: the caller only wants the bytes (the gateway's sealer, which drops the tree): a seal
-    written as bytes is not read back into the tree (~0.1M instructions a letter); the bytes are the same."""
+    written as bytes is not read back into the tree (0.19M instructions a letter); the bytes are the same."""
     parts = envelope_parts(root)
     if parts.header is None:
         raise StructureError("the envelope has no Header", field="Header")
