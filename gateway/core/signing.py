@@ -197,7 +197,9 @@ class PkiSealer:
             tree, verified = taken
             if verified is None:
                 return seal_tree(tree, self.signer)
-            return seal_tree(tree, self.signer, ids=verified.ids, exclusive_sha256=verified.exclusive_sha256)
+            # a verified tree, taken: nobody reads it after the seal, so the seal is not read back into it
+            return seal_tree(tree, self.signer, ids=verified.ids, exclusive_sha256=verified.exclusive_sha256,
+                             keep_seal=False)
         return seal_envelope(envelope, self.signer)
 
     def sign_receipt(self, receipt: bytes) -> bytes:

@@ -216,6 +216,7 @@ class Intake:
                     parts: Mapping[str, SpooledPart] | None = None) -> CheckedEnvelope:
         """Check ``data`` (a :class:`BuiltEnvelope`: not parsed nor read again, see the module)."""
         built = data if isinstance(data, BuiltEnvelope) else None
+        held: list[etree._Element] = []  # noqa: F841 (kept alive for its proxies, see below)
         if built is None:
             root = xml.parse(data, max_bytes=self.max_bytes)
         elif len(built) > self.max_bytes:
@@ -241,6 +242,11 @@ class Intake:
             _check_attachment_limits(items, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
                                      sizes=False)
             xml.validate(SCHEMA, root)
+            if self.verifier is not None:
+                # Every element's proxy, made once and held until the verifier is done: the zone check, the
+                # reader and the verifier (pki.verify.validate_author, which lists them again) visit the same
+                # elements, and lxml hands back a living proxy where it would make (and free) a new one.
+                held = list(root.iter(etree.Element))
             # what the schemas leave open in Signatures, signed or not; no seal yet (it is added after intake)
             check_signature_zone(root, seal=False)
             _check_attachment_limits(items, max_bytes=self.max_bytes, max_part_bytes=self.max_part_bytes,
@@ -269,6 +275,7 @@ class Intake:
                 root, env = verified, read_envelope(verified)
                 self._check_policy(env, allow_receipts=allow_receipts)
                 lists = await self._lists(env.header, sender)
+        del held  # the verifier is done: the proxies go with the tree's other references
         if built is None and not env.attachments:
             env = replace(env, attachments=read_attachments(root, decoded))
         h = env.header

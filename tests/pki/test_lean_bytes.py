@@ -106,3 +106,16 @@ async def test_seals_and_receipts_written_as_bytes_verify(signer1, seal_signer, 
     verified = await verify_receipt(receipts.sign_receipt_tree(receipt.tree, seal_signer), seal_signer.certificate)
     assert (verified.message_id, verified.sha256) == ("m-2", "cd" * 32)
     assert count_trees == []
+
+
+def test_the_seal_not_read_back_gives_the_same_bytes(signer1, seal_signer, count_trees):
+    """``keep_seal=False`` (the gateway's sealer, which drops the tree) returns the very bytes the seal kept in
+    the tree gives, leaves the tree without the seal, and writes it as bytes all the same."""
+    signer = _Deterministic(seal_signer)
+    raw = sign_envelope(envelope(attachments=2), signer1)
+    kept_root, dropped_root = parse(raw), parse(raw)
+    kept = seal_tree(kept_root, signer)
+    assert seal_tree(dropped_root, signer, keep_seal=False) == kept
+    assert count_trees == []
+    assert [s.get("Id") for s in dropped_root.iter(DS + "Signature")] == [
+        s.get("Id") for s in kept_root.iter(DS + "Signature")][:-1]
