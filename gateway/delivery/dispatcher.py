@@ -238,7 +238,8 @@ class Dispatcher:
                                     recipient=c.recipient, envelope=c.forwarded, route=route,
                                     attempt=c.attempts, parts=parts,
                                     open_part=functools.partial(parts_store.iter_chunks, self.pool,
-                                                                c.message_pk)))
+                                                                c.message_pk),
+                                    envelope_sha256=c.forwarded_sha256))
                             except Exception as exc:  # an adapter bug must not lose the letter
                                 log.exception("adapter raised")
                                 outcome = Retry(f"internal: {type(exc).__name__}")
