@@ -242,19 +242,21 @@ class PushAdapter:
 
     async def deliver(self, d: OutboundDelivery) -> Outcome:
         url = d.route.settings["url"]
-        timeout = aiohttp.ClientTimeout(total=float(d.route.settings.get("timeout_s", self.timeout.total)))
+        timeout_s = float(d.route.settings.get("timeout_s", self.timeout.total))
+        delivery_id = str(d.delivery_id)
         headers = {
             "Content-Type": "application/xml; charset=utf-8",
-            "X-Saraban-Delivery-Id": str(d.delivery_id),
+            "X-Saraban-Delivery-Id": delivery_id,
             "X-Saraban-Message-Id": d.message_id,
             "X-Saraban-Sender": d.sender,
             "X-Saraban-Attempt": str(d.attempt),
         }
         try:
             if d.parts:  # files beside the envelope: one multipart/related body, streamed from the store
-                status, answer_headers, body = await self._post_related(d, url, headers, timeout)
+                status, answer_headers, body = await self._post_related(
+                    d, url, headers, aiohttp.ClientTimeout(total=timeout_s))
             else:
-                answer = await self.wire.post(url, d.envelope, headers, timeout=timeout.total or 30.0)
+                answer = await self.wire.post(url, d.envelope, headers, timeout=timeout_s or 30.0)
                 status, answer_headers, body = answer.status, answer.headers, answer.body
         except TRANSPORT_ERRORS as exc:
             return transport_retry(exc)
@@ -264,7 +266,6 @@ class PushAdapter:
         if verdict == "permanent":
             return Permanent(f"http {status}: {body[:200].decode('utf-8', 'replace')}")
         # The connection is back in the pool: checking a signed ack may fetch OCSP/CRLs.
-        delivery_id = str(d.delivery_id)
         read = read_ack(body, delivery_id)
         if isinstance(read, str):
             return Retry(f"http {status} without a valid acknowledgement ({read})")
