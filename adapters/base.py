@@ -40,6 +40,9 @@ class OutboundDelivery:
     """Files that travel beside the envelope (its Attachments with ``ContentRef``)."""
     open_part: Callable[[str], AsyncIterator[bytes]] | None = None
     """Reads one of ``parts`` by Content-ID, chunk by chunk (a fresh stream per call)."""
+    envelope_sha256: bytes | None = None
+    """SHA-256 of ``envelope`` when the caller has it (the dispatcher's claim does): an adapter checking
+    an acknowledgement's digest uses it rather than hash the envelope again."""
 
     def read_part(self, content_id: str) -> AsyncIterator[bytes]:
         """:attr:`open_part`, for a delivery that has ``parts`` (the dispatcher always gives both)."""

@@ -70,12 +70,13 @@ def _target(url: str) -> _Target:
 
 
 def _header_lines(headers: Mapping[str, str]) -> bytes:
-    lines = []
-    for name, value in headers.items():
-        if any(c in name or c in value for c in "\r\n") or ":" in name:
-            raise ValueError(f"header {name!r}: CR, LF or a colon where none may be")
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines).encode("latin-1")
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # one CR and one LF a header (its end) and no colon in a name, checked on the whole text at once
+    if text.count("\r") != len(headers) or text.count("\n") != len(headers) or ":" in "".join(headers):
+        for name, value in headers.items():
+            if any(c in name or c in value for c in "\r\n") or ":" in name:
+                raise ValueError(f"header {name!r}: CR, LF or a colon where none may be")
+    return text.encode("latin-1")
 
 
 class _Connection(asyncio.Protocol):

@@ -49,10 +49,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 import asyncpg
 import structlog
 import tenacity
+from prometheus_client import Counter, Histogram
 
 from adapters.base import Adapter, Delivered, OutboundDelivery, Outcome, Permanent, Retry
 from gateway.core.clock import Clock
@@ -73,6 +75,16 @@ from gateway.storage.receipts import ReceiptFactory
 from gateway.storage.transitions import Transition
 
 log = structlog.get_logger(__name__)
+
+
+class _RouteMetrics(NamedTuple):
+    """The dispatcher's metrics labelled with one route kind (:meth:`Dispatcher._metrics_of`)."""
+
+    seconds: Histogram
+    delivered: Counter
+    latency: Histogram
+    dead: Counter
+    retries: Counter
 
 
 class Dispatcher:
@@ -102,6 +114,9 @@ class Dispatcher:
         self._per_destination: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_destination))
         self._stopping = False
+        #: A request started later than this before its lease's end could outlast it (_lease_too_short)
+        self._lease_margin = dt.timedelta(seconds=min(settings.request_timeout_s, settings.lease_s / 2))
+        self._route_metrics: dict[str, _RouteMetrics] = {}
 
     def wake(self) -> None:
         self._event.set()
@@ -196,8 +211,18 @@ class Dispatcher:
         behind a slow office a claimed delivery can wait longer than its lease;
         by then another process may have claimed it too, and both would send it,
         doubling the load on the office that is already slow."""
-        margin = min(self.settings.request_timeout_s, self.settings.lease_s / 2)
-        return self.clock.now() + dt.timedelta(seconds=margin) > lease_end
+        return self.clock.now() + self._lease_margin > lease_end
+
+    def _metrics_of(self, route: str) -> _RouteMetrics:
+        """The delivery metrics labelled with ``route``, looked up once (``labels()`` takes a lock and
+        builds its key on every call)."""
+        found = self._route_metrics.get(route)
+        if found is None:
+            m = self.metrics
+            found = self._route_metrics[route] = _RouteMetrics(
+                m.delivery_seconds.labels(route=route), m.delivered.labels(route=route),
+                m.delivery_latency.labels(route=route), m.dead.labels(route=route), m.retries.labels(route=route))
+        return found
 
     async def _deliver_one(self, c: ClaimedDelivery, lease_end: dt.datetime) -> bool:
         try:
@@ -238,7 +263,8 @@ class Dispatcher:
                                     recipient=c.recipient, envelope=c.forwarded, route=route,
                                     attempt=c.attempts, parts=parts,
                                     open_part=functools.partial(parts_store.iter_chunks, self.pool,
-                                                                c.message_pk)))
+                                                                c.message_pk) if c.parts else None,
+                                    envelope_sha256=c.forwarded_sha256))
                             except Exception as exc:  # an adapter bug must not lose the letter
                                 log.exception("adapter raised")
                                 outcome = Retry(f"internal: {type(exc).__name__}")
@@ -247,7 +273,7 @@ class Dispatcher:
                         log.info("lease ran out waiting for the destination; handed back untried")
                         await self._release([c])
                         return False
-            self.metrics.delivery_seconds.labels(route=route_kind).observe(time.perf_counter() - t0)
+            self._metrics_of(route_kind).seconds.observe(time.perf_counter() - t0)
             if outcome is None:  # (handed back above; the branches that leave it None return)
                 return False
             try:
@@ -286,22 +312,22 @@ class Dispatcher:
                    breaker_threshold=self.settings.breaker_threshold, receipt=receipt,
                    receipt_message=receipt_message)
         applied = await self.recorder.submit(t)
-        m = self.metrics
+        m = self._metrics_of(route)
         if t.outcome == "delivered":
             if not applied:
                 log.warning("delivered after the lease was lost; the office deduplicates")
                 return True
             if receipt_message is not None and receipt_message.deliveries:
                 self.wake()  # its delivery receipt is queued: claim it now, not at the next poll
-            m.delivered.labels(route=route).inc()
-            m.delivery_latency.labels(route=route).observe(max(0.0, (now - c.created_at).total_seconds()))
+            m.delivered.inc()
+            m.latency.observe(max(0.0, (now - c.created_at).total_seconds()))
             log.info("delivered", attempt=c.attempts)
             return True
         if t.outcome == "dead":
-            m.dead.labels(route=route).inc()
+            m.dead.inc()
             log.warning("dead letter", reason=t.reason, attempts=c.attempts)
         else:
-            m.retries.labels(route=route).inc()
+            m.retries.inc()
             log.info("delivery will be retried", reason=t.reason, attempt=c.attempts,
                      next_attempt_at=str(t.due_at))
         return False
