@@ -37,14 +37,17 @@ def decide(outcome: Outcome, claim: ClaimedDelivery, policy: RetryPolicy, attemp
 
     ``receipt`` and ``receipt_message`` (a delivered outcome): the signed delivery receipt and the
     message carrying it back to the sender, made beforehand by the caller (signing is not pure)."""
+    if isinstance(outcome, Delivered):  # the usual outcome: one Transition made, not a base and a replace()
+        return Transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished,
+                          message_pk=claim.message_pk, recipient=claim.recipient, actor="gateway",
+                          details={"recipient": claim.recipient, "sha256": claim.forwarded_sha256.hex(),
+                                   **(outcome.facts or {})},
+                          worker=attempt.worker, attempt=claim.attempts, started_at=attempt.started,
+                          reset_destination=True, receipt=receipt, ack=outcome.ack, receipt_message=receipt_message)
     base = Transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished,
                       message_pk=claim.message_pk,
                       recipient=claim.recipient, actor="gateway", details={}, worker=attempt.worker,
                       attempt=claim.attempts, started_at=attempt.started, reset_destination=True)
-    if isinstance(outcome, Delivered):
-        return replace(base, details={"recipient": claim.recipient, "sha256": claim.forwarded_sha256.hex(),
-                                      **(outcome.facts or {})},
-                       receipt=receipt, ack=outcome.ack, receipt_message=receipt_message)
     if isinstance(outcome, Permanent):
         return replace(base, outcome="dead", reason=outcome.reason, permanent=True,
                        details={"recipient": claim.recipient, "reason": outcome.reason,
