@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,7 +47,7 @@ from gateway.storage import ltv as ltv_store
 from gateway.storage import parts as parts_store
 from gateway.storage.batching import GroupCommitter
 from gateway.storage.deliveries import DeliveryStatus
-from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
+from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise, delivery_ids
 from gateway.storage.receipts import first_status
 from pki.errors import PkiError
 from pki.ltv import Capture, capturing, tolerating_unknown_revocation
@@ -185,9 +184,9 @@ class Acceptance:
         forwarded = self.sealer.seal_envelope(checked.raw)
         recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
-        for recipient in recipients:
+        for delivery_id, recipient in zip(delivery_ids(len(recipients)), recipients, strict=True):
             route, status = first_status(self.directory, self.adapters, recipient)
-            new_deliveries.append(NewDelivery(uuid.uuid4(), recipient, route, status))
+            new_deliveries.append(NewDelivery(delivery_id, recipient, route, status))
         letter, notifier = env.letter, env.notifier
         new = NewMessage(
             sender=h.sender, message_id=h.message_id, message_type=h.message_type.value,
