@@ -9,9 +9,10 @@ processor is a second line of defence for keys with telling names.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -46,15 +47,27 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     )
 
 
-@contextlib.contextmanager
-def log_context(**kw: object) -> Iterator[None]:
+class _LogContext:
+    """:func:`log_context`'s context manager: a class, not a ``contextlib`` generator (whose generator and
+    wrapper cost more than the binding itself)."""
+
+    __slots__ = ("_kw", "_tokens")
+
+    def __init__(self, kw: dict[str, object]) -> None:
+        self._kw = kw
+        self._tokens: Mapping[str, contextvars.Token[Any]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._kw)
+
+    def __exit__(self, *exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
+
+
+def log_context(**kw: object) -> contextlib.AbstractContextManager[None]:
     """Bind ``kw`` to every log line in this context, then restore exactly what was there.
 
     structlog's ``bound_contextvars`` does the same by copying the whole context first (3% of
     the submit path's CPU); resetting the tokens of the variables set costs nothing extra.
     """
-    tokens = structlog.contextvars.bind_contextvars(**kw)
-    try:
-        yield
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+    return _LogContext(kw)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import structlog
@@ -48,7 +48,7 @@ from gateway.storage import ltv as ltv_store
 from gateway.storage import parts as parts_store
 from gateway.storage.batching import GroupCommitter
 from gateway.storage.deliveries import DeliveryStatus
-from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise
+from gateway.storage.messages import NewDelivery, NewMessage, SentOtherwise, delivery_ids
 from gateway.storage.receipts import first_status
 from pki.errors import PkiError
 from pki.ltv import Capture, capturing, tolerating_unknown_revocation
@@ -56,6 +56,8 @@ from pki.ltv import Capture, capturing, tolerating_unknown_revocation
 log = structlog.get_logger(__name__)
 
 _TRANSIENT = db.TRANSIENT_ERRORS
+#: The facts of intake's checks that go into the accepted letter's audit event (plain values only).
+_AUDITED_FACT = (str, bool, int)
 
 
 @dataclass(frozen=True)
@@ -185,9 +187,9 @@ class Acceptance:
         forwarded = self.sealer.seal_envelope(checked.raw)
         recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
-        for recipient in recipients:
+        for delivery_id, recipient in zip(delivery_ids(len(recipients)), recipients, strict=True):
             route, status = first_status(self.directory, self.adapters, recipient)
-            new_deliveries.append(NewDelivery(uuid.uuid4(), recipient, route, status))
+            new_deliveries.append(NewDelivery(delivery_id, recipient, route, status))
         letter, notifier = env.letter, env.notifier
         new = NewMessage(
             sender=h.sender, message_id=h.message_id, message_type=h.message_type.value,
@@ -202,17 +204,8 @@ class Acceptance:
             notifier_kind=notifier.kind.value if notifier else None,
             registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
             resend_guard=resend_guard if letter is not None else None,
-            audit={"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
-                   "recipients": list(h.recipients), "sha256": checked.sha256_hex,
-                   **({"recipient_lists": {e.list_name: e.member_count for e in expansions},
-                       "deliveries": len(new_deliveries)} if expansions else {}),
-                   **({"sealed": True, "forwarded_sha256": hashlib.sha256(forwarded).hexdigest()}
-                      if forwarded is not checked.raw and forwarded != checked.raw else {"sealed": False}),
-                   **({"notifier": notifier.kind.value} if notifier else {}),
-                   **({"validation_pending": True} if pending else {}),
-                   **({"parts": {p.content_id: p.sha256 for p in checked.parts}} if checked.parts else {}),
-                   **{k: v for k, v in checked.facts.items() if isinstance(v, (str, bool, int))},
-                   **(admitted.facts() if admitted is not None else {})},
+            audit=self._audit(checked, channel=channel, forwarded=forwarded, expansions=expansions,
+                              deliveries=len(new_deliveries), pending=pending, admitted=admitted),
         )
         parts = checked.parts
 
@@ -249,6 +242,37 @@ class Acceptance:
             self._wake()
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
                             sha256=checked.sha256_hex, pending=pending)
+
+    @staticmethod
+    def _audit(checked: CheckedEnvelope, *, channel: str, forwarded: bytes,
+               expansions: Sequence[lists_store.Expansion], deliveries: int, pending: bool,
+               admitted: Caller | None) -> dict[str, Any]:
+        """The details of a letter's ``message.accepted`` audit event, key by key in a fixed order (set
+        in place, not merged from a dictionary per optional part)."""
+        env = checked.envelope
+        h, notifier = env.header, env.notifier
+        audit: dict[str, Any] = {"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
+                                 "recipients": list(h.recipients), "sha256": checked.sha256_hex}
+        if expansions:
+            audit["recipient_lists"] = {e.list_name: e.member_count for e in expansions}
+            audit["deliveries"] = deliveries
+        if forwarded is not checked.raw and forwarded != checked.raw:
+            audit["sealed"] = True
+            audit["forwarded_sha256"] = hashlib.sha256(forwarded).hexdigest()
+        else:
+            audit["sealed"] = False
+        if notifier:
+            audit["notifier"] = notifier.kind.value
+        if pending:
+            audit["validation_pending"] = True
+        if checked.parts:
+            audit["parts"] = {p.content_id: p.sha256 for p in checked.parts}
+        for k, v in checked.facts.items():
+            if isinstance(v, _AUDITED_FACT):
+                audit[k] = v
+        if admitted is not None:
+            audit.update(admitted.facts())
+        return audit
 
     def _expand(self, sender: str, explicit: Sequence[str], lists: Sequence[DistributionList],
                 ) -> tuple[list[str], list[lists_store.Expansion]]:

@@ -45,31 +45,51 @@ _TOKEN = re.compile(r"[!-~]{1,4096}")
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        token = value.strip()
-        if not _TOKEN.fullmatch(token):
-            raise AuthError("unknown token", code="auth.invalid_token")
-        return token
-    return None
+    if scheme.lower() != "bearer":
+        return None
+    token = value.strip()
+    if not token:
+        return None
+    if not _TOKEN.fullmatch(token):
+        raise AuthError("unknown token", code="auth.invalid_token")
+    return token
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
-async def _from_certificate(request: web.Request) -> Principal | None:
-    """The agency named by a verified TLS client certificate (chain checked by the TLS layer
-    against the trust anchors, then validity and revocation by the trust store, cached per
-    certificate, and the agency's registered TLS certificates, if it registers any:
-    :func:`gateway.core.certexpiry.check_tls_client`)."""
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The DER of the TLS client certificate the connection presented, if any."""
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
+    return ssl_object.getpeercert(binary_form=True) or None
+
+
+async def _from_certificate(request: web.Request, der: bytes) -> Principal:
+    """The agency named by a verified TLS client certificate (chain checked by the TLS layer
+    against the trust anchors, then validity and revocation by the trust store, cached per
+    certificate, and the agency's registered TLS certificates, if it registers any:
+    :func:`gateway.core.certexpiry.check_tls_client`)."""
     agency = await agency_of_client(der, request.app[keys.DIRECTORY], request.app[keys.TRUST].store)
     return Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="certificate")
+
+
+#: The principal of an agency's development bearer token, per agency (a frozen value, the same for
+#: every request: built once, not per request). Bounded: cleared past this many agencies.
+_TOKEN_AGENCIES: dict[str, Principal] = {}
+_TOKEN_AGENCIES_MAX = 10_000
+
+
+def _token_agency(agency: str) -> Principal:
+    principal = _TOKEN_AGENCIES.get(agency)
+    if principal is None:
+        if len(_TOKEN_AGENCIES) >= _TOKEN_AGENCIES_MAX:
+            _TOKEN_AGENCIES.clear()
+        principal = _TOKEN_AGENCIES[agency] = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}",
+                                                        method="token")
+    return principal
 
 
 async def authenticate(request: web.Request) -> Principal:
@@ -78,10 +98,12 @@ async def authenticate(request: web.Request) -> Principal:
         return cached
     directory = request.app[keys.DIRECTORY]
     settings = request.app[keys.SETTINGS]
-    principal = await _from_certificate(request)
-    if principal is not None:
-        request[PRINCIPAL] = principal
-        return principal
+    der = _peer_certificate(request)
+    if der is not None:
+        by_certificate = await _from_certificate(request, der)
+        request[PRINCIPAL] = by_certificate
+        return by_certificate
+    principal: Principal | None = None
     token = _bearer(request)
     if token is not None:
         # Agency bearer tokens are a development convenience; staff API tokens (users table,
@@ -91,7 +113,7 @@ async def authenticate(request: web.Request) -> Principal:
             if settings.profile == "production":
                 raise AuthError("bearer tokens are off in the production profile; use a client certificate",
                                 code="auth.token_disabled")
-            principal = Principal(role=AGENCY, agency=agency, subject=f"agency:{agency}", method="token")
+            principal = _token_agency(agency)
         else:
             user = await users.user_for_token(request.app[keys.POOL], token)
             if user is None:
