@@ -206,15 +206,21 @@ async def test_every_reader_gives_the_same_bytes_from_old_and_new_rows(empty_dat
         assert await transitions.apply(pool, new) == [True, True]
         for pk, batch in ((old_pk, old), (new_pk, new)):
             assert isinstance(pk, int)
-            expected = {}
-            for t in batch:
-                m = t.receipt_message
-                assert m is not None
-                expected[t.delivery_id] = (t, await pool.fetchval(
-                    "SELECT pk FROM messages WHERE sender = $1 AND message_id = $2", m.sender, m.message_id))
-            await check_readers(pool, pk, expected)
+            await check_readers(pool, pk, await expected_of(pool, batch))
     finally:
         await pool.close()
+
+
+async def expected_of(pool, batch) -> dict[uuid.UUID, tuple[Transition, int]]:
+    """What :func:`check_readers` expects of each delivery of ``batch``: its transition and the pk of the
+    receipt message it stored."""
+    expected = {}
+    for t in batch:
+        m = t.receipt_message
+        assert m is not None
+        expected[t.delivery_id] = (t, await pool.fetchval(
+            "SELECT pk FROM messages WHERE sender = $1 AND message_id = $2", m.sender, m.message_id))
+    return expected
 
 
 def _bytes_in(value) -> list[bytes]:
@@ -246,10 +252,4 @@ async def test_a_signed_delivery_receipt_crosses_the_wire_once(pool, dev_pki):
     for t in batch:
         signature = t.receipt[t.receipt.index(b"<ds:SignatureValue"):t.receipt.index(b"</ds:SignatureValue>")]
         assert sum(b.count(signature) for b in wire) == 1, "the signed receipt crossed the wire more than once"
-    expected = {}
-    for t in batch:
-        m = t.receipt_message
-        assert m is not None
-        expected[t.delivery_id] = (t, await pool.fetchval(
-            "SELECT pk FROM messages WHERE sender = $1 AND message_id = $2", m.sender, m.message_id))
-    await check_readers(pool, letter_pk, expected)
+    await check_readers(pool, letter_pk, await expected_of(pool, batch))
