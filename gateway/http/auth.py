@@ -140,8 +140,11 @@ async def require(request: web.Request, *roles: str) -> Principal:
 
 
 async def require_agency(request: web.Request) -> str:
-    """The calling agency's code (role agency): the routes that act for an agency need it."""
-    principal = await require(request, AGENCY)
+    """The calling agency's code (role agency): the routes that act for an agency need it. (:func:`require`
+    inlined for the one role: a coroutine less on every letter, the same refusal.)"""
+    principal = await authenticate(request)
+    if principal.role != AGENCY:
+        raise AuthError(f"this needs the role {AGENCY}", code="auth.forbidden")
     if principal.agency is None:  # an agency-role user added without an agency code
         raise AuthError(f"{principal.subject} acts for no agency", code="auth.no_agency")
     return principal.agency

@@ -5,12 +5,13 @@ import uuid
 
 import structlog
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from gateway.core import appkeys as keys
+from gateway.core.errors import AuthError
 from gateway.core.logging import log_context
 from gateway.core.settings import Settings
-from gateway.http import api
+from gateway.http import api, auth
 from gateway.http.console import _console_only
 
 
@@ -120,3 +121,20 @@ def test_log_context_sets_the_variables_structlog_binds_and_merges():
         assert structlog.contextvars.get_contextvars()["request_id"] == "r1"
     assert structlog.contextvars.get_contextvars() == {"message_id": "m1"}
     structlog.contextvars.clear_contextvars()
+
+
+async def test_require_agency_refuses_as_require_for_the_agency_role_does():
+    for role in auth.ROLES:
+        request = make_mocked_request("POST", "/v1/messages")
+        request[auth.PRINCIPAL] = auth.Principal(role=role, agency="0100000000" if role == auth.AGENCY else None,
+                                                 subject=f"user:{role}", method="token")
+        outcomes = []
+        for way in (lambda r: auth.require(r, auth.AGENCY), auth.require_agency):
+            try:
+                outcomes.append(await way(request))
+            except AuthError as exc:
+                outcomes.append((type(exc).__name__, str(exc), exc.code, exc.field))
+        if role == auth.AGENCY:
+            assert outcomes == [request[auth.PRINCIPAL], "0100000000"]
+        else:
+            assert outcomes[0] == outcomes[1] and outcomes[0][2] == "auth.forbidden"
