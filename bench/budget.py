@@ -23,6 +23,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +97,10 @@ class StackSampler:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+    def remove(self) -> None:
+        """Delete the samples' file and its directory (once :meth:`shares` has read them)."""
+        shutil.rmtree(self.out.parent, ignore_errors=True)
 
     def shares(self) -> dict[str, float]:
         counts: Counter[str] = Counter()

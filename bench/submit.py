@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -168,6 +169,7 @@ def main() -> None:
                     gw1, client1, pg1 = gateway_cpu(procs), time.process_time(), await postgres_cpu(dsn)
                 if args.profile:
                     shares.update(sampler.shares())
+                    sampler.remove()
                     # (on the gateway's loop: gateway_env passes no GATEWAY_EVENT_LOOP, so the default, uvloop)
                     primitive["HTTP"] = await http_primitive(letters[0], args.clients, min(n, 2000))
                 return result, gw1 - gw0, client1 - client0, None if pg0 is None or pg1 is None else pg1 - pg0
@@ -200,6 +202,7 @@ def main() -> None:
                       "cpu_bound_letters_per_s_2_cores": 2 / ((gw_cpu + client_cpu + pg_cpu) / n)}),
                   **{f"budget_{k.split()[0].lower()}_us": v for k, v in budget.items()},
                   **({"budget_http_loop_us": loop_us} if args.profile else {})))
+    shutil.rmtree(workdir, ignore_errors=True)  # (left behind on failure: the gateway's log is in it)
 
 
 if __name__ == "__main__":
