@@ -63,7 +63,7 @@ class _LogContext:
     """:func:`log_context`'s context manager: a class, not a ``contextlib`` generator (whose generator and
     wrapper cost more than the binding itself). It sets and resets structlog's own variables directly:
     ``bind_contextvars`` and ``reset_contextvars`` build a key and a dictionary per call (a submit's two
-    contexts 6.1 -> 2.9 us, min of 7x20000)."""
+    contexts, four keys: 40.0k -> 25.1k instructions, callgrind over 2000 of them)."""
 
     __slots__ = ("_kw", "_tokens")
 
