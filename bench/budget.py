@@ -23,6 +23,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,11 @@ INNERMOST: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP", ("aiohttp/", "multidict/", "yarl/", "gateway/http/", "asyncio/", "uvloop/", "ssl.py")),
 ]
 STAGES = DOMINANT + INNERMOST
+#: An HTTP sample whose innermost Python frame is the event loop's own: C code under the loop with no
+#: handler above it (socket reads, the client's and the database's alike, asyncpg's protocol, wake-ups).
+LOOP = "HTTP: event loop alone"
+_LOOP_FRAMES = ("asyncio/runners.py", "asyncio/base_events.py", "asyncio/events.py", "asyncio/selector_events.py",
+                "/selectors.py", "uvloop/__init__.py")
 
 
 class StackSampler:
@@ -92,6 +98,10 @@ class StackSampler:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+    def remove(self) -> None:
+        """Delete the samples' file and its directory (once :meth:`shares` has read them)."""
+        shutil.rmtree(self.out.parent, ignore_errors=True)
+
     def shares(self) -> dict[str, float]:
         counts: Counter[str] = Counter()
         if not self.out.exists():
@@ -100,9 +110,13 @@ class StackSampler:
             stack, _, n = line.rpartition(" ")
             if not n.isdigit():
                 continue
-            counts[classify(stack.split(";"))] += int(n)
-        total = sum(counts.values()) or 1
-        return {stage: counts[stage] / total for stage in dict.fromkeys(s for s, _ in STAGES)}
+            frames = stack.split(";")
+            stage = classify(frames)
+            counts[stage] += int(n)
+            if stage == "HTTP" and loop_alone(frames):
+                counts[LOOP] += int(n)
+        total = sum(counts[stage] for stage in dict.fromkeys(s for s, _ in STAGES)) or 1
+        return {stage: counts[stage] / total for stage in [*dict.fromkeys(s for s, _ in STAGES), LOOP]}
 
 
 def classify(frames: list[str]) -> str:
@@ -115,6 +129,11 @@ def classify(frames: list[str]) -> str:
             if any(marker in frame for marker in markers):
                 return stage
     return OTHER
+
+
+def loop_alone(frames: list[str]) -> bool:
+    """Whether the innermost Python frame of a sample is the event loop's (:data:`LOOP`)."""
+    return bool(frames) and any(marker in frames[-1] for marker in _LOOP_FRAMES)
 
 
 def per_call_us(fn: Callable[[], object], n: int = 400) -> float:
@@ -169,14 +188,17 @@ def crypto_primitives(signed_letter: bytes, signer) -> dict[str, float]:
                                                        recipients=2, message_pk=1))}
 
 
-async def http_primitive(body: bytes, clients: int, n: int) -> float:
-    """CPU µs per request of an aiohttp server (its own process) answering the same POST with an empty 200."""
+async def http_primitive(body: bytes, clients: int, n: int, event_loop: str = "uvloop") -> float:
+    """CPU µs per request of an aiohttp server (its own process) answering the same POST with an empty 200,
+    on the event loop the gateway serves on (``GATEWAY_EVENT_LOOP``, uvloop by default): asyncio's own
+    loop spends more per request, which made the primitive look costlier than the gateway's floor."""
 
     port = free_port()
-    code = ("import sys\nfrom aiohttp import web\n"
+    loop = "uvloop.new_event_loop()" if event_loop == "uvloop" else "None"
+    code = ("import sys\nimport uvloop\nfrom aiohttp import web\n"
             "async def h(r):\n    await r.read()\n    return web.Response(status=200)\n"
             "app = web.Application(client_max_size=1 << 24)\napp.router.add_post('/', h)\n"
-            f"web.run_app(app, host='127.0.0.1', port={port}, print=None, access_log=None)\n")
+            f"web.run_app(app, host='127.0.0.1', port={port}, print=None, access_log=None, loop={loop})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     try:
         for _ in range(100):

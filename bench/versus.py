@@ -2,8 +2,9 @@
 
 The peer (``../shared/peers/pyas2/run.sh``: django-pyas2 from PyPI under /tmp,
 gunicorn with 2 sync workers, PostgreSQL 15, signed AS2 messages of ~5 KB each
-answered with a signed MDN) runs first; then ``bench/submit.py --signed``
-(XAdES-signed letters of ~5 KB, signatures required, gateway seal and signed
+answered with a signed MDN) runs first; then ``bench/submit.py --signed --processes 1``
+(one gateway process, ``gateway serve``'s default and its measured best at 8 in flight here: see
+``GATEWAY_PROCESSES``; XAdES-signed letters of ~5 KB, signatures required, gateway seal and signed
 receipts, durability as shipped). Both run on the same CPython build: the peer's virtualenv is made
 from the interpreter this script runs on (made anew when it was made from another). CPU per message is server + database for
 both: the peer's gunicorn tree plus its PostgreSQL tree, the gateway's
@@ -68,9 +69,19 @@ def run_peer(n: int, root: Path, port: int, pg_port: int, wait_quiet: int, pytho
     return row
 
 
-def run_gateway(n: int) -> dict[str, str]:
+#: Gateway processes for the comparison: one, ``gateway serve``'s own default (``GATEWAY_WORKERS``). One against
+#: two at 8 in flight on this 2-core machine, ``bench/submit.py --signed --clients 8 --letters 1000``, 14 pairs
+#: alternated (load 3.8-14): one process spent less gateway + PostgreSQL CPU a letter in 10 (median of the pairs'
+#: ratios 0.88, spread 0.68-1.22) and answered more letters/s in 9 (median ratio 1.07, spread 0.58-2.1; p99 160
+#: against 231 ms, medians). One event loop carries 8 in flight; a second process adds its own loops, background
+#: rounds and a share of the two cores that PostgreSQL and the load generator need.
+GATEWAY_PROCESSES = 1
+
+
+def run_gateway(n: int, processes: int = GATEWAY_PROCESSES) -> dict[str, str]:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "submit.py"), "--signed", "--clients", "8",
-                          "--letters", str(n)], capture_output=True, text=True, check=False,
+                          "--letters", str(n), "--processes", str(processes)], capture_output=True, text=True,
+                         check=False,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
@@ -87,13 +98,15 @@ def main() -> None:
     ap.add_argument("--peer-root", type=Path, default=Path("/tmp/pyas2peer-versus"))
     ap.add_argument("--peer-port", type=int, default=8472)
     ap.add_argument("--peer-pg-port", type=int, default=5435)
+    ap.add_argument("--gateway-processes", type=int, default=GATEWAY_PROCESSES,
+                    help="gateway worker processes (bench/submit.py --processes; default 1, see GATEWAY_PROCESSES)")
     ap.add_argument("--wait-quiet", type=int, default=10,
                     help="seconds the peer waits for the machine to go idle before its timed run")
     args = ap.parse_args()
     n = args.n or (400 if args.quick else 2000)
     python = interpreter()
     peer = run_peer(n, args.peer_root, args.peer_port, args.peer_pg_port, args.wait_quiet, python)
-    gateway = run_gateway(n)
+    gateway = run_gateway(n, args.gateway_processes)
     peer_cpu = float(peer["server_cpu_ms_per_msg"]) + float(peer["db_cpu_ms_per_msg"])
     gateway_cpu = float(gateway["gateway_cpu_ms_per_letter"]) + float(gateway["postgres_cpu_ms_per_letter"])
     print(f"peer: server {peer['server_cpu_ms_per_msg']} + database {peer['db_cpu_ms_per_msg']} ms CPU per message, "
@@ -102,6 +115,7 @@ def main() -> None:
     print(f"peer_cpu_ms={peer_cpu:.2f} gateway_cpu_ms={gateway_cpu:.2f} ratio={peer_cpu / gateway_cpu:.1f} "
           f"peer_per_s={peer['msgs_per_s']} gateway_per_s={gateway['letters_per_s']} "
           f"peer_p99_ms={peer['p99_ms']} gateway_p99_ms={gateway['p99_ms']} n={n} concurrency=8 "
+          f"gateway_processes={gateway['processes']} "
           f"python={platform.python_version()}")
 
 

@@ -97,6 +97,7 @@ class Acceptance:
         self.sealer = sealer
         self.adapters = adapters
         self.ttl_s = ttl_s
+        self._ttl = dt.timedelta(seconds=ttl_s)
         self.clock = clock
         self.metrics = metrics
         #: The accepted counter's child per (type, channel): ``labels()`` is a lock and a validation per call.
@@ -200,7 +201,7 @@ class Acceptance:
             speed=letter.speed.value if letter else None, secrecy=letter.secrecy.value if letter else None,
             channel=channel, received_sha256=checked.sha256, received=checked.raw, forwarded=forwarded,
             evidence=evidence, receipt=receipt, accepted_at=now,
-            expires_at=now + dt.timedelta(seconds=self.ttl_s), deliveries=[] if pending else new_deliveries,
+            expires_at=now + self._ttl, deliveries=[] if pending else new_deliveries,
             notifier_kind=notifier.kind.value if notifier else None,
             registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
             resend_guard=resend_guard if letter is not None else None,

@@ -88,7 +88,9 @@ class ValidationRecorder:
         whose directory entry to bind); the facts to add to its audit event."""
         if capture.empty:
             return {}
-        snap = await self.snapshot()
+        snap, held = self._snapshot, self._snapshot_key
+        if snap is None or held is None or held[0] is not self.trust.anchors or held[1] is not self.trust.intermediates:
+            snap = await self.snapshot()  # (the usual letter finds the same sets: no coroutine for it)
         rec = self.records.record(capture, facts=facts, trust_sha256=snap.sha256, trust_version=snap.version,
                                   roles=[role])
         new = {k: v for k, v in rec.items.items() if k not in self._known}

@@ -93,11 +93,13 @@ def _token_agency(agency: str) -> Principal:
 
 
 async def authenticate(request: web.Request) -> Principal:
-    cached = request.get(PRINCIPAL)
+    # (an empty request state holds no principal: Mapping.get would raise and catch a KeyError to say so)
+    cached = request.get(PRINCIPAL) if len(request) else None
     if cached is not None:
         return cached
-    directory = request.app[keys.DIRECTORY]
-    settings = request.app[keys.SETTINGS]
+    app = request.app
+    directory = app[keys.DIRECTORY]
+    settings = app[keys.SETTINGS]
     der = _peer_certificate(request)
     if der is not None:
         by_certificate = await _from_certificate(request, der)
@@ -115,7 +117,7 @@ async def authenticate(request: web.Request) -> Principal:
                                 code="auth.token_disabled")
             principal = _token_agency(agency)
         else:
-            user = await users.user_for_token(request.app[keys.POOL], token)
+            user = await users.user_for_token(app[keys.POOL], token)
             if user is None:
                 raise AuthError("unknown token", code="auth.invalid_token")
             if user.role is users.Role.AGENCY and settings.profile == "production":
@@ -138,8 +140,11 @@ async def require(request: web.Request, *roles: str) -> Principal:
 
 
 async def require_agency(request: web.Request) -> str:
-    """The calling agency's code (role agency): the routes that act for an agency need it."""
-    principal = await require(request, AGENCY)
+    """The calling agency's code (role agency): the routes that act for an agency need it. (:func:`require`
+    inlined for the one role: a coroutine less on every letter, the same refusal.)"""
+    principal = await authenticate(request)
+    if principal.role != AGENCY:
+        raise AuthError(f"this needs the role {AGENCY}", code="auth.forbidden")
     if principal.agency is None:  # an agency-role user added without an agency code
         raise AuthError(f"{principal.subject} acts for no agency", code="auth.no_agency")
     return principal.agency
