@@ -43,7 +43,6 @@ processes' submissions, retries coming due).
 from __future__ import annotations
 
 import asyncio
-import collections
 import datetime as dt
 import functools
 import time
@@ -127,10 +126,6 @@ class Dispatcher:
         self._event = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
         self._held = 0  # claimed deliveries not yet finished, bounded by settings.concurrency
-        #: Claimed deliveries waiting for a worker of their destination, oldest first (_enqueue), and the
-        #: workers taking them (at most per_destination a destination)
-        self._queues: dict[str, collections.deque[tuple[ClaimedDelivery, dt.datetime]]] = {}
-        self._workers: dict[str, int] = {}
         self._per_destination: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_destination))
         self._stopping = False
@@ -204,7 +199,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ one destination
 
     async def _deliver_group(self, group: list[ClaimedDelivery], lease_end: dt.datetime) -> None:
-        rest = group
+        rest: Iterable[ClaimedDelivery] = group
         if group[0].destination_failures > 0:
             # Half-open: one probe first; on failure hand the others back untried.
             ok = await self._deliver_one(group[0], lease_end)
@@ -215,39 +210,7 @@ class Dispatcher:
                 finally:
                     self._held -= len(rest)
                 return
-        if rest:
-            self._enqueue(rest, lease_end)
-
-    def _enqueue(self, items: list[ClaimedDelivery], lease_end: dt.datetime) -> None:
-        """Queue ``items`` (one destination) behind that destination's earlier claims, and start workers
-        up to ``per_destination``: each takes the oldest waiting delivery in turn, so deliveries go out in
-        the order they were claimed (the oldest lease first), as when each was a task queued at the
-        destination's semaphore, without a task and a semaphore waiter per delivery (~35k instructions)."""
-        recipient = items[0].recipient
-        queue = self._queues.get(recipient)
-        if queue is None:
-            queue = self._queues[recipient] = collections.deque()
-        queue.extend((c, lease_end) for c in items)
-        for _ in range(min(self.settings.per_destination, len(queue)) - self._workers.get(recipient, 0)):
-            self._workers[recipient] = self._workers.get(recipient, 0) + 1
-            task = asyncio.create_task(self._work(recipient, queue))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-
-    async def _work(self, recipient: str, queue: collections.deque[tuple[ClaimedDelivery, dt.datetime]]) -> None:
-        try:
-            while queue:
-                c, lease_end = queue.popleft()
-                try:
-                    await self._deliver_one(c, lease_end)
-                except Exception:  # (a bug: _attempt keeps an adapter's or the database's failures) the next one
-                    log.exception("delivery raised", delivery_id=str(c.id))
-        finally:
-            self._workers[recipient] -= 1
-            if not self._workers[recipient]:
-                del self._workers[recipient]
-                if not queue:
-                    self._queues.pop(recipient, None)
+        await asyncio.gather(*(self._deliver_one(c, lease_end) for c in rest))
 
     async def _release(self, items: Iterable[ClaimedDelivery]) -> None:
         for c in items:
