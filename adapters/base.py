@@ -24,8 +24,10 @@ from gateway.core.directory import Route
 from gateway.core.parts import PartInfo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class OutboundDelivery:
+    """One delivery attempt as an adapter gets it (immutable; one is made per attempt)."""
+
     delivery_id: uuid.UUID
     """Stable id of this delivery; the office deduplicates on it."""
     message_id: str
@@ -43,6 +45,17 @@ class OutboundDelivery:
     envelope_sha256: bytes | None = None
     """SHA-256 of ``envelope`` when the caller has it (the dispatcher's claim does): an adapter checking
     an acknowledgement's digest uses it rather than hash the envelope again."""
+
+    def __init__(self, delivery_id: uuid.UUID, message_id: str, sender: str, recipient: str, envelope: bytes,
+                 route: Route, attempt: int, parts: tuple[PartInfo, ...] = (),
+                 open_part: Callable[[str], AsyncIterator[bytes]] | None = None,
+                 envelope_sha256: bytes | None = None) -> None:
+        # The fields written into the instance's dict at once: a frozen dataclass's own __init__ sets each
+        # through object.__setattr__ (16.5k instructions a push; this 9.5k). The same fields, order and
+        # defaults (tests/unit/test_outbound_delivery.py holds them to the declared ones).
+        vars(self).update(delivery_id=delivery_id, message_id=message_id, sender=sender, recipient=recipient,
+                          envelope=envelope, route=route, attempt=attempt, parts=parts, open_part=open_part,
+                          envelope_sha256=envelope_sha256)
 
     def read_part(self, content_id: str) -> AsyncIterator[bytes]:
         """:attr:`open_part`, for a delivery that has ``parts`` (the dispatcher always gives both)."""

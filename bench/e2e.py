@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -177,17 +178,8 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
             "ceiling_per_s": (os.cpu_count() or 1) * 1000 / sum(per), "load1": os.getloadavg()[0]}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="400 letters instead of 3000")
-    ap.add_argument("--letters", type=int)
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
-    ap.add_argument("--timeout", type=float, default=300.0)
-    ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
-    args = ap.parse_args()
-    n = args.letters or (400 if args.quick else 3000)
-    workdir = Path(tempfile.mkdtemp(prefix="sgw-e2e-", dir="/tmp"))
+def _measure(workdir: Path, args: argparse.Namespace, n: int) -> dict[str, float]:
+    """One run in ``workdir``: the PKI, letters, offices, database and gateway made there, and its figures."""
     dev = init_dev_pki(workdir / "pki", {OPM: "สำนักนายกรัฐมนตรี", CMI: "เชียงใหม่", KKN: "ขอนแก่น"})
     warm = 200
     letters = make_letters(n + warm, signer=dev.agency_signer(OPM))
@@ -210,13 +202,32 @@ def main() -> None:
                               GATEWAY_SEAL="true", GATEWAY_REVOCATION="off")
             proc = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
             try:
-                result = asyncio.run(run([proc], [receivers, sender], dsn, letters[:warm], letters[warm:],
-                                         args.clients, args.timeout, args.profile))
+                return asyncio.run(run([proc], [receivers, sender], dsn, letters[:warm], letters[warm:],
+                                   args.clients, args.timeout, args.profile))
             finally:
                 proc.stop()
     finally:
         receivers.stop()
         sender.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="400 letters instead of 3000")
+    ap.add_argument("--letters", type=int)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
+    args = ap.parse_args()
+    n = args.letters or (400 if args.quick else 3000)
+    workdir = Path(tempfile.mkdtemp(prefix="sgw-e2e-", dir="/tmp"))
+    try:
+        result = _measure(workdir, args, n)
+    except BaseException:
+        print(f"work directory kept for its logs: {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)  # the PKI, logs and metrics files go with the run
     print(figures(letters=n, clients=args.clients, workers=args.workers, signed=1, **result, cores=os.cpu_count()))
 
 

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -44,6 +44,33 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 QUEUE_STATES = ("queued", "sending", "retry_wait", "inbox", "dead")
 #: Seconds a scrape reuses the last reading of the database's shared state.
 STATE_TTL_S = 5.0
+
+
+#: This process's id, kept current across ``fork()`` by :func:`_forked` (the value prometheus_client's
+#: multiprocess files are named by).
+_PID = os.getpid()
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+def _process_id() -> int:
+    """The process identifier of multiprocess mode without a system call: prometheus_client's default
+    (``os.getpid``) asks the kernel on every increment (five times a delivery, ~0.2 µs each) to notice
+    a fork; :func:`os.register_at_fork` tells this process instead, in the child, before any Python
+    code runs there (``os.fork``, multiprocessing's fork, a ``preexec_fn``)."""
+    return _PID
+
+
+os.register_at_fork(after_in_child=_forked)
+if getattr(values.ValueClass, "_multiprocess", False):
+    # Multiprocess mode was chosen at prometheus_client's import (PROMETHEUS_MULTIPROC_DIR set): the
+    # same value class, asking _process_id. Every metric of the gateway is made after this
+    # (Metrics.__init__, below), so every value and file uses it; a fork still gives the child its own
+    # files (tests/unit/test_metrics_fork.py).
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)
 
 
 class Metrics:

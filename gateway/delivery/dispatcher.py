@@ -87,6 +87,21 @@ class _RouteMetrics(NamedTuple):
     retries: Counter
 
 
+def share_digests(claimed: Iterable[ClaimedDelivery]) -> None:
+    """A letter's deliveries claimed together (one to each recipient) hash its forwarded bytes once.
+
+    The first claim of a message hashes them (``forwarded_sha256``, a cached property); a later claim of
+    the same message whose bytes are equal, compared byte for byte (~0.04 µs where hashing a ~14 KB
+    envelope takes ~10-30), gets that digest in the slot its cached property fills. Unequal bytes keep
+    their own. (Carrying intake's digest with the row would save the first hash too: a storage change.)
+    """
+    first: dict[int, ClaimedDelivery] = {}
+    for c in claimed:
+        seen = first.setdefault(c.message_pk, c)
+        if seen is not c and seen.forwarded == c.forwarded:
+            vars(c)["forwarded_sha256"] = seen.forwarded_sha256
+
+
 class Dispatcher:
     def __init__(self, *, pool: asyncpg.Pool, directory: Directory, adapters: Mapping[str, Adapter],
                  retry: RetryPolicy, receipts: ReceiptFactory, clock: Clock, metrics: Metrics,
@@ -170,6 +185,7 @@ class Dispatcher:
                                              lease=dt.timedelta(seconds=self.settings.lease_s),
                                              worker=self.worker)
         self._held += len(claimed)
+        share_digests(claimed)
         lease_end = now + dt.timedelta(seconds=self.settings.lease_s)
         by_destination: dict[str, list[ClaimedDelivery]] = defaultdict(list)
         for c in claimed:

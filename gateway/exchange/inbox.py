@@ -79,12 +79,12 @@ class PullInbox:
         assert row is not None
         if row["status"] == DeliveryStatus.DELIVERED.value:
             return "delivered"
+        sha = hashlib.sha256(row["forwarded"]).digest()  # hashed once: the ack's check and the receipt
         facts: dict[str, Any] = {}
         if ack is not None:
             facts = await self.acks.verify(ack, agency=agency, delivery_id=str(delivery_id),
-                                           delivered=row["forwarded"])
+                                           delivered=row["forwarded"], delivered_sha256=sha)
         now = self.clock.now()
-        sha = hashlib.sha256(row["forwarded"]).digest()
         receipt, message = self.receipts.make(Delivered(
             delivery_id=delivery_id, message_pk=row["message_pk"], message_id=row["message_id"],
             conversation_id=row["conversation_id"], message_type=row["message_type"], sender=row["sender"],

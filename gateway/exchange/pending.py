@@ -33,7 +33,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -211,7 +210,7 @@ class PendingChecks:
             received_sha256=hashlib.sha256(envelope).digest(), received=envelope,
             forwarded=self.sealer.seal_envelope(envelope), evidence=None, receipt=b"", accepted_at=now,
             expires_at=now + dt.timedelta(seconds=self.ttl_s),
-            deliveries=[NewDelivery(uuid.uuid4(), p.sender, route, status)], notifier_kind="invalid",
+            deliveries=[NewDelivery(messages.delivery_ids(1)[0], p.sender, route, status)], notifier_kind="invalid",
             audit={"message_id": message_id, "type": "notifier", "channel": "gateway", "notifier": "invalid",
                    "recipients": [p.sender], "refused_message_pk": p.message_pk, "code": code}))
 

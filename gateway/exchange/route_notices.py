@@ -11,7 +11,6 @@ many processes see the version.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from gateway.core.envelope_builder import build_envelope
 from gateway.core.sealing import Sealer
 from gateway.storage import directory as store
 from gateway.storage.deliveries import DeliveryStatus
+from gateway.storage.messages import delivery_ids
 from gateway.storage.receipts import first_status
 from pki import thaidate
 
@@ -95,7 +95,7 @@ class RouteNotices:
             kind, status = first_status(self.directory, self.adapters, code)
         return store.RouteNotice(
             sender=self.gateway_code, message_id=message_id, subject=subject, received=envelope,
-            forwarded=self.sealer.seal_envelope(envelope), at=now, delivery_id=uuid.uuid4(), recipient=code,
+            forwarded=self.sealer.seal_envelope(envelope), at=now, delivery_id=delivery_ids(1)[0], recipient=code,
             route_kind=kind, pinned_route=pinned, status=status,
             expires_at=now + dt.timedelta(seconds=self.ttl_s),
             audit={"kind": "route change notice", "version": version, "route": which,

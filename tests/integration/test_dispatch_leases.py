@@ -71,6 +71,52 @@ async def test_a_dispatcher_holds_at_most_its_concurrency_in_claims(make_client,
     assert len(gated.seen) == len(set(gated.seen)) == 12
 
 
+async def test_a_destination_gets_per_destination_requests_at_once_across_claims(make_client, gated, pool):
+    """Two claimed batches for one office: ``per_destination`` requests at the office at once, never
+    more (the limit holds across batches) and never fewer while deliveries wait; each sent once."""
+    client = await make_client(routes={CMI: {"kind": "push", "url": gated.url}},
+                               dispatch=DispatchSettings(enabled=False, concurrency=16, batch_size=4,
+                                                         per_destination=3))
+    for i in range(7):
+        r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id=f"m-{i}"),
+                              headers=auth())
+        assert r.status == 202
+    d = client.app[keys.DISPATCHER]
+    assert await d.dispatch_once() == 4
+    await wait_for(lambda: gated.parked == 3, what="three deliveries of the first batch at the office")
+    assert await d.dispatch_once() == 3
+    await asyncio.sleep(0.3)
+    assert gated.parked == 3 and await sending(pool) == 7
+    gated.gate.set()
+    await d.drain()
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'delivered' "
+                               "AND recipient = $1", CMI) == 7
+    assert len(gated.seen) == len(set(gated.seen)) == 7
+
+
+async def test_a_destination_is_served_in_the_order_its_deliveries_were_claimed(make_client, gated, pool):
+    """Behind a slow office a later claim waits for the earlier one: the oldest leases go first (a later
+    batch served alongside would leave the earlier one's leases to run out)."""
+    client = await make_client(routes={CMI: {"kind": "push", "url": gated.url}},
+                               dispatch=DispatchSettings(enabled=False, concurrency=16, batch_size=3,
+                                                         per_destination=1))
+    for i in range(6):
+        r = await client.post("/v1/messages", data=letter_bytes(recipients=(CMI,), message_id=f"m-{i}"),
+                              headers=auth())
+        assert r.status == 202
+    d = client.app[keys.DISPATCHER]
+    sending_ids = "SELECT id::text FROM deliveries WHERE status = 'sending'"
+    assert await d.dispatch_once() == 3
+    first = {r["id"] for r in await pool.fetch(sending_ids)}
+    await wait_for(lambda: gated.parked == 1, what="the first delivery at the office")
+    assert await d.dispatch_once() == 3
+    second = {r["id"] for r in await pool.fetch(sending_ids)} - first
+    gated.gate.set()
+    await d.drain()
+    assert len(gated.seen) == 6
+    assert set(gated.seen[:3]) == first and set(gated.seen[3:]) == second
+
+
 async def test_a_claim_whose_lease_ran_out_while_waiting_is_left_to_the_process_that_took_it(
         make_client, gated, pool, clock):
     """Another process claimed the delivery after its lease ran out: the stale holder neither sends it

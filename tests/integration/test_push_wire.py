@@ -124,6 +124,48 @@ async def test_timeout_closes_the_connection() -> None:
     assert server.connections == 2  # the hung connection was not used again
 
 
+async def test_timeout_on_a_kept_connection_closes_it() -> None:
+    """The answer's deadline on a connection kept from an earlier request (no connect to time)."""
+    server = Server(lambda n: None if n == 2 else ok())
+    url = await server.start()
+    wire = Wire()
+    try:
+        assert (await wire.post(url, b"letter", {}, timeout=5)).status == 200
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await wire.post(url, b"letter", {}, timeout=0.2)
+        assert 0.15 < loop.time() - started < 2
+        assert (await wire.post(url, b"letter", {}, timeout=5)).status == 200
+    finally:
+        wire.close()
+        await server.stop()
+    assert len(server.requests) == 3
+    assert server.connections == 2  # the timed-out connection was not used again
+
+
+async def test_timeout_while_waiting_for_a_free_connection() -> None:
+    """``timeout`` bounds the wait for a slot too: the request is never sent."""
+    server = Server(lambda n: None if n == 1 else ok())
+    url = await server.start()
+    wire = Wire(per_host=1)
+    try:
+        hung = asyncio.create_task(wire.post(url, b"first", {}, timeout=30))
+        while not server.requests:
+            await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError):
+            await wire.post(url, b"second", {}, timeout=0.2)
+        assert len(server.requests) == 1
+        hung.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hung
+        assert (await wire.post(url, b"third", {}, timeout=5)).status == 200  # the slot was given back
+    finally:
+        wire.close()
+        await server.stop()
+    assert [r.endswith(b"third") for r in server.requests] == [False, True]
+
+
 async def test_long_body_cut_and_not_kept() -> None:
     server = Server(lambda n: ok(b"a" * 5000))
     url = await server.start()
