@@ -19,7 +19,7 @@ besides its rows: ``--batch 4`` against ``--batch 32`` shows it. ``--no-receipts
 receipts out (the letter's own two deliveries alone).
 
     python bench/pg_delivery.py [--quick] [--letters N] [--batch B] [--in-flight K] [--no-receipts] [--sql DDL]
-                                [--statements N] [--fresh-pool]
+                                [--statements N] [--own-pool]
 
 Prints its figures last, on one line of key=value pairs.
 """
@@ -45,7 +45,6 @@ from bench.pg_letter import letters  # noqa: E402
 from gateway.core.receipts import delivery_receipt_envelope  # noqa: E402
 from gateway.core.signing import PkiSealer  # noqa: E402
 from gateway.storage import deliveries, messages, transitions  # noqa: E402
-from gateway.storage.db import queries  # noqa: E402
 from gateway.storage.deliveries import ClaimedDelivery  # noqa: E402
 from gateway.storage.messages import NewDelivery, NewMessage  # noqa: E402
 from gateway.storage.transitions import Transition  # noqa: E402
@@ -137,7 +136,7 @@ async def _statements_reset(conn: asyncpg.Connection) -> bool:
 
 
 async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, receipts: bool = True,
-              statements: int = 0, fresh_pool: bool = False) -> dict[str, float]:
+              statements: int = 0, own_pool: bool = False) -> dict[str, float]:
     pool = await asyncpg.create_pool(dsn, min_size=4, max_size=4)
     if sql:
         await pool.execute(sql)
@@ -147,17 +146,14 @@ async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, rec
     await messages.insert_many(pool, todo[:8])
     warm = await deliver_all(pool, workers=2, batch=batch, in_flight=in_flight, env=env, signed=signed,
                              receipts=receipts)
+    # the letters stored through connections of their own with --own-pool: the window's backends then do
+    # the warm-up and the window only (a per-process profiler such as callgrind reads them whole), their
+    # plans made as here and in bench/e2e.py, on the tables as the warm-up found them
+    store = await asyncpg.create_pool(dsn, min_size=4, max_size=4) if own_pool else pool
     for i in range(8, len(todo), 8):
-        await messages.insert_many(pool, todo[i:i + 8])
-    if fresh_pool:  # the window's backends start here: a per-process profiler (callgrind) sees only the window
-        await pool.close()
-        pool = await asyncpg.create_pool(dsn, min_size=4, max_size=4)
-        conns = [await pool.acquire() for _ in range(pool.get_max_size())]
-        for c in conns:  # each connection's statements planned before the window, as the warm-up above does
-            await c.fetch("SELECT * FROM apply_delivery_transitions('{}', '{}', '{}')")
-            await c.prepare(queries["claim_due"])
-        for c in conns:
-            await pool.release(c)
+        await messages.insert_many(store, todo[i:i + 8])
+    if store is not pool:
+        await store.close()
     async with pool.acquire() as conn:
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_stat_force_next_flush()")
@@ -215,13 +211,14 @@ def main() -> None:
     ap.add_argument("--statements", type=int, default=0, metavar="N",
                     help="print the N costliest statements of the window from pg_stat_statements (a server that "
                          "preloads it, GATEWAY_DATABASE_URL; pg_stat_statements.track = all shows the nested ones)")
-    ap.add_argument("--fresh-pool", action="store_true",
-                    help="the window on new connections (warmed), so per-process profilers see only the window")
+    ap.add_argument("--own-pool", action="store_true",
+                    help="store the letters through connections of their own: the window's backends do only the "
+                         "warm-up and the window (for per-process profilers: callgrind)")
     args = ap.parse_args()
     n = args.letters or (600 if args.quick else 3000)
     with database("pgdelivery") as (_admin, dsn):
         f = asyncio.run(run(dsn, n, args.batch, args.sql, in_flight=args.in_flight, receipts=not args.no_receipts,
-                         statements=args.statements, fresh_pool=args.fresh_pool))
+                         statements=args.statements, own_pool=args.own_pool))
     print(figures(letters=n, batch=args.batch, in_flight=args.in_flight, deliveries_per_letter=f["deliveries"],
                   letters_per_s=f["per_s"],
                   postgres_cpu_us_per_letter=f["pg_cpu_us"], client_cpu_us_per_letter=f["client_us"],

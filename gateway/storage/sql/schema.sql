@@ -422,8 +422,10 @@ CREATE FUNCTION apply_delivery_transitions(p_transitions delivery_transition[], 
                                            p_receipt_deliveries new_delivery[])
 RETURNS TABLE (out_ord integer, out_applied boolean)
 LANGUAGE plpgsql VOLATILE
--- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call)
-SET plan_cache_mode = force_generic_plan AS $$
+-- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call);
+-- (0025) on indexes: planned on a new database's nearly empty tables, the UPDATE of deliveries read every
+-- delivery by a Seq Scan and a Hash Join for as long as the connection lived (every row is found by its key)
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     done uuid[];
     receipts new_message[] := '{}';
@@ -497,6 +499,9 @@ BEGIN
             leased_by = NULL
         FROM unnest(p_transitions) x LEFT JOIN destinations dst ON dst.agency = x.recipient
         WHERE d.id = x.delivery_id
+          -- (0025) the rows by their key whatever the plan: this generic plan, made once per connection while
+          -- deliveries had no statistics yet (a new database), joined them by a Seq Scan of every delivery
+          AND d.id = ANY (ARRAY(SELECT y.delivery_id FROM unnest(p_transitions) y))
           AND CASE WHEN x.outcome = 'delivered'
                    THEN d.status IN ('sending', 'inbox', 'queued', 'retry_wait')
                         AND (x.worker IS NULL OR d.leased_by = x.worker)
@@ -1149,3 +1154,46 @@ SELECT r.pk, r.message_pk, r.delivery_id, r.kind,
        CASE WHEN r.receipt IS NULL THEN m.evidence ELSE r.ack END AS ack,
        r.created_at, r.receipt_message_pk
 FROM receipts r LEFT JOIN messages m ON m.pk = r.receipt_message_pk;
+
+-- ---- 0025_delivery_side_cuts
+-- claim_due (queries.sql) as a function: its statement as it was (0011), the claimed rows found by their key
+-- (d.id = ANY: joined to the CTE, a generic plan read every delivery by a Seq Scan and a Hash Join, since it
+-- cannot know how many rows LIMIT lets through), planned once per connection, never by a Seq Scan of
+-- deliveries or messages. A plan is made at a connection's first claim and kept: on a new database, where
+-- the tables were nearly empty then, a Seq Scan was the cheaper plan, and every later claim of that
+-- connection read every delivery and every message stored since (bench/e2e.py and bench/pg_delivery.py
+-- start that way), until autovacuum's ANALYZE made the connections plan again.
+CREATE FUNCTION claim_due_deliveries(p_now timestamptz, p_limit integer, p_lease interval, p_worker text)
+RETURNS TABLE (id uuid, message_pk bigint, recipient text, route text, attempts integer, created_at timestamptz,
+               expires_at timestamptz, message_id text, sender text, message_type text, parts integer,
+               forwarded bytea, conversation_id text, pinned_route jsonb, destination_failures integer)
+LANGUAGE sql VOLATILE
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+    WITH ordinary AS (
+        SELECT d.id, d.next_attempt_at FROM deliveries d
+        WHERE NOT d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= p_now
+          AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > p_now)
+        ORDER BY d.next_attempt_at
+        LIMIT p_limit
+        FOR UPDATE OF d SKIP LOCKED
+    ), bulk AS (
+        SELECT d.id, d.next_attempt_at FROM deliveries d
+        WHERE d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= p_now
+          AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > p_now)
+        ORDER BY d.next_attempt_at
+        LIMIT greatest(p_limit - (SELECT count(*) FROM ordinary), 0)
+        FOR UPDATE OF d SKIP LOCKED
+    ), due AS (
+        SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
+    )
+    UPDATE deliveries d
+    SET status = 'sending', next_attempt_at = p_now + p_lease, leased_by = p_worker, attempts = d.attempts + 1
+    FROM messages m
+    WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
+    RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
+              m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
+              forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
+              m.conversation_id, d.pinned_route,
+              coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
+                  AS destination_failures
+$$;
