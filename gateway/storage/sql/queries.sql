@@ -28,9 +28,35 @@ LIMIT $3;
 -- Destinations still backing off are left alone: no network work for them.
 -- Two lanes, each in due order: ordinary deliveries first, then those of circular letters ('bulk'),
 -- so one letter to thousands of offices never holds an ordinary letter behind it.
--- The statement is the function claim_due_deliveries (migration 0025): planned once per connection, on
--- indexes whatever the tables' size at that moment.
-SELECT * FROM claim_due_deliveries($1, $2, $3, $4);
+WITH ordinary AS (
+    SELECT d.id, d.next_attempt_at FROM deliveries d
+    WHERE NOT d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
+      AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
+    ORDER BY d.next_attempt_at
+    LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+), bulk AS (
+    SELECT d.id, d.next_attempt_at FROM deliveries d
+    WHERE d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
+      AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
+    ORDER BY d.next_attempt_at
+    LIMIT greatest($2 - (SELECT count(*) FROM ordinary), 0)
+    FOR UPDATE OF d SKIP LOCKED
+), due AS (
+    SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
+)
+UPDATE deliveries d
+SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
+FROM messages m
+-- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and Hash
+-- Join, since it cannot know how many rows LIMIT $2 lets through)
+WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
+RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
+          m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
+          forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
+          m.conversation_id, d.pinned_route,
+          coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
+              AS destination_failures;
 
 -- name: release_claim
 -- Give a claimed delivery back without having tried it (its destination went

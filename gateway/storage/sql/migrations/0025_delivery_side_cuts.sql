@@ -20,12 +20,13 @@
 --    when no delivery receipt is made. Each statement's executor start-up (a tuple descriptor of the 19
 --    fields of every unnest(p_transitions), the indexes of each table written) cost more than its rows:
 --    ~3.7M instructions a call besides its rows (--batch 4 against 64).
--- 5. Plans that stay on indexes. A connection plans each of these statements once, at its first use, and keeps
---    the plan; on a new database (every bench/e2e.py run, a new installation until autovacuum's ANALYZE) the
---    tables were nearly empty then, and the plans read deliveries and messages whole (Seq Scan, Hash Join):
---    the claim and the outcome's UPDATE then read every row stored since, on every call. The claim is now a
---    function (claim_due_deliveries: queries.sql's statement, the claimed rows found by their key), and both
---    functions plan with enable_seqscan off: every row they touch is found through an index.
+-- 5. Plans that stay on indexes. A connection plans each statement of apply_delivery_transitions once, at its
+--    first use, and keeps the plan; on a new database (every bench/e2e.py run, a new installation until
+--    autovacuum's ANALYZE) the tables were nearly empty then, and the outcome's UPDATE read deliveries whole
+--    (Seq Scan, Hash Join) on every later call, every row stored since. The function now plans with
+--    enable_seqscan off: every row it touches is found through an index (its key).
+--    (claim_due, in queries.sql, finds the claimed rows by their key: d.id = ANY (ARRAY(...)).)
+
 -- The edits applied by a loop: what forwarded_bytes() did for every row up to 0025, now for rows of more than
 -- two edits (the same statements).
 CREATE FUNCTION forwarded_bytes_edits(received bytea, edits integer[], inserts bytea)
@@ -235,45 +236,3 @@ BEGIN
 
     RETURN QUERY SELECT x.ord, x.delivery_id = ANY (done) FROM unnest(p_transitions) x ORDER BY x.ord;
 END $$;
-
--- claim_due (queries.sql) as a function: its statement as it was (0011), the claimed rows found by their key
--- (d.id = ANY: joined to the CTE, a generic plan read every delivery by a Seq Scan and a Hash Join, since it
--- cannot know how many rows LIMIT lets through), planned once per connection, never by a Seq Scan of
--- deliveries or messages. A plan is made at a connection's first claim and kept: on a new database, where
--- the tables were nearly empty then, a Seq Scan was the cheaper plan, and every later claim of that
--- connection read every delivery and every message stored since (bench/e2e.py and bench/pg_delivery.py
--- start that way), until autovacuum's ANALYZE made the connections plan again.
-CREATE FUNCTION claim_due_deliveries(p_now timestamptz, p_limit integer, p_lease interval, p_worker text)
-RETURNS TABLE (id uuid, message_pk bigint, recipient text, route text, attempts integer, created_at timestamptz,
-               expires_at timestamptz, message_id text, sender text, message_type text, parts integer,
-               forwarded bytea, conversation_id text, pinned_route jsonb, destination_failures integer)
-LANGUAGE sql VOLATILE
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
-    WITH ordinary AS (
-        SELECT d.id, d.next_attempt_at FROM deliveries d
-        WHERE NOT d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= p_now
-          AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > p_now)
-        ORDER BY d.next_attempt_at
-        LIMIT p_limit
-        FOR UPDATE OF d SKIP LOCKED
-    ), bulk AS (
-        SELECT d.id, d.next_attempt_at FROM deliveries d
-        WHERE d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= p_now
-          AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > p_now)
-        ORDER BY d.next_attempt_at
-        LIMIT greatest(p_limit - (SELECT count(*) FROM ordinary), 0)
-        FOR UPDATE OF d SKIP LOCKED
-    ), due AS (
-        SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
-    )
-    UPDATE deliveries d
-    SET status = 'sending', next_attempt_at = p_now + p_lease, leased_by = p_worker, attempts = d.attempts + 1
-    FROM messages m
-    WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
-    RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
-              m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
-              forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
-              m.conversation_id, d.pinned_route,
-              coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
-                  AS destination_failures
-$$;
