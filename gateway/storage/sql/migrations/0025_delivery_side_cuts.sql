@@ -12,9 +12,9 @@
 --    only to keep them beside the receipts row that names its message, which never reads them. Now only a
 --    receipts row that keeps its own copy (one that names no message) has them rebuilt, in its INSERT.
 -- 3. messages_letter (letter number and date: the e-CMS resend rule and the look-ups by number) held an entry
---    for every message, and delivery receipts, most notifiers and pull acknowledgements have no number: two
---    entries a letter on the delivery side that no query can use (every one asks letter_number = ...). Now
---    partial, WHERE letter_number IS NOT NULL, which those queries imply.
+--    for every message, and a delivery receipt (like any message sent without a number) has none: two entries
+--    a letter on the delivery side that no query can use (every one asks letter_number = ...). Now partial,
+--    WHERE letter_number IS NOT NULL, which those queries imply (their plans, generic and custom, keep it).
 -- 4. apply_delivery_transitions skips the statements with nothing to do: the failures' destinations statements
 --    and the backoff move (now a statement of its own) when every outcome is delivered, insert_messages()
 --    when no delivery receipt is made. Each statement's executor start-up (a tuple descriptor of the 19
