@@ -19,6 +19,7 @@ besides its rows: ``--batch 4`` against ``--batch 32`` shows it. ``--no-receipts
 receipts out (the letter's own two deliveries alone).
 
     python bench/pg_delivery.py [--quick] [--letters N] [--batch B] [--in-flight K] [--no-receipts] [--sql DDL]
+                                [--statements N] [--own-pool]
 
 Prints its figures last, on one line of key=value pairs.
 """
@@ -55,6 +56,10 @@ _SIZES = """SELECT c.relname, pg_relation_size(c.oid) AS size FROM pg_class c JO
              WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't')"""
 _UPDATES = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'"
 _LEASE = dt.timedelta(seconds=60)
+_STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, rows, toplevel,
+                        regexp_replace(left(query, 140), '\\s+', ' ', 'g') AS query
+                 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 ORDER BY ms DESC LIMIT $1"""
 
 
 def signed_receipt() -> tuple[bytes, bytes]:
@@ -120,7 +125,18 @@ async def deliver_all(pool: asyncpg.Pool, *, workers: int, batch: int, in_flight
     return done
 
 
-async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, receipts: bool = True) -> dict[str, float]:
+async def _statements_reset(conn: asyncpg.Connection) -> bool:
+    """Reset pg_stat_statements (when the server loads it: shared_preload_libraries); whether it can."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    except asyncpg.PostgresError:
+        return False
+    return True
+
+
+async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, receipts: bool = True,
+              statements: int = 0, own_pool: bool = False) -> dict[str, float]:
     pool = await asyncpg.create_pool(dsn, min_size=4, max_size=4)
     if sql:
         await pool.execute(sql)
@@ -130,14 +146,21 @@ async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, rec
     await messages.insert_many(pool, todo[:8])
     warm = await deliver_all(pool, workers=2, batch=batch, in_flight=in_flight, env=env, signed=signed,
                              receipts=receipts)
+    # the letters stored through connections of their own with --own-pool: the window's backends then do
+    # the warm-up and the window only (a per-process profiler such as callgrind reads them whole), their
+    # plans made as here and in bench/e2e.py, on the tables as the warm-up found them
+    store = await asyncpg.create_pool(dsn, min_size=4, max_size=4) if own_pool else pool
     for i in range(8, len(todo), 8):
-        await messages.insert_many(pool, todo[i:i + 8])
+        await messages.insert_many(store, todo[i:i + 8])
+    if store is not pool:
+        await store.close()
     async with pool.acquire() as conn:
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_stat_force_next_flush()")
         sizes0 = dict(await conn.fetch(_SIZES))
         lsn0 = await conn.fetchval(_LSN)
         upd0 = await conn.fetchrow(_UPDATES)
+        statements = statements if statements and await _statements_reset(conn) else 0
     cpu0 = await postgres_cpu(dsn)
     c0, t0 = time.process_time(), time.perf_counter()
     recorded = await deliver_all(pool, workers=2, batch=batch, in_flight=in_flight, env=env, signed=signed,
@@ -155,6 +178,10 @@ async def run(dsn: str, n: int, batch: int, sql: str, *, in_flight: int = 1, rec
         wal = await conn.fetchval(_LSN) - lsn0
         sizes1 = dict(await conn.fetch(_SIZES))
         upd1 = await conn.fetchrow(_UPDATES)
+        if statements:  # (wall time in the server, planning included: nested statements too with track = all)
+            for r in await conn.fetch(_STATEMENTS, statements):
+                print(f"  {r['ms'] * 1000 / n:7.0f} us/letter {r['calls'] / n:6.2f} calls/letter "
+                      f"{'top ' if r['toplevel'] else 'nest'} {r['query']}")
         left = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status <> 'delivered'")
         toast_of = dict(await conn.fetch("SELECT t.relname, 'toast of ' || c.relname FROM pg_class c JOIN pg_class t "
                                          "ON t.oid = c.reltoastrelid WHERE c.relkind = 'r'"))
@@ -181,10 +208,17 @@ def main() -> None:
     ap.add_argument("--no-receipts", action="store_true",
                     help="no delivery receipts: what the letter's own two deliveries cost")
     ap.add_argument("--sql", default="", help="statements run after the migrations (to measure a variant)")
+    ap.add_argument("--statements", type=int, default=0, metavar="N",
+                    help="print the N costliest statements of the window from pg_stat_statements (a server that "
+                         "preloads it, GATEWAY_DATABASE_URL; pg_stat_statements.track = all shows the nested ones)")
+    ap.add_argument("--own-pool", action="store_true",
+                    help="store the letters through connections of their own: the window's backends do only the "
+                         "warm-up and the window (for per-process profilers: callgrind)")
     args = ap.parse_args()
     n = args.letters or (600 if args.quick else 3000)
     with database("pgdelivery") as (_admin, dsn):
-        f = asyncio.run(run(dsn, n, args.batch, args.sql, in_flight=args.in_flight, receipts=not args.no_receipts))
+        f = asyncio.run(run(dsn, n, args.batch, args.sql, in_flight=args.in_flight, receipts=not args.no_receipts,
+                         statements=args.statements, own_pool=args.own_pool))
     print(figures(letters=n, batch=args.batch, in_flight=args.in_flight, deliveries_per_letter=f["deliveries"],
                   letters_per_s=f["per_s"],
                   postgres_cpu_us_per_letter=f["pg_cpu_us"], client_cpu_us_per_letter=f["client_us"],

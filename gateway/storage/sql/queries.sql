@@ -47,8 +47,10 @@ WITH ordinary AS (
 )
 UPDATE deliveries d
 SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
-FROM due, messages m
-WHERE d.id = due.id AND m.pk = d.message_pk
+FROM messages m
+-- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and Hash
+-- Join, since it cannot know how many rows LIMIT $2 lets through)
+WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
 RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
           m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
           forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,

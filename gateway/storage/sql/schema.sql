@@ -39,7 +39,8 @@ CREATE TABLE messages (
     CONSTRAINT messages_forwarded_stored
         CHECK (forwarded IS NOT NULL OR (forwarded_edits IS NOT NULL AND forwarded_inserts IS NOT NULL))
 );
-CREATE INDEX messages_letter ON messages (letter_number, letter_date);
+-- (0025) partial: every query asks letter_number = ...; receipts and most notifiers have none
+CREATE INDEX messages_letter ON messages (letter_number, letter_date) WHERE letter_number IS NOT NULL;
 -- (0016) A letter's bytes are stored out of line without pglz: XML around base64 of compressed files,
 -- pglz saved 15% of their size for 40% of PostgreSQL's CPU per letter (bench/pg_letter.py).
 ALTER TABLE messages ALTER COLUMN received SET STORAGE EXTERNAL,
@@ -421,8 +422,10 @@ CREATE FUNCTION apply_delivery_transitions(p_transitions delivery_transition[], 
                                            p_receipt_deliveries new_delivery[])
 RETURNS TABLE (out_ord integer, out_applied boolean)
 LANGUAGE plpgsql VOLATILE
--- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call)
-SET plan_cache_mode = force_generic_plan AS $$
+-- (0022) one generic plan per statement, planned once per connection (custom plans were planned anew on every call);
+-- (0025) on indexes: planned on a new database's nearly empty tables, the UPDATE of deliveries read every
+-- delivery by a Seq Scan and a Hash Join for as long as the connection lived (every row is found by its key)
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     done uuid[];
     receipts new_message[] := '{}';
@@ -431,11 +434,17 @@ DECLARE
     same boolean;
     signed bytea;
     linked integer[] := '{}';  -- ords of receipt messages that hold the transition's receipt and ack
-    ords integer[];
-    pks bigint[];
-    filled_ords integer[] := '{}';  -- (0024) transitions whose receipt came NULL, and those receipts
-    filled bytea[] := '{}';
+    ords integer[] := '{}';
+    pks bigint[] := '{}';
+    failed boolean;      -- (0025) a failure that counts against its destination
+    undelivered boolean; -- (0025) any outcome but delivered
 BEGIN
+    -- (0025) Statements with nothing to do are not run: each one's executor start-up (a tuple descriptor of the
+    -- 19 fields of every unnest(p_transitions), the indexes of every table it writes) cost more than its rows.
+    SELECT coalesce(bool_or(x.outcome <> 'delivered' AND NOT x.permanent), false),
+           coalesce(bool_or(x.outcome <> 'delivered'), false)
+    INTO failed, undelivered FROM unnest(p_transitions) x;
+
     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, error)
     SELECT x.delivery_id, x.attempt, x.started_at, x.at,
            CASE WHEN x.outcome = 'delivered' THEN 'delivered' WHEN x.permanent THEN 'refused' ELSE 'failed' END,
@@ -447,6 +456,7 @@ BEGIN
 
     -- Destinations that failed: one more consecutive failure each, then backoff once the count
     -- reaches the threshold (the circuit opens).
+    IF failed THEN
     INSERT INTO destinations AS dst (agency, consecutive_failures, failing_since, last_error, updated_at)
     SELECT f.recipient, f.n, f.at, f.reason, f.at FROM (
         SELECT x.recipient, count(*)::integer AS n, min(x.at) AS at,
@@ -465,6 +475,7 @@ BEGIN
           FROM unnest(p_transitions) x WHERE x.outcome <> 'delivered' AND NOT x.permanent
           GROUP BY x.recipient) b
     WHERE dst.agency = b.recipient AND dst.consecutive_failures >= b.threshold;
+    END IF;
 
     -- Destinations that answered (a delivery, or a refusal: the office is up): healthy again.
     UPDATE destinations dst
@@ -488,6 +499,9 @@ BEGIN
             leased_by = NULL
         FROM unnest(p_transitions) x LEFT JOIN destinations dst ON dst.agency = x.recipient
         WHERE d.id = x.delivery_id
+          -- (0025) the rows by their key whatever the plan: this generic plan, made once per connection while
+          -- deliveries had no statistics yet (a new database), joined them by a Seq Scan of every delivery
+          AND d.id = ANY (ARRAY(SELECT y.delivery_id FROM unnest(p_transitions) y))
           AND CASE WHEN x.outcome = 'delivered'
                    THEN d.status IN ('sending', 'inbox', 'queued', 'retry_wait')
                         AND (x.worker IS NULL OR d.leased_by = x.worker)
@@ -504,17 +518,20 @@ BEGIN
                     ELSE x.details::jsonb END
         FROM unnest(p_transitions) x JOIN changed c ON c.id = x.delivery_id
         ORDER BY x.ord
-    ), moved AS (
+    )
+    SELECT coalesce(array_agg(c.id), '{}') INTO done FROM changed c;
+
+    IF undelivered THEN
         -- While a destination backs off, its waiting deliveries move past the backoff so the claim
-        -- query never wades through them.
+        -- query never wades through them. (0025: a statement of its own, run only after an outcome other than
+        -- delivered; the deliveries of the batch are left out as before, so it writes the same rows.)
         UPDATE deliveries d SET next_attempt_at = dst.backoff_until
         FROM destinations dst
         WHERE dst.agency IN (SELECT x.recipient FROM unnest(p_transitions) x WHERE x.outcome <> 'delivered')
           AND dst.backoff_until IS NOT NULL AND d.recipient = dst.agency
           AND d.status IN ('queued', 'retry_wait') AND d.next_attempt_at < dst.backoff_until
-          AND d.id NOT IN (SELECT x.delivery_id FROM unnest(p_transitions) x)
-    )
-    SELECT coalesce(array_agg(c.id), '{}') INTO done FROM changed c;
+          AND d.id NOT IN (SELECT x.delivery_id FROM unnest(p_transitions) x);
+    END IF;
 
     -- The delivery receipts of what was delivered, as new messages back to the senders (ord names
     -- the transition that produced each). A receipt message's forwarded bytes, its receipt and its evidence
@@ -525,6 +542,7 @@ BEGIN
     -- is what the delivery's receipts row names in place of copies of them. A transition's receipt that
     -- comes NULL (0024) is its message's forwarded bytes, sent as edits: taken from them, for the message
     -- and for a receipts row that holds its own copy.
+    IF cardinality(p_receipts) > 0 THEN  -- (0025) none: no loop, no insert_messages() start-up
     FOR item IN
         SELECT r, x.receipt AS signed, x.ack FROM unnest(p_receipts) r JOIN unnest(p_transitions) x ON x.ord = r.ord
         WHERE x.delivery_id = ANY (done) ORDER BY r.ord
@@ -533,10 +551,9 @@ BEGIN
         IF rec.evidence = '' THEN rec.evidence := item.ack; END IF;
         signed := item.signed;
         IF signed IS NULL THEN
-            signed := forwarded_bytes(rec.received, rec.forwarded, rec.forwarded_edits, rec.forwarded_inserts);
-            filled_ords := filled_ords || rec.ord;
-            filled := filled || signed;
-            same := signed <> '';
+            -- (0025) the message's forwarded bytes, as edits: not rebuilt here (only a receipts row that keeps
+            -- its own copy reads them, below); they are the transition's signed receipt, never empty
+            same := true;
         ELSE
             IF rec.forwarded = '' THEN rec.forwarded := signed; END IF;
             same := signed <> ''
@@ -546,18 +563,24 @@ BEGIN
         IF same AND rec.evidence IS NOT DISTINCT FROM item.ack THEN linked := linked || rec.ord; END IF;
         receipts := receipts || rec;
     END LOOP;
+    END IF;
+    IF cardinality(receipts) > 0 THEN
     SELECT coalesce(array_agg(i.out_ord), '{}'), coalesce(array_agg(i.out_pk), '{}') INTO ords, pks
     FROM insert_messages(
         receipts,
         ARRAY(SELECT rd::new_delivery FROM unnest(p_receipt_deliveries) rd JOIN unnest(p_transitions) x ON x.ord = rd.ord
               WHERE x.delivery_id = ANY (done) ORDER BY rd.ord)) i
     WHERE i.out_pk IS NOT NULL AND i.out_ord = ANY (linked);
+    END IF;
 
     INSERT INTO receipts (message_pk, delivery_id, kind, receipt, ack, created_at, receipt_message_pk)
-    SELECT x.message_pk, x.delivery_id, 'delivery', CASE WHEN l.pk IS NULL THEN coalesce(x.receipt, f.receipt) END,
+    SELECT x.message_pk, x.delivery_id, 'delivery',
+           CASE WHEN l.pk IS NULL
+                THEN coalesce(x.receipt, (SELECT forwarded_bytes(r.received, r.forwarded, r.forwarded_edits,
+                                                                 r.forwarded_inserts)
+                                          FROM unnest(p_receipts) r WHERE r.ord = x.ord)) END,
            CASE WHEN l.pk IS NULL THEN x.ack END, x.at, l.pk
     FROM unnest(p_transitions) x LEFT JOIN unnest(ords, pks) l (ord, pk) ON l.ord = x.ord
-         LEFT JOIN unnest(filled_ords, filled) f (ord, receipt) ON f.ord = x.ord
     WHERE x.outcome = 'delivered' AND x.delivery_id = ANY (done)
     ORDER BY x.ord
     ON CONFLICT (delivery_id) WHERE delivery_id IS NOT NULL DO NOTHING;
@@ -1022,18 +1045,16 @@ WITH ev AS (
 SELECT count(*)::integer FROM ev
 $$;
 
--- ---- 0019_lean_letter_rows
--- The forwarded bytes of a message row: forwarded, or received with its edits applied.
-CREATE FUNCTION forwarded_bytes(received bytea, forwarded bytea, edits integer[], inserts bytea)
+-- ---- 0019_lean_letter_rows (forwarded_bytes as of 0025)
+-- The edits applied by a loop: what forwarded_bytes() did for every row up to 0025, now for rows of more than
+-- two edits (the same statements).
+CREATE FUNCTION forwarded_bytes_edits(received bytea, edits integer[], inserts bytea)
 RETURNS bytea LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     out  bytea := '';
     pos  integer := 0;  -- bytes of received consumed
     used integer := 0;  -- bytes of inserts consumed
 BEGIN
-    IF forwarded IS NOT NULL THEN
-        RETURN forwarded;
-    END IF;
     FOR k IN 1 .. coalesce(array_length(edits, 1), 0) / 3 LOOP
         out := out || substring(received FROM pos + 1 FOR edits[3 * k - 2] - pos)
                    || substring(inserts FROM used + 1 FOR edits[3 * k]);
@@ -1042,6 +1063,25 @@ BEGIN
     END LOOP;
     RETURN out || substring(received FROM pos + 1);
 END $$;
+
+-- The forwarded bytes of a message row: forwarded, or received with its edits applied. One or two edits (a
+-- delivery receipt's signature inserted; a letter's header Id and seal) are the loop's pieces written out, in
+-- one SQL expression the planner inlines into the query that reads them: no PL/pgSQL call per row.
+CREATE FUNCTION forwarded_bytes(received bytea, forwarded bytea, edits integer[], inserts bytea)
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN forwarded IS NOT NULL THEN forwarded
+        WHEN array_length(edits, 1) = 3
+            THEN substring(received FROM 1 FOR edits[1]) || substring(inserts FROM 1 FOR edits[3])
+                 || substring(received FROM edits[1] + edits[2] + 1)
+        WHEN array_length(edits, 1) = 6
+            THEN substring(received FROM 1 FOR edits[1]) || substring(inserts FROM 1 FOR edits[3])
+                 || substring(received FROM edits[1] + edits[2] + 1 FOR edits[4] - edits[1] - edits[2])
+                 || substring(inserts FROM edits[3] + 1 FOR edits[6])
+                 || substring(received FROM edits[4] + edits[5] + 1)
+        ELSE forwarded_bytes_edits(received, edits, inserts)
+    END
+$$;
 
 -- The console's substring search (pg_trgm GIN), off the insert path. No reference to messages: a
 -- derived index of it, refilled from it.
@@ -1114,3 +1154,4 @@ SELECT r.pk, r.message_pk, r.delivery_id, r.kind,
        CASE WHEN r.receipt IS NULL THEN m.evidence ELSE r.ack END AS ack,
        r.created_at, r.receipt_message_pk
 FROM receipts r LEFT JOIN messages m ON m.pk = r.receipt_message_pk;
+
