@@ -287,7 +287,7 @@ def _check_attachments(attachments: Iterable[etree._Element],
         att_id = att.get("Id")
         where = f"Attachments/Attachment[@Id='{att_id}']"
         content_el = size_el = sha_el = ref_el = None
-        for el in att:  # one pass; the first of each counts (as ``child`` finds it)
+        for el in att[:]:  # one pass; the first of each counts (as ``child`` finds it)
             tag = el.tag
             if tag == _CONTENT:
                 content_el = content_el if content_el is not None else el

@@ -173,7 +173,7 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
             resolved: dict[str, etree._Element], xades: bool,
             certs: Sequence[x509.Certificate], legacy_exclusive: bool, schema_checked: bool,
             exclusive_sha256: dict[str, bytes] | None) -> list[VerifyResult]:
-    kids = list(signature)
+    kids = signature[:]  # ``list(signature)``, made in C (see :func:`pki.xmlsig_parts.child`)
     key_info = None
     for el in kids:
         tag = el.tag
@@ -181,19 +181,19 @@ def _verify(signature: etree._Element, cert: x509.Certificate, uris: Sequence[st
             raise _NotHere
         if tag == _KEY_INFO and key_info is None:
             key_info = el
-    if key_info is not None and any(c.tag != _X509_DATA for c in key_info):
+    if key_info is not None and any(c.tag != _X509_DATA for c in key_info[:]):
         raise _NotHere
     if not (schema_checked and schema_implied(signature, xades)) and not _schema_valid(signature, xades):
         raise _NotHere
     signed_info, value_el = kids[0], kids[1]
-    info_kids = list(signed_info)
+    info_kids = signed_info[:]
     refs = [r for r in info_kids if r.tag == _REFERENCE]
     if len(info_kids[0]) or len(info_kids[1]) or len(refs) != len(uris):
         raise _NotHere
     digested: list[tuple[bytes, etree._Element]] = []
     signed_properties = None
     for ref, uri in zip(refs, uris, strict=True):
-        ref_kids = list(ref)
+        ref_kids = ref[:]
         if ref.get("URI") != uri or len(ref_kids) < 2 or ref_kids[-2].tag != _DIGEST_METHOD \
                 or ref_kids[-1].tag != _DIGEST_VALUE:
             raise _NotHere
@@ -268,7 +268,7 @@ def _public_key(cert: x509.Certificate) -> Any:
 def _check_signing_certificate(ssp: etree._Element, certs: Sequence[x509.Certificate],
                                signing_cert: x509.Certificate) -> None:
     """signxml's XAdES certificate rule (``XAdESVerifier._verify_cert_digests``), on the in-tree elements."""
-    holders = [c for c in ssp if c.tag in _SIGNING_CERTIFICATES]
+    holders = [c for c in ssp[:] if c.tag in _SIGNING_CERTIFICATES]
     if len(holders) != 1:
         raise _NotHere
     for i, cert_el in enumerate(children(holders[0], _CERT)):

@@ -121,8 +121,13 @@ _MAX_KEYINFO_CERTS = 5
 
 
 def alg_name(method: SignatureMethod) -> str:
-    """``"ecdsa-sha256"``, ``"rsa-sha256"`` ... for reports."""
-    return method.name.lower().replace("_", "-")
+    """``"ecdsa-sha256"``, ``"rsa-sha256"`` ... for reports (an enum's ``name`` is a descriptor call: the
+    names are made once)."""
+    name = _ALG_NAMES.get(method)
+    return name if name is not None else method.name.lower().replace("_", "-")
+
+
+_ALG_NAMES: Final = MappingProxyType({m: m.name.lower().replace("_", "-") for m in SignatureMethod})
 
 
 def keyinfo_certs(signature: etree._Element) -> list[x509.Certificate]:
@@ -181,7 +186,7 @@ def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow
         raise SignatureError("the signature has no SignedInfo", field="Signatures/SignedInfo")
     c14n_el = sm_el = None
     refs = []
-    for el in signed_info:  # the first of each method element counts, as ``child`` finds it
+    for el in signed_info[:]:  # the first of each method element counts, as ``child`` finds it
         tag = el.tag
         if tag == _REFERENCE:
             refs.append(el)
@@ -204,7 +209,7 @@ def check_algorithms(signature: etree._Element, cert: x509.Certificate, *, allow
     for ref in refs:
         dm = None
         transform_els: list[etree._Element] = []
-        for el in ref:
+        for el in ref[:]:
             tag = el.tag
             if tag == _DIGEST_METHOD:
                 if dm is None:
