@@ -44,3 +44,22 @@ def test_blank_fields_are_the_rows_of_a_replaced_copy(forwarded_bytes, evidence,
                            blank_evidence=blank_evidence) == message_row(old, 3, most=most, sent_beside=beside)
     # the message itself is left as it was
     assert (m.receipt, m.evidence) == (receipt, evidence)
+
+
+def test_claimed_delivery_from_row_is_by_name():
+    """``ClaimedDelivery.from_row`` reads the row's columns positionally in the fields' order: the same
+    object as by name, whatever order the row's columns come in."""
+    from gateway.storage.deliveries import ClaimedDelivery
+
+    values = {"id": uuid.UUID(int=7), "message_pk": 5, "recipient": "1100000001", "route": "push", "attempts": 2,
+              "created_at": NOW, "expires_at": NOW + dt.timedelta(days=1), "message_id": "m-5",
+              "sender": "0100000000", "message_type": "letter", "forwarded": b"<E/>", "parts": 1,
+              "destination_failures": 3, "conversation_id": "c-5", "pinned_route": {"kind": "push"}}
+    assert set(values) == {f.name for f in dataclasses.fields(ClaimedDelivery)}
+    row = dict(reversed(list(values.items())))
+    made = ClaimedDelivery.from_row(row)
+    assert made == ClaimedDelivery(**values)
+    assert [getattr(made, f.name) for f in dataclasses.fields(ClaimedDelivery)] == [
+        values[f.name] for f in dataclasses.fields(ClaimedDelivery)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.attempts = 3  # type: ignore[misc]  # (frozen: the assignment is the point)
