@@ -55,12 +55,17 @@ class ClaimedDelivery:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ClaimedDelivery:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+        # positionally, in the fields' order (every field is an __init__ argument, in that order): no dict
+        # of keywords made and matched once per claim
+        return cls(*map(row.__getitem__, _CLAIMED_FIELDS))
 
     @functools.cached_property
     def forwarded_sha256(self) -> bytes:
         """SHA-256 of the bytes forwarded (what the delivery receipt names)."""
         return hashlib.sha256(self.forwarded).digest()
+
+
+_CLAIMED_FIELDS = tuple(ClaimedDelivery.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

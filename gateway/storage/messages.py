@@ -134,20 +134,22 @@ async def forwarded_bytes(db: Executor, pk: int) -> bytes | None:
     return None if row is None else row["forwarded"]
 
 
-def message_row(m: NewMessage, ord_: int, *, most: float = forwarded.MOST,
-                sent_beside: bool = False) -> tuple[Any, ...]:
+def message_row(m: NewMessage, ord_: int, *, most: float = forwarded.MOST, sent_beside: bool = False,
+                blank_receipt: bool = False, blank_evidence: bool = False) -> tuple[Any, ...]:
     """``m`` as a ``new_message`` composite (migrations 0008, 0019), numbered ``ord_`` in its batch: the
     forwarded bytes as edits of the received ones where they insert at most ``most`` of them
     (:mod:`gateway.storage.forwarded`). Empty forwarded bytes stay whole: they mark a delivery receipt's
     row whose forwarded bytes the function fills from the signed receipt sent once beside it (migration
-    0022); ``sent_beside``: forwarded bytes that are that receipt go empty unless stored as edits."""
+    0022); ``sent_beside``: forwarded bytes that are that receipt go empty unless stored as edits.
+    ``blank_receipt``, ``blank_evidence``: the row of ``replace(m, receipt=b"")``, ``replace(m, evidence=b"")``
+    (the function fills them from the transition's, 0022, 0023) without copying the message."""
     edits = forwarded.edits(m.received, m.forwarded, most=most) if m.forwarded else None
     whole, edit_list, inserts = (m.forwarded, None, None) if edits is None else (None, *edits)
     if sent_beside and edits is None:
         whole = b""
     return (ord_, m.sender, m.message_id, m.message_type, m.conversation_id, m.ref_to_message_id,
             m.letter_number, m.letter_date, m.subject, m.speed, m.secrecy, m.channel, m.received_sha256,
-            m.received, whole, m.evidence, m.receipt, m.accepted_at, encode_json(m.audit),
+            m.received, whole, b"" if blank_evidence else m.evidence, b"" if blank_receipt else m.receipt, m.accepted_at, encode_json(m.audit),
             m.notifier_kind, m.registry_number, m.parts, m.resend_guard, edit_list, inserts)
 
 
