@@ -66,6 +66,8 @@ class ClaimedDelivery:
 
 
 _CLAIMED_FIELDS = tuple(ClaimedDelivery.__dataclass_fields__)
+_PK = _CLAIMED_FIELDS.index("message_pk")
+_FORWARDED = _CLAIMED_FIELDS.index("forwarded")
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,17 @@ class InboxItem:
 
 async def claim_due(db: Executor, *, now: dt.datetime, limit: int, lease: dt.timedelta,
                     worker: str) -> list[ClaimedDelivery]:
-    rows = await db.fetch(queries["claim_due"], now, limit, lease, worker)
-    return [ClaimedDelivery.from_row(r) for r in rows]
+    """Claim up to ``limit`` due deliveries for ``worker``, each with its message's forwarded bytes.
+
+    The statement sends a message's bytes once, with one of its deliveries in the batch (``NULL`` with the
+    others): every delivery of a message here holds that one ``bytes`` object."""
+    rows = [list(map(r.__getitem__, _CLAIMED_FIELDS)) for r in await db.fetch(
+        queries["claim_due"], now, limit, lease, worker)]
+    sent = {v[_PK]: v[_FORWARDED] for v in rows if v[_FORWARDED] is not None}
+    for v in rows:
+        if v[_FORWARDED] is None:
+            v[_FORWARDED] = sent[v[_PK]]  # (a KeyError: a message's deliveries claimed without its bytes, a bug)
+    return [ClaimedDelivery(*v) for v in rows]
 
 
 async def release_claim(db: Executor, delivery_id: uuid.UUID, worker: str, due_at: dt.datetime,

@@ -44,19 +44,25 @@ WITH ordinary AS (
     FOR UPDATE OF d SKIP LOCKED
 ), due AS (
     SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
+    -- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and
+    -- Hash Join, since it cannot know how many rows LIMIT $2 lets through)
+    WHERE d.id = ANY (ARRAY(SELECT id FROM due))
+    RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at, d.pinned_route
 )
-UPDATE deliveries d
-SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
-FROM messages m
--- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and Hash
--- Join, since it cannot know how many rows LIMIT $2 lets through)
-WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
-RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
-          m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
-          forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
-          m.conversation_id, d.pinned_route,
-          coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
-              AS destination_failures;
+-- A message's forwarded bytes come once per claim, with the first of its deliveries claimed (NULL with the
+-- others; gateway.storage.deliveries.claim_due gives each delivery its message's bytes): a letter to two
+-- offices was read from TOAST, rebuilt from its edits, sent and decoded once per delivery.
+SELECT c.id, c.message_pk, c.recipient, c.route, c.attempts, c.created_at, c.expires_at,
+       m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
+       CASE WHEN row_number() OVER (PARTITION BY c.message_pk) = 1
+            THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS forwarded,
+       m.conversation_id, c.pinned_route,
+       coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = c.recipient), 0)
+           AS destination_failures
+FROM claimed c JOIN messages m ON m.pk = c.message_pk;
 
 -- name: release_claim
 -- Give a claimed delivery back without having tried it (its destination went
