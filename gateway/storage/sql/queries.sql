@@ -55,13 +55,15 @@ WITH ordinary AS (
 -- A message's forwarded bytes come once per claim, with the first of its deliveries claimed (NULL with the
 -- others; gateway.storage.deliveries.claim_due gives each delivery its message's bytes): a letter to two
 -- offices was read from TOAST, rebuilt from its edits, sent and decoded once per delivery.
+-- (the columns in the order of ClaimedDelivery's fields: claim_due makes each one from the row's values)
 SELECT c.id, c.message_pk, c.recipient, c.route, c.attempts, c.created_at, c.expires_at,
-       m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
+       m.message_id, m.sender, m.message_type::text AS message_type,
        CASE WHEN row_number() OVER (PARTITION BY c.message_pk) = 1
             THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS forwarded,
-       m.conversation_id, c.pinned_route,
+       m.parts,
        coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = c.recipient), 0)
-           AS destination_failures
+           AS destination_failures,
+       m.conversation_id, c.pinned_route
 -- (each claimed row's message found by its key, in a subquery of its own: joined, the plan a connection kept from
 -- a new database's nearly empty tables read messages whole by a Seq Scan and a Hash Join on every claim until
 -- an ANALYZE replanned it; alone, a lookup by key is planned on the index even then)
