@@ -92,3 +92,18 @@ async def test_a_claim_planned_on_empty_tables_reads_its_messages_by_key(pool):
             scans = await conn.fetchval(
                 "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'messages'")
     assert scans == 0
+
+
+async def test_a_claim_planned_on_some_hundred_unanalyzed_deliveries_reads_no_other_delivery(pool):
+    for start in range(0, 500, 100):  # 1,000 deliveries, no statistics (no ANALYZE yet: a new installation)
+        await messages.insert_many(pool, [letter(i) for i in range(start, start + 100)])
+    async with pool.acquire() as conn:
+        for _ in range(7):  # past a prepared statement's five custom plans
+            assert len(await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=1, lease=LEASE,
+                                                  worker="w")) == 1
+        async with conn.transaction():
+            claimed = await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=64, lease=LEASE, worker="w")
+            assert len(claimed) == 64
+            scans = await conn.fetchval(
+                "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'")
+    assert scans == 0
