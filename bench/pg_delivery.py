@@ -44,6 +44,7 @@ from bench.common import database, figures, postgres_cpu  # noqa: E402
 from bench.pg_letter import letters  # noqa: E402
 from gateway.core.receipts import delivery_receipt_envelope  # noqa: E402
 from gateway.core.signing import PkiSealer  # noqa: E402
+from gateway.delivery.dispatcher import share_digests  # noqa: E402
 from gateway.storage import deliveries, messages, transitions  # noqa: E402
 from gateway.storage.deliveries import ClaimedDelivery  # noqa: E402
 from gateway.storage.messages import NewDelivery, NewMessage  # noqa: E402
@@ -116,6 +117,7 @@ async def deliver_all(pool: asyncpg.Pool, *, workers: int, batch: int, in_flight
                 await asyncio.sleep(0.02)
                 continue
             idle = 0
+            share_digests(claimed)  # as the dispatcher does: a letter's deliveries claimed together hash it once
             ts = [transition(c, name, env, signed, receipts) for c in claimed]
             chunks = [ts[i:i + batch] for i in range(0, len(ts), batch)]
             await asyncio.gather(*(record(ch) for ch in chunks))

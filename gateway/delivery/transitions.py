@@ -18,7 +18,7 @@ from adapters.base import Delivered, Outcome, Permanent
 from gateway.delivery.retry import RetryPolicy
 from gateway.storage.deliveries import ClaimedDelivery
 from gateway.storage.messages import NewMessage
-from gateway.storage.transitions import Transition
+from gateway.storage.transitions import Transition, transition
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ def decide(outcome: Outcome, claim: ClaimedDelivery, policy: RetryPolicy, attemp
 
     ``receipt`` and ``receipt_message`` (a delivered outcome): the signed delivery receipt and the
     message carrying it back to the sender, made beforehand by the caller (signing is not pure)."""
-    if isinstance(outcome, Delivered):  # the usual outcome: one Transition made, not a base and a replace()
-        return Transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished,
+    if isinstance(outcome, Delivered):  # the usual outcome: one Transition made, not a base and a replace(),
+        # its fields set at once (storage.transitions.transition)
+        return transition(delivery_id=claim.id, outcome="delivered", at=attempt.finished,
                           message_pk=claim.message_pk, recipient=claim.recipient, actor="gateway",
                           details={"recipient": claim.recipient, "sha256": claim.forwarded_sha256.hex(),
                                    **(outcome.facts or {})},

@@ -4,12 +4,13 @@ were made from before."""
 
 import dataclasses
 import datetime as dt
+import hashlib
 import uuid
 
 import pytest
 
 from gateway.storage import forwarded
-from gateway.storage.deliveries import ClaimedDelivery
+from gateway.storage.deliveries import ClaimedDelivery, claimed_of
 from gateway.storage.messages import NewDelivery, NewMessage, message_row
 
 NOW = dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC)
@@ -62,3 +63,18 @@ def test_claimed_delivery_from_row_is_by_name():
         values[f.name] for f in dataclasses.fields(ClaimedDelivery)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, "attempts", 3)  # noqa: B010 (frozen: the assignment is the point)
+
+
+def test_claimed_of_is_the_constructor():
+    """``deliveries.claimed_of`` (what claim_due makes each claim with) gives the object the dataclass's own
+    ``__init__`` gives, frozen and with its digest computed on demand; the wrong number of values is refused."""
+    values = [uuid.UUID(int=9), 6, "1100000001", "push", 1, NOW, NOW + dt.timedelta(days=1), "m-6", "0100000000",
+              "receipt", b"<R/>", 0, 0, None, None]
+    made = claimed_of(values)
+    assert made == ClaimedDelivery(*values)
+    assert [getattr(made, f.name) for f in dataclasses.fields(ClaimedDelivery)] == values
+    assert made.forwarded_sha256 == hashlib.sha256(b"<R/>").digest()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, "attempts", 3)  # noqa: B010 (frozen: the assignment is the point)
+    with pytest.raises(ValueError):
+        claimed_of(values[:-1])

@@ -29,34 +29,53 @@ LIMIT $3;
 -- Two lanes, each in due order: ordinary deliveries first, then those of circular letters ('bulk'),
 -- so one letter to thousands of offices never holds an ordinary letter behind it.
 WITH ordinary AS (
-    SELECT d.id, d.next_attempt_at FROM deliveries d
+    SELECT d.id, d.ctid, d.next_attempt_at FROM deliveries d
     WHERE NOT d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
       AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
     ORDER BY d.next_attempt_at
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
 ), bulk AS (
-    SELECT d.id, d.next_attempt_at FROM deliveries d
+    SELECT d.id, d.ctid, d.next_attempt_at FROM deliveries d
     WHERE d.bulk AND d.status IN ('queued', 'sending', 'retry_wait') AND d.next_attempt_at <= $1
       AND NOT EXISTS (SELECT 1 FROM destinations x WHERE x.agency = d.recipient AND x.backoff_until > $1)
     ORDER BY d.next_attempt_at
     LIMIT greatest($2 - (SELECT count(*) FROM ordinary), 0)
     FOR UPDATE OF d SKIP LOCKED
 ), due AS (
-    SELECT id FROM ordinary UNION ALL SELECT id FROM bulk
+    SELECT id, ctid FROM ordinary UNION ALL SELECT id, ctid FROM bulk
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
+    -- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and
+    -- Hash Join, since it cannot know how many rows LIMIT $2 lets through. By its key alone, a plan made while
+    -- deliveries held some hundreds of rows and no statistics still read them all (Seq Scan, the key as a filter)
+    -- on every claim until an ANALYZE; with the locked row's address as well, a Seq Scan costs more than every
+    -- way by key or address (Bitmap Index Scan on deliveries_pkey, Tid Scan). A row updated by another
+    -- transaction after this statement's snapshot and before its lock is left for the next claim, not claimed
+    -- twice: its address is then not the version this snapshot sees.)
+    WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND d.ctid = ANY (ARRAY(SELECT ctid FROM due))
+    RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at, d.pinned_route
 )
-UPDATE deliveries d
-SET status = 'sending', next_attempt_at = $1 + $3::interval, leased_by = $4, attempts = d.attempts + 1
-FROM messages m
--- (each claimed row found by its key: joined to the CTE, the generic plan read every delivery, Seq Scan and Hash
--- Join, since it cannot know how many rows LIMIT $2 lets through)
-WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND m.pk = d.message_pk
-RETURNING d.id, d.message_pk, d.recipient, d.route, d.attempts, d.created_at, d.expires_at,
-          m.message_id, m.sender, m.message_type::text AS message_type, m.parts,
-          forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) AS forwarded,
-          m.conversation_id, d.pinned_route,
-          coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = d.recipient), 0)
-              AS destination_failures;
+-- A message's forwarded bytes come once per claim, with the first of its deliveries claimed (NULL with the
+-- others; gateway.storage.deliveries.claim_due gives each delivery its message's bytes): a letter to two
+-- offices was read from TOAST, rebuilt from its edits, sent and decoded once per delivery.
+-- (the columns in the order of ClaimedDelivery's fields: claim_due makes each one from the row's values)
+SELECT c.id, c.message_pk, c.recipient, c.route, c.attempts, c.created_at, c.expires_at,
+       m.message_id, m.sender, m.message_type::text AS message_type,
+       CASE WHEN row_number() OVER (PARTITION BY c.message_pk) = 1
+            THEN forwarded_bytes(m.received, m.forwarded, m.forwarded_edits, m.forwarded_inserts) END AS forwarded,
+       m.parts,
+       coalesce((SELECT x.consecutive_failures FROM destinations x WHERE x.agency = c.recipient), 0)
+           AS destination_failures,
+       m.conversation_id, c.pinned_route
+-- (each claimed row's message found by its key, in a subquery of its own: joined, the plan a connection kept from
+-- a new database's nearly empty tables read messages whole by a Seq Scan and a Hash Join on every claim until
+-- an ANALYZE replanned it; alone, a lookup by key is planned on the index even then)
+FROM claimed c CROSS JOIN LATERAL (
+    SELECT m.message_id, m.sender, m.message_type, m.parts, m.conversation_id, m.received, m.forwarded,
+           m.forwarded_edits, m.forwarded_inserts
+    FROM messages m WHERE m.pk = c.message_pk OFFSET 0) m;
 
 -- name: release_claim
 -- Give a claimed delivery back without having tried it (its destination went
