@@ -6,6 +6,7 @@ same bytes, with the same concurrency), so the ratio shows how close the
 gateway is to what the database itself can do.
 
 Usage: python bench/submit.py [--quick] [--letters N] [--clients C] [--processes P] [--signed] [--profile] [--pin]
+                              [--callgrind]
 
 ``--profile`` (with ``--signed``) samples the gateway processes with py-spy during the
 timed load and prints the CPU budget per letter, stage by stage, next to each stage's
@@ -13,6 +14,15 @@ primitive measured in the same run (see bench/budget.py); the README keeps that 
 Prints its figures last, on one line of key=value pairs, including the CPU the
 gateway processes and the load generator spent per letter (psutil, process_time):
 on a shared machine those are steadier than letters/s.
+
+``--callgrind`` runs the one gateway process under valgrind's callgrind, zeroes its counts after the
+warm-up (``callgrind_control -z``) and dumps them after the timed load (``-d``): it prints
+``gateway_instructions_per_letter=``, the user-space instructions the gateway spent per letter. On a
+machine shared with other jobs it repeats where the CPU figures do not: runs of one head (300 letters,
+load 3-5) spread by 0.03-0.4%, as the letters fall into more or fewer group commits (each a statement),
+where alternated CPU figures spread by 30%. So it resolves a change of ~30k instructions a letter or
+more; a smaller one needs a function-level measure. It does not count the kernel's work (system calls,
+socket wake-ups): read it beside the CPU figures, not in place of them. ~50x slower: a few hundred letters.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,6 +117,29 @@ async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[flo
     return await post_all(f"{urls[0]}/v1/messages", letters, headers=headers, clients=clients)
 
 
+def callgrind_start(gw: GatewayProcess, out: Path) -> GatewayProcess:
+    """``gw`` (one process: ``gateway serve`` with one worker) started under callgrind, its counts written to
+    ``out`` (``out.1`` is the first ``callgrind_control -d`` dump)."""
+    log = open(gw.log_path, "ab")  # noqa: SIM115 - the child holds it
+    gw.proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                "-m", "gateway.cli.main", "serve"], env=gw.env, stdout=log, stderr=subprocess.STDOUT,
+                               cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    log.close()
+    return gw
+
+
+def callgrind_control(option: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True)
+
+
+def callgrind_total(dump: Path) -> int:
+    """The instructions (``Ir``) a callgrind dump counted in all: its ``summary:`` line."""
+    for line in dump.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise ValueError(f"no summary in {dump}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a small, fast run")
@@ -121,8 +155,13 @@ def main() -> None:
                     help="the gateway alone on core 0; PostgreSQL, the load generator and py-spy on the others "
                          "(a profile then counts only the gateway's own CPU, not time it waited, runnable, while "
                          "a process it woke ran on its core)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="the gateway (one process) under callgrind, zeroed after the warm-up: prints "
+                         "gateway_instructions_per_letter= (user space only; ~50x slower, use a few hundred letters)")
     args = ap.parse_args()
     args.signed = args.signed or args.profile
+    if args.callgrind and (args.processes != 1 or args.profile or shutil.which("valgrind") is None):
+        ap.error("--callgrind needs --processes 1, no --profile, and valgrind on PATH")
     cores = set(os.sched_getaffinity(0))
     if args.pin and len(cores) < 2:
         ap.error("--pin needs at least 2 cores")
@@ -139,6 +178,7 @@ def main() -> None:
     letters = make_letters(n + 200, signer=signer)
     primitive: dict[str, float] = {}
     shares: dict[str, float] = {}
+    instructions: list[int] = []
     with database("submit") as (_admin, dsn):
         raw = asyncio.run(raw_insert_rate(dsn, n, args.clients, letters[0], primitive))
         procs = []
@@ -149,11 +189,12 @@ def main() -> None:
                               GATEWAY_WORKERS=str(args.processes), GATEWAY_RATE_PER_AGENCY="0",
                               GATEWAY_VALIDATE_PDF="false", **pki_env,
                               GATEWAY_POOL_MAX=str(max(10, args.clients // args.processes + 2)))
-            procs.append(GatewayProcess(env=env, port=port, log_path=workdir / f"gw-{port}.log").start())
+            gw = GatewayProcess(env=env, port=port, log_path=workdir / f"gw-{port}.log")
+            procs.append(callgrind_start(gw, workdir / "callgrind.out") if args.callgrind else gw.start())
 
             async def run():
                 for p in procs:
-                    await p.wait_ready()
+                    await p.wait_ready(timeout=600 if args.callgrind else 30)
                 if args.pin:
                     gateway_core = min(cores)
                     pin([q for p in procs for q in (psutil.Process(p.proc.pid),
@@ -162,11 +203,16 @@ def main() -> None:
                     pin([*await postgres_processes(dsn), psutil.Process()], cores - {gateway_core})
                 urls = [p.url for p in procs]
                 await load(urls, letters[:200], args.clients)  # warm-up
+                if args.callgrind:
+                    callgrind_control("-z", procs[0].proc.pid)
                 sampler = StackSampler(procs[0].proc.pid) if args.profile else contextlib.nullcontext()
                 with sampler:
                     pg0, gw0, client0 = await postgres_cpu(dsn), gateway_cpu(procs), time.process_time()
                     result = await load(urls, letters[200:], args.clients)
                     gw1, client1, pg1 = gateway_cpu(procs), time.process_time(), await postgres_cpu(dsn)
+                if args.callgrind:
+                    callgrind_control("-d", procs[0].proc.pid)
+                    instructions.append(callgrind_total(workdir / "callgrind.out.1"))
                 if args.profile:
                     shares.update(sampler.shares())
                     sampler.remove()
@@ -201,7 +247,8 @@ def main() -> None:
                       # the most 2 cores could carry if CPU were the only limit and nothing else ran
                       "cpu_bound_letters_per_s_2_cores": 2 / ((gw_cpu + client_cpu + pg_cpu) / n)}),
                   **{f"budget_{k.split()[0].lower()}_us": v for k, v in budget.items()},
-                  **({"budget_http_loop_us": loop_us} if args.profile else {})))
+                  **({"budget_http_loop_us": loop_us} if args.profile else {}),
+                  **({"gateway_instructions_per_letter": instructions[0] / n} if instructions else {})))
     shutil.rmtree(workdir, ignore_errors=True)  # (left behind on failure: the gateway's log is in it)
 
 

@@ -58,6 +58,8 @@ log = structlog.get_logger(__name__)
 _TRANSIENT = db.TRANSIENT_ERRORS
 #: The facts of intake's checks that go into the accepted letter's audit event (plain values only).
 _AUDITED_FACT = (str, bool, int)
+#: A delivery the dispatcher pushes (the enum's value read once: each ``.value`` is a Python-level property).
+_QUEUED = DeliveryStatus.QUEUED.value
 
 
 @dataclass(frozen=True)
@@ -176,24 +178,28 @@ class Acceptance:
                     admitted: Caller | None = None) -> SubmitResult:
         env = checked.envelope
         h = env.header
+        mtype = h.message_type.value
+        sha256_hex = checked.sha256_hex
         now = self.clock.now()
         pending = capture is not None and capture.pending
         if capture is not None and self.validation is not None:
             checked.facts.update(await self.validation.record(capture, checked.facts, sender=h.sender,
                                                               directory_version=self.directory.version))
-        built = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
+        built = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=sha256_hex,
                                    at=now, gateway_code=self.gateway_code)
         # a pending receipt is rebuilt from the bytes (rare): the sealer parses it; the usual one is signed as built
         receipt = self.sealer.sign_receipt(pending_receipt(built) if pending else built)
         forwarded = self.sealer.seal_envelope(checked.raw)
         recipients, expansions = self._expand(h.sender, h.recipients, checked.lists)
         new_deliveries = []
+        queued = False
         for delivery_id, recipient in zip(delivery_ids(len(recipients)), recipients, strict=True):
             route, status = first_status(self.directory, self.adapters, recipient)
+            queued = queued or status == _QUEUED
             new_deliveries.append(NewDelivery(delivery_id, recipient, route, status))
         letter, notifier = env.letter, env.notifier
         new = NewMessage(
-            sender=h.sender, message_id=h.message_id, message_type=h.message_type.value,
+            sender=h.sender, message_id=h.message_id, message_type=mtype,
             conversation_id=h.conversation_id or h.message_id, ref_to_message_id=h.ref_to_message_id,
             letter_number=letter.number if letter else (notifier.letter_number if notifier else None),
             letter_date=letter.date if letter else (notifier.letter_date if notifier else None),
@@ -205,8 +211,9 @@ class Acceptance:
             notifier_kind=notifier.kind.value if notifier else None,
             registry_number=notifier.registry_number if notifier else None, parts=len(checked.parts),
             resend_guard=resend_guard if letter is not None else None,
-            audit=self._audit(checked, channel=channel, forwarded=forwarded, expansions=expansions,
-                              deliveries=len(new_deliveries), pending=pending, admitted=admitted),
+            audit=self._audit(checked, mtype=mtype, sha256_hex=sha256_hex, channel=channel, forwarded=forwarded,
+                              expansions=expansions, deliveries=len(new_deliveries), pending=pending,
+                              admitted=admitted),
         )
         parts = checked.parts
 
@@ -230,7 +237,7 @@ class Acceptance:
             raise LetterSentOtherwise(f"letter {letter.number} of {letter.date.isoformat()} was already "
                                       f"sent to {pk.recipient} as another letter; withdraw that one first",
                                       recipient=pk.recipient)
-        key = (h.message_type.value, channel)
+        key = (mtype, channel)
         counter = self._accepted.get(key)
         if counter is None:
             counter = self._accepted[key] = self.metrics.accepted.labels(type=key[0], channel=key[1])
@@ -239,21 +246,21 @@ class Acceptance:
             await self.stamps.make(pk, h, notifier)
         log.info("message accepted", message_id=h.message_id, sender=h.sender, recipients=len(new_deliveries),
                  message_pk=pk)
-        if not pending and any(d.status == DeliveryStatus.QUEUED.value for d in new_deliveries):
+        if queued and not pending:
             self._wake()
         return SubmitResult(message_id=h.message_id, message_pk=pk, receipt=receipt, duplicate=False,
-                            sha256=checked.sha256_hex, pending=pending)
+                            sha256=sha256_hex, pending=pending)
 
     @staticmethod
-    def _audit(checked: CheckedEnvelope, *, channel: str, forwarded: bytes,
+    def _audit(checked: CheckedEnvelope, *, mtype: str, sha256_hex: str, channel: str, forwarded: bytes,
                expansions: Sequence[lists_store.Expansion], deliveries: int, pending: bool,
                admitted: Caller | None) -> dict[str, Any]:
         """The details of a letter's ``message.accepted`` audit event, key by key in a fixed order (set
         in place, not merged from a dictionary per optional part)."""
         env = checked.envelope
         h, notifier = env.header, env.notifier
-        audit: dict[str, Any] = {"message_id": h.message_id, "type": h.message_type.value, "channel": channel,
-                                 "recipients": list(h.recipients), "sha256": checked.sha256_hex}
+        audit: dict[str, Any] = {"message_id": h.message_id, "type": mtype, "channel": channel,
+                                 "recipients": list(h.recipients), "sha256": sha256_hex}
         if expansions:
             audit["recipient_lists"] = {e.list_name: e.member_count for e in expansions}
             audit["deliveries"] = deliveries
