@@ -116,6 +116,10 @@ class VerifiedTrees:
                 del self._built_lengths[len(entry[0])]
         return entry[1], entry[2]
 
+    def __len__(self) -> int:
+        """How many trees are held (not yet taken by the sealer)."""
+        return len(self._trees)
+
     def take(self, raw: bytes) -> etree._Element | None:
         entry = self.take_verified(raw)
         return None if entry is None else entry[0]
@@ -168,6 +172,10 @@ class VerifiedContents:
         if entry is not None:
             self._bytes -= entry[2]
         return entry
+
+    def __len__(self) -> int:
+        """How many trees' contents are held (not yet taken by intake)."""
+        return len(self._held)
 
     def take(self, root: etree._Element) -> Mapping[str, bytes]:
         """The contents put under ``root`` (this very object), or nothing."""

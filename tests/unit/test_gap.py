@@ -1,0 +1,23 @@
+"""bench/gap.py drives the server's accept path up to storage, and on it every handoff is taken.
+
+The driver is how the server's crypto-and-parse stages are compared with bench/crypto.py (issue 17):
+a letter accepted as ``gateway serve`` accepts it is parsed once (the sealer takes the verified tree,
+:data:`gateway.core.signing.VERIFIED_TREES`) and its attachments decoded once (intake takes the
+verifier's contents, :data:`gateway.core.signing.VERIFIED_CONTENTS`). The driver raises when a handoff
+is left behind, so a change that makes the server parse or decode a letter twice fails here.
+"""
+
+import asyncio
+
+from bench import gap
+from gateway.core.signing import VERIFIED_CONTENTS, VERIFIED_TREES
+
+
+def test_the_server_path_parses_and_decodes_each_letter_once():
+    ms = asyncio.run(gap.run("server", 3, batched=False, repeat=1))
+    assert len(ms) == 1 and ms[0] > 0
+    assert len(VERIFIED_TREES) == 0 and len(VERIFIED_CONTENTS) == 0
+
+
+def test_the_crypto_path_runs_on_the_same_letters():
+    assert len(asyncio.run(gap.run("crypto", 3, batched=True, repeat=1))) == 1
