@@ -120,6 +120,12 @@ class VerifiedTrees:
         """How many trees are held (not yet taken by the sealer)."""
         return len(self._trees)
 
+    def clear(self) -> None:
+        """Drop every tree held (each is only a saved parse: a letter whose tree is gone is parsed again)."""
+        self._trees.clear()
+        self._built_lengths.clear()
+        self._held = 0
+
     def take(self, raw: bytes) -> etree._Element | None:
         entry = self.take_verified(raw)
         return None if entry is None else entry[0]
@@ -176,6 +182,11 @@ class VerifiedContents:
     def __len__(self) -> int:
         """How many trees' contents are held (not yet taken by intake)."""
         return len(self._held)
+
+    def clear(self) -> None:
+        """Drop every entry held (intake decodes a letter whose contents are gone again)."""
+        self._held.clear()
+        self._bytes = 0
 
     def take(self, root: etree._Element) -> Mapping[str, bytes]:
         """The contents put under ``root`` (this very object), or nothing."""
