@@ -60,6 +60,14 @@ def delivered(c: deliveries.ClaimedDelivery) -> Transition:
                       started_at=now, reset_destination=True, ack=b"<ack/>")
 
 
+async def seq_scans_of_one_claim(conn, relname: str) -> int:
+    """Claim 64 deliveries in a transaction of their own; how many sequential scans of ``relname`` it took."""
+    async with conn.transaction():
+        claimed = await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=64, lease=LEASE, worker="w")
+        assert len(claimed) == 64
+        return await conn.fetchval("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = $1", relname)
+
+
 async def test_claims_and_outcomes_planned_on_empty_tables_read_no_delivery_but_their_own(pool):
     async with pool.acquire() as conn:
         # the connection's plans are made while the tables hold one letter (as at a new installation)
@@ -86,12 +94,7 @@ async def test_a_claim_planned_on_empty_tables_reads_its_messages_by_key(pool):
             await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=64, lease=LEASE, worker="w")
         for start in range(1, 1001, 100):
             await messages.insert_many(pool, [letter(i) for i in range(start, start + 100)])
-        async with conn.transaction():
-            claimed = await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=64, lease=LEASE, worker="w")
-            assert len(claimed) == 64
-            scans = await conn.fetchval(
-                "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'messages'")
-    assert scans == 0
+        assert await seq_scans_of_one_claim(conn, "messages") == 0
 
 
 async def test_a_claim_planned_on_some_hundred_unanalyzed_deliveries_reads_no_other_delivery(pool):
@@ -101,9 +104,4 @@ async def test_a_claim_planned_on_some_hundred_unanalyzed_deliveries_reads_no_ot
         for _ in range(7):  # past a prepared statement's five custom plans
             assert len(await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=1, lease=LEASE,
                                                   worker="w")) == 1
-        async with conn.transaction():
-            claimed = await deliveries.claim_due(conn, now=dt.datetime.now(dt.UTC), limit=64, lease=LEASE, worker="w")
-            assert len(claimed) == 64
-            scans = await conn.fetchval(
-                "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'")
-    assert scans == 0
+        assert await seq_scans_of_one_claim(conn, "deliveries") == 0
