@@ -75,6 +75,7 @@ class Transition:
 _DEFAULTS = {f.name: f.default for f in fields(Transition) if f.default is not MISSING}
 _FIELDS = frozenset(f.name for f in fields(Transition))
 _REQUIRED = frozenset(f.name for f in fields(Transition) if f.default is MISSING and f.default_factory is MISSING)
+_FACTORIES = {f.name: f.default_factory for f in fields(Transition) if f.default_factory is not MISSING}
 _new = object.__new__
 
 
@@ -88,7 +89,9 @@ def transition(**values: Any) -> Transition:
     t = _new(Transition)
     d = vars(t)
     d.update(_DEFAULTS)
-    d["extra"] = {}
+    for name, make in _FACTORIES.items():
+        if name not in values:
+            d[name] = make()
     d.update(values)
     return t
 
