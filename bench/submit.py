@@ -120,12 +120,7 @@ async def load(urls: list[str], letters: list[bytes], clients: int) -> tuple[flo
 def callgrind_start(gw: GatewayProcess, out: Path) -> GatewayProcess:
     """``gw`` (one process: ``gateway serve`` with one worker) started under callgrind, its counts written to
     ``out`` (``out.1`` is the first ``callgrind_control -d`` dump)."""
-    log = open(gw.log_path, "ab")  # noqa: SIM115 - the child holds it
-    gw.proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                                "-m", "gateway.cli.main", "serve"], env=gw.env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
-    log.close()
-    return gw
+    return gw.start(wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
 
 
 def callgrind_control(option: str, pid: int) -> None:

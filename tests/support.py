@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,10 +124,12 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> GatewayProcess:
+    def start(self, wrapper: Sequence[str] = ()) -> GatewayProcess:
+        """``gateway serve`` in a session of its own, its output appended to ``log_path``; ``wrapper``: a
+        command that runs it (e.g. valgrind's, bench/submit.py --callgrind)."""
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "gateway.cli.main", "serve"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         log.close()
         return self
 
