@@ -100,7 +100,8 @@ MEASURED = {"HTTP": 300.0, "parse + schema": 500.0, "signature verify": 500.0, "
 PRIMITIVE = {"HTTP": 100.0, "parse + schema": 150.0, "signature verify": 130.0, "trust": 0.1, "seal": 100.0,
              "receipt": 120.0, "database client": 180.0, "logging": 10.0, "push client": 200.0, DB_DELIVERY: 100.0,
              "PostgreSQL": 1000.0, "offices": 200.0, "load generator": 50.0}
-EXCHANGE = {"exchange_client_us": 50.0, "exchange_server_us": 50.0}
+EXCHANGE = {"exchange_client_us": 50.0, "exchange_server_us": 50.0, "single_client_us": 180.0,
+            "letter_client_us": 30.0, "single_pg_us": 600.0, "letter_pg_us": 250.0}
 
 
 def test_the_stages_are_the_gateways_shares_and_the_other_processes_apart():
@@ -124,6 +125,9 @@ def test_the_figures_are_the_push_per_exchange_and_the_floors_at_1x_and_2x_the_p
     assert abs(f["floor_1x_ms"] - (at_primitive + bare) / 1000) < 1e-9
     assert abs(f["floor_2x_ms"] - (2 * at_primitive + bare) / 1000) < 1e-9
     assert f["target_ms"] == 4.0 and abs(f["floor_1x_per_s"] - 2000 / f["floor_1x_ms"]) < 1e-9
+    # the submission's row committed 8 a commit: (180 - 30) + (600 - 250) µs less at 1x, twice that at 2x
+    assert abs(f["floor_1x_ms"] - f["floor_1x_batched_ms"] - 0.5) < 1e-9
+    assert abs(f["floor_2x_ms"] - f["floor_2x_batched_ms"] - 1.0) < 1e-9
     assert "4 exchanges × 175 µs" in sentence(f) and "500/s needs ≤ 4.0 ms" in sentence(f)
 
 
