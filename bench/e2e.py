@@ -222,7 +222,7 @@ def _measure(workdir: Path, args: argparse.Namespace, n: int) -> dict[str, float
                                      args.clients, args.timeout, profile))
             finally:
                 proc.stop()
-            if profile is not None:  # the primitives, measured with the gateway stopped, on this run's database
+            if profile is not None:  # the other primitives, measured with the gateway stopped (bench/e2e_budget.py)
                 per = {k: result[f"{k}_cpu_ms_per_letter"] for k in ("gateway", "postgres", "offices", "client")}
                 result.update(e2e_budget.report(profile["shares"], per, db=db, letter=letters[warm],
                                                 pushed=profile["pushed"] or letters[warm],
