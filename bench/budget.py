@@ -66,6 +66,8 @@ DOMINANT: list[tuple[str, tuple[str, ...]]] = [
     ("receipt", ("sign_receipt", "submission_receipt", "gateway/core/receipts.py")),
     ("seal", ("seal_envelope", "seal_tree")),
     ("trust", ("pki/trust.py",)),
+    # the delivery side (bench/e2e.py): never on the submit path, which runs no dispatcher
+    ("push client", ("adapters/wire.py", "adapters/push.py", "adapters/http.py")),
     # asyncpg's socket writes run in asyncio's transport (they would read as HTTP otherwise)
     ("database client", ("asyncpg/",)),
 ]
@@ -81,6 +83,21 @@ INNERMOST: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP", ("aiohttp/", "multidict/", "yarl/", "gateway/http/", "asyncio/", "uvloop/", "ssl.py")),
 ]
 STAGES = DOMINANT + INNERMOST
+#: The delivery side's own stages (bench/e2e.py): a sample with a frame of the dispatcher
+#: (:data:`DELIVERY`) on its stack and no stage of :data:`DOMINANT` above is the dispatcher's
+#: bookkeeping, or its database client when asyncpg or (innermost) gateway/storage/ is below; the
+#: receipt message's record (gateway/storage/receipts.py, outside the signature) is the dispatcher's.
+#: bench/submit.py runs no dispatcher: these never occur on its stacks, and :meth:`StackSampler.shares`
+#: names them only when they were sampled, so its table is the same.
+DELIVERY = "gateway/delivery/"
+DISPATCHER = "dispatcher"
+DB_DELIVERY = "database client (delivery)"
+DELIVERY_INNERMOST: list[tuple[str, tuple[str, ...]]] = [
+    (DISPATCHER, ("gateway/storage/receipts.py", DELIVERY)),
+    (DB_DELIVERY, ("gateway/storage/",)),
+]
+_SUBMIT_STAGES = [s for s, _ in STAGES if s != "push client"]
+_ALL_STAGES = list(dict.fromkeys([*(s for s, _ in STAGES), DB_DELIVERY, DISPATCHER]))
 #: An HTTP sample whose innermost Python frame is the event loop's own: C code under the loop with no
 #: handler above it (socket reads, the client's and the database's alike, asyncpg's protocol, wake-ups).
 LOOP = "HTTP: event loop alone"
@@ -129,15 +146,23 @@ class StackSampler:
             counts[stage] += int(n)
             if stage == "HTTP" and loop_alone(frames):
                 counts[LOOP] += int(n)
-        total = sum(counts[stage] for stage in dict.fromkeys(s for s, _ in STAGES)) or 1
-        return {stage: counts[stage] / total for stage in [*dict.fromkeys(s for s, _ in STAGES), LOOP]}
+        total = sum(counts[stage] for stage in _ALL_STAGES) or 1
+        named = [stage for stage in _ALL_STAGES if stage in _SUBMIT_STAGES or counts[stage]]
+        return {stage: counts[stage] / total for stage in [*named, LOOP]}
 
 
 def classify(frames: list[str]) -> str:
     """The stage of one sampled stack (frames root first, as py-spy writes them)."""
+    delivery = any(DELIVERY in frame for frame in frames)
     for stage, markers in DOMINANT:
         if any(marker in frame for frame in frames for marker in markers):
-            return stage
+            return DB_DELIVERY if delivery and stage == "database client" else stage
+    if delivery:
+        for frame in reversed(frames):
+            for stage, markers in DELIVERY_INNERMOST:
+                if any(marker in frame for marker in markers):
+                    return stage
+        return DISPATCHER
     for frame in reversed(frames):
         for stage, markers in INNERMOST:
             if any(marker in frame for marker in markers):
@@ -231,10 +256,13 @@ async def http_primitive(body: bytes, clients: int, n: int, event_loop: str = "u
         proc.wait(10)
 
 
-def table(measured: dict[str, float], primitive: dict[str, float], notes: dict[str, str]) -> str:
-    """The budget as a Markdown table (µs per letter), the stages in the order of the issue."""
-    order = ["HTTP", "parse + schema", "signature verify", "trust", "seal", "receipt", "database client",
-             "PostgreSQL", "logging", OTHER]
+SUBMIT_ORDER = ["HTTP", "parse + schema", "signature verify", "trust", "seal", "receipt", "database client",
+                "PostgreSQL", "logging", OTHER]
+
+
+def table(measured: dict[str, float], primitive: dict[str, float], notes: dict[str, str],
+          order: list[str] = SUBMIT_ORDER) -> str:
+    """The budget as a Markdown table (µs per letter), the stages in ``order`` (the issue's, by default)."""
     lines = ["| stage | µs per letter | primitive µs | ratio | note |", "|---|---:|---:|---:|---|"]
     for stage in order:
         m, p = measured.get(stage), primitive.get(stage)

@@ -19,6 +19,11 @@ delivery receipts), durability as shipped.
                    never arrived, letters an office got under two delivery ids. Both must be 0;
                    ``wire_repeats`` (the same delivery id again) is allowed, at-least-once.
 
+``--profile``      the CPU budget of one letter end to end (bench/e2e_budget.py): every stage in µs a
+                   letter next to its primitive measured in the same run, as a Markdown table printed
+                   last before the figures, and what it says about the target (``push_exchange_us``,
+                   ``batch8_saves_us``, ``floor_1x_ms``, ``floor_2x_ms`` ...: see e2e_budget.figures).
+
     python bench/e2e.py [--quick] [--letters N] [--clients C] [--workers W] [--profile]
 
 Figures last, on one line of key=value pairs.
@@ -42,10 +47,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.wire import Wire  # noqa: E402
+from bench import e2e_budget  # noqa: E402
 from bench.budget import StackSampler  # noqa: E402
 from bench.common import database, figures, gateway_cpu, percentile, postgres_cpu  # noqa: E402
 from bench.offices import OFFICES, OfficeProcess  # noqa: E402
 from bench.submit import make_letters  # noqa: E402
+from gateway.storage.messages import forwarded_bytes  # noqa: E402
 from pki.devca import init_dev_pki  # noqa: E402
 from tests.support import CMI, KKN, OPM, TOKENS, GatewayProcess, free_port, gateway_env, write_directory  # noqa: E402
 
@@ -131,7 +138,9 @@ async def _at_the_offices(offices: list[OfficeProcess], letters: list[str]) -> d
 
 
 async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: str, warm: list[bytes],
-              timed: list[bytes], clients: int, timeout: float, profile: bool = False) -> dict[str, float]:
+              timed: list[bytes], clients: int, timeout: float, profile: dict | None = None) -> dict[str, float]:
+    """The timed run's figures; with ``profile`` (a dict), py-spy's stage shares of the gateway's samples
+    (``shares``) and the bytes of a pushed letter (``pushed``) put in it, for bench/e2e_budget.py."""
     for p in procs:
         await p.wait_ready()
     for o in offices:
@@ -146,7 +155,7 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
         cpu0 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
                 time.process_time())
         t0 = time.time()
-        with StackSampler(procs[0].proc.pid) if profile else contextlib.nullcontext() as sampler:
+        with StackSampler(procs[0].proc.pid) if profile is not None else contextlib.nullcontext() as sampler:
             codes = await _post_all(url, timed, headers, clients)
             last = (await _wait(conn, 4 * (len(warm) + len(timed)), timeout))["last"]
         cpu1 = (gateway_cpu(procs), await postgres_cpu(dsn), sum(_tree_cpu(o.proc.pid) for o in offices),
@@ -157,15 +166,18 @@ async def run(procs: list[GatewayProcess], offices: list[OfficeProcess], dsn: st
         row = await conn.fetchrow(_DONE, ids)  # what reached whom, counted for the timed letters alone
         latencies = [float(r["s"]) for r in await conn.fetch(_LATENCY, ids)]
         wire = await _at_the_offices(offices, _ids(warm) + ids)
+        if profile is not None:  # what the gateway pushed for one letter: the primitive's bytes
+            pk = await conn.fetchval("SELECT max(pk) FROM messages WHERE message_type = 'letter'")
+            profile["pushed"] = await forwarded_bytes(conn, pk)
     finally:
         await conn.close()
     n = len(timed)
     elapsed = (last.timestamp() - t0) if last else float("nan")
     per = [(b - a) / n * 1000 if a is not None and b is not None else float("nan") for a, b in zip(cpu0, cpu1,
                                                                                                    strict=True)]
-    if sampler is not None:
-        for stage, share in sampler.shares().items():
-            print(f"  {stage:40s} {share * per[0] * 1000:7.0f} µs per letter (gateway)")
+    if profile is not None and sampler is not None:
+        profile["shares"] = sampler.shares()
+        sampler.remove()
     print(f"status codes: {codes}; delivered: {row['letters']} letter deliveries, {row['receipts']} receipts "
           f"back of {2 * n} each")
     print(f"at the offices: {wire}")
@@ -190,6 +202,9 @@ def _measure(workdir: Path, args: argparse.Namespace, n: int) -> dict[str, float
     directory = write_directory(workdir / "directory.json", routes)
     try:
         with database("e2e") as (_admin, dsn):
+            # the database's primitives first, on the fresh database (bench/e2e_budget.py)
+            db = e2e_budget.database_primitives(dsn, letters[warm], e2e_budget.receipt_bytes(dev.agency_signer(OPM)),
+                                                args.clients, max(n, 1000)) if args.profile else {}
             port = free_port()
             env = gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir,
                               GATEWAY_LOG_LEVEL="warning", GATEWAY_RATE_PER_AGENCY="0", GATEWAY_VALIDATE_PDF="false",
@@ -201,11 +216,18 @@ def _measure(workdir: Path, args: argparse.Namespace, n: int) -> dict[str, float
                               GATEWAY_PKI_DIR=str(workdir / "pki"), GATEWAY_REQUIRE_SIGNATURE="true",
                               GATEWAY_SEAL="true", GATEWAY_REVOCATION="off")
             proc = GatewayProcess(env=env, port=port, log_path=workdir / "gw.log").start()
+            profile: dict | None = {} if args.profile else None
             try:
-                return asyncio.run(run([proc], [receivers, sender], dsn, letters[:warm], letters[warm:],
-                                   args.clients, args.timeout, args.profile))
+                result = asyncio.run(run([proc], [receivers, sender], dsn, letters[:warm], letters[warm:],
+                                     args.clients, args.timeout, profile))
             finally:
                 proc.stop()
+            if profile is not None:  # the other primitives, measured with the gateway stopped (bench/e2e_budget.py)
+                per = {k: result[f"{k}_cpu_ms_per_letter"] for k in ("gateway", "postgres", "offices", "client")}
+                result.update(e2e_budget.report(profile["shares"], per, db=db, letter=letters[warm],
+                                                pushed=profile["pushed"] or letters[warm],
+                                                signer=dev.agency_signer(OPM), clients=args.clients, n=n))
+            return result
     finally:
         receivers.stop()
         sender.stop()
@@ -218,7 +240,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
     ap.add_argument("--timeout", type=float, default=300.0)
-    ap.add_argument("--profile", action="store_true", help="the gateway's CPU per letter by stage (bench/budget.py)")
+    ap.add_argument("--profile", action="store_true", help="the CPU budget of one letter end to end, each stage next to its primitive (bench/e2e_budget.py)")
     args = ap.parse_args()
     n = args.letters or (400 if args.quick else 3000)
     workdir = Path(tempfile.mkdtemp(prefix="sgw-e2e-", dir="/tmp"))
