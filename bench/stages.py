@@ -1,0 +1,281 @@
+"""Would the server save CPU by running the accept path's stages over the letters in flight (stage-major)?
+
+bench/crypto.py runs each stage over all its letters in a row and measured 10-20% less time than a
+letter's stages run in turn, for the same instructions (bench/gap.py). Suppose the server took the k
+letters waiting and ran each CPU stage over all k before the next stage (a micro-batch). This measures
+what that would save, with the server's own objects (:func:`bench.gap.accept_path`: ``Intake`` with
+``Trust.verifier``, ``PkiSealer``) on bench/submit.py's signed letters:
+
+* ``letter``: each letter through the accept path in turn, as ``Acceptance`` runs it:
+  ``Intake.check`` under ``pki.ltv.capturing``, the submission receipt built and signed, the seal;
+* ``stage-k``: micro-batches of k letters, each stage over the k letters before the next:
+  parse (hardened parse, comments, processing instructions, attachment count), XSD, records (the
+  proxies held, the signature zone, attachment sizes, sender, header records, policy, lists), verify
+  (``Trust.verifier`` under ``capturing``, the decoded contents taken, the attachment records, the
+  SHA-256), receipt, seal: ``Intake.check``'s body split at those lines (:func:`stage_major`), the same
+  calls in the same order for each letter.
+
+CPU time is ``time.thread_time`` around the accept work only (the interleaved work is outside it),
+per block of 24 letters (one letter-major block and one of each k, rotated in turn each round),
+``--rounds`` rounds, min (and median) of the blocks. ``--interleave`` runs other work between the
+letters as the server does between requests, untimed: before each letter (letter-major) or the k
+units before each batch (stage-major, the k requests arriving), so the same other work in both:
+
+* ``none``: nothing;
+* ``code``: per letter, aiohttp's HTTP request parser (``aiohttp._http_parser``) over a POST carrying
+  the letter, one structlog line rendered as the server renders (JSON) to /dev/null, and a
+  ``json.dumps`` of a 202 answer: other code and branches, as the server's HTTP edge and logging;
+* ``buffer``: per letter, a copy of a 4 MiB buffer (the data caches flushed, not the code).
+
+    python bench/stages.py --interleave code
+    python bench/stages.py --quick --interleave none
+    valgrind --tool=callgrind --dump-before=getloadavg --callgrind-out-file=/tmp/st.out \\
+        python bench/stages.py --instructions 48   # parts 2..6: letter, stage-1, -2, -4, -8
+
+The figures are printed last, on one line of key=value pairs: ``letter_ms`` and ``stage<k>_ms`` (min ms
+a letter), their medians (``_med``) and ``ratio<k>`` = stage-k min over letter-major min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_parser import HttpRequestParser
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.gap import AcceptPath, accept_path, mark  # noqa: E402
+from gateway.core import xml  # noqa: E402
+from gateway.core.envelope_reader import read_attachments, read_envelope  # noqa: E402
+from gateway.core.errors import AuthError, EnvelopeError  # noqa: E402
+from gateway.core.receipts import submission_receipt  # noqa: E402
+from gateway.core.signing import VERIFIED_CONTENTS, VERIFIED_TREES  # noqa: E402
+from gateway.intake.checks import (  # noqa: E402
+    _ENVELOPE,
+    _MESSAGE_ID,
+    _SENDER,
+    SCHEMA,
+    CheckedEnvelope,
+    _attachment_items,
+    _check_attachment_limits,
+    _header_text,
+    _match_parts,
+    _refuse_comments,
+    _refuse_processing_instructions,
+)
+from pki.ltv import capturing  # noqa: E402
+from pki.sigzone import check_signature_zone  # noqa: E402
+from tests.support import OPM  # noqa: E402
+
+KS = (1, 2, 4, 8)
+BLOCK = 24  # letters a block: a whole number of batches for every k
+Accepted = tuple[CheckedEnvelope, bytes, bytes]  # (checked, signed receipt, sealed bytes)
+
+
+class Server:
+    """The accept path's objects and the fixed time its receipts are stamped with."""
+
+    def __init__(self, path: AcceptPath, now: dt.datetime | None = None) -> None:
+        self.path = path
+        self.intake = path.intake
+        self.sealer = path.sealer
+        self.gateway_code = path.settings.gateway_code
+        self.now = now or dt.datetime.now(dt.UTC)
+
+    def receipt(self, checked: CheckedEnvelope) -> bytes:
+        h = checked.envelope.header  # Acceptance.store, before the database
+        built = submission_receipt(message_id=h.message_id, sender=h.sender, sha256_hex=checked.sha256_hex,
+                                   at=self.now, gateway_code=self.gateway_code)
+        return self.sealer.sign_receipt(built)
+
+
+async def letter_major(p: Server, letters: Sequence[bytes]) -> list[Accepted]:
+    """Each letter through the whole path in turn, as ``Acceptance.submit`` runs it up to storage."""
+    out = []
+    for data in letters:
+        with capturing():  # Acceptance._check
+            checked = await p.intake.check(data, agency=OPM, channel="native")
+        receipt = p.receipt(checked)  # Acceptance.store: the receipt, then the seal
+        out.append((checked, receipt, p.sealer.seal_envelope(checked.raw)))
+    return out
+
+
+async def stage_major(p: Server, letters: Sequence[bytes]) -> list[Accepted]:
+    """``Intake.check`` (a parsed native envelope, a verifier, no parts, no PDF checker) split at its
+    stage lines, each stage over all ``letters`` before the next; then the receipts, then the seals."""
+    intake = p.intake
+    assert intake.verifier is not None and intake.pdf_checker is None
+    roots = []
+    for data in letters:  # parse
+        root = xml.parse(data, max_bytes=intake.max_bytes)
+        structlog.contextvars.bind_contextvars(message_id=_header_text(root, _MESSAGE_ID))
+        _refuse_comments(root)
+        _refuse_processing_instructions(root)
+        items = _attachment_items(root)
+        _check_attachment_limits(items, max_bytes=intake.max_bytes, max_part_bytes=intake.max_part_bytes,
+                                 sizes=False)
+        roots.append((root, items))
+    for root, _ in roots:  # XSD
+        xml.validate(SCHEMA, root)
+    records = []
+    for root, items in roots:  # records
+        held = list(root.iter(etree.Element))
+        check_signature_zone(root, seal=False)
+        _check_attachment_limits(items, max_bytes=intake.max_bytes, max_part_bytes=intake.max_part_bytes,
+                                 sizes=True)
+        if root.tag != _ENVELOPE:
+            raise EnvelopeError("the document is not an Envelope", code="envelope.schema_invalid", field="/")
+        sender = _header_text(root, _SENDER)
+        if sender != OPM:
+            raise AuthError(f"agency {OPM} cannot send as {sender}", code="auth.wrong_sender",
+                            field="Header/Sender")
+        env = read_envelope(root, attachments=False)
+        intake._check_policy(env, allow_receipts=False)
+        lists = await intake._lists(env.header, sender)
+        records.append((held, sender, env, lists))
+    checked_all = []
+    for data, (root, _), (held, sender, env, lists) in zip(letters, roots, records, strict=True):  # verify
+        facts: dict[str, Any] = {"schema_valid": True}
+        with capturing():
+            verified, signature_facts = await intake.verifier(data, root, sender, channel="native")
+        decoded = VERIFIED_CONTENTS.take(verified)
+        facts.update(signature_facts)
+        if verified is not root:
+            raise AssertionError("the verifier handed back another tree (not a bench letter)")
+        del held
+        env = replace(env, attachments=read_attachments(root, decoded))
+        checked_all.append(CheckedEnvelope(raw=bytes(data), sha256=hashlib.sha256(data).digest(), envelope=env,
+                                           facts=facts, parts=_match_parts(env.attachments, {}), lists=lists))
+    receipts = [p.receipt(checked) for checked in checked_all]  # receipts
+    sealed = [p.sealer.seal_envelope(checked.raw) for checked in checked_all]  # seals
+    return list(zip(checked_all, receipts, sealed, strict=True))
+
+
+def interleaver(kind: str) -> Callable[[bytes], None]:
+    """One request's worth of other work (see the module), untimed."""
+    if kind == "none":
+        return lambda data: None
+    if kind == "buffer":
+        src, dst = bytes(4 << 20), bytearray(4 << 20)
+
+        def flush(data: bytes) -> None:
+            dst[:] = src
+
+        return flush
+    loop = asyncio.get_running_loop()
+    protocol = BaseProtocol(loop)
+    parser = HttpRequestParser(protocol, loop, 2 ** 16, max_line_size=8190, max_field_size=8190)
+    sink = open(os.devnull, "w")  # held for the process's life, as the server's stderr
+    log = structlog.wrap_logger(structlog.PrintLogger(sink), processors=[
+        structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer(ensure_ascii=False)])
+
+    def code(data: bytes) -> None:
+        head = (b"POST /v1/messages HTTP/1.1\r\nHost: gateway.example\r\nContent-Type: application/xml\r\n"
+                b"X-Request-Id: 4b1f0c2e\r\nContent-Length: %d\r\n\r\n" % len(data))
+        messages, _, _ = parser.feed_data(head + data)
+        message, payload = messages[0]
+        body = payload.read_nowait(-1)
+        log.info("message accepted", path=message.path, bytes=len(body), sender=OPM, recipients=2)
+        json.dumps({"message_id": message.headers.get("X-Request-Id"), "sha256": "0" * 64, "duplicate": False,
+                    "receipt": "…"})
+
+    return code
+
+
+Way = Callable[[Server, Sequence[bytes]], Awaitable[list[Accepted]]]
+
+
+async def block(p: Server, way: Way, k: int, letters: Sequence[bytes], other: Callable[[bytes], None]) -> float:
+    """CPU seconds of the accept work alone over ``letters`` in batches of ``k``, ``other`` between."""
+    clock = time.thread_time
+    spent = 0.0
+    for i in range(0, len(letters), k):
+        batch = letters[i:i + k]
+        for data in batch:
+            other(data)
+        t0 = clock()
+        await way(p, batch)
+        spent += clock() - t0
+    return spent
+
+
+async def measure(rounds: int, interleave: str, pool: int = 96) -> dict[str, list[float]]:
+    p = Server(accept_path(pool))
+    letters = p.path.letters
+    other = interleaver(interleave)
+    VERIFIED_TREES.clear()
+    VERIFIED_CONTENTS.clear()
+    modes: list[tuple[str, Way, int]] = [("letter", letter_major, 1)] + [
+        (f"stage{k}", stage_major, k) for k in KS]
+    for _, way, k in modes:  # warm-up: caches, the trust store's validated path
+        await block(p, way, k, letters[:BLOCK], other)
+    ms: dict[str, list[float]] = {name: [] for name, _, _ in modes}
+    for r in range(rounds):
+        start = (r * BLOCK) % (len(letters) - BLOCK + 1)
+        for j in range(len(modes)):  # rotated, so no mode always follows the same one
+            name, way, k = modes[(r + j) % len(modes)]
+            ms[name].append(await block(p, way, k, letters[start:start + BLOCK], other) / BLOCK * 1e3)
+    if len(VERIFIED_TREES) or len(VERIFIED_CONTENTS):
+        raise AssertionError("a handoff was left: a way parsed or decoded a letter twice")
+    return ms
+
+
+async def instructions(n: int) -> None:
+    """Under callgrind (``--dump-before=getloadavg``): part 2 letter-major, parts 3..6 stage-1..8, on the
+    same ``n`` letters (a multiple of 8)."""
+    p = Server(accept_path(n + BLOCK))
+    letters = p.path.letters
+    none = interleaver("none")
+    for k in KS:
+        await block(p, stage_major, k, letters[:BLOCK], none)
+    await block(p, letter_major, 1, letters[:BLOCK], none)
+    mark()
+    await block(p, letter_major, 1, letters[BLOCK:], none)
+    for k in KS:
+        mark()
+        await block(p, stage_major, k, letters[BLOCK:], none)
+    mark()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds instead of --rounds")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--interleave", choices=("none", "code", "buffer"), default="none")
+    ap.add_argument("--instructions", type=int, metavar="N", help="callgrind parts (see the module) for N letters")
+    args = ap.parse_args()
+    if args.instructions:
+        asyncio.run(instructions(args.instructions))
+        return
+    rounds = 3 if args.quick else args.rounds
+    ms = asyncio.run(measure(rounds, args.interleave))
+    base = min(ms["letter"])
+    figures = [f"interleave={args.interleave}", f"rounds={rounds}", f"block={BLOCK}",
+               f"letter_ms={base:.3f}", f"letter_med={statistics.median(ms['letter']):.3f}"]
+    for k in KS:
+        m = ms[f"stage{k}"]
+        figures += [f"stage{k}_ms={min(m):.3f}", f"stage{k}_med={statistics.median(m):.3f}",
+                    f"ratio{k}={min(m) / base:.3f}"]
+    print(f"load={' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(" ".join(figures))
+
+
+if __name__ == "__main__":
+    main()
