@@ -35,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,7 @@ from gateway.core.signing import (  # noqa: E402
     VERIFIED_CONTENTS,
     VERIFIED_TREES,
     PkiSealer,
+    Trust,
     VerifiedTrees,
     build_trust,
 )
@@ -71,17 +73,36 @@ def setup(workdir: Path) -> tuple[Settings, Directory]:
     return settings, Directory.load(settings.directory_path)
 
 
-async def run(mode: str, n: int, batched: bool, repeat: int) -> list[float]:
+@dataclass
+class AcceptPath:
+    """What ``gateway serve`` builds for ``POST /v1/messages`` before storage, and letters for it."""
+
+    settings: Settings
+    trust: Trust
+    intake: Intake
+    sealer: PkiSealer
+    letters: list[bytes]
+
+
+def accept_path(count: int) -> AcceptPath:
+    """:func:`setup`'s settings, ``build_trust``, ``Intake`` with ``Trust.verifier``, ``PkiSealer`` on the
+    process-wide VERIFIED_TREES (as the server's), and ``count`` letters of bench/submit.py signed by OPM."""
     with tempfile.TemporaryDirectory() as tmp:
         settings, directory = setup(Path(tmp))
         trust = build_trust(settings, directory)
         signer = trust.dev_pki.agency_signer(OPM) if trust.dev_pki is not None else None
-        letters = make_letters(n * repeat + 20, signer=signer)
+        letters = make_letters(count, signer=signer)
     assert trust.seal_signer is not None
-    now = dt.datetime.now(dt.UTC)
     intake = Intake(directory, max_bytes=settings.max_body_bytes, max_part_bytes=settings.max_part_bytes,
                     verifier=trust.verifier(settings))
-    sealer = PkiSealer(trust.seal_signer)  # the process-wide VERIFIED_TREES, as the server's
+    return AcceptPath(settings, trust, intake, PkiSealer(trust.seal_signer), letters)
+
+
+async def run(mode: str, n: int, batched: bool, repeat: int) -> list[float]:
+    path = accept_path(n * repeat + 20)
+    settings, trust, intake, sealer, letters = path.settings, path.trust, path.intake, path.sealer, path.letters
+    assert trust.seal_signer is not None
+    now = dt.datetime.now(dt.UTC)
     # what earlier work in this process left (a request that failed between verifier and sealer) is not
     # this run's: judge only the letters run here
     VERIFIED_TREES.clear()
