@@ -32,10 +32,15 @@ Concurrent writers, commit order, rolled-back numbers
     1. ``audit_next_seq()`` (the column default) assigns the transaction id
        before calling ``nextval``: whoever holds a sequence number has an xid.
     2. The sealer reads the sequence's last value ``L``, then (a later
-       statement) the set ``R`` of xids running now, from ``pg_locks`` (every
-       transaction with an xid holds an exclusive lock on it). A transaction
-       holding a number <= L got its xid before L was read, so it has either
-       ended already or is in ``R``. (L, R) is the fence, kept in
+       statement) the set ``R`` of xids of the transactions running now that
+       hold a number, from ``pg_locks``: ``nextval`` locks the sequence (in
+       this database) before it hands a number out and the lock is kept until
+       the transaction ends, and every transaction with an xid holds an
+       exclusive lock on it. A transaction holding a number <= L took that
+       lock and its xid before L was read, so it has either ended already or
+       is in ``R``. Transactions of other databases on the same server, and
+       of this one that hold no number, are not waited for: any number they
+       take later is above L. (L, R) is the fence, kept in
        ``audit_chain_head``. A snapshot's xmin/xmax cannot replace R: ``xmax``
        is "latest completed xid + 1", so a running transaction with a newer
        xid is neither in ``xip`` nor counted in ``xmin`` (a test reproduces
@@ -53,9 +58,10 @@ Concurrent writers, commit order, rolled-back numbers
     process takes it within an interval, and a standby still runs a round every
     ten seconds), and each round still takes ``pg_try_advisory_xact_lock``, so
     two processes that both believe they lead never seal at once. Only the sealer writes ``audit_chain_head``. Sealing lag is
-    about two sealer intervals (default 0.25 s) plus the longest write
-    transaction; a stuck transaction (e.g. an idle-in-transaction session)
-    holds sealing back and the sealer logs it, it never guesses.
+    about two sealer intervals (default 0.25 s) plus the longest transaction
+    that holds an audit number; such a transaction left open (e.g. an
+    idle-in-transaction session) holds sealing back and the sealer logs it,
+    it never guesses.
 
 Checkpoints
     Every N events or T seconds (settings ``audit_checkpoint_events``,

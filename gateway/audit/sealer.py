@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ class SealerSettings:
     """A standby (not holding the leader lock) still runs a round every this many intervals (10 s at
     0.25 s), so sealing goes on, slower, even when the leader lock is held by no sealer at all (a
     session left behind by a transaction-mode pooler such as PgBouncer, a half-open connection)."""
+    held_warning_s: float = 30.0
+    """A fence held back this long by open transactions that hold audit numbers is logged as a warning
+    naming them (pid, application, state, since when), then again every this many seconds while held."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class ChainSealer:
         """This sealer holds :data:`LEADER_LOCK` (only with ``connect``)."""
         self._lock_conn: asyncpg.Connection | None = None
         self._standby_rounds = 0
+        self._held_since: float | None = None
+        """When (monotonic) the current fence was first found still held; None while none is."""
+        self._warned_at: float | None = None
         self.clock = clock
         self.signer = signer
         self.settings = settings
@@ -119,6 +126,10 @@ class ChainSealer:
                 bound = head_seq
                 if fence is not None and await conn.fetchval(queries["audit_fence_ready"], fence[1]):
                     bound, fence = fence[0], None
+                if fence is None:
+                    self._held_since = None
+                else:
+                    await self._report_held(conn, fence)
                 last = await conn.fetchval(queries["audit_seq_last"])
                 # read after `last`, never before
                 running = await conn.fetchval(queries["audit_running_xids"])
@@ -162,6 +173,22 @@ class ChainSealer:
             log.debug("audit events sealed", count=len(rows), head=prev_seq)
         return SealRound(locked=True, chained=len(rows), head_seq=prev_seq,
                          checkpoint_id=checkpoint[0] if checkpoint else None, more=more)
+
+    async def _report_held(self, conn: PoolConnectionProxy, fence: tuple[int, list[str]]) -> None:
+        """A fence still held: once it has been held :attr:`SealerSettings.held_warning_s`, a warning naming
+        the sessions whose transactions hold it (then again every as many seconds while it is held)."""
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since, self._warned_at = now, None
+        every = self.settings.held_warning_s
+        if now - self._held_since < every or (self._warned_at is not None and now - self._warned_at < every):
+            return
+        self._warned_at = now
+        holders = [{"pid": r["pid"], "application_name": r["application_name"], "state": r["state"],
+                    "xact_start": r["xact_start"].isoformat() if r["xact_start"] else None, "query": r["query"]}
+                   for r in await conn.fetch(queries["audit_fence_holders"], fence[1])]
+        log.warning("audit sealing is held back by open transactions that hold audit numbers",
+                    held_s=round(now - self._held_since, 1), fence_seq=fence[0], holders=holders)
 
     async def _maybe_checkpoint(self, conn: PoolConnectionProxy, now: dt.datetime, seq: int, hash_: bytes,
                                 count: int, force: bool) -> tuple[int, bytes] | None:

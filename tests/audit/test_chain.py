@@ -4,7 +4,9 @@ import asyncio
 import datetime as dt
 import uuid
 
+import asyncpg
 import pytest
+import structlog.testing
 
 from gateway.audit import live
 from gateway.audit.chain import chain_hash, leaf_hash
@@ -65,6 +67,60 @@ async def test_an_open_transaction_holding_a_lower_seq_holds_the_head_back(pool,
         await t_holder.commit()
     assert await sealer.seal_until(2) == 2
     assert [r["seq"] for r in await pool.fetch("SELECT seq FROM audit_chain ORDER BY seq")] == [1, 2]
+
+
+async def test_a_write_transaction_in_another_database_does_not_hold_the_head_back(pool, sealer, pg_admin_dsn):
+    """Only this database's writers can hold an audit number: a long write transaction of another database
+    on the same server (a batch job, a migration) must not stall sealing until it ends."""
+    other = await asyncpg.connect(pg_admin_dsn)
+    try:
+        t_other = other.transaction()
+        await t_other.start()
+        await other.execute("SELECT pg_current_xact_id()")  # an xid, held open, in the server's other database
+        await add(pool, 3)
+        assert await sealer.seal_until(3, timeout=3) == 3
+        await t_other.rollback()
+    finally:
+        await other.close()
+
+
+async def test_an_open_transaction_that_holds_no_audit_number_does_not_hold_the_head_back(pool, sealer):
+    """A transaction of this database with an xid and no audit number (say a console job that wrote
+    elsewhere) cannot commit an event numbered at or below the sequence's value read now: any number it
+    takes later is higher. It must not stall sealing; one that holds a number still does (above)."""
+    async with pool.acquire() as idle:
+        t_idle = idle.transaction()
+        await t_idle.start()
+        await idle.execute("SELECT pg_current_xact_id()")
+        await add(pool, 3)
+        assert await sealer.seal_until(3, timeout=3) == 3
+        await audit.append(idle, at=AT, actor="test", kind="late")  # seq 4: its number is above the head
+        await t_idle.commit()
+    assert await sealer.seal_until(4, timeout=3) == 4
+    assert [r["seq"] for r in await pool.fetch("SELECT seq FROM audit_chain ORDER BY seq")] == [1, 2, 3, 4]
+
+
+async def test_a_transaction_holding_the_head_back_is_named_in_the_log(pool, signer):
+    """The operator paged at night for the sealing lag finds which session holds it back (its pid, its
+    application, since when) in the sealer's warning, not only in a gauge."""
+    sealer = ChainSealer(pool, clock=FakeClock(), signer=signer, settings=SealerSettings(held_warning_s=0))
+    async with pool.acquire() as holder:
+        t_holder = holder.transaction()
+        await t_holder.start()
+        await audit.append(holder, at=AT, actor="test", kind="held")  # seq 1, still open
+        pid = await holder.fetchval("SELECT pg_backend_pid()")
+        await add(pool, 1)
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                assert (await sealer.seal_once()).head_seq == 0
+        held = [e for e in logs if e["event"].startswith("audit sealing is held back")]
+        assert held and held[-1]["log_level"] == "warning"
+        assert [h["pid"] for h in held[-1]["holders"]] == [pid]
+        assert held[-1]["fence_seq"] == 2
+        await t_holder.commit()
+    with structlog.testing.capture_logs() as logs:
+        assert await sealer.seal_until(2) == 2
+    assert not [e for e in logs if e["event"].startswith("audit sealing is held back")]
 
 
 async def test_concurrent_writers_and_sealers_give_one_chain(pool, signer):

@@ -19,11 +19,25 @@ SELECT NOT EXISTS (SELECT 1 FROM pg_locks
 SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_events_seq_gen;
 
 -- name: audit_running_xids
--- Every transaction that holds an xid (each holds an exclusive lock on it);
--- pg_locks, unlike pg_stat_activity, is read afresh on every call and shows
--- every role's transactions.
-SELECT coalesce(array_agg(DISTINCT transactionid::text), '{}') FROM pg_locks
-WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock';
+-- The xid of every running transaction that holds an audit number: nextval() locks the sequence
+-- (audit_events_seq_gen, in this database) before it hands a number out, and the lock is kept until
+-- the transaction ends; audit_next_seq() gave that transaction its xid first (each transaction holds an
+-- exclusive lock on its xid: the row of the same virtualtransaction). A transaction of another database,
+-- or of this one that holds no number, cannot commit an event numbered at or below the value read
+-- before this: it is not waited for. pg_locks, unlike pg_stat_activity, is read afresh on every call and
+-- shows every role's transactions.
+SELECT coalesce(array_agg(DISTINCT x.transactionid::text), '{}')
+  FROM pg_locks s JOIN pg_locks x ON x.virtualtransaction = s.virtualtransaction
+ WHERE s.locktype = 'relation' AND s.relation = 'audit_events_seq_gen'::regclass
+   AND s.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock';
+
+-- name: audit_fence_holders
+-- The sessions whose transactions hold a fence (the sealer's warning names them for the operator).
+SELECT a.pid, a.application_name, a.state, a.xact_start, left(a.query, 200) AS query
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.transactionid::text = ANY($1::text[])
+ ORDER BY a.xact_start;
 
 -- name: audit_unchained
 SELECT seq, at, actor, kind, message_pk, delivery_id, details FROM audit_events
