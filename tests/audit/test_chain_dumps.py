@@ -62,7 +62,9 @@ _values = st.recursive(_leaves, lambda inner: st.one_of(
     st.dictionaries(_keys, inner, max_size=6)), max_leaves=25)
 
 
-@settings(max_examples=1000, deadline=None)
+#: 300 derandomized examples, not 1,000: every mutant of gateway.core.fastjson that 1,000 caught here (a
+#: datetime or an enum let through, a list's items not looked at, keys not sorted), 300 caught too.
+@settings(max_examples=300, deadline=None)
 @given(_values)
 def test_dumps_is_json_byte_for_byte_or_refuses_as_json_does(obj):
     assert outcome(chain.dumps, obj) == outcome(reference, obj)

@@ -26,6 +26,7 @@ from gateway.core.errors import ConfigError
 from gateway.core.settings import Settings
 from gateway.core.signing import build_trust
 from pki.certfactory import CertFactory, Issued, agency_name, simple_name
+from pki.fetch import FetchPolicy
 from pki.keys import FileSigner
 from pki.sign import sign_envelope
 from tests.support import CMI, OPM, TOKENS, directory_dict, letter_bytes
@@ -87,13 +88,17 @@ async def test_an_untrusted_signer_makes_no_connection_and_is_refused_at_once(ma
                                                                              revocation):
     # the trap's host is even allowed: what matters is that nobody vouches for the chain
     client = await make_client(require_signature=True, seal=True, revocation=revocation, fetch_allow="127.0.0.1")
-    for n in range(2):  # two letters, each with a fresh rogue chain
+    elapsed = []
+    for n in range(3):  # three letters, each with a fresh rogue chain
         t0 = time.monotonic()
         r = await client.post("/v1/messages", data=rogue_letter(trap, f"rogue-{n}"), headers=auth())
-        elapsed = time.monotonic() - t0
+        elapsed.append(time.monotonic() - t0)
         assert (r.status, (await r.json())["code"]) == (422, "certificate.untrusted")
-        assert elapsed < 0.5, elapsed
     assert trap.connections == 0 and trap.received == b""
+    # refused at once: no letter waited for anything. A fetch from the trap, which never answers, costs every
+    # letter at least the fetch timeout; so would any other wait before the refusal. The fastest of three, not
+    # each (a fixed bound on each letter, 0.5 s, failed when other work held the machine's two cores).
+    assert min(elapsed) < FetchPolicy().timeout, elapsed
     counted = await fetch_metrics(client)
     assert counted[("issuer", "refused_untrusted")] >= 2
     assert counted[("ocsp", "refused_untrusted")] >= 2 and counted[("crl", "refused_untrusted")] >= 2
@@ -102,14 +107,18 @@ async def test_an_untrusted_signer_makes_no_connection_and_is_refused_at_once(ma
 
 async def test_an_ocsp_host_not_allowed_is_not_asked_and_soft_fail_records_it(make_client, pool, trap, dev_pki):
     client = await make_client(require_signature=True, seal=True, revocation="soft-fail")  # default allow-list
-    t0 = time.monotonic()
-    r = await client.post("/v1/messages", data=trusted_letter(dev_pki, "soft-unknown", ocsp=[trap.url("/ocsp")]),
-                          headers=auth())
-    assert r.status == 202, await r.text()
-    assert time.monotonic() - t0 < 1.0
+    elapsed = []
+    for n in range(2):
+        t0 = time.monotonic()
+        r = await client.post("/v1/messages", headers=auth(),
+                              data=trusted_letter(dev_pki, f"soft-unknown-{n}", ocsp=[trap.url("/ocsp")]))
+        elapsed.append(time.monotonic() - t0)
+        assert r.status == 202, await r.text()
+    assert min(elapsed) < FetchPolicy().timeout, elapsed  # as above: asking the trap costs at least the timeout
     assert trap.connections == 0
-    assert (await accepted_facts(pool))["revocation"] == "unknown"
-    assert (await fetch_metrics(client))[("ocsp", "refused_host")] == 1
+    rows = await pool.fetch("SELECT details FROM audit_events WHERE kind = 'message.accepted'")
+    assert [(json.loads(d) if isinstance(d, str) else d)["revocation"] for (d,) in rows] == ["unknown", "unknown"]
+    assert (await fetch_metrics(client))[("ocsp", "refused_host")] == 2
 
 
 async def test_an_ocsp_host_not_allowed_under_hard_fail_is_revocation_unknown(make_client, pool, trap, dev_pki):

@@ -40,7 +40,7 @@ _values = st.recursive(_leaves, lambda inner: st.one_of(
     max_leaves=20)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=1000, deadline=None)  # 300 (derandomized) missed plain() letting a datetime through
 @given(_values)
 def test_the_same_value_as_before(value):
     assert canonical(encode_json(value)) == canonical(before(value))
@@ -81,7 +81,9 @@ _read = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**80), 2
                      max_leaves=20)
 
 
-@settings(max_examples=1000, deadline=None)
+#: 300 derandomized examples, not 1,000: every mutant of gateway.core.fastjson.plain that 1,000 caught here
+#: (floats let through, a list's items not looked at), 300 caught too.
+@settings(max_examples=300, deadline=None)
 @given(_read, st.sampled_from([{}, {"separators": (",", ":")}, {"ensure_ascii": True}, {"indent": 1}]))
 def test_decode_json_reads_what_json_reads_with_the_same_types(value, style):
     text = json.dumps(value, **style)
