@@ -73,12 +73,11 @@ def test_a_delivery_receipts_signature_is_receipt_and_a_log_call_logging():
     assert [classify(sign), classify(build), classify(log)] == ["receipt", "receipt", "logging"]
 
 
-def test_a_submit_profile_names_no_delivery_stage_and_an_end_to_end_one_does(tmp_path):
+def test_a_submit_profile_names_no_delivery_stage_and_an_end_to_end_one_does():
     """bench/submit.py's table takes every stage StackSampler.shares names: the delivery's stages appear
     only when sampled, so its table and its figures line are what they were."""
     sampler = StackSampler(pid=0)
     try:
-        sampler.out = tmp_path / "stacks.txt"
         sampler.out.write_text(f"{';'.join(ROOT)} 3\n{';'.join(SUBMIT_DB)} 1\n")
         shares = sampler.shares()
         assert list(shares) == SUBMIT_STAGES
