@@ -9,6 +9,7 @@ gets a fresh clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -130,8 +131,7 @@ async def _admin(pg_admin_dsn, sql: str) -> None:
 class _Admin:
     """One connection for the session's CREATE and DROP DATABASE statements, opened again if it was lost: a
     connection per statement cost a server process start each, two per test. Between statements it is idle,
-    in no transaction, so it holds no transaction id (the audit sealer's fence reads ``pg_locks`` for the
-    whole server; a transaction open here would hold back every test's sealing)."""
+    in no transaction: it holds no transaction id and no lock of any test's database."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -164,13 +164,22 @@ async def pg_admin(pg_admin_dsn):
 CLONE = "STRATEGY FILE_COPY"
 
 
+@contextlib.asynccontextmanager
+async def cloned_database(pg_admin_dsn: str, pg_admin: _Admin, template_db: str, prefix: str = "t"):
+    """The DSN of a fresh database cloned from the migrated template, dropped (with force) on leaving."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" {CLONE}')
+    try:
+        yield _dsn_for(pg_admin_dsn, name)
+    finally:
+        await pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest_asyncio.fixture
 async def database_url(pg_admin_dsn, pg_admin, template_db):
     """A fresh database cloned from the migrated template; dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    await pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" {CLONE}')
-    yield _dsn_for(pg_admin_dsn, name)
-    await pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with cloned_database(pg_admin_dsn, pg_admin, template_db) as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture

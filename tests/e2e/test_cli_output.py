@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,7 +35,7 @@ from gateway.audit.stamping import StampingJob
 from gateway.audit.tsa import http_digest_stamper
 from gateway.core.clock import FakeClock
 from tests.audit.test_stamping import accept_letters, tsa_now  # noqa: F401  (fixture)
-from tests.conftest import CLONE, _dsn_for
+from tests.conftest import cloned_database
 from tests.support import (
     CMI,
     KKN,
@@ -59,25 +58,24 @@ async def gateway(pg_admin_dsn, pg_admin, template_db):
     """One ``gateway serve`` process and its database for the whole module (a process and a clone per test
     were ~3-5 s each): the tests read what the CLI prints, which no other test's letters change. Each test
     uses message ids of its own; only test_inbox_list sends to KKN (its inbox starts empty)."""
-    name = f"cli_{uuid.uuid4().hex[:12]}"
-    await pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" {CLONE}')
-    workdir = Path(tempfile.mkdtemp(prefix="sgw-cli-", dir="/tmp"))
-    port = free_port()
-    directory = write_directory(workdir / "directory.json", {CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}})
-    env = gateway_env(database_url=_dsn_for(pg_admin_dsn, name), directory=directory, port=port,
-                      data_dir=workdir / "data", GATEWAY_RATE_PER_AGENCY="0")
-    gw = CliGateway(env=env, port=port, log_path=workdir / "serve.log")
-    gw.start()
-    try:
-        await gw.wait_ready(timeout=60)
-        gw.forks = Forks(cli_env(gw), workdir / "runs")
-        yield gw
-    finally:
-        if gw.forks is not None:
-            gw.forks.close()
-        gw.stop()
-        await pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(workdir, ignore_errors=True)
+    async with cloned_database(pg_admin_dsn, pg_admin, template_db, prefix="cli") as dsn:
+        workdir = Path(tempfile.mkdtemp(prefix="sgw-cli-", dir="/tmp"))
+        port = free_port()
+        directory = write_directory(workdir / "directory.json",
+                                    {CMI: {"kind": "push", "url": "http://127.0.0.1:9/x"}})
+        env = gateway_env(database_url=dsn, directory=directory, port=port, data_dir=workdir / "data",
+                          GATEWAY_RATE_PER_AGENCY="0")
+        gw = CliGateway(env=env, port=port, log_path=workdir / "serve.log")
+        gw.start()
+        try:
+            await gw.wait_ready(timeout=60)
+            gw.forks = Forks(cli_env(gw), workdir / "runs")
+            yield gw
+        finally:
+            if gw.forks is not None:
+                gw.forks.close()
+            gw.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def data_dir(gw: GatewayProcess) -> Path:
